@@ -1,0 +1,105 @@
+//! Command-line interface: argument definitions, the shared context (data dir and site policy)
+//! and dispatch to one module per subcommand. Human output by default, `--json` for machines.
+
+mod output;
+mod plugin;
+mod policy;
+mod run;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use warden::{Runner, SitePolicy};
+
+/// Warden: run sandboxed WebAssembly automation plugins under a site policy.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (plugin store, caches, state). Default: the policy's `data-dir`, else a
+    /// per-user location (Linux: ~/.local/share/warden).
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Site policy file (TOML). Default: <data-dir>/warden.toml if present, else the embedded default.
+    #[arg(long = "config", env = "WARDEN_CONFIG", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More runner logs on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install, list, inspect and remove plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run a plugin: discover, check, or plan/apply a remediation.
+    Run(run::RunArgs),
+    /// Show the site policy in force.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The data dir and policy every subcommand works with.
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub policy: SitePolicy,
+    pub policy_origin: String,
+    pub json: bool,
+}
+
+impl Context {
+    fn load(cli: &Cli) -> Result<Context> {
+        let (policy, origin) = match &cli.policy {
+            Some(path) => (SitePolicy::load(path)?, path.display().to_string()),
+            None => {
+                let candidate = cli.data_dir.clone().or_else(default_data_dir).map(|d| d.join("warden.toml"));
+                match candidate {
+                    Some(path) if path.exists() => (SitePolicy::load(&path)?, path.display().to_string()),
+                    _ => (SitePolicy::embedded_default(), "embedded default".to_string()),
+                }
+            }
+        };
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or_else(|| policy.data_dir.clone())
+            .or_else(default_data_dir)
+            .context("no data directory: pass --data-dir or set WARDEN_DATA_DIR")?;
+        Ok(Context { data_dir, policy, policy_origin: origin, json: cli.json })
+    }
+
+    pub fn runner(&self) -> Result<Runner> {
+        Runner::new(&self.data_dir, self.policy.clone())
+            .with_context(|| format!("cannot open the data directory {}", self.data_dir.display()))
+    }
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    dirs::data_local_dir().map(|d| d.join("warden"))
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let cx = Context::load(&cli)?;
+    match cli.command {
+        Command::Plugin(cmd) => plugin::run(&cx, cmd),
+        Command::Run(args) => run::run(&cx, args),
+        Command::Policy(cmd) => policy::run(&cx, cmd),
+    }
+}

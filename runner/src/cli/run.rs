@@ -1,0 +1,76 @@
+//! `warden run <PLUGIN>`: discover, check, plan, or plan then apply.
+
+use super::Context;
+use super::output::{print_json, print_report};
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use warden::manifest::Role;
+use warden::report::{Invocation, Output};
+use warden::{RunRequest, Runner};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Installed plugin name.
+    pub plugin: String,
+    /// Plugin configuration as JSON.
+    #[arg(long, value_name = "JSON", conflicts_with = "config_file")]
+    pub config: Option<String>,
+    /// Plugin configuration from a JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Remediation: only plan, change nothing (the default for remediations).
+    #[arg(long, conflicts_with = "apply")]
+    pub plan: bool,
+    /// Remediation: plan, then apply exactly that plan.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+fn read_config(args: &RunArgs) -> Result<serde_json::Value> {
+    let text = match (&args.config, &args.config_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        (None, None) => return Ok(serde_json::json!({})),
+    };
+    serde_json::from_str(&text).context("--config is not valid JSON")
+}
+
+pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
+    let config = read_config(&args)?;
+    let runner = cx.runner()?;
+    let (installed, _) = runner.inspect(&args.plugin)?;
+    let role = installed.manifest.role;
+    let first = match role {
+        Role::Discovery => Invocation::Discover,
+        Role::Check => Invocation::Check,
+        Role::Remediation | Role::CheckRemediation if args.plan || args.apply => Invocation::Plan,
+        Role::CheckRemediation => Invocation::Check,
+        Role::Remediation => Invocation::Plan,
+    };
+    if (args.plan || args.apply) && !role.may_change_machine() {
+        bail!("`{}` is a {role} plugin; --plan and --apply are for remediation plugins", args.plugin);
+    }
+    let mut reports = vec![execute(&runner, &args.plugin, &config, first, cx.json)];
+    if args.apply {
+        if let Ok(Output::Plan(actions)) = &reports[0].result {
+            let actions = actions.clone();
+            reports.push(execute(&runner, &args.plugin, &config, Invocation::Apply(actions), cx.json));
+        }
+    }
+    if cx.json {
+        print_json(&reports)?;
+    }
+    let failed = reports.iter().any(|r| r.result.is_err());
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn execute(runner: &Runner, plugin: &str, config: &serde_json::Value, invocation: Invocation, json: bool) -> warden::RunReport {
+    let req = RunRequest::new(plugin, invocation).with_config(config.clone());
+    let report = runner.run(&req);
+    if !json {
+        print_report(&report);
+    }
+    report
+}

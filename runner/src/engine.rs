@@ -1,0 +1,138 @@
+//! The wasmtime engine shared by every run: component model, epoch interruption driven by a
+//! ticker thread (so deadlines interrupt running wasm), bounded wasm stack, and the on-disk
+//! precompiled cache keyed by component sha256 and the engine's compatibility hash.
+
+use crate::limits::DEFAULT_WASM_STACK_BYTES;
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances; deadlines are checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Build the engine.
+pub fn new_engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(DEFAULT_WASM_STACK_BYTES);
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("warden-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map(drop)
+            .unwrap_or_else(|e| tracing::error!("cannot start the epoch ticker, deadlines will not interrupt wasm: {e}"));
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Feeds `Hash` into sha256, for a key that is stable across processes.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Precompiled components on disk.
+pub struct CompileCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+/// Whether a component came from the cache or was compiled now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheOutcome {
+    Hit,
+    Compiled,
+}
+
+impl CompileCache {
+    pub fn new(dir: &Path, engine: &Engine) -> CompileCache {
+        let mut h = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = hex::encode(&h.0.finalize()[..8]);
+        CompileCache { dir: dir.to_path_buf(), engine_key }
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
+    }
+
+    /// Load the precompiled component, or compile `bytes()` and store it for next time.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        sha256: &str,
+        bytes: impl FnOnce() -> Result<Vec<u8>, crate::error::RunError>,
+    ) -> Result<(Component, CacheOutcome), crate::error::RunError> {
+        let path = self.path(sha256);
+        if path.exists() {
+            match deserialize(engine, &path) {
+                Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                Err(e) => tracing::warn!("discarding unusable precompiled {}: {e:#}", path.display()),
+            }
+        }
+        let bytes = bytes()?;
+        let compiled = engine
+            .precompile_component(&bytes)
+            .map_err(|e| crate::error::RunError::InvalidComponent { reason: format!("{e:#}") })?;
+        if let Err(e) = crate::fsutil::write_atomic(&path, &compiled) {
+            tracing::warn!("cannot cache precompiled component at {}: {e}", path.display());
+        }
+        let component = deserialize_fresh(engine, &compiled)
+            .map_err(|e| crate::error::RunError::InvalidComponent { reason: format!("{e:#}") })?;
+        Ok((component, CacheOutcome::Compiled))
+    }
+}
+
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file is one this runner wrote (atomically) into its own data dir, named by the
+    // component's sha256 and the engine's compatibility hash; wasmtime also checks the header.
+    // Whoever can write the data dir can already replace the runner's own state.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[allow(unsafe_code)]
+fn deserialize_fresh(engine: &Engine, compiled: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `compiled` was produced a moment ago by `precompile_component` on this engine.
+    unsafe { Component::deserialize(engine, compiled) }
+}

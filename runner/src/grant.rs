@@ -1,0 +1,382 @@
+//! The effective grant of a plugin: what its manifest requests intersected with what the site
+//! policy allows. Every capability call is checked here, through [`Grant::authorize`], whose
+//! exhaustive `match` over [`Operation`] means an unmapped operation cannot compile.
+
+use crate::limits::RunLimits;
+use crate::manifest::{Manifest, Role, SysinfoCategory};
+use crate::policy::SitePolicy;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// A program the plugin may run: its argv must satisfy both the manifest's and the policy's patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecGrant {
+    pub program: String,
+    pub manifest_args: Vec<String>,
+    pub policy_args: Vec<String>,
+}
+
+/// What one plugin may do on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub plugin: String,
+    pub role: Role,
+    pub exec: Vec<ExecGrant>,
+    pub fs_read: Vec<PathBuf>,
+    pub fs_write: Vec<PathBuf>,
+    pub sysinfo: BTreeSet<SysinfoCategory>,
+    pub kv_quota_bytes: Option<u64>,
+    pub http: Vec<String>,
+    pub services: Vec<String>,
+    pub service_control: bool,
+    pub limits: RunLimits,
+}
+
+/// A request the policy refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub capability: String,
+    pub requested: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}` ({})", self.capability, self.requested, self.reason)
+    }
+}
+
+/// Requested versus granted, for `warden plugin inspect` and for refusing a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantReport {
+    pub grant: Grant,
+    pub refusals: Vec<Refusal>,
+}
+
+/// One capability operation, as the chokepoint sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Operation<'a> {
+    Exec { program: &'a str, args: &'a [String] },
+    FsRead { path: &'a Path },
+    FsWrite { path: &'a Path },
+    Sysinfo { category: SysinfoCategory },
+    Kv { key: &'a str },
+    Http { host: &'a str },
+    ServiceStatus { name: &'a str },
+    ServiceControl { name: &'a str, action: &'a str },
+}
+
+impl Operation<'_> {
+    /// The capability (WIT interface) name.
+    pub fn capability(&self) -> &'static str {
+        match self {
+            Operation::Exec { .. } => "exec",
+            Operation::FsRead { .. } => "fs",
+            Operation::FsWrite { .. } => "fs-write",
+            Operation::Sysinfo { .. } => "sysinfo",
+            Operation::Kv { .. } => "kv",
+            Operation::Http { .. } => "http",
+            Operation::ServiceStatus { .. } => "service",
+            Operation::ServiceControl { .. } => "service-control",
+        }
+    }
+}
+
+impl Grant {
+    /// Resolve the grant of `manifest` under `policy`.
+    pub fn resolve(manifest: &Manifest, policy: &SitePolicy) -> GrantReport {
+        let mut refusals = Vec::new();
+        let mut refuse = |capability: &str, requested: String, reason: &str| {
+            refusals.push(Refusal { capability: capability.into(), requested, reason: reason.into() })
+        };
+        let caps = &manifest.capabilities;
+        let allow = &policy.allow;
+
+        let mut exec = Vec::new();
+        for rule in &caps.exec {
+            match allow.exec.iter().find(|p| p.program == rule.program) {
+                Some(p) => exec.push(ExecGrant {
+                    program: rule.program.clone(),
+                    manifest_args: rule.args.clone(),
+                    policy_args: p.args.clone(),
+                }),
+                None => refuse("exec", rule.program.clone(), "program not allowed by the site policy"),
+            }
+        }
+        let fs_read = intersect_paths(&caps.fs.read, &allow.fs_read, "fs.read", &mut refuse);
+        let fs_write = intersect_paths(&caps.fs.write, &allow.fs_write, "fs.write", &mut refuse);
+        let mut sysinfo = BTreeSet::new();
+        for c in &caps.sysinfo {
+            if allow.sysinfo.contains(c) {
+                sysinfo.insert(*c);
+            } else {
+                refuse("sysinfo", c.as_str().into(), "category not allowed by the site policy");
+            }
+        }
+        let kv_quota_bytes = match &caps.kv {
+            None => None,
+            Some(_) if !allow.kv => {
+                refuse("kv", "state".into(), "kv is not allowed by the site policy");
+                None
+            }
+            Some(kv) if kv.quota_bytes > policy.limits.max_kv_quota_bytes => {
+                refuse(
+                    "kv",
+                    format!("{} bytes", kv.quota_bytes),
+                    &format!("quota above the site maximum of {} bytes", policy.limits.max_kv_quota_bytes),
+                );
+                None
+            }
+            Some(kv) => Some(kv.quota_bytes),
+        };
+        let mut http = Vec::new();
+        for h in &caps.http {
+            if allow.http.iter().any(|a| a.eq_ignore_ascii_case(h)) {
+                http.push(h.to_ascii_lowercase());
+            } else {
+                refuse("http", h.clone(), "host not allowed by the site policy");
+            }
+        }
+        let mut services = Vec::new();
+        for s in &caps.services {
+            if allow.services.contains(s) {
+                services.push(s.clone());
+            } else {
+                refuse("services", s.clone(), "service not allowed by the site policy");
+            }
+        }
+        let service_control = manifest.role.may_change_machine() && !services.is_empty() && allow.service_control;
+        if manifest.role.may_change_machine() && !caps.services.is_empty() && !allow.service_control {
+            refuse("service-control", caps.services.join(","), "the site policy does not allow service control");
+        }
+
+        let l = &policy.limits;
+        let memory_mb = manifest.limits.memory_mb.unwrap_or(l.default_memory_mb);
+        if memory_mb > l.max_memory_mb {
+            refuse("limits.memory-mb", memory_mb.to_string(), &format!("above the site maximum of {} MB", l.max_memory_mb));
+        }
+        let timeout_ms = manifest.limits.timeout_ms.unwrap_or(l.default_timeout_ms);
+        if timeout_ms > l.max_timeout_ms {
+            refuse("limits.timeout-ms", timeout_ms.to_string(), &format!("above the site maximum of {} ms", l.max_timeout_ms));
+        }
+        let limits = RunLimits {
+            memory_bytes: memory_mb.min(l.max_memory_mb) << 20,
+            timeout: Duration::from_millis(timeout_ms.min(l.max_timeout_ms)),
+            log_bytes: l.log_bytes,
+            exec_output_bytes: l.exec_output_bytes,
+            exec_timeout: Duration::from_millis(l.exec_timeout_ms),
+            fs_file_bytes: l.fs_file_bytes,
+            fs_list_entries: l.fs_list_entries,
+        };
+        let grant = Grant {
+            plugin: manifest.name.clone(),
+            role: manifest.role,
+            exec,
+            fs_read,
+            fs_write,
+            sysinfo,
+            kv_quota_bytes,
+            http,
+            services,
+            service_control,
+            limits,
+        };
+        GrantReport { grant, refusals }
+    }
+
+    /// The single permission check. `Err` carries the reason, for the plugin and the audit record.
+    pub fn authorize(&self, op: &Operation<'_>) -> Result<(), String> {
+        match op {
+            Operation::Exec { program, args } => {
+                let rule = self
+                    .exec
+                    .iter()
+                    .find(|g| g.program == *program)
+                    .ok_or_else(|| format!("program `{program}` is not granted"))?;
+                for arg in args.iter() {
+                    if !matches_any(&rule.manifest_args, arg) || !matches_any(&rule.policy_args, arg) {
+                        return Err(format!("argument `{}` of `{program}` is not granted", arg.escape_debug()));
+                    }
+                }
+                Ok(())
+            }
+            Operation::FsRead { path } => {
+                // Writable paths are readable too: a remediation must see what it changes.
+                let roots = self.fs_read.iter().chain(&self.fs_write);
+                under_any(roots, path).ok_or_else(|| format!("`{}` is not under a granted path", path.display()))
+            }
+            Operation::FsWrite { path } => under_any(self.fs_write.iter(), path)
+                .ok_or_else(|| format!("`{}` is not under a path granted for writing", path.display())),
+            Operation::Sysinfo { category } => {
+                if self.sysinfo.contains(category) {
+                    Ok(())
+                } else {
+                    Err(format!("sysinfo `{}` is not granted", category.as_str()))
+                }
+            }
+            Operation::Kv { .. } => self.kv_quota_bytes.map(|_| ()).ok_or_else(|| "kv is not granted".to_string()),
+            Operation::Http { host } => {
+                if self.http.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                    Ok(())
+                } else {
+                    Err(format!("host `{host}` is not granted"))
+                }
+            }
+            Operation::ServiceStatus { name } => {
+                if self.services.iter().any(|s| s == name) {
+                    Ok(())
+                } else {
+                    Err(format!("service `{name}` is not granted"))
+                }
+            }
+            Operation::ServiceControl { name, action } => {
+                if self.service_control && self.services.iter().any(|s| s == name) {
+                    Ok(())
+                } else {
+                    Err(format!("{action} of service `{name}` is not granted"))
+                }
+            }
+        }
+    }
+
+    /// The WIT interfaces this grant lets the plugin import (besides `log`, `types` and WASI).
+    pub fn grants_interface(&self, interface: &str) -> bool {
+        match interface {
+            "exec" => !self.exec.is_empty(),
+            "fs" => !self.fs_read.is_empty() || !self.fs_write.is_empty(),
+            "fs-write" => !self.fs_write.is_empty(),
+            "sysinfo" => !self.sysinfo.is_empty(),
+            "kv" => self.kv_quota_bytes.is_some(),
+            "http" => !self.http.is_empty(),
+            "service" => !self.services.is_empty(),
+            "service-control" => self.service_control,
+            _ => false,
+        }
+    }
+}
+
+fn matches_any(patterns: &[String], arg: &str) -> bool {
+    let options = glob::MatchOptions { case_sensitive: true, require_literal_separator: false, require_literal_leading_dot: false };
+    patterns
+        .iter()
+        .any(|p| glob::Pattern::new(p).map(|pat| pat.matches_with(arg, options)).unwrap_or(false))
+}
+
+fn under_any<'a>(mut roots: impl Iterator<Item = &'a PathBuf>, path: &Path) -> Option<()> {
+    let path = normalize(path)?;
+    roots.any(|root| normalize(root).is_some_and(|r| path.starts_with(&r))).then_some(())
+}
+
+/// Lexical normalisation of an absolute path: drops `.` and trailing separators, applies `..`
+/// (refusing to climb above the root). `None` for relative paths or paths climbing out.
+pub fn normalize(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => out.push(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Normal(part) => out.push(part),
+        }
+    }
+    Some(out)
+}
+
+fn intersect_paths(
+    requested: &[PathBuf],
+    allowed: &[PathBuf],
+    capability: &str,
+    refuse: &mut impl FnMut(&str, String, &str),
+) -> Vec<PathBuf> {
+    let mut granted = Vec::new();
+    for r in requested {
+        let Some(r) = normalize(r) else {
+            refuse(capability, r.display().to_string(), "not a normal absolute path");
+            continue;
+        };
+        let mut any = false;
+        for a in allowed.iter().filter_map(|a| normalize(a)) {
+            if r.starts_with(&a) {
+                granted.push(r.clone());
+                any = true;
+            } else if a.starts_with(&r) {
+                // The policy is narrower than the request: grant the policy's path.
+                granted.push(a);
+                any = true;
+            }
+        }
+        if !any {
+            refuse(capability, r.display().to_string(), "path not allowed by the site policy");
+        }
+    }
+    granted.sort();
+    granted.dedup();
+    granted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(caps: &str) -> Manifest {
+        Manifest::parse(&format!("name = \"t\"\nversion = \"1.0.0\"\nrole = \"remediation\"\n{caps}"))
+            .expect("test manifest")
+    }
+
+    fn policy(allow: &str) -> SitePolicy {
+        SitePolicy::parse(&format!("[allow]\n{allow}"), "test").expect("test policy")
+    }
+
+    #[test]
+    fn effective_grant_is_the_intersection() {
+        let m = manifest("[capabilities]\nsysinfo = [\"os\", \"processes\"]\n[capabilities.fs]\nwrite = [\"/tmp\"]");
+        let p = policy("sysinfo = [\"os\"]\nfs-write = [\"/tmp/scratch\"]");
+        let report = Grant::resolve(&m, &p);
+        assert_eq!(report.grant.sysinfo.iter().copied().collect::<Vec<_>>(), vec![SysinfoCategory::Os]);
+        assert_eq!(report.grant.fs_write, vec![PathBuf::from("/tmp/scratch")]);
+        assert_eq!(report.refusals.len(), 1);
+        assert_eq!(report.refusals[0].requested, "processes");
+    }
+
+    #[test]
+    fn exec_arguments_must_match_manifest_and_policy() {
+        let m = manifest("[capabilities]\nexec = [{ program = \"/bin/echo\", args = [\"hello\", \"-n\"] }]");
+        let p = policy("exec = [{ program = \"/bin/echo\", args = [\"h*\"] }]");
+        let g = Grant::resolve(&m, &p).grant;
+        let ok = ["hello".to_string()];
+        let not_in_policy = ["-n".to_string()];
+        assert!(g.authorize(&Operation::Exec { program: "/bin/echo", args: &ok }).is_ok());
+        assert!(g.authorize(&Operation::Exec { program: "/bin/echo", args: &not_in_policy }).is_err());
+        assert!(g.authorize(&Operation::Exec { program: "/bin/sh", args: &ok }).is_err());
+    }
+
+    #[test]
+    fn lexical_escapes_are_refused() {
+        let m = manifest("[capabilities.fs]\nwrite = [\"/tmp/scratch\"]");
+        let p = policy("fs-write = [\"/tmp/scratch\"]");
+        let g = Grant::resolve(&m, &p).grant;
+        let op = |p: &'static str| Operation::FsWrite { path: Path::new(p) };
+        assert!(g.authorize(&op("/tmp/scratch/a")).is_ok());
+        assert!(g.authorize(&op("/tmp/scratch/")).is_ok());
+        assert!(g.authorize(&op("/tmp/scratch/../x")).is_err());
+        assert!(g.authorize(&op("/tmp/scratchy")).is_err());
+        assert!(g.authorize(&op("relative")).is_err());
+        assert!(g.authorize(&op("/../../tmp/scratch/../../etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn normalize_handles_dots_and_trailing_slashes() {
+        assert_eq!(normalize(Path::new("/a/./b/../c/")), Some(PathBuf::from("/a/c")));
+        assert_eq!(normalize(Path::new("/..")), None);
+        assert_eq!(normalize(Path::new("a/b")), None);
+    }
+}

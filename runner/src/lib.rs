@@ -1,0 +1,33 @@
+//! Warden: a WebAssembly-extensible automation runner for managed IT service providers.
+//!
+//! Plugins are WebAssembly components (WIT package `warden:plugin`, in `wit/`) that discover,
+//! check and remediate. The [`Runner`] loads them from a content-addressed store, grants each
+//! only what its manifest requests and the site policy allows, and contains them with limits.
+
+pub mod bindings;
+pub mod capabilities;
+pub mod config_schema;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod grant;
+pub mod install;
+pub mod interfaces;
+pub mod kv_store;
+pub mod limits;
+pub mod manifest;
+pub mod names;
+pub mod policy;
+pub mod process;
+pub mod report;
+pub mod runtime;
+pub mod service_manager;
+pub mod store;
+
+pub use capabilities::CancelToken;
+pub use error::RunError;
+pub use limits::Limit;
+pub use manifest::Manifest;
+pub use policy::SitePolicy;
+pub use report::{Invocation, Output, RunReport};
+pub use runtime::{RunRequest, Runner};

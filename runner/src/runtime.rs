@@ -1,0 +1,347 @@
+//! The runner: resolves a plugin's grant, validates its configuration, loads its component (from
+//! the precompiled cache), instantiates it in a fresh store with its limits, calls the export for
+//! the requested invocation, and turns whatever happens into a [`RunReport`].
+
+use crate::bindings::{RunnerHost, check, discovery, remediation};
+use crate::capabilities::{CancelToken, HostState, MemoryLimiter, RunContext};
+use crate::engine::{CacheOutcome, CompileCache, EpochTicker, new_engine};
+use crate::error::RunError;
+use crate::grant::{Grant, GrantReport};
+use crate::install::{InstallError, InstallReport};
+use crate::kv_store::KvStore;
+use crate::limits::Limit;
+use crate::policy::SitePolicy;
+use crate::report::{Invocation, Output, PluginRef, RunReport};
+use crate::service_manager::ServiceManager;
+use crate::store::{InstalledPlugin, PluginStore};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// A component ready to instantiate, with the checks already done.
+struct Prepared {
+    pre: InstancePre<HostState>,
+}
+
+/// What a caller asks the runner to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub plugin: String,
+    pub config: serde_json::Value,
+    pub invocation: Invocation,
+    pub cancel: CancelToken,
+}
+
+impl RunRequest {
+    pub fn new(plugin: &str, invocation: Invocation) -> RunRequest {
+        RunRequest {
+            plugin: plugin.to_string(),
+            config: serde_json::Value::Object(Default::default()),
+            invocation,
+            cancel: CancelToken::default(),
+        }
+    }
+
+    pub fn with_config(mut self, config: serde_json::Value) -> RunRequest {
+        self.config = config;
+        self
+    }
+}
+
+/// Counts live instances against the policy's limit.
+struct InstanceSlot<'a>(&'a AtomicU32);
+
+impl Drop for InstanceSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The sandboxed plugin runner. Cheap to share across threads (`&Runner` is `Sync`).
+pub struct Runner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    store: PluginStore,
+    cache: CompileCache,
+    policy: SitePolicy,
+    services: Arc<dyn ServiceManager>,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    live: AtomicU32,
+    _ticker: EpochTicker,
+}
+
+impl Runner {
+    /// A runner over the store in `data_dir`, under `policy`.
+    pub fn new(data_dir: &Path, policy: SitePolicy) -> Result<Runner, RunError> {
+        let services: Arc<dyn ServiceManager> = Arc::from(crate::service_manager::from_config(&policy.services));
+        Runner::with_services(data_dir, policy, services)
+    }
+
+    /// Same, with a given service manager (tests use a scripted one).
+    pub fn with_services(data_dir: &Path, policy: SitePolicy, services: Arc<dyn ServiceManager>) -> Result<Runner, RunError> {
+        let engine = new_engine().map_err(RunError::internal)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RunError::internal)?;
+        RunnerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(RunError::internal)?;
+        let store = PluginStore::open(data_dir).map_err(|e| RunError::Store { message: e.to_string() })?;
+        let cache = CompileCache::new(&data_dir.join("cache"), &engine);
+        let ticker = EpochTicker::start(&engine);
+        Ok(Runner {
+            engine,
+            linker,
+            store,
+            cache,
+            policy,
+            services,
+            prepared: Mutex::new(HashMap::new()),
+            live: AtomicU32::new(0),
+            _ticker: ticker,
+        })
+    }
+
+    pub fn policy(&self) -> &SitePolicy {
+        &self.policy
+    }
+
+    pub fn store(&self) -> &PluginStore {
+        &self.store
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.store.data_dir().to_path_buf()
+    }
+
+    /// Plugin instances alive right now.
+    pub fn live_instances(&self) -> u32 {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Requested versus granted for an installed plugin.
+    pub fn inspect(&self, name: &str) -> Result<(InstalledPlugin, GrantReport), RunError> {
+        let installed = self.installed(name)?;
+        let report = Grant::resolve(&installed.manifest, &self.policy);
+        Ok((installed, report))
+    }
+
+    fn installed(&self, name: &str) -> Result<InstalledPlugin, RunError> {
+        self.store
+            .get(name)
+            .map_err(|e| RunError::Store { message: e.to_string() })?
+            .ok_or_else(|| RunError::PluginNotFound { name: name.to_string() })
+    }
+
+    /// Validate and install the plugin directory at `dir` (manifest + component).
+    pub fn install_dir(&self, dir: &Path) -> Result<InstallReport, InstallError> {
+        crate::install::install_dir(self, dir)
+    }
+
+    /// Compile (or load precompiled) and check a component against its manifest.
+    pub(crate) fn compile_checked(
+        &self,
+        manifest: &crate::manifest::Manifest,
+        sha256: &str,
+        bytes: impl FnOnce() -> Result<Vec<u8>, RunError>,
+    ) -> Result<(InstancePre<HostState>, Vec<String>, CacheOutcome), RunError> {
+        let (component, cache) = self.cache.load_or_compile(&self.engine, sha256, bytes)?;
+        let warnings = crate::interfaces::check(&self.engine, &component, manifest)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RunError::InvalidComponent { reason: format!("{e:#}") })?;
+        Ok((pre, warnings, cache))
+    }
+
+    fn prepare(&self, installed: &InstalledPlugin) -> Result<(Arc<Prepared>, Option<CacheOutcome>), RunError> {
+        let key = &installed.sha256;
+        if let Some(p) = self.prepared.lock().map_err(RunError::internal)?.get(key) {
+            return Ok((p.clone(), None));
+        }
+        let (pre, _warnings, cache) = self.compile_checked(&installed.manifest, key, || {
+            self.store.read_component(key).map_err(|e| RunError::Store { message: e.to_string() })
+        })?;
+        let prepared = Arc::new(Prepared { pre });
+        self.prepared.lock().map_err(RunError::internal)?.insert(key.clone(), prepared.clone());
+        Ok((prepared, Some(cache)))
+    }
+
+    /// Forget prepared state of components no longer installed under `name`.
+    pub(crate) fn forget(&self, sha256: &str) {
+        if let Ok(mut p) = self.prepared.lock() {
+            p.remove(sha256);
+        }
+    }
+
+    /// Run a plugin. Never panics on plugin behaviour: every outcome is in the report.
+    pub fn run(&self, req: &RunRequest) -> RunReport {
+        let started = Instant::now();
+        let mut report = RunReport {
+            plugin: None,
+            invocation: req.invocation.name().to_string(),
+            result: Err(RunError::Internal { message: "not run".into() }),
+            logs: vec![],
+            capability_uses: vec![],
+            capability_uses_dropped: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration_ms: 0.0,
+            cache: None,
+        };
+        report.result = self.run_inner(req, &mut report);
+        report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        report
+    }
+
+    fn run_inner(&self, req: &RunRequest, report: &mut RunReport) -> Result<Output, RunError> {
+        let installed = self.installed(&req.plugin)?;
+        let manifest = &installed.manifest;
+        report.plugin = Some(PluginRef {
+            name: manifest.name.clone(),
+            version: manifest.version.to_string(),
+            sha256: installed.sha256.clone(),
+        });
+        let GrantReport { grant, refusals } = Grant::resolve(manifest, &self.policy);
+        if !refusals.is_empty() {
+            return Err(RunError::GrantRefused {
+                plugin: manifest.name.clone(),
+                refusals: refusals.iter().map(ToString::to_string).collect(),
+            });
+        }
+        let role_ok = match &req.invocation {
+            Invocation::Discover => manifest.role == crate::manifest::Role::Discovery,
+            Invocation::Check => manifest.role.exports_check(),
+            Invocation::Plan | Invocation::Apply(_) => manifest.role.may_change_machine(),
+        };
+        if !role_ok {
+            return Err(RunError::RoleMismatch {
+                plugin: manifest.name.clone(),
+                role: manifest.role.to_string(),
+                operation: req.invocation.name().to_string(),
+            });
+        }
+        crate::config_schema::validate(manifest.config_schema.as_ref(), &req.config)
+            .map_err(|errors| RunError::InvalidConfig { plugin: manifest.name.clone(), errors })?;
+        let config = serde_json::to_string(&req.config).map_err(RunError::internal)?;
+        let (prepared, cache) = self.prepare(&installed)?;
+        report.cache = cache;
+
+        let max = self.policy.limits.max_instances;
+        if self.live.fetch_add(1, Ordering::SeqCst) >= max {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return Err(RunError::LimitExceeded(Limit::Instances { limit: max }));
+        }
+        let _slot = InstanceSlot(&self.live);
+
+        let grant = Arc::new(grant);
+        let log_cap = grant.limits.log_bytes;
+        let stdout = MemoryOutputPipe::new(log_cap);
+        let stderr = MemoryOutputPipe::new(log_cap);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let kv = grant.kv_quota_bytes.map(|quota| {
+            Arc::new(KvStore::new(self.data_dir().join("kv").join(format!("{}.json", manifest.name)), quota))
+        });
+        let now = Instant::now();
+        let cx = RunContext {
+            grant: grant.clone(),
+            started: now,
+            deadline: now + grant.limits.timeout,
+            cancel: req.cancel.clone(),
+            logs: vec![],
+            log_bytes: 0,
+            uses: vec![],
+            uses_dropped: 0,
+            kv,
+            services: self.services.clone(),
+            stop_reason: None,
+        };
+        let state = HostState {
+            wasi,
+            table: wasmtime::component::ResourceTable::new(),
+            limiter: MemoryLimiter { limit_bytes: grant.limits.memory_bytes, hit: false },
+            cx,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let cx = &mut ctx.data_mut().cx;
+            match cx.remaining() {
+                Ok(_) => Ok(UpdateDeadline::Continue(1)),
+                Err(crate::capabilities::CapFailure::Stop(reason)) => Err(wasmtime::Error::new(reason)),
+                Err(crate::capabilities::CapFailure::Cap(_)) => Ok(UpdateDeadline::Continue(1)),
+            }
+        });
+
+        let outcome = call(&prepared.pre, &mut store, &req.invocation, &config);
+        let data = store.data_mut();
+        report.logs = std::mem::take(&mut data.cx.logs);
+        report.capability_uses = std::mem::take(&mut data.cx.uses);
+        report.capability_uses_dropped = data.cx.uses_dropped;
+        report.stdout = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        report.stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        match outcome {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(plugin_error)) => Err(RunError::Plugin { code: plugin_error.code, message: plugin_error.message }),
+            Err(trap) => Err(classify_trap(trap, store.data())),
+        }
+    }
+}
+
+type CallResult = wasmtime::Result<Result<Output, crate::bindings::PluginError>>;
+
+fn call(pre: &InstancePre<HostState>, store: &mut Store<HostState>, invocation: &Invocation, config: &str) -> CallResult {
+    let instance = pre.instantiate(&mut *store)?;
+    Ok(match invocation {
+        Invocation::Discover => {
+            let guest = discovery::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
+            guest
+                .call_discover(&mut *store, config)?
+                .map(|groups| Output::Facts(groups.into_iter().map(Into::into).collect()))
+        }
+        Invocation::Check => {
+            let guest = check::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
+            guest.call_check(&mut *store, config)?.map(|r| Output::Check(r.into()))
+        }
+        Invocation::Plan => {
+            let guest = remediation::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
+            guest
+                .call_plan(&mut *store, config)?
+                .map(|actions| Output::Plan(actions.into_iter().map(Into::into).collect()))
+        }
+        Invocation::Apply(actions) => {
+            let guest = remediation::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
+            let actions: Vec<remediation::Action> = actions.iter().map(Into::into).collect();
+            guest
+                .call_apply(&mut *store, config, &actions)?
+                .map(|outcomes| Output::Applied(outcomes.into_iter().map(Into::into).collect()))
+        }
+    })
+}
+
+/// Name the reason a call ended in a trap: a limit or stop the host decided, or the plugin's fault.
+fn classify_trap(err: wasmtime::Error, state: &HostState) -> RunError {
+    if let Some(reason) = &state.cx.stop_reason {
+        return reason.clone();
+    }
+    if let Some(reason) = err.downcast_ref::<RunError>() {
+        return reason.clone();
+    }
+    if state.limiter.hit {
+        return RunError::LimitExceeded(Limit::Memory { limit_bytes: state.limiter.limit_bytes });
+    }
+    if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
+        return RunError::LimitExceeded(Limit::Stack { limit_bytes: crate::limits::DEFAULT_WASM_STACK_BYTES });
+    }
+    RunError::Trap { message: format!("{err:?}") }
+}
