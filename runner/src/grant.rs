@@ -52,7 +52,11 @@ impl std::fmt::Display for Refusal {
 #[derive(Debug, Clone, Serialize)]
 pub struct GrantReport {
     pub grant: Grant,
+    /// Requests the policy refuses so completely that the plugin cannot run: a capability of which
+    /// nothing is granted, or a limit above the site maximum.
     pub refusals: Vec<Refusal>,
+    /// Requested items left out of an otherwise granted capability; calls to them are denied.
+    pub narrowed: Vec<Refusal>,
 }
 
 /// One capability operation, as the chokepoint sees it.
@@ -183,7 +187,26 @@ impl Grant {
             service_control,
             limits,
         };
-        GrantReport { grant, refusals }
+        // A capability of which something is granted still works; the rest of its request is
+        // only narrowed. Service control is never required: without it a remediation can still
+        // check and plan.
+        let (narrowed, refusals): (Vec<Refusal>, Vec<Refusal>) = refusals.into_iter().partition(|r| {
+            r.capability == "service-control" || grant.has_some(&r.capability)
+        });
+        GrantReport { grant, refusals, narrowed }
+    }
+
+    /// Whether anything of a capability (as named in refusals) is granted.
+    fn has_some(&self, capability: &str) -> bool {
+        match capability {
+            "exec" => !self.exec.is_empty(),
+            "fs.read" => !self.fs_read.is_empty(),
+            "fs.write" => !self.fs_write.is_empty(),
+            "sysinfo" => !self.sysinfo.is_empty(),
+            "http" => !self.http.is_empty(),
+            "services" => !self.services.is_empty(),
+            _ => false,
+        }
     }
 
     /// The single permission check. `Err` carries the reason, for the plugin and the audit record.
@@ -343,8 +366,12 @@ mod tests {
         let report = Grant::resolve(&m, &p);
         assert_eq!(report.grant.sysinfo.iter().copied().collect::<Vec<_>>(), vec![SysinfoCategory::Os]);
         assert_eq!(report.grant.fs_write, vec![PathBuf::from("/tmp/scratch")]);
-        assert_eq!(report.refusals.len(), 1);
-        assert_eq!(report.refusals[0].requested, "processes");
+        assert!(report.refusals.is_empty(), "partly granted capabilities still run");
+        assert_eq!(report.narrowed.len(), 1);
+        assert_eq!(report.narrowed[0].requested, "processes");
+        let none = policy("sysinfo = [\"cpu\"]\nfs-write = [\"/tmp/scratch\"]");
+        let report = Grant::resolve(&m, &none);
+        assert_eq!(report.refusals.len(), 2, "nothing of sysinfo is granted: {:?}", report.refusals);
     }
 
     #[test]

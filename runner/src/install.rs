@@ -29,6 +29,8 @@ pub struct InstallReport {
     pub warnings: Vec<String>,
     /// What the site policy refuses of the request; such a plugin is installed but will not run.
     pub refusals: Vec<Refusal>,
+    /// Requested items the policy leaves out; calls to them will be denied.
+    pub narrowed: Vec<Refusal>,
 }
 
 pub(crate) fn install_dir(runner: &Runner, dir: &Path) -> Result<InstallReport, InstallError> {
@@ -37,11 +39,9 @@ pub(crate) fn install_dir(runner: &Runner, dir: &Path) -> Result<InstallReport, 
     let (_pre, warnings, _cache) = runner.compile_checked(&manifest, &sha256, || Ok(bytes.clone()))?;
     let previous = runner.store().get(&manifest.name)?;
     let plugin = runner.store().put(&manifest, &bytes)?;
-    let replaced = previous.filter(|p| p.sha256 != plugin.sha256).map(|p| {
-        runner.forget(&p.sha256);
-        p.sha256
-    });
-    let refusals = Grant::resolve(&manifest, runner.policy()).refusals;
+    runner.forget(&manifest.name);
+    let replaced = previous.filter(|p| p.sha256 != plugin.sha256).map(|p| p.sha256);
+    let grant = Grant::resolve(&manifest, runner.policy());
     tracing::info!(plugin = %manifest.name, version = %manifest.version, sha256 = %plugin.sha256, "plugin installed");
-    Ok(InstallReport { plugin, replaced, warnings, refusals })
+    Ok(InstallReport { plugin, replaced, warnings, refusals: grant.refusals, narrowed: grant.narrowed })
 }

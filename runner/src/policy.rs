@@ -22,6 +22,9 @@ pub struct SitePolicy {
     /// Where the plugin store, caches and state live. Overridden by `--data-dir`/`WARDEN_DATA_DIR`.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// Where precompiled components are cached. Default: `<data-dir>/cache`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: PolicyLimits,
     /// The most any plugin may be granted.
@@ -31,9 +34,10 @@ pub struct SitePolicy {
     pub services: ServiceBackendConfig,
 }
 
-/// Limits: defaults for plugins that do not ask, and maxima for those that do.
+/// Limits: defaults for plugins that do not ask, and maxima for those that do. Each key left
+/// out keeps its named default from [`crate::limits`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PolicyLimits {
     pub default_memory_mb: u64,
     pub max_memory_mb: u64,
@@ -144,6 +148,7 @@ impl SitePolicy {
     pub fn deny_all() -> SitePolicy {
         SitePolicy {
             data_dir: None,
+            cache_dir: None,
             limits: PolicyLimits::default(),
             allow: Allow::default(),
             services: ServiceBackendConfig::default(),

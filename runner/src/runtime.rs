@@ -90,7 +90,8 @@ impl Runner {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RunError::internal)?;
         RunnerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(RunError::internal)?;
         let store = PluginStore::open(data_dir).map_err(|e| RunError::Store { message: e.to_string() })?;
-        let cache = CompileCache::new(&data_dir.join("cache"), &engine);
+        let cache_dir = policy.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));
+        let cache = CompileCache::new(&cache_dir, &engine);
         let ticker = EpochTicker::start(&engine);
         Ok(Runner {
             engine,
@@ -158,22 +159,25 @@ impl Runner {
     }
 
     fn prepare(&self, installed: &InstalledPlugin) -> Result<(Arc<Prepared>, Option<CacheOutcome>), RunError> {
-        let key = &installed.sha256;
-        if let Some(p) = self.prepared.lock().map_err(RunError::internal)?.get(key) {
+        // The import check depends on the manifest too, so the key names both.
+        let key = prepared_key(&installed.manifest.name, &installed.sha256);
+        if let Some(p) = self.prepared.lock().map_err(RunError::internal)?.get(&key) {
             return Ok((p.clone(), None));
         }
-        let (pre, _warnings, cache) = self.compile_checked(&installed.manifest, key, || {
-            self.store.read_component(key).map_err(|e| RunError::Store { message: e.to_string() })
+        let sha = &installed.sha256;
+        let (pre, _warnings, cache) = self.compile_checked(&installed.manifest, sha, || {
+            self.store.read_component(sha).map_err(|e| RunError::Store { message: e.to_string() })
         })?;
         let prepared = Arc::new(Prepared { pre });
-        self.prepared.lock().map_err(RunError::internal)?.insert(key.clone(), prepared.clone());
+        self.prepared.lock().map_err(RunError::internal)?.insert(key, prepared.clone());
         Ok((prepared, Some(cache)))
     }
 
-    /// Forget prepared state of components no longer installed under `name`.
-    pub(crate) fn forget(&self, sha256: &str) {
+    /// Forget what was prepared for `name`, after it was reinstalled or removed.
+    pub(crate) fn forget(&self, name: &str) {
         if let Ok(mut p) = self.prepared.lock() {
-            p.remove(sha256);
+            let prefix = format!("{name}@");
+            p.retain(|k, _| !k.starts_with(&prefix));
         }
     }
 
@@ -205,7 +209,7 @@ impl Runner {
             version: manifest.version.to_string(),
             sha256: installed.sha256.clone(),
         });
-        let GrantReport { grant, refusals } = Grant::resolve(manifest, &self.policy);
+        let GrantReport { grant, refusals, .. } = Grant::resolve(manifest, &self.policy);
         if !refusals.is_empty() {
             return Err(RunError::GrantRefused {
                 plugin: manifest.name.clone(),
@@ -296,6 +300,10 @@ impl Runner {
             Err(trap) => Err(classify_trap(trap, store.data())),
         }
     }
+}
+
+fn prepared_key(name: &str, sha256: &str) -> String {
+    format!("{name}@{sha256}")
 }
 
 type CallResult = wasmtime::Result<Result<Output, crate::bindings::PluginError>>;

@@ -35,6 +35,9 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 for r in &report.refusals {
                     eprintln!("warning: the site policy refuses {r}; the plugin will not run until that changes");
                 }
+                for r in &report.narrowed {
+                    eprintln!("note: not granted by the site policy: {r}");
+                }
             }
         }
         PluginCommand::List => {
@@ -59,6 +62,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                     "requested": installed.manifest.capabilities,
                     "granted": report.grant,
                     "refused": report.refusals,
+                    "narrowed": report.narrowed,
                 }))?;
             } else {
                 let m = &installed.manifest;
@@ -95,6 +99,9 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                     g.limits.memory_bytes >> 20,
                     g.limits.timeout.as_millis()
                 );
+                for r in &report.narrowed {
+                    println!("  not granted (calls will be denied): {r}");
+                }
                 if report.refusals.is_empty() {
                     println!("refused: nothing; the plugin can run");
                 } else {

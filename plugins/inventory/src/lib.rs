@@ -1,0 +1,149 @@
+//! `inventory`: a discovery plugin that reports the host, its operating system, CPU, memory,
+//! disks, network interfaces and uptime, plus the installed Debian packages read from the dpkg
+//! status database (absent on other systems, which then simply report no packages).
+
+mod dpkg;
+
+use serde::Deserialize;
+use warden_sdk::{CapError, Discovery, FactGroup, PluginError, fs, log, sysinfo};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Where dpkg keeps its status database.
+    #[serde(default = "default_dpkg_status")]
+    dpkg_status: String,
+    /// Whether to list installed packages at all (the list is long).
+    #[serde(default = "default_true")]
+    packages: bool,
+}
+
+fn default_dpkg_status() -> String {
+    "/var/lib/dpkg/status".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+struct Inventory;
+
+impl Discovery for Inventory {
+    fn discover(config: &str) -> Result<Vec<FactGroup>, PluginError> {
+        let config: Config = warden_sdk::config(config)?;
+        let mut groups = Vec::new();
+
+        let mut host = FactGroup::new("host").fact("hostname", sysinfo::hostname()?);
+        if let Some(uptime) = optional("uptime", sysinfo::uptime())? {
+            host.push("uptime_secs", uptime.as_secs());
+        }
+        groups.push(host);
+
+        if let Some(os) = optional("os", sysinfo::os())? {
+            groups.push(
+                FactGroup::new("os")
+                    .fact("family", os.family)
+                    .fact("name", os.name)
+                    .fact("version", os.version)
+                    .fact("kernel", os.kernel)
+                    .fact("arch", os.arch),
+            );
+        }
+
+        if let Some(cpu) = optional("cpu", sysinfo::cpu())? {
+            let mut group = FactGroup::new("cpu")
+                .fact("model", cpu.model)
+                .fact("logical_cores", cpu.logical_cores);
+            if let Some(physical) = cpu.physical_cores {
+                group.push("physical_cores", physical);
+            }
+            groups.push(group);
+        }
+
+        if let Some(mem) = optional("memory", sysinfo::memory())? {
+            groups.push(
+                FactGroup::new("memory")
+                    .fact("total_bytes", mem.total_bytes)
+                    .fact("available_bytes", mem.available_bytes)
+                    .fact("swap_total_bytes", mem.swap_total_bytes)
+                    .fact("swap_free_bytes", mem.swap_free_bytes),
+            );
+        }
+
+        for disk in optional("disks", sysinfo::disks())?.unwrap_or_default() {
+            groups.push(
+                FactGroup::new("disk")
+                    .fact("mount_point", disk.mount_point)
+                    .fact("device", disk.device)
+                    .fact("filesystem", disk.filesystem)
+                    .fact("total_bytes", disk.total_bytes)
+                    .fact("available_bytes", disk.available_bytes)
+                    .fact("removable", disk.removable),
+            );
+        }
+
+        for nic in optional("network", sysinfo::network_interfaces())?.unwrap_or_default() {
+            groups.push(
+                FactGroup::new("network-interface")
+                    .fact("name", nic.name)
+                    .fact("mac_address", nic.mac_address)
+                    .fact("addresses", nic.addresses),
+            );
+        }
+
+        if config.packages {
+            groups.extend(packages(&config.dpkg_status)?);
+        }
+        Ok(groups)
+    }
+}
+
+/// A category this host does not provide (say, on an exotic platform) is left out of the
+/// inventory; any other failure, a denial above all, fails the run.
+fn optional<T>(category: &str, result: Result<T, CapError>) -> Result<Option<T>, PluginError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(CapError::Unsupported(why)) => {
+            log::warn(
+                "sysinfo category unsupported on this host",
+                &[("category", category), ("reason", &why)],
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Installed packages from the dpkg database. A missing database means a host without dpkg
+/// (Windows, RHEL, ...): no packages and a warning. A denied read is a misconfiguration and fails.
+fn packages(path: &str) -> Result<Vec<FactGroup>, PluginError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(CapError::NotFound(_)) => {
+            log::warn(
+                "no dpkg status database; reporting no packages",
+                &[("path", path)],
+            );
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Descriptions may hold stray non-UTF-8 bytes; the fields we use are ASCII in practice.
+    let text = String::from_utf8_lossy(&bytes);
+    let packages = dpkg::installed_packages(&text);
+    log::debug(
+        "read dpkg status",
+        &[("path", path), ("installed", &packages.len().to_string())],
+    );
+    Ok(packages
+        .into_iter()
+        .map(|p| {
+            FactGroup::new("package")
+                .fact("name", p.name)
+                .fact("version", p.version)
+                .fact("architecture", p.architecture)
+        })
+        .collect())
+}
+
+warden_sdk::export_plugin!(Inventory);

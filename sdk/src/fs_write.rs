@@ -1,0 +1,20 @@
+//! Change files under the paths granted for writing (WIT `fs-write`). Only remediation plugins
+//! get this module, and they should only call it from `apply`, never from `plan`.
+
+use crate::__private::bindings::warden::plugin::fs_write as wit;
+use crate::CapError;
+
+/// Create or replace a file with `contents`.
+pub fn write(path: &str, contents: impl AsRef<[u8]>) -> Result<(), CapError> {
+    Ok(wit::write(path, contents.as_ref())?)
+}
+
+/// Delete a file or a symlink (never what it points to).
+pub fn remove_file(path: &str) -> Result<(), CapError> {
+    Ok(wit::remove_file(path)?)
+}
+
+/// Delete an empty directory.
+pub fn remove_dir(path: &str) -> Result<(), CapError> {
+    Ok(wit::remove_dir(path)?)
+}

@@ -1,0 +1,65 @@
+//! `cargo xtask lint`: `cargo fmt --check` and `clippy -D warnings` on the root workspace, the
+//! SDK (once per valid role combination) and each guest crate for `wasm32-wasip2`.
+
+use std::path::Path;
+
+use anyhow::bail;
+
+use crate::util::{self, GUEST_WORKSPACES, SDK_DIR, WASM_TARGET};
+
+/// Every valid role-feature combination of the SDK.
+const SDK_ROLES: [&str; 4] = ["discovery", "check", "remediation", "check,remediation"];
+
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask lint");
+    }
+    let wasm_dir = root.join("target").join("wasm");
+
+    println!("lint: root workspace");
+    util::run(util::cargo(root).args(["fmt", "--all", "--check"]))?;
+    util::run(util::cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    let sdk = root.join(SDK_DIR);
+    util::run(util::cargo(&sdk).args(["fmt", "--check"]))?;
+    for roles in SDK_ROLES {
+        println!("lint: sdk ({roles})");
+        util::run(
+            util::cargo(&sdk)
+                .args([
+                    "clippy",
+                    "--target",
+                    WASM_TARGET,
+                    "--features",
+                    roles,
+                    "--target-dir",
+                ])
+                .arg(&wasm_dir)
+                .args(["--", "-D", "warnings"]),
+        )?;
+    }
+
+    for workspace in GUEST_WORKSPACES {
+        let dir = root.join(workspace);
+        util::run(util::cargo(&dir).args(["fmt", "--all", "--check"]))?;
+        // One package at a time, as for building: the SDK's role features must not unify.
+        for guest in util::guests(&dir)? {
+            println!("lint: {workspace}/{}", guest.package);
+            util::run(
+                util::cargo(&dir)
+                    .args(["clippy", "--target", WASM_TARGET, "--target-dir"])
+                    .arg(&wasm_dir)
+                    .args(["-p", &guest.package, "--", "-D", "warnings"]),
+            )?;
+        }
+    }
+    println!("lint: all clean");
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Project tooling, run as `cargo xtask <command>`: builds the wasm guest plugins into
+//! `target/plugins/`, runs the tests, lints every workspace, and runs the demo. One module per
+//! command; this file only dispatches.
+
+mod build_plugins;
+mod demo;
+mod lint;
+mod test;
+mod util;
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  build-plugins [-v]   build the plugins and test guests into target/plugins/
+  test [args...]       build-plugins, then `cargo test --workspace [args...]`
+  lint                 cargo fmt --check and clippy -D warnings on every workspace
+  demo                 run the demo";
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask is expected one level below the repository root")?;
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    match command.as_deref() {
+        Some("build-plugins") => build_plugins::run(root, &rest),
+        Some("test") => test::run(root, &rest),
+        Some("lint") => lint::run(root, &rest),
+        Some("demo") => demo::run(root),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+        None => bail!("no command given\n\n{USAGE}"),
+    }
+}
