@@ -6,7 +6,10 @@ use warden::report::{Action, ActionKind, Invocation, OutcomeStatus, Output};
 use warden::{Limit, RunError, RunRequest, Runner};
 use warden_tests::Sandbox;
 
-fn check(runner: &Runner, config: serde_json::Value) -> (Result<Output, RunError>, warden::RunReport) {
+fn check(
+    runner: &Runner,
+    config: serde_json::Value,
+) -> (Result<Output, RunError>, warden::RunReport) {
     let report = runner.run(&RunRequest::new("hostile", Invocation::Check).with_config(config));
     (report.result.clone(), report)
 }
@@ -38,9 +41,21 @@ fn reads_inside_the_grant_work() {
     let path = sb.scratch().join("hello.txt");
     let (r, report) = check(&runner, json!({"attack": "read", "path": path}));
     assert_eq!(summary(r), "read 5 bytes");
-    assert!(report.capability_uses.iter().any(|u| u.capability == "fs" && u.allowed));
-    let (r, _) = check(&runner, json!({"attack": "list", "path": format!("{}/", sb.scratch().display())}));
-    assert_eq!(summary(r), "hello.txt", "a trailing slash names the same directory");
+    assert!(
+        report
+            .capability_uses
+            .iter()
+            .any(|u| u.capability == "fs" && u.allowed)
+    );
+    let (r, _) = check(
+        &runner,
+        json!({"attack": "list", "path": format!("{}/", sb.scratch().display())}),
+    );
+    assert_eq!(
+        summary(r),
+        "hello.txt",
+        "a trailing slash names the same directory"
+    );
 }
 
 #[test]
@@ -62,8 +77,14 @@ fn filesystem_escapes_are_denied_and_recorded() {
     ] {
         let (r, report) = check(&runner, json!({"attack": "read", "path": path}));
         let code = plugin_code(r);
-        assert!(code == "denied" || code == "invalid", "{path:?} gave {code}");
-        let last = report.capability_uses.last().expect("the attempt is recorded");
+        assert!(
+            code == "denied" || code == "invalid",
+            "{path:?} gave {code}"
+        );
+        let last = report
+            .capability_uses
+            .last()
+            .expect("the attempt is recorded");
         assert!(!last.allowed, "{path:?} recorded as allowed: {last:?}");
     }
 }
@@ -75,13 +96,26 @@ fn writes_outside_the_grant_are_denied_and_nothing_is_written() {
     let escape = format!("{}/../outside.txt", sb.scratch().display());
     let inside = sb.scratch().join("inside.txt");
     let actions = vec![
-        Action { id: "1".into(), kind: ActionKind::Create, target: escape, description: String::new() },
-        Action { id: "2".into(), kind: ActionKind::Create, target: inside.display().to_string(), description: String::new() },
+        Action {
+            id: "1".into(),
+            kind: ActionKind::Create,
+            target: escape,
+            description: String::new(),
+        },
+        Action {
+            id: "2".into(),
+            kind: ActionKind::Create,
+            target: inside.display().to_string(),
+            description: String::new(),
+        },
     ];
     let report = runner.run(
-        &RunRequest::new("hostile", Invocation::Apply(actions)).with_config(json!({"contents": "x"})),
+        &RunRequest::new("hostile", Invocation::Apply(actions))
+            .with_config(json!({"contents": "x"})),
     );
-    let Ok(Output::Applied(outcomes)) = report.result else { panic!("{:?}", report.result) };
+    let Ok(Output::Applied(outcomes)) = report.result else {
+        panic!("{:?}", report.result)
+    };
     assert_eq!(outcomes[0].status, OutcomeStatus::Failed);
     assert_eq!(outcomes[0].detail, "denied");
     assert_eq!(outcomes[1].status, OutcomeStatus::Applied);
@@ -92,18 +126,30 @@ fn writes_outside_the_grant_are_denied_and_nothing_is_written() {
 #[test]
 fn exec_of_a_program_not_granted_is_denied() {
     let (_sb, runner) = fs_setup();
-    let (r, report) = check(&runner, json!({"attack": "exec", "program": "/bin/sh", "args": ["-c", "id"]}));
+    let (r, report) = check(
+        &runner,
+        json!({"attack": "exec", "program": "/bin/sh", "args": ["-c", "id"]}),
+    );
     assert_eq!(plugin_code(r), "denied");
     let last = report.capability_uses.last().expect("recorded");
-    assert_eq!((last.capability.as_str(), last.target.as_str(), last.allowed), ("exec", "/bin/sh", false));
+    assert_eq!(
+        (last.capability.as_str(), last.target.as_str(), last.allowed),
+        ("exec", "/bin/sh", false)
+    );
 }
 
 #[test]
 fn shell_metacharacters_are_passed_literally() {
     let (sb, runner) = fs_setup();
     let marker = sb.scratch().join("pwned");
-    let evil = format!("; touch {} && echo $(id) `id` | cat > /dev/null", marker.display());
-    let (r, _) = check(&runner, json!({"attack": "exec", "program": "/bin/echo", "args": [evil]}));
+    let evil = format!(
+        "; touch {} && echo $(id) `id` | cat > /dev/null",
+        marker.display()
+    );
+    let (r, _) = check(
+        &runner,
+        json!({"attack": "exec", "program": "/bin/echo", "args": [evil]}),
+    );
     assert_eq!(summary(r), evil);
     assert!(!marker.exists(), "a shell interpreted the argument");
 }
@@ -112,9 +158,21 @@ fn shell_metacharacters_are_passed_literally() {
 fn the_run_deadline_kills_a_child_in_progress() {
     let (_sb, runner) = fs_setup();
     let started = std::time::Instant::now();
-    let (r, _) = check(&runner, json!({"attack": "exec", "program": "/bin/sleep", "args": ["31.4159"]}));
-    assert!(matches!(r, Err(RunError::LimitExceeded(Limit::Timeout { limit_ms: 1500 }))), "{r:?}");
-    assert!(started.elapsed().as_secs() < 30, "the run waited for the child");
+    let (r, _) = check(
+        &runner,
+        json!({"attack": "exec", "program": "/bin/sleep", "args": ["31.4159"]}),
+    );
+    assert!(
+        matches!(
+            r,
+            Err(RunError::LimitExceeded(Limit::Timeout { limit_ms: 1500 }))
+        ),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "the run waited for the child"
+    );
     let survivors: Vec<_> = std::fs::read_dir("/proc")
         .expect("proc")
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
@@ -126,14 +184,20 @@ fn the_run_deadline_kills_a_child_in_progress() {
 #[test]
 fn exec_own_timeout_is_a_plugin_visible_error() {
     let (_sb, runner) = fs_setup();
-    let (r, _) = check(&runner, json!({"attack": "exec", "program": "/bin/sleep", "args": ["5"], "timeout_ms": 100}));
+    let (r, _) = check(
+        &runner,
+        json!({"attack": "exec", "program": "/bin/sleep", "args": ["5"], "timeout_ms": 100}),
+    );
     assert_eq!(plugin_code(r), "timed-out");
 }
 
 #[test]
 fn kv_state_persists_and_quota_is_enforced() {
     let (_sb, runner) = fs_setup();
-    let (r, _) = check(&runner, json!({"attack": "kv-roundtrip", "key": "last", "value": "42"}));
+    let (r, _) = check(
+        &runner,
+        json!({"attack": "kv-roundtrip", "key": "last", "value": "42"}),
+    );
     assert_eq!(summary(r), "42");
     let (r, _) = check(&runner, json!({"attack": "kv-fill", "value_bytes": 1000}));
     assert_eq!(plugin_code(r), "limit-exceeded");

@@ -10,8 +10,15 @@ use warden::report::{ActionKind, CheckStatus, Invocation, OutcomeStatus, Output}
 use warden::{RunError, RunRequest, Runner};
 use warden_tests::Sandbox;
 
-fn run(runner: &Runner, plugin: &str, invocation: Invocation, config: serde_json::Value) -> Result<Output, RunError> {
-    runner.run(&RunRequest::new(plugin, invocation).with_config(config)).result
+fn run(
+    runner: &Runner,
+    plugin: &str,
+    invocation: Invocation,
+    config: serde_json::Value,
+) -> Result<Output, RunError> {
+    runner
+        .run(&RunRequest::new(plugin, invocation).with_config(config))
+        .result
 }
 
 fn embedded_default_runner(sb: &Sandbox) -> Runner {
@@ -23,7 +30,8 @@ fn inventory_reports_host_os_disks_and_debian_packages() {
     let sb = Sandbox::new();
     let runner = embedded_default_runner(&sb);
     sb.install(&runner, "inventory", None);
-    let Ok(Output::Facts(groups)) = run(&runner, "inventory", Invocation::Discover, json!({})) else {
+    let Ok(Output::Facts(groups)) = run(&runner, "inventory", Invocation::Discover, json!({}))
+    else {
         panic!("inventory failed");
     };
     let kinds: Vec<&str> = groups.iter().map(|g| g.kind.as_str()).collect();
@@ -38,7 +46,11 @@ fn inventory_reports_host_os_disks_and_debian_packages() {
     if std::path::Path::new("/var/lib/dpkg/status").exists() {
         let packages = groups.iter().filter(|g| g.kind == "package").count();
         assert!(packages > 10, "only {packages} packages found");
-        assert!(groups.iter().any(|g| g.kind == "package" && g.facts["name"] == json!("dpkg")));
+        assert!(
+            groups
+                .iter()
+                .any(|g| g.kind == "package" && g.facts["name"] == json!("dpkg"))
+        );
     }
 }
 
@@ -47,22 +59,49 @@ fn disk_usage_applies_thresholds() {
     let sb = Sandbox::new();
     let runner = embedded_default_runner(&sb);
     sb.install(&runner, "disk-usage", None);
-    let Ok(Output::Check(lenient)) = run(&runner, "disk-usage", Invocation::Check, json!({"warning_percent": 100, "critical_percent": 100})) else {
+    let Ok(Output::Check(lenient)) = run(
+        &runner,
+        "disk-usage",
+        Invocation::Check,
+        json!({"warning_percent": 100, "critical_percent": 100}),
+    ) else {
         panic!("check failed");
     };
     assert_eq!(lenient.status, CheckStatus::Ok, "{}", lenient.summary);
-    assert!(lenient.metrics.iter().any(|m| m.name.starts_with("used_percent:") && m.unit == "percent"));
-    let Ok(Output::Check(strict)) = run(&runner, "disk-usage", Invocation::Check, json!({"warning_percent": 0, "critical_percent": 0})) else {
+    assert!(
+        lenient
+            .metrics
+            .iter()
+            .any(|m| m.name.starts_with("used_percent:") && m.unit == "percent")
+    );
+    let Ok(Output::Check(strict)) = run(
+        &runner,
+        "disk-usage",
+        Invocation::Check,
+        json!({"warning_percent": 0, "critical_percent": 0}),
+    ) else {
         panic!("check failed");
     };
     assert_eq!(strict.status, CheckStatus::Critical, "{}", strict.summary);
-    let bad = run(&runner, "disk-usage", Invocation::Check, json!({"warning_percent": "high"}));
-    assert!(matches!(bad, Err(RunError::InvalidConfig { .. })), "{bad:?}");
+    let bad = run(
+        &runner,
+        "disk-usage",
+        Invocation::Check,
+        json!({"warning_percent": "high"}),
+    );
+    assert!(
+        matches!(bad, Err(RunError::InvalidConfig { .. })),
+        "{bad:?}"
+    );
 }
 
 fn age(path: &std::path::Path, days: u64) {
     let when = SystemTime::now() - Duration::from_secs(days * 86_400);
-    std::fs::File::options().write(true).open(path).and_then(|f| f.set_modified(when)).expect("set mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(when))
+        .expect("set mtime");
 }
 
 #[test]
@@ -80,24 +119,36 @@ fn clean_temp_plans_without_side_effects_and_applies_exactly_the_plan() {
     std::os::unix::fs::symlink("/etc/passwd", dir.join("old-link")).expect("link");
     let config = json!({"dir": dir, "older_than_days": 7});
 
-    let Ok(Output::Plan(plan)) = run(&runner, "clean-temp", Invocation::Plan, config.clone()) else {
+    let Ok(Output::Plan(plan)) = run(&runner, "clean-temp", Invocation::Plan, config.clone())
+    else {
         panic!("plan failed");
     };
     let targets: Vec<&str> = plan.iter().map(|a| a.target.as_str()).collect();
     assert_eq!(plan.len(), 2, "{targets:?}");
     assert!(plan.iter().all(|a| a.kind == ActionKind::Delete));
-    assert!(dir.join("old.log").exists() && dir.join("keep-me-too.txt").exists(), "plan deleted something");
+    assert!(
+        dir.join("old.log").exists() && dir.join("keep-me-too.txt").exists(),
+        "plan deleted something"
+    );
 
     // Approve only part of the plan: apply must do exactly that part.
-    let approved: Vec<_> = plan.into_iter().filter(|a| a.target.ends_with("old.log")).collect();
-    let Ok(Output::Applied(outcomes)) = run(&runner, "clean-temp", Invocation::Apply(approved), config) else {
+    let approved: Vec<_> = plan
+        .into_iter()
+        .filter(|a| a.target.ends_with("old.log"))
+        .collect();
+    let Ok(Output::Applied(outcomes)) =
+        run(&runner, "clean-temp", Invocation::Apply(approved), config)
+    else {
         panic!("apply failed");
     };
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].status, OutcomeStatus::Applied);
     assert!(!dir.join("old.log").exists());
     for kept in ["new.log", "keep-me-too.txt", "old-dir", "old-link"] {
-        assert!(dir.join(kept).symlink_metadata().is_ok(), "{kept} was deleted");
+        assert!(
+            dir.join(kept).symlink_metadata().is_ok(),
+            "{kept} was deleted"
+        );
     }
     assert!(std::path::Path::new("/etc/passwd").exists());
 }
@@ -108,10 +159,26 @@ fn clean_temp_refuses_config_errors_and_ungranted_directories() {
     let runner = sb.runner(&sb.standard_policy(""));
     sb.install(&runner, "clean-temp", None);
     let missing = run(&runner, "clean-temp", Invocation::Plan, json!({}));
-    assert!(matches!(&missing, Err(RunError::InvalidConfig { errors, .. }) if errors.iter().any(|e| e.contains("dir"))), "{missing:?}");
-    let outside = run(&runner, "clean-temp", Invocation::Plan, json!({"dir": "/etc"}));
-    assert!(matches!(&outside, Err(RunError::Plugin { code, .. }) if code == "denied"), "{outside:?}");
-    let wrong_role = run(&runner, "clean-temp", Invocation::Check, json!({"dir": sb.scratch()}));
+    assert!(
+        matches!(&missing, Err(RunError::InvalidConfig { errors, .. }) if errors.iter().any(|e| e.contains("dir"))),
+        "{missing:?}"
+    );
+    let outside = run(
+        &runner,
+        "clean-temp",
+        Invocation::Plan,
+        json!({"dir": "/etc"}),
+    );
+    assert!(
+        matches!(&outside, Err(RunError::Plugin { code, .. }) if code == "denied"),
+        "{outside:?}"
+    );
+    let wrong_role = run(
+        &runner,
+        "clean-temp",
+        Invocation::Check,
+        json!({"dir": sb.scratch()}),
+    );
     assert!(matches!(wrong_role, Err(RunError::RoleMismatch { .. })));
 }
 
@@ -121,31 +188,63 @@ fn a_policy_that_grants_nothing_of_a_capability_refuses_the_run() {
     let runner = embedded_default_runner(&sb);
     let report = sb.install(&runner, "clean-temp", None);
     assert!(!report.refusals.is_empty(), "install reports the refusal");
-    let r = run(&runner, "clean-temp", Invocation::Plan, json!({"dir": "/tmp"}));
-    let Err(RunError::GrantRefused { refusals, .. }) = r else { panic!("{r:?}") };
-    assert!(refusals.iter().any(|r| r.contains("fs.write")), "{refusals:?}");
+    let r = run(
+        &runner,
+        "clean-temp",
+        Invocation::Plan,
+        json!({"dir": "/tmp"}),
+    );
+    let Err(RunError::GrantRefused { refusals, .. }) = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        refusals.iter().any(|r| r.contains("fs.write")),
+        "{refusals:?}"
+    );
 }
 
 #[test]
 fn service_health_restarts_a_stopped_service_and_verifies() {
     let sb = Sandbox::new();
     let runner = sb.runner(&sb.standard_policy(""));
-    let manifest = std::fs::read_to_string(warden_tests::built_plugin("service-health").join("plugin.toml"))
-        .expect("manifest")
-        .replace("services = [\"dbus\", \"cron\", \"ssh\", \"nginx\", \"postgresql\"]", "services = [\"demo-svc\"]");
+    let manifest =
+        std::fs::read_to_string(warden_tests::built_plugin("service-health").join("plugin.toml"))
+            .expect("manifest")
+            .replace(
+                "services = [\"dbus\", \"cron\", \"ssh\", \"nginx\", \"postgresql\"]",
+                "services = [\"demo-svc\"]",
+            );
     sb.install(&runner, "service-health", Some(&manifest));
     sb.fake_service("demo-svc", false);
     let config = json!({"service": "demo-svc"});
-    let Ok(Output::Check(down)) = run(&runner, "service-health", Invocation::Check, config.clone()) else { panic!() };
+    let Ok(Output::Check(down)) = run(&runner, "service-health", Invocation::Check, config.clone())
+    else {
+        panic!()
+    };
     assert_eq!(down.status, CheckStatus::Critical);
-    let Ok(Output::Plan(plan)) = run(&runner, "service-health", Invocation::Plan, config.clone()) else { panic!() };
+    let Ok(Output::Plan(plan)) = run(&runner, "service-health", Invocation::Plan, config.clone())
+    else {
+        panic!()
+    };
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0].kind, ActionKind::ServiceRestart);
-    assert!(!sb.fake_service_running("demo-svc"), "plan must not restart");
-    let Ok(Output::Applied(out)) = run(&runner, "service-health", Invocation::Apply(plan), config.clone()) else { panic!() };
+    assert!(
+        !sb.fake_service_running("demo-svc"),
+        "plan must not restart"
+    );
+    let Ok(Output::Applied(out)) = run(
+        &runner,
+        "service-health",
+        Invocation::Apply(plan),
+        config.clone(),
+    ) else {
+        panic!()
+    };
     assert_eq!(out[0].status, OutcomeStatus::Applied, "{}", out[0].detail);
     assert!(sb.fake_service_running("demo-svc"));
-    let Ok(Output::Check(up)) = run(&runner, "service-health", Invocation::Check, config) else { panic!() };
+    let Ok(Output::Check(up)) = run(&runner, "service-health", Invocation::Check, config) else {
+        panic!()
+    };
     assert_eq!(up.status, CheckStatus::Ok);
 }
 

@@ -13,9 +13,13 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
 
 /// Validate `config`; on failure return one message per violation, each naming where it is.
 pub fn validate(schema: Option<&Value>, config: &Value) -> Result<(), Vec<String>> {
-    let encoded_len = serde_json::to_vec(config).map(|v| v.len()).unwrap_or(usize::MAX);
+    let encoded_len = serde_json::to_vec(config)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if encoded_len > MAX_CONFIG_BYTES {
-        return Err(vec![format!("configuration is larger than {MAX_CONFIG_BYTES} bytes")]);
+        return Err(vec![format!(
+            "configuration is larger than {MAX_CONFIG_BYTES} bytes"
+        )]);
     }
     let Some(schema) = schema else { return Ok(()) };
     let validator = compile(schema).map_err(|e| vec![format!("config-schema: {e}")])?;
@@ -23,10 +27,18 @@ pub fn validate(schema: Option<&Value>, config: &Value) -> Result<(), Vec<String
         .iter_errors(config)
         .map(|e| {
             let at = e.instance_path().to_string();
-            if at.is_empty() { e.to_string() } else { format!("at `{at}`: {e}") }
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at `{at}`: {e}")
+            }
         })
         .collect();
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,11 @@ impl EpochTicker {
                 }
             })
             .map(drop)
-            .unwrap_or_else(|e| tracing::error!("cannot start the epoch ticker, deadlines will not interrupt wasm: {e}"));
+            .unwrap_or_else(|e| {
+                tracing::error!(
+                    "cannot start the epoch ticker, deadlines will not interrupt wasm: {e}"
+                )
+            });
         EpochTicker { stop }
     }
 }
@@ -89,7 +93,10 @@ impl CompileCache {
         let mut h = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = hex::encode(&h.0.finalize()[..8]);
-        CompileCache { dir: dir.to_path_buf(), engine_key }
+        CompileCache {
+            dir: dir.to_path_buf(),
+            engine_key,
+        }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -107,18 +114,28 @@ impl CompileCache {
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!("discarding unusable precompiled {}: {e:#}", path.display()),
+                Err(e) => {
+                    tracing::warn!("discarding unusable precompiled {}: {e:#}", path.display())
+                }
             }
         }
         let bytes = bytes()?;
-        let compiled = engine
-            .precompile_component(&bytes)
-            .map_err(|e| crate::error::RunError::InvalidComponent { reason: format!("{e:#}") })?;
+        let compiled = engine.precompile_component(&bytes).map_err(|e| {
+            crate::error::RunError::InvalidComponent {
+                reason: format!("{e:#}"),
+            }
+        })?;
         if let Err(e) = crate::fsutil::write_atomic(&path, &compiled) {
-            tracing::warn!("cannot cache precompiled component at {}: {e}", path.display());
+            tracing::warn!(
+                "cannot cache precompiled component at {}: {e}",
+                path.display()
+            );
         }
-        let component = deserialize_fresh(engine, &compiled)
-            .map_err(|e| crate::error::RunError::InvalidComponent { reason: format!("{e:#}") })?;
+        let component = deserialize_fresh(engine, &compiled).map_err(|e| {
+            crate::error::RunError::InvalidComponent {
+                reason: format!("{e:#}"),
+            }
+        })?;
         Ok((component, CacheOutcome::Compiled))
     }
 }

@@ -12,11 +12,22 @@ pub enum RunError {
     #[error("plugin `{name}` is not installed")]
     PluginNotFound { name: String },
     #[error("plugin `{plugin}` cannot run: the site policy refuses {}", refusals.join("; "))]
-    GrantRefused { plugin: String, refusals: Vec<String> },
+    GrantRefused {
+        plugin: String,
+        refusals: Vec<String>,
+    },
     #[error("plugin `{plugin}` imports `{interface}`, {reason}")]
-    ImportNotGranted { plugin: String, interface: String, reason: String },
+    ImportNotGranted {
+        plugin: String,
+        interface: String,
+        reason: String,
+    },
     #[error("plugin `{plugin}` has no `{operation}` export (its role is {role})")]
-    RoleMismatch { plugin: String, role: String, operation: String },
+    RoleMismatch {
+        plugin: String,
+        role: String,
+        operation: String,
+    },
     #[error("invalid configuration for `{plugin}`: {}", errors.join("; "))]
     InvalidConfig { plugin: String, errors: Vec<String> },
     #[error("not a valid Warden plugin component: {reason}")]
@@ -37,7 +48,9 @@ pub enum RunError {
 
 impl RunError {
     pub(crate) fn internal(err: impl std::fmt::Display) -> Self {
-        RunError::Internal { message: format!("{err:#}") }
+        RunError::Internal {
+            message: format!("{err:#}"),
+        }
     }
 
     /// Stable kebab-case name of the variant, for exit codes, JSON and tests.

@@ -44,7 +44,11 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} `{}` ({})", self.capability, self.requested, self.reason)
+        write!(
+            f,
+            "{} `{}` ({})",
+            self.capability, self.requested, self.reason
+        )
     }
 }
 
@@ -62,14 +66,32 @@ pub struct GrantReport {
 /// One capability operation, as the chokepoint sees it.
 #[derive(Debug, Clone, Copy)]
 pub enum Operation<'a> {
-    Exec { program: &'a str, args: &'a [String] },
-    FsRead { path: &'a Path },
-    FsWrite { path: &'a Path },
-    Sysinfo { category: SysinfoCategory },
-    Kv { key: &'a str },
-    Http { host: &'a str },
-    ServiceStatus { name: &'a str },
-    ServiceControl { name: &'a str, action: &'a str },
+    Exec {
+        program: &'a str,
+        args: &'a [String],
+    },
+    FsRead {
+        path: &'a Path,
+    },
+    FsWrite {
+        path: &'a Path,
+    },
+    Sysinfo {
+        category: SysinfoCategory,
+    },
+    Kv {
+        key: &'a str,
+    },
+    Http {
+        host: &'a str,
+    },
+    ServiceStatus {
+        name: &'a str,
+    },
+    ServiceControl {
+        name: &'a str,
+        action: &'a str,
+    },
 }
 
 impl Operation<'_> {
@@ -93,7 +115,11 @@ impl Grant {
     pub fn resolve(manifest: &Manifest, policy: &SitePolicy) -> GrantReport {
         let mut refusals = Vec::new();
         let mut refuse = |capability: &str, requested: String, reason: &str| {
-            refusals.push(Refusal { capability: capability.into(), requested, reason: reason.into() })
+            refusals.push(Refusal {
+                capability: capability.into(),
+                requested,
+                reason: reason.into(),
+            })
         };
         let caps = &manifest.capabilities;
         let allow = &policy.allow;
@@ -106,7 +132,11 @@ impl Grant {
                     manifest_args: rule.args.clone(),
                     policy_args: p.args.clone(),
                 }),
-                None => refuse("exec", rule.program.clone(), "program not allowed by the site policy"),
+                None => refuse(
+                    "exec",
+                    rule.program.clone(),
+                    "program not allowed by the site policy",
+                ),
             }
         }
         let fs_read = intersect_paths(&caps.fs.read, &allow.fs_read, "fs.read", &mut refuse);
@@ -116,7 +146,11 @@ impl Grant {
             if allow.sysinfo.contains(c) {
                 sysinfo.insert(*c);
             } else {
-                refuse("sysinfo", c.as_str().into(), "category not allowed by the site policy");
+                refuse(
+                    "sysinfo",
+                    c.as_str().into(),
+                    "category not allowed by the site policy",
+                );
             }
         }
         let kv_quota_bytes = match &caps.kv {
@@ -129,7 +163,10 @@ impl Grant {
                 refuse(
                     "kv",
                     format!("{} bytes", kv.quota_bytes),
-                    &format!("quota above the site maximum of {} bytes", policy.limits.max_kv_quota_bytes),
+                    &format!(
+                        "quota above the site maximum of {} bytes",
+                        policy.limits.max_kv_quota_bytes
+                    ),
                 );
                 None
             }
@@ -148,22 +185,40 @@ impl Grant {
             if allow.services.contains(s) {
                 services.push(s.clone());
             } else {
-                refuse("services", s.clone(), "service not allowed by the site policy");
+                refuse(
+                    "services",
+                    s.clone(),
+                    "service not allowed by the site policy",
+                );
             }
         }
-        let service_control = manifest.role.may_change_machine() && !services.is_empty() && allow.service_control;
-        if manifest.role.may_change_machine() && !caps.services.is_empty() && !allow.service_control {
-            refuse("service-control", caps.services.join(","), "the site policy does not allow service control");
+        let service_control =
+            manifest.role.may_change_machine() && !services.is_empty() && allow.service_control;
+        if manifest.role.may_change_machine() && !caps.services.is_empty() && !allow.service_control
+        {
+            refuse(
+                "service-control",
+                caps.services.join(","),
+                "the site policy does not allow service control",
+            );
         }
 
         let l = &policy.limits;
         let memory_mb = manifest.limits.memory_mb.unwrap_or(l.default_memory_mb);
         if memory_mb > l.max_memory_mb {
-            refuse("limits.memory-mb", memory_mb.to_string(), &format!("above the site maximum of {} MB", l.max_memory_mb));
+            refuse(
+                "limits.memory-mb",
+                memory_mb.to_string(),
+                &format!("above the site maximum of {} MB", l.max_memory_mb),
+            );
         }
         let timeout_ms = manifest.limits.timeout_ms.unwrap_or(l.default_timeout_ms);
         if timeout_ms > l.max_timeout_ms {
-            refuse("limits.timeout-ms", timeout_ms.to_string(), &format!("above the site maximum of {} ms", l.max_timeout_ms));
+            refuse(
+                "limits.timeout-ms",
+                timeout_ms.to_string(),
+                &format!("above the site maximum of {} ms", l.max_timeout_ms),
+            );
         }
         let limits = RunLimits {
             memory_bytes: memory_mb.min(l.max_memory_mb) << 20,
@@ -190,10 +245,14 @@ impl Grant {
         // A capability of which something is granted still works; the rest of its request is
         // only narrowed. Service control is never required: without it a remediation can still
         // check and plan.
-        let (narrowed, refusals): (Vec<Refusal>, Vec<Refusal>) = refusals.into_iter().partition(|r| {
-            r.capability == "service-control" || grant.has_some(&r.capability)
-        });
-        GrantReport { grant, refusals, narrowed }
+        let (narrowed, refusals): (Vec<Refusal>, Vec<Refusal>) = refusals
+            .into_iter()
+            .partition(|r| r.capability == "service-control" || grant.has_some(&r.capability));
+        GrantReport {
+            grant,
+            refusals,
+            narrowed,
+        }
     }
 
     /// Whether anything of a capability (as named in refusals) is granted.
@@ -219,8 +278,13 @@ impl Grant {
                     .find(|g| g.program == *program)
                     .ok_or_else(|| format!("program `{program}` is not granted"))?;
                 for arg in args.iter() {
-                    if !matches_any(&rule.manifest_args, arg) || !matches_any(&rule.policy_args, arg) {
-                        return Err(format!("argument `{}` of `{program}` is not granted", arg.escape_debug()));
+                    if !matches_any(&rule.manifest_args, arg)
+                        || !matches_any(&rule.policy_args, arg)
+                    {
+                        return Err(format!(
+                            "argument `{}` of `{program}` is not granted",
+                            arg.escape_debug()
+                        ));
                     }
                 }
                 Ok(())
@@ -228,10 +292,15 @@ impl Grant {
             Operation::FsRead { path } => {
                 // Writable paths are readable too: a remediation must see what it changes.
                 let roots = self.fs_read.iter().chain(&self.fs_write);
-                under_any(roots, path).ok_or_else(|| format!("`{}` is not under a granted path", path.display()))
+                under_any(roots, path)
+                    .ok_or_else(|| format!("`{}` is not under a granted path", path.display()))
             }
-            Operation::FsWrite { path } => under_any(self.fs_write.iter(), path)
-                .ok_or_else(|| format!("`{}` is not under a path granted for writing", path.display())),
+            Operation::FsWrite { path } => under_any(self.fs_write.iter(), path).ok_or_else(|| {
+                format!(
+                    "`{}` is not under a path granted for writing",
+                    path.display()
+                )
+            }),
             Operation::Sysinfo { category } => {
                 if self.sysinfo.contains(category) {
                     Ok(())
@@ -239,7 +308,10 @@ impl Grant {
                     Err(format!("sysinfo `{}` is not granted", category.as_str()))
                 }
             }
-            Operation::Kv { .. } => self.kv_quota_bytes.map(|_| ()).ok_or_else(|| "kv is not granted".to_string()),
+            Operation::Kv { .. } => self
+                .kv_quota_bytes
+                .map(|_| ())
+                .ok_or_else(|| "kv is not granted".to_string()),
             Operation::Http { host } => {
                 if self.http.iter().any(|h| h.eq_ignore_ascii_case(host)) {
                     Ok(())
@@ -281,15 +353,23 @@ impl Grant {
 }
 
 fn matches_any(patterns: &[String], arg: &str) -> bool {
-    let options = glob::MatchOptions { case_sensitive: true, require_literal_separator: false, require_literal_leading_dot: false };
-    patterns
-        .iter()
-        .any(|p| glob::Pattern::new(p).map(|pat| pat.matches_with(arg, options)).unwrap_or(false))
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: false,
+        require_literal_leading_dot: false,
+    };
+    patterns.iter().any(|p| {
+        glob::Pattern::new(p)
+            .map(|pat| pat.matches_with(arg, options))
+            .unwrap_or(false)
+    })
 }
 
 fn under_any<'a>(mut roots: impl Iterator<Item = &'a PathBuf>, path: &Path) -> Option<()> {
     let path = normalize(path)?;
-    roots.any(|root| normalize(root).is_some_and(|r| path.starts_with(&r))).then_some(())
+    roots
+        .any(|root| normalize(root).is_some_and(|r| path.starts_with(&r)))
+        .then_some(())
 }
 
 /// Lexical normalisation of an absolute path: drops `.` and trailing separators, applies `..`
@@ -323,7 +403,11 @@ fn intersect_paths(
     let mut granted = Vec::new();
     for r in requested {
         let Some(r) = normalize(r) else {
-            refuse(capability, r.display().to_string(), "not a normal absolute path");
+            refuse(
+                capability,
+                r.display().to_string(),
+                "not a normal absolute path",
+            );
             continue;
         };
         let mut any = false;
@@ -338,7 +422,11 @@ fn intersect_paths(
             }
         }
         if !any {
-            refuse(capability, r.display().to_string(), "path not allowed by the site policy");
+            refuse(
+                capability,
+                r.display().to_string(),
+                "path not allowed by the site policy",
+            );
         }
     }
     granted.sort();
@@ -351,8 +439,10 @@ mod tests {
     use super::*;
 
     fn manifest(caps: &str) -> Manifest {
-        Manifest::parse(&format!("name = \"t\"\nversion = \"1.0.0\"\nrole = \"remediation\"\n{caps}"))
-            .expect("test manifest")
+        Manifest::parse(&format!(
+            "name = \"t\"\nversion = \"1.0.0\"\nrole = \"remediation\"\n{caps}"
+        ))
+        .expect("test manifest")
     }
 
     fn policy(allow: &str) -> SitePolicy {
@@ -361,29 +451,62 @@ mod tests {
 
     #[test]
     fn effective_grant_is_the_intersection() {
-        let m = manifest("[capabilities]\nsysinfo = [\"os\", \"processes\"]\n[capabilities.fs]\nwrite = [\"/tmp\"]");
+        let m = manifest(
+            "[capabilities]\nsysinfo = [\"os\", \"processes\"]\n[capabilities.fs]\nwrite = [\"/tmp\"]",
+        );
         let p = policy("sysinfo = [\"os\"]\nfs-write = [\"/tmp/scratch\"]");
         let report = Grant::resolve(&m, &p);
-        assert_eq!(report.grant.sysinfo.iter().copied().collect::<Vec<_>>(), vec![SysinfoCategory::Os]);
+        assert_eq!(
+            report.grant.sysinfo.iter().copied().collect::<Vec<_>>(),
+            vec![SysinfoCategory::Os]
+        );
         assert_eq!(report.grant.fs_write, vec![PathBuf::from("/tmp/scratch")]);
-        assert!(report.refusals.is_empty(), "partly granted capabilities still run");
+        assert!(
+            report.refusals.is_empty(),
+            "partly granted capabilities still run"
+        );
         assert_eq!(report.narrowed.len(), 1);
         assert_eq!(report.narrowed[0].requested, "processes");
         let none = policy("sysinfo = [\"cpu\"]\nfs-write = [\"/tmp/scratch\"]");
         let report = Grant::resolve(&m, &none);
-        assert_eq!(report.refusals.len(), 2, "nothing of sysinfo is granted: {:?}", report.refusals);
+        assert_eq!(
+            report.refusals.len(),
+            2,
+            "nothing of sysinfo is granted: {:?}",
+            report.refusals
+        );
     }
 
     #[test]
     fn exec_arguments_must_match_manifest_and_policy() {
-        let m = manifest("[capabilities]\nexec = [{ program = \"/bin/echo\", args = [\"hello\", \"-n\"] }]");
+        let m = manifest(
+            "[capabilities]\nexec = [{ program = \"/bin/echo\", args = [\"hello\", \"-n\"] }]",
+        );
         let p = policy("exec = [{ program = \"/bin/echo\", args = [\"h*\"] }]");
         let g = Grant::resolve(&m, &p).grant;
         let ok = ["hello".to_string()];
         let not_in_policy = ["-n".to_string()];
-        assert!(g.authorize(&Operation::Exec { program: "/bin/echo", args: &ok }).is_ok());
-        assert!(g.authorize(&Operation::Exec { program: "/bin/echo", args: &not_in_policy }).is_err());
-        assert!(g.authorize(&Operation::Exec { program: "/bin/sh", args: &ok }).is_err());
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/bin/echo",
+                args: &ok
+            })
+            .is_ok()
+        );
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/bin/echo",
+                args: &not_in_policy
+            })
+            .is_err()
+        );
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/bin/sh",
+                args: &ok
+            })
+            .is_err()
+        );
     }
 
     #[test]
@@ -397,12 +520,18 @@ mod tests {
         assert!(g.authorize(&op("/tmp/scratch/../x")).is_err());
         assert!(g.authorize(&op("/tmp/scratchy")).is_err());
         assert!(g.authorize(&op("relative")).is_err());
-        assert!(g.authorize(&op("/../../tmp/scratch/../../etc/passwd")).is_err());
+        assert!(
+            g.authorize(&op("/../../tmp/scratch/../../etc/passwd"))
+                .is_err()
+        );
     }
 
     #[test]
     fn normalize_handles_dots_and_trailing_slashes() {
-        assert_eq!(normalize(Path::new("/a/./b/../c/")), Some(PathBuf::from("/a/c")));
+        assert_eq!(
+            normalize(Path::new("/a/./b/../c/")),
+            Some(PathBuf::from("/a/c"))
+        );
         assert_eq!(normalize(Path::new("/..")), None);
         assert_eq!(normalize(Path::new("a/b")), None);
     }

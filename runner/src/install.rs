@@ -36,12 +36,21 @@ pub struct InstallReport {
 pub(crate) fn install_dir(runner: &Runner, dir: &Path) -> Result<InstallReport, InstallError> {
     let (manifest, bytes) = PluginStore::read_plugin_dir(dir)?;
     let sha256 = sha256_hex(&bytes);
-    let (_pre, warnings, _cache) = runner.compile_checked(&manifest, &sha256, || Ok(bytes.clone()))?;
+    let (_pre, warnings, _cache) =
+        runner.compile_checked(&manifest, &sha256, || Ok(bytes.clone()))?;
     let previous = runner.store().get(&manifest.name)?;
     let plugin = runner.store().put(&manifest, &bytes)?;
     runner.forget(&manifest.name);
-    let replaced = previous.filter(|p| p.sha256 != plugin.sha256).map(|p| p.sha256);
+    let replaced = previous
+        .filter(|p| p.sha256 != plugin.sha256)
+        .map(|p| p.sha256);
     let grant = Grant::resolve(&manifest, runner.policy());
     tracing::info!(plugin = %manifest.name, version = %manifest.version, sha256 = %plugin.sha256, "plugin installed");
-    Ok(InstallReport { plugin, replaced, warnings, refusals: grant.refusals, narrowed: grant.narrowed })
+    Ok(InstallReport {
+        plugin,
+        replaced,
+        warnings,
+        refusals: grant.refusals,
+        narrowed: grant.narrowed,
+    })
 }

@@ -46,7 +46,11 @@ fn required_exports(role: Role) -> &'static [&'static str] {
 
 /// The capability interfaces a component imports, after checking them and its exports.
 /// Returns warnings for requested capabilities the component never imports.
-pub fn check(engine: &Engine, component: &Component, manifest: &Manifest) -> Result<Vec<String>, RunError> {
+pub fn check(
+    engine: &Engine,
+    component: &Component,
+    manifest: &Manifest,
+) -> Result<Vec<String>, RunError> {
     let ty = component.component_type();
     let mut imported = Vec::new();
     for (name, _) in ty.imports(engine) {
@@ -63,14 +67,23 @@ pub fn check(engine: &Engine, component: &Component, manifest: &Manifest) -> Res
         };
         if !name.ends_with(&format!("@{PACKAGE_VERSION}")) {
             return Err(RunError::InvalidComponent {
-                reason: format!("`{name}` targets another version of {PACKAGE}; this runner implements {PACKAGE_VERSION}"),
+                reason: format!(
+                    "`{name}` targets another version of {PACKAGE}; this runner implements {PACKAGE_VERSION}"
+                ),
             });
         }
         if !requested(manifest, interface) {
-            let reason = if matches!(interface, "fs-write" | "service-control") && !manifest.role.may_change_machine() {
-                format!("which a {} plugin may not use; only remediation roles may", manifest.role)
+            let reason = if matches!(interface, "fs-write" | "service-control")
+                && !manifest.role.may_change_machine()
+            {
+                format!(
+                    "which a {} plugin may not use; only remediation roles may",
+                    manifest.role
+                )
             } else {
-                format!("which its manifest does not request: add it to [capabilities] in plugin.toml (capability `{interface}`)")
+                format!(
+                    "which its manifest does not request: add it to [capabilities] in plugin.toml (capability `{interface}`)"
+                )
             };
             return Err(RunError::ImportNotGranted {
                 plugin: manifest.name.clone(),
@@ -90,18 +103,38 @@ pub fn check(engine: &Engine, component: &Component, manifest: &Manifest) -> Res
                 reason: format!(
                     "a {} plugin must export `{PACKAGE}/{needed}@{PACKAGE_VERSION}`, and this component does not (it exports: {})",
                     manifest.role,
-                    if exported.is_empty() { "nothing of warden:plugin".to_string() } else { exported.join(", ") }
+                    if exported.is_empty() {
+                        "nothing of warden:plugin".to_string()
+                    } else {
+                        exported.join(", ")
+                    }
                 ),
             });
         }
     }
-    let mut warnings = Vec::new();
-    for interface in ["exec", "fs", "sysinfo", "kv", "http", "service"] {
-        if requested(manifest, interface) && !imported.iter().any(|i| i == interface) {
-            warnings.push(format!(
-                "the manifest requests `{interface}` but the component never imports it: remove it from [capabilities] to keep the grant minimal"
-            ));
-        }
-    }
+    // Requested but never imported: the grant is wider than the plugin needs.
+    let c = &manifest.capabilities;
+    let imports = |i: &str| imported.iter().any(|x| x == i);
+    let unused = [
+        ("exec", !c.exec.is_empty() && !imports("exec")),
+        ("fs.read", !c.fs.read.is_empty() && !imports("fs")),
+        ("fs.write", !c.fs.write.is_empty() && !imports("fs-write")),
+        ("sysinfo", !c.sysinfo.is_empty() && !imports("sysinfo")),
+        ("kv", c.kv.is_some() && !imports("kv")),
+        ("http", !c.http.is_empty() && !imports("http")),
+        (
+            "services",
+            !c.services.is_empty() && !imports("service") && !imports("service-control"),
+        ),
+    ];
+    let warnings = unused
+        .iter()
+        .filter(|(_, unused)| *unused)
+        .map(|(cap, _)| {
+            format!(
+                "the manifest requests `{cap}` but the component never uses it: remove it from [capabilities] to keep the grant minimal"
+            )
+        })
+        .collect();
     Ok(warnings)
 }

@@ -41,11 +41,21 @@ fn validate_key(key: &str) -> Result<(), KvError> {
 
 impl KvStore {
     pub fn new(path: PathBuf, quota: u64) -> KvStore {
-        KvStore { path, quota, entries: Mutex::new(None) }
+        KvStore {
+            path,
+            quota,
+            entries: Mutex::new(None),
+        }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> Result<R, KvError>) -> Result<R, KvError> {
-        let mut guard = self.entries.lock().map_err(|_| KvError::Io("state lock poisoned".into()))?;
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> Result<R, KvError>,
+    ) -> Result<R, KvError> {
+        let mut guard = self
+            .entries
+            .lock()
+            .map_err(|_| KvError::Io("state lock poisoned".into()))?;
         if guard.is_none() {
             *guard = Some(self.load()?);
         }
@@ -72,7 +82,8 @@ impl KvStore {
     }
 
     fn save(&self, map: &BTreeMap<String, Vec<u8>>) -> Result<(), KvError> {
-        let hexed: BTreeMap<&String, String> = map.iter().map(|(k, v)| (k, hex::encode(v))).collect();
+        let hexed: BTreeMap<&String, String> =
+            map.iter().map(|(k, v)| (k, hex::encode(v))).collect();
         let bytes = serde_json::to_vec(&hexed).map_err(|e| KvError::Io(e.to_string()))?;
         crate::fsutil::write_atomic(&self.path, &bytes).map_err(|e| KvError::Io(e.to_string()))
     }
@@ -85,10 +96,16 @@ impl KvStore {
     pub fn set(&self, key: &str, value: Vec<u8>) -> Result<(), KvError> {
         validate_key(key)?;
         self.with(|m| {
-            let old = m.get(key).map(|v| (key.len() + v.len()) as u64).unwrap_or(0);
+            let old = m
+                .get(key)
+                .map(|v| (key.len() + v.len()) as u64)
+                .unwrap_or(0);
             let would_use = used(m) - old + (key.len() + value.len()) as u64;
             if would_use > self.quota {
-                return Err(KvError::Quota { quota: self.quota, would_use });
+                return Err(KvError::Quota {
+                    quota: self.quota,
+                    would_use,
+                });
             }
             let previous = m.insert(key.to_string(), value);
             if let Err(e) = self.save(m) {
@@ -106,11 +123,11 @@ impl KvStore {
     pub fn delete(&self, key: &str) -> Result<(), KvError> {
         validate_key(key)?;
         self.with(|m| {
-            if let Some(previous) = m.remove(key) {
-                if let Err(e) = self.save(m) {
-                    m.insert(key.to_string(), previous);
-                    return Err(e);
-                }
+            if let Some(previous) = m.remove(key)
+                && let Err(e) = self.save(m)
+            {
+                m.insert(key.to_string(), previous);
+                return Err(e);
             }
             Ok(())
         })
@@ -131,8 +148,12 @@ mod tests {
         let path = dir.path().join("p.json");
         let kv = KvStore::new(path.clone(), 20);
         kv.set("a", b"1234567890".to_vec()).expect("fits");
-        assert!(matches!(kv.set("b", b"1234567890".to_vec()), Err(KvError::Quota { .. })));
-        kv.set("a", b"123".to_vec()).expect("replacing shrinks usage");
+        assert!(matches!(
+            kv.set("b", b"1234567890".to_vec()),
+            Err(KvError::Quota { .. })
+        ));
+        kv.set("a", b"123".to_vec())
+            .expect("replacing shrinks usage");
         let again = KvStore::new(path, 20);
         assert_eq!(again.get("a").expect("get"), Some(b"123".to_vec()));
         assert!(matches!(again.get(""), Err(KvError::InvalidKey(_))));

@@ -174,7 +174,10 @@ fn default_component() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is larger than {MAX_MANIFEST_BYTES} bytes")]
     TooLarge { path: PathBuf },
     #[error("{path}: {message}")]
@@ -187,22 +190,34 @@ impl Manifest {
     /// Read and validate `plugin.toml` at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = crate::fsutil::read_capped(path, MAX_MANIFEST_BYTES).map_err(|e| match e {
-            crate::fsutil::CappedReadError::TooLarge => ManifestError::TooLarge { path: path.into() },
-            crate::fsutil::CappedReadError::Io(source) => ManifestError::Read { path: path.into(), source },
+            crate::fsutil::CappedReadError::TooLarge => {
+                ManifestError::TooLarge { path: path.into() }
+            }
+            crate::fsutil::CappedReadError::Io(source) => ManifestError::Read {
+                path: path.into(),
+                source,
+            },
         })?;
         let text = String::from_utf8(text).map_err(|_| ManifestError::Parse {
             path: path.into(),
             message: "not UTF-8 text".into(),
         })?;
         Manifest::parse(&text).map_err(|message| match message {
-            ParseFailure::Syntax(message) => ManifestError::Parse { path: path.into(), message },
-            ParseFailure::Invalid(message) => ManifestError::Invalid { path: path.into(), message },
+            ParseFailure::Syntax(message) => ManifestError::Parse {
+                path: path.into(),
+                message,
+            },
+            ParseFailure::Invalid(message) => ManifestError::Invalid {
+                path: path.into(),
+                message,
+            },
         })
     }
 
     /// Parse and validate manifest text.
     pub fn parse(text: &str) -> Result<Manifest, ParseFailure> {
-        let manifest: Manifest = toml::from_str(text).map_err(|e| ParseFailure::Syntax(e.to_string()))?;
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ParseFailure::Syntax(e.to_string()))?;
         manifest.validate().map_err(ParseFailure::Invalid)?;
         Ok(manifest)
     }
@@ -215,7 +230,9 @@ impl Manifest {
         let component = Path::new(&self.component);
         if self.component.is_empty()
             || component.is_absolute()
-            || component.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+            || component
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
             return Err(format!(
                 "component: `{}` must be a plain file name or relative path inside the plugin directory",
@@ -237,7 +254,10 @@ impl Manifest {
         }
         for path in caps.fs.read.iter().chain(&caps.fs.write) {
             if !path.is_absolute() {
-                return Err(format!("capabilities.fs: `{}` must be an absolute path", path.display()));
+                return Err(format!(
+                    "capabilities.fs: `{}` must be an absolute path",
+                    path.display()
+                ));
             }
         }
         if !caps.fs.write.is_empty() && !self.role.may_change_machine() {
@@ -250,7 +270,8 @@ impl Manifest {
             validate_service_name(service).map_err(|e| format!("capabilities.services: {e}"))?;
         }
         for host in &caps.http {
-            crate::names::validate_host_name(host).map_err(|e| format!("capabilities.http: {e}"))?;
+            crate::names::validate_host_name(host)
+                .map_err(|e| format!("capabilities.http: {e}"))?;
         }
         if let Some(schema) = &self.config_schema {
             crate::config_schema::compile(schema).map_err(|e| format!("config-schema: {e}"))?;
@@ -292,20 +313,28 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         let text = format!("{GOOD}\nsurprise = 1\n");
-        assert!(matches!(Manifest::parse(&text), Err(ParseFailure::Syntax(m)) if m.contains("surprise")));
+        assert!(
+            matches!(Manifest::parse(&text), Err(ParseFailure::Syntax(m)) if m.contains("surprise"))
+        );
     }
 
     #[test]
     fn check_plugins_may_not_write() {
         let text = format!("{GOOD}\n[capabilities.fs]\nwrite = [\"/tmp\"]\n");
-        assert!(matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("may not write")));
+        assert!(
+            matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("may not write"))
+        );
     }
 
     #[test]
     fn relative_programs_and_escaping_components_are_rejected() {
         let text = GOOD.replace("sysinfo = [\"disks\"]", "exec = [{ program = \"sh\" }]");
-        assert!(matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("absolute")));
+        assert!(
+            matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("absolute"))
+        );
         let text = format!("component = \"../evil.wasm\"\n{GOOD}");
-        assert!(matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("component")));
+        assert!(
+            matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("component"))
+        );
     }
 }

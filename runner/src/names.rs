@@ -7,9 +7,13 @@ pub const MAX_PLUGIN_NAME: usize = 64;
 /// `[a-z0-9-]`, 1..=64 characters, not starting or ending with `-`.
 pub fn validate_plugin_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_PLUGIN_NAME {
-        return Err(format!("plugin names have 1 to {MAX_PLUGIN_NAME} characters"));
+        return Err(format!(
+            "plugin names have 1 to {MAX_PLUGIN_NAME} characters"
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         || name.starts_with('-')
         || name.ends_with('-')
     {
@@ -26,7 +30,12 @@ pub fn validate_service_name(name: &str) -> Result<(), String> {
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':'));
-    if name.is_empty() || name.len() > 256 || !ok_chars || name.starts_with('-') || name.starts_with('.') {
+    if name.is_empty()
+        || name.len() > 256
+        || !ok_chars
+        || name.starts_with('-')
+        || name.starts_with('.')
+    {
         return Err(format!(
             "`{}` is not a valid service name (letters, digits, `-_.@:`; not starting with `-` or `.`)",
             name.escape_debug()
@@ -43,10 +52,19 @@ pub fn validate_host_name(host: &str) -> Result<(), String> {
             || host.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     && !label.starts_with('-')
             }));
-    if ok { Ok(()) } else { Err(format!("`{}` is not a valid host name", host.escape_debug())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid host name",
+            host.escape_debug()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -55,7 +73,18 @@ mod tests {
 
     #[test]
     fn hostile_plugin_names_are_refused() {
-        for bad in ["", "../x", "a/b", "A", "x\n", "-x", "x-", &"a".repeat(65), "a b", "a\\b"] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "A",
+            "x\n",
+            "-x",
+            "x-",
+            &"a".repeat(65),
+            "a b",
+            "a\\b",
+        ] {
             assert!(validate_plugin_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(validate_plugin_name("disk-usage2").is_ok());

@@ -132,7 +132,10 @@ pub struct ServiceCommands {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("cannot read site policy {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("site policy {origin}: {message}")]
     Invalid { origin: String, message: String },
 }
@@ -141,7 +144,8 @@ impl SitePolicy {
     /// The embedded default policy.
     pub fn embedded_default() -> SitePolicy {
         // The embedded text is part of the binary and covered by a unit test, so it parses.
-        SitePolicy::parse(DEFAULT_POLICY, "<embedded default>").unwrap_or_else(|_| SitePolicy::deny_all())
+        SitePolicy::parse(DEFAULT_POLICY, "<embedded default>")
+            .unwrap_or_else(|_| SitePolicy::deny_all())
     }
 
     /// A policy that grants nothing.
@@ -161,7 +165,10 @@ impl SitePolicy {
                 origin: path.display().to_string(),
                 message: format!("larger than {MAX_POLICY_BYTES} bytes"),
             },
-            crate::fsutil::CappedReadError::Io(source) => PolicyError::Read { path: path.into(), source },
+            crate::fsutil::CappedReadError::Io(source) => PolicyError::Read {
+                path: path.into(),
+                source,
+            },
         })?;
         let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             origin: path.display().to_string(),
@@ -171,7 +178,10 @@ impl SitePolicy {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<SitePolicy, PolicyError> {
-        let invalid = |message: String| PolicyError::Invalid { origin: origin.to_string(), message };
+        let invalid = |message: String| PolicyError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
         let policy: SitePolicy = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         policy.validate().map_err(invalid)?;
         Ok(policy)
@@ -190,15 +200,22 @@ impl SitePolicy {
         }
         for rule in &self.allow.exec {
             if !Path::new(&rule.program).is_absolute() {
-                return Err(format!("allow.exec: program `{}` must be an absolute path", rule.program));
+                return Err(format!(
+                    "allow.exec: program `{}` must be an absolute path",
+                    rule.program
+                ));
             }
             for p in &rule.args {
-                glob::Pattern::new(p).map_err(|e| format!("allow.exec: argument pattern `{p}`: {e}"))?;
+                glob::Pattern::new(p)
+                    .map_err(|e| format!("allow.exec: argument pattern `{p}`: {e}"))?;
             }
         }
         for path in self.allow.fs_read.iter().chain(&self.allow.fs_write) {
             if !path.is_absolute() {
-                return Err(format!("allow: `{}` must be an absolute path", path.display()));
+                return Err(format!(
+                    "allow: `{}` must be an absolute path",
+                    path.display()
+                ));
             }
         }
         for s in &self.allow.services {
@@ -215,7 +232,10 @@ impl SitePolicy {
                 for argv in [&cmds.status, &cmds.start, &cmds.stop, &cmds.restart] {
                     match argv.first() {
                         Some(p) if Path::new(p).is_absolute() => {}
-                        _ => return Err("services.command: each argv must start with an absolute program path".into()),
+                        _ => return Err(
+                            "services.command: each argv must start with an absolute program path"
+                                .into(),
+                        ),
                     }
                 }
             }
@@ -236,7 +256,8 @@ mod tests {
 
     #[test]
     fn embedded_default_parses_and_denies_changes() {
-        let p = SitePolicy::parse(DEFAULT_POLICY, "embedded").expect("embedded default policy parses");
+        let p =
+            SitePolicy::parse(DEFAULT_POLICY, "embedded").expect("embedded default policy parses");
         assert!(p.allow.fs_write.is_empty());
         assert!(!p.allow.service_control);
         assert!(p.allow.exec.is_empty());

@@ -24,7 +24,10 @@ pub enum ProcessError {
     #[error("program not found: {0}")]
     NotFound(String),
     #[error("cannot start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("timed out after {0:?}; the process was killed")]
     TimedOut(Duration),
     #[error("cancelled; the process was killed")]
@@ -51,7 +54,11 @@ pub fn run(spec: Spawn<'_>) -> Result<Finished, ProcessError> {
         .env_clear()
         .env("PATH", CHILD_PATH)
         .env("LC_ALL", "C")
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     #[cfg(unix)]
@@ -64,7 +71,10 @@ pub fn run(spec: Spawn<'_>) -> Result<Finished, ProcessError> {
         if source.kind() == std::io::ErrorKind::NotFound {
             ProcessError::NotFound(spec.program.to_string())
         } else {
-            ProcessError::Spawn { program: spec.program.to_string(), source }
+            ProcessError::Spawn {
+                program: spec.program.to_string(),
+                source,
+            }
         }
     })?;
 
@@ -79,8 +89,14 @@ pub fn run(spec: Spawn<'_>) -> Result<Finished, ProcessError> {
         _ => None,
     };
     let cap = spec.output_cap;
-    let stdout = child.stdout.take().map(|p| thread::spawn(move || read_capped(p, cap)));
-    let stderr = child.stderr.take().map(|p| thread::spawn(move || read_capped(p, cap)));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| thread::spawn(move || read_capped(p, cap)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| thread::spawn(move || read_capped(p, cap)));
 
     let started = Instant::now();
     let mut pause = Duration::from_micros(200);
@@ -92,7 +108,11 @@ pub fn run(spec: Spawn<'_>) -> Result<Finished, ProcessError> {
         if timed_out || (spec.cancelled)() {
             kill_tree(&mut child);
             let _ = child.wait();
-            return Err(if timed_out { ProcessError::TimedOut(spec.timeout) } else { ProcessError::Cancelled });
+            return Err(if timed_out {
+                ProcessError::TimedOut(spec.timeout)
+            } else {
+                ProcessError::Cancelled
+            });
         }
         thread::sleep(pause.min(spec.timeout.saturating_sub(started.elapsed())));
         pause = (pause * 2).min(Duration::from_millis(10));
@@ -104,7 +124,12 @@ pub fn run(spec: Spawn<'_>) -> Result<Finished, ProcessError> {
     }
     let (out, out_cut) = stdout.map(join_reader).unwrap_or_default();
     let (err, err_cut) = stderr.map(join_reader).unwrap_or_default();
-    Ok(Finished { exit_code: status.code(), stdout: out, stderr: err, truncated: out_cut || err_cut })
+    Ok(Finished {
+        exit_code: status.code(),
+        stdout: out,
+        stderr: err,
+        truncated: out_cut || err_cut,
+    })
 }
 
 fn join_reader(h: thread::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool) {
@@ -156,7 +181,11 @@ mod tests {
 
     #[test]
     fn arguments_are_passed_literally() {
-        let args = vec!["a; rm -rf /".to_string(), "$(id)".to_string(), "`x`".to_string()];
+        let args = vec![
+            "a; rm -rf /".to_string(),
+            "$(id)".to_string(),
+            "`x`".to_string(),
+        ];
         let out = run(Spawn {
             program: "/bin/echo",
             args: &args,
@@ -166,7 +195,10 @@ mod tests {
             cancelled: &never,
         })
         .expect("echo runs");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "a; rm -rf / $(id) `x`\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "a; rm -rf / $(id) `x`\n"
+        );
     }
 
     #[test]

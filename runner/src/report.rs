@@ -141,11 +141,20 @@ mod result_serde {
         #[serde(rename_all = "kebab-case")]
         enum Tagged<'a> {
             Ok(&'a Output),
-            Error { kind: &'static str, message: String, detail: &'a RunError },
+            Error {
+                kind: &'static str,
+                message: String,
+                detail: &'a RunError,
+            },
         }
         match r {
             Ok(o) => Tagged::Ok(o).serialize(s),
-            Err(e) => Tagged::Error { kind: e.kind(), message: e.to_string(), detail: e }.serialize(s),
+            Err(e) => Tagged::Error {
+                kind: e.kind(),
+                message: e.to_string(),
+                detail: e,
+            }
+            .serialize(s),
         }
     }
 }
@@ -160,14 +169,19 @@ impl From<discovery::FactGroup> for FactGroup {
                 let value = match f.value {
                     V::Text(s) => serde_json::Value::String(s),
                     V::Integer(i) => serde_json::Value::from(i),
-                    V::Float(x) => serde_json::Number::from_f64(x).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+                    V::Float(x) => serde_json::Number::from_f64(x)
+                        .map(serde_json::Value::Number)
+                        .unwrap_or(serde_json::Value::Null),
                     V::Boolean(b) => serde_json::Value::Bool(b),
                     V::TextList(l) => serde_json::Value::from(l),
                 };
                 (f.key, value)
             })
             .collect();
-        FactGroup { kind: g.kind, facts }
+        FactGroup {
+            kind: g.kind,
+            facts,
+        }
     }
 }
 
@@ -182,7 +196,15 @@ impl From<check::CheckResult> for CheckResult {
         CheckResult {
             status,
             summary: r.summary,
-            metrics: r.metrics.into_iter().map(|m| Metric { name: m.name, value: m.value, unit: m.unit }).collect(),
+            metrics: r
+                .metrics
+                .into_iter()
+                .map(|m| Metric {
+                    name: m.name,
+                    value: m.value,
+                    unit: m.unit,
+                })
+                .collect(),
         }
     }
 }
@@ -200,7 +222,12 @@ impl From<remediation::Action> for Action {
             K::ServiceRestart => ActionKind::ServiceRestart,
             K::Other => ActionKind::Other,
         };
-        Action { id: a.id, kind, target: a.target, description: a.description }
+        Action {
+            id: a.id,
+            kind,
+            target: a.target,
+            description: a.description,
+        }
     }
 }
 
@@ -217,7 +244,12 @@ impl From<&Action> for remediation::Action {
             ActionKind::ServiceRestart => K::ServiceRestart,
             ActionKind::Other => K::Other,
         };
-        remediation::Action { id: a.id.clone(), kind, target: a.target.clone(), description: a.description.clone() }
+        remediation::Action {
+            id: a.id.clone(),
+            kind,
+            target: a.target.clone(),
+            description: a.description.clone(),
+        }
     }
 }
 
@@ -228,6 +260,10 @@ impl From<remediation::ActionOutcome> for ActionOutcome {
             remediation::OutcomeStatus::Skipped => OutcomeStatus::Skipped,
             remediation::OutcomeStatus::Failed => OutcomeStatus::Failed,
         };
-        ActionOutcome { id: o.id, status, detail: o.detail }
+        ActionOutcome {
+            id: o.id,
+            status,
+            detail: o.detail,
+        }
     }
 }

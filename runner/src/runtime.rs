@@ -79,18 +79,29 @@ pub struct Runner {
 impl Runner {
     /// A runner over the store in `data_dir`, under `policy`.
     pub fn new(data_dir: &Path, policy: SitePolicy) -> Result<Runner, RunError> {
-        let services: Arc<dyn ServiceManager> = Arc::from(crate::service_manager::from_config(&policy.services));
+        let services: Arc<dyn ServiceManager> =
+            Arc::from(crate::service_manager::from_config(&policy.services));
         Runner::with_services(data_dir, policy, services)
     }
 
     /// Same, with a given service manager (tests use a scripted one).
-    pub fn with_services(data_dir: &Path, policy: SitePolicy, services: Arc<dyn ServiceManager>) -> Result<Runner, RunError> {
+    pub fn with_services(
+        data_dir: &Path,
+        policy: SitePolicy,
+        services: Arc<dyn ServiceManager>,
+    ) -> Result<Runner, RunError> {
         let engine = new_engine().map_err(RunError::internal)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RunError::internal)?;
-        RunnerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(RunError::internal)?;
-        let store = PluginStore::open(data_dir).map_err(|e| RunError::Store { message: e.to_string() })?;
-        let cache_dir = policy.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));
+        RunnerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(RunError::internal)?;
+        let store = PluginStore::open(data_dir).map_err(|e| RunError::Store {
+            message: e.to_string(),
+        })?;
+        let cache_dir = policy
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cache"));
         let cache = CompileCache::new(&cache_dir, &engine);
         let ticker = EpochTicker::start(&engine);
         Ok(Runner {
@@ -133,8 +144,12 @@ impl Runner {
     fn installed(&self, name: &str) -> Result<InstalledPlugin, RunError> {
         self.store
             .get(name)
-            .map_err(|e| RunError::Store { message: e.to_string() })?
-            .ok_or_else(|| RunError::PluginNotFound { name: name.to_string() })
+            .map_err(|e| RunError::Store {
+                message: e.to_string(),
+            })?
+            .ok_or_else(|| RunError::PluginNotFound {
+                name: name.to_string(),
+            })
     }
 
     /// Validate and install the plugin directory at `dir` (manifest + component).
@@ -151,14 +166,19 @@ impl Runner {
     ) -> Result<(InstancePre<HostState>, Vec<String>, CacheOutcome), RunError> {
         let (component, cache) = self.cache.load_or_compile(&self.engine, sha256, bytes)?;
         let warnings = crate::interfaces::check(&self.engine, &component, manifest)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| RunError::InvalidComponent { reason: format!("{e:#}") })?;
+        let pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| RunError::InvalidComponent {
+                    reason: format!("{e:#}"),
+                })?;
         Ok((pre, warnings, cache))
     }
 
-    fn prepare(&self, installed: &InstalledPlugin) -> Result<(Arc<Prepared>, Option<CacheOutcome>), RunError> {
+    fn prepare(
+        &self,
+        installed: &InstalledPlugin,
+    ) -> Result<(Arc<Prepared>, Option<CacheOutcome>), RunError> {
         // The import check depends on the manifest too, so the key names both.
         let key = prepared_key(&installed.manifest.name, &installed.sha256);
         if let Some(p) = self.prepared.lock().map_err(RunError::internal)?.get(&key) {
@@ -166,11 +186,25 @@ impl Runner {
         }
         let sha = &installed.sha256;
         let (pre, _warnings, cache) = self.compile_checked(&installed.manifest, sha, || {
-            self.store.read_component(sha).map_err(|e| RunError::Store { message: e.to_string() })
+            self.store.read_component(sha).map_err(|e| RunError::Store {
+                message: e.to_string(),
+            })
         })?;
         let prepared = Arc::new(Prepared { pre });
-        self.prepared.lock().map_err(RunError::internal)?.insert(key, prepared.clone());
+        self.prepared
+            .lock()
+            .map_err(RunError::internal)?
+            .insert(key, prepared.clone());
         Ok((prepared, Some(cache)))
+    }
+
+    /// Remove an installed plugin; its component stays in the store while another name uses it.
+    pub fn remove(&self, name: &str) -> Result<Option<InstalledPlugin>, RunError> {
+        let removed = self.store.remove(name).map_err(|e| RunError::Store {
+            message: e.to_string(),
+        })?;
+        self.forget(name);
+        Ok(removed)
     }
 
     /// Forget what was prepared for `name`, after it was reinstalled or removed.
@@ -187,7 +221,9 @@ impl Runner {
         let mut report = RunReport {
             plugin: None,
             invocation: req.invocation.name().to_string(),
-            result: Err(RunError::Internal { message: "not run".into() }),
+            result: Err(RunError::Internal {
+                message: "not run".into(),
+            }),
             logs: vec![],
             capability_uses: vec![],
             capability_uses_dropped: 0,
@@ -209,7 +245,9 @@ impl Runner {
             version: manifest.version.to_string(),
             sha256: installed.sha256.clone(),
         });
-        let GrantReport { grant, refusals, .. } = Grant::resolve(manifest, &self.policy);
+        let GrantReport {
+            grant, refusals, ..
+        } = Grant::resolve(manifest, &self.policy);
         if !refusals.is_empty() {
             return Err(RunError::GrantRefused {
                 plugin: manifest.name.clone(),
@@ -228,8 +266,12 @@ impl Runner {
                 operation: req.invocation.name().to_string(),
             });
         }
-        crate::config_schema::validate(manifest.config_schema.as_ref(), &req.config)
-            .map_err(|errors| RunError::InvalidConfig { plugin: manifest.name.clone(), errors })?;
+        crate::config_schema::validate(manifest.config_schema.as_ref(), &req.config).map_err(
+            |errors| RunError::InvalidConfig {
+                plugin: manifest.name.clone(),
+                errors,
+            },
+        )?;
         let config = serde_json::to_string(&req.config).map_err(RunError::internal)?;
         let (prepared, cache) = self.prepare(&installed)?;
         report.cache = cache;
@@ -253,7 +295,12 @@ impl Runner {
             .allow_ip_name_lookup(false)
             .build();
         let kv = grant.kv_quota_bytes.map(|quota| {
-            Arc::new(KvStore::new(self.data_dir().join("kv").join(format!("{}.json", manifest.name)), quota))
+            Arc::new(KvStore::new(
+                self.data_dir()
+                    .join("kv")
+                    .join(format!("{}.json", manifest.name)),
+                quota,
+            ))
         });
         let now = Instant::now();
         let cx = RunContext {
@@ -272,7 +319,10 @@ impl Runner {
         let state = HostState {
             wasi,
             table: wasmtime::component::ResourceTable::new(),
-            limiter: MemoryLimiter { limit_bytes: grant.limits.memory_bytes, hit: false },
+            limiter: MemoryLimiter {
+                limit_bytes: grant.limits.memory_bytes,
+                hit: false,
+            },
             cx,
         };
         let mut store = Store::new(&self.engine, state);
@@ -282,7 +332,9 @@ impl Runner {
             let cx = &mut ctx.data_mut().cx;
             match cx.remaining() {
                 Ok(_) => Ok(UpdateDeadline::Continue(1)),
-                Err(crate::capabilities::CapFailure::Stop(reason)) => Err(wasmtime::Error::new(reason)),
+                Err(crate::capabilities::CapFailure::Stop(reason)) => {
+                    Err(wasmtime::Error::new(reason))
+                }
                 Err(crate::capabilities::CapFailure::Cap(_)) => Ok(UpdateDeadline::Continue(1)),
             }
         });
@@ -296,8 +348,17 @@ impl Runner {
         report.stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
         match outcome {
             Ok(Ok(output)) => Ok(output),
-            Ok(Err(plugin_error)) => Err(RunError::Plugin { code: plugin_error.code, message: plugin_error.message }),
-            Err(trap) => Err(classify_trap(trap, store.data())),
+            Ok(Err(plugin_error)) => Err(RunError::Plugin {
+                code: plugin_error.code,
+                message: plugin_error.message,
+            }),
+            Err(trap) => Err(match classify_trap(trap, store.data()) {
+                // A panic's message goes to stderr; it says more than the trap itself.
+                RunError::Trap { message } => RunError::Trap {
+                    message: with_stderr_tail(message, &report.stderr),
+                },
+                other => other,
+            }),
         }
     }
 }
@@ -308,7 +369,12 @@ fn prepared_key(name: &str, sha256: &str) -> String {
 
 type CallResult = wasmtime::Result<Result<Output, crate::bindings::PluginError>>;
 
-fn call(pre: &InstancePre<HostState>, store: &mut Store<HostState>, invocation: &Invocation, config: &str) -> CallResult {
+fn call(
+    pre: &InstancePre<HostState>,
+    store: &mut Store<HostState>,
+    invocation: &Invocation,
+    config: &str,
+) -> CallResult {
     let instance = pre.instantiate(&mut *store)?;
     Ok(match invocation {
         Invocation::Discover => {
@@ -319,7 +385,9 @@ fn call(pre: &InstancePre<HostState>, store: &mut Store<HostState>, invocation: 
         }
         Invocation::Check => {
             let guest = check::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
-            guest.call_check(&mut *store, config)?.map(|r| Output::Check(r.into()))
+            guest
+                .call_check(&mut *store, config)?
+                .map(|r| Output::Check(r.into()))
         }
         Invocation::Plan => {
             let guest = remediation::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
@@ -337,6 +405,26 @@ fn call(pre: &InstancePre<HostState>, store: &mut Store<HostState>, invocation: 
     })
 }
 
+fn with_stderr_tail(message: String, stderr: &str) -> String {
+    let said: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    if said.is_empty() {
+        return message;
+    }
+    let mut tail = said.join(" ");
+    if tail.len() > 1000 {
+        let mut cut = tail.len() - 1000;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail = format!("…{}", &tail[cut..]);
+    }
+    format!("{message}; plugin stderr: {tail}")
+}
+
 /// Name the reason a call ended in a trap: a limit or stop the host decided, or the plugin's fault.
 fn classify_trap(err: wasmtime::Error, state: &HostState) -> RunError {
     if let Some(reason) = &state.cx.stop_reason {
@@ -346,10 +434,18 @@ fn classify_trap(err: wasmtime::Error, state: &HostState) -> RunError {
         return reason.clone();
     }
     if state.limiter.hit {
-        return RunError::LimitExceeded(Limit::Memory { limit_bytes: state.limiter.limit_bytes });
+        return RunError::LimitExceeded(Limit::Memory {
+            limit_bytes: state.limiter.limit_bytes,
+        });
     }
     if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
-        return RunError::LimitExceeded(Limit::Stack { limit_bytes: crate::limits::DEFAULT_WASM_STACK_BYTES });
+        return RunError::LimitExceeded(Limit::Stack {
+            limit_bytes: crate::limits::DEFAULT_WASM_STACK_BYTES,
+        });
     }
-    RunError::Trap { message: format!("{err:?}") }
+    // The first line names the trap; the wasm backtrace follows in the alternate form.
+    let text = format!("{err:#}");
+    RunError::Trap {
+        message: text.lines().next().unwrap_or("trap").to_string(),
+    }
 }

@@ -53,8 +53,19 @@ pub enum ServiceError {
 /// A service manager. `cancelled` is polled while waiting for the manager's programs.
 pub trait ServiceManager: Send + Sync {
     fn name(&self) -> &'static str;
-    fn status(&self, service: &str, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<ServiceState, ServiceError>;
-    fn control(&self, service: &str, action: ServiceAction, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<(), ServiceError>;
+    fn status(
+        &self,
+        service: &str,
+        timeout: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<ServiceState, ServiceError>;
+    fn control(
+        &self,
+        service: &str,
+        action: ServiceAction,
+        timeout: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(), ServiceError>;
 }
 
 /// Build the backend the policy asks for.
@@ -71,9 +82,15 @@ pub fn from_config(config: &ServiceBackendConfig) -> Box<dyn ServiceManager> {
             Some(c) => c.clone(),
             None => return Box::new(Unavailable("backend `command` has no commands configured")),
         },
-        ServiceBackendKind::Auto => return Box::new(Unavailable("no service manager found on this machine")),
+        ServiceBackendKind::Auto => {
+            return Box::new(Unavailable("no service manager found on this machine"));
+        }
     };
-    Box::new(CommandBackend { name: backend_name(kind), commands, windows: kind == ServiceBackendKind::Windows })
+    Box::new(CommandBackend {
+        name: backend_name(kind),
+        commands,
+        windows: kind == ServiceBackendKind::Windows,
+    })
 }
 
 fn backend_name(kind: ServiceBackendKind) -> &'static str {
@@ -139,10 +156,21 @@ impl ServiceManager for Unavailable {
     fn name(&self) -> &'static str {
         "unavailable"
     }
-    fn status(&self, _: &str, _: Duration, _: &dyn Fn() -> bool) -> Result<ServiceState, ServiceError> {
+    fn status(
+        &self,
+        _: &str,
+        _: Duration,
+        _: &dyn Fn() -> bool,
+    ) -> Result<ServiceState, ServiceError> {
         Err(ServiceError::Unsupported(self.0.into()))
     }
-    fn control(&self, _: &str, _: ServiceAction, _: Duration, _: &dyn Fn() -> bool) -> Result<(), ServiceError> {
+    fn control(
+        &self,
+        _: &str,
+        _: ServiceAction,
+        _: Duration,
+        _: &dyn Fn() -> bool,
+    ) -> Result<(), ServiceError> {
         Err(ServiceError::Unsupported(self.0.into()))
     }
 }
@@ -155,13 +183,40 @@ struct CommandBackend {
 }
 
 impl CommandBackend {
-    fn run(&self, template: &[String], service: &str, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<process::Finished, ServiceError> {
-        let (program, rest) = template.split_first().ok_or_else(|| ServiceError::Unsupported("no command configured".into()))?;
-        let args: Vec<String> = rest.iter().map(|a| if a == "{name}" { service.to_string() } else { a.clone() }).collect();
-        process::run(process::Spawn { program, args: &args, stdin: None, timeout, output_cap: 64 << 10, cancelled }).map_err(|e| match e {
+    fn run(
+        &self,
+        template: &[String],
+        service: &str,
+        timeout: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<process::Finished, ServiceError> {
+        let (program, rest) = template
+            .split_first()
+            .ok_or_else(|| ServiceError::Unsupported("no command configured".into()))?;
+        let args: Vec<String> = rest
+            .iter()
+            .map(|a| {
+                if a == "{name}" {
+                    service.to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        process::run(process::Spawn {
+            program,
+            args: &args,
+            stdin: None,
+            timeout,
+            output_cap: 64 << 10,
+            cancelled,
+        })
+        .map_err(|e| match e {
             ProcessError::TimedOut(_) => ServiceError::TimedOut,
             ProcessError::Cancelled => ServiceError::Cancelled,
-            ProcessError::NotFound(p) => ServiceError::Unsupported(format!("service manager program {p} not found")),
+            ProcessError::NotFound(p) => {
+                ServiceError::Unsupported(format!("service manager program {p} not found"))
+            }
             other => ServiceError::Failed(other.to_string()),
         })
     }
@@ -172,11 +227,17 @@ impl ServiceManager for CommandBackend {
         self.name
     }
 
-    fn status(&self, service: &str, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<ServiceState, ServiceError> {
+    fn status(
+        &self,
+        service: &str,
+        timeout: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<ServiceState, ServiceError> {
         let out = self.run(&self.commands.status, service, timeout, cancelled)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if self.windows {
-            return Ok(parse_sc_query(&stdout, out.exit_code).ok_or_else(|| ServiceError::NotFound(service.into()))?);
+            return parse_sc_query(&stdout, out.exit_code)
+                .ok_or_else(|| ServiceError::NotFound(service.into()));
         }
         if self.name == "systemd" {
             return Ok(match stdout.trim() {
@@ -198,7 +259,13 @@ impl ServiceManager for CommandBackend {
         })
     }
 
-    fn control(&self, service: &str, action: ServiceAction, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<(), ServiceError> {
+    fn control(
+        &self,
+        service: &str,
+        action: ServiceAction,
+        timeout: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(), ServiceError> {
         let template = match action {
             ServiceAction::Start => &self.commands.start,
             ServiceAction::Stop => &self.commands.stop,
@@ -225,7 +292,9 @@ fn parse_sc_query(stdout: &str, exit_code: Option<i32>) -> Option<ServiceState> 
     if exit_code == Some(1060) {
         return None;
     }
-    let state_line = stdout.lines().find(|l| l.trim_start().starts_with("STATE"))?;
+    let state_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("STATE"))?;
     Some(if state_line.contains("RUNNING") {
         ServiceState::Running
     } else if state_line.contains("STOPPED") {

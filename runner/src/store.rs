@@ -2,7 +2,7 @@
 //! `store/sha256/`; `plugins/<name>.json` says which one a name points to. Every write is a
 //! temp-file + fsync + rename, so a crash mid-install leaves the previous state intact.
 
-use crate::fsutil::{read_capped, write_atomic, CappedReadError};
+use crate::fsutil::{CappedReadError, read_capped, write_atomic};
 use crate::manifest::Manifest;
 use crate::names::validate_plugin_name;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,10 @@ pub struct InstalledPlugin {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("component {path} is larger than {MAX_COMPONENT_BYTES} bytes")]
     TooLarge { path: PathBuf },
     #[error("store record {path} is corrupt: {message}")]
@@ -39,7 +42,10 @@ pub enum StoreError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Hex sha256 of `bytes`.
@@ -55,7 +61,9 @@ pub struct PluginStore {
 
 impl PluginStore {
     pub fn open(data_dir: &Path) -> Result<PluginStore, StoreError> {
-        let store = PluginStore { data_dir: data_dir.to_path_buf() };
+        let store = PluginStore {
+            data_dir: data_dir.to_path_buf(),
+        };
         for dir in [store.blobs_dir(), store.index_dir()] {
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
@@ -85,12 +93,17 @@ impl PluginStore {
     }
 
     /// Read a plugin directory: its manifest and component bytes (size-capped before reading).
-    pub fn read_plugin_dir(dir: &Path) -> Result<(Manifest, Vec<u8>), crate::install::InstallError> {
+    pub fn read_plugin_dir(
+        dir: &Path,
+    ) -> Result<(Manifest, Vec<u8>), crate::install::InstallError> {
         let manifest = Manifest::load(&dir.join("plugin.toml"))?;
         let path = dir.join(&manifest.component);
         let bytes = read_capped(&path, MAX_COMPONENT_BYTES).map_err(|e| match e {
             CappedReadError::TooLarge => StoreError::TooLarge { path: path.clone() },
-            CappedReadError::Io(source) => StoreError::Io { path: path.clone(), source },
+            CappedReadError::Io(source) => StoreError::Io {
+                path: path.clone(),
+                source,
+            },
         })?;
         Ok((manifest, bytes))
     }
@@ -112,8 +125,10 @@ impl PluginStore {
                 .unwrap_or(0),
         };
         let path = self.record_path(&manifest.name)?;
-        let json = serde_json::to_vec_pretty(&record)
-            .map_err(|e| StoreError::Corrupt { path: path.clone(), message: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         write_atomic(&path, &json).map_err(io(&path))?;
         Ok(record)
     }
@@ -121,9 +136,14 @@ impl PluginStore {
     pub fn get(&self, name: &str) -> Result<Option<InstalledPlugin>, StoreError> {
         let path = self.record_path(name)?;
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { path, message: e.to_string() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        path,
+                        message: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Io { path, source }),
         }
@@ -136,10 +156,10 @@ impl PluginStore {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             // Temp files of an interrupted install are not records.
-            if let Some(stem) = name.strip_suffix(".json") {
-                if let Some(p) = self.get(stem)? {
-                    out.push(p);
-                }
+            if let Some(stem) = name.strip_suffix(".json")
+                && let Some(p) = self.get(stem)?
+            {
+                out.push(p);
             }
         }
         out.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
@@ -148,7 +168,9 @@ impl PluginStore {
 
     /// Remove a name. Its component stays until no record points to it.
     pub fn remove(&self, name: &str) -> Result<Option<InstalledPlugin>, StoreError> {
-        let Some(record) = self.get(name)? else { return Ok(None) };
+        let Some(record) = self.get(name)? else {
+            return Ok(None);
+        };
         let path = self.record_path(name)?;
         std::fs::remove_file(&path).map_err(io(&path))?;
         crate::fsutil::sync_dir(&self.index_dir()).map_err(io(&path))?;
@@ -164,10 +186,15 @@ impl PluginStore {
         let path = self.component_path(sha256);
         let bytes = read_capped(&path, MAX_COMPONENT_BYTES).map_err(|e| match e {
             CappedReadError::TooLarge => StoreError::TooLarge { path: path.clone() },
-            CappedReadError::Io(source) => StoreError::Io { path: path.clone(), source },
+            CappedReadError::Io(source) => StoreError::Io {
+                path: path.clone(),
+                source,
+            },
         })?;
         if sha256_hex(&bytes) != sha256 {
-            return Err(StoreError::HashMismatch { sha256: sha256.to_string() });
+            return Err(StoreError::HashMismatch {
+                sha256: sha256.to_string(),
+            });
         }
         Ok(bytes)
     }

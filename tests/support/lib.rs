@@ -9,7 +9,10 @@ use warden::{Runner, SitePolicy};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// `target/plugins/<name>`, built by `cargo xtask build-plugins`.
@@ -62,7 +65,8 @@ impl Sandbox {
 
     /// Install the built plugin `plugin` under `manifest` (or its own manifest when `None`).
     pub fn install(&self, runner: &Runner, plugin: &str, manifest: Option<&str>) -> InstallReport {
-        self.try_install(runner, plugin, manifest).expect("plugin installs")
+        self.try_install(runner, plugin, manifest)
+            .expect("plugin installs")
     }
 
     pub fn try_install(
@@ -117,7 +121,11 @@ impl Sandbox {
     }
 
     pub fn fake_service_running(&self, name: &str) -> bool {
-        self.dir.path().join("services").join(format!("{name}.running")).exists()
+        self.dir
+            .path()
+            .join("services")
+            .join(format!("{name}.running"))
+            .exists()
     }
 
     /// A policy granting the scratch dir, /bin/echo and /bin/sleep, kv, two sysinfo categories
@@ -149,7 +157,11 @@ impl Sandbox {
     /// A runner under the standard policy with `hostile` installed with `limits` in its manifest.
     pub fn hostile_runner(&self, policy_limits: &str, manifest_limits: &str) -> Runner {
         let runner = self.runner(&self.standard_policy(policy_limits));
-        self.install(&runner, "hostile", Some(&hostile_manifest(&self.hostile_caps(), manifest_limits)));
+        self.install(
+            &runner,
+            "hostile",
+            Some(&hostile_manifest(&self.hostile_caps(), manifest_limits)),
+        );
         runner
     }
 }

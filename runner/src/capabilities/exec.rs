@@ -3,8 +3,8 @@
 //! run's deadline or a cancellation is what ends it, the child is killed and so is the run.
 
 use super::{CapFailure, HostState};
-use crate::bindings::warden::plugin::exec::{Command, Host, Output};
 use crate::bindings::CapError;
+use crate::bindings::warden::plugin::exec::{Command, Host, Output};
 use crate::grant::Operation;
 use crate::process::{self, ProcessError};
 use std::time::Duration;
@@ -15,14 +15,29 @@ pub const MAX_ARGS: usize = 1024;
 impl Host for HostState {
     fn run(&mut self, cmd: Command) -> Result<Output, CapFailure> {
         let cx = &mut self.cx;
-        if cmd.args.len() > MAX_ARGS || cmd.program.contains('\0') || cmd.args.iter().any(|a| a.contains('\0')) {
-            let why = "more than 1024 arguments, or a NUL byte in the program or an argument".to_string();
+        if cmd.args.len() > MAX_ARGS
+            || cmd.program.contains('\0')
+            || cmd.args.iter().any(|a| a.contains('\0'))
+        {
+            let why =
+                "more than 1024 arguments, or a NUL byte in the program or an argument".to_string();
             cx.record("exec", "run", &cmd.program, &cmd.args, Some(why.clone()));
             return Err(CapError::Invalid(why).into());
         }
-        cx.authorize(Operation::Exec { program: &cmd.program, args: &cmd.args }, "run", &cmd.program, &cmd.args)?;
+        cx.authorize(
+            Operation::Exec {
+                program: &cmd.program,
+                args: &cmd.args,
+            },
+            "run",
+            &cmd.program,
+            &cmd.args,
+        )?;
         let remaining = cx.remaining()?;
-        let asked = cmd.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(Duration::MAX);
+        let asked = cmd
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()))
+            .unwrap_or(Duration::MAX);
         let own_limit = asked.min(cx.grant.limits.exec_timeout);
         let timeout = own_limit.min(remaining);
         let cancel = cx.cancel.clone();

@@ -3,9 +3,9 @@
 //! cap-std directory handle rooted at the granted path, so symlinks cannot lead out of it either.
 
 use super::{CapFailure, HostState, RunContext};
+use crate::bindings::CapError;
 use crate::bindings::warden::plugin::fs::{DirEntry, EntryKind, Host as FsHost, Metadata};
 use crate::bindings::warden::plugin::fs_write::Host as FsWriteHost;
-use crate::bindings::CapError;
 use crate::grant::{Operation, normalize};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -22,7 +22,12 @@ struct Resolved {
 }
 
 impl RunContext {
-    fn resolve(&mut self, path: &str, write: bool, function: &'static str) -> Result<Resolved, CapFailure> {
+    fn resolve(
+        &mut self,
+        path: &str,
+        write: bool,
+        function: &'static str,
+    ) -> Result<Resolved, CapFailure> {
         let capability = if write { "fs-write" } else { "fs" };
         let invalid = |why: &str| format!("`{}`: {why}", path.escape_debug());
         let normalized = if path.len() > MAX_PATH_BYTES || path.contains('\0') {
@@ -35,12 +40,21 @@ impl RunContext {
             self.record(capability, function, path, &[], Some(why.clone()));
             return Err(CapError::Invalid(why).into());
         };
-        let op = if write { Operation::FsWrite { path: &normalized } } else { Operation::FsRead { path: &normalized } };
+        let op = if write {
+            Operation::FsWrite { path: &normalized }
+        } else {
+            Operation::FsRead { path: &normalized }
+        };
         self.authorize(op, function, path, &[])?;
         let roots: Vec<PathBuf> = if write {
             self.grant.fs_write.clone()
         } else {
-            self.grant.fs_read.iter().chain(&self.grant.fs_write).cloned().collect()
+            self.grant
+                .fs_read
+                .iter()
+                .chain(&self.grant.fs_write)
+                .cloned()
+                .collect()
         };
         // The longest granted root containing the path; the grant check above guarantees one.
         let root = roots
@@ -51,13 +65,26 @@ impl RunContext {
             .ok_or_else(|| CapError::Denied(invalid("not under a granted path")))?;
         let opened = match std::fs::metadata(&root) {
             Ok(m) if m.is_dir() => Dir::open_ambient_dir(&root, ambient_authority()).map(|dir| {
-                let rel = normalized.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default();
-                Resolved { dir, rel: if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel } }
+                let rel = normalized
+                    .strip_prefix(&root)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                Resolved {
+                    dir,
+                    rel: if rel.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        rel
+                    },
+                }
             }),
             // A granted file: open its directory and allow exactly that entry.
             Ok(_) => match (root.parent(), root.file_name()) {
                 (Some(parent), Some(name)) if normalized == root => {
-                    Dir::open_ambient_dir(parent, ambient_authority()).map(|dir| Resolved { dir, rel: PathBuf::from(name) })
+                    Dir::open_ambient_dir(parent, ambient_authority()).map(|dir| Resolved {
+                        dir,
+                        rel: PathBuf::from(name),
+                    })
                 }
                 _ => return Err(self.deny_after_check(invalid("not under a granted directory"))),
             },
@@ -78,9 +105,10 @@ impl RunContext {
     fn io_error(&mut self, path: &str, e: std::io::Error) -> CapFailure {
         match e.kind() {
             std::io::ErrorKind::NotFound => CapError::NotFound(path.to_string()).into(),
-            std::io::ErrorKind::PermissionDenied => {
-                self.deny_after_check(format!("`{}`: leads outside the granted path or is not permitted", path.escape_debug()))
-            }
+            std::io::ErrorKind::PermissionDenied => self.deny_after_check(format!(
+                "`{}`: leads outside the granted path or is not permitted",
+                path.escape_debug()
+            )),
             _ => CapError::Failed(format!("`{}`: {e}", path.escape_debug())).into(),
         }
     }
@@ -104,7 +132,12 @@ fn metadata_of(m: &cap_std::fs::Metadata) -> Metadata {
             Err(before) => i64::try_from(before.duration().as_secs()).ok().map(|s| -s),
         }
     });
-    Metadata { kind, size: m.len(), modified_secs, readonly: m.permissions().readonly() }
+    Metadata {
+        kind,
+        size: m.len(),
+        modified_secs,
+        readonly: m.permissions().readonly(),
+    }
 }
 
 impl FsHost for HostState {
@@ -115,12 +148,20 @@ impl FsHost for HostState {
         let file = r.dir.open(&r.rel).map_err(|e| cx.io_error(&path, e))?;
         let len = file.metadata().map_err(|e| cx.io_error(&path, e))?.len();
         if len > cap {
-            return Err(CapError::LimitExceeded(format!("file is {len} bytes, the read limit is {cap}")).into());
+            return Err(CapError::LimitExceeded(format!(
+                "file is {len} bytes, the read limit is {cap}"
+            ))
+            .into());
         }
         let mut buf = Vec::with_capacity(len as usize);
-        file.take(cap + 1).read_to_end(&mut buf).map_err(|e| cx.io_error(&path, e))?;
+        file.take(cap + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| cx.io_error(&path, e))?;
         if buf.len() as u64 > cap {
-            return Err(CapError::LimitExceeded(format!("file grew past the read limit of {cap} bytes")).into());
+            return Err(CapError::LimitExceeded(format!(
+                "file grew past the read limit of {cap} bytes"
+            ))
+            .into());
         }
         Ok(buf)
     }
@@ -133,11 +174,17 @@ impl FsHost for HostState {
         for entry in r.dir.read_dir(&r.rel).map_err(|e| cx.io_error(&path, e))? {
             let entry = entry.map_err(|e| cx.io_error(&path, e))?;
             if out.len() >= max {
-                return Err(CapError::LimitExceeded(format!("directory has more than {max} entries")).into());
+                return Err(CapError::LimitExceeded(format!(
+                    "directory has more than {max} entries"
+                ))
+                .into());
             }
             // An entry removed while listing is skipped rather than failing the whole listing.
             let Ok(m) = entry.metadata() else { continue };
-            out.push(DirEntry { name: entry.file_name().to_string_lossy().into_owned(), metadata: metadata_of(&m) });
+            out.push(DirEntry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                metadata: metadata_of(&m),
+            });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -146,7 +193,10 @@ impl FsHost for HostState {
     fn stat(&mut self, path: String) -> Result<Metadata, CapFailure> {
         let cx = &mut self.cx;
         let r = cx.resolve(&path, false, "stat")?;
-        let m = r.dir.symlink_metadata(&r.rel).map_err(|e| cx.io_error(&path, e))?;
+        let m = r
+            .dir
+            .symlink_metadata(&r.rel)
+            .map_err(|e| cx.io_error(&path, e))?;
         Ok(metadata_of(&m))
     }
 }
@@ -156,10 +206,16 @@ impl FsWriteHost for HostState {
         let cx = &mut self.cx;
         let cap = cx.grant.limits.fs_file_bytes;
         if contents.len() as u64 > cap {
-            return Err(CapError::LimitExceeded(format!("write of {} bytes exceeds {cap}", contents.len())).into());
+            return Err(CapError::LimitExceeded(format!(
+                "write of {} bytes exceeds {cap}",
+                contents.len()
+            ))
+            .into());
         }
         let r = cx.resolve(&path, true, "write")?;
-        r.dir.write(&r.rel, contents).map_err(|e| cx.io_error(&path, e))
+        r.dir
+            .write(&r.rel, contents)
+            .map_err(|e| cx.io_error(&path, e))
     }
 
     fn remove_file(&mut self, path: String) -> Result<(), CapFailure> {
@@ -172,7 +228,10 @@ impl FsWriteHost for HostState {
         let cx = &mut self.cx;
         let r = cx.resolve(&path, true, "remove-dir")?;
         if r.rel == Path::new(".") {
-            return Err(cx.deny_after_check(format!("`{}`: the granted directory itself cannot be removed", path.escape_debug())));
+            return Err(cx.deny_after_check(format!(
+                "`{}`: the granted directory itself cannot be removed",
+                path.escape_debug()
+            )));
         }
         r.dir.remove_dir(&r.rel).map_err(|e| cx.io_error(&path, e))
     }

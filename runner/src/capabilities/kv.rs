@@ -1,16 +1,20 @@
 //! `warden:plugin/kv`: the plugin's own persistent state, within its granted quota.
 
 use super::{CapFailure, HostState};
-use crate::bindings::warden::plugin::kv::Host;
 use crate::bindings::CapError;
+use crate::bindings::warden::plugin::kv::Host;
 use crate::grant::Operation;
 use crate::kv_store::{KvError, KvStore};
 use std::sync::Arc;
 
 impl HostState {
     fn kv(&mut self, function: &'static str, key: &str) -> Result<Arc<KvStore>, CapFailure> {
-        self.cx.authorize(Operation::Kv { key }, function, key, &[])?;
-        self.cx.kv.clone().ok_or_else(|| CapError::Denied("kv is not granted".into()).into())
+        self.cx
+            .authorize(Operation::Kv { key }, function, key, &[])?;
+        self.cx
+            .kv
+            .clone()
+            .ok_or_else(|| CapError::Denied("kv is not granted".into()).into())
     }
 }
 

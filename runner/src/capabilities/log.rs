@@ -2,8 +2,8 @@
 //! Exceeding the budget ends the run with [`Limit::LogBytes`]; a flood cannot fill the disk.
 
 use super::{HostState, LogRecord};
-use crate::bindings::warden::plugin::log::{Host, Level};
 use crate::bindings::Field;
+use crate::bindings::warden::plugin::log::{Host, Level};
 use crate::error::RunError;
 use crate::limits::Limit;
 
@@ -20,7 +20,11 @@ fn level_name(level: Level) -> &'static str {
 impl Host for HostState {
     fn emit(&mut self, level: Level, message: String, fields: Vec<Field>) -> wasmtime::Result<()> {
         let cx = &mut self.cx;
-        let size = message.len() + fields.iter().map(|f| f.key.len() + f.value.len()).sum::<usize>();
+        let size = message.len()
+            + fields
+                .iter()
+                .map(|f| f.key.len() + f.value.len())
+                .sum::<usize>();
         let limit = cx.grant.limits.log_bytes;
         if cx.log_bytes + size > limit {
             let reason = RunError::LimitExceeded(Limit::LogBytes { limit_bytes: limit });

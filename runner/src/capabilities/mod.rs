@@ -128,12 +128,25 @@ impl RunContext {
     ) -> Result<(), CapFailure> {
         self.remaining()?;
         let decision = self.grant.authorize(&op);
-        self.record(op.capability(), function, target, args, decision.as_ref().err().cloned());
+        self.record(
+            op.capability(),
+            function,
+            target,
+            args,
+            decision.as_ref().err().cloned(),
+        );
         decision.map_err(|reason| CapFailure::Cap(CapError::Denied(reason)))
     }
 
     /// Record a use decided elsewhere (e.g. a malformed argument refused before the grant check).
-    pub fn record(&mut self, capability: &str, function: &str, target: &str, args: &[String], denied: Option<String>) {
+    pub fn record(
+        &mut self,
+        capability: &str,
+        function: &str,
+        target: &str,
+        args: &[String],
+        denied: Option<String>,
+    ) {
         if self.uses.len() >= MAX_RECORDED_CAPABILITY_USES {
             self.uses_dropped += 1;
             return;
@@ -170,7 +183,12 @@ pub struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit_bytes {
             self.hit = true;
             return Ok(false);
@@ -178,7 +196,12 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -193,7 +216,10 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -2,20 +2,30 @@
 //! services through the site's service manager, bounded by the run's deadline.
 
 use super::{CapFailure, HostState};
+use crate::bindings::CapError;
 use crate::bindings::warden::plugin::service::{Host as StatusHost, ServiceState as WitState};
 use crate::bindings::warden::plugin::service_control::Host as ControlHost;
-use crate::bindings::CapError;
 use crate::error::RunError;
 use crate::grant::Operation;
 use crate::names::validate_service_name;
 use crate::service_manager::{ServiceAction, ServiceError, ServiceState};
 
 impl HostState {
-    fn service_call(&mut self, name: &str, action: Option<ServiceAction>) -> Result<Option<ServiceState>, CapFailure> {
+    fn service_call(
+        &mut self,
+        name: &str,
+        action: Option<ServiceAction>,
+    ) -> Result<Option<ServiceState>, CapFailure> {
         let cx = &mut self.cx;
         let (op, function) = match action {
             None => (Operation::ServiceStatus { name }, "status"),
-            Some(a) => (Operation::ServiceControl { name, action: a.as_str() }, a.as_str()),
+            Some(a) => (
+                Operation::ServiceControl {
+                    name,
+                    action: a.as_str(),
+                },
+                a.as_str(),
+            ),
         };
         let capability = op.capability();
         if let Err(why) = validate_service_name(name) {
@@ -28,7 +38,10 @@ impl HostState {
         let cancelled = move || cancel.is_cancelled();
         let result = match action {
             None => cx.services.status(name, timeout, &cancelled).map(Some),
-            Some(a) => cx.services.control(name, a, timeout, &cancelled).map(|()| None),
+            Some(a) => cx
+                .services
+                .control(name, a, timeout, &cancelled)
+                .map(|()| None),
         };
         result.map_err(|e| match e {
             ServiceError::NotFound(s) => CapError::NotFound(s).into(),
@@ -59,14 +72,17 @@ impl StatusHost for HostState {
 
 impl ControlHost for HostState {
     fn start(&mut self, name: String) -> Result<(), CapFailure> {
-        self.service_call(&name, Some(ServiceAction::Start)).map(drop)
+        self.service_call(&name, Some(ServiceAction::Start))
+            .map(drop)
     }
 
     fn stop(&mut self, name: String) -> Result<(), CapFailure> {
-        self.service_call(&name, Some(ServiceAction::Stop)).map(drop)
+        self.service_call(&name, Some(ServiceAction::Stop))
+            .map(drop)
     }
 
     fn restart(&mut self, name: String) -> Result<(), CapFailure> {
-        self.service_call(&name, Some(ServiceAction::Restart)).map(drop)
+        self.service_call(&name, Some(ServiceAction::Restart))
+            .map(drop)
     }
 }

@@ -2,17 +2,26 @@
 //! the `sysinfo` crate (Linux, Windows, macOS).
 
 use super::{CapFailure, HostState};
+use crate::bindings::CapError;
 use crate::bindings::warden::plugin::sysinfo::{
     CpuInfo, DiskInfo, Host, MemoryInfo, NetworkInterface, OsInfo, ProcessInfo,
 };
-use crate::bindings::CapError;
 use crate::grant::Operation;
 use crate::manifest::SysinfoCategory;
 use sysinfo::{Disks, Networks, ProcessesToUpdate, System};
 
 impl HostState {
-    fn allow(&mut self, category: SysinfoCategory, function: &'static str) -> Result<(), CapFailure> {
-        self.cx.authorize(Operation::Sysinfo { category }, function, category.as_str(), &[])
+    fn allow(
+        &mut self,
+        category: SysinfoCategory,
+        function: &'static str,
+    ) -> Result<(), CapFailure> {
+        self.cx.authorize(
+            Operation::Sysinfo { category },
+            function,
+            category.as_str(),
+            &[],
+        )
     }
 }
 
@@ -45,10 +54,16 @@ impl Host for HostState {
         self.allow(SysinfoCategory::Cpu, "cpu")?;
         let mut sys = new_system()?;
         sys.refresh_cpu_all();
-        let model = sys.cpus().first().map(|c| c.brand().to_string()).unwrap_or_default();
+        let model = sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().to_string())
+            .unwrap_or_default();
         Ok(CpuInfo {
             model,
-            physical_cores: System::physical_core_count().ok().and_then(|n| u32::try_from(n).ok()),
+            physical_cores: System::physical_core_count()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok()),
             logical_cores: u32::try_from(sys.cpus().len()).unwrap_or(u32::MAX),
         })
     }
@@ -89,7 +104,11 @@ impl Host for HostState {
             .map(|(name, data)| NetworkInterface {
                 name: name.to_string_lossy().into_owned(),
                 mac_address: data.mac_address().to_string(),
-                addresses: data.ip_networks().iter().map(|n| format!("{}/{}", n.addr, n.prefix)).collect(),
+                addresses: data
+                    .ip_networks()
+                    .iter()
+                    .map(|n| format!("{}/{}", n.addr, n.prefix))
+                    .collect(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -53,7 +53,10 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The data dir and policy every subcommand works with.
@@ -69,10 +72,19 @@ impl Context {
         let (policy, origin) = match &cli.policy {
             Some(path) => (SitePolicy::load(path)?, path.display().to_string()),
             None => {
-                let candidate = cli.data_dir.clone().or_else(default_data_dir).map(|d| d.join("warden.toml"));
+                let candidate = cli
+                    .data_dir
+                    .clone()
+                    .or_else(default_data_dir)
+                    .map(|d| d.join("warden.toml"));
                 match candidate {
-                    Some(path) if path.exists() => (SitePolicy::load(&path)?, path.display().to_string()),
-                    _ => (SitePolicy::embedded_default(), "embedded default".to_string()),
+                    Some(path) if path.exists() => {
+                        (SitePolicy::load(&path)?, path.display().to_string())
+                    }
+                    _ => (
+                        SitePolicy::embedded_default(),
+                        "embedded default".to_string(),
+                    ),
                 }
             }
         };
@@ -82,7 +94,12 @@ impl Context {
             .or_else(|| policy.data_dir.clone())
             .or_else(default_data_dir)
             .context("no data directory: pass --data-dir or set WARDEN_DATA_DIR")?;
-        Ok(Context { data_dir, policy, policy_origin: origin, json: cli.json })
+        Ok(Context {
+            data_dir,
+            policy,
+            policy_origin: origin,
+            json: cli.json,
+        })
     }
 
     pub fn runner(&self) -> Result<Runner> {

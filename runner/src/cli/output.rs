@@ -9,6 +9,14 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
+/// The kebab-case wire name of a unit enum value, as in `--json` output.
+fn word(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".into(),
+    }
+}
+
 fn status_word(s: CheckStatus) -> &'static str {
     match s {
         CheckStatus::Ok => "OK",
@@ -21,7 +29,9 @@ fn status_word(s: CheckStatus) -> &'static str {
 fn fact_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => items.iter().map(fact_text).collect::<Vec<_>>().join(", "),
+        serde_json::Value::Array(items) => {
+            items.iter().map(fact_text).collect::<Vec<_>>().join(", ")
+        }
         other => other.to_string(),
     }
 }
@@ -42,7 +52,11 @@ pub fn print_report(report: &RunReport) {
                     println!("{}:", g.kind);
                     last_kind = &g.kind;
                 }
-                let line: Vec<String> = g.facts.iter().map(|(k, v)| format!("{k}={}", fact_text(v))).collect();
+                let line: Vec<String> = g
+                    .facts
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", fact_text(v)))
+                    .collect();
                 println!("  {}", line.join("  "));
             }
             if packages > 0 {
@@ -61,14 +75,20 @@ pub fn print_report(report: &RunReport) {
             } else {
                 println!("plan: {} action(s)", actions.len());
                 for a in actions {
-                    println!("  [{}] {:?} {} — {}", a.id, a.kind, a.target, a.description);
+                    println!(
+                        "  [{}] {} {} — {}",
+                        a.id,
+                        word(&a.kind),
+                        a.target,
+                        a.description
+                    );
                 }
             }
         }
         Ok(Output::Applied(outcomes)) => {
             println!("apply: {} action(s)", outcomes.len());
             for o in outcomes {
-                println!("  [{}] {:?} {}", o.id, o.status, o.detail);
+                println!("  [{}] {} {}", o.id, word(&o.status), o.detail);
             }
         }
         Err(e) => eprintln!("warden: {who}: {e}"),

@@ -28,12 +28,20 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 let m = &report.plugin.manifest;
-                println!("installed {} {} ({}, sha256 {})", m.name, m.version, m.role, &report.plugin.sha256[..16]);
+                println!(
+                    "installed {} {} ({}, sha256 {})",
+                    m.name,
+                    m.version,
+                    m.role,
+                    &report.plugin.sha256[..16]
+                );
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
                 }
                 for r in &report.refusals {
-                    eprintln!("warning: the site policy refuses {r}; the plugin will not run until that changes");
+                    eprintln!(
+                        "warning: the site policy refuses {r}; the plugin will not run until that changes"
+                    );
                 }
                 for r in &report.narrowed {
                     eprintln!("note: not granted by the site policy: {r}");
@@ -47,10 +55,20 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
             } else if plugins.is_empty() {
                 println!("no plugins installed in {}", cx.data_dir.display());
             } else {
-                println!("{:<24} {:<10} {:<18} {:<16} DESCRIPTION", "NAME", "VERSION", "ROLE", "SHA256");
+                println!(
+                    "{:<24} {:<10} {:<18} {:<16} DESCRIPTION",
+                    "NAME", "VERSION", "ROLE", "SHA256"
+                );
                 for p in plugins {
                     let m = &p.manifest;
-                    println!("{:<24} {:<10} {:<18} {:<16} {}", m.name, m.version.to_string(), m.role.as_str(), &p.sha256[..16], m.description);
+                    println!(
+                        "{:<24} {:<10} {:<18} {:<16} {}",
+                        m.name,
+                        m.version.to_string(),
+                        m.role.as_str(),
+                        &p.sha256[..16],
+                        m.description
+                    );
                 }
             }
         }
@@ -68,13 +86,19 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 let m = &installed.manifest;
                 println!("{} {} ({})", m.name, m.version, m.role);
                 println!("  {}", m.description);
-                println!("  sha256 {}  {} bytes", installed.sha256, installed.size_bytes);
+                println!(
+                    "  sha256 {}  {} bytes",
+                    installed.sha256, installed.size_bytes
+                );
                 println!("requested:");
                 print!("{}", indent(&toml::to_string_pretty(&m.capabilities)?));
                 println!("granted:");
                 let g = &report.grant;
                 for e in &g.exec {
-                    println!("  exec {} args matching {:?} and {:?}", e.program, e.manifest_args, e.policy_args);
+                    println!(
+                        "  exec {} args matching {:?} and {:?}",
+                        e.program, e.manifest_args, e.policy_args
+                    );
                 }
                 for p in &g.fs_read {
                     println!("  fs read {}", p.display());
@@ -83,7 +107,14 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                     println!("  fs write {}", p.display());
                 }
                 if !g.sysinfo.is_empty() {
-                    println!("  sysinfo {}", g.sysinfo.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
+                    println!(
+                        "  sysinfo {}",
+                        g.sysinfo
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
                 }
                 if let Some(q) = g.kv_quota_bytes {
                     println!("  kv quota {q} bytes");
@@ -92,7 +123,14 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                     println!("  http {h}");
                 }
                 for s in &g.services {
-                    println!("  service {s}{}", if g.service_control { " (status and control)" } else { " (status)" });
+                    println!(
+                        "  service {s}{}",
+                        if g.service_control {
+                            " (status and control)"
+                        } else {
+                            " (status)"
+                        }
+                    );
                 }
                 println!(
                     "  limits: memory {} MB, time {} ms",
@@ -105,7 +143,9 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 if report.refusals.is_empty() {
                     println!("refused: nothing; the plugin can run");
                 } else {
-                    println!("refused (the plugin will not run until the policy allows these or the manifest drops them):");
+                    println!(
+                        "refused (the plugin will not run until the policy allows these or the manifest drops them):"
+                    );
                     for r in &report.refusals {
                         println!("  {r}");
                     }
@@ -113,13 +153,16 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
             }
         }
         PluginCommand::Remove { name } => {
-            let Some(removed) = runner.store().remove(&name)? else {
+            let Some(removed) = runner.remove(&name)? else {
                 bail!("plugin `{name}` is not installed");
             };
             if cx.json {
                 print_json(&removed)?;
             } else {
-                println!("removed {} {}", removed.manifest.name, removed.manifest.version);
+                println!(
+                    "removed {} {}",
+                    removed.manifest.name, removed.manifest.version
+                );
             }
         }
     }

@@ -31,7 +31,8 @@ pub struct RunArgs {
 fn read_config(args: &RunArgs) -> Result<serde_json::Value> {
     let text = match (&args.config, &args.config_file) {
         (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
         (None, None) => return Ok(serde_json::json!({})),
     };
     serde_json::from_str(&text).context("--config is not valid JSON")
@@ -50,23 +51,37 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
         Role::Remediation => Invocation::Plan,
     };
     if (args.plan || args.apply) && !role.may_change_machine() {
-        bail!("`{}` is a {role} plugin; --plan and --apply are for remediation plugins", args.plugin);
+        bail!(
+            "`{}` is a {role} plugin; --plan and --apply are for remediation plugins",
+            args.plugin
+        );
     }
     let mut reports = vec![execute(&runner, &args.plugin, &config, first, cx.json)];
-    if args.apply {
-        if let Ok(Output::Plan(actions)) = &reports[0].result {
-            let actions = actions.clone();
-            reports.push(execute(&runner, &args.plugin, &config, Invocation::Apply(actions), cx.json));
-        }
+    // Apply exactly the plan just shown, nothing re-planned in between.
+    if args.apply
+        && let Ok(Output::Plan(actions)) = &reports[0].result
+    {
+        let apply = Invocation::Apply(actions.clone());
+        reports.push(execute(&runner, &args.plugin, &config, apply, cx.json));
     }
     if cx.json {
         print_json(&reports)?;
     }
     let failed = reports.iter().any(|r| r.result.is_err());
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn execute(runner: &Runner, plugin: &str, config: &serde_json::Value, invocation: Invocation, json: bool) -> warden::RunReport {
+fn execute(
+    runner: &Runner,
+    plugin: &str,
+    config: &serde_json::Value,
+    invocation: Invocation,
+    json: bool,
+) -> warden::RunReport {
     let req = RunRequest::new(plugin, invocation).with_config(config.clone());
     let report = runner.run(&req);
     if !json {

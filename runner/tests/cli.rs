@@ -1,0 +1,162 @@
+//! The `warden` binary as a user meets it: install, list, inspect, run with human and JSON
+//! output, and one-line errors with a non-zero exit code. Uses the plugins built by
+//! `cargo xtask build-plugins` (run by `cargo xtask test`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn plugin_dir(name: &str) -> PathBuf {
+    let dir = repo().join("target/plugins").join(name);
+    assert!(
+        dir.join("plugin.wasm").exists(),
+        "run `cargo xtask build-plugins` first ({name} missing)"
+    );
+    dir
+}
+
+struct Cli {
+    tmp: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new(policy: &str) -> Cli {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = repo().join("target/test-cache");
+        std::fs::write(
+            tmp.path().join("warden.toml"),
+            format!("cache-dir = {:?}\n{policy}", cache.display().to_string()),
+        )
+        .expect("policy");
+        Cli { tmp }
+    }
+
+    fn warden(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(self.tmp.path().join("data"))
+            .arg("--config")
+            .arg(self.tmp.path().join("warden.toml"))
+            .args(args)
+            .env_remove("WARDEN_DATA_DIR")
+            .output()
+            .expect("warden runs")
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const POLICY: &str = "[allow]\nsysinfo = [\"disks\"]\n";
+
+#[test]
+fn install_list_inspect_run_and_remove() {
+    let cli = Cli::new(POLICY);
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("disk-usage").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("installed disk-usage 0.1.0"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = cli.warden(&["plugin", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json list");
+    assert_eq!(list[0]["manifest"]["name"], "disk-usage");
+
+    let out = cli.warden(&["plugin", "inspect", "disk-usage"]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("sysinfo disks") && shown.contains("refused: nothing"),
+        "{shown}"
+    );
+
+    let out = cli.warden(&[
+        "run",
+        "disk-usage",
+        "--json",
+        "--config",
+        r#"{"warning_percent": 100, "critical_percent": 100}"#,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(reports[0]["result"]["ok"]["type"], "check");
+    assert_eq!(reports[0]["result"]["ok"]["value"]["status"], "ok");
+    assert_eq!(reports[0]["capability_uses"][0]["capability"], "sysinfo");
+
+    let out = cli.warden(&["plugin", "remove", "disk-usage"]);
+    assert!(out.status.success());
+    let out = cli.warden(&["run", "disk-usage"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "warden: error: plugin `disk-usage` is not installed"
+    );
+}
+
+#[test]
+fn refused_grants_and_bad_input_fail_with_one_clear_line() {
+    let cli = Cli::new(POLICY);
+    // The policy grants no fs: clean-temp installs with a warning and refuses to run.
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("clean-temp").display().to_string(),
+    ]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("the site policy refuses fs.write"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli.warden(&["run", "clean-temp", "--config", r#"{"dir": "/tmp"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot run: the site policy refuses fs.read `/tmp`"),
+        "{err}"
+    );
+
+    let out = cli.warden(&["run", "clean-temp", "--config", "{not json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("warden: error: --config is not valid JSON"));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+
+    let empty = cli.tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let out = cli.warden(&["plugin", "install", &empty.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("plugin.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_broken_policy_is_reported_with_its_location() {
+    let cli = Cli::new("[allow]\nfs-read = [\"relative/path\"]\n");
+    let out = cli.warden(&["plugin", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warden.toml") && err.contains("must be an absolute path"),
+        "{err}"
+    );
+}
