@@ -260,3 +260,33 @@ fn a_second_runner_loads_the_precompiled_component() {
     assert!(report.result.is_ok(), "{:?}", report.result);
     assert_eq!(report.cache, Some(CacheOutcome::Hit));
 }
+
+#[test]
+fn a_failed_or_interrupted_install_leaves_the_previous_version_intact() {
+    let sb = Sandbox::new();
+    let runner = embedded_default_runner(&sb);
+    let first = sb.install(&runner, "disk-usage", None).plugin;
+    // A crash mid-install leaves at most temporary files beside the records and blobs.
+    let data = sb.data_dir();
+    std::fs::write(data.join("plugins").join(".tmpCRASH"), b"{ half a record").expect("leftover");
+    std::fs::write(data.join("store/sha256").join(".tmpCRASH"), b"half a blob").expect("leftover");
+    // A broken replacement is rejected before anything is written.
+    let broken = sb.dir.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("dir");
+    let good =
+        std::fs::read(warden_tests::built_plugin("disk-usage").join("plugin.wasm")).expect("wasm");
+    std::fs::write(broken.join("plugin.wasm"), &good[..good.len() - 100]).expect("truncated");
+    let manifest =
+        std::fs::read_to_string(warden_tests::built_plugin("disk-usage").join("plugin.toml"))
+            .expect("manifest")
+            .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    std::fs::write(broken.join("plugin.toml"), manifest).expect("manifest");
+    assert!(runner.install_dir(&broken).is_err());
+
+    let listed = runner.store().list().expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].sha256, first.sha256);
+    assert_eq!(listed[0].manifest.version.to_string(), "0.1.0");
+    let report = runner.run(&RunRequest::new("disk-usage", Invocation::Check));
+    assert!(report.result.is_ok(), "{:?}", report.result);
+}

@@ -93,6 +93,23 @@ pub struct ExecRule {
     pub args: Vec<String>,
 }
 
+impl ExecRule {
+    /// The program must be absolute and every pattern a valid glob.
+    pub fn validate(&self) -> Result<(), String> {
+        if !Path::new(&self.program).is_absolute() {
+            return Err(format!(
+                "program `{}` must be an absolute path (programs are never looked up in PATH)",
+                self.program
+            ));
+        }
+        for pattern in &self.args {
+            glob::Pattern::new(pattern)
+                .map_err(|e| format!("argument pattern `{pattern}`: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Paths a plugin may read, and (remediation roles only) write.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,16 +258,8 @@ impl Manifest {
         }
         let caps = &self.capabilities;
         for rule in &caps.exec {
-            if !Path::new(&rule.program).is_absolute() {
-                return Err(format!(
-                    "capabilities.exec: program `{}` must be an absolute path (programs are never looked up in PATH)",
-                    rule.program
-                ));
-            }
-            for pattern in &rule.args {
-                glob::Pattern::new(pattern)
-                    .map_err(|e| format!("capabilities.exec: argument pattern `{pattern}`: {e}"))?;
-            }
+            rule.validate()
+                .map_err(|e| format!("capabilities.exec: {e}"))?;
         }
         for path in caps.fs.read.iter().chain(&caps.fs.write) {
             if !path.is_absolute() {

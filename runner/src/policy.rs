@@ -199,16 +199,7 @@ impl SitePolicy {
             return Err("limits: max-instances must be at least 1".into());
         }
         for rule in &self.allow.exec {
-            if !Path::new(&rule.program).is_absolute() {
-                return Err(format!(
-                    "allow.exec: program `{}` must be an absolute path",
-                    rule.program
-                ));
-            }
-            for p in &rule.args {
-                glob::Pattern::new(p)
-                    .map_err(|e| format!("allow.exec: argument pattern `{p}`: {e}"))?;
-            }
+            rule.validate().map_err(|e| format!("allow.exec: {e}"))?;
         }
         for path in self.allow.fs_read.iter().chain(&self.allow.fs_write) {
             if !path.is_absolute() {

@@ -53,6 +53,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Read a component file, refusing one over [`MAX_COMPONENT_BYTES`] before reading it whole.
+fn read_component_file(path: &Path) -> Result<Vec<u8>, StoreError> {
+    read_capped(path, MAX_COMPONENT_BYTES).map_err(|e| match e {
+        CappedReadError::TooLarge => StoreError::TooLarge {
+            path: path.to_path_buf(),
+        },
+        CappedReadError::Io(source) => StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
 /// The store rooted at a data dir.
 #[derive(Debug, Clone)]
 pub struct PluginStore {
@@ -97,14 +110,7 @@ impl PluginStore {
         dir: &Path,
     ) -> Result<(Manifest, Vec<u8>), crate::install::InstallError> {
         let manifest = Manifest::load(&dir.join("plugin.toml"))?;
-        let path = dir.join(&manifest.component);
-        let bytes = read_capped(&path, MAX_COMPONENT_BYTES).map_err(|e| match e {
-            CappedReadError::TooLarge => StoreError::TooLarge { path: path.clone() },
-            CappedReadError::Io(source) => StoreError::Io {
-                path: path.clone(),
-                source,
-            },
-        })?;
+        let bytes = read_component_file(&dir.join(&manifest.component))?;
         Ok((manifest, bytes))
     }
 
@@ -183,14 +189,7 @@ impl PluginStore {
 
     /// The component bytes, verified against their hash.
     pub fn read_component(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
-        let path = self.component_path(sha256);
-        let bytes = read_capped(&path, MAX_COMPONENT_BYTES).map_err(|e| match e {
-            CappedReadError::TooLarge => StoreError::TooLarge { path: path.clone() },
-            CappedReadError::Io(source) => StoreError::Io {
-                path: path.clone(),
-                source,
-            },
-        })?;
+        let bytes = read_component_file(&self.component_path(sha256))?;
         if sha256_hex(&bytes) != sha256 {
             return Err(StoreError::HashMismatch {
                 sha256: sha256.to_string(),
