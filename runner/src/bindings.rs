@@ -11,5 +11,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use exports::warden::plugin::{check, discovery, remediation};
-pub use warden::plugin::types::{CapError, Field, PluginError};
+pub use self::exports::warden::plugin::{check, discovery, remediation};
+pub use self::warden::plugin::types::{CapError, Field, PluginError};

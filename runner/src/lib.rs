@@ -4,13 +4,16 @@
 //! check and remediate. The [`Runner`] loads them from a content-addressed store, grants each
 //! only what its manifest requests and the site policy allows, and contains them with limits.
 
+pub mod audit;
 pub mod bindings;
+pub mod bundle;
 pub mod capabilities;
 pub mod config_schema;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod grant;
+pub mod high_water;
 pub mod install;
 pub mod interfaces;
 pub mod kv_store;

@@ -30,6 +30,8 @@ pub const DEFAULT_KV_QUOTA_BYTES: u64 = 64 << 10;
 pub const DEFAULT_MAX_KV_QUOTA_BYTES: u64 = 16 << 20;
 /// Wasm stack of one instance; deeper recursion is a [`Limit::Stack`].
 pub const DEFAULT_WASM_STACK_BYTES: usize = 512 << 10;
+/// Largest bundle file accepted (a Python or JS component is 12-18 MB).
+pub const DEFAULT_MAX_BUNDLE_BYTES: u64 = 160 << 20;
 /// Capability uses recorded in one run report; later ones are counted, not kept.
 pub const MAX_RECORDED_CAPABILITY_USES: usize = 10_000;
 

@@ -299,6 +299,14 @@ pub enum ParseFailure {
     Invalid(String),
 }
 
+impl std::fmt::Display for ParseFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseFailure::Syntax(m) | ParseFailure::Invalid(m) => f.write_str(m.trim_end()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

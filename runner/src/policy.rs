@@ -32,6 +32,79 @@ pub struct SitePolicy {
     pub allow: Allow,
     #[serde(default)]
     pub services: ServiceBackendConfig,
+    /// Which publisher keys this agent trusts.
+    #[serde(default)]
+    pub trust: TrustPolicy,
+}
+
+/// Trusted publishers. Bundles must carry signatures from `min-signatures` distinct trusted keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrustPolicy {
+    /// Development mode: accept unsigned plugins (directories and unsigned bundles). Logged loudly
+    /// and recorded in the audit log; never enable it on a production agent.
+    pub allow_unsigned: bool,
+    pub min_signatures: u32,
+    pub keys: Vec<TrustedKey>,
+}
+
+impl Default for TrustPolicy {
+    fn default() -> Self {
+        TrustPolicy {
+            allow_unsigned: false,
+            min_signatures: 1,
+            keys: vec![],
+        }
+    }
+}
+
+/// One trusted publisher key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrustedKey {
+    /// A name for people and audit records, e.g. `acme-msp-release`.
+    pub name: String,
+    /// Hex ed25519 public key (as in a `.pub` file, with or without its prefix).
+    pub public_key: String,
+    /// Glob patterns of plugin names this key may sign. Default: any.
+    #[serde(default = "any_plugin")]
+    pub plugins: Vec<String>,
+    /// The capabilities this key's plugins may ever request. Default: no ceiling.
+    #[serde(default)]
+    pub capabilities: Option<Vec<CapabilityKind>>,
+}
+
+fn any_plugin() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// A kind of capability, for a trusted key's ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapabilityKind {
+    Exec,
+    FsRead,
+    FsWrite,
+    Sysinfo,
+    Kv,
+    Http,
+    Services,
+    ServiceControl,
+}
+
+impl CapabilityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapabilityKind::Exec => "exec",
+            CapabilityKind::FsRead => "fs-read",
+            CapabilityKind::FsWrite => "fs-write",
+            CapabilityKind::Sysinfo => "sysinfo",
+            CapabilityKind::Kv => "kv",
+            CapabilityKind::Http => "http",
+            CapabilityKind::Services => "services",
+            CapabilityKind::ServiceControl => "service-control",
+        }
+    }
 }
 
 /// Limits: defaults for plugins that do not ask, and maxima for those that do. Each key left
@@ -50,6 +123,8 @@ pub struct PolicyLimits {
     pub fs_list_entries: usize,
     pub max_instances: u32,
     pub max_kv_quota_bytes: u64,
+    /// Largest bundle file accepted; checked before reading it.
+    pub max_bundle_bytes: u64,
 }
 
 impl Default for PolicyLimits {
@@ -66,6 +141,7 @@ impl Default for PolicyLimits {
             fs_list_entries: limits::DEFAULT_FS_LIST_ENTRIES,
             max_instances: limits::DEFAULT_MAX_INSTANCES,
             max_kv_quota_bytes: limits::DEFAULT_MAX_KV_QUOTA_BYTES,
+            max_bundle_bytes: limits::DEFAULT_MAX_BUNDLE_BYTES,
         }
     }
 }
@@ -156,6 +232,7 @@ impl SitePolicy {
             limits: PolicyLimits::default(),
             allow: Allow::default(),
             services: ServiceBackendConfig::default(),
+            trust: TrustPolicy::default(),
         }
     }
 
@@ -214,6 +291,14 @@ impl SitePolicy {
         }
         for h in &self.allow.http {
             crate::names::validate_host_name(h).map_err(|e| format!("allow.http: {e}"))?;
+        }
+        for key in &self.trust.keys {
+            crate::bundle::keys::parse_public(&key.public_key)
+                .map_err(|e| format!("trust.keys `{}`: {e}", key.name))?;
+            for p in &key.plugins {
+                glob::Pattern::new(p)
+                    .map_err(|e| format!("trust.keys `{}`: plugin pattern `{p}`: {e}", key.name))?;
+            }
         }
         match (&self.services.backend, &self.services.command) {
             (ServiceBackendKind::Command, None) => {

@@ -2,11 +2,13 @@
 //! the precompiled cache), instantiates it in a fresh store with its limits, calls the export for
 //! the requested invocation, and turns whatever happens into a [`RunReport`].
 
+use crate::audit::AuditLog;
 use crate::bindings::{RunnerHost, check, discovery, remediation};
 use crate::capabilities::{CancelToken, HostState, MemoryLimiter, RunContext};
 use crate::engine::{CacheOutcome, CompileCache, EpochTicker, new_engine};
 use crate::error::RunError;
 use crate::grant::{Grant, GrantReport};
+use crate::high_water::HighWaterMarks;
 use crate::install::{InstallError, InstallReport};
 use crate::kv_store::KvStore;
 use crate::limits::Limit;
@@ -73,6 +75,8 @@ pub struct Runner {
     services: Arc<dyn ServiceManager>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     live: AtomicU32,
+    audit: AuditLog,
+    high_water: HighWaterMarks,
     _ticker: EpochTicker,
 }
 
@@ -113,6 +117,8 @@ impl Runner {
             services,
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
+            audit: AuditLog::new(data_dir),
+            high_water: HighWaterMarks::new(data_dir),
             _ticker: ticker,
         })
     }
@@ -152,9 +158,24 @@ impl Runner {
             })
     }
 
-    /// Validate and install the plugin directory at `dir` (manifest + component).
+    /// Install a signed bundle.
+    pub fn install_bundle(&self, path: &Path) -> Result<InstallReport, InstallError> {
+        crate::install::install_bundle(self, path)
+    }
+
+    /// Install a plugin directory (manifest + component): development mode only.
     pub fn install_dir(&self, dir: &Path) -> Result<InstallReport, InstallError> {
         crate::install::install_dir(self, dir)
+    }
+
+    /// The audit log of this runner's data dir.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Rollback high-water marks.
+    pub fn high_water(&self) -> &HighWaterMarks {
+        &self.high_water
     }
 
     /// Compile (or load precompiled) and check a component against its manifest.
@@ -200,9 +221,18 @@ impl Runner {
 
     /// Remove an installed plugin; its component stays in the store while another name uses it.
     pub fn remove(&self, name: &str) -> Result<Option<InstalledPlugin>, RunError> {
-        let removed = self.store.remove(name).map_err(|e| RunError::Store {
+        let store_error = |e: crate::store::StoreError| RunError::Store {
             message: e.to_string(),
-        })?;
+        };
+        if self.store.get(name).map_err(store_error)?.is_some() {
+            // Audited first: a removal that cannot be recorded does not happen.
+            self.audit
+                .append("plugin.removed", serde_json::json!({ "name": name }))
+                .map_err(|e| RunError::Store {
+                    message: format!("not removed: {e}"),
+                })?;
+        }
+        let removed = self.store.remove(name).map_err(store_error)?;
         self.forget(name);
         Ok(removed)
     }

@@ -180,11 +180,22 @@ impl PluginStore {
         let path = self.record_path(name)?;
         std::fs::remove_file(&path).map_err(io(&path))?;
         crate::fsutil::sync_dir(&self.index_dir()).map_err(io(&path))?;
-        if !self.list()?.iter().any(|p| p.sha256 == record.sha256) {
-            let blob = self.component_path(&record.sha256);
-            std::fs::remove_file(&blob).map_err(io(&blob))?;
-        }
+        self.drop_if_unreferenced(&record.sha256)?;
         Ok(Some(record))
+    }
+
+    /// Delete a component no record points to any more. Runs already using it keep their
+    /// compiled copy in memory, so they finish on the version they started with.
+    pub fn drop_if_unreferenced(&self, sha256: &str) -> Result<(), StoreError> {
+        if !self.list()?.iter().any(|p| p.sha256 == sha256) {
+            let blob = self.component_path(sha256);
+            match std::fs::remove_file(&blob) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Io { path: blob, source }),
+            }
+        }
+        Ok(())
     }
 
     /// The component bytes, verified against their hash.

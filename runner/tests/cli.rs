@@ -29,9 +29,17 @@ impl Cli {
     fn new(policy: &str) -> Cli {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cache = repo().join("target/test-cache");
+        let dev = if policy.contains("[trust]") {
+            ""
+        } else {
+            "\n[trust]\nallow-unsigned = true\n"
+        };
         std::fs::write(
             tmp.path().join("warden.toml"),
-            format!("cache-dir = {:?}\n{policy}", cache.display().to_string()),
+            format!(
+                "cache-dir = {:?}\n{policy}{dev}",
+                cache.display().to_string()
+            ),
         )
         .expect("policy");
         Cli { tmp }

@@ -4,6 +4,7 @@
 //! each guest is compiled once per machine, not once per test.
 
 use std::path::{Path, PathBuf};
+use warden::bundle::Bundle;
 use warden::install::InstallReport;
 use warden::{Runner, SitePolicy};
 
@@ -52,10 +53,19 @@ impl Sandbox {
         self.dir.path().join("scratch")
     }
 
-    /// Parse `policy` (TOML) with the shared compile cache added.
+    /// Parse `policy` (TOML) with the shared compile cache added, and development mode on
+    /// (directory installs) unless the policy has its own `[trust]` table.
     pub fn policy(&self, policy: &str) -> SitePolicy {
         let cache = repo_root().join("target").join("test-cache");
-        let text = format!("cache-dir = {:?}\n{policy}", cache.display().to_string());
+        let dev = if policy.contains("[trust]") {
+            ""
+        } else {
+            "\n[trust]\nallow-unsigned = true\n"
+        };
+        let text = format!(
+            "cache-dir = {:?}\n{policy}{dev}",
+            cache.display().to_string()
+        );
         SitePolicy::parse(&text, "test policy").expect("test policy is valid")
     }
 
@@ -164,6 +174,51 @@ impl Sandbox {
         );
         runner
     }
+}
+
+impl Sandbox {
+    /// A fresh publisher key; returns the signing key and the public key as hex.
+    pub fn key(&self, name: &str) -> (warden::bundle::keys::SigningKey, String) {
+        let (secret, _, public) =
+            warden::bundle::keys::generate(&self.dir.path().join(name)).expect("key");
+        let key = warden::bundle::keys::load_secret(&secret).expect("load key");
+        (key, hex_key(&public))
+    }
+
+    /// An unsigned bundle of the built plugin `plugin` under `manifest` (its own when `None`).
+    pub fn unsigned_bundle(&self, plugin: &str, manifest: Option<&str>) -> Bundle {
+        let dir = self.dir.path().join("bundle-src").join(plugin);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let src = built_plugin(plugin);
+        std::fs::copy(src.join("plugin.wasm"), dir.join("plugin.wasm")).expect("copy");
+        let text = match manifest {
+            Some(m) => m.to_string(),
+            None => std::fs::read_to_string(src.join("plugin.toml")).expect("manifest"),
+        };
+        std::fs::write(dir.join("plugin.toml"), text).expect("manifest");
+        Bundle::from_plugin_dir(&dir, 30).expect("bundle")
+    }
+
+    /// Write `bundle` to a file and return its path.
+    pub fn write_bundle(&self, bundle: &Bundle, file: &str) -> PathBuf {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, bundle.to_bytes().expect("encode")).expect("write bundle");
+        path
+    }
+
+    /// The audit log's events, in order.
+    pub fn audit_events(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.data_dir().join("audit").join("audit.log"))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| v["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+fn hex_key(key: &warden::bundle::keys::VerifyingKey) -> String {
+    key.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A manifest for the `hostile` guest with the given `[capabilities]` body and `[limits]` body.

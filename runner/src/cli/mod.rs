@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions, the shared context (data dir and site policy)
 //! and dispatch to one module per subcommand. Human output by default, `--json` for machines.
 
+mod key;
 mod output;
 mod plugin;
 mod policy;
@@ -40,6 +41,9 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run a plugin: discover, check, or plan/apply a remediation.
     Run(run::RunArgs),
+    /// Publisher keys for signing bundles.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Show the site policy in force.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -118,5 +122,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(&cx, cmd),
         Command::Run(args) => run::run(&cx, args),
         Command::Policy(cmd) => policy::run(&cx, cmd),
+        Command::Key(cmd) => key::run(&cx, cmd),
     }
 }

@@ -6,11 +6,33 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use warden::bundle::{Bundle, keys, trust};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Install a plugin directory holding `plugin.toml` and its component.
+    /// Install a signed bundle (or, in development mode, a directory with plugin.toml + component).
     Install { path: PathBuf },
+    /// Build a signed bundle from a plugin directory.
+    Pack {
+        dir: PathBuf,
+        /// Secret key file (from `warden key generate`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Output file. Default: <name>-<version>.wbundle in the current directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Days until the signed statement expires.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
+    /// Add a co-signature to a bundle.
+    Sign {
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Say who signed a bundle and whether this agent would accept it, and why.
+    Verify { bundle: PathBuf },
     /// List installed plugins.
     List,
     /// Show a plugin's manifest, what it requests and what the site policy grants.
@@ -22,8 +44,105 @@ pub enum PluginCommand {
 pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     let runner = cx.runner()?;
     match cmd {
+        PluginCommand::Pack {
+            dir,
+            key,
+            out,
+            valid_days,
+        } => {
+            let key = keys::load_secret(&key)?;
+            let mut bundle = Bundle::from_plugin_dir(&dir, valid_days)?;
+            bundle.sign(&key);
+            let st = &bundle.statement;
+            let out =
+                out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.wbundle", st.name, st.version)));
+            std::fs::write(&out, bundle.to_bytes()?)?;
+            if cx.json {
+                print_json(&serde_json::json!({ "bundle": out, "statement": st }))?;
+            } else {
+                println!(
+                    "packed {} {} into {} (signed by key {}, expires in {valid_days} days)",
+                    st.name,
+                    st.version,
+                    out.display(),
+                    keys::key_id(&key.verifying_key())
+                );
+            }
+        }
+        PluginCommand::Sign { bundle: path, key } => {
+            let key = keys::load_secret(&key)?;
+            let mut bundle = Bundle::read(&path, cx.policy.limits.max_bundle_bytes)?;
+            bundle.sign(&key);
+            std::fs::write(&path, bundle.to_bytes()?)?;
+            println!(
+                "added signature by key {} to {}",
+                keys::key_id(&key.verifying_key()),
+                path.display()
+            );
+        }
+        PluginCommand::Verify { bundle: path } => {
+            let bundle = Bundle::read(&path, cx.policy.limits.max_bundle_bytes)?;
+            let checks = trust::check_signatures(&bundle, &cx.policy);
+            let highest = runner.high_water().get(&bundle.statement.name)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let verdict = trust::evaluate(&bundle, &cx.policy, highest.as_ref(), now);
+            let st = &bundle.statement;
+            if cx.json {
+                print_json(&serde_json::json!({
+                    "statement": st,
+                    "signatures": checks.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+                    "accepted": verdict.is_ok(),
+                    "reason": verdict.as_ref().err(),
+                }))?;
+            } else {
+                println!(
+                    "{} {} (component sha256 {}, {} bytes)",
+                    st.name, st.version, st.component_sha256, st.component_length
+                );
+                println!(
+                    "  signed at {}, expires at {} (seconds since the epoch)",
+                    st.signed_at, st.expires_at
+                );
+                if checks.is_empty() {
+                    println!("  no signatures");
+                }
+                for (c, _) in &checks {
+                    let who = c
+                        .trusted_as
+                        .as_deref()
+                        .map(|n| format!("trusted as `{n}`"))
+                        .unwrap_or_else(|| "not trusted here".into());
+                    println!(
+                        "  signature by key {}: {}, {who}",
+                        c.key_id,
+                        if c.valid { "valid" } else { "INVALID" }
+                    );
+                }
+                match &verdict {
+                    Ok(a) if a.unsigned => {
+                        println!("this agent would accept it: yes, UNSIGNED (development mode)")
+                    }
+                    Ok(a) => println!(
+                        "this agent would accept it: yes (signed by {})",
+                        a.signers.join(", ")
+                    ),
+                    Err(e) => println!("this agent would accept it: no: {e}"),
+                }
+            }
+            return Ok(if verdict.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         PluginCommand::Install { path } => {
-            let report = runner.install_dir(&path)?;
+            let report = if path.is_dir() {
+                runner.install_dir(&path)?
+            } else {
+                runner.install_bundle(&path)?
+            };
             if cx.json {
                 print_json(&report)?;
             } else {
