@@ -168,3 +168,38 @@ fn a_broken_policy_is_reported_with_its_location() {
         "{err}"
     );
 }
+
+#[test]
+fn key_generate_pack_verify_and_install_a_signed_bundle() {
+    let cli = Cli::new("");
+    let prefix = cli.tmp.path().join("publisher");
+    let out = cli.warden(&["key", "generate", "--out", &prefix.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let public = std::fs::read_to_string(prefix.with_extension("pub")).expect("public key");
+    let policy = format!(
+        "cache-dir = {:?}\n[allow]\nsysinfo = [\"disks\"]\n[trust]\n[[trust.keys]]\nname = \"acme\"\npublic-key = \"{}\"\n",
+        repo().join("target/test-cache").display().to_string(),
+        public.trim()
+    );
+    std::fs::write(cli.tmp.path().join("warden.toml"), policy).expect("policy");
+
+    let bundle = cli.tmp.path().join("disk-usage.wbundle").display().to_string();
+    let key = prefix.with_extension("key").display().to_string();
+    let dir = plugin_dir("disk-usage").display().to_string();
+    let out = cli.warden(&["plugin", "pack", &dir, "--key", &key, "--out", &bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = cli.warden(&["plugin", "verify", &bundle]);
+    assert!(out.status.success());
+    let shown = text(&out.stdout);
+    assert!(shown.contains("valid, trusted as `acme`") && shown.contains("would accept it: yes"), "{shown}");
+
+    let out = cli.warden(&["plugin", "install", &bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("signed by acme"), "{}", text(&out.stdout));
+
+    // The directory itself is refused: this agent is not in development mode.
+    let out = cli.warden(&["plugin", "install", &dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("development mode"), "{}", text(&out.stderr));
+}

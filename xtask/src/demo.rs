@@ -1,6 +1,7 @@
-//! `cargo xtask demo`: the quick start's main job. Builds the plugins and `warden`, installs the
-//! first-party plugins into a fresh data dir under a demo site policy, and runs inventory, a disk
-//! check, a service check, and a clean-temp plan then apply on a scratch directory.
+//! `cargo xtask demo`: the quick start's main job. Builds the plugins and `warden`, generates a
+//! publisher key, packs and signs each first-party plugin into a bundle, installs the bundles into
+//! a fresh data dir whose site policy trusts only that key, and runs inventory, a disk check, a
+//! service check, and a clean-temp plan then apply on a scratch directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,9 +30,9 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     }
     let data = demo.join("data");
     let policy = demo.join("warden.toml");
-    std::fs::write(&policy, demo_policy(&scratch))?;
+    std::fs::write(&policy, demo_policy(&scratch, None))?;
     println!(
-        "\ndemo data dir: {}\ndemo site policy: {}\n",
+        "\ndemo data dir: {}\ndemo site policy: {}",
         data.display(),
         policy.display()
     );
@@ -41,16 +42,33 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         data,
         policy,
     };
-    for plugin in ["inventory", "disk-usage", "service-health", "clean-temp"] {
+    let key = demo.join("publisher");
+    w.run(&["key", "generate", "--out", &key.display().to_string()])?;
+    let public = std::fs::read_to_string(key.with_extension("pub"))?;
+    std::fs::write(&w.policy, demo_policy(&scratch, Some(public.trim())))?;
+    println!("\nthe demo site policy now trusts this publisher key, and nothing else");
+    let secret = key.with_extension("key").display().to_string();
+    let plugins = ["inventory", "disk-usage", "service-health", "clean-temp"];
+    let bundle = |plugin: &str| demo.join(format!("{plugin}.wbundle")).display().to_string();
+    for plugin in plugins {
+        let dir = root
+            .join("target/plugins")
+            .join(plugin)
+            .display()
+            .to_string();
         w.run(&[
             "plugin",
-            "install",
-            &root
-                .join("target/plugins")
-                .join(plugin)
-                .display()
-                .to_string(),
+            "pack",
+            &dir,
+            "--key",
+            &secret,
+            "--out",
+            &bundle(plugin),
         ])?;
+    }
+    w.run(&["plugin", "verify", &bundle("clean-temp")])?;
+    for plugin in plugins {
+        w.run(&["plugin", "install", &bundle(plugin)])?;
     }
     w.run(&["plugin", "list"])?;
     w.run(&["plugin", "inspect", "clean-temp"])?;
@@ -93,8 +111,14 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_policy(scratch: &Path) -> String {
-    format!(
+fn demo_policy(scratch: &Path, publisher: Option<&str>) -> String {
+    let trust = match publisher {
+        Some(key) => {
+            format!("\n[[trust.keys]]\nname = \"demo-publisher\"\npublic-key = \"{key}\"\n")
+        }
+        None => String::new(),
+    };
+    let allow = format!(
         "# Demo site policy written by `cargo xtask demo`.\n\
          [allow]\n\
          sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
@@ -104,7 +128,8 @@ fn demo_policy(scratch: &Path) -> String {
          service-control = true\n\
          kv = true\n",
         s = scratch.display().to_string()
-    )
+    );
+    format!("{allow}\n[trust]\nallow-unsigned = false\n{trust}")
 }
 
 /// Two stale files, one fresh file and a stale directory; only the stale files should go.

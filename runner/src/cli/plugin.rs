@@ -147,13 +147,24 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 let m = &report.plugin.manifest;
+                let provenance = if report.unsigned {
+                    "UNSIGNED, development mode".to_string()
+                } else {
+                    format!("signed by {}", report.signers.join(", "))
+                };
                 println!(
-                    "installed {} {} ({}, sha256 {})",
+                    "installed {} {} ({}, sha256 {}, {provenance})",
                     m.name,
                     m.version,
                     m.role,
                     &report.plugin.sha256[..16]
                 );
+                if report.unsigned {
+                    eprintln!(
+                        "warning: DEVELOPMENT MODE: this plugin is not signed; \
+                         never enable trust.allow-unsigned on a production agent"
+                    );
+                }
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
                 }
