@@ -340,6 +340,17 @@ mod tests {
     }
 
     #[test]
+    fn the_annotated_example_policy_is_valid() {
+        let text = include_str!("../../examples/site-policy.toml");
+        let p = SitePolicy::parse(text, "examples/site-policy.toml").expect("example parses");
+        assert_eq!(
+            p.limits,
+            PolicyLimits::default(),
+            "the example documents the defaults"
+        );
+    }
+
+    #[test]
     fn unknown_keys_and_relative_paths_are_rejected() {
         assert!(SitePolicy::parse("bogus = 1", "t").is_err());
         assert!(SitePolicy::parse("[allow]\nfs-read = [\"tmp\"]", "t").is_err());

@@ -183,7 +183,12 @@ fn key_generate_pack_verify_and_install_a_signed_bundle() {
     );
     std::fs::write(cli.tmp.path().join("warden.toml"), policy).expect("policy");
 
-    let bundle = cli.tmp.path().join("disk-usage.wbundle").display().to_string();
+    let bundle = cli
+        .tmp
+        .path()
+        .join("disk-usage.wbundle")
+        .display()
+        .to_string();
     let key = prefix.with_extension("key").display().to_string();
     let dir = plugin_dir("disk-usage").display().to_string();
     let out = cli.warden(&["plugin", "pack", &dir, "--key", &key, "--out", &bundle]);
@@ -192,14 +197,62 @@ fn key_generate_pack_verify_and_install_a_signed_bundle() {
     let out = cli.warden(&["plugin", "verify", &bundle]);
     assert!(out.status.success());
     let shown = text(&out.stdout);
-    assert!(shown.contains("valid, trusted as `acme`") && shown.contains("would accept it: yes"), "{shown}");
+    assert!(
+        shown.contains("valid, trusted as `acme`") && shown.contains("would accept it: yes"),
+        "{shown}"
+    );
 
     let out = cli.warden(&["plugin", "install", &bundle]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("signed by acme"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("signed by acme"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The directory itself is refused: this agent is not in development mode.
     let out = cli.warden(&["plugin", "install", &dir]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("development mode"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("development mode"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn audit_verify_and_tail_show_installs_and_catch_tampering() {
+    let cli = Cli::new(POLICY);
+    let dir = plugin_dir("disk-usage").display().to_string();
+    assert!(cli.warden(&["plugin", "install", &dir]).status.success());
+    assert!(
+        cli.warden(&["plugin", "remove", "disk-usage"])
+            .status
+            .success()
+    );
+    let out = cli.warden(&["audit", "tail", "--json"]);
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let events: Vec<&str> = records
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert_eq!(events, vec!["plugin.installed", "plugin.removed"]);
+    let out = cli.warden(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("intact: 2 record(s)"));
+
+    let log = cli.tmp.path().join("data/audit/audit.log");
+    let tampered = std::fs::read_to_string(&log)
+        .expect("log")
+        .replace("disk-usage", "disk-usagf");
+    std::fs::write(&log, tampered).expect("tamper");
+    let out = cli.warden(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("line 2"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -1,6 +1,7 @@
 //! The append-only, hash-chained audit log: one JSON record per line, each carrying the sha256
 //! of the previous record, fsync'd before the action it records counts as done. A caller that
-//! cannot write the audit log must not proceed (fail closed).
+//! cannot write the audit log must not proceed (fail closed). Beside it, `head.json` anchors the
+//! last record's sequence number and hash, so a truncated tail or a rewritten last record shows.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,22 @@ pub struct AuditRecord {
     pub data: serde_json::Value,
     /// sha256 of the previous line, hex.
     pub prev: String,
+}
+
+/// The anchor written after each append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub records: u64,
+    /// Set when the last record is not yet anchored (a crash between the two writes).
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +85,59 @@ impl AuditLog {
         &self.path
     }
 
+    fn head_path(&self) -> PathBuf {
+        self.path.with_file_name("head.json")
+    }
+
+    fn read_head(&self) -> Result<Option<Head>, AuditError> {
+        let path = self.head_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| AuditError::Broken {
+                    path,
+                    line: 0,
+                    message: format!("anchor unreadable: {e}"),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(AuditError::Io { path, source }),
+        }
+    }
+
+    /// The last `n` records.
+    pub fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, AuditError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(source) => {
+                return Err(AuditError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let mut last = std::collections::VecDeque::with_capacity(n);
+        for (i, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            let record: AuditRecord =
+                serde_json::from_str(&line).map_err(|e| AuditError::Broken {
+                    path: self.path.clone(),
+                    line: i as u64 + 1,
+                    message: format!("not a record: {e}"),
+                })?;
+            if last.len() == n {
+                last.pop_front();
+            }
+            if n > 0 {
+                last.push_back(record);
+            }
+        }
+        Ok(last.into())
+    }
+
     /// Append `event` and fsync it.
     pub fn append(&self, event: &str, data: serde_json::Value) -> Result<AuditRecord, AuditError> {
         let io = |source| AuditError::Io {
@@ -105,16 +175,64 @@ impl AuditLog {
             .map_err(io)?;
         file.write_all(format!("{line}\n").as_bytes()).map_err(io)?;
         file.sync_data().map_err(io)?;
+        let hash = hash_line(&line);
+        let head = Head {
+            seq: record.seq,
+            hash: hash.clone(),
+        };
+        let head = serde_json::to_vec(&head).map_err(|e| io(std::io::Error::other(e)))?;
+        crate::fsutil::write_atomic(&self.head_path(), &head).map_err(io)?;
         *tail = Tail {
             seq: record.seq,
-            hash: hash_line(&line),
+            hash,
         };
         Ok(record)
     }
 
-    /// Check the whole chain; returns the number of records.
-    pub fn verify(&self) -> Result<u64, AuditError> {
-        read_tail(&self.path).map(|t| t.seq)
+    /// Check the whole chain and its anchor: a modified, deleted, reordered or inserted record,
+    /// and a truncated tail, are errors naming where.
+    pub fn verify(&self) -> Result<VerifyReport, AuditError> {
+        let tail = read_tail(&self.path)?;
+        let broken = |line: u64, message: String| AuditError::Broken {
+            path: self.path.clone(),
+            line,
+            message,
+        };
+        let Some(head) = self.read_head()? else {
+            if tail.seq == 0 {
+                return Ok(VerifyReport {
+                    records: 0,
+                    warning: None,
+                });
+            }
+            return Err(broken(0, "the anchor (head.json) is missing".into()));
+        };
+        if tail.seq < head.seq {
+            return Err(broken(
+                tail.seq,
+                format!(
+                    "truncated: the log ends at record {} but record {} was written",
+                    tail.seq, head.seq
+                ),
+            ));
+        }
+        if tail.seq == head.seq && tail.hash != head.hash {
+            return Err(broken(tail.seq, "the last record was modified".into()));
+        }
+        if tail.seq > head.seq + 1 {
+            return Err(broken(
+                head.seq + 1,
+                format!("{} records after the anchored end", tail.seq - head.seq),
+            ));
+        }
+        let warning = (tail.seq == head.seq + 1).then(|| {
+            "the last record is not anchored yet (a crash between writing it and its anchor?)"
+                .to_string()
+        });
+        Ok(VerifyReport {
+            records: tail.seq,
+            warning,
+        })
     }
 }
 
@@ -184,12 +302,50 @@ mod tests {
         log.append("b", json!({"n": 2})).expect("append");
         let again = AuditLog::new(dir.path());
         assert_eq!(again.append("c", json!({})).expect("append").seq, 3);
-        assert_eq!(again.verify().expect("intact"), 3);
+        assert_eq!(again.verify().expect("intact").records, 3);
+    }
+
+    /// A log of five records, tampered with by `edit`, then verified.
+    fn tampered(edit: impl FnOnce(&mut Vec<String>)) -> Result<VerifyReport, AuditError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::new(dir.path());
+        for n in 1..=5 {
+            log.append("e", json!({ "n": n })).expect("append");
+        }
         let text = std::fs::read_to_string(log.path()).expect("read");
-        std::fs::write(log.path(), text.replacen("\"n\":1", "\"n\":9", 1)).expect("tamper");
-        assert!(matches!(
-            again.verify(),
-            Err(AuditError::Broken { line: 2, .. })
-        ));
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        edit(&mut lines);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(log.path(), text).expect("write");
+        AuditLog::new(dir.path()).verify()
+    }
+
+    fn broken_at(r: Result<VerifyReport, AuditError>) -> (u64, String) {
+        match r {
+            Err(AuditError::Broken { line, message, .. }) => (line, message),
+            other => panic!("tampering not detected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn verify_detects_each_kind_of_tampering() {
+        assert_eq!(tampered(|_| {}).expect("untouched").records, 5);
+        let (line, _) = broken_at(tampered(|l| l[1] = l[1].replace("\"n\":2", "\"n\":7")));
+        assert_eq!(line, 3, "a modified record breaks the next one's link");
+        let (_, m) = broken_at(tampered(|l| l[4] = l[4].replace("\"n\":5", "\"n\":7")));
+        assert!(m.contains("last record was modified"), "{m}");
+        let (line, m) = broken_at(tampered(|l| {
+            l.remove(2);
+        }));
+        assert!(line == 3 && m.contains("sequence"), "{line} {m}");
+        let (line, _) = broken_at(tampered(|l| l.swap(1, 2)));
+        assert_eq!(line, 2, "reordered");
+        let (line, _) = broken_at(tampered(|l| {
+            let forged = l[1].clone();
+            l.insert(2, forged);
+        }));
+        assert_eq!(line, 3, "appended in the middle");
+        let (_, m) = broken_at(tampered(|l| l.truncate(3)));
+        assert!(m.contains("truncated"), "{m}");
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions, the shared context (data dir and site policy)
 //! and dispatch to one module per subcommand. Human output by default, `--json` for machines.
 
+mod audit;
 mod key;
 mod output;
 mod plugin;
@@ -41,6 +42,9 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run a plugin: discover, check, or plan/apply a remediation.
     Run(run::RunArgs),
+    /// Verify or show the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Publisher keys for signing bundles.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -123,5 +127,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(&cx, args),
         Command::Policy(cmd) => policy::run(&cx, cmd),
         Command::Key(cmd) => key::run(&cx, cmd),
+        Command::Audit(cmd) => audit::run(&cx, cmd),
     }
 }
