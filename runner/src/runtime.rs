@@ -38,6 +38,8 @@ pub struct RunRequest {
     pub config: serde_json::Value,
     pub invocation: Invocation,
     pub cancel: CancelToken,
+    /// A deadline shorter than the grant's (e.g. a runbook step's `timeout-ms`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl RunRequest {
@@ -47,6 +49,7 @@ impl RunRequest {
             config: serde_json::Value::Object(Default::default()),
             invocation,
             cancel: CancelToken::default(),
+            timeout: None,
         }
     }
 
@@ -313,6 +316,10 @@ impl Runner {
         }
         let _slot = InstanceSlot(&self.live);
 
+        let mut grant = grant;
+        if let Some(t) = req.timeout {
+            grant.limits.timeout = grant.limits.timeout.min(t);
+        }
         let grant = Arc::new(grant);
         let log_cap = grant.limits.log_bytes;
         let stdout = MemoryOutputPipe::new(log_cap);

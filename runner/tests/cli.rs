@@ -256,3 +256,82 @@ fn audit_verify_and_tail_show_installs_and_catch_tampering() {
         text(&out.stderr)
     );
 }
+
+/// Kill `warden runbook run` with SIGKILL mid-step: the next start marks the run interrupted
+/// (not lost, not re-run) and the audit log still verifies up to its last record.
+#[test]
+fn a_run_killed_mid_step_is_interrupted_and_the_audit_log_verifies() {
+    let cli = Cli::new(
+        "[allow]\nexec = [{ program = \"/bin/sleep\", args = [\"*\"] }]\nfs-read = [\"/tmp\"]\nfs-write = [\"/tmp\"]\nkv = true\nsysinfo = [\"hostname\", \"os\"]\nservices = [\"dbus\"]\n",
+    );
+    let pkg = cli.tmp.path().join("hostile");
+    std::fs::create_dir_all(&pkg).expect("dir");
+    std::fs::copy(
+        plugin_dir("hostile").join("plugin.wasm"),
+        pkg.join("plugin.wasm"),
+    )
+    .expect("copy");
+    let manifest = "name = \"hostile\"\nversion = \"0.1.0\"\nrole = \"check-remediation\"\n[capabilities]\n\
+        exec = [{ program = \"/bin/echo\", args = [\"*\"] }, { program = \"/bin/sleep\", args = [\"*\"] }]\n\
+        sysinfo = [\"hostname\", \"os\"]\nservices = [\"dbus\"]\n[capabilities.fs]\nread = [\"/tmp\"]\nwrite = [\"/tmp\"]\n\
+        [capabilities.kv]\nquota-bytes = 4096\n[limits]\ntimeout-ms = 120000\n";
+    std::fs::write(pkg.join("plugin.toml"), manifest).expect("manifest");
+    assert!(
+        cli.warden(&["plugin", "install", &pkg.display().to_string()])
+            .status
+            .success()
+    );
+    let runbook = cli.tmp.path().join("slow.toml");
+    std::fs::write(
+        &runbook,
+        "name = \"slow\"\n[[steps]]\nid = \"nap\"\nplugin = \"hostile\"\naction = \"check\"\n\
+         config = { attack = \"exec\", program = \"/bin/sleep\", args = [\"27.1828\"] }\n",
+    )
+    .expect("runbook");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--data-dir")
+        .arg(cli.tmp.path().join("data"))
+        .arg("--config")
+        .arg(cli.tmp.path().join("warden.toml"))
+        .args(["runbook", "run", &runbook.display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // The step is in flight once its sleep child exists.
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("27.1828"))
+            })
+    };
+    let started = std::time::Instant::now();
+    while !sleeping() {
+        assert!(started.elapsed().as_secs() < 60, "the step never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    // The orphaned sleep is ours to clean up (see the closing note on process lifetimes).
+    let _ = Command::new("/usr/bin/pkill")
+        .args(["-f", "27.1828"])
+        .status();
+
+    let out = cli.warden(&["runs", "list", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(runs[0]["runbook"], "slow");
+    assert_eq!(runs[0]["status"], "interrupted", "{runs}");
+    let out = cli.warden(&["runs", "show", runs[0]["id"].as_str().expect("id")]);
+    assert!(
+        text(&out.stdout).contains("interrupted"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli.warden(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -145,7 +145,7 @@ impl Sandbox {
         let fake = self.fake_service_manager().display().to_string();
         format!(
             "[limits]\n{limits}\n\
-             [allow]\nfs-read = [{s:?}]\nfs-write = [{s:?}]\nkv = true\nsysinfo = [\"hostname\", \"os\"]\n\
+             [allow]\nfs-read = [{s:?}]\nfs-write = [{s:?}]\nkv = true\nsysinfo = [\"hostname\", \"os\", \"disks\"]\n\
              services = [\"demo-svc\"]\nservice-control = true\n\
              exec = [{{ program = \"/bin/echo\", args = [\"*\"] }}, {{ program = \"/bin/sleep\", args = [\"*\"] }}]\n\
              [services]\nbackend = \"command\"\n[services.command]\n\

@@ -7,6 +7,8 @@ mod output;
 mod plugin;
 mod policy;
 mod run;
+mod runbook;
+mod runs;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
@@ -42,6 +44,12 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run a plugin: discover, check, or plan/apply a remediation.
     Run(run::RunArgs),
+    /// Validate or run a runbook.
+    #[command(subcommand)]
+    Runbook(runbook::RunbookCommand),
+    /// The history of runbook runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
     /// Verify or show the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -128,5 +136,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(cmd) => policy::run(&cx, cmd),
         Command::Key(cmd) => key::run(&cx, cmd),
         Command::Audit(cmd) => audit::run(&cx, cmd),
+        Command::Runbook(cmd) => runbook::run(&cx, cmd),
+        Command::Runs(cmd) => runs::run(&cx, cmd),
     }
 }

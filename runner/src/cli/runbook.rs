@@ -1,0 +1,231 @@
+//! `warden runbook validate|run`: check a runbook without running it; run it with live progress
+//! (a spinner on a terminal, plain lines otherwise) and a summary, or `--json`.
+
+use super::Context;
+use super::output::print_json;
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use warden::history::History;
+use warden::runbook::engine::{Engine, RunEvent, StepStatus};
+use warden::runbook::{Runbook, RunbookError};
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// Check a runbook without running anything: syntax, keys, types, plugins, grants, expressions.
+    Validate { file: PathBuf },
+    /// Run a runbook.
+    Run {
+        file: PathBuf,
+        /// Discover and check, plan remediations, never apply; print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// A parameter, `name=value` (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+}
+
+fn report_errors(errors: &[RunbookError]) -> anyhow::Error {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    anyhow!(
+        "the runbook is invalid ({} problem(s)); nothing was run",
+        errors.len()
+    )
+}
+
+/// Parse and check against the store and the policy.
+fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner)> {
+    let runbook = Runbook::load(file).map_err(|e| report_errors(&e))?;
+    let runner = cx.runner()?;
+    let errors = runbook.check_plugins(&runner);
+    if !errors.is_empty() {
+        return Err(report_errors(&errors));
+    }
+    Ok((runbook, runner))
+}
+
+pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
+    match cmd {
+        RunbookCommand::Validate { file } => {
+            let (runbook, _) = load(cx, &file)?;
+            if cx.json {
+                print_json(&runbook)?;
+            } else {
+                println!(
+                    "{}: valid runbook `{}` with {} step(s)",
+                    file.display(),
+                    runbook.name,
+                    runbook.steps.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunbookCommand::Run {
+            file,
+            dry_run,
+            params,
+        } => {
+            let given: Vec<(String, String)> = params
+                .iter()
+                .map(|p| {
+                    p.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow!("--param `{p}` is not NAME=VALUE"))
+                })
+                .collect::<Result<_>>()?;
+            let (runbook, runner) = load(cx, &file)?;
+            let params = runbook.resolve_params(&given).map_err(|e| anyhow!(e))?;
+            let history = History::open(&cx.data_dir)?;
+            let engine = Engine {
+                runner: &runner,
+                history: &history,
+            };
+            let mut progress = Progress::new(cx.json);
+            let summary = engine.run(&runbook, &params, dry_run, &mut |e| progress.show(e))?;
+            if cx.json {
+                print_json(&summary)?;
+            } else {
+                println!(
+                    "\nrun {} of `{}`: {}{}",
+                    summary.run_id,
+                    summary.runbook,
+                    summary.status,
+                    if dry_run {
+                        " (dry run: nothing was applied)"
+                    } else {
+                        ""
+                    }
+                );
+                for s in &summary.steps {
+                    println!("  {:<10} {:<16} {}", word(s.status), s.step, s.summary);
+                    if dry_run && let Some(serde_json::Value::Array(plan)) = &s.plan {
+                        for a in plan {
+                            println!(
+                                "      would {} {} — {}",
+                                a["kind"].as_str().unwrap_or("?"),
+                                a["target"].as_str().unwrap_or("?"),
+                                a["description"].as_str().unwrap_or("")
+                            );
+                        }
+                    }
+                }
+            }
+            if summary.status != "succeeded" {
+                bail!(
+                    "runbook `{}` {} (run {})",
+                    summary.runbook,
+                    summary.status,
+                    summary.run_id
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn word(s: StepStatus) -> &'static str {
+    match s {
+        StepStatus::Succeeded => "ok",
+        StepStatus::Failed => "FAILED",
+        StepStatus::Skipped => "skipped",
+    }
+}
+
+/// Live progress: a spinner per step on a terminal, plain lines otherwise, nothing with --json.
+struct Progress {
+    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+}
+
+impl Progress {
+    fn new(json: bool) -> Progress {
+        Progress {
+            quiet: json,
+            bar: None,
+            total: 0,
+        }
+    }
+
+    fn show(&mut self, event: &RunEvent) {
+        if self.quiet {
+            return;
+        }
+        let tty = std::io::stderr().is_terminal();
+        match event {
+            RunEvent::RunStarted {
+                run_id,
+                runbook,
+                steps,
+                dry_run,
+            } => {
+                self.total = *steps;
+                eprintln!(
+                    "run {run_id}: `{runbook}`, {steps} step(s){}",
+                    if *dry_run { ", dry run" } else { "" }
+                );
+            }
+            RunEvent::StepStarted {
+                index,
+                step,
+                plugin,
+                attempt,
+            } => {
+                let line = format!(
+                    "[{}/{}] {step} ({plugin}){}",
+                    index + 1,
+                    self.total,
+                    if *attempt > 1 {
+                        format!(", attempt {attempt}")
+                    } else {
+                        String::new()
+                    }
+                );
+                if tty {
+                    let bar = indicatif::ProgressBar::new_spinner().with_message(line);
+                    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                    self.bar = Some(bar);
+                } else {
+                    eprintln!("{line} ...");
+                }
+            }
+            RunEvent::StepRetrying {
+                step,
+                attempt,
+                error,
+                backoff_ms,
+                ..
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "      {step}: attempt {attempt} failed ({error}); retrying in {backoff_ms} ms"
+                );
+            }
+            RunEvent::StepFinished {
+                index,
+                step,
+                status,
+                summary,
+                duration_ms,
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "[{}/{}] {step}: {} in {duration_ms} ms — {summary}",
+                    index + 1,
+                    self.total,
+                    word(*status)
+                );
+            }
+            RunEvent::RunFinished { .. } => {}
+        }
+    }
+}

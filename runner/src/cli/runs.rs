@@ -1,0 +1,80 @@
+//! `warden runs list|show`: the durable history of runbook runs.
+
+use super::Context;
+use super::output::print_json;
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use std::process::ExitCode;
+use warden::history::History;
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The latest runs.
+    List {
+        #[arg(short = 'n', default_value_t = 20)]
+        n: usize,
+    },
+    /// One run with its steps.
+    Show { id: String },
+}
+
+pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
+    let history = History::open(&cx.data_dir)?;
+    match cmd {
+        RunsCommand::List { n } => {
+            let runs = history.list(n)?;
+            if cx.json {
+                print_json(&runs)?;
+            } else if runs.is_empty() {
+                println!("no runs yet");
+            } else {
+                println!(
+                    "{:<24} {:<20} {:<12} {:<8} STARTED (ms since epoch)",
+                    "ID", "RUNBOOK", "STATUS", "DRY-RUN"
+                );
+                for r in runs {
+                    println!(
+                        "{:<24} {:<20} {:<12} {:<8} {}",
+                        r.id, r.runbook, r.status, r.dry_run, r.started_ms
+                    );
+                }
+            }
+        }
+        RunsCommand::Show { id } => {
+            let Some((run, steps)) = history.show(&id)? else {
+                bail!("no run `{id}` in the history");
+            };
+            if cx.json {
+                print_json(&serde_json::json!({ "run": run, "steps": steps }))?;
+            } else {
+                println!(
+                    "run {} of `{}` ({}): {}",
+                    run.id, run.runbook, run.file, run.status
+                );
+                println!("  params {}", run.params);
+                if let Some(e) = &run.error {
+                    println!("  error: {e}");
+                }
+                for s in steps {
+                    let took = s
+                        .ended_ms
+                        .map(|e| format!("{} ms", e - s.started_ms))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "  [{}] {:<16} {} {} {:<8} attempts {} {took}",
+                        s.index,
+                        s.step,
+                        s.plugin,
+                        s.version.as_deref().unwrap_or("-"),
+                        s.status,
+                        s.attempts
+                    );
+                    if let Some(e) = &s.error {
+                        println!("      error: {e}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,288 @@
+//! Durable run history in SQLite (`<data-dir>/history.db`): every runbook run and step, with
+//! plugin name, version and sha256, parameters, times, status, outputs, capped logs and errors.
+//! A run left `running` by a process that died is marked `interrupted` at the next open.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Bytes of plugin logs kept per step.
+pub const MAX_STEP_LOG_BYTES: usize = 64 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("run history {path}: {message}")]
+    Db { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub runbook: String,
+    pub file: String,
+    pub params: serde_json::Value,
+    pub dry_run: bool,
+    pub status: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub index: i64,
+    pub step: String,
+    pub plugin: String,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub action: String,
+    pub status: String,
+    pub attempts: i64,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub output: serde_json::Value,
+    pub logs: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// What a finished step stores.
+#[derive(Debug, Clone, Default)]
+pub struct StepResult {
+    pub status: String,
+    pub attempts: u32,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub output: serde_json::Value,
+    pub logs: serde_json::Value,
+    pub error: Option<String>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct History {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn process_alive(pid: i64) -> bool {
+    if pid == i64::from(std::process::id()) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+impl History {
+    pub fn open(data_dir: &Path) -> Result<History, HistoryError> {
+        let path = data_dir.join("history.db");
+        let db = |e: rusqlite::Error| HistoryError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| HistoryError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS runs (
+                 id TEXT PRIMARY KEY, runbook TEXT NOT NULL, file TEXT NOT NULL, params TEXT NOT NULL,
+                 dry_run INTEGER NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
+                 started_ms INTEGER NOT NULL, ended_ms INTEGER, error TEXT);
+             CREATE TABLE IF NOT EXISTS steps (
+                 run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, step TEXT NOT NULL,
+                 plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
+                 status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+                 ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
+                 PRIMARY KEY (run_id, idx));",
+        )
+        .map_err(db)?;
+        let history = History {
+            path,
+            conn: Mutex::new(conn),
+        };
+        history.mark_interrupted()?;
+        Ok(history)
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, HistoryError> {
+        let conn = self.conn.lock().map_err(|_| HistoryError::Db {
+            path: self.path.clone(),
+            message: "lock poisoned".into(),
+        })?;
+        f(&conn).map_err(|e| HistoryError::Db {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Runs whose process is gone are `interrupted`, not lost and not re-run.
+    fn mark_interrupted(&self) -> Result<Vec<String>, HistoryError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, pid FROM runs WHERE status = 'running'")?;
+            let stale: Vec<String> = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .filter_map(Result::ok)
+                .filter(|(_, pid)| !process_alive(*pid))
+                .map(|(id, _)| id)
+                .collect();
+            for id in &stale {
+                c.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_ms = ?2, error = 'the runner stopped while this run was in flight' WHERE id = ?1",
+                    params![id, now_ms()],
+                )?;
+                c.execute("UPDATE steps SET status = 'interrupted', ended_ms = ?2 WHERE run_id = ?1 AND status = 'running'", params![id, now_ms()])?;
+            }
+            Ok(stale)
+        })
+    }
+
+    pub fn start_run(
+        &self,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<String, HistoryError> {
+        let mut rand = [0u8; 6];
+        let _ = getrandom::fill(&mut rand);
+        let id = format!("{:x}-{}", now_ms(), hex::encode(rand));
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+                params![id, runbook, file, params.to_string(), dry_run, i64::from(std::process::id()), now_ms()],
+            )
+        })?;
+        Ok(id)
+    }
+
+    pub fn start_step(
+        &self,
+        run_id: &str,
+        index: usize,
+        step: &str,
+        plugin: &str,
+        action: &str,
+    ) -> Result<(), HistoryError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO steps (run_id, idx, step, plugin, action, status, attempts, started_ms, output, logs) VALUES (?1, ?2, ?3, ?4, ?5, 'running', 0, ?6, 'null', '[]')",
+                params![run_id, index as i64, step, plugin, action, now_ms()],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn finish_step(
+        &self,
+        run_id: &str,
+        index: usize,
+        r: &StepResult,
+    ) -> Result<(), HistoryError> {
+        let mut logs = r.logs.to_string();
+        if logs.len() > MAX_STEP_LOG_BYTES {
+            logs = serde_json::json!({ "truncated": true, "bytes": logs.len() }).to_string();
+        }
+        self.with(|c| {
+            c.execute(
+                "UPDATE steps SET status = ?3, attempts = ?4, version = ?5, sha256 = ?6, output = ?7, logs = ?8, error = ?9, ended_ms = ?10 WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, index as i64, r.status, r.attempts, r.version, r.sha256, r.output.to_string(), logs, r.error, now_ms()],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), HistoryError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, error = ?3, ended_ms = ?4 WHERE id = ?1",
+                params![run_id, status, error, now_ms()],
+            )
+        })
+        .map(drop)
+    }
+
+    fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: r.get(0)?,
+            runbook: r.get(1)?,
+            file: r.get(2)?,
+            params: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+            dry_run: r.get(4)?,
+            status: r.get(5)?,
+            started_ms: r.get(6)?,
+            ended_ms: r.get(7)?,
+            error: r.get(8)?,
+        })
+    }
+
+    pub fn list(&self, limit: usize) -> Result<Vec<RunRow>, HistoryError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs ORDER BY started_ms DESC, id DESC LIMIT ?1",
+            )?;
+            stmt.query_map([limit as i64], History::run_row)?.collect()
+        })
+    }
+
+    pub fn show(&self, id: &str) -> Result<Option<(RunRow, Vec<StepRow>)>, HistoryError> {
+        self.with(|c| {
+            let run = c
+                .query_row(
+                    "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs WHERE id = ?1",
+                    [id],
+                    History::run_row,
+                )
+                .optional()?;
+            let Some(run) = run else { return Ok(None) };
+            let mut stmt = c.prepare(
+                "SELECT idx, step, plugin, version, sha256, action, status, attempts, started_ms, ended_ms, output, logs, error FROM steps WHERE run_id = ?1 ORDER BY idx",
+            )?;
+            let steps = stmt
+                .query_map([id], |r| {
+                    Ok(StepRow {
+                        index: r.get(0)?,
+                        step: r.get(1)?,
+                        plugin: r.get(2)?,
+                        version: r.get(3)?,
+                        sha256: r.get(4)?,
+                        action: r.get(5)?,
+                        status: r.get(6)?,
+                        attempts: r.get(7)?,
+                        started_ms: r.get(8)?,
+                        ended_ms: r.get(9)?,
+                        output: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
+                        logs: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+                        error: r.get(12)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((run, steps)))
+        })
+    }
+}

@@ -1,0 +1,488 @@
+//! Executing a runbook: steps in order, each gated by its condition, retried with backoff
+//! (a timed-out step only when it says that is safe), with stop / continue / fallback on
+//! failure. A dry run calls `plan` and never `apply`. Every run and step goes to the history,
+//! every capability use and every apply to the audit log; an apply that cannot be audited does
+//! not happen.
+
+use super::{OnFailure, Runbook, Step, StepAction};
+use crate::error::RunError;
+use crate::history::{History, StepResult};
+use crate::limits::Limit;
+use crate::report::{Invocation, Output, RunReport};
+use crate::runtime::{RunRequest, Runner};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// What a step ended as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// Progress, for a display or a stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum RunEvent {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        steps: usize,
+        dry_run: bool,
+    },
+    StepStarted {
+        index: usize,
+        step: String,
+        plugin: String,
+        attempt: u32,
+    },
+    StepRetrying {
+        index: usize,
+        step: String,
+        attempt: u32,
+        error: String,
+        backoff_ms: u64,
+    },
+    StepFinished {
+        index: usize,
+        step: String,
+        status: StepStatus,
+        summary: String,
+        duration_ms: u64,
+    },
+    RunFinished {
+        run_id: String,
+        status: String,
+    },
+}
+
+/// One step's outcome in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSummary {
+    pub step: String,
+    pub plugin: String,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub summary: String,
+    /// The plan a remediation made (what a dry run would change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The result of a runbook run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub runbook: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub steps: Vec<StepSummary>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+/// Executes runbooks on a runner, recording to a history.
+pub struct Engine<'a> {
+    pub runner: &'a Runner,
+    pub history: &'a History,
+}
+
+/// One try: the final result, the plan made on the way, and the last plugin report.
+struct Tried {
+    result: Result<Output, RunError>,
+    plan: Option<Value>,
+    report: RunReport,
+}
+
+/// What the steps of one run share.
+struct RunState {
+    run_id: String,
+    params: Value,
+    steps: serde_json::Map<String, Value>,
+    dry_run: bool,
+}
+
+struct Attempted {
+    status: StepStatus,
+    attempts: u32,
+    output: Value,
+    summary: String,
+    plan: Option<Value>,
+    error: Option<String>,
+    last: Option<RunReport>,
+}
+
+fn summarize(output: &Output) -> String {
+    match output {
+        Output::Facts(g) => format!("{} fact group(s)", g.len()),
+        Output::Check(c) => format!(
+            "{}: {}",
+            serde_json::to_value(c.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            c.summary
+        ),
+        Output::Plan(a) if a.is_empty() => "nothing to change".into(),
+        Output::Plan(a) => format!("{} change(s) planned", a.len()),
+        Output::Applied(o) => format!(
+            "{} action(s) applied",
+            o.iter()
+                .filter(|o| o.status == crate::report::OutcomeStatus::Applied)
+                .count()
+        ),
+    }
+}
+
+impl Engine<'_> {
+    fn audit_report(
+        &self,
+        run_id: &str,
+        step: &str,
+        report: &RunReport,
+    ) -> Result<(), EngineError> {
+        for u in &report.capability_uses {
+            self.runner.audit().append(
+                "capability.use",
+                json!({ "run": run_id, "step": step, "plugin": report.plugin, "use": u }),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn call(
+        &self,
+        run_id: &str,
+        step: &Step,
+        config: &Value,
+        invocation: Invocation,
+    ) -> Result<RunReport, EngineError> {
+        let mut req = RunRequest::new(&step.plugin, invocation).with_config(config.clone());
+        req.timeout = step.timeout;
+        let report = self.runner.run(&req);
+        self.audit_report(run_id, &step.id, &report)?;
+        Ok(report)
+    }
+
+    /// One try of a step: the plugin call(s) for its action.
+    fn try_once(
+        &self,
+        run_id: &str,
+        step: &Step,
+        config: &Value,
+        dry_run: bool,
+    ) -> Result<Tried, EngineError> {
+        let first = match step.action {
+            StepAction::Discover => Invocation::Discover,
+            StepAction::Check => Invocation::Check,
+            StepAction::Plan | StepAction::Apply => Invocation::Plan,
+        };
+        let report = self.call(run_id, step, config, first)?;
+        let plan = match &report.result {
+            Ok(Output::Plan(actions)) => Some(serde_json::to_value(actions).unwrap_or_default()),
+            _ => None,
+        };
+        if step.action != StepAction::Apply || dry_run {
+            return Ok(Tried {
+                result: report.result.clone(),
+                plan,
+                report,
+            });
+        }
+        let Ok(Output::Plan(actions)) = &report.result else {
+            return Ok(Tried {
+                result: report.result.clone(),
+                plan,
+                report,
+            });
+        };
+        if actions.is_empty() {
+            return Ok(Tried {
+                result: Ok(Output::Applied(vec![])),
+                plan,
+                report,
+            });
+        }
+        // Recorded and fsync'd before anything changes; if this fails, nothing is applied.
+        self.runner.audit().append(
+            "remediation.apply",
+            json!({ "run": run_id, "step": step.id, "plugin": report.plugin, "actions": actions }),
+        )?;
+        let applied = self.call(run_id, step, config, Invocation::Apply(actions.clone()))?;
+        Ok(Tried {
+            result: applied.result.clone(),
+            plan,
+            report: applied,
+        })
+    }
+
+    fn attempt(
+        &self,
+        run_id: &str,
+        index: usize,
+        step: &Step,
+        config: &Value,
+        dry_run: bool,
+        on_event: &mut dyn FnMut(&RunEvent),
+    ) -> Result<Attempted, EngineError> {
+        let mut attempt = 1;
+        loop {
+            on_event(&RunEvent::StepStarted {
+                index,
+                step: step.id.clone(),
+                plugin: step.plugin.clone(),
+                attempt,
+            });
+            let Tried {
+                result,
+                plan,
+                report,
+            } = self.try_once(run_id, step, config, dry_run)?;
+            match result {
+                Ok(output) => {
+                    let status = match &output {
+                        Output::Check(c) => serde_json::to_value(c.status).unwrap_or_default(),
+                        _ => Value::String(String::new()),
+                    };
+                    let summary = if dry_run && step.action == StepAction::Apply {
+                        format!("dry run: {}", summarize(&output))
+                    } else {
+                        summarize(&output)
+                    };
+                    let out = json!({ "ok": true, "skipped": false, "status": status, "output": output, "plan": plan.clone().unwrap_or(Value::Null), "error": "" });
+                    return Ok(Attempted {
+                        status: StepStatus::Succeeded,
+                        attempts: attempt,
+                        output: out,
+                        summary,
+                        plan,
+                        error: None,
+                        last: Some(report),
+                    });
+                }
+                Err(e) => {
+                    let timed_out = matches!(e, RunError::LimitExceeded(Limit::Timeout { .. }));
+                    let retry = attempt < step.retries.attempts
+                        && (!timed_out || step.retries.retry_on_timeout)
+                        && !matches!(e, RunError::Cancelled);
+                    if !retry {
+                        let out = json!({ "ok": false, "skipped": false, "status": "", "output": Value::Null, "plan": plan.clone().unwrap_or(Value::Null), "error": e.to_string() });
+                        return Ok(Attempted {
+                            status: StepStatus::Failed,
+                            attempts: attempt,
+                            output: out,
+                            summary: e.to_string(),
+                            plan,
+                            error: Some(e.to_string()),
+                            last: Some(report),
+                        });
+                    }
+                    let shift = (attempt - 1).min(16);
+                    let backoff =
+                        Duration::from_millis(step.retries.backoff_ms.saturating_mul(1 << shift))
+                            .min(super::MAX_BACKOFF);
+                    on_event(&RunEvent::StepRetrying {
+                        index,
+                        step: step.id.clone(),
+                        attempt,
+                        error: e.to_string(),
+                        backoff_ms: backoff.as_millis() as u64,
+                    });
+                    std::thread::sleep(backoff);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Run one step (condition, config rendering, attempts), record it, and return its summary.
+    fn run_step(
+        &self,
+        state: &mut RunState,
+        index: usize,
+        step: &Step,
+        on_event: &mut dyn FnMut(&RunEvent),
+    ) -> Result<StepSummary, EngineError> {
+        let started = Instant::now();
+        let (run_id, params, dry_run) = (state.run_id.as_str(), &state.params, state.dry_run);
+        let steps = &mut state.steps;
+        self.history.start_step(
+            run_id,
+            index,
+            &step.id,
+            &step.plugin,
+            &format!("{:?}", step.action).to_lowercase(),
+        )?;
+        let context = Value::Object(steps.clone());
+        let gate = match &step.when {
+            None => Ok(true),
+            Some(e) => e.eval_bool(params, &context),
+        };
+        let config = gate
+            .clone()
+            .and_then(|_| super::expr::render_value(&step.config, params, &context));
+        let attempted = match (gate, config) {
+            (Ok(false), _) => Attempted {
+                status: StepStatus::Skipped,
+                attempts: 0,
+                output: json!({ "ok": true, "skipped": true, "status": "", "output": Value::Null, "plan": Value::Null, "error": "" }),
+                summary: format!(
+                    "skipped: `{}` is false",
+                    step.when
+                        .as_ref()
+                        .map(|w| w.source.as_str())
+                        .unwrap_or_default()
+                ),
+                plan: None,
+                error: None,
+                last: None,
+            },
+            (Err(e), _) | (Ok(true), Err(e)) => Attempted {
+                status: StepStatus::Failed,
+                attempts: 0,
+                output: json!({ "ok": false, "skipped": false, "status": "", "output": Value::Null, "plan": Value::Null, "error": e }),
+                summary: e.clone(),
+                plan: None,
+                error: Some(e),
+                last: None,
+            },
+            (Ok(true), Ok(config)) => {
+                self.attempt(run_id, index, step, &config, dry_run, on_event)?
+            }
+        };
+        let plugin = attempted.last.as_ref().and_then(|r| r.plugin.clone());
+        let logs = attempted
+            .last
+            .as_ref()
+            .map(|r| serde_json::to_value(&r.logs).unwrap_or_default())
+            .unwrap_or(json!([]));
+        self.history.finish_step(
+            run_id,
+            index,
+            &StepResult {
+                status: serde_json::to_value(attempted.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                attempts: attempted.attempts,
+                version: plugin.as_ref().map(|p| p.version.clone()),
+                sha256: plugin.as_ref().map(|p| p.sha256.clone()),
+                output: attempted.output.clone(),
+                logs,
+                error: attempted.error.clone(),
+            },
+        )?;
+        steps.insert(step.id.clone(), attempted.output);
+        on_event(&RunEvent::StepFinished {
+            index,
+            step: step.id.clone(),
+            status: attempted.status,
+            summary: attempted.summary.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        Ok(StepSummary {
+            step: step.id.clone(),
+            plugin: step.plugin.clone(),
+            status: attempted.status,
+            attempts: attempted.attempts,
+            summary: attempted.summary,
+            plan: attempted.plan,
+            error: attempted.error,
+        })
+    }
+
+    /// Run `runbook` with resolved `params`.
+    pub fn run(
+        &self,
+        runbook: &Runbook,
+        params: &Value,
+        dry_run: bool,
+        on_event: &mut dyn FnMut(&RunEvent),
+    ) -> Result<RunSummary, EngineError> {
+        let run_id = self
+            .history
+            .start_run(&runbook.name, &runbook.file, params, dry_run)?;
+        self.runner.audit().append("run.started", json!({ "run": run_id, "runbook": runbook.name, "file": runbook.file, "params": params, "dry_run": dry_run }))?;
+        on_event(&RunEvent::RunStarted {
+            run_id: run_id.clone(),
+            runbook: runbook.name.clone(),
+            steps: runbook.steps.iter().filter(|s| !s.fallback_only).count(),
+            dry_run,
+        });
+        let mut state = RunState {
+            run_id: run_id.clone(),
+            params: params.clone(),
+            steps: serde_json::Map::new(),
+            dry_run,
+        };
+        let mut summaries = Vec::new();
+        let mut failed = None;
+        for (index, step) in runbook
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.fallback_only)
+        {
+            let summary = self.run_step(&mut state, index, step, on_event)?;
+            let step_failed = summary.status == StepStatus::Failed;
+            summaries.push(summary);
+            if !step_failed {
+                continue;
+            }
+            match step.on_failure {
+                OnFailure::Continue => {}
+                OnFailure::Stop => {
+                    failed = Some(format!("step `{}` failed", step.id));
+                    break;
+                }
+                OnFailure::Fallback => {
+                    for name in &step.fallback {
+                        if let Some((fi, fs)) = runbook
+                            .steps
+                            .iter()
+                            .enumerate()
+                            .find(|(_, s)| &s.id == name)
+                        {
+                            summaries.push(self.run_step(&mut state, fi, fs, on_event)?);
+                        }
+                    }
+                    failed = Some(format!("step `{}` failed; fallback ran", step.id));
+                    break;
+                }
+            }
+        }
+        let status = if failed.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        self.history
+            .finish_run(&run_id, status, failed.as_deref())?;
+        self.runner.audit().append(
+            "run.finished",
+            json!({ "run": run_id, "status": status, "error": failed }),
+        )?;
+        on_event(&RunEvent::RunFinished {
+            run_id: run_id.clone(),
+            status: status.into(),
+        });
+        Ok(RunSummary {
+            run_id,
+            runbook: runbook.name.clone(),
+            dry_run,
+            status: status.into(),
+            steps: summaries,
+        })
+    }
+}
