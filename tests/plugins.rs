@@ -23,7 +23,8 @@ fn run(
 
 /// The embedded default policy, in development mode so that tests can install directories.
 fn embedded_default_runner(sb: &Sandbox) -> Runner {
-    let dev = warden::policy::DEFAULT_POLICY.replace("allow-unsigned = false", "allow-unsigned = true");
+    let dev =
+        warden::policy::DEFAULT_POLICY.replace("allow-unsigned = false", "allow-unsigned = true");
     assert_ne!(dev, warden::policy::DEFAULT_POLICY);
     sb.runner(&dev)
 }
