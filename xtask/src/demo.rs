@@ -104,8 +104,27 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
     println!("\nscratch dir now holds: {}", left.join(", "));
+
+    // The same remediation as a runbook: check, clean when needed (forced here), verify.
+    make_scratch_files(&scratch)?;
+    let runbook = root
+        .join("examples/disk-pressure.toml")
+        .display()
+        .to_string();
+    w.run(&["runbook", "validate", &runbook])?;
+    w.run(&[
+        "runbook",
+        "run",
+        &runbook,
+        "--dry-run",
+        "--param",
+        "force=true",
+    ])?;
+    w.run(&["runbook", "run", &runbook, "--param", "force=true"])?;
+    w.run(&["runs", "list"])?;
+    w.run(&["audit", "verify"])?;
     println!(
-        "demo finished: plugins ran sandboxed under {}",
+        "\ndemo finished: plugins ran sandboxed under {}",
         w.policy.display()
     );
     Ok(())
