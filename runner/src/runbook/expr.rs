@@ -52,8 +52,7 @@ impl Expr {
     pub fn eval(&self, params: &Value, steps: &Value) -> Result<Value, String> {
         let mut context = cel::Context::default();
         for (name, value) in [("params", params), ("steps", steps)] {
-            let value = cel::to_value(value).map_err(|e| format!("`{}`: {e}", self.source))?;
-            context.add_variable_from_value(name, value);
+            context.add_variable_from_value(name, to_cel(value));
         }
         let value = self
             .program
@@ -72,6 +71,27 @@ impl Expr {
                 self.source
             )),
         }
+    }
+}
+
+/// JSON to CEL, with whole numbers as CEL `int` (serde's mapping would make positive ones `uint`,
+/// and CEL refuses `uint + int`, so `params.days + 1` would fail).
+fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(std::sync::Arc::new(s.clone())),
+        Value::Array(items) => items.iter().map(to_cel).collect::<Vec<_>>().into(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), to_cel(v)))
+            .collect::<std::collections::HashMap<String, cel::Value>>()
+            .into(),
     }
 }
 
