@@ -49,7 +49,7 @@ fn a_bundle_signed_by_a_trusted_key_installs_and_runs() {
         .expect("installs");
     assert_eq!(report.signers, vec!["acme".to_string()]);
     assert!(!report.unsigned);
-    assert_eq!(sb.audit_events(), vec!["plugin.installed"]);
+    assert_eq!(sb.audit_events(), vec!["policy.loaded", "plugin.installed"]);
     let run = runner.run(&RunRequest::new("disk-usage", Invocation::Check));
     assert!(
         matches!(run.result, Ok(Output::Check(_))),

@@ -348,3 +348,38 @@ fn history_and_audit_record_the_run() {
     );
     assert!(runner.audit().verify().is_ok());
 }
+
+#[test]
+fn remediation_does_not_proceed_when_the_audit_log_cannot_be_written() {
+    let (sb, runner) = setup();
+    let victim = sb.scratch().join("old");
+    std::fs::write(&victim, "x").expect("file");
+    let text = format!(
+        "{HEAD}[[steps]]\nid = \"clean\"\nplugin = \"clean-temp\"\naction = \"plan\"\nconfig = {{ dir = {:?}, older_than_days = 0 }}\n",
+        sb.scratch().display().to_string()
+    );
+    let plan = run(&sb, &runner, &text, false);
+    let actions: Vec<warden::report::Action> =
+        serde_json::from_value(plan.steps[0].plan.clone().expect("plan")).expect("actions");
+    // Break the audit log: its path becomes a directory, so appends fail (even as root).
+    let log = sb.data_dir().join("audit").join("audit.log");
+    std::fs::remove_file(&log).expect("remove log");
+    std::fs::create_dir(&log).expect("dir in its place");
+    let report = runner.run(
+        &warden::RunRequest::new("clean-temp", warden::Invocation::Apply(actions))
+            .with_config(json!({ "dir": sb.scratch(), "older_than_days": 0 })),
+    );
+    assert!(
+        matches!(&report.result, Err(warden::RunError::Audit { .. })),
+        "{:?}",
+        report.result
+    );
+    assert!(
+        report.to_owned().capability_uses.is_empty(),
+        "the plugin never ran"
+    );
+    assert!(
+        victim.exists(),
+        "remediation proceeded without an audit record"
+    );
+}

@@ -42,6 +42,8 @@ pub enum RunError {
     Cancelled,
     #[error("plugin store: {message}")]
     Store { message: String },
+    #[error("not done, because the audit log cannot be written: {message}")]
+    Audit { message: String },
     #[error("internal error: {message}")]
     Internal { message: String },
 }
@@ -67,6 +69,7 @@ impl RunError {
             RunError::Plugin { .. } => "plugin",
             RunError::Cancelled => "cancelled",
             RunError::Store { .. } => "store",
+            RunError::Audit { .. } => "audit",
             RunError::Internal { .. } => "internal",
         }
     }

@@ -40,6 +40,8 @@ pub struct RunRequest {
     pub cancel: CancelToken,
     /// A deadline shorter than the grant's (e.g. a runbook step's `timeout-ms`).
     pub timeout: Option<std::time::Duration>,
+    /// Added to this run's audit records (e.g. the runbook run and step).
+    pub audit_context: serde_json::Value,
 }
 
 impl RunRequest {
@@ -50,6 +52,7 @@ impl RunRequest {
             invocation,
             cancel: CancelToken::default(),
             timeout: None,
+            audit_context: serde_json::Value::Null,
         }
     }
 
@@ -110,6 +113,8 @@ impl Runner {
             .clone()
             .unwrap_or_else(|| data_dir.join("cache"));
         let cache = CompileCache::new(&cache_dir, &engine);
+        let audit = AuditLog::new(data_dir);
+        record_policy(&audit, &policy)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Runner {
             engine,
@@ -120,7 +125,7 @@ impl Runner {
             services,
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
-            audit: AuditLog::new(data_dir),
+            audit,
             high_water: HighWaterMarks::new(data_dir),
             _ticker: ticker,
         })
@@ -248,7 +253,9 @@ impl Runner {
         }
     }
 
-    /// Run a plugin. Never panics on plugin behaviour: every outcome is in the report.
+    /// Run a plugin. Never panics on plugin behaviour: every outcome is in the report. An apply
+    /// is audited before it starts (and does not start if it cannot be); the run and each
+    /// capability use are audited when it ends.
     pub fn run(&self, req: &RunRequest) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport {
@@ -265,8 +272,43 @@ impl Runner {
             duration_ms: 0.0,
             cache: None,
         };
+        let context = &req.audit_context;
+        if let Invocation::Apply(actions) = &req.invocation
+            && let Err(e) = self.audit.append(
+                "remediation.apply",
+                serde_json::json!({ "plugin": req.plugin, "actions": actions, "context": context }),
+            )
+        {
+            report.result = Err(RunError::Audit {
+                message: e.to_string(),
+            });
+            return report;
+        }
         report.result = self.run_inner(req, &mut report);
         report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut events = vec![(
+            "plugin.run".to_string(),
+            serde_json::json!({
+                "plugin": report.plugin, "invocation": report.invocation, "context": context,
+                "result": match &report.result { Ok(_) => "ok", Err(e) => e.kind() },
+                "capability_uses": report.capability_uses.len(),
+                "capability_uses_dropped": report.capability_uses_dropped,
+            }),
+        )];
+        for u in &report.capability_uses {
+            events.push((
+                "capability.use".to_string(),
+                serde_json::json!({ "plugin": req.plugin, "context": context, "use": u }),
+            ));
+        }
+        if let Err(e) = self.audit.append_batch(events) {
+            tracing::error!("audit log cannot be written: {e}");
+            if report.result.is_ok() {
+                report.result = Err(RunError::Audit {
+                    message: e.to_string(),
+                });
+            }
+        }
         report
     }
 
@@ -398,6 +440,25 @@ impl Runner {
             }),
         }
     }
+}
+
+/// Audit the site policy when it differs from the one last recorded in this data dir.
+fn record_policy(audit: &AuditLog, policy: &SitePolicy) -> Result<(), RunError> {
+    let json = serde_json::to_value(policy).map_err(RunError::internal)?;
+    let sha = crate::store::sha256_hex(json.to_string().as_bytes());
+    let marker = audit.path().with_file_name("policy.sha256");
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s.trim() == sha) {
+        return Ok(());
+    }
+    audit
+        .append(
+            "policy.loaded",
+            serde_json::json!({ "sha256": sha, "policy": json }),
+        )
+        .map_err(|e| RunError::Audit {
+            message: e.to_string(),
+        })?;
+    crate::fsutil::write_atomic(&marker, sha.as_bytes()).map_err(RunError::internal)
 }
 
 fn prepared_key(name: &str, sha256: &str) -> String {

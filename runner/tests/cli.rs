@@ -238,10 +238,14 @@ fn audit_verify_and_tail_show_installs_and_catch_tampering() {
         .iter()
         .filter_map(|r| r["event"].as_str())
         .collect();
-    assert_eq!(events, vec!["plugin.installed", "plugin.removed"]);
+    assert_eq!(
+        events,
+        vec!["policy.loaded", "plugin.installed", "plugin.removed"],
+        "the policy is recorded once"
+    );
     let out = cli.warden(&["audit", "verify"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("intact: 2 record(s)"));
+    assert!(text(&out.stdout).contains("intact: 3 record(s)"));
 
     let log = cli.tmp.path().join("data/audit/audit.log");
     let tampered = std::fs::read_to_string(&log)
@@ -251,7 +255,7 @@ fn audit_verify_and_tail_show_installs_and_catch_tampering() {
     let out = cli.warden(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("line 2"),
+        text(&out.stderr).contains("line 3"),
         "{}",
         text(&out.stderr)
     );

@@ -70,14 +70,14 @@ struct Tail {
 /// The audit log of one data dir.
 pub struct AuditLog {
     path: PathBuf,
-    tail: Mutex<Option<Tail>>,
+    lock: Mutex<()>,
 }
 
 impl AuditLog {
     pub fn new(data_dir: &Path) -> AuditLog {
         AuditLog {
             path: data_dir.join("audit").join("audit.log"),
-            tail: Mutex::new(None),
+            lock: Mutex::new(()),
         }
     }
 
@@ -140,53 +140,85 @@ impl AuditLog {
 
     /// Append `event` and fsync it.
     pub fn append(&self, event: &str, data: serde_json::Value) -> Result<AuditRecord, AuditError> {
+        let mut records = self.append_batch(vec![(event.to_string(), data)])?;
+        records.pop().ok_or_else(|| AuditError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("nothing appended"),
+        })
+    }
+
+    /// Append several records with one fsync. Other processes (the CLI beside a daemon) are kept
+    /// out by an exclusive lock, and the chain continues from the anchored head, not from memory.
+    pub fn append_batch(
+        &self,
+        events: Vec<(String, serde_json::Value)>,
+    ) -> Result<Vec<AuditRecord>, AuditError> {
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
         };
-        let mut guard = self
-            .tail
+        let _in_process = self
+            .lock
             .lock()
             .map_err(|_| io(std::io::Error::other("audit lock poisoned")))?;
-        if guard.is_none() {
-            *guard = Some(read_tail(&self.path)?);
-        }
-        let tail = guard
-            .as_mut()
-            .ok_or_else(|| io(std::io::Error::other("audit tail unknown")))?;
-        let record = AuditRecord {
-            seq: tail.seq + 1,
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            event: event.to_string(),
-            data,
-            prev: tail.hash.clone(),
-        };
-        let line = serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_file_name("audit.lock"))
+            .map_err(io)?;
+        #[cfg(unix)]
+        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io(e.into()))?;
+        let mut tail = match self.read_head()? {
+            Some(head) => Tail {
+                seq: head.seq,
+                hash: head.hash,
+            },
+            // No anchor yet: a new log, or one written before anchors existed.
+            None => read_tail(&self.path)?,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut text = String::new();
+        let mut records = Vec::with_capacity(events.len());
+        for (event, data) in events {
+            let record = AuditRecord {
+                seq: tail.seq + 1,
+                at_ms: now,
+                event,
+                data,
+                prev: tail.hash.clone(),
+            };
+            let line = serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
+            tail = Tail {
+                seq: record.seq,
+                hash: hash_line(&line),
+            };
+            text.push_str(&line);
+            text.push('\n');
+            records.push(record);
         }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
             .map_err(io)?;
-        file.write_all(format!("{line}\n").as_bytes()).map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_data().map_err(io)?;
-        let hash = hash_line(&line);
-        let head = Head {
-            seq: record.seq,
-            hash: hash.clone(),
-        };
-        let head = serde_json::to_vec(&head).map_err(|e| io(std::io::Error::other(e)))?;
+        let head = serde_json::to_vec(&Head {
+            seq: tail.seq,
+            hash: tail.hash,
+        })
+        .map_err(|e| io(std::io::Error::other(e)))?;
         crate::fsutil::write_atomic(&self.head_path(), &head).map_err(io)?;
-        *tail = Tail {
-            seq: record.seq,
-            hash,
-        };
-        Ok(record)
+        drop(lock_file);
+        Ok(records)
     }
 
     /// Check the whole chain and its anchor: a modified, deleted, reordered or inserted record,

@@ -146,21 +146,6 @@ fn summarize(output: &Output) -> String {
 }
 
 impl Engine<'_> {
-    fn audit_report(
-        &self,
-        run_id: &str,
-        step: &str,
-        report: &RunReport,
-    ) -> Result<(), EngineError> {
-        for u in &report.capability_uses {
-            self.runner.audit().append(
-                "capability.use",
-                json!({ "run": run_id, "step": step, "plugin": report.plugin, "use": u }),
-            )?;
-        }
-        Ok(())
-    }
-
     fn call(
         &self,
         run_id: &str,
@@ -170,9 +155,8 @@ impl Engine<'_> {
     ) -> Result<RunReport, EngineError> {
         let mut req = RunRequest::new(&step.plugin, invocation).with_config(config.clone());
         req.timeout = step.timeout;
-        let report = self.runner.run(&req);
-        self.audit_report(run_id, &step.id, &report)?;
-        Ok(report)
+        req.audit_context = json!({ "run": run_id, "step": step.id });
+        Ok(self.runner.run(&req))
     }
 
     /// One try of a step: the plugin call(s) for its action.
@@ -214,11 +198,7 @@ impl Engine<'_> {
                 report,
             });
         }
-        // Recorded and fsync'd before anything changes; if this fails, nothing is applied.
-        self.runner.audit().append(
-            "remediation.apply",
-            json!({ "run": run_id, "step": step.id, "plugin": report.plugin, "actions": actions }),
-        )?;
+        // `Runner::run` records the apply, fsync'd, before anything changes; if it cannot, nothing is applied.
         let applied = self.call(run_id, step, config, Invocation::Apply(actions.clone()))?;
         Ok(Tried {
             result: applied.result.clone(),
