@@ -33,6 +33,10 @@ pub struct AuditRecord {
 struct Head {
     seq: u64,
     hash: String,
+    /// Length of the log at the anchor: a longer log has an unanchored batch (crash), a
+    /// shorter one was truncated.
+    #[serde(default)]
+    len: Option<u64>,
 }
 
 /// What `verify` found.
@@ -173,13 +177,22 @@ impl AuditLog {
         #[cfg(unix)]
         rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| io(e.into()))?;
+        let log_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         let mut tail = match self.read_head()? {
-            Some(head) => Tail {
+            Some(head) if head.len == Some(log_len) => Tail {
                 seq: head.seq,
                 hash: head.hash,
             },
-            // No anchor yet: a new log, or one written before anchors existed.
-            None => read_tail(&self.path)?,
+            Some(head) if head.len.is_some_and(|len| log_len < len) => {
+                // Never write past evidence of tampering: someone must look first.
+                return Err(AuditError::Broken {
+                    path: self.path.clone(),
+                    line: head.seq,
+                    message: "truncated below its anchor; refusing to append".into(),
+                });
+            }
+            // No anchor yet, or a batch written without its anchor (a crash): walk the log.
+            _ => read_tail(&self.path)?,
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -211,9 +224,11 @@ impl AuditLog {
             .map_err(io)?;
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_data().map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
         let head = serde_json::to_vec(&Head {
             seq: tail.seq,
             hash: tail.hash,
+            len: Some(len),
         })
         .map_err(|e| io(std::io::Error::other(e)))?;
         crate::fsutil::write_atomic(&self.head_path(), &head).map_err(io)?;
@@ -251,15 +266,13 @@ impl AuditLog {
         if tail.seq == head.seq && tail.hash != head.hash {
             return Err(broken(tail.seq, "the last record was modified".into()));
         }
-        if tail.seq > head.seq + 1 {
-            return Err(broken(
-                head.seq + 1,
-                format!("{} records after the anchored end", tail.seq - head.seq),
-            ));
-        }
-        let warning = (tail.seq == head.seq + 1).then(|| {
-            "the last record is not anchored yet (a crash between writing it and its anchor?)"
-                .to_string()
+        // A batch written without its anchor (a crash in between) chains correctly but is not
+        // anchored: say so, without calling it tampering.
+        let warning = (tail.seq > head.seq).then(|| {
+            format!(
+                "the last {} record(s) are not anchored (a crash between writing them and their anchor?)",
+                tail.seq - head.seq
+            )
         });
         Ok(VerifyReport {
             records: tail.seq,
@@ -357,6 +370,37 @@ mod tests {
             Err(AuditError::Broken { line, message, .. }) => (line, message),
             other => panic!("tampering not detected: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unanchored_batch_after_a_crash_is_a_warning_and_appends_continue_the_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::new(dir.path());
+        log.append("a", json!({})).expect("append");
+        let head = std::fs::read(log.head_path()).expect("head");
+        log.append_batch(vec![("b".into(), json!({})), ("c".into(), json!({}))])
+            .expect("batch");
+        std::fs::write(log.head_path(), head).expect("crash before the anchor");
+        let report = log.verify().expect("not tampering");
+        assert!(
+            report
+                .warning
+                .is_some_and(|w| w.contains("last 2 record(s)"))
+        );
+        assert_eq!(log.append("d", json!({})).expect("append").seq, 4);
+        assert_eq!(
+            log.verify().expect("intact"),
+            VerifyReport {
+                records: 4,
+                warning: None
+            }
+        );
+        let text = std::fs::read_to_string(log.path()).expect("log");
+        std::fs::write(log.path(), &text[..text.len() / 2]).expect("truncate");
+        assert!(
+            log.append("e", json!({})).is_err(),
+            "no appending over a truncated log"
+        );
     }
 
     #[test]
