@@ -339,3 +339,67 @@ fn a_run_killed_mid_step_is_interrupted_and_the_audit_log_verifies() {
     let out = cli.warden(&["audit", "verify"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_signed_runbook_runs_and_a_tampered_one_is_refused() {
+    let cli = Cli::new("");
+    let prefix = cli.tmp.path().join("ops");
+    assert!(
+        cli.warden(&["key", "generate", "--out", &prefix.display().to_string()])
+            .status
+            .success()
+    );
+    let public = std::fs::read_to_string(prefix.with_extension("pub")).expect("public key");
+    let policy = format!(
+        "cache-dir = {:?}\n[allow]\nsysinfo = [\"disks\"]\n[trust]\nallow-unsigned = true\n[[trust.keys]]\nname = \"ops\"\npublic-key = \"{}\"\n",
+        repo().join("target/test-cache").display().to_string(),
+        public.trim()
+    );
+    std::fs::write(cli.tmp.path().join("warden.toml"), policy).expect("policy");
+    assert!(
+        cli.warden(&[
+            "plugin",
+            "install",
+            &plugin_dir("disk-usage").display().to_string()
+        ])
+        .status
+        .success()
+    );
+    let runbook = cli.tmp.path().join("disks.toml");
+    std::fs::write(&runbook, "name = \"disks\"\n[[steps]]\nid = \"check\"\nplugin = \"disk-usage\"\naction = \"check\"\nconfig = { warning_percent = 100, critical_percent = 100 }\n").expect("runbook");
+    let bundle = cli.tmp.path().join("disks.wbundle").display().to_string();
+    let key = prefix.with_extension("key").display().to_string();
+    let out = cli.warden(&[
+        "runbook",
+        "pack",
+        &runbook.display().to_string(),
+        "--key",
+        &key,
+        "--out",
+        &bundle,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = cli.warden(&["runbook", "run", &bundle]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("signed by ops"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut bytes = std::fs::read(&bundle).expect("bundle");
+    let at = bytes
+        .windows(3)
+        .rposition(|w| w == b"100")
+        .expect("threshold in the payload");
+    bytes[at] = b'9';
+    std::fs::write(&bundle, bytes).expect("tamper");
+    let out = cli.warden(&["runbook", "run", &bundle]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("refused: the component is not the one that was signed"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -25,7 +25,8 @@ pub const STATEMENT_FORMAT: &str = "warden.statement.v1";
 /// Largest header (statement + signatures).
 pub const MAX_HEADER_BYTES: u32 = 1 << 20;
 
-/// What the publisher vouches for.
+/// What the publisher vouches for. For a runbook (`kind = "runbook"`) the payload is the runbook's
+/// text, `manifest` is empty and `version` is `0.0.0`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Statement {
@@ -201,6 +202,35 @@ impl Bundle {
             signatures: vec![],
             component,
         })
+    }
+
+    /// Build an unsigned runbook bundle: the statement names the runbook, the payload is its text.
+    pub fn from_runbook(name: &str, text: &str, valid_days: u64) -> Result<Bundle, BundleError> {
+        let signed_at = now_secs();
+        let statement = Statement {
+            format: STATEMENT_FORMAT.into(),
+            kind: "runbook".into(),
+            name: name.to_string(),
+            version: "0.0.0".into(),
+            manifest: String::new(),
+            component_sha256: sha256_hex(text.as_bytes()),
+            component_length: text.len() as u64,
+            signed_at,
+            expires_at: signed_at.saturating_add(valid_days.saturating_mul(86_400)),
+        };
+        let statement_text =
+            serde_json::to_string(&statement).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        Ok(Bundle {
+            statement_text,
+            statement,
+            signatures: vec![],
+            component: text.as_bytes().to_vec(),
+        })
+    }
+
+    /// Whether `bytes` start like a bundle.
+    pub fn looks_like_bundle(bytes: &[u8]) -> bool {
+        bytes.starts_with(MAGIC)
     }
 
     /// Add `key`'s signature over the statement.

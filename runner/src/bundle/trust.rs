@@ -134,34 +134,14 @@ pub fn check_signatures(
         .collect()
 }
 
-/// Decide. `highest` is the rollback high-water mark for the statement's name; `now` in seconds.
-pub fn evaluate(
+/// The trusted keys whose valid signatures count for `name` requesting `requested`, each key
+/// once; `(signers, unsigned)`, where unsigned is allowed only in development mode.
+fn count_signers(
     bundle: &Bundle,
     policy: &SitePolicy,
-    highest: Option<&semver::Version>,
-    now: u64,
-) -> Result<Accepted, TrustError> {
-    let st = &bundle.statement;
-    let bad = |message: String| TrustError::BadStatement { message };
-    if st.format != STATEMENT_FORMAT || st.kind != "plugin" {
-        return Err(bad(format!(
-            "unsupported statement `{}` of kind `{}`",
-            st.format, st.kind
-        )));
-    }
-    validate_plugin_name(&st.name).map_err(bad)?;
-    if sha256_hex(&bundle.component) != st.component_sha256
-        || bundle.component.len() as u64 != st.component_length
-    {
-        return Err(TrustError::ComponentMismatch);
-    }
-    let manifest = Manifest::parse(&st.manifest).map_err(|e| bad(format!("manifest: {e}")))?;
-    if manifest.name != st.name || manifest.version.to_string() != st.version {
-        return Err(bad(
-            "the manifest's name or version differs from the statement's".into(),
-        ));
-    }
-
+    name: &str,
+    requested: &BTreeSet<CapabilityKind>,
+) -> Result<(Vec<String>, bool), TrustError> {
     let checks = check_signatures(bundle, policy);
     let mut signers = Vec::new();
     let mut unsigned = false;
@@ -183,17 +163,15 @@ pub fn evaluate(
             let Some(key) = trusted.as_ref().filter(|_| check.valid) else {
                 continue;
             };
-            if !matches_name(&key.plugins, &manifest.name) {
+            if !matches_name(&key.plugins, name) {
                 scope_error.get_or_insert(TrustError::KeyNotAllowedForPlugin {
                     key: key.name.clone(),
-                    plugin: manifest.name.clone(),
+                    plugin: name.to_string(),
                 });
                 continue;
             }
             if let Some(ceiling) = &key.capabilities
-                && let Some(extra) = requested_kinds(&manifest)
-                    .into_iter()
-                    .find(|k| !ceiling.contains(k))
+                && let Some(extra) = requested.iter().find(|k| !ceiling.contains(k))
             {
                 scope_error.get_or_insert(TrustError::CapabilityAboveKeyCeiling {
                     key: key.name.clone(),
@@ -222,6 +200,39 @@ pub fn evaluate(
             });
         }
     }
+    Ok((signers, unsigned))
+}
+
+/// Decide. `highest` is the rollback high-water mark for the statement's name; `now` in seconds.
+pub fn evaluate(
+    bundle: &Bundle,
+    policy: &SitePolicy,
+    highest: Option<&semver::Version>,
+    now: u64,
+) -> Result<Accepted, TrustError> {
+    let st = &bundle.statement;
+    let bad = |message: String| TrustError::BadStatement { message };
+    if st.format != STATEMENT_FORMAT || st.kind != "plugin" {
+        return Err(bad(format!(
+            "unsupported statement `{}` of kind `{}`",
+            st.format, st.kind
+        )));
+    }
+    validate_plugin_name(&st.name).map_err(bad)?;
+    if sha256_hex(&bundle.component) != st.component_sha256
+        || bundle.component.len() as u64 != st.component_length
+    {
+        return Err(TrustError::ComponentMismatch);
+    }
+    let manifest = Manifest::parse(&st.manifest).map_err(|e| bad(format!("manifest: {e}")))?;
+    if manifest.name != st.name || manifest.version.to_string() != st.version {
+        return Err(bad(
+            "the manifest's name or version differs from the statement's".into(),
+        ));
+    }
+
+    let (signers, unsigned) =
+        count_signers(bundle, policy, &manifest.name, &requested_kinds(&manifest))?;
     if now > st.expires_at {
         return Err(TrustError::Expired {
             expires_at: st.expires_at,
@@ -240,4 +251,35 @@ pub fn evaluate(
         signers,
         unsigned,
     })
+}
+
+/// Decide whether this agent accepts a signed runbook; returns the runbook text and its signers.
+pub fn evaluate_runbook(
+    bundle: &Bundle,
+    policy: &SitePolicy,
+    now: u64,
+) -> Result<(String, Vec<String>), TrustError> {
+    let st = &bundle.statement;
+    let bad = |message: String| TrustError::BadStatement { message };
+    if st.format != STATEMENT_FORMAT || st.kind != "runbook" {
+        return Err(bad(format!(
+            "expected a runbook statement, found `{}` of kind `{}`",
+            st.format, st.kind
+        )));
+    }
+    validate_plugin_name(&st.name).map_err(bad)?;
+    if sha256_hex(&bundle.component) != st.component_sha256
+        || bundle.component.len() as u64 != st.component_length
+    {
+        return Err(TrustError::ComponentMismatch);
+    }
+    let (signers, _) = count_signers(bundle, policy, &st.name, &BTreeSet::new())?;
+    if now > st.expires_at {
+        return Err(TrustError::Expired {
+            expires_at: st.expires_at,
+        });
+    }
+    let text = String::from_utf8(bundle.component.clone())
+        .map_err(|_| bad("the runbook is not UTF-8 text".into()))?;
+    Ok((text, signers))
 }

@@ -8,12 +8,23 @@ use clap::Subcommand;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use warden::bundle::{Bundle, keys, trust};
 use warden::history::History;
 use warden::runbook::engine::{Engine, RunEvent, StepStatus};
 use warden::runbook::{Runbook, RunbookError};
 
 #[derive(Debug, Subcommand)]
 pub enum RunbookCommand {
+    /// Sign a runbook into a bundle (runs and validates like the TOML file, after a trust check).
+    Pack {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
     /// Check a runbook without running anything: syntax, keys, types, plugins, grants, expressions.
     Validate { file: PathBuf },
     /// Run a runbook.
@@ -38,9 +49,28 @@ fn report_errors(errors: &[RunbookError]) -> anyhow::Error {
     )
 }
 
-/// Parse and check against the store and the policy.
+/// Parse (after a trust check, for a signed runbook bundle) and check against the store and policy.
 fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner)> {
-    let runbook = Runbook::load(file).map_err(|e| report_errors(&e))?;
+    let head = std::fs::read(file)
+        .map(|b| b.iter().take(16).copied().collect::<Vec<u8>>())
+        .unwrap_or_default();
+    let runbook = if Bundle::looks_like_bundle(&head) {
+        let bundle = Bundle::read(file, cx.policy.limits.max_bundle_bytes)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let (text, signers) = trust::evaluate_runbook(&bundle, &cx.policy, now)
+            .map_err(|e| anyhow!("signed runbook {} refused: {e}", file.display()))?;
+        eprintln!(
+            "signed runbook `{}`, signed by {}",
+            bundle.statement.name,
+            signers.join(", ")
+        );
+        Runbook::parse(&text, &format!("{} (signed)", file.display()))
+            .map_err(|e| report_errors(&e))?
+    } else {
+        Runbook::load(file).map_err(|e| report_errors(&e))?
+    };
     let runner = cx.runner()?;
     let errors = runbook.check_plugins(&runner);
     if !errors.is_empty() {
@@ -51,6 +81,27 @@ fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner
 
 pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
     match cmd {
+        RunbookCommand::Pack {
+            file,
+            key,
+            out,
+            valid_days,
+        } => {
+            let runbook = Runbook::load(&file).map_err(|e| report_errors(&e))?;
+            let text = std::fs::read_to_string(&file)?;
+            let key = keys::load_secret(&key)?;
+            let mut bundle = Bundle::from_runbook(&runbook.name, &text, valid_days)?;
+            bundle.sign(&key);
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.wbundle", runbook.name)));
+            std::fs::write(&out, bundle.to_bytes()?)?;
+            println!(
+                "signed runbook `{}` into {} (key {})",
+                runbook.name,
+                out.display(),
+                keys::key_id(&key.verifying_key())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         RunbookCommand::Validate { file } => {
             let (runbook, _) = load(cx, &file)?;
             if cx.json {
