@@ -94,35 +94,8 @@ impl WasiView for BareState {
     }
 }
 
-/// The same decision the runner's limiter makes, so the call overhead is comparable.
-struct Limiter {
-    limit_bytes: u64,
-    hit: bool,
-}
-
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit_bytes {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
+/// The runner's own limiter, so the call overhead is comparable.
+type Limiter = warden::capabilities::MemoryLimiter;
 
 /// A compiled component ready to instantiate under one variant. Shareable across threads.
 pub struct BareHost {

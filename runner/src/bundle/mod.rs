@@ -182,39 +182,46 @@ impl Bundle {
             path: component_path,
             source,
         })?;
-        let signed_at = now_secs();
-        let statement = Statement {
-            format: STATEMENT_FORMAT.into(),
-            kind: "plugin".into(),
-            name: manifest.name.clone(),
-            version: manifest.version.to_string(),
-            manifest: manifest_text,
-            component_sha256: sha256_hex(&component),
-            component_length: component.len() as u64,
-            signed_at,
-            expires_at: signed_at.saturating_add(valid_days.saturating_mul(86_400)),
-        };
-        let statement_text =
-            serde_json::to_string(&statement).map_err(|e| BundleError::Malformed(e.to_string()))?;
-        Ok(Bundle {
-            statement_text,
-            statement,
-            signatures: vec![],
+        Bundle::unsigned(
+            "plugin",
+            &manifest.name,
+            &manifest.version.to_string(),
+            manifest_text,
             component,
-        })
+            valid_days,
+        )
     }
 
     /// Build an unsigned runbook bundle: the statement names the runbook, the payload is its text.
     pub fn from_runbook(name: &str, text: &str, valid_days: u64) -> Result<Bundle, BundleError> {
+        Bundle::unsigned(
+            "runbook",
+            name,
+            "0.0.0",
+            String::new(),
+            text.as_bytes().to_vec(),
+            valid_days,
+        )
+    }
+
+    /// A bundle with a fresh statement over `payload` and no signatures yet.
+    fn unsigned(
+        kind: &str,
+        name: &str,
+        version: &str,
+        manifest: String,
+        payload: Vec<u8>,
+        valid_days: u64,
+    ) -> Result<Bundle, BundleError> {
         let signed_at = now_secs();
         let statement = Statement {
             format: STATEMENT_FORMAT.into(),
-            kind: "runbook".into(),
+            kind: kind.into(),
             name: name.to_string(),
-            version: "0.0.0".into(),
-            manifest: String::new(),
-            component_sha256: sha256_hex(text.as_bytes()),
-            component_length: text.len() as u64,
+            version: version.to_string(),
+            manifest,
+            component_sha256: sha256_hex(&payload),
+            component_length: payload.len() as u64,
             signed_at,
             expires_at: signed_at.saturating_add(valid_days.saturating_mul(86_400)),
         };
@@ -224,7 +231,7 @@ impl Bundle {
             statement_text,
             statement,
             signatures: vec![],
-            component: text.as_bytes().to_vec(),
+            component: payload,
         })
     }
 
