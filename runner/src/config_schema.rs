@@ -11,18 +11,25 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
     jsonschema::validator_for(schema).map_err(|e| e.to_string())
 }
 
-/// Validate `config`; on failure return one message per violation, each naming where it is.
-pub fn validate(schema: Option<&Value>, config: &Value) -> Result<(), Vec<String>> {
-    let encoded_len = serde_json::to_vec(config)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+/// Refuse a configuration whose JSON encoding is over [`MAX_CONFIG_BYTES`].
+pub fn check_size(encoded_len: usize) -> Result<(), Vec<String>> {
     if encoded_len > MAX_CONFIG_BYTES {
         return Err(vec![format!(
             "configuration is larger than {MAX_CONFIG_BYTES} bytes"
         )]);
     }
-    let Some(schema) = schema else { return Ok(()) };
-    let validator = compile(schema).map_err(|e| vec![format!("config-schema: {e}")])?;
+    Ok(())
+}
+
+/// Validate `config` against an already compiled schema; one message per violation, each
+/// naming where it is.
+pub fn validate_with(
+    validator: Option<&jsonschema::Validator>,
+    config: &Value,
+) -> Result<(), Vec<String>> {
+    let Some(validator) = validator else {
+        return Ok(());
+    };
     let errors: Vec<String> = validator
         .iter_errors(config)
         .map(|e| {
@@ -39,6 +46,20 @@ pub fn validate(schema: Option<&Value>, config: &Value) -> Result<(), Vec<String
     } else {
         Err(errors)
     }
+}
+
+/// Size check, compile and validate in one go (the runner keeps the compiled schema instead).
+pub fn validate(schema: Option<&Value>, config: &Value) -> Result<(), Vec<String>> {
+    check_size(
+        serde_json::to_vec(config)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX),
+    )?;
+    let validator = schema
+        .map(compile)
+        .transpose()
+        .map_err(|e| vec![format!("config-schema: {e}")])?;
+    validate_with(validator.as_ref(), config)
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 /// A component ready to instantiate, with the checks already done.
 struct Prepared {
     pre: InstancePre<HostState>,
+    /// The manifest's config schema, compiled once rather than on every run.
+    schema: Option<jsonschema::Validator>,
 }
 
 /// What a caller asks the runner to do.
@@ -219,7 +221,19 @@ impl Runner {
                 message: e.to_string(),
             })
         })?;
-        let prepared = Arc::new(Prepared { pre });
+        // The manifest's schema was validated at install; compiling it again cannot fail unless
+        // the store record was edited, which is reported as a bad config.
+        let schema = installed
+            .manifest
+            .config_schema
+            .as_ref()
+            .map(crate::config_schema::compile)
+            .transpose()
+            .map_err(|e| RunError::InvalidConfig {
+                plugin: installed.manifest.name.clone(),
+                errors: vec![format!("config-schema: {e}")],
+            })?;
+        let prepared = Arc::new(Prepared { pre, schema });
         self.prepared
             .lock()
             .map_err(RunError::internal)?
@@ -341,15 +355,17 @@ impl Runner {
                 operation: req.invocation.name().to_string(),
             });
         }
-        crate::config_schema::validate(manifest.config_schema.as_ref(), &req.config).map_err(
-            |errors| RunError::InvalidConfig {
-                plugin: manifest.name.clone(),
-                errors,
-            },
-        )?;
-        let config = serde_json::to_string(&req.config).map_err(RunError::internal)?;
         let (prepared, cache) = self.prepare(&installed)?;
         report.cache = cache;
+        let config = serde_json::to_string(&req.config).map_err(RunError::internal)?;
+        crate::config_schema::check_size(config.len())
+            .and_then(|()| {
+                crate::config_schema::validate_with(prepared.schema.as_ref(), &req.config)
+            })
+            .map_err(|errors| RunError::InvalidConfig {
+                plugin: manifest.name.clone(),
+                errors,
+            })?;
 
         let max = self.policy.limits.max_instances;
         if self.live.fetch_add(1, Ordering::SeqCst) >= max {

@@ -9,6 +9,7 @@ mod policy;
 mod run;
 mod runbook;
 mod runs;
+mod signing;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};

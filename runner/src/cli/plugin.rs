@@ -2,6 +2,7 @@
 
 use super::Context;
 use super::output::print_json;
+use super::signing::SigningArgs;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -15,15 +16,8 @@ pub enum PluginCommand {
     /// Build a signed bundle from a plugin directory.
     Pack {
         dir: PathBuf,
-        /// Secret key file (from `warden key generate`).
-        #[arg(long)]
-        key: PathBuf,
-        /// Output file. Default: <name>-<version>.wbundle in the current directory.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Days until the signed statement expires.
-        #[arg(long, default_value_t = 365)]
-        valid_days: u64,
+        #[command(flatten)]
+        signing: SigningArgs,
     },
     /// Add a co-signature to a bundle.
     Sign {
@@ -44,28 +38,20 @@ pub enum PluginCommand {
 pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     let runner = cx.runner()?;
     match cmd {
-        PluginCommand::Pack {
-            dir,
-            key,
-            out,
-            valid_days,
-        } => {
-            let key = keys::load_secret(&key)?;
-            let mut bundle = Bundle::from_plugin_dir(&dir, valid_days)?;
-            bundle.sign(&key);
-            let st = &bundle.statement;
-            let out =
-                out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.wbundle", st.name, st.version)));
-            std::fs::write(&out, bundle.to_bytes()?)?;
+        PluginCommand::Pack { dir, signing } => {
+            let mut bundle = Bundle::from_plugin_dir(&dir, signing.valid_days)?;
+            let st = bundle.statement.clone();
+            let default = format!("{}-{}.wbundle", st.name, st.version);
+            let (out, key_id) = signing.sign_and_write(&mut bundle, default)?;
             if cx.json {
                 print_json(&serde_json::json!({ "bundle": out, "statement": st }))?;
             } else {
                 println!(
-                    "packed {} {} into {} (signed by key {}, expires in {valid_days} days)",
+                    "packed {} {} into {} (signed by key {key_id}, expires in {} days)",
                     st.name,
                     st.version,
                     out.display(),
-                    keys::key_id(&key.verifying_key())
+                    signing.valid_days
                 );
             }
         }

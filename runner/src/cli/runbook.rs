@@ -3,12 +3,13 @@
 
 use super::Context;
 use super::output::print_json;
+use super::signing::SigningArgs;
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::bundle::{Bundle, keys, trust};
+use warden::bundle::{Bundle, trust};
 use warden::history::History;
 use warden::runbook::engine::{Engine, RunEvent, StepStatus};
 use warden::runbook::{Runbook, RunbookError};
@@ -18,12 +19,8 @@ pub enum RunbookCommand {
     /// Sign a runbook into a bundle (runs and validates like the TOML file, after a trust check).
     Pack {
         file: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, default_value_t = 365)]
-        valid_days: u64,
+        #[command(flatten)]
+        signing: SigningArgs,
     },
     /// Check a runbook without running anything: syntax, keys, types, plugins, grants, expressions.
     Validate { file: PathBuf },
@@ -81,24 +78,16 @@ fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner
 
 pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
     match cmd {
-        RunbookCommand::Pack {
-            file,
-            key,
-            out,
-            valid_days,
-        } => {
+        RunbookCommand::Pack { file, signing } => {
             let runbook = Runbook::load(&file).map_err(|e| report_errors(&e))?;
             let text = std::fs::read_to_string(&file)?;
-            let key = keys::load_secret(&key)?;
-            let mut bundle = Bundle::from_runbook(&runbook.name, &text, valid_days)?;
-            bundle.sign(&key);
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.wbundle", runbook.name)));
-            std::fs::write(&out, bundle.to_bytes()?)?;
+            let mut bundle = Bundle::from_runbook(&runbook.name, &text, signing.valid_days)?;
+            let (out, key_id) =
+                signing.sign_and_write(&mut bundle, format!("{}.wbundle", runbook.name))?;
             println!(
-                "signed runbook `{}` into {} (key {})",
+                "signed runbook `{}` into {} (key {key_id})",
                 runbook.name,
-                out.display(),
-                keys::key_id(&key.verifying_key())
+                out.display()
             );
             Ok(ExitCode::SUCCESS)
         }
