@@ -4,11 +4,13 @@
 //! check and remediate. The [`Runner`] loads them from a content-addressed store, grants each
 //! only what its manifest requests and the site policy allows, and contains them with limits.
 
+pub mod api;
 pub mod audit;
 pub mod bindings;
 pub mod bundle;
 pub mod capabilities;
 pub mod config_schema;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod fsutil;

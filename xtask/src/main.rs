@@ -5,6 +5,7 @@
 mod build_plugins;
 mod demo;
 mod lint;
+mod python_env;
 mod test;
 mod util;
 
@@ -17,7 +18,8 @@ usage: cargo xtask <command> [args]
 
 commands:
   build-plugins [-v]   build the plugins and test guests into target/plugins/
-  test [args...]       build-plugins, then `cargo test --workspace [args...]`
+  test [args...]       build-plugins and the NOC client's Python env, then
+                       `cargo test --workspace [args...]`
   lint                 cargo fmt --check and clippy -D warnings on every workspace
   demo                 run the demo";
 

@@ -1,11 +1,17 @@
-//! `cargo xtask test`: build the guest plugins the end-to-end tests load, then run the root
-//! workspace's tests, passing any extra arguments through to `cargo test`.
+//! `cargo xtask test`: build the guest plugins the end-to-end tests load and the Python
+//! environment of the example NOC client, then run the root workspace's tests, passing any extra
+//! arguments through to `cargo test`.
 
 use std::path::Path;
 
-use crate::{build_plugins, util};
+use crate::{build_plugins, python_env, util};
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     build_plugins::run(root, &[])?;
+    python_env::ensure(
+        root,
+        "grpc-venv",
+        &root.join("examples/noc-client/requirements.txt"),
+    )?;
     util::run(util::cargo(root).args(["test", "--workspace"]).args(args))
 }

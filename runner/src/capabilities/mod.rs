@@ -48,6 +48,23 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Sleep for `duration` or until cancelled, whichever comes first; true when cancelled.
+    pub fn wait(&self, duration: Duration) -> bool {
+        // Polled in short slices: a backoff is rare and short, and a flag needs no lock.
+        const SLICE: Duration = Duration::from_millis(10);
+        let end = Instant::now() + duration;
+        loop {
+            if self.is_cancelled() {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(SLICE));
+        }
+    }
 }
 
 /// One capability call, as recorded for the run report (and the audit log).

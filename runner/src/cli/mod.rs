@@ -2,6 +2,7 @@
 //! and dispatch to one module per subcommand. Human output by default, `--json` for machines.
 
 mod audit;
+mod ctl;
 mod key;
 mod output;
 mod plugin;
@@ -9,6 +10,7 @@ mod policy;
 mod run;
 mod runbook;
 mod runs;
+mod serve;
 mod signing;
 
 use anyhow::{Context as _, Result};
@@ -60,6 +62,13 @@ pub enum Command {
     /// Show the site policy in force.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run the agent daemon: the gRPC API for the NOC, with runbooks run on demand.
+    Serve(serve::ServeArgs),
+    /// API tokens for the agent.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
+    /// Drive an agent over its gRPC API (the NOC side).
+    Ctl(ctl::CtlArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -139,5 +148,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => audit::run(&cx, cmd),
         Command::Runbook(cmd) => runbook::run(&cx, cmd),
         Command::Runs(cmd) => runs::run(&cx, cmd),
+        Command::Serve(args) => serve::serve(&cx, args),
+        Command::Token(cmd) => serve::token(&cx, cmd),
+        Command::Ctl(args) => ctl::run(&cx, args),
     }
 }

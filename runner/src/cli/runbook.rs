@@ -9,9 +9,10 @@ use clap::Subcommand;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::bundle::{Bundle, trust};
+use warden::bundle::Bundle;
 use warden::history::History;
 use warden::runbook::engine::{Engine, RunEvent, StepStatus};
+use warden::runbook::source::{self, RunbookSourceError};
 use warden::runbook::{Runbook, RunbookError};
 
 #[derive(Debug, Subcommand)]
@@ -48,32 +49,24 @@ fn report_errors(errors: &[RunbookError]) -> anyhow::Error {
 
 /// Parse (after a trust check, for a signed runbook bundle) and check against the store and policy.
 fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner)> {
-    let head = std::fs::read(file)
-        .map(|b| b.iter().take(16).copied().collect::<Vec<u8>>())
-        .unwrap_or_default();
-    let runbook = if Bundle::looks_like_bundle(&head) {
-        let bundle = Bundle::read(file, cx.policy.limits.max_bundle_bytes)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs();
-        let (text, signers) = trust::evaluate_runbook(&bundle, &cx.policy, now)
-            .map_err(|e| anyhow!("signed runbook {} refused: {e}", file.display()))?;
+    let loaded = match source::load_file(file, &cx.policy, false) {
+        Ok(loaded) => loaded,
+        Err(RunbookSourceError::Invalid { errors, .. }) => return Err(report_errors(&errors)),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(signers) = &loaded.signers {
         eprintln!(
             "signed runbook `{}`, signed by {}",
-            bundle.statement.name,
+            loaded.runbook.name,
             signers.join(", ")
         );
-        Runbook::parse(&text, &format!("{} (signed)", file.display()))
-            .map_err(|e| report_errors(&e))?
-    } else {
-        Runbook::load(file).map_err(|e| report_errors(&e))?
-    };
+    }
     let runner = cx.runner()?;
-    let errors = runbook.check_plugins(&runner);
+    let errors = loaded.runbook.check_plugins(&runner);
     if !errors.is_empty() {
         return Err(report_errors(&errors));
     }
-    Ok((runbook, runner))
+    Ok((loaded.runbook, runner))
 }
 
 pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
@@ -232,6 +225,18 @@ impl Progress {
                     self.bar = Some(bar);
                 } else {
                     eprintln!("{line} ...");
+                }
+            }
+            RunEvent::StepLog {
+                step,
+                level,
+                message,
+                ..
+            } => {
+                let line = format!("      {step} [{level}] {message}");
+                match &self.bar {
+                    Some(bar) => bar.println(line),
+                    None => eprintln!("{line}"),
                 }
             }
             RunEvent::StepRetrying {

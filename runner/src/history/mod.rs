@@ -2,6 +2,10 @@
 //! plugin name, version and sha256, parameters, times, status, outputs, capped logs and errors.
 //! A run left `running` by a process that died is marked `interrupted` at the next open.
 
+mod inventory;
+
+pub use inventory::InventoryRow;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -111,7 +115,10 @@ impl History {
                  plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
                  status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
                  ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
-                 PRIMARY KEY (run_id, idx));",
+                 PRIMARY KEY (run_id, idx));
+             CREATE TABLE IF NOT EXISTS inventory (
+                 plugin TEXT PRIMARY KEY, version TEXT NOT NULL, collected_ms INTEGER NOT NULL,
+                 facts TEXT NOT NULL);",
         )
         .map_err(db)?;
         let history = History {
@@ -139,7 +146,7 @@ impl History {
     /// Runs whose process is gone are `interrupted`, not lost and not re-run.
     fn mark_interrupted(&self) -> Result<Vec<String>, HistoryError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, pid FROM runs WHERE status = 'running'")?;
+            let mut stmt = c.prepare("SELECT id, pid FROM runs WHERE status IN ('running', 'queued')")?;
             let stale: Vec<String> = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .filter_map(Result::ok)
@@ -164,13 +171,62 @@ impl History {
         params: &serde_json::Value,
         dry_run: bool,
     ) -> Result<String, HistoryError> {
+        self.start_run_as(None, runbook, file, params, dry_run)
+    }
+
+    /// Record a run waiting for a free slot; [`History::start_run_as`] with its id starts it.
+    pub fn queue_run(
+        &self,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<String, HistoryError> {
+        self.insert_run(runbook, file, params, dry_run, "queued")
+    }
+
+    /// Start a run: the queued run `id`, or a new one.
+    pub fn start_run_as(
+        &self,
+        id: Option<&str>,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<String, HistoryError> {
+        let Some(id) = id else {
+            return self.insert_run(runbook, file, params, dry_run, "running");
+        };
+        let updated = self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = 'running', pid = ?2, started_ms = ?3 WHERE id = ?1 AND status = 'queued'",
+                params![id, i64::from(std::process::id()), now_ms()],
+            )
+        })?;
+        if updated == 0 {
+            return Err(HistoryError::Db {
+                path: self.path.clone(),
+                message: format!("run {id} is not queued"),
+            });
+        }
+        Ok(id.to_string())
+    }
+
+    fn insert_run(
+        &self,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+        status: &str,
+    ) -> Result<String, HistoryError> {
         let mut rand = [0u8; 6];
         let _ = getrandom::fill(&mut rand);
         let id = format!("{:x}-{}", now_ms(), hex::encode(rand));
         self.with(|c| {
             c.execute(
-                "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
-                params![id, runbook, file, params.to_string(), dry_run, i64::from(std::process::id()), now_ms()],
+                "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, runbook, file, params.to_string(), dry_run, status, i64::from(std::process::id()), now_ms()],
             )
         })?;
         Ok(id)
@@ -242,11 +298,24 @@ impl History {
     }
 
     pub fn list(&self, limit: usize) -> Result<Vec<RunRow>, HistoryError> {
+        self.list_filtered(limit, None, None)
+    }
+
+    /// Newest first, only with `status` / of `runbook` when given.
+    pub fn list_filtered(
+        &self,
+        limit: usize,
+        status: Option<&str>,
+        runbook: Option<&str>,
+    ) -> Result<Vec<RunRow>, HistoryError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs ORDER BY started_ms DESC, id DESC LIMIT ?1",
+                "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs
+                 WHERE (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR runbook = ?3)
+                 ORDER BY started_ms DESC, id DESC LIMIT ?1",
             )?;
-            stmt.query_map([limit as i64], History::run_row)?.collect()
+            stmt.query_map(params![limit as i64, status, runbook], History::run_row)?
+                .collect()
         })
     }
 

@@ -5,6 +5,7 @@
 //! not happen.
 
 use super::{OnFailure, Runbook, Step, StepAction};
+use crate::capabilities::CancelToken;
 use crate::error::RunError;
 use crate::history::{History, StepResult};
 use crate::limits::Limit;
@@ -53,10 +54,28 @@ pub enum RunEvent {
         summary: String,
         duration_ms: u64,
     },
+    /// A line the step's plugin logged (sent when the plugin call returns).
+    StepLog {
+        index: usize,
+        step: String,
+        level: String,
+        message: String,
+    },
     RunFinished {
         run_id: String,
         status: String,
     },
+}
+
+/// How to run: dry or not, under an id reserved beforehand (a queued run), cancellable.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Plan remediations, never apply.
+    pub dry_run: bool,
+    /// An id from [`History::queue_run`]; a new one is made when `None`.
+    pub run_id: Option<String>,
+    /// Cancelling stops the running plugin (and its child processes) and starts no later step.
+    pub cancel: CancelToken,
 }
 
 /// One step's outcome in the summary.
@@ -98,6 +117,12 @@ pub struct Engine<'a> {
     pub history: &'a History,
 }
 
+/// Per-run settings the steps read.
+struct Call<'a> {
+    run_id: &'a str,
+    cancel: &'a CancelToken,
+}
+
 /// One try: the final result, the plan made on the way, and the last plugin report.
 struct Tried {
     result: Result<Output, RunError>,
@@ -111,6 +136,7 @@ struct RunState {
     params: Value,
     steps: serde_json::Map<String, Value>,
     dry_run: bool,
+    cancel: CancelToken,
 }
 
 struct Attempted {
@@ -148,21 +174,22 @@ fn summarize(output: &Output) -> String {
 impl Engine<'_> {
     fn call(
         &self,
-        run_id: &str,
+        run: &Call<'_>,
         step: &Step,
         config: &Value,
         invocation: Invocation,
     ) -> Result<RunReport, EngineError> {
         let mut req = RunRequest::new(&step.plugin, invocation).with_config(config.clone());
         req.timeout = step.timeout;
-        req.audit_context = json!({ "run": run_id, "step": step.id });
+        req.cancel = run.cancel.clone();
+        req.audit_context = json!({ "run": run.run_id, "step": step.id });
         Ok(self.runner.run(&req))
     }
 
     /// One try of a step: the plugin call(s) for its action.
     fn try_once(
         &self,
-        run_id: &str,
+        run: &Call<'_>,
         step: &Step,
         config: &Value,
         dry_run: bool,
@@ -172,7 +199,7 @@ impl Engine<'_> {
             StepAction::Check => Invocation::Check,
             StepAction::Plan | StepAction::Apply => Invocation::Plan,
         };
-        let report = self.call(run_id, step, config, first)?;
+        let report = self.call(run, step, config, first)?;
         let plan = match &report.result {
             Ok(Output::Plan(actions)) => Some(serde_json::to_value(actions).unwrap_or_default()),
             _ => None,
@@ -199,7 +226,7 @@ impl Engine<'_> {
             });
         }
         // `Runner::run` records the apply, fsync'd, before anything changes; if it cannot, nothing is applied.
-        let applied = self.call(run_id, step, config, Invocation::Apply(actions.clone()))?;
+        let applied = self.call(run, step, config, Invocation::Apply(actions.clone()))?;
         Ok(Tried {
             result: applied.result.clone(),
             plan,
@@ -209,7 +236,7 @@ impl Engine<'_> {
 
     fn attempt(
         &self,
-        run_id: &str,
+        run: &Call<'_>,
         index: usize,
         step: &Step,
         config: &Value,
@@ -228,7 +255,15 @@ impl Engine<'_> {
                 result,
                 plan,
                 report,
-            } = self.try_once(run_id, step, config, dry_run)?;
+            } = self.try_once(run, step, config, dry_run)?;
+            for line in &report.logs {
+                on_event(&RunEvent::StepLog {
+                    index,
+                    step: step.id.clone(),
+                    level: line.level.clone(),
+                    message: line.message.clone(),
+                });
+            }
             match result {
                 Ok(output) => {
                     let status = match &output {
@@ -279,7 +314,18 @@ impl Engine<'_> {
                         error: e.to_string(),
                         backoff_ms: backoff.as_millis() as u64,
                     });
-                    std::thread::sleep(backoff);
+                    if run.cancel.wait(backoff) {
+                        let out = json!({ "ok": false, "skipped": false, "status": "", "output": Value::Null, "plan": Value::Null, "error": RunError::Cancelled.to_string() });
+                        return Ok(Attempted {
+                            status: StepStatus::Failed,
+                            attempts: attempt,
+                            output: out,
+                            summary: RunError::Cancelled.to_string(),
+                            plan,
+                            error: Some(RunError::Cancelled.to_string()),
+                            last: Some(report),
+                        });
+                    }
                     attempt += 1;
                 }
             }
@@ -296,6 +342,10 @@ impl Engine<'_> {
     ) -> Result<StepSummary, EngineError> {
         let started = Instant::now();
         let (run_id, params, dry_run) = (state.run_id.as_str(), &state.params, state.dry_run);
+        let call = Call {
+            run_id,
+            cancel: &state.cancel,
+        };
         let steps = &mut state.steps;
         self.history.start_step(
             run_id,
@@ -338,10 +388,17 @@ impl Engine<'_> {
                 last: None,
             },
             (Ok(true), Ok(config)) => {
-                self.attempt(run_id, index, step, &config, dry_run, on_event)?
+                self.attempt(&call, index, step, &config, dry_run, on_event)?
             }
         };
         let plugin = attempted.last.as_ref().and_then(|r| r.plugin.clone());
+        if step.action == StepAction::Discover
+            && attempted.status == StepStatus::Succeeded
+            && let Some(p) = &plugin
+        {
+            self.history
+                .record_inventory(&step.plugin, &p.version, &attempted.output["output"])?;
+        }
         let logs = attempted
             .last
             .as_ref()
@@ -390,9 +447,33 @@ impl Engine<'_> {
         dry_run: bool,
         on_event: &mut dyn FnMut(&RunEvent),
     ) -> Result<RunSummary, EngineError> {
-        let run_id = self
-            .history
-            .start_run(&runbook.name, &runbook.file, params, dry_run)?;
+        let options = RunOptions {
+            dry_run,
+            ..RunOptions::default()
+        };
+        self.run_with(runbook, params, options, on_event)
+    }
+
+    /// Run `runbook` with resolved `params` and explicit [`RunOptions`].
+    pub fn run_with(
+        &self,
+        runbook: &Runbook,
+        params: &Value,
+        options: RunOptions,
+        on_event: &mut dyn FnMut(&RunEvent),
+    ) -> Result<RunSummary, EngineError> {
+        let RunOptions {
+            dry_run,
+            run_id,
+            cancel,
+        } = options;
+        let run_id = self.history.start_run_as(
+            run_id.as_deref(),
+            &runbook.name,
+            &runbook.file,
+            params,
+            dry_run,
+        )?;
         self.runner.audit().append("run.started", json!({ "run": run_id, "runbook": runbook.name, "file": runbook.file, "params": params, "dry_run": dry_run }))?;
         on_event(&RunEvent::RunStarted {
             run_id: run_id.clone(),
@@ -405,6 +486,7 @@ impl Engine<'_> {
             params: params.clone(),
             steps: serde_json::Map::new(),
             dry_run,
+            cancel,
         };
         let mut summaries = Vec::new();
         let mut failed = None;
@@ -414,6 +496,9 @@ impl Engine<'_> {
             .enumerate()
             .filter(|(_, s)| !s.fallback_only)
         {
+            if state.cancel.is_cancelled() {
+                break;
+            }
             let summary = self.run_step(&mut state, index, step, on_event)?;
             let step_failed = summary.status == StepStatus::Failed;
             summaries.push(summary);
@@ -442,7 +527,10 @@ impl Engine<'_> {
                 }
             }
         }
-        let status = if failed.is_some() {
+        let status = if state.cancel.is_cancelled() {
+            failed = Some("cancelled".into());
+            "cancelled"
+        } else if failed.is_some() {
             "failed"
         } else {
             "succeeded"

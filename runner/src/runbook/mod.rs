@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod expr;
+pub mod source;
 
 use crate::manifest::Role;
 use crate::runtime::Runner;

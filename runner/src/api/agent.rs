@@ -1,0 +1,93 @@
+//! `warden.v1.Inventory` and `warden.v1.Agent`: the latest discovery facts, the agent's version,
+//! its automation events as a stream, and the SLA report.
+
+use super::pb::{self, agent_server::Agent, inventory_server::Inventory};
+use super::{State, WIT_PACKAGE, blocking};
+use std::pin::Pin;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+pub struct AgentApi(pub State);
+
+type AgentEventStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Inventory for AgentApi {
+    async fn latest(
+        &self,
+        _req: Request<pb::LatestInventoryRequest>,
+    ) -> Result<Response<pb::InventorySnapshot>, Status> {
+        let history = self.0.runs.history().clone();
+        let rows = blocking(move || {
+            history
+                .inventory()
+                .map_err(|e| Status::internal(e.to_string()))
+        })
+        .await?;
+        Ok(Response::new(pb::InventorySnapshot {
+            entries: rows
+                .into_iter()
+                .map(|r| pb::InventoryEntry {
+                    plugin: r.plugin,
+                    plugin_version: r.version,
+                    collected_ms: r.collected_ms,
+                    facts_json: r.facts.to_string(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentApi {
+    async fn version(
+        &self,
+        _req: Request<pb::VersionRequest>,
+    ) -> Result<Response<pb::VersionResponse>, Status> {
+        Ok(Response::new(pb::VersionResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            wit_package: WIT_PACKAGE.into(),
+            uptime_secs: self.0.started.elapsed().as_secs(),
+        }))
+    }
+
+    type WatchEventsStream = AgentEventStream;
+
+    async fn watch_events(
+        &self,
+        _req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let mut rx = self.0.events.subscribe();
+        let mut stopping = self.0.stopping.clone();
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    e = rx.recv() => e,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
+                match event {
+                    Ok(e) => {
+                        if tx.send(Ok(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A watcher too slow to keep up misses events rather than holding the agent back.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+
+    async fn report(
+        &self,
+        _req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        Err(Status::unimplemented("monitors are not wired in yet"))
+    }
+}

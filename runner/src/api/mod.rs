@@ -1,0 +1,49 @@
+//! The agent's gRPC API (tonic), defined in `proto/warden/v1/warden.proto`: runbooks (trigger,
+//! watch, list, cancel), plugins, inventory, and the agent itself, plus the standard gRPC health
+//! service. [`auth`] guards every method; docs/API.md lists each method's role and errors.
+
+mod agent;
+pub mod auth;
+mod plugins;
+mod runbooks;
+
+pub use agent::AgentApi;
+pub use plugins::PluginsApi;
+pub use runbooks::RunbooksApi;
+
+/// Generated types, servers and clients of package `warden.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("warden.v1");
+}
+
+/// The encoded `FileDescriptorSet` of `warden.v1`: every service and method the API defines.
+pub const DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/warden_descriptor.bin"));
+
+/// The WIT package plugins are built against.
+pub const WIT_PACKAGE: &str = "warden:plugin@0.1.0";
+
+use crate::daemon::AgentState;
+use std::sync::Arc;
+use tonic::{Request, Status};
+
+/// The authenticated caller the auth layer attached to a request.
+pub(crate) fn caller<T>(req: &Request<T>) -> Result<auth::Caller, Status> {
+    req.extensions()
+        .get::<auth::Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+}
+
+/// Run blocking work (store, history, audit, compile) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("task failed: {e}")))?
+}
+
+/// The shared state handlers work on.
+pub(crate) type State = Arc<AgentState>;

@@ -1,0 +1,484 @@
+//! `warden ctl`: the NOC side of the agent's gRPC API, for humans (and scripts, with `--json`).
+//! Triggering a runbook watches it live by default and exits non-zero unless it succeeded.
+
+use super::Context;
+use super::output::print_json;
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use warden::api::pb;
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The agent's address.
+    #[arg(long, env = "WARDEN_ADDR", default_value = "http://127.0.0.1:7355")]
+    pub addr: String,
+    /// The bearer token (prefer WARDEN_TOKEN or --token-file: arguments show in `ps`).
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the token from this file.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) to trust for an https:// address.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Trigger a runbook by name (or a signed runbook bundle with --bundle) and watch it.
+    Trigger {
+        /// A runbook in the agent's runbook directory.
+        name: Option<String>,
+        /// A signed runbook bundle to send inline.
+        #[arg(long, value_name = "FILE", conflicts_with = "name")]
+        bundle: Option<PathBuf>,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the run id and return at once.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Follow a run's events (from the start, even if it already finished).
+    Watch { run_id: String },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        runbook: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show one run with its steps.
+    Show { run_id: String },
+    /// Cancel a queued or running run.
+    Cancel { run_id: String },
+    /// List installed plugins.
+    Plugins,
+    /// Install a signed plugin bundle.
+    Install { bundle: PathBuf },
+    /// Remove a plugin.
+    Remove { name: String },
+    /// The latest discovery facts.
+    Inventory,
+    /// Automation events as they happen (Ctrl-C to stop).
+    Events,
+    /// SLA figures per monitor.
+    Report {
+        /// The last N days.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long)]
+        monitor: Option<String>,
+    },
+    /// The agent's version.
+    Version,
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+async fn connect(args: &CtlArgs) -> Result<(Channel, Bearer)> {
+    let token = match (&args.token, &args.token_file) {
+        (_, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .trim()
+            .to_string(),
+        (Some(t), None) => t.clone(),
+        (None, None) => bail!("no token: set WARDEN_TOKEN or pass --token-file"),
+    };
+    let bearer = Bearer(
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|_| anyhow!("the token has characters a header cannot carry"))?,
+    );
+    let mut endpoint = Endpoint::from_shared(args.addr.clone())
+        .with_context(|| format!("bad address {}", args.addr))?;
+    if let Some(ca) = &args.ca_cert {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the agent at {}", args.addr))?;
+    Ok((channel, bearer))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    pb::EventKind::try_from(kind)
+        .map(|k| k.as_str_name())
+        .unwrap_or("UNKNOWN")
+}
+
+fn format_ms(ms: i64) -> String {
+    if ms < 0 {
+        "-".into()
+    } else if ms < 10_000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// Print a run's events until it finishes; returns its final status.
+async fn follow(
+    client: &mut pb::runbooks_client::RunbooksClient<Authed>,
+    run_id: &str,
+    json: bool,
+) -> Result<String> {
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            run_id: run_id.into(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut status = String::from("unknown");
+    while let Some(event) = stream.message().await.map_err(status_error)? {
+        if json {
+            println!("{}", serde_json::to_string(&event)?);
+        } else {
+            let line = match pb::EventKind::try_from(event.kind) {
+                Ok(pb::EventKind::Log) => {
+                    format!("    {} [{}] {}", event.step, event.level, event.message)
+                }
+                Ok(pb::EventKind::StepStarted) => {
+                    format!("  {} ({}) ...", event.step, event.message)
+                }
+                Ok(pb::EventKind::StepFinished) => {
+                    format!("  {:<10} {} {}", event.status, event.step, event.message)
+                }
+                Ok(pb::EventKind::RunFinished) => {
+                    format!("run {}: {} {}", event.run_id, event.status, event.message)
+                }
+                _ => format!("{} {}", kind_name(event.kind), event.message),
+            };
+            println!("{}", line.trim_end());
+        }
+        if event.kind == pb::EventKind::RunFinished as i32 {
+            status = event.status;
+        }
+    }
+    Ok(status)
+}
+
+pub fn run(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(cx, args))
+}
+
+async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
+    let (channel, bearer) = connect(&args).await?;
+    let mut runbooks =
+        pb::runbooks_client::RunbooksClient::with_interceptor(channel.clone(), bearer.clone());
+    let mut plugins =
+        pb::plugins_client::PluginsClient::with_interceptor(channel.clone(), bearer.clone());
+    let mut agent =
+        pb::agent_client::AgentClient::with_interceptor(channel.clone(), bearer.clone());
+    let mut inventory = pb::inventory_client::InventoryClient::with_interceptor(channel, bearer);
+    match args.command {
+        CtlCommand::Trigger {
+            name,
+            bundle,
+            params,
+            dry_run,
+            detach,
+        } => {
+            let source = match (name, bundle) {
+                (Some(n), None) => pb::trigger_request::Source::Name(n),
+                (None, Some(f)) => pb::trigger_request::Source::SignedRunbook(
+                    std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                ),
+                _ => bail!("give a runbook name or --bundle FILE"),
+            };
+            let params = params
+                .iter()
+                .map(|p| {
+                    p.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow!("--param `{p}` is not NAME=VALUE"))
+                })
+                .collect::<Result<_>>()?;
+            let started = runbooks
+                .trigger(pb::TriggerRequest {
+                    source: Some(source),
+                    params,
+                    dry_run,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if detach {
+                if cx.json {
+                    print_json(&started)?;
+                } else {
+                    println!("{}", started.run_id);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !cx.json {
+                println!(
+                    "run {}{}",
+                    started.run_id,
+                    if started.queued { " (queued)" } else { "" }
+                );
+            }
+            let status = follow(&mut runbooks, &started.run_id, cx.json).await?;
+            Ok(if status == "succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        CtlCommand::Watch { run_id } => {
+            let status = follow(&mut runbooks, &run_id, cx.json).await?;
+            Ok(if status == "succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        CtlCommand::Runs {
+            status,
+            runbook,
+            limit,
+        } => {
+            let runs = runbooks
+                .list_runs(pb::ListRunsRequest {
+                    limit,
+                    status: status.unwrap_or_default(),
+                    runbook: runbook.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&runs)?;
+            } else {
+                for r in runs.runs {
+                    println!(
+                        "{}  {:<12} {:<20} {}",
+                        r.run_id,
+                        r.status,
+                        r.runbook,
+                        if r.dry_run { "dry run" } else { "" }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Show { run_id } => {
+            let run = runbooks
+                .get_run(pb::GetRunRequest { run_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&run)?;
+            } else {
+                println!("run {} of `{}`: {}", run.run_id, run.runbook, run.status);
+                for s in run.steps {
+                    println!(
+                        "  {:<10} {:<16} {} {}{}",
+                        s.status,
+                        s.step,
+                        s.plugin,
+                        s.plugin_version,
+                        if s.error.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", s.error)
+                        }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Cancel { run_id } => {
+            let r = runbooks
+                .cancel(pb::CancelRequest {
+                    run_id: run_id.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&r)?;
+            } else if r.cancelled {
+                println!("cancelling {run_id}");
+            } else {
+                println!("{run_id} had already finished");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Plugins => {
+            let list = plugins
+                .list(pb::ListPluginsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&list)?;
+            } else {
+                for p in list.plugins {
+                    println!(
+                        "{:<20} {:<10} {:<12} {}",
+                        p.name,
+                        p.version,
+                        p.role,
+                        &p.sha256[..p.sha256.len().min(16)]
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Install { bundle } => {
+            let bytes = std::fs::read(&bundle)
+                .with_context(|| format!("cannot read {}", bundle.display()))?;
+            let r = plugins
+                .install(pb::InstallPluginRequest { bundle: bytes })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&r)?;
+            } else {
+                let p = r.plugin.unwrap_or_default();
+                println!(
+                    "installed {} {} (signed by {})",
+                    p.name,
+                    p.version,
+                    r.signers.join(", ")
+                );
+                for w in r.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Remove { name } => {
+            let r = plugins
+                .remove(pb::RemovePluginRequest { name: name.clone() })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&r)?;
+            } else if r.removed {
+                println!("removed {name}");
+            } else {
+                println!("{name} was not installed");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Inventory => {
+            let snap = inventory
+                .latest(pb::LatestInventoryRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&snap)?;
+            } else {
+                for e in snap.entries {
+                    println!(
+                        "{} {} (collected at {} ms)",
+                        e.plugin, e.plugin_version, e.collected_ms
+                    );
+                    println!("  {}", e.facts_json);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Events => {
+            let mut stream = agent
+                .watch_events(pb::WatchEventsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            while let Some(e) = stream.message().await.map_err(status_error)? {
+                if cx.json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!("{} {} {}: {}", e.at_ms, e.kind, e.subject, e.message);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Report { days, monitor } => {
+            let to_ms = warden::history::now_ms();
+            let r = agent
+                .report(pb::ReportRequest {
+                    from_ms: to_ms - days.max(1) * 86_400_000,
+                    to_ms,
+                    monitor: monitor.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "{:<20} {:>9} {:>8} {:>9} {:>10} {:>10} {:>10}",
+                    "monitor", "incidents", "resolved", "escalated", "detect", "remediate", "MTTR"
+                );
+                for m in r.monitors {
+                    println!(
+                        "{:<20} {:>9} {:>8} {:>9} {:>10} {:>10} {:>10}",
+                        m.monitor,
+                        m.incidents,
+                        m.resolved,
+                        m.escalated,
+                        format_ms(m.mean_time_to_detect_ms),
+                        format_ms(m.mean_time_to_remediate_ms),
+                        format_ms(m.mttr_ms)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::Version => {
+            let v = agent
+                .version(pb::VersionRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&v)?;
+            } else {
+                println!(
+                    "warden agent {} (plugins: {}), up {} s",
+                    v.version, v.wit_package, v.uptime_secs
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

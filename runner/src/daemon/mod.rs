@@ -1,0 +1,207 @@
+//! `warden serve`: the long-running agent. It serves the gRPC API to the NOC, runs runbooks with
+//! a bounded concurrency, and on SIGTERM/SIGINT stops taking work, lets running steps finish
+//! within a grace period, cancels the rest and leaves a complete audit log.
+
+pub mod config;
+pub mod runs;
+
+use crate::Runner;
+use crate::api::auth::{AuthLayer, Authenticator};
+use crate::api::pb::{
+    agent_server::AgentServer, inventory_server::InventoryServer, plugins_server::PluginsServer,
+    runbooks_server::RunbooksServer,
+};
+use crate::api::{AgentApi, PluginsApi, RunbooksApi, pb};
+use crate::history::History;
+use crate::runbook::source::{self, LoadedRunbook, RunbookSourceError};
+use config::AgentConfig;
+use runs::RunManager;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+/// What the API handlers share.
+pub struct AgentState {
+    pub runner: Arc<Runner>,
+    pub runs: Arc<RunManager>,
+    pub config: AgentConfig,
+    /// Automation events for `Agent.WatchEvents`.
+    pub events: broadcast::Sender<pb::AgentEvent>,
+    /// Flips to true when the agent is stopping; open streams end.
+    pub stopping: watch::Receiver<bool>,
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+impl AgentState {
+    /// A runbook of the configured directory, by name: `<name>.wbundle` (signed) first, then
+    /// `<name>.toml`.
+    pub fn load_named_runbook(&self, name: &str) -> Result<LoadedRunbook, RunbookSourceError> {
+        let missing = |message: String| RunbookSourceError::Read {
+            origin: name.to_string(),
+            message,
+        };
+        crate::names::validate_plugin_name(name).map_err(|m| missing(format!("bad name: {m}")))?;
+        let dir = self
+            .config
+            .runbooks
+            .dir
+            .as_ref()
+            .ok_or_else(|| missing("no [runbooks] dir is configured".into()))?;
+        let signed_only = self.config.runbooks.signed_only;
+        let bundle = dir.join(format!("{name}.wbundle"));
+        if bundle.is_file() {
+            return source::load_file(&bundle, self.runner.policy(), true);
+        }
+        let toml = dir.join(format!("{name}.toml"));
+        if toml.is_file() {
+            return source::load_file(&toml, self.runner.policy(), signed_only);
+        }
+        Err(missing(format!("no runbook `{name}` in {}", dir.display())))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn termination() -> Result<&'static str, DaemonError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(DaemonError::Signals)?;
+        Ok("Ctrl-C")
+    }
+}
+
+/// Run the agent until SIGTERM/SIGINT. `ready` gets the bound address once it listens.
+pub async fn serve(
+    runner: Runner,
+    config: AgentConfig,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
+    let runner = Arc::new(runner);
+    let history = Arc::new(History::open(&runner.data_dir())?);
+    let (events, _) = broadcast::channel(1024);
+    let runs = Arc::new(RunManager::new(
+        runner.clone(),
+        history,
+        config.api.max_concurrent_runs,
+        config.api.max_queued_runs,
+        events.clone(),
+    ));
+    let (stop_tx, stopping) = watch::channel(false);
+    let state = Arc::new(AgentState {
+        runner: runner.clone(),
+        runs: runs.clone(),
+        config: config.clone(),
+        events,
+        stopping,
+        started: Instant::now(),
+    });
+
+    let addr = config.api.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.api.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| DaemonError::Tls(format!("{}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| DaemonError::Tls(e.to_string()))?;
+    }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RunbooksServer<RunbooksApi>>().await;
+    let auth = Arc::new(Authenticator::new(&config.api.tokens, runner.clone()));
+    let max = config.api.max_message_bytes;
+    let router = builder
+        .layer(AuthLayer(auth))
+        .add_service(
+            RunbooksServer::new(RunbooksApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            PluginsServer::new(PluginsApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            InventoryServer::new(AgentApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AgentServer::new(AgentApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(health_service);
+
+    runner.audit().append(
+        "agent.started",
+        json!({ "listen": bound.to_string(), "pid": std::process::id(), "tls": config.api.tls.is_some() }),
+    )?;
+    tracing::info!("listening on {bound}");
+    ready(bound);
+
+    let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = server_stop_rx.await;
+    }));
+
+    let signal = termination().await?;
+    tracing::warn!(
+        "{signal}: stopping; running steps get {:?}",
+        config.shutdown_grace()
+    );
+    runs.shutdown(config.shutdown_grace()).await;
+    health
+        .set_not_serving::<RunbooksServer<RunbooksApi>>()
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = server_stop_tx.send(());
+    // Open streams end with `stopping`; a connection that lingers does not hold the agent up.
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    runner
+        .audit()
+        .append("agent.stopped", json!({ "signal": signal }))?;
+    Ok(())
+}

@@ -1,0 +1,810 @@
+//! The agent daemon as the NOC meets it: a real `warden serve` process on a loopback port,
+//! driven over gRPC from Rust (and from the Python example client). Covers the auth matrix over
+//! every registered method, trigger + watch (live and late), history, cancel reaching a child
+//! process, the concurrency cap, plugin install over the API, and SIGTERM in the middle of a run.
+//! Uses the plugins built by `cargo xtask build-plugins` (run by `cargo xtask test`).
+
+use prost::Message as _;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use warden::api::auth::{METHOD_ROLES, Role, token_hash};
+use warden::api::pb;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn built(name: &str) -> PathBuf {
+    let dir = repo().join("target/plugins").join(name);
+    assert!(
+        dir.join("plugin.wasm").exists(),
+        "run `cargo xtask build-plugins` first ({name} missing)"
+    );
+    dir
+}
+
+const TOKENS: [(&str, Role, &str); 3] = [
+    ("viewer-vic", Role::Viewer, "tok-viewer-0123456789"),
+    ("operator-olga", Role::Operator, "tok-operator-0123456789"),
+    ("admin-ada", Role::Admin, "tok-admin-0123456789"),
+];
+
+fn token(role: Role) -> &'static str {
+    TOKENS
+        .iter()
+        .find(|(_, r, _)| *r == role)
+        .map(|(_, _, t)| *t)
+        .expect("token")
+}
+
+/// A `warden serve` process with its own data dir, policy, runbooks and scratch dir.
+struct Agent {
+    child: Child,
+    addr: String,
+    tmp: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(api_extra: &str) -> Agent {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let scratch = root.join("scratch");
+        std::fs::create_dir_all(&scratch).expect("scratch");
+        std::fs::create_dir_all(root.join("runbooks")).expect("runbooks");
+        let s = scratch.display().to_string();
+        std::fs::write(
+            root.join("warden.toml"),
+            format!(
+                "cache-dir = {:?}\n[allow]\nfs-read = [{s:?}, \"/var/lib/dpkg/status\"]\nfs-write = [{s:?}]\nkv = true\n\
+                 sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
+                 exec = [{{ program = \"/bin/sleep\", args = [\"*\"] }}]\n[trust]\nallow-unsigned = true\n",
+                repo().join("target/test-cache").display().to_string()
+            ),
+        )
+        .expect("policy");
+        let tokens: String = TOKENS
+            .iter()
+            .map(|(name, role, t)| {
+                format!(
+                    "[[api.token]]\nname = {name:?}\nrole = {:?}\nsha256 = {:?}\n",
+                    serde_json::to_value(role).expect("role").as_str().expect("str"),
+                    token_hash(t)
+                )
+            })
+            .collect();
+        std::fs::write(
+            root.join("agent.toml"),
+            format!(
+                "[api]\nlisten = \"127.0.0.1:0\"\n{api_extra}\n{tokens}\n[runbooks]\ndir = {:?}\n",
+                root.join("runbooks").display().to_string()
+            ),
+        )
+        .expect("agent config");
+        let agent_cli = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+                .arg("--data-dir")
+                .arg(root.join("data"))
+                .arg("--config")
+                .arg(root.join("warden.toml"))
+                .args(args)
+                .output()
+                .expect("warden runs");
+            assert!(
+                out.status.success(),
+                "warden {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        // `hostile` runs /bin/sleep for the cancel tests, under a manifest that requests
+        // what it imports within this policy (services left out: nothing is granted there).
+        for plugin in ["tracer", "calls", "inventory"] {
+            agent_cli(&["plugin", "install", &built(plugin).display().to_string()]);
+        }
+        let hostile = root.join("hostile-pkg");
+        std::fs::create_dir_all(&hostile).expect("dir");
+        std::fs::copy(
+            built("hostile").join("plugin.wasm"),
+            hostile.join("plugin.wasm"),
+        )
+        .expect("copy");
+        std::fs::write(
+            hostile.join("plugin.toml"),
+            format!(
+                "name = \"hostile\"\nversion = \"0.1.0\"\nrole = \"check-remediation\"\ncomponent = \"plugin.wasm\"\n\
+                 [capabilities]\nsysinfo = [\"hostname\", \"os\"]\n\
+                 exec = [{{ program = \"/bin/sleep\", args = [\"*\"] }}]\n\
+                 [capabilities.fs]\nread = [{s:?}]\nwrite = [{s:?}]\n[capabilities.kv]\nquota-bytes = 4096\n"
+            ),
+        )
+        .expect("manifest");
+        agent_cli(&["plugin", "install", &hostile.display().to_string()]);
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(root.join("data"))
+            .arg("--config")
+            .arg(root.join("warden.toml"))
+            .arg("serve")
+            .arg("--agent-config")
+            .arg(root.join("agent.toml"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("warden serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .trim()
+            .strip_prefix("warden agent listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Agent { child, addr, tmp }
+    }
+
+    fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn scratch(&self) -> PathBuf {
+        self.root().join("scratch")
+    }
+
+    fn runbook(&self, name: &str, text: &str) {
+        std::fs::write(
+            self.root().join("runbooks").join(format!("{name}.toml")),
+            text,
+        )
+        .expect("runbook");
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn runbooks(&self, role: Role) -> pb::runbooks_client::RunbooksClient<Authed> {
+        pb::runbooks_client::RunbooksClient::with_interceptor(
+            self.channel().await,
+            bearer(token(role)),
+        )
+    }
+
+    async fn plugins(&self, role: Role) -> pb::plugins_client::PluginsClient<Authed> {
+        pb::plugins_client::PluginsClient::with_interceptor(
+            self.channel().await,
+            bearer(token(role)),
+        )
+    }
+
+    fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.root().join("data/audit/audit.log")).unwrap_or_default()
+    }
+
+    fn warden(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(self.root().join("data"))
+            .arg("--config")
+            .arg(self.root().join("warden.toml"))
+            .args(args)
+            .output()
+            .expect("warden runs")
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+#[derive(Clone)]
+struct Bearer(Option<String>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("header"),
+            );
+        }
+        Ok(req)
+    }
+}
+
+fn bearer(token: &str) -> Bearer {
+    Bearer(Some(token.to_string()))
+}
+
+/// Every method of every service the agent registers, as a path, from the descriptor sets.
+fn registered_methods() -> Vec<String> {
+    let mut methods = Vec::new();
+    for bytes in [
+        warden::api::DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        let set = prost_types::FileDescriptorSet::decode(bytes).expect("descriptor set");
+        for file in set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    methods.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+    }
+    methods
+}
+
+/// Call `path` with an empty request message (valid for every proto3 request type).
+async fn raw_call(channel: Channel, path: &str, token: Option<&str>) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut req = tonic::Request::new(());
+    if let Some(t) = token {
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = http::uri::PathAndQuery::try_from(path).expect("path");
+    match grpc.unary(req, path, codec).await {
+        Ok(_) => tonic::Status::ok(""),
+        Err(status) => status,
+    }
+}
+
+async fn watch_all(
+    client: &mut pb::runbooks_client::RunbooksClient<Authed>,
+    run_id: &str,
+) -> Vec<pb::RunEvent> {
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            run_id: run_id.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(e) = stream.message().await.expect("event") {
+        events.push(e);
+    }
+    events
+}
+
+/// Read events until one matches `pred`; returns it (the stream stays open for more).
+async fn wait_for(
+    stream: &mut tonic::Streaming<pb::RunEvent>,
+    pred: impl Fn(&pb::RunEvent) -> bool,
+) -> pb::RunEvent {
+    loop {
+        let e = stream
+            .message()
+            .await
+            .expect("event")
+            .expect("the stream ended before the awaited event");
+        if pred(&e) {
+            return e;
+        }
+    }
+}
+
+fn kind(e: &pb::RunEvent) -> pb::EventKind {
+    pb::EventKind::try_from(e.kind).expect("kind")
+}
+
+async fn trigger(
+    client: &mut pb::runbooks_client::RunbooksClient<Authed>,
+    name: &str,
+    params: &[(&str, &str)],
+    dry_run: bool,
+) -> Result<pb::TriggerResponse, tonic::Status> {
+    client
+        .trigger(pb::TriggerRequest {
+            source: Some(pb::trigger_request::Source::Name(name.into())),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dry_run,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+const TRACE_RUNBOOK: &str = r#"
+name = "trace"
+[params.path]
+type = "string"
+
+[[steps]]
+id = "facts"
+plugin = "inventory"
+action = "discover"
+config = { packages = false }
+
+[[steps]]
+id = "talk"
+plugin = "calls"
+action = "check"
+config = { kind = "log", calls = 2 }
+
+[[steps]]
+id = "trace"
+plugin = "tracer"
+action = "apply"
+config = { path = "${params.path}" }
+"#;
+
+fn sleepy_runbook(seconds: &str) -> String {
+    format!(
+        "name = \"sleepy\"\n[[steps]]\nid = \"nap\"\nplugin = \"hostile\"\naction = \"check\"\n\
+         config = {{ attack = \"exec\", program = \"/bin/sleep\", args = [\"{seconds}\"] }}\n"
+    )
+}
+
+/// Processes whose command line is exactly `sleep <arg>`.
+fn sleeping(arg: &str) -> usize {
+    let wanted = format!("/bin/sleep\0{arg}\0");
+    let short = format!("sleep\0{arg}\0");
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .filter(|c| {
+                    let c = String::from_utf8_lossy(c);
+                    c == wanted || c == short
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn every_registered_method_needs_a_token_and_its_role() {
+    let agent = Agent::start("");
+    let methods = registered_methods();
+    assert!(methods.len() >= 15, "{methods:?}");
+    for m in &methods {
+        assert!(
+            METHOD_ROLES.iter().any(|(p, _)| p == m),
+            "{m} has no role in METHOD_ROLES: it would be denied to everyone"
+        );
+    }
+    let channel = agent.channel().await;
+    for m in &methods {
+        let status = raw_call(channel.clone(), m, None).await;
+        assert_eq!(status.code(), Code::Unauthenticated, "{m} without a token");
+        let status = raw_call(channel.clone(), m, Some("not-a-token")).await;
+        assert_eq!(status.code(), Code::Unauthenticated, "{m} with a bad token");
+        let needed = METHOD_ROLES
+            .iter()
+            .find(|(p, _)| p == m)
+            .map(|(_, r)| *r)
+            .expect("role");
+        for (_, role, t) in TOKENS {
+            if role < needed {
+                let status = raw_call(channel.clone(), m, Some(t)).await;
+                assert_eq!(
+                    status.code(),
+                    Code::PermissionDenied,
+                    "{m} as {role:?} (needs {needed:?})"
+                );
+            }
+        }
+    }
+    let log = agent.audit_log();
+    assert!(
+        log.matches("\"decision\":\"unauthenticated\"").count() >= 2 * methods.len(),
+        "each refused call is audited"
+    );
+    assert!(log.contains("\"decision\":\"denied\""));
+}
+
+#[tokio::test]
+async fn trigger_watch_late_join_history_and_inventory() {
+    let agent = Agent::start("");
+    agent.runbook("trace", TRACE_RUNBOOK);
+    let trace = agent.scratch().join("trace.txt");
+    let mut client = agent.runbooks(Role::Operator).await;
+
+    // A dry run plans and never applies.
+    let dry = trigger(
+        &mut client,
+        "trace",
+        &[("path", &trace.display().to_string())],
+        true,
+    )
+    .await
+    .expect("trigger dry run");
+    let events = watch_all(&mut client, &dry.run_id).await;
+    assert_eq!(events.last().map(|e| e.status.as_str()), Some("succeeded"));
+    assert!(!trace.exists(), "a dry run applied");
+
+    let started = trigger(
+        &mut client,
+        "trace",
+        &[("path", &trace.display().to_string())],
+        false,
+    )
+    .await
+    .expect("trigger");
+    let live = watch_all(&mut client, &started.run_id).await;
+    let kinds: Vec<pb::EventKind> = live.iter().map(kind).collect();
+    assert_eq!(kinds.first(), Some(&pb::EventKind::RunQueued), "{kinds:?}");
+    assert_eq!(kinds.get(1), Some(&pb::EventKind::RunStarted), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&pb::EventKind::RunFinished), "{kinds:?}");
+    assert_eq!(
+        live.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (0..live.len() as u64).collect::<Vec<_>>(),
+        "events are numbered in order"
+    );
+    let logs: Vec<&pb::RunEvent> = live
+        .iter()
+        .filter(|e| kind(e) == pb::EventKind::Log && e.step == "talk")
+        .collect();
+    assert_eq!(logs.len(), 2, "the plugin's two log lines are streamed");
+    assert_eq!(
+        live.iter()
+            .filter(|e| kind(e) == pb::EventKind::StepFinished)
+            .map(|e| (e.step.as_str(), e.status.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("facts", "succeeded"),
+            ("talk", "succeeded"),
+            ("trace", "succeeded")
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&trace).expect("trace written"),
+        "applied"
+    );
+
+    // A late joiner (here, after the end) gets the same events.
+    let late = watch_all(&mut client, &started.run_id).await;
+    assert_eq!(late, live);
+
+    let mut viewer = agent.runbooks(Role::Viewer).await;
+    let run = viewer
+        .get_run(pb::GetRunRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("get run")
+        .into_inner();
+    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.steps.len(), 3);
+    assert_eq!(run.steps[2].plugin, "tracer");
+    assert_eq!(run.steps[2].plugin_sha256.len(), 64);
+    let listed = viewer
+        .list_runs(pb::ListRunsRequest {
+            limit: 10,
+            status: "succeeded".into(),
+            runbook: "trace".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.runs.len(), 2);
+    assert_eq!(listed.runs[0].run_id, started.run_id, "newest first");
+    let none = viewer
+        .list_runs(pb::ListRunsRequest {
+            limit: 10,
+            status: "failed".into(),
+            runbook: String::new(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(none.runs.is_empty());
+
+    let mut inventory = pb::inventory_client::InventoryClient::with_interceptor(
+        agent.channel().await,
+        bearer(token(Role::Viewer)),
+    );
+    let snap = inventory
+        .latest(pb::LatestInventoryRequest {})
+        .await
+        .expect("inventory")
+        .into_inner();
+    assert_eq!(snap.entries.len(), 1);
+    assert_eq!(snap.entries[0].plugin, "inventory");
+    assert!(snap.entries[0].collected_ms > 0);
+    assert!(snap.entries[0].facts_json.contains("hostname"));
+
+    // Bad requests get typed errors.
+    let missing = trigger(&mut client, "no-such-runbook", &[], false)
+        .await
+        .expect_err("missing runbook");
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let bad_param = trigger(&mut client, "trace", &[("nope", "1")], false)
+        .await
+        .expect_err("unknown param");
+    assert_eq!(bad_param.code(), Code::InvalidArgument, "{bad_param:?}");
+    let unsigned = client
+        .trigger(pb::TriggerRequest {
+            source: Some(pb::trigger_request::Source::SignedRunbook(
+                TRACE_RUNBOOK.as_bytes().to_vec(),
+            )),
+            params: Default::default(),
+            dry_run: true,
+        })
+        .await
+        .expect_err("an inline runbook must be signed");
+    assert_eq!(unsigned.code(), Code::PermissionDenied, "{unsigned:?}");
+    let log = agent.audit_log();
+    assert!(log.contains("\"requested_by\":\"operator-olga\""), "who triggered is audited");
+}
+
+#[tokio::test]
+async fn cancel_stops_the_plugin_and_kills_its_child() {
+    let agent = Agent::start("");
+    agent.runbook("sleepy", &sleepy_runbook("41.25"));
+    let mut client = agent.runbooks(Role::Operator).await;
+    let started = trigger(&mut client, "sleepy", &[], false)
+        .await
+        .expect("trigger");
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+    // The step has started; its child appears as soon as exec spawns it.
+    for _ in 0..500 {
+        if sleeping("41.25") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sleeping("41.25"), 1, "the plugin's child is running");
+    let viewer_try = agent
+        .runbooks(Role::Viewer)
+        .await
+        .cancel(pb::CancelRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect_err("a viewer cannot cancel");
+    assert_eq!(viewer_try.code(), Code::PermissionDenied);
+    let cancelled = client
+        .cancel(pb::CancelRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert!(cancelled.cancelled);
+    let finished = wait_for(&mut stream, |e| kind(e) == pb::EventKind::RunFinished).await;
+    assert_eq!(finished.status, "cancelled");
+    assert_eq!(sleeping("41.25"), 0, "the child was killed");
+    let again = client
+        .cancel(pb::CancelRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("cancel again")
+        .into_inner();
+    assert!(!again.cancelled, "a finished run is not cancelled again");
+    let unknown = client
+        .cancel(pb::CancelRequest {
+            run_id: "nope".into(),
+        })
+        .await
+        .expect_err("unknown run");
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_queues_then_refuses() {
+    let agent = Agent::start("max-concurrent-runs = 1\nmax-queued-runs = 1");
+    agent.runbook("sleepy", &sleepy_runbook("42.5"));
+    let mut client = agent.runbooks(Role::Operator).await;
+    let first = trigger(&mut client, "sleepy", &[], false)
+        .await
+        .expect("first");
+    assert!(!first.queued);
+    let second = trigger(&mut client, "sleepy", &[], false)
+        .await
+        .expect("second");
+    assert!(second.queued, "the second run waits for the slot");
+    let third = trigger(&mut client, "sleepy", &[], false)
+        .await
+        .expect_err("the queue is full");
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+
+    // Cancelling the queued run finishes it without it ever starting.
+    client
+        .cancel(pb::CancelRequest {
+            run_id: second.run_id.clone(),
+        })
+        .await
+        .expect("cancel queued");
+    let events = watch_all(&mut client, &second.run_id).await;
+    let kinds: Vec<pb::EventKind> = events.iter().map(kind).collect();
+    assert_eq!(
+        kinds,
+        [pb::EventKind::RunQueued, pb::EventKind::RunFinished],
+        "{events:?}"
+    );
+    assert_eq!(events[1].status, "cancelled");
+    client
+        .cancel(pb::CancelRequest {
+            run_id: first.run_id.clone(),
+        })
+        .await
+        .expect("cancel running");
+    let events = watch_all(&mut client, &first.run_id).await;
+    assert_eq!(events.last().map(|e| e.status.as_str()), Some("cancelled"));
+}
+
+#[tokio::test]
+async fn plugins_install_list_and_remove_over_the_api() {
+    let agent = Agent::start("");
+    let key = agent.root().join("publisher");
+    let out = agent.warden(&["key", "generate", "--out", &key.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bundle = agent.root().join("disk-usage.wbundle");
+    let out = agent.warden(&[
+        "plugin",
+        "pack",
+        &built("disk-usage").display().to_string(),
+        "--key",
+        &format!("{}.key", key.display()),
+        "--out",
+        &bundle.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&bundle).expect("bundle");
+
+    let mut operator = agent.plugins(Role::Operator).await;
+    let denied = operator
+        .install(pb::InstallPluginRequest {
+            bundle: bytes.clone(),
+        })
+        .await
+        .expect_err("operators do not install");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let mut admin = agent.plugins(Role::Admin).await;
+    let garbage = admin
+        .install(pb::InstallPluginRequest {
+            bundle: b"not a bundle".to_vec(),
+        })
+        .await
+        .expect_err("garbage");
+    assert_eq!(garbage.code(), Code::InvalidArgument, "{garbage:?}");
+    // The key is not trusted by this agent's policy; development mode takes it as unsigned.
+    let installed = admin
+        .install(pb::InstallPluginRequest { bundle: bytes })
+        .await
+        .expect("install")
+        .into_inner();
+    assert_eq!(installed.plugin.expect("plugin").name, "disk-usage");
+    let list = agent
+        .plugins(Role::Viewer)
+        .await
+        .list(pb::ListPluginsRequest {})
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(list.plugins.iter().any(|p| p.name == "disk-usage"));
+    let removed = admin
+        .remove(pb::RemovePluginRequest {
+            name: "disk-usage".into(),
+        })
+        .await
+        .expect("remove")
+        .into_inner();
+    assert!(removed.removed);
+    let missing = agent
+        .plugins(Role::Viewer)
+        .await
+        .inspect(pb::InspectPluginRequest {
+            name: "disk-usage".into(),
+        })
+        .await
+        .expect_err("removed");
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn sigterm_mid_run_cancels_after_the_grace_period_and_closes_the_audit_log() {
+    let mut agent = Agent::start("shutdown-grace-secs = 1");
+    agent.runbook("sleepy", &sleepy_runbook("43.75"));
+    let mut client = agent.runbooks(Role::Operator).await;
+    let started = trigger(&mut client, "sleepy", &[], false)
+        .await
+        .expect("trigger");
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+    let status = agent.terminate();
+    assert!(status.success(), "the agent exits cleanly: {status:?}");
+    assert_eq!(sleeping("43.75"), 0, "the running step's child was killed");
+    let out = agent.warden(&["runs", "show", &started.run_id, "--json"]);
+    let shown: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
+    let out = agent.warden(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let log = agent.audit_log();
+    assert!(log.contains("\"agent.stopped\""));
+    assert!(log.contains("\"signal\":\"SIGTERM\""));
+}
+
+#[tokio::test]
+async fn the_python_client_triggers_watches_and_lists() {
+    let python = repo().join("target/polyglot/grpc-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `cargo xtask test` creates it (pip install -r examples/noc-client/requirements.txt)",
+        python.display()
+    );
+    let agent = Agent::start("");
+    agent.runbook("trace", TRACE_RUNBOOK);
+    let trace = agent.scratch().join("from-python.txt");
+    let client = repo().join("examples/noc-client/warden_client.py");
+    let run = |args: &[&str], role: Role| {
+        Command::new(&python)
+            .arg(&client)
+            .arg("--addr")
+            .arg(&agent.addr)
+            .args(args)
+            .env("WARDEN_TOKEN", token(role))
+            .output()
+            .expect("python runs")
+    };
+    let path_param = format!("path={}", trace.display());
+    let out = run(&["trigger", "trace", "--param", &path_param], Role::Operator);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"kind\": \"RUN_FINISHED\""), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&trace).expect("trace"), "applied");
+    let out = run(&["list", "--status", "succeeded"], Role::Viewer);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let out = run(&["trigger", "trace", "--param", &path_param], Role::Viewer);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"));
+}
