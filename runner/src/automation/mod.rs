@@ -206,3 +206,6 @@ pub fn spawn(
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|v| *v).await;
 }
+
+#[cfg(test)]
+mod tests;
