@@ -6,6 +6,7 @@ mod key;
 mod output;
 mod plugin;
 mod policy;
+mod report;
 mod run;
 mod runbook;
 mod runs;
@@ -51,6 +52,8 @@ pub enum Command {
     /// The history of runbook runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// SLA figures of the monitors: incidents, time to detect, time to remediate, MTTR.
+    Report(report::ReportArgs),
     /// Verify or show the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -139,5 +142,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => audit::run(&cx, cmd),
         Command::Runbook(cmd) => runbook::run(&cx, cmd),
         Command::Runs(cmd) => runs::run(&cx, cmd),
+        Command::Report(args) => report::run(&cx, args),
     }
 }
