@@ -135,6 +135,37 @@ impl AutomationConfig {
     }
 }
 
+impl Automation {
+    /// Every runbook the config refers to, with the entry that does: for the daemon to load
+    /// and trust-check at start (a runbook may be a signed bundle).
+    pub fn runbooks(&self) -> Vec<(&'static str, &str, &Path)> {
+        let schedules = self
+            .schedules
+            .iter()
+            .map(|s| ("schedule", s.name.as_str(), s.runbook.as_path()));
+        let monitors = self.monitors.iter().filter_map(|m| {
+            m.remediation
+                .as_ref()
+                .map(|r| ("monitor", m.name.as_str(), r.runbook.as_path()))
+        });
+        schedules.chain(monitors).collect()
+    }
+
+    /// Refuse a config whose runbook files do not exist (a typo found at start, not at 3 AM).
+    pub fn check_runbook_files(&self) -> Result<(), ConfigError> {
+        for (section, name, path) in self.runbooks() {
+            if !path.is_file() {
+                return Err(ConfigError::Entry {
+                    section,
+                    name: name.to_string(),
+                    message: format!("runbook {} is not a file", path.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the drivers need besides the executor.
 #[derive(Clone)]
 pub struct Deps {

@@ -499,3 +499,21 @@ async fn shutdown_stops_the_drivers() {
         "nothing launched after shutdown"
     );
 }
+
+#[test]
+fn the_example_agent_config_is_valid_and_its_runbooks_exist() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent.toml");
+    let automation = AutomationConfig::load(&path).expect("examples/agent.toml is valid");
+    assert_eq!(automation.schedules.len(), 2);
+    assert_eq!(automation.windows.len(), 1);
+    assert_eq!(automation.monitors.len(), 1);
+    automation.check_runbook_files().expect("runbooks exist");
+    let patch = &automation.schedules[1];
+    assert!(patch.maintenance);
+    assert_eq!(patch.expected_duration, Duration::from_secs(45 * 60));
+
+    let mut missing = automation.clone();
+    missing.schedules[0].runbook = path.with_file_name("no-such-runbook.toml");
+    let err = missing.check_runbook_files().expect_err("missing runbook");
+    assert!(err.to_string().contains("nightly-temp-cleanup"), "{err}");
+}

@@ -19,7 +19,8 @@
 //! - **Clock going back.** If the wall clock is more than 10 minutes before the last consumed
 //!   slot, the schedule re-anchors: it forgets the slot and waits for the first slot after
 //!   the current time (recorded as `clock-went-back`). A smaller step back just waits for the
-//!   next unconsumed slot; slots are never replayed in a burst.
+//!   next unconsumed slot; slots are never replayed in a burst. (A schedule that has not fired
+//!   yet re-anchors the same way, silently, so a clock corrected at boot does not stall it.)
 //! - **Time.** The driver sleeps on tokio's monotonic timer until the next due time, but never
 //!   longer than 30 s, then re-reads the wall clock: a wall-clock jump is noticed within 30 s
 //!   and handled by the two rules above.

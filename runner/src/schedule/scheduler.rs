@@ -226,12 +226,14 @@ impl Scheduler {
     pub fn poll(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
         let mut out = Vec::new();
         for e in &mut self.entries {
-            if e.cursor_is_slot && now + delta(BACKWARD_TOLERANCE) < e.cursor {
-                out.push(Decision::ClockWentBack {
-                    schedule: e.schedule.name.clone(),
-                    last_slot: e.cursor,
-                    now,
-                });
+            if now + delta(BACKWARD_TOLERANCE) < e.cursor {
+                if e.cursor_is_slot {
+                    out.push(Decision::ClockWentBack {
+                        schedule: e.schedule.name.clone(),
+                        last_slot: e.cursor,
+                        now,
+                    });
+                }
                 e.cursor = now;
                 e.cursor_is_slot = false;
                 e.recompute();

@@ -420,3 +420,18 @@ fn invalid_entries_are_refused_with_a_clear_error() {
         "at least 1",
     );
 }
+
+#[test]
+fn a_clock_corrected_backwards_before_the_first_firing_does_not_stall() {
+    // Started with a clock two hours fast, then NTP corrected it.
+    let mut s = scheduler(
+        vec![cfg("hourly", "0 * * * *")],
+        vec![],
+        &HashMap::new(),
+        at(12, 30, 0),
+    );
+    assert_eq!(s.next_due(), Some(at(13, 0, 0)));
+    assert!(s.poll(at(10, 30, 0)).is_empty());
+    assert_eq!(s.next_due(), Some(at(11, 0, 0)));
+    assert_eq!(fired(&s.poll(at(11, 0, 0))), vec![(at(11, 0, 0), 0)]);
+}
