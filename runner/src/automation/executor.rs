@@ -2,6 +2,7 @@
 //! runbook (history, audit, cancellation are its business) and a check plugin, and to publish
 //! events on its API stream.
 
+use super::AutomationEvent;
 use crate::report::CheckStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -66,7 +67,9 @@ pub struct CheckOutcome {
 #[error("{0}")]
 pub struct LaunchError(pub String);
 
-/// Implemented by the daemon. Futures must be `'static`: clone what they need.
+/// Implemented by the daemon. Futures must be `'static`: clone what they need. The drivers
+/// run each future as its own tokio task (a panic in it becomes a [`LaunchError`]); on
+/// shutdown they stop waiting for it, and the run is the daemon's to finish or cancel.
 pub trait Executor: Send + Sync + 'static {
     fn run_runbook(&self, req: RunbookLaunch) -> BoxFuture<Result<RunOutcome, LaunchError>>;
     fn run_check(&self, req: CheckLaunch) -> BoxFuture<Result<CheckOutcome, LaunchError>>;
@@ -75,4 +78,11 @@ pub trait Executor: Send + Sync + 'static {
     fn event(&self, ev: AutomationEvent);
 }
 
-use super::AutomationEvent;
+/// Run `fut` as its own task so that a panic in the executor fails one launch, not a driver.
+pub(crate) async fn guarded<T: Send + 'static>(
+    fut: BoxFuture<Result<T, LaunchError>>,
+) -> Result<T, LaunchError> {
+    tokio::spawn(fut)
+        .await
+        .unwrap_or_else(|e| Err(LaunchError(format!("the executor's task failed: {e}"))))
+}

@@ -46,6 +46,7 @@ struct Fake {
     run_time: Duration,
     run_results: Mutex<VecDeque<bool>>,
     launches: Mutex<Vec<RunbookLaunch>>,
+    panic_runs: bool,
 }
 
 impl Fake {
@@ -58,6 +59,7 @@ impl Fake {
             run_time,
             run_results: Mutex::new(VecDeque::new()),
             launches: Mutex::new(Vec::new()),
+            panic_runs: false,
         };
         (Arc::new(fake), rx)
     }
@@ -89,8 +91,10 @@ impl Executor for Fake {
             .pop_front()
             .unwrap_or(true);
         let d = self.run_time;
+        let panic = self.panic_runs;
         Box::pin(async move {
             tokio::time::sleep(d).await;
+            assert!(!panic, "scripted executor panic");
             Ok(RunOutcome {
                 run_id: format!("run-{n}"),
                 status: if ok { "succeeded" } else { "failed" }.into(),
@@ -516,4 +520,25 @@ fn the_example_agent_config_is_valid_and_its_runbooks_exist() {
     missing.schedules[0].runbook = path.with_file_name("no-such-runbook.toml");
     let err = missing.check_runbook_files().expect_err("missing runbook");
     assert!(err.to_string().contains("nightly-temp-cleanup"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_executor_fails_one_run_not_the_driver() {
+    let (mut fake, mut rx) = Fake::new(Duration::from_secs(1));
+    Arc::get_mut(&mut fake).expect("unique").panic_runs = true;
+    let rig = start(EVERY_10S, t(0, 0, 3), fake.clone());
+    let failed = expect(&mut rx, "run failed", |e| {
+        matches!(e, AutomationEvent::ScheduleRunFailed { .. })
+    })
+    .await;
+    assert!(
+        matches!(&failed, AutomationEvent::ScheduleRunFailed { error, .. } if error.contains("panic")),
+        "{failed:?}"
+    );
+    let next = expect(&mut rx, "next firing", |e| {
+        matches!(e, AutomationEvent::ScheduleFired { .. })
+    })
+    .await;
+    assert_eq!(fired_slot(&next), Some(t(0, 0, 20)));
+    rig.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 use super::config::Monitor;
 use super::state::{Action, Machine, Verdict};
+use crate::automation::executor::guarded;
 use crate::automation::{
     AutomationEvent, CheckLaunch, Deps, Executor, LaunchOrigin, RunbookLaunch, stopped,
 };
@@ -65,7 +66,7 @@ impl MonitorDriver {
             config: self.monitor.config.clone(),
         });
         let result = tokio::select! {
-            r = fut => r,
+            r = guarded(fut) => r,
             _ = stopped(shutdown) => return Err(Stop),
         };
         Ok(match result {
@@ -118,7 +119,7 @@ impl MonitorDriver {
                 dry_run: false,
             });
             tokio::select! {
-                r = fut => r,
+                r = guarded(fut) => r,
                 _ = stopped(shutdown) => return Err(Stop),
             }
         } else {

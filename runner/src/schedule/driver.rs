@@ -4,6 +4,7 @@
 
 use super::config::{MaintenanceWindow, Schedule};
 use super::scheduler::{Decision, Scheduler};
+use crate::automation::executor::guarded;
 use crate::automation::{
     AutomationEvent, Deps, Executor, LaunchError, LaunchOrigin, RunOutcome, RunbookLaunch, stopped,
 };
@@ -130,7 +131,7 @@ impl ScheduleDriver {
                 let fut = self.executor.run_runbook(launch);
                 let tx = self.done_tx.clone();
                 tokio::spawn(async move {
-                    let _ = tx.send((schedule, fut.await));
+                    let _ = tx.send((schedule, guarded(fut).await));
                 });
             }
         }
