@@ -435,3 +435,42 @@ fn a_clock_corrected_backwards_before_the_first_firing_does_not_stall() {
     assert_eq!(s.next_due(), Some(at(11, 0, 0)));
     assert_eq!(fired(&s.poll(at(11, 0, 0))), vec![(at(11, 0, 0), 0)]);
 }
+
+#[test]
+fn dst_transitions_fire_once() {
+    let mut c = cfg("dst", "30 2 * * *");
+    c.timezone = "Europe/Berlin".into();
+    let day = |m: u32, d: u32, h: u32, min: u32| {
+        Utc.with_ymd_and_hms(2026, m, d, h, min, 0)
+            .single()
+            .expect("valid")
+    };
+    let mut s = scheduler(vec![c], vec![], &HashMap::new(), day(3, 28, 12, 0));
+    let mut slots = Vec::new();
+    let mut now = day(3, 28, 12, 0);
+    while now < day(3, 31, 12, 0) {
+        slots.extend(fired(&s.poll(now)).into_iter().map(|(slot, _)| slot));
+        s.finished("dst", None);
+        now += TimeDelta::minutes(5);
+    }
+    // 02:30 does not exist on March 29 (02:00 CET -> 03:00 CEST): it fires at 03:00 CEST.
+    assert_eq!(
+        slots,
+        vec![day(3, 29, 1, 0), day(3, 30, 0, 30), day(3, 31, 0, 30)]
+    );
+    let mut c = cfg("dst", "30 2 * * *");
+    c.timezone = "Europe/Berlin".into();
+    let mut s = scheduler(vec![c], vec![], &HashMap::new(), day(10, 24, 12, 0));
+    let mut slots = Vec::new();
+    let mut now = day(10, 24, 12, 0);
+    while now < day(10, 27, 12, 0) {
+        slots.extend(fired(&s.poll(now)).into_iter().map(|(slot, _)| slot));
+        s.finished("dst", None);
+        now += TimeDelta::minutes(5);
+    }
+    // 02:30 happens twice on October 25: it fires at the first (CEST) only.
+    assert_eq!(
+        slots,
+        vec![day(10, 25, 0, 30), day(10, 26, 1, 30), day(10, 27, 1, 30)]
+    );
+}
