@@ -40,10 +40,6 @@ impl HumanDuration {
     pub fn as_secs(self) -> u64 {
         self.0.as_secs()
     }
-
-    pub fn chrono(self) -> chrono::TimeDelta {
-        chrono::TimeDelta::seconds(i64::try_from(self.0.as_secs()).unwrap_or(i64::MAX / 1000))
-    }
 }
 
 impl fmt::Display for HumanDuration {

@@ -212,11 +212,6 @@ impl Scheduler {
         self.entries.iter().filter_map(Entry::due_at).min()
     }
 
-    /// When `name` next becomes due.
-    pub fn next_due_of(&self, name: &str) -> Option<DateTime<Utc>> {
-        self.entry(name).and_then(Entry::due_at)
-    }
-
     pub fn is_running(&self, name: &str) -> bool {
         self.entry(name).is_some_and(|e| e.running.is_some())
     }
