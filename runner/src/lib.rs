@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod automation;
 pub mod bindings;
 pub mod bundle;
 pub mod capabilities;
@@ -22,12 +23,14 @@ pub mod interfaces;
 pub mod kv_store;
 pub mod limits;
 pub mod manifest;
+pub mod monitor;
 pub mod names;
 pub mod policy;
 pub mod process;
 pub mod report;
 pub mod runbook;
 pub mod runtime;
+pub mod schedule;
 pub mod service_manager;
 pub mod store;
 

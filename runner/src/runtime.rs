@@ -83,7 +83,7 @@ pub struct Runner {
     services: Arc<dyn ServiceManager>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     live: AtomicU32,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
     high_water: HighWaterMarks,
     _ticker: EpochTicker,
 }
@@ -127,7 +127,7 @@ impl Runner {
             services,
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
-            audit,
+            audit: Arc::new(audit),
             high_water: HighWaterMarks::new(data_dir),
             _ticker: ticker,
         })
@@ -181,6 +181,11 @@ impl Runner {
     /// The audit log of this runner's data dir.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// The same audit log, shared (for the agent's drivers: one writer per process).
+    pub fn audit_shared(&self) -> Arc<AuditLog> {
+        self.audit.clone()
     }
 
     /// Rollback high-water marks.

@@ -54,18 +54,41 @@ struct Agent {
 
 impl Agent {
     fn start(api_extra: &str) -> Agent {
+        Agent::start_with(api_extra, &[], "")
+    }
+
+    fn start_with(api_extra: &str, runbooks: &[(&str, &str)], automation: &str) -> Agent {
+        Agent::start_full(api_extra, runbooks, automation, "")
+    }
+
+    /// With `runbooks` written first and `automation` (schedules, windows, monitors) appended to
+    /// agent.toml; `{scratch}` in either is replaced by the scratch dir.
+    fn start_full(
+        api_extra: &str,
+        runbooks: &[(&str, &str)],
+        automation: &str,
+        trust_extra: &str,
+    ) -> Agent {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
         let scratch = root.join("scratch");
         std::fs::create_dir_all(&scratch).expect("scratch");
         std::fs::create_dir_all(root.join("runbooks")).expect("runbooks");
+        for (name, text) in runbooks {
+            std::fs::write(root.join("runbooks").join(format!("{name}.toml")), text)
+                .expect("runbook");
+        }
+        let automation = automation.replace("{scratch}", &scratch.display().to_string());
         let s = scratch.display().to_string();
         std::fs::write(
             root.join("warden.toml"),
             format!(
                 "cache-dir = {:?}\n[allow]\nfs-read = [{s:?}, \"/var/lib/dpkg/status\"]\nfs-write = [{s:?}]\nkv = true\n\
                  sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
-                 exec = [{{ program = \"/bin/sleep\", args = [\"*\"] }}]\n[trust]\nallow-unsigned = true\n",
+                 exec = [{{ program = \"/bin/sleep\", args = [\"*\"] }}]\nservices = [\"demo-svc\"]\n\
+                 [services]\nbackend = \"command\"\n[services.command]\nstatus = [\"/bin/true\", \"{{name}}\"]\n\
+                 start = [\"/bin/true\", \"{{name}}\"]\nstop = [\"/bin/true\", \"{{name}}\"]\nrestart = [\"/bin/true\", \"{{name}}\"]\n\
+                 [trust]\nallow-unsigned = true\n{trust_extra}",
                 repo().join("target/test-cache").display().to_string()
             ),
         )
@@ -75,7 +98,10 @@ impl Agent {
             .map(|(name, role, t)| {
                 format!(
                     "[[api.token]]\nname = {name:?}\nrole = {:?}\nsha256 = {:?}\n",
-                    serde_json::to_value(role).expect("role").as_str().expect("str"),
+                    serde_json::to_value(role)
+                        .expect("role")
+                        .as_str()
+                        .expect("str"),
                     token_hash(t)
                 )
             })
@@ -83,8 +109,7 @@ impl Agent {
         std::fs::write(
             root.join("agent.toml"),
             format!(
-                "[api]\nlisten = \"127.0.0.1:0\"\n{api_extra}\n{tokens}\n[runbooks]\ndir = {:?}\n",
-                root.join("runbooks").display().to_string()
+                "[api]\nlisten = \"127.0.0.1:0\"\n{api_extra}\n{tokens}\n[runbooks]\ndir = \"runbooks\"\n{automation}\n"
             ),
         )
         .expect("agent config");
@@ -104,8 +129,8 @@ impl Agent {
             );
         };
         // `hostile` runs /bin/sleep for the cancel tests, under a manifest that requests
-        // what it imports within this policy (services left out: nothing is granted there).
-        for plugin in ["tracer", "calls", "inventory"] {
+        // what it imports, within this policy.
+        for plugin in ["tracer", "calls", "inventory", "disk-usage"] {
             agent_cli(&["plugin", "install", &built(plugin).display().to_string()]);
         }
         let hostile = root.join("hostile-pkg");
@@ -119,7 +144,7 @@ impl Agent {
             hostile.join("plugin.toml"),
             format!(
                 "name = \"hostile\"\nversion = \"0.1.0\"\nrole = \"check-remediation\"\ncomponent = \"plugin.wasm\"\n\
-                 [capabilities]\nsysinfo = [\"hostname\", \"os\"]\n\
+                 [capabilities]\nsysinfo = [\"hostname\", \"os\"]\nservices = [\"demo-svc\"]\n\
                  exec = [{{ program = \"/bin/sleep\", args = [\"*\"] }}]\n\
                  [capabilities.fs]\nread = [{s:?}]\nwrite = [{s:?}]\n[capabilities.kv]\nquota-bytes = 4096\n"
             ),
@@ -144,6 +169,10 @@ impl Agent {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("first line");
+        if line.is_empty() {
+            let status = child.wait().expect("wait");
+            panic!("warden serve exited before listening: {status:?}");
+        }
         let addr = line
             .trim()
             .strip_prefix("warden agent listening on ")
@@ -562,7 +591,10 @@ async fn trigger_watch_late_join_history_and_inventory() {
         .expect_err("an inline runbook must be signed");
     assert_eq!(unsigned.code(), Code::PermissionDenied, "{unsigned:?}");
     let log = agent.audit_log();
-    assert!(log.contains("\"requested_by\":\"operator-olga\""), "who triggered is audited");
+    assert!(
+        log.contains("\"requested_by\":\"operator-olga\""),
+        "who triggered is audited"
+    );
 }
 
 #[tokio::test]
@@ -671,21 +703,43 @@ async fn the_concurrency_cap_queues_then_refuses() {
 
 #[tokio::test]
 async fn plugins_install_list_and_remove_over_the_api() {
-    let agent = Agent::start("");
-    let key = agent.root().join("publisher");
-    let out = agent.warden(&["key", "generate", "--out", &key.display().to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let bundle = agent.root().join("disk-usage.wbundle");
-    let out = agent.warden(&[
+    // A publisher key this agent trusts, and a bundle it signed.
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("publisher");
+    let warden = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(keys.path().join("data"))
+            .args(args)
+            .output()
+            .expect("warden runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    warden(&["key", "generate", "--out", &key.display().to_string()]);
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let bundle = keys.path().join("disk-usage.wbundle");
+    warden(&[
         "plugin",
         "pack",
         &built("disk-usage").display().to_string(),
         "--key",
-        &format!("{}.key", key.display()),
+        &key.with_extension("key").display().to_string(),
         "--out",
         &bundle.display().to_string(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let agent = Agent::start_full(
+        "",
+        &[],
+        "",
+        &format!(
+            "[[trust.keys]]\nname = \"publisher\"\npublic-key = {:?}\n",
+            public.trim()
+        ),
+    );
     let bytes = std::fs::read(&bundle).expect("bundle");
 
     let mut operator = agent.plugins(Role::Operator).await;
@@ -705,13 +759,13 @@ async fn plugins_install_list_and_remove_over_the_api() {
         .await
         .expect_err("garbage");
     assert_eq!(garbage.code(), Code::InvalidArgument, "{garbage:?}");
-    // The key is not trusted by this agent's policy; development mode takes it as unsigned.
     let installed = admin
         .install(pb::InstallPluginRequest { bundle: bytes })
         .await
         .expect("install")
         .into_inner();
     assert_eq!(installed.plugin.expect("plugin").name, "disk-usage");
+    assert_eq!(installed.signers, ["publisher"]);
     let list = agent
         .plugins(Role::Viewer)
         .await
@@ -763,7 +817,11 @@ async fn sigterm_mid_run_cancels_after_the_grace_period_and_closes_the_audit_log
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
     assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
     let out = agent.warden(&["audit", "verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let log = agent.audit_log();
     assert!(log.contains("\"agent.stopped\""));
     assert!(log.contains("\"signal\":\"SIGTERM\""));
@@ -792,7 +850,10 @@ async fn the_python_client_triggers_watches_and_lists() {
             .expect("python runs")
     };
     let path_param = format!("path={}", trace.display());
-    let out = run(&["trigger", "trace", "--param", &path_param], Role::Operator);
+    let out = run(
+        &["trigger", "trace", "--param", &path_param],
+        Role::Operator,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -807,4 +868,156 @@ async fn the_python_client_triggers_watches_and_lists() {
     let out = run(&["trigger", "trace", "--param", &path_param], Role::Viewer);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"));
+}
+
+async fn agent_events(agent: &Agent) -> tonic::Streaming<pb::AgentEvent> {
+    pb::agent_client::AgentClient::with_interceptor(
+        agent.channel().await,
+        bearer(token(Role::Viewer)),
+    )
+    .watch_events(pb::WatchEventsRequest {})
+    .await
+    .expect("watch events")
+    .into_inner()
+}
+
+async fn next_event(
+    stream: &mut tonic::Streaming<pb::AgentEvent>,
+    pred: impl Fn(&pb::AgentEvent) -> bool,
+) -> pb::AgentEvent {
+    loop {
+        let e = stream
+            .message()
+            .await
+            .expect("event")
+            .expect("the event stream ended");
+        if pred(&e) {
+            return e;
+        }
+    }
+}
+
+const TRACE_ONLY: &str = r#"
+name = "trace-only"
+[params.path]
+type = "string"
+
+[[steps]]
+id = "trace"
+plugin = "tracer"
+action = "apply"
+config = { path = "${params.path}" }
+"#;
+
+#[tokio::test]
+async fn a_schedule_fires_a_real_run_and_a_maintenance_window_refuses_another() {
+    let agent = Agent::start_with(
+        "",
+        &[("trace-only", TRACE_ONLY)],
+        r#"
+[[maintenance-window]]
+name = "new-year"
+cron = "0 0 1 1 *"
+duration = "10m"
+
+[[schedule]]
+name = "every-second"
+runbook = "runbooks/trace-only.toml"
+cron = "* * * * * *"
+params = { path = "{scratch}/scheduled.txt" }
+
+[[schedule]]
+name = "patching"
+runbook = "runbooks/trace-only.toml"
+cron = "* * * * * *"
+maintenance = true
+expected-duration = "5m"
+params = { path = "{scratch}/patched.txt" }
+"#,
+    );
+    let mut events = agent_events(&agent).await;
+    let fired = next_event(&mut events, |e| {
+        e.kind == "schedule-fired" && e.subject == "every-second"
+    })
+    .await;
+    assert!(fired.detail_json.contains("every-second"));
+    let finished = next_event(&mut events, |e| {
+        e.kind == "run.finished" && e.detail_json.contains("schedule:every-second")
+    })
+    .await;
+    assert!(finished.message.ends_with("succeeded"), "{finished:?}");
+    assert_eq!(
+        std::fs::read_to_string(agent.scratch().join("scheduled.txt")).expect("written"),
+        "applied"
+    );
+    let skipped = next_event(&mut events, |e| {
+        e.kind == "schedule-skipped" && e.subject == "patching"
+    })
+    .await;
+    assert!(skipped.detail_json.contains("window"), "{skipped:?}");
+    assert!(!agent.scratch().join("patched.txt").exists());
+    let log = agent.audit_log();
+    assert!(log.contains("\"automation.schedule-fired\""));
+    assert!(log.contains("\"automation.schedule-skipped\""));
+}
+
+#[tokio::test]
+async fn a_failing_monitor_remediates_verifies_escalates_and_is_reported() {
+    // Any mounted disk is more than 0% used: the check fails every time, so the remediation
+    // (a real runbook run) cannot fix it, verification fails, and the incident escalates.
+    let agent = Agent::start_with(
+        "",
+        &[("trace-only", TRACE_ONLY)],
+        r#"
+[[monitor]]
+name = "disk-zero"
+plugin = "disk-usage"
+config = { warning_percent = 0, critical_percent = 100 }
+interval = "1s"
+failures-to-trigger = 2
+
+[monitor.remediation]
+runbook = "runbooks/trace-only.toml"
+params = { path = "{scratch}/remediated.txt" }
+verify-delay = "1s"
+
+[monitor.escalation]
+max-attempts = 1
+"#,
+    );
+    let mut events = agent_events(&agent).await;
+    let opened = next_event(&mut events, |e| e.kind == "incident-opened").await;
+    assert!(opened.detail_json.contains("disk-zero"), "{opened:?}");
+    next_event(&mut events, |e| e.kind == "remediation-started").await;
+    let done = next_event(&mut events, |e| e.kind == "remediation-finished").await;
+    assert!(done.detail_json.contains("\"succeeded\":true"), "{done:?}");
+    assert_eq!(
+        std::fs::read_to_string(agent.scratch().join("remediated.txt")).expect("remediated"),
+        "applied"
+    );
+    let escalated = next_event(&mut events, |e| e.kind == "escalated").await;
+    assert!(escalated.detail_json.contains("disk-zero"), "{escalated:?}");
+
+    let report = pb::agent_client::AgentClient::with_interceptor(
+        agent.channel().await,
+        bearer(token(Role::Viewer)),
+    )
+    .report(pb::ReportRequest {
+        from_ms: 0,
+        to_ms: 0,
+        monitor: "disk-zero".into(),
+    })
+    .await
+    .expect("report")
+    .into_inner();
+    assert_eq!(report.monitors.len(), 1, "{report:?}");
+    let m = &report.monitors[0];
+    assert_eq!((m.incidents, m.escalated, m.resolved), (1, 1, 0), "{m:?}");
+    assert!(
+        m.mean_time_to_detect_ms >= 1000,
+        "two checks 1 s apart: {m:?}"
+    );
+    let log = agent.audit_log();
+    assert!(log.contains("\"automation.escalated\""));
+    assert!(log.contains("\"requested_by\":\"monitor:disk-zero\""));
 }

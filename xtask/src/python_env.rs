@@ -25,12 +25,23 @@ pub fn ensure(root: &Path, name: &str, requirements: &Path) -> anyhow::Result<Pa
             "python3 is needed to build the {name} environment: install it (Debian: apt-get install python3 python3-venv)"
         );
     }
-    println!("python: creating {} from {}", venv.display(), requirements.display());
+    println!(
+        "python: creating {} from {}",
+        venv.display(),
+        requirements.display()
+    );
     util::run(Command::new(&system).args(["-m", "venv"]).arg(&venv))
         .context("creating the virtualenv (Debian: apt-get install python3-venv)")?;
     util::run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(requirements),
     )?;
     std::fs::write(&stamp, wanted)?;

@@ -3,6 +3,10 @@
 
 use super::pb::{self, agent_server::Agent, inventory_server::Inventory};
 use super::{State, WIT_PACKAGE, blocking};
+use crate::history::now_ms;
+
+/// The report's period when the request gives none.
+const DEFAULT_REPORT_DAYS: i64 = 30;
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -86,8 +90,48 @@ impl Agent for AgentApi {
 
     async fn report(
         &self,
-        _req: Request<pb::ReportRequest>,
+        req: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
-        Err(Status::unimplemented("monitors are not wired in yet"))
+        let r = req.into_inner();
+        let to_ms = if r.to_ms == 0 { now_ms() } else { r.to_ms };
+        let from_ms = if r.from_ms == 0 {
+            to_ms - DEFAULT_REPORT_DAYS * 86_400_000
+        } else {
+            r.from_ms
+        };
+        let (Some(from), Some(to)) = (
+            chrono::DateTime::from_timestamp_millis(from_ms),
+            chrono::DateTime::from_timestamp_millis(to_ms),
+        ) else {
+            return Err(Status::invalid_argument("from_ms / to_ms out of range"));
+        };
+        if from > to {
+            return Err(Status::invalid_argument("from_ms is after to_ms"));
+        }
+        let history = self.0.runs.history().clone();
+        let monitor = Some(r.monitor).filter(|m| !m.is_empty());
+        let rows = blocking(move || {
+            history
+                .sla_report(from, to, monitor.as_deref())
+                .map_err(|e| Status::internal(e.to_string()))
+        })
+        .await?;
+        let mean = |v: Option<f64>| v.map(|v| v.round() as i64).unwrap_or(-1);
+        Ok(Response::new(pb::ReportResponse {
+            from_ms,
+            to_ms,
+            monitors: rows
+                .into_iter()
+                .map(|m| pb::MonitorReport {
+                    monitor: m.monitor,
+                    incidents: m.incidents as u32,
+                    resolved: m.resolved as u32,
+                    escalated: m.escalated as u32,
+                    mean_time_to_detect_ms: mean(m.mean_time_to_detect_ms),
+                    mean_time_to_remediate_ms: mean(m.mean_time_to_remediate_ms),
+                    mttr_ms: mean(m.mttr_ms),
+                })
+                .collect(),
+        }))
     }
 }

@@ -7,6 +7,7 @@ mod key;
 mod output;
 mod plugin;
 mod policy;
+mod report;
 mod run;
 mod runbook;
 mod runs;
@@ -53,6 +54,8 @@ pub enum Command {
     /// The history of runbook runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// SLA figures of the monitors: incidents, time to detect, time to remediate, MTTR.
+    Report(report::ReportArgs),
     /// Verify or show the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -151,5 +154,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(&cx, args),
         Command::Token(cmd) => serve::token(&cx, cmd),
         Command::Ctl(args) => ctl::run(&cx, args),
+        Command::Report(args) => report::run(&cx, args),
     }
 }

@@ -3,6 +3,9 @@
 //! load; anything unknown is an error.
 
 use crate::api::auth::Role;
+use crate::automation::{Automation, AutomationConfig};
+use crate::monitor::config::MonitorConfig;
+use crate::schedule::config::{ScheduleConfig, WindowConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,16 @@ pub struct AgentConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub runbooks: RunbooksConfig,
+    /// `[[schedule]]`, `[[maintenance-window]]`, `[[monitor]]`: see docs/AUTOMATION.md.
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<ScheduleConfig>,
+    #[serde(default, rename = "maintenance-window")]
+    pub windows: Vec<WindowConfig>,
+    #[serde(default, rename = "monitor")]
+    pub monitors: Vec<MonitorConfig>,
+    /// Validated automation (relative runbook paths resolved against the config's directory).
+    #[serde(skip)]
+    pub automation: Automation,
 }
 
 /// `[api]`: the gRPC server.
@@ -70,7 +83,8 @@ pub struct TokenConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RunbooksConfig {
-    /// Directory of `<name>.toml` runbooks and `<name>.wbundle` signed runbooks.
+    /// Directory of `<name>.toml` runbooks and `<name>.wbundle` signed runbooks (relative to
+    /// the config file's directory).
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// Accept only signed runbooks, from the directory too (inline runbooks must always be signed).
@@ -114,16 +128,39 @@ impl AgentConfig {
             origin: path.display().to_string(),
             message: "not UTF-8 text".into(),
         })?;
-        AgentConfig::parse(&text, &path.display().to_string())
+        let base = path.parent().unwrap_or(Path::new("."));
+        let config = AgentConfig::parse(&text, &path.display().to_string(), base)?;
+        config
+            .automation
+            .check_runbook_files()
+            .map_err(|e| AgentConfigError::Invalid {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(config)
     }
 
-    pub fn parse(text: &str, origin: &str) -> Result<AgentConfig, AgentConfigError> {
+    /// Parse and validate; relative runbook paths of schedules and monitors resolve against
+    /// `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<AgentConfig, AgentConfigError> {
         let invalid = |message: String| AgentConfigError::Invalid {
             origin: origin.to_string(),
             message,
         };
-        let config: AgentConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut config: AgentConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         config.validate().map_err(invalid)?;
+        if let Some(dir) = &config.runbooks.dir
+            && dir.is_relative()
+        {
+            config.runbooks.dir = Some(base.join(dir));
+        }
+        config.automation = AutomationConfig {
+            schedules: config.schedules.clone(),
+            windows: config.windows.clone(),
+            monitors: config.monitors.clone(),
+        }
+        .compile(base)
+        .map_err(|e| invalid(e.to_string()))?;
         Ok(config)
     }
 
@@ -187,7 +224,7 @@ mod tests {
 
     #[test]
     fn defaults_and_a_token_parse() {
-        let c = AgentConfig::parse(&format!("[api]\n{TOKEN}"), "t").expect("valid");
+        let c = AgentConfig::parse(&format!("[api]\n{TOKEN}"), "t", Path::new(".")).expect("valid");
         assert_eq!(c.api.listen, default_listen());
         assert_eq!(c.api.max_concurrent_runs, 2);
         assert_eq!(c.api.tokens[0].role, Role::Operator);
@@ -218,7 +255,9 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let err = AgentConfig::parse(&text, "t").expect_err(&text).to_string();
+            let err = AgentConfig::parse(&text, "t", Path::new("."))
+                .expect_err(&text)
+                .to_string();
             assert!(err.contains(expected), "{text}\n=> {err}");
         }
     }

@@ -3,6 +3,7 @@
 //! within a grace period, cancels the rest and leaves a complete audit log.
 
 pub mod config;
+pub mod executor;
 pub mod runs;
 
 use crate::Runner;
@@ -102,6 +103,11 @@ async fn termination() -> Result<&'static str, DaemonError> {
     }
 }
 
+/// Seeds the per-host jitter of schedules: the host name, stable across restarts.
+fn host_id() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|_| "warden-agent".into())
+}
+
 /// Run the agent until SIGTERM/SIGINT. `ready` gets the bound address once it listens.
 pub async fn serve(
     runner: Runner,
@@ -179,6 +185,19 @@ pub async fn serve(
         "agent.started",
         json!({ "listen": bound.to_string(), "pid": std::process::id(), "tls": config.api.tls.is_some() }),
     )?;
+    let (auto_stop_tx, auto_stop) = watch::channel(false);
+    let executor = Arc::new(executor::DaemonExecutor {
+        state: state.clone(),
+        handle: tokio::runtime::Handle::current(),
+    });
+    let deps = crate::automation::Deps {
+        history: runs.history().clone(),
+        audit: runner.audit_shared(),
+        clock: Arc::new(crate::automation::SystemClock),
+        host_id: host_id(),
+    };
+    let automation =
+        crate::automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
     tracing::info!("listening on {bound}");
     ready(bound);
 
@@ -192,6 +211,9 @@ pub async fn serve(
         "{signal}: stopping; running steps get {:?}",
         config.shutdown_grace()
     );
+    // Schedules and monitors start nothing new; then the runs get their grace period.
+    let _ = auto_stop_tx.send(true);
+    automation.join().await;
     runs.shutdown(config.shutdown_grace()).await;
     health
         .set_not_serving::<RunbooksServer<RunbooksApi>>()

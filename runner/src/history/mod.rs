@@ -1,6 +1,12 @@
 //! Durable run history in SQLite (`<data-dir>/history.db`): every runbook run and step, with
 //! plugin name, version and sha256, parameters, times, status, outputs, capped logs and errors.
 //! A run left `running` by a process that died is marked `interrupted` at the next open.
+//! Schedule state and monitor incidents live in the same database (their own tables).
+
+mod incidents;
+mod schedules;
+
+pub use incidents::MonitorSla;
 
 mod inventory;
 
@@ -121,6 +127,8 @@ impl History {
                  facts TEXT NOT NULL);",
         )
         .map_err(db)?;
+        conn.execute_batch(schedules::SCHEMA).map_err(db)?;
+        conn.execute_batch(incidents::SCHEMA).map_err(db)?;
         let history = History {
             path,
             conn: Mutex::new(conn),

@@ -1,0 +1,239 @@
+//! `warden report`: the SLA figures of the monitors over a period, from the incidents in the
+//! history database (incidents counted by when they triggered).
+
+use super::Context;
+use anyhow::{Context as _, Result, bail};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use clap::Args;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use warden::history::{History, MonitorSla};
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The last DAYS days up to now (default 30).
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to"])]
+    pub since: Option<u32>,
+    /// Start of the period: a date (`2026-05-01`, UTC midnight) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub from: Option<String>,
+    /// End of the period, exclusive (default now).
+    #[arg(long, value_name = "WHEN", requires = "from")]
+    pub to: Option<String>,
+    /// Only this monitor.
+    #[arg(long, value_name = "NAME")]
+    pub monitor: Option<String>,
+}
+
+fn parse_when(text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("`{text}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time"))?;
+    Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+fn period(args: &ReportArgs, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let (from, to) = match &args.from {
+        Some(f) => (
+            parse_when(f)?,
+            args.to
+                .as_deref()
+                .map(parse_when)
+                .transpose()?
+                .unwrap_or(now),
+        ),
+        None => (
+            now - TimeDelta::days(i64::from(args.since.unwrap_or(30))),
+            now,
+        ),
+    };
+    if from >= to {
+        bail!("the period is empty: {from} is not before {to}");
+    }
+    Ok((from, to))
+}
+
+/// `1h 02m`, `3m 20s`, `45s`, `-` when there is no figure.
+fn human(ms: Option<f64>) -> String {
+    let Some(ms) = ms else { return "-".into() };
+    let s = (ms / 1000.0).round() as i64;
+    match s {
+        s if s >= 86_400 => format!("{}d {:02}h", s / 86_400, (s % 86_400) / 3600),
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn render(from: DateTime<Utc>, to: DateTime<Utc>, rows: &[MonitorSla]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "SLA report {} .. {}",
+        from.format("%Y-%m-%d %H:%M UTC"),
+        to.format("%Y-%m-%d %H:%M UTC")
+    );
+    if rows.is_empty() {
+        out.push_str("no incidents in this period\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>8} {:>9} {:>5} {:>9} {:>9} {:>9}",
+        "MONITOR", "INCIDENTS", "RESOLVED", "ESCALATED", "OPEN", "MTTD", "MTT-REM", "MTTR"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>9} {:>8} {:>9} {:>5} {:>9} {:>9} {:>9}",
+            r.monitor,
+            r.incidents,
+            r.resolved,
+            r.escalated,
+            r.open,
+            human(r.mean_time_to_detect_ms),
+            human(r.mean_time_to_remediate_ms),
+            human(r.mttr_ms)
+        );
+    }
+    out.push_str(
+        "MTTD: first failing check to trigger; MTT-REM: trigger to successful remediation; \
+         MTTR: first failing check to recovery (means)\n",
+    );
+    out
+}
+
+fn report(cx: &Context, args: &ReportArgs, now: DateTime<Utc>) -> Result<String> {
+    let (from, to) = period(args, now)?;
+    let history = History::open(&cx.data_dir)?;
+    let rows = history.sla_report(from, to, args.monitor.as_deref())?;
+    if cx.json {
+        let doc = serde_json::json!({ "from": from, "to": to, "monitors": rows });
+        Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?))
+    } else {
+        Ok(render(from, to, &rows))
+    }
+}
+
+pub fn run(cx: &Context, args: ReportArgs) -> Result<ExitCode> {
+    print!("{}", report(cx, &args, Utc::now())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use warden::SitePolicy;
+    use warden::monitor::Incident;
+
+    fn t(day: u32, secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, day, 0, 0, 0)
+            .single()
+            .expect("valid")
+            + TimeDelta::seconds(secs)
+    }
+
+    fn seeded(json: bool) -> (tempfile::TempDir, Context) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let history = History::open(dir.path()).expect("history");
+        let save = |id: &str, monitor: &str, day: u32, rem: Option<i64>, res: Option<i64>| {
+            history
+                .save_incident(&Incident {
+                    id: id.into(),
+                    monitor: monitor.into(),
+                    detected_at: t(day, 0),
+                    triggered_at: t(day, 120),
+                    remediated_at: rem.map(|s| t(day, s)),
+                    resolved_at: res.map(|s| t(day, s)),
+                    escalated: None,
+                    escalated_at: None,
+                    attempts: 1,
+                    last_run_id: None,
+                })
+                .expect("save");
+        };
+        save("d1", "disk", 2, Some(150), Some(180));
+        save("d2", "disk", 3, Some(300), Some(3780));
+        save("w1", "web", 4, None, None);
+        save("old", "disk", 1, None, Some(99_999));
+        let cx = Context {
+            data_dir: dir.path().to_path_buf(),
+            policy: SitePolicy::embedded_default(),
+            policy_origin: "test".into(),
+            json,
+        };
+        (dir, cx)
+    }
+
+    fn args(from: &str, to: &str, monitor: Option<&str>) -> ReportArgs {
+        ReportArgs {
+            since: None,
+            from: Some(from.into()),
+            to: Some(to.into()),
+            monitor: monitor.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn prints_the_sla_figures_of_the_period() {
+        let (_dir, cx) = seeded(false);
+        let out = report(&cx, &args("2026-05-02", "2026-05-05", None), t(9, 0)).expect("report");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "SLA report 2026-05-02 00:00 UTC .. 2026-05-05 00:00 UTC"
+        );
+        // disk: MTTD 2m, time to remediate (30 s + 180 s) / 2, MTTR (180 s + 3780 s) / 2.
+        let disk: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            disk,
+            [
+                "disk", "2", "2", "0", "0", "2m", "00s", "1m", "45s", "33m", "00s"
+            ]
+        );
+        let web: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(web, ["web", "1", "0", "0", "1", "2m", "00s", "-", "-"]);
+    }
+
+    #[test]
+    fn json_and_monitor_filter() {
+        let (_dir, cx) = seeded(true);
+        let out = report(
+            &cx,
+            &args("2026-05-01", "2026-05-10", Some("disk")),
+            t(9, 0),
+        )
+        .expect("report");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let monitors = v["monitors"].as_array().expect("array");
+        assert_eq!(monitors.len(), 1);
+        assert_eq!(monitors[0]["monitor"], "disk");
+        assert_eq!(monitors[0]["incidents"], 3);
+        assert_eq!(monitors[0]["mean_time_to_remediate_ms"], 105_000.0);
+    }
+
+    #[test]
+    fn since_days_and_bad_periods() {
+        let (_dir, cx) = seeded(false);
+        let since = ReportArgs {
+            since: Some(2),
+            from: None,
+            to: None,
+            monitor: None,
+        };
+        // From May 3 00:00 to May 5 00:00: d2 and w1.
+        let out = report(&cx, &since, t(5, 0)).expect("report");
+        assert!(out.contains("disk") && out.contains("web"));
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("disk") && l.split_whitespace().nth(1) == Some("1"))
+        );
+        assert!(report(&cx, &args("2026-05-05", "2026-05-01", None), t(9, 0)).is_err());
+        assert!(report(&cx, &args("yesterday", "2026-05-01", None), t(9, 0)).is_err());
+        let empty = report(&cx, &args("2025-01-01", "2025-02-01", None), t(9, 0)).expect("report");
+        assert!(empty.contains("no incidents in this period"));
+    }
+}
