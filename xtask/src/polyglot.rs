@@ -73,7 +73,6 @@ pub fn build_all(root: &Path, out_dir: &Path, verbose: bool) -> anyhow::Result<(
             // A failed build must not leave a stamp that makes the next run skip it.
             let _ = std::fs::remove_file(&stamp_file);
             let wit = assemble_wit(root, example, &build_dir)?;
-            let started = Instant::now();
             let mut cmd = match example.lang {
                 Lang::Python => {
                     let venv = match &python {
@@ -90,6 +89,8 @@ pub fn build_all(root: &Path, out_dir: &Path, verbose: bool) -> anyhow::Result<(
                     js_build(js, example, &wit, &built)
                 }
             };
+            // Timed without the one-off toolchain install, to show what a rebuild costs.
+            let started = Instant::now();
             run_quiet(&mut cmd, verbose, &example.plugin)?;
             std::fs::write(&stamp_file, &stamp)
                 .with_context(|| format!("writing {}", stamp_file.display()))?;
@@ -332,4 +333,72 @@ fn run_quiet(cmd: &mut Command, verbose: bool, plugin: &str) -> anyhow::Result<(
         bail!("building {plugin} failed ({})", out.status);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway repository layout with one Python example.
+    fn layout(name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("xtask-polyglot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["wit", JS_TOOLCHAIN_DIR, "examples/py"] {
+            std::fs::create_dir_all(root.join(dir)).expect("dir");
+        }
+        for (file, text) in [
+            ("wit/types.wit", "package warden:plugin@0.1.0;"),
+            ("xtask/polyglot/package.json", "{}"),
+            ("examples/py/app.py", "x = 1"),
+            ("examples/py/world.wit", "package a:b;"),
+            ("examples/py/plugin.toml", "name = \"py\"\n"),
+        ] {
+            std::fs::write(root.join(file), text).expect("file");
+        }
+        root
+    }
+
+    #[test]
+    fn the_fingerprint_follows_sources_wit_and_pins() {
+        let root = layout("fingerprint");
+        let examples = find(&root.join(EXAMPLES_DIR)).expect("examples");
+        assert_eq!(examples.len(), 1);
+        assert_eq!(examples[0].lang, Lang::Python);
+        assert_eq!(examples[0].component, "plugin.wasm");
+        let first = fingerprint(&root, &examples[0]).expect("fingerprint");
+        assert_eq!(first, fingerprint(&root, &examples[0]).expect("again"));
+        let mut seen = vec![first];
+        for (file, text) in [
+            ("examples/py/app.py", "x = 2"),
+            ("wit/types.wit", "package warden:plugin@0.1.1;"),
+            ("xtask/polyglot/package.json", "{ }"),
+        ] {
+            std::fs::write(root.join(file), text).expect("edit");
+            let next = fingerprint(&root, &examples[0]).expect("fingerprint");
+            assert!(
+                !seen.contains(&next),
+                "{file} did not change the fingerprint"
+            );
+            seen.push(next);
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_example_needs_exactly_one_source_and_a_world() {
+        let root = layout("find");
+        std::fs::write(root.join("examples/py/plugin.js"), "").expect("file");
+        let err = find(&root.join(EXAMPLES_DIR))
+            .err()
+            .expect("two sources refused");
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        std::fs::remove_file(root.join("examples/py/plugin.js")).expect("rm");
+        std::fs::remove_file(root.join("examples/py/world.wit")).expect("rm");
+        let err = find(&root.join(EXAMPLES_DIR))
+            .err()
+            .expect("no world refused");
+        assert!(err.to_string().contains("world.wit"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
