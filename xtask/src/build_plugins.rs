@@ -1,12 +1,14 @@
 //! `cargo xtask build-plugins`: compile every guest crate (first-party plugins and test guests)
-//! to a `wasm32-wasip2` component and lay it out as `target/plugins/<name>/{plugin.toml,
-//! plugin.wasm}`, the layout the runner loads plugins from.
+//! to a `wasm32-wasip2` component, and the Python and JavaScript examples with their pinned
+//! toolchains (see `polyglot`), laid out as `target/plugins/<name>/{plugin.toml, plugin.wasm}`,
+//! the layout the runner loads plugins from.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
+use crate::polyglot;
 use crate::util::{self, GUEST_WORKSPACES, Guest, WASM_TARGET};
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
@@ -24,6 +26,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             build(&workspace, &guest, &wasm_dir, &out_dir, verbose)?;
         }
     }
+    polyglot::build_all(root, &out_dir, verbose)?;
     println!("plugins ready in {}", out_dir.display());
     Ok(())
 }

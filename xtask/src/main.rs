@@ -5,6 +5,7 @@
 mod build_plugins;
 mod demo;
 mod lint;
+mod polyglot;
 mod python_env;
 mod test;
 mod util;
@@ -17,7 +18,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  build-plugins [-v]   build the plugins and test guests into target/plugins/
+  build-plugins [-v]   build the plugins, test guests and Python/JS examples into target/plugins/
   test [args...]       build-plugins and the NOC client's Python env, then
                        `cargo test --workspace [args...]`
   lint                 cargo fmt --check and clippy -D warnings on every workspace

@@ -8,7 +8,7 @@ use crate::{build_plugins, python_env, util};
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     build_plugins::run(root, &[])?;
-    python_env::ensure(
+    python_env::ensure_requirements(
         root,
         "grpc-venv",
         &root.join("examples/noc-client/requirements.txt"),
