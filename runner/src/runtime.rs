@@ -300,22 +300,18 @@ impl Runner {
         }
         report.result = self.run_inner(req, &mut report);
         report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let mut events = vec![(
-            "plugin.run".to_string(),
-            serde_json::json!({
-                "plugin": report.plugin, "invocation": report.invocation, "context": context,
-                "result": match &report.result { Ok(_) => "ok", Err(e) => e.kind() },
-                "capability_uses": report.capability_uses.len(),
-                "capability_uses_dropped": report.capability_uses_dropped,
-            }),
-        )];
-        for u in &report.capability_uses {
-            events.push((
-                "capability.use".to_string(),
-                serde_json::json!({ "plugin": req.plugin, "context": context, "use": u }),
-            ));
-        }
-        if let Err(e) = self.audit.append_batch(events) {
+        // An apply's records are durable before it returns; a read-only run's are group-committed
+        // (see `audit::group`): durable within a few milliseconds, or at `flush`/drop.
+        let written = crate::audit::records::run_records(&req.plugin, context, &report)
+            .map_err(|e| crate::audit::AuditError::Io {
+                path: self.audit.path().to_path_buf(),
+                source: std::io::Error::other(e),
+            })
+            .and_then(|events| match req.invocation {
+                Invocation::Apply(_) => self.audit.append_now(events).map(drop),
+                _ => self.audit.append_lazy(events),
+            });
+        if let Err(e) = written {
             tracing::error!("audit log cannot be written: {e}");
             if report.result.is_ok() {
                 report.result = Err(RunError::Audit {
