@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod names;
 pub mod policy;
 pub mod process;
+pub mod record_cache;
 pub mod report;
 pub mod runbook;
 pub mod runtime;

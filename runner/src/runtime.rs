@@ -84,6 +84,7 @@ pub struct Runner {
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     live: AtomicU32,
     audit: AuditLog,
+    records: crate::record_cache::RecordCache,
     high_water: HighWaterMarks,
     _ticker: EpochTicker,
 }
@@ -102,7 +103,16 @@ impl Runner {
         policy: SitePolicy,
         services: Arc<dyn ServiceManager>,
     ) -> Result<Runner, RunError> {
-        let engine = new_engine().map_err(RunError::internal)?;
+        let engine = match crate::engine::new_pooled_engine(
+            policy.limits.max_instances,
+            policy.limits.max_memory_mb.saturating_mul(1 << 20),
+        ) {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::warn!("instance pool unavailable, allocating on demand: {e:#}");
+                new_engine().map_err(RunError::internal)?
+            }
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RunError::internal)?;
         RunnerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
@@ -128,6 +138,7 @@ impl Runner {
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
             audit,
+            records: Default::default(),
             high_water: HighWaterMarks::new(data_dir),
             _ticker: ticker,
         })
@@ -154,12 +165,13 @@ impl Runner {
     pub fn inspect(&self, name: &str) -> Result<(InstalledPlugin, GrantReport), RunError> {
         let installed = self.installed(name)?;
         let report = Grant::resolve(&installed.manifest, &self.policy);
-        Ok((installed, report))
+        Ok((InstalledPlugin::clone(&installed), report))
     }
 
-    fn installed(&self, name: &str) -> Result<InstalledPlugin, RunError> {
-        self.store
-            .get(name)
+    /// The store record, from memory while its file is unchanged (see `record_cache`).
+    fn installed(&self, name: &str) -> Result<Arc<InstalledPlugin>, RunError> {
+        self.records
+            .get(&self.store, name)
             .map_err(|e| RunError::Store {
                 message: e.to_string(),
             })?
@@ -261,6 +273,7 @@ impl Runner {
 
     /// Forget what was prepared for `name`, after it was reinstalled or removed.
     pub(crate) fn forget(&self, name: &str) {
+        self.records.forget(name);
         if let Ok(mut p) = self.prepared.lock() {
             let prefix = format!("{name}@");
             p.retain(|k, _| !k.starts_with(&prefix));
@@ -404,6 +417,7 @@ impl Runner {
             uses: vec![],
             uses_dropped: 0,
             kv,
+            fs_roots: Default::default(),
             services: self.services.clone(),
             stop_reason: None,
         };
@@ -430,8 +444,16 @@ impl Runner {
             }
         });
 
-        let outcome = call(&prepared.pre, &mut store, &req.invocation, &config);
+        let mut outcome = call(&prepared.pre, &mut store, &req.invocation, &config);
         let data = store.data_mut();
+        // The run's kv changes are written once, whatever the outcome; a failed write fails it.
+        if let Some(Err(e)) = data.cx.kv.as_ref().map(|kv| kv.commit())
+            && matches!(outcome, Ok(Ok(_)))
+        {
+            outcome = Err(wasmtime::Error::new(RunError::Store {
+                message: format!("kv state not saved: {e}"),
+            }));
+        }
         report.logs = std::mem::take(&mut data.cx.logs);
         report.capability_uses = std::mem::take(&mut data.cx.uses);
         report.capability_uses_dropped = data.cx.uses_dropped;

@@ -89,9 +89,7 @@ pub struct AuditLog {
 impl AuditLog {
     pub fn new(data_dir: &Path) -> AuditLog {
         AuditLog {
-            shared: Arc::new(group::Shared::new(
-                data_dir.join("audit").join("audit.log"),
-            )),
+            shared: Arc::new(group::Shared::new(data_dir.join("audit").join("audit.log"))),
             flusher: Mutex::new(None),
         }
     }
@@ -436,8 +434,10 @@ mod tests {
     }
 
     fn lazy(log: &AuditLog, event: &str, n: u64) {
-        log.append_lazy(vec![Pending::new(event, &json!({ "n": n })).expect("record")])
-            .expect("queued");
+        log.append_lazy(vec![
+            Pending::new(event, &json!({ "n": n })).expect("record"),
+        ])
+        .expect("queued");
     }
 
     fn events(log: &AuditLog) -> Vec<String> {
