@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub const GROUP_WINDOW: Duration = Duration::from_millis(5);
 
 /// Queued records beyond which the caller writes the batch itself (bounds memory and loss).
-const MAX_QUEUED: usize = 4096;
+const MAX_QUEUED: usize = 16_384;
 
 /// After a failed background flush, how long before the flusher tries again.
 const RETRY: Duration = Duration::from_secs(1);
