@@ -281,6 +281,14 @@ fn run(o: &Options) -> anyhow::Result<()> {
     ));
     fact(format!("plugins:  {}", plugins.display()));
     fact(format!(
+        "runner:   {} instance allocator",
+        if runner.instance_pool() {
+            "pooling"
+        } else {
+            "on-demand (the pool could not be reserved)"
+        }
+    ));
+    fact(format!(
         "data dir: {} ({})",
         sandbox.data_dir().display(),
         system::filesystem_of(sandbox.dir.path())

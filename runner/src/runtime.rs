@@ -83,6 +83,9 @@ pub struct Runner {
     services: Arc<dyn ServiceManager>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     live: AtomicU32,
+    /// Whether instances come from the pooling allocator (else on demand: the pool could not
+    /// be reserved).
+    pooled: bool,
     audit: AuditLog,
     records: crate::record_cache::RecordCache,
     high_water: HighWaterMarks,
@@ -103,14 +106,14 @@ impl Runner {
         policy: SitePolicy,
         services: Arc<dyn ServiceManager>,
     ) -> Result<Runner, RunError> {
-        let engine = match crate::engine::new_pooled_engine(
+        let (engine, pooled) = match crate::engine::new_pooled_engine(
             policy.limits.max_instances,
             policy.limits.max_memory_mb.saturating_mul(1 << 20),
         ) {
-            Ok(engine) => engine,
+            Ok(engine) => (engine, true),
             Err(e) => {
                 tracing::warn!("instance pool unavailable, allocating on demand: {e:#}");
-                new_engine().map_err(RunError::internal)?
+                (new_engine().map_err(RunError::internal)?, false)
             }
         };
         let mut linker = Linker::new(&engine);
@@ -137,6 +140,7 @@ impl Runner {
             services,
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
+            pooled,
             audit,
             records: Default::default(),
             high_water: HighWaterMarks::new(data_dir),
@@ -154,6 +158,11 @@ impl Runner {
 
     pub fn data_dir(&self) -> PathBuf {
         self.store.data_dir().to_path_buf()
+    }
+
+    /// Whether plugin instances come from the pooling allocator.
+    pub fn instance_pool(&self) -> bool {
+        self.pooled
     }
 
     /// Plugin instances alive right now.
