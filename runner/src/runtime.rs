@@ -325,10 +325,7 @@ impl Runner {
         // An apply's records are durable before it returns; a read-only run's are group-committed
         // (see `audit::group`): durable within a few milliseconds, or at `flush`/drop.
         let written = crate::audit::records::run_records(&req.plugin, context, &report)
-            .map_err(|e| crate::audit::AuditError::Io {
-                path: self.audit.path().to_path_buf(),
-                source: std::io::Error::other(e),
-            })
+            .map_err(crate::audit::AuditError::from)
             .and_then(|events| match req.invocation {
                 Invocation::Apply(_) => self.audit.append_now(events).map(drop),
                 _ => self.audit.append_lazy(events),

@@ -67,6 +67,8 @@ pub enum AuditError {
         line: u64,
         message: String,
     },
+    #[error("audit record cannot be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 fn hash_line(line: &str) -> String {
@@ -159,8 +161,7 @@ impl AuditLog {
         let pending = events
             .into_iter()
             .map(|(event, data)| group::Pending::new(event, &data))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.io(std::io::Error::other(e)))?;
+            .collect::<Result<Vec<_>, _>>()?;
         self.append_now(pending)
     }
 
@@ -204,13 +205,6 @@ impl AuditLog {
             // Without a flusher, queued records are written by the next durable append, by
             // `flush`, or on drop; the queue's bound keeps that from growing without limit.
             Err(e) => tracing::error!("cannot start the audit flusher: {e}"),
-        }
-    }
-
-    fn io(&self, source: std::io::Error) -> AuditError {
-        AuditError::Io {
-            path: self.path().to_path_buf(),
-            source,
         }
     }
 
