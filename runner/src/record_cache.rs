@@ -94,3 +94,37 @@ impl RecordCache {
             .remove(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    fn manifest(version: &str) -> Manifest {
+        Manifest::parse(&format!(
+            "name = \"p\"\nversion = \"{version}\"\nrole = \"check\"\n"
+        ))
+        .expect("manifest")
+    }
+
+    #[test]
+    fn a_record_is_served_from_memory_until_its_file_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = PluginStore::open(dir.path()).expect("store");
+        let cache = RecordCache::default();
+        assert!(cache.get(&store, "p").expect("get").is_none());
+        store.put(&manifest("1.0.0"), b"one").expect("put");
+        let first = cache.get(&store, "p").expect("get").expect("installed");
+        let again = cache.get(&store, "p").expect("get").expect("installed");
+        assert!(Arc::ptr_eq(&first, &again), "served from memory");
+        // Another process installs (a new file by rename): the stamp shows it.
+        PluginStore::open(dir.path())
+            .expect("store")
+            .put(&manifest("2.0.0"), b"two")
+            .expect("put");
+        let updated = cache.get(&store, "p").expect("get").expect("installed");
+        assert_eq!(updated.manifest.version.to_string(), "2.0.0");
+        store.remove("p").expect("remove");
+        assert!(cache.get(&store, "p").expect("get").is_none());
+    }
+}
