@@ -329,6 +329,8 @@ fn history_and_audit_record_the_run() {
     assert_eq!(steps[0].plugin, "clean-temp");
     assert_eq!(steps[0].version.as_deref(), Some("0.1.0"));
     assert_eq!(steps[0].sha256.as_ref().map(String::len), Some(64));
+    // `run.finished` is group-committed: written within milliseconds, or now on flush.
+    runner.audit().flush().expect("flush");
     let events = sb.audit_events();
     for e in [
         "run.started",

@@ -1,5 +1,6 @@
-//! Each plugin's persistent key-value state: one JSON file per plugin under the data dir,
-//! replaced atomically on every change, with a byte quota over keys plus values.
+//! Each plugin's persistent key-value state: one JSON file per plugin under the data dir, with a
+//! byte quota over keys plus values. A run's changes are kept in memory and committed together
+//! (the file replaced atomically once) when the run ends: a failed commit fails the run.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct KvStore {
     path: PathBuf,
     quota: u64,
     entries: Mutex<Option<BTreeMap<String, Vec<u8>>>>,
+    /// Changed since loaded: [`KvStore::commit`] has something to write.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 fn used(map: &BTreeMap<String, Vec<u8>>) -> u64 {
@@ -45,6 +48,7 @@ impl KvStore {
             path,
             quota,
             entries: Mutex::new(None),
+            dirty: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -107,15 +111,8 @@ impl KvStore {
                     would_use,
                 });
             }
-            let previous = m.insert(key.to_string(), value);
-            if let Err(e) = self.save(m) {
-                // Keep memory and disk in agreement when the write fails.
-                match previous {
-                    Some(v) => m.insert(key.to_string(), v),
-                    None => m.remove(key),
-                };
-                return Err(e);
-            }
+            m.insert(key.to_string(), value);
+            self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })
     }
@@ -123,14 +120,22 @@ impl KvStore {
     pub fn delete(&self, key: &str) -> Result<(), KvError> {
         validate_key(key)?;
         self.with(|m| {
-            if let Some(previous) = m.remove(key)
-                && let Err(e) = self.save(m)
-            {
-                m.insert(key.to_string(), previous);
-                return Err(e);
+            if m.remove(key).is_some() {
+                self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             Ok(())
         })
+    }
+
+    /// Write the run's changes, if any, replacing the state file once.
+    pub fn commit(&self) -> Result<(), KvError> {
+        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.with(|m| self.save(m))?;
+        self.dirty
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn keys(&self) -> Result<Vec<String>, KvError> {
@@ -154,6 +159,8 @@ mod tests {
         ));
         kv.set("a", b"123".to_vec())
             .expect("replacing shrinks usage");
+        assert!(!path.exists(), "nothing is written before the commit");
+        kv.commit().expect("commit");
         let again = KvStore::new(path, 20);
         assert_eq!(again.get("a").expect("get"), Some(b"123".to_vec()));
         assert!(matches!(again.get(""), Err(KvError::InvalidKey(_))));

@@ -27,6 +27,7 @@ pub mod monitor;
 pub mod names;
 pub mod policy;
 pub mod process;
+pub mod record_cache;
 pub mod report;
 pub mod runbook;
 pub mod runtime;

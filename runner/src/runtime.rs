@@ -83,7 +83,11 @@ pub struct Runner {
     services: Arc<dyn ServiceManager>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     live: AtomicU32,
+    /// Whether instances come from the pooling allocator (else on demand: the pool could not
+    /// be reserved).
+    pooled: bool,
     audit: Arc<AuditLog>,
+    records: crate::record_cache::RecordCache,
     high_water: HighWaterMarks,
     _ticker: EpochTicker,
 }
@@ -102,7 +106,16 @@ impl Runner {
         policy: SitePolicy,
         services: Arc<dyn ServiceManager>,
     ) -> Result<Runner, RunError> {
-        let engine = new_engine().map_err(RunError::internal)?;
+        let (engine, pooled) = match crate::engine::new_pooled_engine(
+            policy.limits.max_instances,
+            policy.limits.max_memory_mb.saturating_mul(1 << 20),
+        ) {
+            Ok(engine) => (engine, true),
+            Err(e) => {
+                tracing::warn!("instance pool unavailable, allocating on demand: {e:#}");
+                (new_engine().map_err(RunError::internal)?, false)
+            }
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RunError::internal)?;
         RunnerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
@@ -127,7 +140,9 @@ impl Runner {
             services,
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
+            pooled,
             audit: Arc::new(audit),
+            records: Default::default(),
             high_water: HighWaterMarks::new(data_dir),
             _ticker: ticker,
         })
@@ -145,6 +160,11 @@ impl Runner {
         self.store.data_dir().to_path_buf()
     }
 
+    /// Whether plugin instances come from the pooling allocator.
+    pub fn instance_pool(&self) -> bool {
+        self.pooled
+    }
+
     /// Plugin instances alive right now.
     pub fn live_instances(&self) -> u32 {
         self.live.load(Ordering::SeqCst)
@@ -154,12 +174,13 @@ impl Runner {
     pub fn inspect(&self, name: &str) -> Result<(InstalledPlugin, GrantReport), RunError> {
         let installed = self.installed(name)?;
         let report = Grant::resolve(&installed.manifest, &self.policy);
-        Ok((installed, report))
+        Ok((InstalledPlugin::clone(&installed), report))
     }
 
-    fn installed(&self, name: &str) -> Result<InstalledPlugin, RunError> {
-        self.store
-            .get(name)
+    /// The store record, from memory while its file is unchanged (see `record_cache`).
+    fn installed(&self, name: &str) -> Result<Arc<InstalledPlugin>, RunError> {
+        self.records
+            .get(&self.store, name)
             .map_err(|e| RunError::Store {
                 message: e.to_string(),
             })?
@@ -266,6 +287,7 @@ impl Runner {
 
     /// Forget what was prepared for `name`, after it was reinstalled or removed.
     pub(crate) fn forget(&self, name: &str) {
+        self.records.forget(name);
         if let Ok(mut p) = self.prepared.lock() {
             let prefix = format!("{name}@");
             p.retain(|k, _| !k.starts_with(&prefix));
@@ -305,22 +327,15 @@ impl Runner {
         }
         report.result = self.run_inner(req, &mut report);
         report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let mut events = vec![(
-            "plugin.run".to_string(),
-            serde_json::json!({
-                "plugin": report.plugin, "invocation": report.invocation, "context": context,
-                "result": match &report.result { Ok(_) => "ok", Err(e) => e.kind() },
-                "capability_uses": report.capability_uses.len(),
-                "capability_uses_dropped": report.capability_uses_dropped,
-            }),
-        )];
-        for u in &report.capability_uses {
-            events.push((
-                "capability.use".to_string(),
-                serde_json::json!({ "plugin": req.plugin, "context": context, "use": u }),
-            ));
-        }
-        if let Err(e) = self.audit.append_batch(events) {
+        // An apply's records are durable before it returns; a read-only run's are group-committed
+        // (see `audit::group`): durable within a few milliseconds, or at `flush`/drop.
+        let written = crate::audit::records::run_records(&req.plugin, context, &report)
+            .map_err(crate::audit::AuditError::from)
+            .and_then(|events| match req.invocation {
+                Invocation::Apply(_) => self.audit.append_now(events).map(drop),
+                _ => self.audit.append_lazy(events),
+            });
+        if let Err(e) = written {
             tracing::error!("audit log cannot be written: {e}");
             if report.result.is_ok() {
                 report.result = Err(RunError::Audit {
@@ -413,6 +428,7 @@ impl Runner {
             uses: vec![],
             uses_dropped: 0,
             kv,
+            fs_roots: Default::default(),
             services: self.services.clone(),
             stop_reason: None,
         };
@@ -439,8 +455,16 @@ impl Runner {
             }
         });
 
-        let outcome = call(&prepared.pre, &mut store, &req.invocation, &config);
+        let mut outcome = call(&prepared.pre, &mut store, &req.invocation, &config);
         let data = store.data_mut();
+        // The run's kv changes are written once, whatever the outcome; a failed write fails it.
+        if let Some(Err(e)) = data.cx.kv.as_ref().map(|kv| kv.commit())
+            && matches!(outcome, Ok(Ok(_)))
+        {
+            outcome = Err(wasmtime::Error::new(RunError::Store {
+                message: format!("kv state not saved: {e}"),
+            }));
+        }
         report.logs = std::mem::take(&mut data.cx.logs);
         report.capability_uses = std::mem::take(&mut data.cx.uses);
         report.capability_uses_dropped = data.cx.uses_dropped;

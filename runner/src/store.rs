@@ -100,6 +100,11 @@ impl PluginStore {
         Ok(self.index_dir().join(format!("{name}.json")))
     }
 
+    /// The file holding `name`'s record (`plugins/<name>.json`).
+    pub fn record_file(&self, name: &str) -> Result<PathBuf, StoreError> {
+        self.record_path(name)
+    }
+
     /// Where the component with this hash lives.
     pub fn component_path(&self, sha256: &str) -> PathBuf {
         self.blobs_dir().join(format!("{sha256}.wasm"))

@@ -151,7 +151,17 @@ impl Authenticator {
             "role": caller.as_ref().map(|c| c.role),
             "decision": decision,
         });
-        if let Err(e) = self.runner.audit().append("api.call", record) {
+        // Allowed reads are group-committed like read-only runs; anything that changes the
+        // machine, and every refusal, is on disk before the call goes on.
+        let audit = self.runner.audit();
+        let written = if decision == "allowed" && needed == Some(Role::Viewer) {
+            crate::audit::Pending::new("api.call", &record)
+                .map_err(crate::audit::AuditError::from)
+                .and_then(|p| audit.append_lazy(vec![p]))
+        } else {
+            audit.append("api.call", record).map(drop)
+        };
+        if let Err(e) = written {
             tracing::error!("cannot audit an API call: {e}");
             return Err(Status::unavailable(
                 "the agent cannot write its audit log; no call is served until it can",

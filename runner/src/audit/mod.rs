@@ -1,14 +1,21 @@
 //! The append-only, hash-chained audit log: one JSON record per line, each carrying the sha256
-//! of the previous record, fsync'd before the action it records counts as done. A caller that
-//! cannot write the audit log must not proceed (fail closed). Beside it, `head.json` anchors the
-//! last record's sequence number and hash, so a truncated tail or a rewritten last record shows.
+//! of the previous record. Records that must be durable before an action (an apply, an install)
+//! are fsync'd before the append returns, and a caller that cannot write them must not proceed
+//! (fail closed); records of read-only runs are group-committed (see [`group`]). Beside the log,
+//! `head.json` anchors the last record's sequence number, hash and the log's length, so a
+//! truncated tail or a rewritten last record shows.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+pub mod group;
+pub mod records;
+
+pub use group::Pending;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -60,75 +67,69 @@ pub enum AuditError {
         line: u64,
         message: String,
     },
+    #[error("audit record cannot be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 fn hash_line(line: &str) -> String {
     hex::encode(Sha256::digest(line.as_bytes()))
 }
 
+#[derive(Clone)]
 struct Tail {
     seq: u64,
     hash: String,
 }
 
-/// The audit log of one data dir.
+/// The audit log of one data dir. Records are appended in order and hash-chained when they are
+/// written; how soon they are flushed is the caller's choice (see [`group`]).
 pub struct AuditLog {
-    path: PathBuf,
-    lock: Mutex<()>,
+    shared: Arc<group::Shared>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl AuditLog {
     pub fn new(data_dir: &Path) -> AuditLog {
         AuditLog {
-            path: data_dir.join("audit").join("audit.log"),
-            lock: Mutex::new(()),
+            shared: Arc::new(group::Shared::new(data_dir.join("audit").join("audit.log"))),
+            flusher: Mutex::new(None),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     fn head_path(&self) -> PathBuf {
-        self.path.with_file_name("head.json")
+        self.shared.path.with_file_name("head.json")
     }
 
     fn read_head(&self) -> Result<Option<Head>, AuditError> {
-        let path = self.head_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| AuditError::Broken {
-                    path,
-                    line: 0,
-                    message: format!("anchor unreadable: {e}"),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(AuditError::Io { path, source }),
-        }
+        read_head(&self.head_path())
     }
 
-    /// The last `n` records.
+    /// The last `n` records written (records queued by [`AuditLog::append_lazy`] and not yet
+    /// flushed are not in the file yet; call [`AuditLog::flush`] first to see them).
     pub fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, AuditError> {
-        let file = match File::open(&self.path) {
+        let file = match File::open(self.path()) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(source) => {
                 return Err(AuditError::Io {
-                    path: self.path.clone(),
+                    path: self.path().to_path_buf(),
                     source,
                 });
             }
         };
-        let mut last = std::collections::VecDeque::with_capacity(n);
+        let mut last = std::collections::VecDeque::with_capacity(n.min(1024));
         for (i, line) in BufReader::new(file).lines().enumerate() {
             let line = line.map_err(|source| AuditError::Io {
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 source,
             })?;
             let record: AuditRecord =
                 serde_json::from_str(&line).map_err(|e| AuditError::Broken {
-                    path: self.path.clone(),
+                    path: self.path().to_path_buf(),
                     line: i as u64 + 1,
                     message: format!("not a record: {e}"),
                 })?;
@@ -142,106 +143,77 @@ impl AuditLog {
         Ok(last.into())
     }
 
-    /// Append `event` and fsync it.
+    /// Append `event` and fsync it (with every record queued before it) before returning.
     pub fn append(&self, event: &str, data: serde_json::Value) -> Result<AuditRecord, AuditError> {
         let mut records = self.append_batch(vec![(event.to_string(), data)])?;
         records.pop().ok_or_else(|| AuditError::Io {
-            path: self.path.clone(),
+            path: self.path().to_path_buf(),
             source: std::io::Error::other("nothing appended"),
         })
     }
 
-    /// Append several records with one fsync. Other processes (the CLI beside a daemon) are kept
-    /// out by an exclusive lock, and the chain continues from the anchored head, not from memory.
+    /// Append several records durably: they, and every record queued before them, are written
+    /// and fsync'd before this returns. Fail closed: an error means none of `events` was written.
     pub fn append_batch(
         &self,
         events: Vec<(String, serde_json::Value)>,
     ) -> Result<Vec<AuditRecord>, AuditError> {
-        let io = |source| AuditError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let _in_process = self
-            .lock
-            .lock()
-            .map_err(|_| io(std::io::Error::other("audit lock poisoned")))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+        let pending = events
+            .into_iter()
+            .map(|(event, data)| group::Pending::new(event, &data))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_now(pending)
+    }
+
+    /// [`AuditLog::append_batch`] for records already serialized.
+    pub fn append_now(&self, events: Vec<Pending>) -> Result<Vec<AuditRecord>, AuditError> {
+        self.shared.write_now(events)
+    }
+
+    /// Queue records for the next group commit and return at once: a background flusher writes
+    /// them (in order, hash-chained) with one fsync per batch within [`group::GROUP_WINDOW`].
+    /// For records of runs that cannot change the machine. A crash loses at most the queued
+    /// tail; an error here means an earlier batch could not be written either, and `events`
+    /// were not queued (the caller should treat the action as unaudited).
+    pub fn append_lazy(&self, events: Vec<group::Pending>) -> Result<(), AuditError> {
+        if self.shared.needs_sync_write() {
+            // The last background flush failed: try now, in the caller, and report the outcome.
+            return self.shared.write_now(events).map(drop);
         }
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_file_name("audit.lock"))
-            .map_err(io)?;
-        #[cfg(unix)]
-        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io(e.into()))?;
-        let log_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let mut tail = match self.read_head()? {
-            Some(head) if head.len == Some(log_len) => Tail {
-                seq: head.seq,
-                hash: head.hash,
-            },
-            Some(head) if head.len.is_some_and(|len| log_len < len) => {
-                // Never write past evidence of tampering: someone must look first.
-                return Err(AuditError::Broken {
-                    path: self.path.clone(),
-                    line: head.seq,
-                    message: "truncated below its anchor; refusing to append".into(),
-                });
-            }
-            // No anchor yet, or a batch written without its anchor (a crash): walk the log.
-            _ => read_tail(&self.path)?,
+        self.ensure_flusher();
+        self.shared.enqueue(events)
+    }
+
+    /// Write and fsync every queued record now.
+    pub fn flush(&self) -> Result<(), AuditError> {
+        self.shared.write_now(vec![]).map(drop)
+    }
+
+    fn ensure_flusher(&self) {
+        let Ok(mut slot) = self.flusher.lock() else {
+            return;
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let mut text = String::new();
-        let mut records = Vec::with_capacity(events.len());
-        for (event, data) in events {
-            let record = AuditRecord {
-                seq: tail.seq + 1,
-                at_ms: now,
-                event,
-                data,
-                prev: tail.hash.clone(),
-            };
-            let line = serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
-            tail = Tail {
-                seq: record.seq,
-                hash: hash_line(&line),
-            };
-            text.push_str(&line);
-            text.push('\n');
-            records.push(record);
+        if slot.is_some() {
+            return;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_data().map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let head = serde_json::to_vec(&Head {
-            seq: tail.seq,
-            hash: tail.hash,
-            len: Some(len),
-        })
-        .map_err(|e| io(std::io::Error::other(e)))?;
-        crate::fsutil::write_atomic(&self.head_path(), &head).map_err(io)?;
-        drop(lock_file);
-        Ok(records)
+        let shared = self.shared.clone();
+        match std::thread::Builder::new()
+            .name("warden-audit".into())
+            .spawn(move || shared.flusher_loop())
+        {
+            Ok(handle) => *slot = Some(handle),
+            // Without a flusher, queued records are written by the next durable append, by
+            // `flush`, or on drop; the queue's bound keeps that from growing without limit.
+            Err(e) => tracing::error!("cannot start the audit flusher: {e}"),
+        }
     }
 
     /// Check the whole chain and its anchor: a modified, deleted, reordered or inserted record,
     /// and a truncated tail, are errors naming where.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let tail = read_tail(&self.path)?;
+        let tail = read_tail(self.path())?;
         let broken = |line: u64, message: String| AuditError::Broken {
-            path: self.path.clone(),
+            path: self.path().to_path_buf(),
             line,
             message,
         };
@@ -278,6 +250,36 @@ impl AuditLog {
             records: tail.seq,
             warning,
         })
+    }
+}
+
+impl Drop for AuditLog {
+    /// A clean shutdown makes every queued record durable.
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(handle) = self.flusher.get_mut().ok().and_then(Option::take) {
+            let _ = handle.join();
+        }
+        if let Err(e) = self.flush() {
+            tracing::error!("audit records lost at shutdown: {e}");
+        }
+    }
+}
+
+fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| AuditError::Broken {
+                path: path.to_path_buf(),
+                line: 0,
+                message: format!("anchor unreadable: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -423,5 +425,81 @@ mod tests {
         assert_eq!(line, 3, "appended in the middle");
         let (_, m) = broken_at(tampered(|l| l.truncate(3)));
         assert!(m.contains("truncated"), "{m}");
+    }
+
+    fn lazy(log: &AuditLog, event: &str, n: u64) {
+        log.append_lazy(vec![
+            Pending::new(event, &json!({ "n": n })).expect("record"),
+        ])
+        .expect("queued");
+    }
+
+    fn events(log: &AuditLog) -> Vec<String> {
+        log.tail(usize::MAX)
+            .expect("tail")
+            .into_iter()
+            .map(|r| r.event)
+            .collect()
+    }
+
+    #[test]
+    fn lazy_records_are_written_in_order_before_a_durable_one_and_on_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::new(dir.path());
+        lazy(&log, "a", 1);
+        lazy(&log, "b", 2);
+        let durable = log.append("apply", json!({})).expect("append");
+        assert_eq!(durable.seq, 3, "the queued records precede it");
+        assert_eq!(events(&log), ["a", "b", "apply"]);
+        lazy(&log, "c", 3);
+        drop(log);
+        let log = AuditLog::new(dir.path());
+        assert_eq!(events(&log), ["a", "b", "apply", "c"], "dropping flushes");
+        assert_eq!(log.verify().expect("intact").records, 4);
+    }
+
+    #[test]
+    fn two_writers_on_one_data_dir_keep_one_chain() {
+        // Like a CLI beside a daemon: each has its own queue and cached tail, and the flock and
+        // the log's length tell each when the other appended.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (AuditLog::new(dir.path()), AuditLog::new(dir.path()));
+        std::thread::scope(|s| {
+            for log in [&a, &b] {
+                s.spawn(move || {
+                    for n in 0..200 {
+                        if n % 50 == 0 {
+                            log.append("durable", json!({ "n": n })).expect("append");
+                        } else {
+                            lazy(log, "lazy", n);
+                        }
+                    }
+                });
+            }
+        });
+        a.flush().expect("flush");
+        b.flush().expect("flush");
+        assert_eq!(a.verify().expect("one intact chain").records, 400);
+    }
+
+    #[test]
+    fn a_failed_group_commit_is_reported_to_the_next_lazy_append_and_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::new(dir.path());
+        log.append("a", json!({})).expect("append");
+        // The log's path becomes a directory: nothing can be appended.
+        std::fs::remove_file(log.path()).expect("remove");
+        std::fs::create_dir(log.path()).expect("dir");
+        lazy(&log, "b", 1);
+        assert!(log.flush().is_err());
+        assert!(
+            log.append_lazy(vec![Pending::new("c", &json!({})).expect("record")])
+                .is_err(),
+            "a lazy append after a failed commit reports it"
+        );
+        std::fs::remove_dir(log.path()).expect("rmdir");
+        std::fs::remove_file(log.path().with_file_name("head.json")).expect("anchor");
+        log.flush().expect("the queued record is retried");
+        assert_eq!(events(&log), ["b"]);
     }
 }

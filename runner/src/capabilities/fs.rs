@@ -9,17 +9,29 @@ use crate::bindings::warden::plugin::fs_write::Host as FsWriteHost;
 use crate::grant::{Operation, normalize};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Longest path a plugin may pass.
 pub const MAX_PATH_BYTES: usize = 4096;
 
 /// A granted root opened as a capability, and the path inside it.
 struct Resolved {
-    dir: Dir,
+    dir: Arc<Dir>,
     rel: PathBuf,
 }
+
+/// A granted root as opened once per run: a directory, or a granted file's parent directory.
+pub enum OpenRoot {
+    Dir(Arc<Dir>),
+    File { parent: Arc<Dir>, name: PathBuf },
+}
+
+/// The granted roots this run has opened, by normalized path: each is opened (and its kind
+/// checked) on first use and kept for the rest of the run, so a call costs only its own syscalls.
+pub type OpenRoots = HashMap<PathBuf, OpenRoot>;
 
 impl RunContext {
     fn resolve(
@@ -46,51 +58,62 @@ impl RunContext {
             Operation::FsRead { path: &normalized }
         };
         self.authorize(op, function, path, &[])?;
-        let roots: Vec<PathBuf> = if write {
-            self.grant.fs_write.clone()
+        let grant = &self.grant;
+        let roots: Box<dyn Iterator<Item = &PathBuf>> = if write {
+            Box::new(grant.fs_write.iter())
         } else {
-            self.grant
-                .fs_read
-                .iter()
-                .chain(&self.grant.fs_write)
-                .cloned()
-                .collect()
+            Box::new(grant.fs_read.iter().chain(&grant.fs_write))
         };
         // The longest granted root containing the path; the grant check above guarantees one.
         let root = roots
-            .into_iter()
-            .filter_map(|r| normalize(&r))
+            .filter_map(|r| normalize(r))
             .filter(|r| normalized.starts_with(r))
             .max_by_key(|r| r.components().count())
             .ok_or_else(|| CapError::Denied(invalid("not under a granted path")))?;
-        let opened = match std::fs::metadata(&root) {
-            Ok(m) if m.is_dir() => Dir::open_ambient_dir(&root, ambient_authority()).map(|dir| {
+        if !self.fs_roots.contains_key(&root) {
+            let opened = match std::fs::metadata(&root) {
+                Ok(m) if m.is_dir() => Dir::open_ambient_dir(&root, ambient_authority())
+                    .map(|dir| OpenRoot::Dir(Arc::new(dir))),
+                // A granted file: open its directory and allow exactly that entry.
+                Ok(_) => match (root.parent(), root.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        Dir::open_ambient_dir(parent, ambient_authority()).map(|dir| {
+                            OpenRoot::File {
+                                parent: Arc::new(dir),
+                                name: PathBuf::from(name),
+                            }
+                        })
+                    }
+                    _ => {
+                        return Err(self.deny_after_check(invalid("not under a granted directory")));
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            let opened = opened.map_err(|e| self.io_error(path, e))?;
+            self.fs_roots.insert(root.clone(), opened);
+        }
+        match self.fs_roots.get(&root) {
+            Some(OpenRoot::Dir(dir)) => {
                 let rel = normalized
                     .strip_prefix(&root)
                     .map(Path::to_path_buf)
                     .unwrap_or_default();
-                Resolved {
-                    dir,
+                Ok(Resolved {
+                    dir: dir.clone(),
                     rel: if rel.as_os_str().is_empty() {
                         PathBuf::from(".")
                     } else {
                         rel
                     },
-                }
+                })
+            }
+            Some(OpenRoot::File { parent, name }) if normalized == root => Ok(Resolved {
+                dir: parent.clone(),
+                rel: name.clone(),
             }),
-            // A granted file: open its directory and allow exactly that entry.
-            Ok(_) => match (root.parent(), root.file_name()) {
-                (Some(parent), Some(name)) if normalized == root => {
-                    Dir::open_ambient_dir(parent, ambient_authority()).map(|dir| Resolved {
-                        dir,
-                        rel: PathBuf::from(name),
-                    })
-                }
-                _ => return Err(self.deny_after_check(invalid("not under a granted directory"))),
-            },
-            Err(e) => Err(e),
-        };
-        opened.map_err(|e| self.io_error(path, e))
+            _ => Err(self.deny_after_check(invalid("not under a granted directory"))),
+        }
     }
 
     /// The grant allowed the path but the filesystem showed it escapes: record it as denied.

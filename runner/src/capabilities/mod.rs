@@ -107,6 +107,8 @@ pub struct RunContext {
     pub uses: Vec<CapabilityUse>,
     pub uses_dropped: u64,
     pub kv: Option<Arc<crate::kv_store::KvStore>>,
+    /// Granted fs roots opened so far in this run.
+    pub fs_roots: fs::OpenRoots,
     pub services: Arc<dyn ServiceManager>,
     /// Why the host ended the run, when it did; the trap is mapped back to this.
     pub stop_reason: Option<RunError>,

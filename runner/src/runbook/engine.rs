@@ -5,6 +5,7 @@
 //! not happen.
 
 use super::{OnFailure, Runbook, Step, StepAction};
+use crate::audit::Pending;
 use crate::capabilities::CancelToken;
 use crate::error::RunError;
 use crate::history::{History, StepResult};
@@ -474,7 +475,12 @@ impl Engine<'_> {
             params,
             dry_run,
         )?;
-        self.runner.audit().append("run.started", json!({ "run": run_id, "runbook": runbook.name, "file": runbook.file, "params": params, "dry_run": dry_run }))?;
+        // Group-committed: neither record changes the machine, and an apply step's own durable
+        // record flushes everything queued before it (see docs/SECURITY.md).
+        self.runner.audit().append_lazy(vec![
+            Pending::new("run.started", &json!({ "run": run_id, "runbook": runbook.name, "file": runbook.file, "params": params, "dry_run": dry_run }))
+                .map_err(crate::audit::AuditError::from)?,
+        ])?;
         on_event(&RunEvent::RunStarted {
             run_id: run_id.clone(),
             runbook: runbook.name.clone(),
@@ -537,10 +543,13 @@ impl Engine<'_> {
         };
         self.history
             .finish_run(&run_id, status, failed.as_deref())?;
-        self.runner.audit().append(
-            "run.finished",
-            json!({ "run": run_id, "status": status, "error": failed }),
-        )?;
+        self.runner.audit().append_lazy(vec![
+            Pending::new(
+                "run.finished",
+                &json!({ "run": run_id, "status": status, "error": failed }),
+            )
+            .map_err(crate::audit::AuditError::from)?,
+        ])?;
         on_event(&RunEvent::RunFinished {
             run_id: run_id.clone(),
             status: status.into(),
