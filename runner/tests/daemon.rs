@@ -152,37 +152,21 @@ impl Agent {
         .expect("manifest");
         agent_cli(&["plugin", "install", &hostile.display().to_string()]);
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--data-dir")
-            .arg(root.join("data"))
-            .arg("--config")
-            .arg(root.join("warden.toml"))
-            .arg("serve")
-            .arg("--agent-config")
-            .arg(root.join("agent.toml"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("warden serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("first line");
-        if line.is_empty() {
-            let status = child.wait().expect("wait");
-            panic!("warden serve exited before listening: {status:?}");
-        }
-        let addr = line
-            .trim()
-            .strip_prefix("warden agent listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let (child, addr) = spawn_serve(root);
         Agent { child, addr, tmp }
     }
 
     fn root(&self) -> &Path {
         self.tmp.path()
+    }
+
+    /// Kill the agent (SIGKILL: a crash) and start it again on the same data.
+    fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr) = spawn_serve(self.tmp.path());
+        self.child = child;
+        self.addr = addr;
     }
 
     fn scratch(&self) -> PathBuf {
@@ -239,6 +223,37 @@ impl Agent {
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
         self.child.wait().expect("wait")
     }
+}
+
+/// `warden serve` on `root`'s files; returns the process and the address it listens on.
+fn spawn_serve(root: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .arg("--config")
+        .arg(root.join("warden.toml"))
+        .arg("serve")
+        .arg("--agent-config")
+        .arg(root.join("agent.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("warden serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    if line.is_empty() {
+        let status = child.wait().expect("wait");
+        panic!("warden serve exited before listening: {status:?}");
+    }
+    let addr = line
+        .trim()
+        .strip_prefix("warden agent listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, addr)
 }
 
 impl Drop for Agent {
@@ -349,6 +364,24 @@ async fn wait_for(
 
 fn kind(e: &pb::RunEvent) -> pb::EventKind {
     pb::EventKind::try_from(e.kind).expect("kind")
+}
+
+/// Trigger `sleepy` and wait until its step has started; the run and its event stream.
+async fn start_sleepy(
+    client: &mut pb::runbooks_client::RunbooksClient<Authed>,
+) -> (pb::TriggerResponse, tonic::Streaming<pb::RunEvent>) {
+    let started = trigger(client, "sleepy", &[], false)
+        .await
+        .expect("trigger");
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+    (started, stream)
 }
 
 async fn trigger(
@@ -602,17 +635,7 @@ async fn cancel_stops_the_plugin_and_kills_its_child() {
     let agent = Agent::start("");
     agent.runbook("sleepy", &sleepy_runbook("41.25"));
     let mut client = agent.runbooks(Role::Operator).await;
-    let started = trigger(&mut client, "sleepy", &[], false)
-        .await
-        .expect("trigger");
-    let mut stream = client
-        .watch(pb::WatchRequest {
-            run_id: started.run_id.clone(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+    let (started, mut stream) = start_sleepy(&mut client).await;
     // The step has started; its child appears as soon as exec spawns it.
     for _ in 0..500 {
         if sleeping("41.25") > 0 {
@@ -798,17 +821,7 @@ async fn sigterm_mid_run_cancels_after_the_grace_period_and_closes_the_audit_log
     let mut agent = Agent::start("shutdown-grace-secs = 1");
     agent.runbook("sleepy", &sleepy_runbook("43.75"));
     let mut client = agent.runbooks(Role::Operator).await;
-    let started = trigger(&mut client, "sleepy", &[], false)
-        .await
-        .expect("trigger");
-    let mut stream = client
-        .watch(pb::WatchRequest {
-            run_id: started.run_id.clone(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+    let (started, _stream) = start_sleepy(&mut client).await;
     let status = agent.terminate();
     assert!(status.success(), "the agent exits cleanly: {status:?}");
     assert_eq!(sleeping("43.75"), 0, "the running step's child was killed");
@@ -1020,4 +1033,114 @@ max-attempts = 1
     let log = agent.audit_log();
     assert!(log.contains("\"automation.escalated\""));
     assert!(log.contains("\"requested_by\":\"monitor:disk-zero\""));
+}
+
+#[tokio::test]
+async fn after_a_crash_the_run_in_flight_is_interrupted_and_schedules_do_not_refire() {
+    let mut agent = Agent::start_with(
+        "",
+        &[("trace-only", TRACE_ONLY)],
+        r#"
+[[schedule]]
+name = "hourly"
+runbook = "runbooks/trace-only.toml"
+cron = "0 * * * *"
+params = { path = "{scratch}/hourly.txt" }
+"#,
+    );
+    agent.runbook("sleepy", &sleepy_runbook("6.125"));
+    let mut client = agent.runbooks(Role::Operator).await;
+    let (started, _stream) = start_sleepy(&mut client).await;
+    agent.crash_and_restart();
+    let mut client = agent.runbooks(Role::Viewer).await;
+    let run = client
+        .get_run(pb::GetRunRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("the run survives the crash")
+        .into_inner();
+    assert_eq!(run.status, "interrupted", "{run:?}");
+    // A watcher of the old run is told how it ended, from the history.
+    let events = watch_all(&mut client, &started.run_id).await;
+    assert_eq!(
+        events.last().map(|e| e.status.as_str()),
+        Some("interrupted")
+    );
+    // The hourly schedule is back and idle: it did not fire at start.
+    assert!(!agent.scratch().join("hourly.txt").exists());
+    let log = agent.audit_log();
+    assert_eq!(log.matches("\"agent.started\"").count(), 2);
+}
+
+#[tokio::test]
+async fn tls_serves_the_api_to_a_client_that_trusts_the_certificate() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (
+        certs.path().join("agent.crt"),
+        certs.path().join("agent.key"),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        // A leaf, not a CA: the client trusts this very certificate.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (needed to make a test certificate) runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let agent = Agent::start(&format!(
+        "[api.tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    let port = agent.addr.rsplit(':').next().expect("port");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            std::fs::read(&cert).expect("cert"),
+        ))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect()
+        .await
+        .expect("TLS connect");
+    let version =
+        pb::agent_client::AgentClient::with_interceptor(channel, bearer(token(Role::Viewer)))
+            .version(pb::VersionRequest {})
+            .await
+            .expect("version over TLS")
+            .into_inner();
+    assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
+    // Plain text to a TLS port does not get an answer.
+    let plain = Channel::from_shared(format!("http://{}", agent.addr))
+        .expect("uri")
+        .connect()
+        .await;
+    if let Ok(plain) = plain {
+        let err =
+            pb::agent_client::AgentClient::with_interceptor(plain, bearer(token(Role::Viewer)))
+                .version(pb::VersionRequest {})
+                .await
+                .expect_err("plain text is not served");
+        assert_ne!(err.code(), Code::Ok);
+    }
 }

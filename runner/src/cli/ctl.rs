@@ -2,7 +2,7 @@
 //! Triggering a runbook watches it live by default and exits non-zero unless it succeeded.
 
 use super::Context;
-use super::output::print_json;
+use super::output::{parse_params, print_json};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -128,6 +128,15 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow!("{:?}: {}", s.code(), s.message())
 }
 
+/// One unary call's reply, or the agent's status as an error.
+async fn ask<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T> {
+    call.await
+        .map(tonic::Response::into_inner)
+        .map_err(status_error)
+}
+
 fn kind_name(kind: i32) -> &'static str {
     pb::EventKind::try_from(kind)
         .map(|k| k.as_str_name())
@@ -150,13 +159,10 @@ async fn follow(
     run_id: &str,
     json: bool,
 ) -> Result<String> {
-    let mut stream = client
-        .watch(pb::WatchRequest {
-            run_id: run_id.into(),
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let mut stream = ask(client.watch(pb::WatchRequest {
+        run_id: run_id.into(),
+    }))
+    .await?;
     let mut status = String::from("unknown");
     while let Some(event) = stream.message().await.map_err(status_error)? {
         if json {
@@ -217,23 +223,13 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 ),
                 _ => bail!("give a runbook name or --bundle FILE"),
             };
-            let params = params
-                .iter()
-                .map(|p| {
-                    p.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .ok_or_else(|| anyhow!("--param `{p}` is not NAME=VALUE"))
-                })
-                .collect::<Result<_>>()?;
-            let started = runbooks
-                .trigger(pb::TriggerRequest {
-                    source: Some(source),
-                    params,
-                    dry_run,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let params = parse_params(&params)?.into_iter().collect();
+            let started = ask(runbooks.trigger(pb::TriggerRequest {
+                source: Some(source),
+                params,
+                dry_run,
+            }))
+            .await?;
             if detach {
                 if cx.json {
                     print_json(&started)?;
@@ -269,15 +265,12 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             runbook,
             limit,
         } => {
-            let runs = runbooks
-                .list_runs(pb::ListRunsRequest {
-                    limit,
-                    status: status.unwrap_or_default(),
-                    runbook: runbook.unwrap_or_default(),
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let runs = ask(runbooks.list_runs(pb::ListRunsRequest {
+                limit,
+                status: status.unwrap_or_default(),
+                runbook: runbook.unwrap_or_default(),
+            }))
+            .await?;
             if cx.json {
                 print_json(&runs)?;
             } else {
@@ -294,11 +287,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Show { run_id } => {
-            let run = runbooks
-                .get_run(pb::GetRunRequest { run_id })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let run = ask(runbooks.get_run(pb::GetRunRequest { run_id })).await?;
             if cx.json {
                 print_json(&run)?;
             } else {
@@ -321,13 +310,10 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Cancel { run_id } => {
-            let r = runbooks
-                .cancel(pb::CancelRequest {
-                    run_id: run_id.clone(),
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let r = ask(runbooks.cancel(pb::CancelRequest {
+                run_id: run_id.clone(),
+            }))
+            .await?;
             if cx.json {
                 print_json(&r)?;
             } else if r.cancelled {
@@ -338,11 +324,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Plugins => {
-            let list = plugins
-                .list(pb::ListPluginsRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let list = ask(plugins.list(pb::ListPluginsRequest {})).await?;
             if cx.json {
                 print_json(&list)?;
             } else {
@@ -361,11 +343,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
         CtlCommand::Install { bundle } => {
             let bytes = std::fs::read(&bundle)
                 .with_context(|| format!("cannot read {}", bundle.display()))?;
-            let r = plugins
-                .install(pb::InstallPluginRequest { bundle: bytes })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let r = ask(plugins.install(pb::InstallPluginRequest { bundle: bytes })).await?;
             if cx.json {
                 print_json(&r)?;
             } else {
@@ -383,11 +361,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Remove { name } => {
-            let r = plugins
-                .remove(pb::RemovePluginRequest { name: name.clone() })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let r = ask(plugins.remove(pb::RemovePluginRequest { name: name.clone() })).await?;
             if cx.json {
                 print_json(&r)?;
             } else if r.removed {
@@ -398,11 +372,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Inventory => {
-            let snap = inventory
-                .latest(pb::LatestInventoryRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let snap = ask(inventory.latest(pb::LatestInventoryRequest {})).await?;
             if cx.json {
                 print_json(&snap)?;
             } else {
@@ -417,11 +387,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Events => {
-            let mut stream = agent
-                .watch_events(pb::WatchEventsRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let mut stream = ask(agent.watch_events(pb::WatchEventsRequest {})).await?;
             while let Some(e) = stream.message().await.map_err(status_error)? {
                 if cx.json {
                     println!("{}", serde_json::to_string(&e)?);
@@ -433,15 +399,12 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
         }
         CtlCommand::Report { days, monitor } => {
             let to_ms = warden::history::now_ms();
-            let r = agent
-                .report(pb::ReportRequest {
-                    from_ms: to_ms - days.max(1) * 86_400_000,
-                    to_ms,
-                    monitor: monitor.unwrap_or_default(),
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let r = ask(agent.report(pb::ReportRequest {
+                from_ms: to_ms - days.max(1) * 86_400_000,
+                to_ms,
+                monitor: monitor.unwrap_or_default(),
+            }))
+            .await?;
             if cx.json {
                 print_json(&r)?;
             } else {
@@ -465,11 +428,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Version => {
-            let v = agent
-                .version(pb::VersionRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let v = ask(agent.version(pb::VersionRequest {})).await?;
             if cx.json {
                 print_json(&v)?;
             } else {

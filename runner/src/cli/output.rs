@@ -4,6 +4,18 @@ use anyhow::Result;
 use serde::Serialize;
 use warden::report::{CheckStatus, Output, RunReport};
 
+/// `--param NAME=VALUE` arguments as pairs.
+pub fn parse_params(params: &[String]) -> Result<Vec<(String, String)>> {
+    params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--param `{p}` is not NAME=VALUE"))
+        })
+        .collect()
+}
+
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

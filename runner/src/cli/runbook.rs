@@ -2,7 +2,7 @@
 //! (a spinner on a terminal, plain lines otherwise) and a summary, or `--json`.
 
 use super::Context;
-use super::output::print_json;
+use super::output::{parse_params, print_json};
 use super::signing::SigningArgs;
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
@@ -103,14 +103,7 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
             dry_run,
             params,
         } => {
-            let given: Vec<(String, String)> = params
-                .iter()
-                .map(|p| {
-                    p.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .ok_or_else(|| anyhow!("--param `{p}` is not NAME=VALUE"))
-                })
-                .collect::<Result<_>>()?;
+            let given: Vec<(String, String)> = parse_params(&params)?;
             let (runbook, runner) = load(cx, &file)?;
             let params = runbook.resolve_params(&given).map_err(|e| anyhow!(e))?;
             let history = History::open(&cx.data_dir)?;
