@@ -1144,3 +1144,60 @@ async fn tls_serves_the_api_to_a_client_that_trusts_the_certificate() {
         assert_ne!(err.code(), Code::Ok);
     }
 }
+
+#[tokio::test]
+async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
+    let agent = Agent::start("");
+    agent.runbook("trace", TRACE_RUNBOOK);
+    let trace = agent.scratch().join("from-ctl.txt");
+    let ctl = |role: Role, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["ctl", "--addr", &format!("http://{}", agent.addr)])
+            .args(args)
+            .env("WARDEN_TOKEN", token(role))
+            .output()
+            .expect("warden ctl runs")
+    };
+    let path_param = format!("path={}", trace.display());
+    let out = ctl(
+        Role::Operator,
+        &["trigger", "trace", "--param", &path_param],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[info] call"),
+        "plugin logs are shown: {stdout}"
+    );
+    assert!(stdout.contains(": succeeded"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&trace).expect("trace"), "applied");
+
+    let out = ctl(Role::Viewer, &["--json", "runs", "--status", "succeeded"]);
+    assert!(out.status.success());
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+
+    let out = ctl(Role::Viewer, &["trigger", "trace", "--param", &path_param]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "ctl",
+            "--addr",
+            &format!("http://{}", agent.addr),
+            "version",
+        ])
+        .env_remove("WARDEN_TOKEN")
+        .output()
+        .expect("warden ctl runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token"));
+}
