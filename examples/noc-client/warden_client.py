@@ -14,9 +14,11 @@ Exit status: 0 when the triggered/watched run succeeded, 1 when it did not, 2 on
 """
 
 import argparse
+import atexit
 import importlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -30,6 +32,7 @@ DEFAULT_PROTO_DIR = os.path.join(HERE, "..", "..", "runner", "proto")
 def load_stubs(proto_dir):
     """Compile warden/v1/warden.proto into a temp dir and import the generated modules."""
     out = tempfile.mkdtemp(prefix="warden-stubs-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     code = protoc.main([
         "protoc", f"-I{proto_dir}", f"-I{include}", f"--python_out={out}",
