@@ -51,8 +51,7 @@ pub struct LiveRun {
     started: AtomicBool,
     events: Mutex<Vec<pb::RunEvent>>,
     changed: watch::Sender<()>,
-    finished: AtomicBool,
-    /// The final status, once finished.
+    /// The final status; set exactly when the run has finished.
     status: Mutex<Option<String>>,
 }
 
@@ -65,7 +64,6 @@ impl LiveRun {
             started: AtomicBool::new(false),
             events: Mutex::new(Vec::new()),
             changed: watch::channel(()).0,
-            finished: AtomicBool::new(false),
             status: Mutex::new(None),
         }
     }
@@ -78,17 +76,14 @@ impl LiveRun {
             ..Default::default()
         };
         fill(&mut event);
-        if let Ok(mut events) = self.events.lock() {
+        if let (Ok(mut events), Ok(mut status)) = (self.events.lock(), self.status.lock()) {
             // Exactly one RUN_FINISHED, always last.
-            if self.finished.load(Ordering::SeqCst) {
+            if status.is_some() {
                 return;
             }
             event.seq = events.len() as u64;
             if kind == pb::EventKind::RunFinished {
-                if let Ok(mut status) = self.status.lock() {
-                    *status = Some(event.status.clone());
-                }
-                self.finished.store(true, Ordering::SeqCst);
+                *status = Some(event.status.clone());
             }
             events.push(event);
         }
@@ -152,7 +147,7 @@ impl LiveRun {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::SeqCst)
+        self.status.lock().is_ok_and(|s| s.is_some())
     }
 
     pub fn status(&self) -> Option<String> {
