@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod author;
 pub mod automation;
 pub mod bindings;
 pub mod bundle;
@@ -18,6 +19,7 @@ pub mod fsutil;
 pub mod grant;
 pub mod high_water;
 pub mod history;
+pub mod host_env;
 pub mod install;
 pub mod interfaces;
 pub mod kv_store;
@@ -34,6 +36,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod service_manager;
 pub mod store;
+pub mod testkit;
 
 pub use capabilities::CancelToken;
 pub use error::RunError;

@@ -9,6 +9,7 @@ use crate::engine::{CacheOutcome, CompileCache, EpochTicker, new_engine};
 use crate::error::RunError;
 use crate::grant::{Grant, GrantReport};
 use crate::high_water::HighWaterMarks;
+use crate::host_env::HostEnv;
 use crate::install::{InstallError, InstallReport};
 use crate::kv_store::KvStore;
 use crate::limits::Limit;
@@ -80,7 +81,7 @@ pub struct Runner {
     store: PluginStore,
     cache: CompileCache,
     policy: SitePolicy,
-    services: Arc<dyn ServiceManager>,
+    env: HostEnv,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     live: AtomicU32,
     /// Whether instances come from the pooling allocator (else on demand: the pool could not
@@ -106,6 +107,11 @@ impl Runner {
         policy: SitePolicy,
         services: Arc<dyn ServiceManager>,
     ) -> Result<Runner, RunError> {
+        Runner::with_env(data_dir, policy, HostEnv::real(services))
+    }
+
+    /// Same, on a given host environment (the plugin test harness passes a fixture).
+    pub fn with_env(data_dir: &Path, policy: SitePolicy, env: HostEnv) -> Result<Runner, RunError> {
         let (engine, pooled) = match crate::engine::new_pooled_engine(
             policy.limits.max_instances,
             policy.limits.max_memory_mb.saturating_mul(1 << 20),
@@ -137,7 +143,7 @@ impl Runner {
             store,
             cache,
             policy,
-            services,
+            env,
             prepared: Mutex::new(HashMap::new()),
             live: AtomicU32::new(0),
             pooled,
@@ -158,6 +164,11 @@ impl Runner {
 
     pub fn data_dir(&self) -> PathBuf {
         self.store.data_dir().to_path_buf()
+    }
+
+    /// Whether this runner acts on a test fixture rather than the machine (see `testkit`).
+    pub fn on_fixture(&self) -> bool {
+        self.env.fs_base.is_some()
     }
 
     /// Whether plugin instances come from the pooling allocator.
@@ -429,7 +440,7 @@ impl Runner {
             uses_dropped: 0,
             kv,
             fs_roots: Default::default(),
-            services: self.services.clone(),
+            env: self.env.clone(),
             stop_reason: None,
         };
         let state = HostState {

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// State of a service, as the WIT `service-state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ServiceState {
     Running,
     Stopped,

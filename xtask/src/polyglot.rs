@@ -1,27 +1,21 @@
 //! The example plugins written in Python and JavaScript (`examples/<dir>/` with `plugin.toml`,
-//! `world.wit` and `app.py` or `plugin.js`): built into components with pinned toolchains kept
-//! under `target/polyglot/`, and laid out in `target/plugins/<name>/` like the Rust guests.
-//! These builds take tens of seconds each, so one is skipped when its inputs are unchanged.
+//! `world.wit` and `app.py` or `plugin.js`): built into components by the author's own tool,
+//! `warden plugin build` (pinned toolchains under `target/polyglot/toolchains/`), and laid out in
+//! `target/plugins/<name>/` like the Rust guests. A build whose inputs are unchanged is skipped.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 
 use crate::util;
 
-/// The componentize-py release the Python examples are built and tested with.
-pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
-
 /// Where the example plugins live, relative to the repository root.
 const EXAMPLES_DIR: &str = "examples";
-/// The pinned npm package set and the build script, relative to the repository root.
-const JS_TOOLCHAIN_DIR: &str = "xtask/polyglot";
-const JS_BUILD_SCRIPT: &str = "componentize.mjs";
-/// Every example names its world `plugin` in its own package (see the examples' READMEs).
-const WORLD: &str = "plugin";
+/// What pins the toolchains `warden plugin build` installs, relative to the repository root.
+const TOOLCHAIN_PINS: [&str; 2] = ["runner/toolchains", "runner/src/author"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lang {
@@ -52,49 +46,46 @@ struct Example {
 pub fn build_all(root: &Path, out_dir: &Path, verbose: bool) -> anyhow::Result<()> {
     let examples = find(&root.join(EXAMPLES_DIR))?;
     let work = root.join("target").join("polyglot");
-    let mut python = None;
-    let mut node = None;
+    let mut warden = None;
     for example in &examples {
         let stamp = fingerprint(root, example)?;
         let build_dir = work.join("build").join(&example.plugin);
         let built = build_dir.join("plugin.wasm");
         let stamp_file = build_dir.join("inputs.stamp");
-        print!(
-            "building plugin {} ({}) ... ",
-            example.plugin,
-            example.lang.name()
-        );
-        std::io::Write::flush(&mut std::io::stdout()).ok();
         let fresh = built.is_file()
             && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s.trim() == stamp);
-        if fresh {
-            print!("unchanged, ");
-        } else {
+        if !fresh {
+            let warden = match &warden {
+                Some(w) => w,
+                None => warden.insert(build_warden(root)?),
+            };
             // A failed build must not leave a stamp that makes the next run skip it.
             let _ = std::fs::remove_file(&stamp_file);
-            let wit = assemble_wit(root, example, &build_dir)?;
-            let mut cmd = match example.lang {
-                Lang::Python => {
-                    let venv = match &python {
-                        Some(v) => v,
-                        None => python.insert(ensure_python(&work)?),
-                    };
-                    python_build(venv, example, &wit, &built)
-                }
-                Lang::JavaScript => {
-                    let js = match &node {
-                        Some(j) => j,
-                        None => node.insert(ensure_node(root, &work)?),
-                    };
-                    js_build(js, example, &wit, &built)
-                }
-            };
-            // Timed without the one-off toolchain install, to show what a rebuild costs.
+            std::fs::create_dir_all(&build_dir)
+                .with_context(|| format!("creating {}", build_dir.display()))?;
+            let mut cmd = Command::new(warden);
+            cmd.args(["plugin", "build"])
+                .arg(&example.dir)
+                .arg("--out")
+                .arg(&built)
+                .env("WARDEN_TOOLCHAINS", work.join("toolchains"));
+            // Timed with any one-off toolchain install, which the tool announces.
             let started = Instant::now();
             run_quiet(&mut cmd, verbose, &example.plugin)?;
             std::fs::write(&stamp_file, &stamp)
                 .with_context(|| format!("writing {}", stamp_file.display()))?;
-            print!("built in {:.1} s, ", started.elapsed().as_secs_f64());
+            print!(
+                "building plugin {} ({}) ... built in {:.1} s, ",
+                example.plugin,
+                example.lang.name(),
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            print!(
+                "building plugin {} ({}) ... unchanged, ",
+                example.plugin,
+                example.lang.name()
+            );
         }
         let dest = out_dir.join(&example.plugin);
         if dest.exists() {
@@ -159,9 +150,10 @@ fn find(examples: &Path) -> anyhow::Result<Vec<Example>> {
 fn fingerprint(root: &Path, example: &Example) -> anyhow::Result<String> {
     let mut files = list_files(&example.dir)?;
     files.extend(list_files(&root.join("wit"))?);
-    files.extend(list_files(&root.join(JS_TOOLCHAIN_DIR))?);
+    for pins in TOOLCHAIN_PINS {
+        files.extend(list_files(&root.join(pins))?);
+    }
     let mut h = DefaultHasher::new();
-    COMPONENTIZE_PY.hash(&mut h);
     for file in files {
         let rel = file.strip_prefix(root).unwrap_or(&file);
         rel.hash(&mut h);
@@ -194,110 +186,17 @@ fn list_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `build_dir/wit/`: the example's world as the main package, the project's WIT as a dependency.
-fn assemble_wit(root: &Path, example: &Example, build_dir: &Path) -> anyhow::Result<PathBuf> {
-    let wit = build_dir.join("wit");
-    if wit.exists() {
-        std::fs::remove_dir_all(&wit).with_context(|| format!("clearing {}", wit.display()))?;
+/// The `warden` binary of this checkout, built (dev profile) so the examples are built by the
+/// same tool plugin authors use.
+fn build_warden(root: &Path) -> anyhow::Result<PathBuf> {
+    println!("building the warden tool to build the Python and JavaScript examples");
+    // The whole workspace, as the tests build it: one package alone re-resolves features.
+    util::run(util::cargo(root).args(["build", "--workspace", "--quiet"]))?;
+    let warden = root.join("target").join("debug").join("warden");
+    if !warden.is_file() {
+        bail!("{} was not built", warden.display());
     }
-    let deps = wit.join("deps").join("warden-plugin");
-    std::fs::create_dir_all(&deps).with_context(|| format!("creating {}", deps.display()))?;
-    for file in list_files(&root.join("wit"))? {
-        if let Some(name) = file.file_name() {
-            std::fs::copy(&file, deps.join(name))
-                .with_context(|| format!("copying {}", file.display()))?;
-        }
-    }
-    std::fs::copy(example.dir.join("world.wit"), wit.join("world.wit"))
-        .with_context(|| format!("copying {}/world.wit", example.dir.display()))?;
-    Ok(wit)
-}
-
-/// The virtualenv with the pinned componentize-py, created on first use.
-fn ensure_python(work: &Path) -> anyhow::Result<PathBuf> {
-    crate::python_env::ensure(
-        &work.join("venv"),
-        COMPONENTIZE_PY,
-        &[std::ffi::OsStr::new(COMPONENTIZE_PY)],
-    )
-}
-
-/// `target/polyglot/js` with the pinned ComponentizeJS installed and the build script beside it.
-fn ensure_node(root: &Path, work: &Path) -> anyhow::Result<PathBuf> {
-    let js = work.join("js");
-    let src = root.join(JS_TOOLCHAIN_DIR);
-    std::fs::create_dir_all(&js).with_context(|| format!("creating {}", js.display()))?;
-    std::fs::copy(src.join(JS_BUILD_SCRIPT), js.join(JS_BUILD_SCRIPT))
-        .with_context(|| format!("copying {JS_BUILD_SCRIPT}"))?;
-    let mut pins = Vec::new();
-    for name in ["package.json", "package-lock.json"] {
-        pins.extend(
-            std::fs::read(src.join(name))
-                .with_context(|| format!("reading {JS_TOOLCHAIN_DIR}/{name}"))?,
-        );
-    }
-    let installed = js.join("node_modules").join(".warden-pin");
-    if std::fs::read(&installed).is_ok_and(|p| p == pins) {
-        return Ok(js);
-    }
-    require(
-        Command::new("node").arg("--version"),
-        "Node.js (18 or later) and npm are needed to build the JavaScript example plugins: \
-         install them (Debian/Ubuntu: apt-get install nodejs npm)",
-    )?;
-    require(
-        Command::new("npm").arg("--version"),
-        "npm is needed to build the JavaScript example plugins: install it (Debian/Ubuntu: \
-         apt-get install npm)",
-    )?;
-    for name in ["package.json", "package-lock.json"] {
-        std::fs::copy(src.join(name), js.join(name))
-            .with_context(|| format!("copying {JS_TOOLCHAIN_DIR}/{name}"))?;
-    }
-    println!();
-    println!("installing the pinned ComponentizeJS into {}", js.display());
-    // `npm ci` installs exactly the lock file and fails if it disagrees with package.json.
-    util::run(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&js),
-    )?;
-    std::fs::write(&installed, &pins)
-        .with_context(|| format!("writing {}", installed.display()))?;
-    Ok(js)
-}
-
-/// Fail with `hint` when `cmd` cannot be started or fails.
-fn require(cmd: &mut Command, hint: &str) -> anyhow::Result<()> {
-    match cmd.stdout(Stdio::null()).stderr(Stdio::null()).status() {
-        Ok(status) if status.success() => Ok(()),
-        _ => bail!("{hint}"),
-    }
-}
-
-fn python_build(venv: &Path, example: &Example, wit: &Path, out: &Path) -> Command {
-    let mut cmd = Command::new(venv.join("bin").join("componentize-py"));
-    cmd.arg("-d")
-        .arg(wit)
-        .args(["-w", WORLD, "componentize", "-p"])
-        .arg(&example.dir)
-        .arg("app")
-        .arg("-o")
-        .arg(out);
-    // Bytecode caches would land in the source tree.
-    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
-    cmd
-}
-
-fn js_build(js: &Path, example: &Example, wit: &Path, out: &Path) -> Command {
-    let mut cmd = Command::new("node");
-    cmd.arg(js.join(JS_BUILD_SCRIPT))
-        .arg(example.dir.join("plugin.js"))
-        .arg(wit)
-        .arg(WORLD)
-        .arg(out)
-        .current_dir(js);
-    cmd
+    Ok(warden)
 }
 
 /// Run a build, showing its output only when verbose or when it fails.
@@ -327,12 +226,12 @@ mod tests {
         let root =
             std::env::temp_dir().join(format!("xtask-polyglot-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for dir in ["wit", JS_TOOLCHAIN_DIR, "examples/py"] {
+        for dir in ["wit", TOOLCHAIN_PINS[0], "examples/py"] {
             std::fs::create_dir_all(root.join(dir)).expect("dir");
         }
         for (file, text) in [
             ("wit/types.wit", "package warden:plugin@0.1.0;"),
-            ("xtask/polyglot/package.json", "{}"),
+            ("runner/toolchains/package.json", "{}"),
             ("examples/py/app.py", "x = 1"),
             ("examples/py/world.wit", "package a:b;"),
             ("examples/py/plugin.toml", "name = \"py\"\n"),
@@ -355,7 +254,7 @@ mod tests {
         for (file, text) in [
             ("examples/py/app.py", "x = 2"),
             ("wit/types.wit", "package warden:plugin@0.1.1;"),
-            ("xtask/polyglot/package.json", "{ }"),
+            ("runner/toolchains/package.json", "{ }"),
         ] {
             std::fs::write(root.join(file), text).expect("edit");
             let next = fingerprint(&root, &examples[0]).expect("fingerprint");

@@ -41,7 +41,7 @@ impl Host for HostState {
         let own_limit = asked.min(cx.grant.limits.exec_timeout);
         let timeout = own_limit.min(remaining);
         let cancel = cx.cancel.clone();
-        let result = process::run(process::Spawn {
+        let result = cx.env.programs.run(process::Spawn {
             program: &cmd.program,
             args: &cmd.args,
             stdin: cmd.stdin.as_deref(),

@@ -71,11 +71,12 @@ impl RunContext {
             .max_by_key(|r| r.components().count())
             .ok_or_else(|| CapError::Denied(invalid("not under a granted path")))?;
         if !self.fs_roots.contains_key(&root) {
-            let opened = match std::fs::metadata(&root) {
-                Ok(m) if m.is_dir() => Dir::open_ambient_dir(&root, ambient_authority())
+            let host_root = self.env.host_path(&root);
+            let opened = match std::fs::metadata(&host_root) {
+                Ok(m) if m.is_dir() => Dir::open_ambient_dir(&host_root, ambient_authority())
                     .map(|dir| OpenRoot::Dir(Arc::new(dir))),
                 // A granted file: open its directory and allow exactly that entry.
-                Ok(_) => match (root.parent(), root.file_name()) {
+                Ok(_) => match (host_root.parent(), host_root.file_name()) {
                     (Some(parent), Some(name)) => {
                         Dir::open_ambient_dir(parent, ambient_authority()).map(|dir| {
                             OpenRoot::File {

@@ -13,8 +13,8 @@ pub mod sysinfo;
 use crate::bindings::CapError;
 use crate::error::RunError;
 use crate::grant::{Grant, Operation};
+use crate::host_env::HostEnv;
 use crate::limits::{Limit, MAX_RECORDED_CAPABILITY_USES};
-use crate::service_manager::ServiceManager;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,7 +109,8 @@ pub struct RunContext {
     pub kv: Option<Arc<crate::kv_store::KvStore>>,
     /// Granted fs roots opened so far in this run.
     pub fs_roots: fs::OpenRoots,
-    pub services: Arc<dyn ServiceManager>,
+    /// The machine (or fixture) the capabilities act on.
+    pub env: HostEnv,
     /// Why the host ended the run, when it did; the trap is mapped back to this.
     pub stop_reason: Option<RunError>,
 }

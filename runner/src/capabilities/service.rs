@@ -37,8 +37,9 @@ impl HostState {
         let cancel = cx.cancel.clone();
         let cancelled = move || cancel.is_cancelled();
         let result = match action {
-            None => cx.services.status(name, timeout, &cancelled).map(Some),
+            None => cx.env.services.status(name, timeout, &cancelled).map(Some),
             Some(a) => cx
+                .env
                 .services
                 .control(name, a, timeout, &cancelled)
                 .map(|()| None),

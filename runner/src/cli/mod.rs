@@ -2,6 +2,7 @@
 //! and dispatch to one module per subcommand. Human output by default, `--json` for machines.
 
 mod audit;
+mod author;
 mod ctl;
 mod key;
 mod output;

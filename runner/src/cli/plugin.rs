@@ -1,4 +1,5 @@
-//! `warden plugin install|list|inspect|remove`.
+//! `warden plugin install|pack|sign|verify|list|inspect|remove` on the agent's store, and the
+//! author's `build|test` on a project directory (see `author`).
 
 use super::Context;
 use super::output::print_json;
@@ -11,6 +12,17 @@ use warden::bundle::{Bundle, keys, trust};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    #[command(flatten)]
+    Store(StoreCommand),
+    /// Build a plugin project (Rust, Python or JavaScript) into its component.
+    Build(super::author::BuildArgs),
+    /// Run a built plugin against fixture files on a fake machine and check what it did.
+    Test(super::author::TestArgs),
+}
+
+/// The commands on this agent's plugin store.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
     /// Install a signed bundle (or, in development mode, a directory with plugin.toml + component).
     Install { path: PathBuf },
     /// Build a signed bundle from a plugin directory.
@@ -36,9 +48,18 @@ pub enum PluginCommand {
 }
 
 pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
+    match cmd {
+        PluginCommand::Store(cmd) => run_on_store(cx, cmd),
+        // The author's commands work on a project, not on this agent's store.
+        PluginCommand::Build(args) => super::author::build_plugin(args, cx.json),
+        PluginCommand::Test(args) => super::author::test_plugin(args, cx.json),
+    }
+}
+
+fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
     let runner = cx.runner()?;
     match cmd {
-        PluginCommand::Pack { dir, signing } => {
+        StoreCommand::Pack { dir, signing } => {
             let mut bundle = Bundle::from_plugin_dir(&dir, signing.valid_days)?;
             let st = bundle.statement.clone();
             let default = format!("{}-{}.wbundle", st.name, st.version);
@@ -55,7 +76,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 );
             }
         }
-        PluginCommand::Sign { bundle: path, key } => {
+        StoreCommand::Sign { bundle: path, key } => {
             let key = keys::load_secret(&key)?;
             let mut bundle = Bundle::read(&path, cx.policy.limits.max_bundle_bytes)?;
             bundle.sign(&key);
@@ -66,7 +87,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 path.display()
             );
         }
-        PluginCommand::Verify { bundle: path } => {
+        StoreCommand::Verify { bundle: path } => {
             let bundle = Bundle::read(&path, cx.policy.limits.max_bundle_bytes)?;
             let checks = trust::check_signatures(&bundle, &cx.policy);
             let highest = runner.high_water().get(&bundle.statement.name)?;
@@ -123,7 +144,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
-        PluginCommand::Install { path } => {
+        StoreCommand::Install { path } => {
             let report = if path.is_dir() {
                 runner.install_dir(&path)?
             } else {
@@ -164,7 +185,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 }
             }
         }
-        PluginCommand::List => {
+        StoreCommand::List => {
             let plugins = runner.store().list()?;
             if cx.json {
                 print_json(&plugins)?;
@@ -188,7 +209,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 }
             }
         }
-        PluginCommand::Inspect { name } => {
+        StoreCommand::Inspect { name } => {
             let (installed, report) = runner.inspect(&name)?;
             if cx.json {
                 print_json(&serde_json::json!({
@@ -268,7 +289,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
                 }
             }
         }
-        PluginCommand::Remove { name } => {
+        StoreCommand::Remove { name } => {
             let Some(removed) = runner.remove(&name)? else {
                 bail!("plugin `{name}` is not installed");
             };

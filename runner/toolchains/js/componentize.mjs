@@ -1,6 +1,6 @@
 // Build one JavaScript plugin into a component with the pinned ComponentizeJS.
 // Usage: node componentize.mjs <source.js> <wit-dir-or-file> <world> <out.wasm>
-// `cargo xtask build-plugins` runs it; the arguments are paths, never shell text.
+// `warden plugin build` runs it; the arguments are paths, never shell text.
 
 import { writeFile } from 'node:fs/promises';
 import { componentize } from '@bytecodealliance/componentize-js';
