@@ -5,7 +5,7 @@
 use crate::audit::AuditLog;
 use crate::bindings::{RunnerHost, check, discovery, remediation};
 use crate::capabilities::{CancelToken, HostState, MemoryLimiter, RunContext};
-use crate::engine::{CacheOutcome, CompileCache, EpochTicker, new_engine};
+use crate::engine::{CacheOutcome, CodeQuality, CompileCache, EpochTicker, new_engine_with};
 use crate::error::RunError;
 use crate::grant::{Grant, GrantReport};
 use crate::high_water::HighWaterMarks;
@@ -107,19 +107,31 @@ impl Runner {
         policy: SitePolicy,
         services: Arc<dyn ServiceManager>,
     ) -> Result<Runner, RunError> {
-        Runner::with_env(data_dir, policy, HostEnv::real(services))
+        Runner::with_env(
+            data_dir,
+            policy,
+            HostEnv::real(services),
+            CodeQuality::Optimized,
+        )
     }
 
-    /// Same, on a given host environment (the plugin test harness passes a fixture).
-    pub fn with_env(data_dir: &Path, policy: SitePolicy, env: HostEnv) -> Result<Runner, RunError> {
+    /// Same, on a given host environment and code quality (the plugin test harness passes a
+    /// fixture, and compiles quickly).
+    pub fn with_env(
+        data_dir: &Path,
+        policy: SitePolicy,
+        env: HostEnv,
+        quality: CodeQuality,
+    ) -> Result<Runner, RunError> {
         let (engine, pooled) = match crate::engine::new_pooled_engine(
             policy.limits.max_instances,
             policy.limits.max_memory_mb.saturating_mul(1 << 20),
+            quality,
         ) {
             Ok(engine) => (engine, true),
             Err(e) => {
                 tracing::warn!("instance pool unavailable, allocating on demand: {e:#}");
-                (new_engine().map_err(RunError::internal)?, false)
+                (new_engine_with(quality).map_err(RunError::internal)?, false)
             }
         };
         let mut linker = Linker::new(&engine);

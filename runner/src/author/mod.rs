@@ -2,6 +2,7 @@
 //! language, and builds with pinned toolchains. Testing a built plugin is `testkit`.
 
 pub mod build;
+pub mod scaffold;
 pub mod toolchain;
 
 use crate::manifest::ManifestError;

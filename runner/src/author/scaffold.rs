@@ -620,7 +620,8 @@ impl Written {
     }
 
     fn create_dirs(&mut self, dir: &Path) -> Result<(), ScaffoldError> {
-        if dir.is_dir() {
+        // The parent of a relative `name` is the empty path: the current directory.
+        if dir.as_os_str().is_empty() || dir.is_dir() {
             return Ok(());
         }
         if let Some(parent) = dir.parent() {

@@ -1,6 +1,6 @@
-//! `warden plugin build|test`: the plugin author's loop on a project directory, without an
-//! agent's data dir or policy: build the component with pinned toolchains, then run it against
-//! fixture files on a fake machine.
+//! `warden plugin new|build|test`: the plugin author's loop on a project directory, without an
+//! agent's data dir or policy: scaffold a project, build its component with pinned toolchains,
+//! run it against fixture files on a fake machine.
 
 use super::output::print_json;
 use anyhow::{Context as _, Result, bail};
@@ -9,7 +9,73 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use warden::author::build::{self, BuildOptions};
+use warden::author::scaffold::{self, Lang, ScaffoldOptions};
 use warden::author::toolchain;
+use warden::manifest::Role;
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin name (lowercase letters, digits and dashes).
+    pub name: String,
+    /// What the plugin does: `discovery` (report facts), `check` (judge something) or
+    /// `remediation` (plan and apply a fix).
+    #[arg(long, value_parser = parse_role)]
+    pub role: Role,
+    /// The language: rust, python or js.
+    #[arg(long, default_value = "rust")]
+    pub lang: Lang,
+    /// The project directory to create. Default: ./<NAME>.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Rust only: a checkout of Warden's `sdk/` (the SDK is not on crates.io). Default: the SDK
+    /// of the source tree this `warden` was built from.
+    #[arg(long, value_name = "PATH")]
+    pub sdk: Option<PathBuf>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "discovery" => Ok(Role::Discovery),
+        "check" => Ok(Role::Check),
+        "remediation" => Ok(Role::Remediation),
+        other => Err(format!(
+            "unknown role `{other}`: use discovery, check or remediation"
+        )),
+    }
+}
+
+pub fn new_plugin(args: NewArgs, json: bool) -> Result<ExitCode> {
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    let files = scaffold::scaffold(&ScaffoldOptions {
+        name: args.name.clone(),
+        role: args.role,
+        lang: args.lang,
+        dir: dir.clone(),
+        sdk_path: args.sdk,
+    })?;
+    if json {
+        print_json(&serde_json::json!({
+            "name": args.name, "role": args.role.to_string(), "lang": args.lang.to_string(),
+            "dir": dir, "files": files,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "created {} ({} plugin in {}) in {}:",
+        args.name,
+        args.role,
+        args.lang,
+        dir.display()
+    );
+    for f in &files {
+        println!("  {}", f.display());
+    }
+    println!("next:");
+    println!("  cd {}", dir.display());
+    println!("  warden plugin build    # builds plugin.wasm");
+    println!("  warden plugin test     # runs tests/*.toml on a fake machine");
+    Ok(ExitCode::SUCCESS)
+}
 use warden::testkit::{Fixture, Harness, Verdict, verdict};
 
 #[derive(Debug, Args)]
@@ -97,11 +163,6 @@ fn default_fixtures(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn test_plugin(args: TestArgs, json: bool) -> Result<ExitCode> {
-    let files = if args.fixtures.is_empty() {
-        default_fixtures(&args.dir)?
-    } else {
-        args.fixtures
-    };
     let cache = args
         .cache_dir
         .or_else(|| user_cache("compiled"))
@@ -112,6 +173,11 @@ pub fn test_plugin(args: TestArgs, json: bool) -> Result<ExitCode> {
         );
     }
     let harness = Harness::new(&args.dir, &cache)?;
+    let files = if args.fixtures.is_empty() {
+        default_fixtures(&args.dir)?
+    } else {
+        args.fixtures
+    };
     let m = harness.manifest();
     if !json {
         println!(

@@ -44,7 +44,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Install, list, inspect and remove plugins.
+    /// Write, build and test plugins (new, build, test); install and manage them on this agent.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// Run a plugin: discover, check, or plan/apply a remediation.

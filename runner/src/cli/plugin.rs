@@ -14,6 +14,8 @@ use warden::bundle::{Bundle, keys, trust};
 pub enum PluginCommand {
     #[command(flatten)]
     Store(StoreCommand),
+    /// Start a plugin project: manifest, source, tests and README, for a role and language.
+    New(super::author::NewArgs),
     /// Build a plugin project (Rust, Python or JavaScript) into its component.
     Build(super::author::BuildArgs),
     /// Run a built plugin against fixture files on a fake machine and check what it did.
@@ -51,6 +53,7 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     match cmd {
         PluginCommand::Store(cmd) => run_on_store(cx, cmd),
         // The author's commands work on a project, not on this agent's store.
+        PluginCommand::New(args) => super::author::new_plugin(args, cx.json),
         PluginCommand::Build(args) => super::author::build_plugin(args, cx.json),
         PluginCommand::Test(args) => super::author::test_plugin(args, cx.json),
     }

@@ -5,6 +5,7 @@
 use super::fakes::FakeMachine;
 use super::fixture::{FileSpec, Fixture, RunKind};
 use crate::capabilities::CapabilityUse;
+use crate::engine::CodeQuality;
 use crate::host_env::HostEnv;
 use crate::install::InstallError;
 use crate::kv_store::KvStore;
@@ -168,7 +169,7 @@ impl Harness {
             fs_base: Some(root.clone()),
         };
         let policy = policy_for(&manifest, &data_dir, cache_dir);
-        let runner = Runner::with_env(&data_dir, policy, env)
+        let runner = Runner::with_env(&data_dir, policy, env, CodeQuality::QuickCompile)
             .map_err(|e| HarnessError::Environment(e.to_string()))?;
         let report = runner.install_dir(dir)?;
         if !report.refusals.is_empty() {
