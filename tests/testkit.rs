@@ -214,8 +214,15 @@ fn a_call_outside_the_grant_fails_the_case_by_name_unless_the_case_expects_the_d
 fn an_import_the_manifest_does_not_request_is_refused_naming_it() {
     let err = Harness::new(&warden_tests::built_plugin("sneaky"), &cache())
         .err()
-        .expect("sneaky imports http without requesting it")
-        .to_string();
+        .expect("sneaky imports http without requesting it");
+    // The message as the CLI prints it: the error, then its causes.
+    let mut chain: Vec<String> = vec![err.to_string()];
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    let err = chain.join(": ");
     assert!(
         err.contains("warden:plugin/http") && err.contains("plugin.toml"),
         "{err}"

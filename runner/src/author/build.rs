@@ -38,6 +38,16 @@ pub enum Language {
     Javascript,
 }
 
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Language::Rust => "Rust",
+            Language::Python => "Python",
+            Language::Javascript => "JavaScript",
+        })
+    }
+}
+
 impl Language {
     pub fn detect(dir: &Path) -> Result<Language, BuildError> {
         let found: Vec<Language> = [
@@ -99,7 +109,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
         std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
     }
     progress(&format!(
-        "building {} {} ({language:?}) into {}",
+        "building {} {} ({language}) into {}",
         manifest.name,
         manifest.version,
         out.display()

@@ -21,18 +21,16 @@ pub enum BuildError {
     MissingWorld { dir: String },
     #[error("`{command}`: {message}")]
     Tool { command: String, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // `error`, not `source`: the message already says it, and a source would repeat it.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 impl BuildError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> BuildError {
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> BuildError {
         BuildError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         }
     }
 }

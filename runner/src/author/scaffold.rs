@@ -95,11 +95,12 @@ pub enum ScaffoldError {
     SdkNotFound { path: Option<PathBuf> },
     #[error("the SDK path {} is not UTF-8, which Cargo.toml cannot hold: move the SDK checkout", path.display())]
     SdkPathNotUtf8 { path: PathBuf },
-    #[error("cannot {action} {}: {source}", path.display())]
+    // `error`, not `source`: the message already says it, and a source would repeat it.
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -300,17 +301,17 @@ fn sdk_dir(given: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
 fn check_dir(dir: &Path) -> Result<(), ScaffoldError> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(ScaffoldError::Io {
+        Err(error) => Err(ScaffoldError::Io {
             action: "inspect",
             path: dir.into(),
-            source,
+            error,
         }),
         Ok(meta) if !meta.is_dir() => Err(ScaffoldError::NotADirectory { dir: dir.into() }),
         Ok(_) => {
-            let mut entries = std::fs::read_dir(dir).map_err(|source| ScaffoldError::Io {
+            let mut entries = std::fs::read_dir(dir).map_err(|error| ScaffoldError::Io {
                 action: "list",
                 path: dir.into(),
-                source,
+                error,
             })?;
             if entries.next().is_some() {
                 return Err(ScaffoldError::DirNotEmpty { dir: dir.into() });
@@ -604,10 +605,10 @@ impl Written {
         if let Some(parent) = path.parent() {
             self.create_dirs(parent)?;
         }
-        let io = |action, source| ScaffoldError::Io {
+        let io = |action, error| ScaffoldError::Io {
             action,
             path: path.clone(),
-            source,
+            error,
         };
         // `create_new`: never replace a file, even one that appeared since the emptiness check.
         let mut file = std::fs::OpenOptions::new()
@@ -627,10 +628,10 @@ impl Written {
         if let Some(parent) = dir.parent() {
             self.create_dirs(parent)?;
         }
-        std::fs::create_dir(dir).map_err(|source| ScaffoldError::Io {
+        std::fs::create_dir(dir).map_err(|error| ScaffoldError::Io {
             action: "create",
             path: dir.into(),
-            source,
+            error,
         })?;
         self.dirs.push(dir.into());
         Ok(())

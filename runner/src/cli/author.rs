@@ -128,7 +128,7 @@ pub fn build_plugin(args: BuildArgs, json: bool) -> Result<ExitCode> {
         print_json(&report)?;
     } else {
         println!(
-            "built {} ({:?}): {} ({} KB) in {:.1} s",
+            "built {} ({}): {} ({} KB) in {:.1} s",
             report.plugin,
             report.language,
             report.component.display(),

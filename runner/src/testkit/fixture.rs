@@ -201,11 +201,9 @@ impl<'de> Deserialize<'de> for AlwaysTrue {
 /// A fixture that cannot be used, with what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
-    #[error("cannot read fixture {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    // `error`, not `source`: the message already says it, and a source would repeat it.
+    #[error("cannot read fixture {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("fixture {path} is larger than {MAX_FIXTURE_BYTES} bytes")]
     TooLarge { path: String },
     #[error("fixture {path}: {message}")]
@@ -218,9 +216,9 @@ impl Fixture {
     /// Read and check a fixture file.
     pub fn load(path: &Path) -> Result<Fixture, FixtureError> {
         let shown = path.display().to_string();
-        let read = |source| FixtureError::Read {
+        let read = |error| FixtureError::Read {
             path: shown.clone(),
-            source,
+            error,
         };
         let len = std::fs::metadata(path).map_err(read)?.len();
         if len > MAX_FIXTURE_BYTES {

@@ -28,7 +28,7 @@ pub enum HarnessError {
         "the component {path} does not exist: build the plugin first (`warden plugin build {dir}`)"
     )]
     NotBuilt { path: String, dir: String },
-    #[error("the plugin cannot be installed: {0}")]
+    #[error("the plugin cannot be installed")]
     Install(#[from] InstallError),
     #[error("the plugin cannot run: {}", .0.join("; "))]
     Refused(Vec<String>),
