@@ -293,3 +293,75 @@ fn plugin_new_refuses_what_it_cannot_scaffold_and_writes_nothing() {
         "no project directory left behind by the refusals"
     );
 }
+
+/// A copy of the built guest `plugin` with its manifest edited by `edit`.
+fn edited_copy(plugin: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let built = repo().join("target/plugins").join(plugin);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(built.join("plugin.wasm"), dir.path().join("plugin.wasm")).expect("copy");
+    let manifest = std::fs::read_to_string(built.join("plugin.toml")).expect("manifest");
+    std::fs::write(dir.path().join("plugin.toml"), edit(manifest)).expect("manifest");
+    std::fs::create_dir(dir.path().join("tests")).expect("tests dir");
+    dir
+}
+
+#[test]
+fn the_errors_an_author_meets_say_what_to_change() {
+    let test = |dir: &Path, fixture: &str| {
+        std::fs::write(dir.join("tests/case.toml"), fixture).expect("fixture");
+        let out = warden(&["plugin", "test", dir.to_str().expect("utf-8")], dir);
+        (out.status.success(), text(&out))
+    };
+
+    // A request the component never uses: a warning, and the plugin still runs.
+    let unused = edited_copy("trivial", |m| {
+        m + "\n[capabilities.kv]\nquota-bytes = 1024\n"
+    });
+    let (ok, shown) = test(
+        unused.path(),
+        "run = \"check\"\n[expect]\nstatus = \"ok\"\n",
+    );
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("warning: the manifest requests `kv` but the component never uses it: remove it from [capabilities]"),
+        "{shown}"
+    );
+
+    // A role whose export the component lacks.
+    let wrong_role = edited_copy("trivial", |m| {
+        m.replace("role = \"check\"", "role = \"discovery\"")
+    });
+    let (ok, shown) = test(wrong_role.path(), "run = \"discover\"\n");
+    assert!(!ok);
+    assert!(
+        shown.contains("a discovery plugin must export `warden:plugin/discovery@0.1.0`, and this component does not (it exports: check)"),
+        "{shown}"
+    );
+
+    // An import the manifest does not request: refused, naming it and where to request it.
+    let sneaky = edited_copy("sneaky", |m| m);
+    let (ok, shown) = test(sneaky.path(), "run = \"check\"\n");
+    assert!(!ok);
+    assert!(
+        shown.contains("imports `warden:plugin/http@0.1.0`, which its manifest does not request: add it to [capabilities] in plugin.toml"),
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("does not request").count(),
+        1,
+        "said once: {shown}"
+    );
+
+    // A configuration the schema refuses.
+    let health = edited_copy("service-health", |m| m);
+    let (ok, shown) = test(
+        health.path(),
+        "run = \"check\"\n[config]\nservise = \"nginx\"\n",
+    );
+    assert!(!ok);
+    assert!(
+        shown.contains("invalid configuration for `service-health`")
+            && shown.contains("\"service\" is a required property"),
+        "{shown}"
+    );
+}
