@@ -226,12 +226,16 @@ mod tests {
         let root =
             std::env::temp_dir().join(format!("xtask-polyglot-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for dir in ["wit", TOOLCHAIN_PINS[0], "examples/py"] {
+        for dir in ["wit", TOOLCHAIN_PINS[0], TOOLCHAIN_PINS[1], "examples/py"] {
             std::fs::create_dir_all(root.join(dir)).expect("dir");
         }
         for (file, text) in [
             ("wit/types.wit", "package warden:plugin@0.1.0;"),
             ("runner/toolchains/package.json", "{}"),
+            (
+                "runner/src/author/toolchain.rs",
+                "const PY: &str = \"componentize-py==0.25.1\";",
+            ),
             ("examples/py/app.py", "x = 1"),
             ("examples/py/world.wit", "package a:b;"),
             ("examples/py/plugin.toml", "name = \"py\"\n"),
@@ -255,6 +259,10 @@ mod tests {
             ("examples/py/app.py", "x = 2"),
             ("wit/types.wit", "package warden:plugin@0.1.1;"),
             ("runner/toolchains/package.json", "{ }"),
+            (
+                "runner/src/author/toolchain.rs",
+                "const PY: &str = \"componentize-py==0.26.0\";",
+            ),
         ] {
             std::fs::write(root.join(file), text).expect("edit");
             let next = fingerprint(&root, &examples[0]).expect("fingerprint");
