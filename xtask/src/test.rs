@@ -1,12 +1,16 @@
-//! `cargo xtask test`: build the guest plugins the end-to-end tests load and the Python
-//! environment of the example NOC client, then run the root workspace's tests, passing any extra
-//! arguments through to `cargo test`.
+//! `cargo xtask test`: build the tests (and `warden`), the guest plugins the end-to-end tests
+//! load and the Python environment of the example NOC client, then run the root workspace's
+//! tests, passing any extra arguments through to `cargo test`.
 
 use std::path::Path;
 
 use crate::{build_plugins, python_env, util};
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    // Everything the tests need, `warden` included, in one cargo invocation: building the
+    // binary alone first (for the Python and JavaScript examples) and the tests afterwards costs
+    // minutes of lost parallelism on 2 cores, and CI time is bounded.
+    util::run(util::cargo(root).args(["test", "--workspace", "--no-run"]))?;
     build_plugins::run(root, &[])?;
     python_env::ensure_requirements(
         root,
