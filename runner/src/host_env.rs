@@ -46,17 +46,20 @@ impl HostEnv {
     pub fn host_path(&self, path: &Path) -> PathBuf {
         match &self.fs_base {
             None => path.to_path_buf(),
-            Some(base) => {
-                // Normalized paths have no `..`; dropping the root (and a Windows prefix) keeps
-                // the result under the base.
-                let rel: PathBuf = path
-                    .components()
-                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
-                    .collect();
-                base.join(rel)
-            }
+            Some(base) => rebase(base, path),
         }
     }
+}
+
+/// The normalized, absolute plugin path `path` served from under `base`: `/a/b` is `<base>/a/b`.
+pub fn rebase(base: &Path, path: &Path) -> PathBuf {
+    // Normalized paths have no `..`; dropping the root (and a Windows prefix) keeps the result
+    // under the base.
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    base.join(rel)
 }
 
 #[cfg(test)]

@@ -92,11 +92,7 @@ impl CaseRun {
 
     /// Where the plugin path `path` is in the fake filesystem.
     pub fn host_path(&self, path: &str) -> PathBuf {
-        HostEnv {
-            fs_base: Some(self.root.clone()),
-            ..HostEnv::real(Arc::new(FakeMachine::default()))
-        }
-        .host_path(Path::new(path))
+        crate::host_env::rebase(&self.root, Path::new(path))
     }
 }
 
@@ -197,7 +193,7 @@ impl Harness {
         &self.warnings
     }
 
-    /// Whether the component came from the precompiled cache.
+    /// The runner the plugin is installed in (for its store, audit log and cache).
     pub fn runner(&self) -> &Runner {
         &self.runner
     }
@@ -245,12 +241,8 @@ impl Harness {
         let root = &self.root;
         std::fs::remove_dir_all(root).map_err(|e| env_error("clearing", root, e))?;
         std::fs::create_dir_all(root).map_err(|e| env_error("creating", root, e))?;
-        let base = HostEnv {
-            fs_base: Some(root.clone()),
-            ..HostEnv::real(Arc::new(self.machine.clone()))
-        };
         for (path, spec) in &fixture.files {
-            write_file(&base.host_path(Path::new(path)), spec)?;
+            write_file(&crate::host_env::rebase(root, Path::new(path)), spec)?;
         }
         self.machine
             .reset(fixture.exec.clone(), fixture.services.clone());
