@@ -9,10 +9,12 @@
 //!    the same component in a bare wasmtime host (the floor), vs `sh -c` and `python3 -c`
 //!    printing the same `ok`; with a profile of the runner's per-run work: bare hosts that add
 //!    the runner's wasmtime work one piece at a time, and the runner's own steps timed alone;
-//! 2. first runs: a fresh runner's, from the precompiled cache, and an install into an empty one
-//!    (Python plugins: not measured until issue 7);
+//! 2. first runs: a fresh runner's, from the precompiled cache, and an install into an empty one,
+//!    for the trivial plugin and for a Python one (componentize-py, `dir-quota`) against spawning
+//!    `python3` with the same script;
 //! 3. capability call overhead: `(time with N calls - time with 0) / N` (`tests/guests/calls`);
-//! 4. throughput with 1, 2, 8 and 64 threads sharing one `&Runner`, and memory per live instance;
+//! 4. throughput with 1, 2, 8 and 64 threads sharing one `&Runner`, memory per live instance, and
+//!    the idle RSS of the agent daemon (`warden serve`);
 //! 5. a 5-step runbook of trivial checks vs its five plugin runs alone.
 //!
 //! ```text
@@ -25,7 +27,9 @@
 //! a profiler (`perf record -g target/release/warden-bench --spin runner 10`).
 
 mod bare;
+mod daemon;
 mod measure;
+mod python;
 mod setup;
 mod system;
 
@@ -131,6 +135,10 @@ struct Sizes {
     live_for: Duration,
     cold_samples: usize,
     compile_samples: usize,
+    /// Installs of the Python plugin into an empty cache (a compile of ~5 s each in release).
+    python_compiles: usize,
+    /// Rounds of its fresh-runner, steady-state and python3 scenarios.
+    python_rounds: usize,
     runbook_rounds: usize,
 }
 
@@ -153,6 +161,9 @@ impl Sizes {
                 live_for: Duration::from_millis(100),
                 cold_samples: 2,
                 compile_samples: 1,
+                // The one compile the cache needs (tens of seconds in a debug build).
+                python_compiles: 1,
+                python_rounds: 2,
                 runbook_rounds: 2,
             };
         }
@@ -175,6 +186,8 @@ impl Sizes {
             live_for: Duration::from_millis(500),
             cold_samples: (n / 100).clamp(3, 20),
             compile_samples: (n / 400).clamp(1, 5),
+            python_compiles: (n / 600).clamp(1, 3),
+            python_rounds: (n / 100).clamp(3, 20),
             runbook_rounds: (n / 20).clamp(3, 100),
         }
     }
@@ -231,7 +244,7 @@ fn spawn_ok(argv: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
 
 /// The Python to spawn: `--python`, else the system one, else whatever `python3` on PATH runs
 /// (resolved once, so a version-manager shim script is not timed with it).
-fn python(given: Option<&Path>) -> Option<PathBuf> {
+fn find_python(given: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = given {
         return Some(p.to_path_buf());
     }
@@ -305,10 +318,10 @@ fn run(o: &Options) -> anyhow::Result<()> {
     ));
 
     let t1 = section_trivial(o, &sizes, &sandbox, &runner, &trivial)?;
-    section_cold(o, &sizes, &sandbox)?;
+    let py = section_cold(o, &sizes, &sandbox, &runner)?;
     let per_call = section_calls(o, &sizes, &sandbox, &runner)?;
     let best_rate = section_throughput(o, &sizes, &sandbox, &runner, &trivial, &floor)?;
-    section_memory(o, &sizes, &runner, &trivial)?;
+    let daemon_rss = section_memory(o, &sizes, &sandbox, &runner, &trivial)?;
 
     section_runbook(o, &sizes, &sandbox, &runner, &trivial)?;
     println!();
@@ -352,8 +365,42 @@ fn run(o: &Options) -> anyhow::Result<()> {
             goal(us <= 5.0)
         );
     }
-    println!("- Python plugin from the precompiled cache ≤ 5 ms: not measured (issue 7)");
-    println!("- daemon idle RSS ≤ 40 MB: not measured (no daemon yet, issue 5)");
+    match &py {
+        Some(p) => {
+            println!(
+                "- Python plugin, first call from the precompiled cache ≤ 5 ms: {} ({}; with \
+                 Runner::new {})",
+                goal(us(p.first) <= 5000.0),
+                fmt_duration(p.first),
+                fmt_duration(p.new_and_first)
+            );
+            match p.python {
+                Some(spawn) => println!(
+                    "- Python plugin from the precompiled cache ≥ 30× faster than spawning \
+                     python3: {} ({} for the first call; {} with Runner::new; {} steady state)",
+                    goal(spawn.as_secs_f64() >= 30.0 * p.first.as_secs_f64()),
+                    ratio(spawn, p.first),
+                    ratio(spawn, p.new_and_first),
+                    ratio(spawn, p.steady)
+                ),
+                None => {
+                    println!("- Python plugin ≥ 30× faster than python3: not measured (no python3)")
+                }
+            }
+        }
+        None => println!(
+            "- Python plugin goals: not measured ({} not built)",
+            python::GUEST
+        ),
+    }
+    match daemon_rss {
+        Some(rss) => println!(
+            "- daemon idle RSS ≤ 40 MB: {} ({:.1} MB)",
+            goal(rss as f64 <= 40e6),
+            rss as f64 / 1e6
+        ),
+        None => println!("- daemon idle RSS ≤ 40 MB: not measured (see table 4)"),
+    }
     Ok(())
 }
 
@@ -435,7 +482,7 @@ fn section_trivial(
         .collect::<anyhow::Result<_>>()?;
     let sh = Path::new("/bin/sh");
     let sh = sh.is_file().then_some(sh);
-    let python = python(o.python.as_deref());
+    let python = find_python(o.python.as_deref());
 
     // The runner's own steps, timed alone with its public API.
     let installed = runner
@@ -672,11 +719,14 @@ fn signed_us(a: Duration, b: Duration) -> String {
     format!("{}{d:.1} µs", if d >= 0.0 { "+" } else { "" })
 }
 
-fn section_cold(o: &Options, sizes: &Sizes, sandbox: &Sandbox) -> anyhow::Result<()> {
+fn section_cold(
+    o: &Options,
+    sizes: &Sizes,
+    sandbox: &Sandbox,
+    runner: &Runner,
+) -> anyhow::Result<Option<python::PythonFigures>> {
     println!();
     println!("## 2. First runs");
-    println!();
-    println!("Python plugin (componentize-py): not measured: needs issue 7");
     println!();
     // A fresh runner over the data dir whose cache holds the precompiled trivial component: what
     // every `warden run` (one process per run) pays.
@@ -733,7 +783,13 @@ fn section_cold(o: &Options, sizes: &Sizes, sandbox: &Sandbox) -> anyhow::Result
         ]);
     }
     t.print(o.markdown);
-    Ok(())
+    python::section(
+        o,
+        sizes,
+        sandbox,
+        runner,
+        find_python(o.python.as_deref()).as_deref(),
+    )
 }
 
 /// One per-call measurement: the same work with 0 and with `n` units.
@@ -942,16 +998,18 @@ fn section_throughput(
     Ok(best)
 }
 
+/// Memory per run and per live instance, and the daemon's idle RSS (returned, when measured).
 fn section_memory(
     o: &Options,
     sizes: &Sizes,
+    sandbox: &Sandbox,
     runner: &Runner,
     trivial: &RunRequest,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<u64>> {
     println!();
     let Some(before) = rss_bytes() else {
         println!("memory: not measured (needs Linux /proc/self/status)");
-        return Ok(());
+        return Ok(None);
     };
     // Retained per run: RSS before and after a batch of sequential runs (a leak shows here).
     let batch = sizes.rounds;
@@ -983,10 +1041,41 @@ fn section_memory(
         format!("RSS per live instance ({k} instances of `calls` asleep in a plugin call)"),
         fmt_bytes((live as f64 - baseline as f64) / k as f64),
     ]);
+    let daemon = match daemon::warden_binary() {
+        Some(warden) => {
+            let root = sandbox.dir.path().join("daemon");
+            let m = daemon::idle_memory(&warden, &root, &sandbox.policy_text(None))
+                .context("measuring the daemon's idle RSS")?;
+            t.row(vec![
+                format!(
+                    "daemon idle RSS (`warden serve`, {} ms after its health check answered)",
+                    daemon::IDLE.as_millis()
+                ),
+                fmt_bytes(m.rss as f64),
+            ]);
+            t.row(vec![
+                "daemon peak RSS until then (VmHWM)".into(),
+                fmt_bytes(m.hwm as f64),
+            ]);
+            Some((warden, m.rss))
+        }
+        None => None,
+    };
     t.print(o.markdown);
-    println!();
-    println!("daemon idle RSS: not measured (no daemon yet, issue 5)");
-    Ok(())
+    match &daemon {
+        Some((warden, _)) => {
+            println!();
+            println!("daemon: {}", warden.display());
+        }
+        None => {
+            println!();
+            println!(
+                "daemon idle RSS: not measured (no `warden` binary next to this one: \
+                 `cargo build --release --workspace` builds both)"
+            );
+        }
+    }
+    Ok(daemon.map(|(_, rss)| rss))
 }
 
 /// Peak RSS while `k` threads run `f` once each, sampled every millisecond.

@@ -81,6 +81,12 @@ impl Sandbox {
     /// installed from directories rather than signed bundles (signature checks happen at install,
     /// not per run). `cache_dir` overrides `<data>/cache`.
     pub fn policy(&self, cache_dir: Option<&Path>) -> anyhow::Result<SitePolicy> {
+        SitePolicy::parse(&self.policy_text(cache_dir), "bench policy")
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The bench site policy as `warden.toml` text (see [`Sandbox::policy`]).
+    pub fn policy_text(&self, cache_dir: Option<&Path>) -> String {
         let mut text = String::new();
         if let Some(c) = cache_dir {
             text.push_str(&format!("cache-dir = {:?}\n", c.display().to_string()));
@@ -90,7 +96,7 @@ impl Sandbox {
              [trust]\nallow-unsigned = true\n",
             self.files().display().to_string()
         ));
-        SitePolicy::parse(&text, "bench policy").map_err(|e| anyhow::anyhow!("{e}"))
+        text
     }
 
     pub fn runner(&self, data_dir: &Path, cache_dir: Option<&Path>) -> anyhow::Result<Runner> {
@@ -116,6 +122,16 @@ impl Sandbox {
         guest: &str,
         manifest: Option<&str>,
     ) -> anyhow::Result<()> {
+        let pkg = self.package(guest, manifest)?;
+        runner
+            .install_dir(&pkg)
+            .map_err(|e| anyhow::anyhow!("installing {guest}: {e}"))?;
+        Ok(())
+    }
+
+    /// A plugin directory for `install_dir`: the built guest `guest`, under `manifest` when
+    /// given. Copied once, so that timing an install does not time the copy.
+    pub fn package(&self, guest: &str, manifest: Option<&str>) -> anyhow::Result<PathBuf> {
         let src = self.plugins.join(guest);
         let pkg = self.dir.path().join("pkg").join(guest);
         std::fs::create_dir_all(&pkg).with_context(|| format!("creating {}", pkg.display()))?;
@@ -126,9 +142,6 @@ impl Sandbox {
             None => std::fs::copy(src.join("plugin.toml"), pkg.join("plugin.toml")).map(drop),
         }
         .with_context(|| format!("writing the {guest} manifest"))?;
-        runner
-            .install_dir(&pkg)
-            .map_err(|e| anyhow::anyhow!("installing {guest}: {e}"))?;
-        Ok(())
+        Ok(pkg)
     }
 }

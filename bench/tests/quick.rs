@@ -18,8 +18,10 @@ fn every_benchmark_runs_at_quick_size() {
     for section in [
         "## 1. Trivial check plugin",
         "## 2. First runs",
+        "### Python plugin",
         "## 3. Capability call overhead",
         "## 4. Throughput and memory",
+        "daemon idle RSS",
         "## Goals",
     ] {
         assert!(stdout.contains(section), "no `{section}` in:\n{stdout}");

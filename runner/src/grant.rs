@@ -6,6 +6,7 @@ use crate::limits::RunLimits;
 use crate::manifest::{Manifest, Role, SysinfoCategory};
 use crate::policy::SitePolicy;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -366,10 +367,53 @@ fn matches_any(patterns: &[String], arg: &str) -> bool {
 }
 
 fn under_any<'a>(mut roots: impl Iterator<Item = &'a PathBuf>, path: &Path) -> Option<()> {
-    let path = normalize(path)?;
+    let path = normalized(path)?;
     roots
-        .any(|root| normalize(root).is_some_and(|r| path.starts_with(&r)))
+        .any(|root| normalized(root).is_some_and(|r| is_within(&path, &r)))
         .then_some(())
+}
+
+/// [`normalize`] without the allocation when `path` is normal already (as every granted root is,
+/// and every path a well-behaved plugin passes): this runs for the path and each granted root on
+/// every `fs` call.
+pub fn normalized(path: &Path) -> Option<Cow<'_, Path>> {
+    if is_normal(path) {
+        Some(Cow::Borrowed(path))
+    } else {
+        normalize(path).map(Cow::Owned)
+    }
+}
+
+/// Whether `normalize(path)` would return `path` unchanged: absolute, no empty, `.` or `..`
+/// segment, no trailing separator. Checked on the bytes, so only where `/` is the only separator.
+fn is_normal(path: &Path) -> bool {
+    if !cfg!(unix) {
+        return false;
+    }
+    let bytes = path.as_os_str().as_encoded_bytes();
+    match bytes {
+        [b'/'] => true,
+        [b'/', rest @ ..] => rest
+            .split(|b| *b == b'/')
+            .all(|seg| !matches!(seg, b"" | b"." | b"..")),
+        _ => false,
+    }
+}
+
+/// `path.starts_with(root)` for two paths that are normal (see [`normalized`]), compared as bytes
+/// instead of component by component: equal, or `root` followed by a separator in `path`.
+pub fn is_within(path: &Path, root: &Path) -> bool {
+    if !cfg!(unix) {
+        return path.starts_with(root);
+    }
+    let (p, r) = (
+        path.as_os_str().as_encoded_bytes(),
+        root.as_os_str().as_encoded_bytes(),
+    );
+    match p.strip_prefix(r) {
+        Some(rest) => rest.is_empty() || rest[0] == b'/' || r == b"/",
+        None => false,
+    }
 }
 
 /// Lexical normalisation of an absolute path: drops `.` and trailing separators, applies `..`
@@ -534,5 +578,41 @@ mod tests {
         );
         assert_eq!(normalize(Path::new("/..")), None);
         assert_eq!(normalize(Path::new("a/b")), None);
+    }
+
+    #[test]
+    fn normalized_borrows_exactly_when_normalize_changes_nothing() {
+        for p in [
+            "/", "/a", "/a/b", "/a/b/", "/a//b", "/a/./b", "/a/../b", "/a/.", "/a/..", "/..", "//",
+            "/.", "a", "", "./a", "/a/.b", "/a/..b", "/a/b.", "/...",
+        ] {
+            let path = Path::new(p);
+            let fast = normalized(path);
+            assert_eq!(
+                fast.as_deref(),
+                normalize(path).as_deref(),
+                "normalized({p:?})"
+            );
+            let borrowed = matches!(fast, Some(Cow::Borrowed(_)));
+            assert_eq!(
+                borrowed,
+                normalize(path).is_some_and(|n| n.as_os_str() == path.as_os_str()),
+                "borrowed({p:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn is_within_matches_starts_with_on_normal_paths() {
+        let paths = ["/", "/a", "/ab", "/a/b", "/a/bc", "/a/b/c", "/b"];
+        for p in paths {
+            for r in paths {
+                assert_eq!(
+                    is_within(Path::new(p), Path::new(r)),
+                    Path::new(p).starts_with(r),
+                    "is_within({p:?}, {r:?})"
+                );
+            }
+        }
     }
 }

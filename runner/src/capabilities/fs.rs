@@ -6,10 +6,10 @@ use super::{CapFailure, HostState, RunContext};
 use crate::bindings::CapError;
 use crate::bindings::warden::plugin::fs::{DirEntry, EntryKind, Host as FsHost, Metadata};
 use crate::bindings::warden::plugin::fs_write::Host as FsWriteHost;
-use crate::grant::{Operation, normalize};
+use crate::grant::{self, Operation, is_within};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +17,11 @@ use std::sync::Arc;
 /// Longest path a plugin may pass.
 pub const MAX_PATH_BYTES: usize = 4096;
 
-/// A granted root opened as a capability, and the path inside it.
-struct Resolved {
+/// A granted root opened as a capability, and the path inside it (borrowed from the plugin's
+/// path when that was normal already).
+struct Resolved<'p> {
     dir: Arc<Dir>,
-    rel: PathBuf,
+    rel: Cow<'p, Path>,
 }
 
 /// A granted root as opened once per run: a directory, or a granted file's parent directory.
@@ -31,21 +32,33 @@ pub enum OpenRoot {
 
 /// The granted roots this run has opened, by normalized path: each is opened (and its kind
 /// checked) on first use and kept for the rest of the run, so a call costs only its own syscalls.
-pub type OpenRoots = HashMap<PathBuf, OpenRoot>;
+/// A grant names a handful of roots: a list compared as bytes beats hashing a `PathBuf` (which
+/// hashes it component by component) on every call.
+#[derive(Default)]
+pub struct OpenRoots(Vec<(PathBuf, OpenRoot)>);
+
+impl OpenRoots {
+    fn get(&self, root: &Path) -> Option<&OpenRoot> {
+        self.0
+            .iter()
+            .find(|(r, _)| r.as_os_str() == root.as_os_str())
+            .map(|(_, open)| open)
+    }
+}
 
 impl RunContext {
-    fn resolve(
+    fn resolve<'p>(
         &mut self,
-        path: &str,
+        path: &'p str,
         write: bool,
         function: &'static str,
-    ) -> Result<Resolved, CapFailure> {
+    ) -> Result<Resolved<'p>, CapFailure> {
         let capability = if write { "fs-write" } else { "fs" };
         let invalid = |why: &str| format!("`{}`: {why}", path.escape_debug());
         let normalized = if path.len() > MAX_PATH_BYTES || path.contains('\0') {
             None
         } else {
-            normalize(Path::new(path))
+            grant::normalized(Path::new(path))
         };
         let Some(normalized) = normalized else {
             let why = invalid("not a normal absolute path");
@@ -58,19 +71,21 @@ impl RunContext {
             Operation::FsRead { path: &normalized }
         };
         self.authorize(op, function, path, &[])?;
-        let grant = &self.grant;
+        // A handle of its own (an `Arc`), so the roots can be borrowed while `self` changes.
+        let grant = self.grant.clone();
         let roots: Box<dyn Iterator<Item = &PathBuf>> = if write {
             Box::new(grant.fs_write.iter())
         } else {
             Box::new(grant.fs_read.iter().chain(&grant.fs_write))
         };
         // The longest granted root containing the path; the grant check above guarantees one.
+        // All the candidates contain the path, so the longest is also the deepest.
         let root = roots
-            .filter_map(|r| normalize(r))
-            .filter(|r| normalized.starts_with(r))
-            .max_by_key(|r| r.components().count())
+            .filter_map(|r| grant::normalized(r))
+            .filter(|r| is_within(&normalized, r))
+            .max_by_key(|r| r.as_os_str().len())
             .ok_or_else(|| CapError::Denied(invalid("not under a granted path")))?;
-        if !self.fs_roots.contains_key(&root) {
+        if self.fs_roots.get(&root).is_none() {
             let host_root = self.env.host_path(&root);
             let opened = match std::fs::metadata(&host_root) {
                 Ok(m) if m.is_dir() => Dir::open_ambient_dir(&host_root, ambient_authority())
@@ -92,27 +107,19 @@ impl RunContext {
                 Err(e) => Err(e),
             };
             let opened = opened.map_err(|e| self.io_error(path, e))?;
-            self.fs_roots.insert(root.clone(), opened);
+            self.fs_roots.0.push((root.to_path_buf(), opened));
         }
         match self.fs_roots.get(&root) {
-            Some(OpenRoot::Dir(dir)) => {
-                let rel = normalized
-                    .strip_prefix(&root)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default();
+            Some(OpenRoot::Dir(dir)) => Ok(Resolved {
+                dir: dir.clone(),
+                rel: relative(normalized, &root),
+            }),
+            Some(OpenRoot::File { parent, name }) if normalized.as_os_str() == root.as_os_str() => {
                 Ok(Resolved {
-                    dir: dir.clone(),
-                    rel: if rel.as_os_str().is_empty() {
-                        PathBuf::from(".")
-                    } else {
-                        rel
-                    },
+                    dir: parent.clone(),
+                    rel: Cow::Owned(name.clone()),
                 })
             }
-            Some(OpenRoot::File { parent, name }) if normalized == root => Ok(Resolved {
-                dir: parent.clone(),
-                rel: name.clone(),
-            }),
             _ => Err(self.deny_after_check(invalid("not under a granted directory"))),
         }
     }
@@ -135,6 +142,28 @@ impl RunContext {
             )),
             _ => CapError::Failed(format!("`{}`: {e}", path.escape_debug())).into(),
         }
+    }
+}
+
+/// `path` below `root` (which contains it, both normal), `.` for the root itself: a slice of
+/// `path` when it is borrowed.
+fn relative<'p>(path: Cow<'p, Path>, root: &Path) -> Cow<'p, Path> {
+    #[cfg(unix)]
+    if let Cow::Borrowed(p) = path {
+        use std::os::unix::ffi::OsStrExt;
+        let rest = p
+            .as_os_str()
+            .as_bytes()
+            .strip_prefix(root.as_os_str().as_bytes())
+            .map(|r| r.strip_prefix(b"/").unwrap_or(r));
+        return match rest {
+            Some(r) if !r.is_empty() => Cow::Borrowed(Path::new(std::ffi::OsStr::from_bytes(r))),
+            _ => Cow::Borrowed(Path::new(".")),
+        };
+    }
+    match path.strip_prefix(root) {
+        Ok(r) if !r.as_os_str().is_empty() => Cow::Owned(r.to_path_buf()),
+        _ => Cow::Borrowed(Path::new(".")),
     }
 }
 
