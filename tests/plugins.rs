@@ -266,6 +266,57 @@ fn a_second_runner_loads_the_precompiled_component() {
 }
 
 #[test]
+fn the_first_run_after_an_install_does_not_load_the_component_again() {
+    let sb = Sandbox::new();
+    let runner = embedded_default_runner(&sb);
+    sb.install(&runner, "disk-usage", None);
+    let report = runner.run(&RunRequest::new("disk-usage", Invocation::Check));
+    assert!(report.result.is_ok(), "{:?}", report.result);
+    assert_eq!(report.cache, None, "linked at install, kept in memory");
+}
+
+#[test]
+fn warm_up_links_every_installed_plugin_and_reports_the_ones_it_cannot_load() {
+    let sb = Sandbox::new();
+    {
+        let runner = embedded_default_runner(&sb);
+        sb.install(&runner, "disk-usage", None);
+        sb.install(&runner, "file-freshness", None);
+        sb.install(&runner, "inventory", None);
+    }
+    // inventory's record names a component that is neither stored nor precompiled.
+    let runner = embedded_default_runner(&sb);
+    let record = runner
+        .store()
+        .record_file("inventory")
+        .expect("record path");
+    let text = std::fs::read_to_string(&record).expect("record");
+    let sha = runner
+        .store()
+        .get("inventory")
+        .expect("read")
+        .expect("installed")
+        .sha256;
+    std::fs::write(&record, text.replace(&sha, &"0".repeat(64))).expect("edit record");
+
+    let warm = runner.warm_up().expect("the store lists");
+    let mut ready = warm.ready.clone();
+    ready.sort();
+    assert_eq!(ready, ["disk-usage", "file-freshness"]);
+    assert_eq!(warm.failed.len(), 1, "{:?}", warm.failed);
+    assert_eq!(warm.failed[0].0, "inventory");
+    let report = runner.run(&RunRequest::new("disk-usage", Invocation::Check));
+    assert!(report.result.is_ok(), "{:?}", report.result);
+    assert_eq!(report.cache, None, "warmed: nothing left to load");
+    // The damaged plugin's runs report the same error the warm-up did.
+    let report = runner.run(&RunRequest::new("inventory", Invocation::Discover));
+    assert_eq!(
+        report.result.as_ref().err().map(ToString::to_string),
+        Some(warm.failed[0].1.to_string())
+    );
+}
+
+#[test]
 fn a_failed_or_interrupted_install_leaves_the_previous_version_intact() {
     let sb = Sandbox::new();
     let runner = embedded_default_runner(&sb);

@@ -1,6 +1,6 @@
 //! The agent daemon's idle memory: `warden serve` (the binary built next to this one) on a
 //! loopback port with a temporary data dir, its `VmRSS` read once it answers the gRPC health
-//! check and has been idle for a moment.
+//! check, has preloaded the installed plugins, and has been idle for a moment.
 
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
@@ -52,8 +52,17 @@ fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("no {field} in {path}"))
 }
 
-/// Start `warden serve` under `root` with the bench's `policy`, wait for its health check, idle,
-/// and read its memory.
+/// The data dir of the daemon started under `root`: install into it before [`idle_memory`] to
+/// measure a daemon with plugins.
+pub fn data_dir(root: &Path) -> PathBuf {
+    root.join("data")
+}
+
+/// How long to wait for the daemon to say it has preloaded its plugins.
+const PRELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Start `warden serve` under `root` with the bench's `policy`, wait for its health check and
+/// for it to preload the installed plugins, idle, and read its memory.
 pub fn idle_memory(warden: &Path, root: &Path, policy: &str) -> anyhow::Result<IdleMemory> {
     std::fs::create_dir_all(root.join("runbooks")).context("creating the runbook dir")?;
     std::fs::write(root.join("warden.toml"), policy).context("writing the daemon's policy")?;
@@ -67,8 +76,9 @@ pub fn idle_memory(warden: &Path, root: &Path, policy: &str) -> anyhow::Result<I
     )
     .context("writing agent.toml")?;
     let mut child = Command::new(warden)
+        .env("WARDEN_LOG", "info")
         .arg("--data-dir")
-        .arg(root.join("data"))
+        .arg(data_dir(root))
         .arg("--config")
         .arg(root.join("warden.toml"))
         .arg("serve")
@@ -76,10 +86,21 @@ pub fn idle_memory(warden: &Path, root: &Path, policy: &str) -> anyhow::Result<I
         .arg(root.join("agent.toml"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {} serve", warden.display()))?;
     let stdout = child.stdout.take();
+    // The log, drained for the daemon's whole life; the preload's line is passed on.
+    let (preloaded_tx, preloaded) = std::sync::mpsc::channel();
+    if let Some(err) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains("preloaded") {
+                    let _ = preloaded_tx.send(line);
+                }
+            }
+        });
+    }
     let mut daemon = Daemon(child);
     // Port 0: the first line on stdout says where it listens.
     let mut line = String::new();
@@ -93,6 +114,12 @@ pub fn idle_memory(warden: &Path, root: &Path, policy: &str) -> anyhow::Result<I
         bail!("warden serve did not start (first line {line:?}, exit {status:?})");
     };
     health_check(addr)?;
+    let preload = preloaded
+        .recv_timeout(PRELOAD_TIMEOUT)
+        .context("the daemon did not say it preloaded its plugins")?;
+    if !preload.contains("INFO") {
+        bail!("the daemon could not preload its plugins: {preload}");
+    }
     std::thread::sleep(IDLE);
     if let Some(status) = daemon.0.try_wait().context("checking the daemon")? {
         bail!("warden serve exited while idle: {status}");

@@ -23,7 +23,7 @@
 //! ```
 //!
 //! `--quick` runs every benchmark at a tiny size, so CI can keep the harness working without
-//! timing anything. `--spin runner|floor|calls:<kind>:<n> SECONDS` only loops one scenario, for
+//! timing anything. `--spin runner|floor|python|python-fresh|calls:<kind>:<n> SECONDS` only loops one scenario, for
 //! a profiler (`perf record -g target/release/warden-bench --spin runner 10`).
 
 mod bare;
@@ -61,8 +61,9 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
   --tmp DIR        where the temporary data dir goes (default: the system temp dir); the runner
                    fsyncs its audit log and KV state there, so the filesystem matters
   --spin S SECS    run only scenario S in a loop for SECS seconds (for perf, strace, callgrind):
-                   runner, floor, or calls:<kind>:<n> (the `calls` guest, n calls of log, kv,
-                   kv-set, fs or fs-stat per run)";
+                   runner, floor, python (the Python plugin, steady state), python-fresh (a new
+                   Runner's first call from the cache), or calls:<kind>:<n> (the `calls` guest,
+                   n calls of log, kv, kv-set, fs or fs-stat per run)";
 
 #[derive(Debug)]
 struct Options {
@@ -106,7 +107,8 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
             "--python" => o.python = Some(PathBuf::from(value("a path")?)),
             "--tmp" => o.tmp = Some(PathBuf::from(value("a directory")?)),
             "--spin" => {
-                let scenario = value("a scenario (runner, floor or calls:<kind>:<n>)")?;
+                let scenario =
+                    value("a scenario (runner, floor, python, python-fresh or calls:<kind>:<n>)")?;
                 let secs: f64 = value("a duration in seconds")?
                     .parse()
                     .context("--spin needs a duration in seconds")?;
@@ -368,19 +370,24 @@ fn run(o: &Options) -> anyhow::Result<()> {
     match &py {
         Some(p) => {
             println!(
-                "- Python plugin, first call from the precompiled cache ≤ 5 ms: {} ({}; with \
-                 Runner::new {})",
+                "- Python plugin, first call from the precompiled cache ≤ 5 ms: {} in a new \
+                 process ({}; with Runner::new {}); {} in the agent, which preloads at start \
+                 ({})",
                 goal(us(p.first) <= 5000.0),
                 fmt_duration(p.first),
-                fmt_duration(p.new_and_first)
+                fmt_duration(p.new_and_first),
+                goal(us(p.warmed_first) <= 5000.0),
+                fmt_duration(p.warmed_first),
             );
             match p.python {
                 Some(spawn) => println!(
                     "- Python plugin from the precompiled cache ≥ 30× faster than spawning \
-                     python3: {} ({} for the first call; {} with Runner::new; {} steady state)",
+                     python3: {} ({} for a new process's first call; {} with Runner::new; {} \
+                     preloaded; {} steady state)",
                     goal(spawn.as_secs_f64() >= 30.0 * p.first.as_secs_f64()),
                     ratio(spawn, p.first),
                     ratio(spawn, p.new_and_first),
+                    ratio(spawn, p.warmed_first),
                     ratio(spawn, p.steady)
                 ),
                 None => {
@@ -428,16 +435,34 @@ fn spin(
         }
         _ => None,
     };
+    // `python` (steady state) and `python-fresh` (a new Runner's first call from the cache).
+    let py = match scenario {
+        "python" | "python-fresh" => {
+            let prepared = python::prepare(sandbox)?;
+            python::install(runner, &prepared)?;
+            Some(prepared)
+        }
+        _ => None,
+    };
     let start = Instant::now();
     let mut runs = 0u64;
+    let mut new_time = Duration::ZERO;
     while start.elapsed() < for_ {
-        match (scenario, &calls) {
-            (_, Some(req)) => run_ok(runner, req)?,
-            ("runner", None) => run_ok(runner, trivial)?,
-            ("floor", None) => floor.run_once()?,
-            (other, None) => {
-                bail!("--spin: unknown scenario `{other}` (runner, floor or calls:<kind>:<n>)")
+        match (scenario, &calls, &py) {
+            (_, Some(req), _) => run_ok(runner, req)?,
+            ("python", _, Some(p)) => python::run_counted(runner, &p.req, &p.expected).map(drop)?,
+            ("python-fresh", _, Some(p)) => {
+                let t = Instant::now();
+                let fresh = sandbox.runner(&sandbox.data_dir(), None)?;
+                new_time += t.elapsed();
+                python::run_counted(&fresh, &p.req, &p.expected).map(drop)?
             }
+            ("runner", None, _) => run_ok(runner, trivial)?,
+            ("floor", None, _) => floor.run_once()?,
+            (other, _, _) => bail!(
+                "--spin: unknown scenario `{other}` (runner, floor, python, python-fresh or \
+                 calls:<kind>:<n>)"
+            ),
         }
         runs += 1;
     }
@@ -447,6 +472,12 @@ fn spin(
         elapsed.as_secs_f64(),
         fmt_duration(elapsed / runs.max(1) as u32)
     );
+    if !new_time.is_zero() {
+        println!(
+            "of which Runner::new: {} per run",
+            fmt_duration(new_time / runs.max(1) as u32)
+        );
+    }
     Ok(())
 }
 
@@ -1048,7 +1079,8 @@ fn section_memory(
                 .context("measuring the daemon's idle RSS")?;
             t.row(vec![
                 format!(
-                    "daemon idle RSS (`warden serve`, {} ms after its health check answered)",
+                    "daemon idle RSS (`warden serve`, no plugins, {} ms after its health check \
+                     answered)",
                     daemon::IDLE.as_millis()
                 ),
                 fmt_bytes(m.rss as f64),
@@ -1056,6 +1088,30 @@ fn section_memory(
             t.row(vec![
                 "daemon peak RSS until then (VmHWM)".into(),
                 fmt_bytes(m.hwm as f64),
+            ]);
+            // The same with the bench's plugins installed (sharing the bench's compile cache, so
+            // nothing is compiled again) and preloaded.
+            let root = sandbox.dir.path().join("daemon-loaded");
+            let cache = sandbox.data_dir().join("cache");
+            let installer = sandbox.runner(&daemon::data_dir(&root), Some(&cache))?;
+            sandbox.install_guests(&installer)?;
+            let python = std::fs::metadata(sandbox.component(python::GUEST)).is_ok();
+            if python {
+                python::install(&installer, &python::prepare(sandbox)?)?;
+            }
+            drop(installer);
+            let loaded = daemon::idle_memory(&warden, &root, &sandbox.policy_text(Some(&cache)))
+                .context("measuring the idle RSS of a daemon with plugins")?;
+            t.row(vec![
+                format!(
+                    "daemon idle RSS with `trivial`, `calls`{} installed and preloaded",
+                    if python {
+                        " and `dir-quota` (Python)"
+                    } else {
+                        ""
+                    }
+                ),
+                fmt_bytes(loaded.rss as f64),
             ]);
             Some((warden, m.rss))
         }

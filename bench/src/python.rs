@@ -45,6 +45,8 @@ pub struct PythonFigures {
     pub first: Duration,
     /// The same plus `Runner::new`: what a new process pays before its first call.
     pub new_and_first: Duration,
+    /// First run of a fresh runner after `Runner::warm_up`: the agent's first trigger.
+    pub warmed_first: Duration,
     pub steady: Duration,
     pub python: Option<Duration>,
 }
@@ -75,12 +77,6 @@ fn expect_counted(report: &RunReport, expected: &str) -> anyhow::Result<()> {
     }
 }
 
-fn run_counted(runner: &Runner, req: &RunRequest, expected: &str) -> anyhow::Result<RunReport> {
-    let report = runner.run(req);
-    expect_counted(&report, expected)?;
-    Ok(report)
-}
-
 fn spawn_script(python: &Path, config: &str, expected: &str) -> anyhow::Result<()> {
     let out = Command::new(python)
         .args(["-c", SCRIPT, config])
@@ -98,6 +94,57 @@ fn spawn_script(python: &Path, config: &str, expected: &str) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// The plugin's run request, its expected summary, and its package, over a directory of
+/// [`FILES`] files written for it.
+pub struct Prepared {
+    pub req: RunRequest,
+    pub expected: String,
+    pub pkg: std::path::PathBuf,
+    config: serde_json::Value,
+}
+
+/// Write the listed directory and the plugin's package (narrowed manifest) into the sandbox.
+pub fn prepare(sandbox: &Sandbox) -> anyhow::Result<Prepared> {
+    let dir = sandbox.files().join("quota");
+    std::fs::create_dir_all(&dir).context("creating the listed directory")?;
+    for i in 0..FILES {
+        std::fs::write(dir.join(format!("f{i:02}.log")), [b'x'; FILE_BYTES])
+            .context("writing a listed file")?;
+    }
+    let config = serde_json::json!({"dir": dir.display().to_string(), "max_files": 1000});
+    let expected = format!(
+        "{}: {FILES} files, {} bytes",
+        dir.display(),
+        FILES * FILE_BYTES
+    );
+    let req = RunRequest::new(GUEST, Invocation::Check).with_config(config.clone());
+    let pkg = sandbox.package(GUEST, Some(&manifest(sandbox)?))?;
+    Ok(Prepared {
+        req,
+        expected,
+        pkg,
+        config,
+    })
+}
+
+/// Install the plugin into `runner` (a compile unless its cache holds it), and run it once.
+pub fn install(runner: &Runner, prepared: &Prepared) -> anyhow::Result<()> {
+    let report = runner
+        .install_dir(&prepared.pkg)
+        .map_err(|e| anyhow::anyhow!("installing {GUEST}: {e}"))?;
+    if !report.refusals.is_empty() {
+        bail!("{GUEST}: the bench policy refuses {:?}", report.refusals);
+    }
+    run_counted(runner, &prepared.req, &prepared.expected).map(drop)
+}
+
+/// One run, checked.
+pub fn run_counted(runner: &Runner, req: &RunRequest, expected: &str) -> anyhow::Result<RunReport> {
+    let report = runner.run(req);
+    expect_counted(&report, expected)?;
+    Ok(report)
 }
 
 /// Table 2b, or a note saying why it was skipped; `None` when skipped.
@@ -120,21 +167,12 @@ pub fn section(
         );
         return Ok(None);
     };
-    let dir = sandbox.files().join("quota");
-    std::fs::create_dir_all(&dir).context("creating the listed directory")?;
-    for i in 0..FILES {
-        std::fs::write(dir.join(format!("f{i:02}.log")), [b'x'; FILE_BYTES])
-            .context("writing a listed file")?;
-    }
-    let config = serde_json::json!({"dir": dir.display().to_string(), "max_files": 1000});
-    let expected = format!(
-        "{}: {FILES} files, {} bytes",
-        dir.display(),
-        FILES * FILE_BYTES
-    );
-    let req = RunRequest::new(GUEST, Invocation::Check).with_config(config.clone());
-    let manifest = manifest(sandbox)?;
-    let pkg = sandbox.package(GUEST, Some(&manifest))?;
+    let Prepared {
+        req,
+        expected,
+        pkg,
+        config,
+    } = prepare(sandbox)?;
 
     // Install into an empty cache: the compile of the whole interpreter. The first one goes into
     // the bench's data dir (its cache is what the fresh runners below load); the others into
@@ -180,8 +218,30 @@ pub fn section(
         }
         Ok(())
     });
+    // The agent's path: a fresh runner that preloads what is installed when it starts, then runs.
+    let mut warm_up = Vec::new();
+    let mut warmed_first = Vec::new();
+    let warmed = Scenario::new("warmed Runner", || {
+        let fresh = sandbox.runner(&sandbox.data_dir(), None)?;
+        let t = Instant::now();
+        let warm = fresh
+            .warm_up()
+            .map_err(|e| anyhow::anyhow!("warm-up: {e}"))?;
+        warm_up.push(t.elapsed());
+        if let Some((plugin, e)) = warm.failed.first() {
+            bail!("warm-up could not load {plugin}: {e}");
+        }
+        let t = Instant::now();
+        let report = run_counted(&fresh, &req, &expected)?;
+        warmed_first.push(t.elapsed());
+        if report.cache.is_some() {
+            bail!("the first run after warm_up loaded {GUEST} again");
+        }
+        Ok(())
+    });
     let mut scenarios = vec![
         fresh,
+        warmed,
         Scenario::new("steady", || run_counted(runner, &req, &expected).map(drop)),
     ];
     if let Some(py) = python {
@@ -200,8 +260,10 @@ pub fn section(
             .collect(),
     );
     let first = Stats::new(first.into_iter().skip(1).collect());
-    let steady = &stats[1];
-    let py = stats.get(2);
+    let steady = &stats[2];
+    let py = stats.get(3);
+    let warm_up = Stats::new(warm_up.into_iter().skip(1).collect());
+    let warmed_first = Stats::new(warmed_first.into_iter().skip(1).collect());
 
     let base = first.median();
     let mut t = Table::new(&["dir-quota", "samples", "median", "p90", "p99", "× first"]);
@@ -225,6 +287,11 @@ pub fn section(
         &first,
     );
     row("Runner::new + that first run", &new_and_first);
+    row(
+        "Runner::warm_up of a fresh Runner (the agent's start; this plugin and 2 others)",
+        &warm_up,
+    );
+    row("first run after that warm-up", &warmed_first);
     row("steady-state run (same Runner, again)", steady);
     if let Some(py) = py {
         row("python3 -c <the same listing and verdict> (spawn)", py);
@@ -232,8 +299,8 @@ pub fn section(
     t.print(o.markdown);
     println!();
     println!(
-        "component: {:.1} MB; listing {FILES} files of {FILE_BYTES} B; the last three rows \
-         side by side",
+        "component: {:.1} MB; listing {FILES} files of {FILE_BYTES} B; the rows from the fresh \
+         Runner's first run on are measured side by side",
         meta.len() as f64 / 1e6
     );
     match (py, python) {
@@ -250,6 +317,7 @@ pub fn section(
     Ok(Some(PythonFigures {
         first: first.median(),
         new_and_first: new_and_first.median(),
+        warmed_first: warmed_first.median(),
         steady: steady.median(),
         python: py.map(Stats::median),
     }))

@@ -121,7 +121,7 @@ fn finish(
     unsigned: bool,
 ) -> Result<InstallReport, InstallError> {
     let sha256 = sha256_hex(bytes);
-    let (_pre, warnings, _cache) =
+    let (pre, warnings, _cache) =
         runner.compile_checked(manifest, &sha256, || Ok(bytes.to_vec()))?;
     // A test harness's fake machine installs unsigned plugins by design: no warning there.
     if unsigned && !runner.on_fixture() {
@@ -141,6 +141,11 @@ fn finish(
         .high_water()
         .raise(&manifest.name, &manifest.version)?;
     runner.forget(&manifest.name);
+    // The code is loaded and linked already: the first run after an install need not load it
+    // again. Failing that only costs the first run a load.
+    if let Err(e) = runner.keep_prepared(manifest, &sha256, pre) {
+        tracing::warn!(plugin = %manifest.name, "not kept in memory after install: {e}");
+    }
     let replaced = previous
         .filter(|p| p.sha256 != plugin.sha256)
         .map(|p| p.sha256);

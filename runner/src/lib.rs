@@ -44,4 +44,4 @@ pub use limits::Limit;
 pub use manifest::Manifest;
 pub use policy::SitePolicy;
 pub use report::{Invocation, Output, RunReport};
-pub use runtime::{RunRequest, Runner};
+pub use runtime::{RunRequest, Runner, WarmUp};

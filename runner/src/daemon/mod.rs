@@ -103,6 +103,24 @@ async fn termination() -> Result<&'static str, DaemonError> {
     }
 }
 
+/// Preload every installed plugin ([`Runner::warm_up`]) and say how it went.
+fn warm_up(runner: &Runner) {
+    let started = Instant::now();
+    match runner.warm_up() {
+        Ok(warm) => {
+            for (plugin, e) in &warm.failed {
+                tracing::warn!(%plugin, "cannot be preloaded (its runs will fail alike): {e}");
+            }
+            tracing::info!(
+                "preloaded {} installed plugin(s) in {:.1} ms",
+                warm.ready.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Err(e) => tracing::warn!("installed plugins not preloaded: {e}"),
+    }
+}
+
 /// Seeds the per-host jitter of schedules: the host name, stable across restarts.
 fn host_id() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "warden-agent".into())
@@ -200,6 +218,10 @@ pub async fn serve(
         crate::automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
     tracing::info!("listening on {bound}");
     ready(bound);
+    // Loading an interpreter plugin's code is about half of its first run: do it for every
+    // installed plugin now, off the async threads, rather than in the first trigger's time.
+    let warming = runner.clone();
+    tokio::task::spawn_blocking(move || warm_up(&warming));
 
     let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
