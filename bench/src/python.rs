@@ -2,7 +2,7 @@
 //! `target/plugins/dir-quota`, ~18 MB with its interpreter) against spawning `python3` with the
 //! same script: list a directory, count its files and bytes, print a verdict.
 
-use crate::measure::{Scenario, Stats, Table, fmt_duration, interleaved, ratio};
+use crate::measure::{Scenario, Stats, Table, interleaved, ratio};
 use crate::setup::Sandbox;
 use crate::{Options, Sizes};
 use anyhow::{Context, bail};
@@ -252,6 +252,7 @@ pub fn section(
     let stats = interleaved(&mut scenarios, 1, sizes.python_rounds)?;
     drop(scenarios);
     // The warm-up round's samples are dropped, as `interleaved` drops the others'.
+    let measured = |samples: Vec<Duration>| Stats::new(samples.into_iter().skip(1).collect());
     let new_and_first = Stats::new(
         new.iter()
             .zip(&first)
@@ -259,24 +260,15 @@ pub fn section(
             .map(|(a, b)| *a + *b)
             .collect(),
     );
-    let first = Stats::new(first.into_iter().skip(1).collect());
+    let first = measured(first);
     let steady = &stats[2];
     let py = stats.get(3);
-    let warm_up = Stats::new(warm_up.into_iter().skip(1).collect());
-    let warmed_first = Stats::new(warmed_first.into_iter().skip(1).collect());
+    let warm_up = measured(warm_up);
+    let warmed_first = measured(warmed_first);
 
     let base = first.median();
     let mut t = Table::new(&["dir-quota", "samples", "median", "p90", "p99", "× first"]);
-    let mut row = |name: &str, s: &Stats| {
-        t.row(vec![
-            name.into(),
-            s.len().to_string(),
-            fmt_duration(s.median()),
-            fmt_duration(s.p90()),
-            fmt_duration(s.p99()),
-            ratio(s.median(), base),
-        ])
-    };
+    let mut row = |name: &str, s: &Stats| t.row(crate::stats_row(name, s, base));
     row(
         "install into an empty cache (compile + check + store)",
         &Stats::new(install),
