@@ -302,10 +302,11 @@ impl Runner {
                 errors: vec![format!("config-schema: {e}")],
             })?;
         let prepared = Arc::new(Prepared { pre, schema });
-        self.prepared
-            .lock()
-            .map_err(RunError::internal)?
-            .insert(prepared_key(&manifest.name, sha256), prepared.clone());
+        let mut kept = self.prepared.lock().map_err(RunError::internal)?;
+        // One version per name: another process may have replaced the plugin since the last
+        // version was linked here, and a long-lived agent must not keep every version it saw.
+        drop_versions(&mut kept, &manifest.name);
+        kept.insert(prepared_key(&manifest.name, sha256), prepared.clone());
         Ok(prepared)
     }
 
@@ -349,9 +350,8 @@ impl Runner {
     /// Forget what was prepared for `name`, after it was reinstalled or removed.
     pub(crate) fn forget(&self, name: &str) {
         self.records.forget(name);
-        if let Ok(mut p) = self.prepared.lock() {
-            let prefix = format!("{name}@");
-            p.retain(|k, _| !k.starts_with(&prefix));
+        if let Ok(mut kept) = self.prepared.lock() {
+            drop_versions(&mut kept, name);
         }
     }
 
@@ -569,6 +569,12 @@ fn record_policy(audit: &AuditLog, policy: &SitePolicy) -> Result<(), RunError> 
 
 fn prepared_key(name: &str, sha256: &str) -> String {
     format!("{name}@{sha256}")
+}
+
+/// Forget every linked version of `name`.
+fn drop_versions(kept: &mut HashMap<String, Arc<Prepared>>, name: &str) {
+    let prefix = prepared_key(name, "");
+    kept.retain(|k, _| !k.starts_with(&prefix));
 }
 
 type CallResult = wasmtime::Result<Result<Output, crate::bindings::PluginError>>;
