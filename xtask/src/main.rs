@@ -4,6 +4,7 @@
 
 mod build_plugins;
 mod demo;
+mod layers;
 mod lint;
 mod polyglot;
 mod python_env;
@@ -22,6 +23,7 @@ commands:
   test [args...]       build-plugins and the NOC client's Python env, then
                        `cargo test --workspace [args...]`
   lint                 cargo fmt --check and clippy -D warnings on every workspace
+  layers               check the dependency rules between the workspace's crates
   demo                 run the demo";
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Some("build-plugins") => build_plugins::run(root, &rest),
         Some("test") => test::run(root, &rest),
         Some("lint") => lint::run(root, &rest),
+        Some("layers") => layers::run(root, &rest),
         Some("demo") => demo::run(root),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
