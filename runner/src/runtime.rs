@@ -158,6 +158,11 @@ impl Runner {
         let audit = AuditLog::new(data_dir);
         record_policy(&audit, &policy)?;
         let ticker = EpochTicker::start(&engine);
+        if env.fs_base.is_none() {
+            // Found now rather than at the first exec: finding it kills what the exec children
+            // of a runner that died by SIGKILL left in their cgroups (see `process::cgroup`).
+            crate::process::containment();
+        }
         Ok(Runner {
             engine,
             linker,

@@ -5,7 +5,8 @@
 //! [`Base::get`] is `None` and the caller relies on the parent-death signal and the process group.
 //!
 //! A runner killed with SIGKILL cannot clean up: its call cgroups are named after its pid, and
-//! the next runner to start under the same cgroup kills and removes those whose runner is gone.
+//! the next runner to start under the same cgroup (detection runs when a `Runner` is made) kills
+//! and removes those whose runner is gone.
 
 use crate::limits::{EXEC_MEMORY_MAX_BYTES, EXEC_PIDS_MAX};
 use std::fs::{self, File, OpenOptions};
