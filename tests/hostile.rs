@@ -86,6 +86,55 @@ fn log_flood_hits_the_log_limit() {
 }
 
 #[test]
+fn stdout_flood_hits_the_one_output_budget() {
+    let (_sb, runner) = setup("");
+    // A plugin that ignores refused writes does not get to finish as if it had written.
+    let report = runner.run(
+        &RunRequest::new("hostile", Invocation::Check)
+            .with_config(json!({"attack": "stdout-flood", "value_bytes": 200_000})),
+    );
+    let err = report.result.expect_err("stdout-flood must not finish");
+    assert!(
+        matches!(
+            err,
+            RunError::LimitExceeded(Limit::LogBytes { limit_bytes: 65536 })
+        ),
+        "{err:?}"
+    );
+    let kept = report.stdout.len();
+    assert!(kept <= 65536 && kept > 60_000, "kept {kept} stdout bytes");
+    assert_healthy(&runner);
+}
+
+#[test]
+fn logs_and_stderr_share_the_output_budget() {
+    let (_sb, runner) = setup("");
+    // 40,000 bytes of logs and 40,000 of stderr: each fits the 65,536-byte budget, both do not.
+    let report = runner.run(
+        &RunRequest::new("hostile", Invocation::Check)
+            .with_config(json!({"attack": "log-and-stderr", "value_bytes": 40_000})),
+    );
+    let err = report
+        .result
+        .expect_err("logs plus stderr exceed the budget");
+    assert!(
+        matches!(
+            err,
+            RunError::LimitExceeded(Limit::LogBytes { limit_bytes: 65536 })
+        ),
+        "{err:?}"
+    );
+    let logged: usize = report.logs.iter().map(|l| l.message.len()).sum();
+    assert!(logged >= 39_000, "the logs came first: {logged} bytes");
+    assert!(
+        logged + report.stderr.len() <= 65536,
+        "{logged} log bytes and {} stderr bytes kept",
+        report.stderr.len()
+    );
+    assert_healthy(&runner);
+}
+
+#[test]
 fn panic_is_a_trap_not_a_crash() {
     let (_sb, runner) = setup("");
     let err = check(&runner, json!({"attack": "panic"})).expect_err("panic");

@@ -12,13 +12,14 @@ pub trait Programs: Send + Sync {
     fn run(&self, spawn: Spawn<'_>) -> Result<Finished, ProcessError>;
 }
 
-/// Real child processes (argv only, scrubbed environment: see [`process::run`]).
+/// Real child processes (argv only, scrubbed environment, tied to the runner and in a cgroup of
+/// their own where possible: see [`process::run_isolated`]).
 #[derive(Debug, Default)]
 pub struct RealPrograms;
 
 impl Programs for RealPrograms {
     fn run(&self, spawn: Spawn<'_>) -> Result<Finished, ProcessError> {
-        process::run(spawn)
+        process::run_isolated(spawn)
     }
 }
 

@@ -34,6 +34,14 @@ pub const DEFAULT_WASM_STACK_BYTES: usize = 512 << 10;
 pub const DEFAULT_MAX_BUNDLE_BYTES: u64 = 160 << 20;
 /// Capability uses recorded in one run report; later ones are counted, not kept.
 pub const MAX_RECORDED_CAPABILITY_USES: usize = 10_000;
+/// Most processes one `exec` call may have alive at once (`pids.max` of its cgroup, where the
+/// runner can set one: see `process::cgroup`): far above what an allow-listed tool needs (a
+/// pipeline of a few), far below what a fork bomb needs to hurt the machine. Not a policy key.
+pub const EXEC_PIDS_MAX: u64 = 256;
+/// Most memory the processes of one `exec` call may use together (`memory.max` of its cgroup,
+/// where the runner can set one). Generous for the system tools exec is for (package managers,
+/// `df`, `systemctl`), and still a bound on a runaway one. Not a policy key.
+pub const EXEC_MEMORY_MAX_BYTES: u64 = 1 << 30;
 
 /// The limit a plugin run hit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

@@ -11,7 +11,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("warden: error: {e:#}");
+            // Errors quote plugins, runbooks, bundles and the agent's replies.
+            eprintln!("warden: error: {}", cli::inert_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

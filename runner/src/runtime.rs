@@ -4,6 +4,7 @@
 
 use crate::audit::AuditLog;
 use crate::bindings::{RunnerHost, check, discovery, remediation};
+use crate::capabilities::log::{CapturedOutput, OutputBudget};
 use crate::capabilities::{CancelToken, HostState, MemoryLimiter, RunContext};
 use crate::engine::{CacheOutcome, CodeQuality, CompileCache, EpochTicker, new_engine_with};
 use crate::error::RunError;
@@ -25,7 +26,6 @@ use std::time::Instant;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// A component ready to instantiate, with the checks already done.
 pub(crate) struct Prepared {
@@ -158,6 +158,11 @@ impl Runner {
         let audit = AuditLog::new(data_dir);
         record_policy(&audit, &policy)?;
         let ticker = EpochTicker::start(&engine);
+        if env.fs_base.is_none() {
+            // Found now rather than at the first exec: finding it kills what the exec children
+            // of a runner that died by SIGKILL left in their cgroups (see `process::cgroup`).
+            crate::process::containment();
+        }
         Ok(Runner {
             engine,
             linker,
@@ -460,9 +465,10 @@ impl Runner {
             grant.limits.timeout = grant.limits.timeout.min(t);
         }
         let grant = Arc::new(grant);
-        let log_cap = grant.limits.log_bytes;
-        let stdout = MemoryOutputPipe::new(log_cap);
-        let stderr = MemoryOutputPipe::new(log_cap);
+        // One budget for log records, stdout and stderr together, as `limits.log-bytes` says.
+        let output = OutputBudget::new(grant.limits.log_bytes);
+        let stdout = CapturedOutput::new(output.clone());
+        let stderr = CapturedOutput::new(output.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -485,7 +491,7 @@ impl Runner {
             deadline: now + grant.limits.timeout,
             cancel: req.cancel.clone(),
             logs: vec![],
-            log_bytes: 0,
+            output,
             uses: vec![],
             uses_dropped: 0,
             kv,
@@ -529,9 +535,11 @@ impl Runner {
         report.logs = std::mem::take(&mut data.cx.logs);
         report.capability_uses = std::mem::take(&mut data.cx.uses);
         report.capability_uses_dropped = data.cx.uses_dropped;
-        report.stdout = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        report.stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        report.stdout = stdout.text();
+        report.stderr = stderr.text();
         match outcome {
+            // Whatever the plugin made of a refused write, the budget was exceeded.
+            Ok(_) if data.cx.output.exceeded() => Err(data.cx.output.error()),
             Ok(Ok(output)) => Ok(output),
             Ok(Err(plugin_error)) => Err(RunError::Plugin {
                 code: plugin_error.code,
@@ -639,6 +647,10 @@ fn with_stderr_tail(message: String, stderr: &str) -> String {
 fn classify_trap(err: wasmtime::Error, state: &HostState) -> RunError {
     if let Some(reason) = &state.cx.stop_reason {
         return reason.clone();
+    }
+    // Refused stdout or stderr bytes trap inside WASI, where the run context is out of reach.
+    if state.cx.output.exceeded() {
+        return state.cx.output.error();
     }
     if let Some(reason) = err.downcast_ref::<RunError>() {
         return reason.clone();

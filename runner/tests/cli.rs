@@ -321,10 +321,7 @@ fn a_run_killed_mid_step_is_interrupted_and_the_audit_log_verifies() {
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    // The orphaned sleep is ours to clean up (see the closing note on process lifetimes).
-    let _ = Command::new("/usr/bin/pkill")
-        .args(["-f", "27.1828"])
-        .status();
+    // The sleep died with the runner (see `an_exec_child_dies_with_a_runner_killed_with_sigkill`).
 
     let out = cli.warden(&["runs", "list", "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -402,4 +399,186 @@ fn a_signed_runbook_runs_and_a_tampered_one_is_refused() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// What the `hostile` guest's `escapes` attack puts in its output (the guest's `ESCAPES`).
+const ESCAPES: &str = "\u{1b}[2J\u{7}bell\0nul\rCR\u{1b}]0;pwned\u{7}\u{202e}evil\u{2066}iso";
+/// The same as `warden` prints it for a person.
+const ESCAPED: &str =
+    "\\u{1b}[2J\\u{7}bell\\u{0}nul\\u{d}CR\\u{1b}]0;pwned\\u{7}\\u{202e}evil\\u{2066}iso";
+
+/// A CLI with the `hostile` guest installed, granted what it imports.
+fn hostile_cli() -> Cli {
+    let cli = Cli::new(
+        "[allow]\nexec = [{ program = \"/bin/echo\", args = [\"*\"] }, { program = \"/bin/sleep\", args = [\"*\"] }]\n\
+         fs-read = [\"/tmp\"]\nfs-write = [\"/tmp\"]\nkv = true\nsysinfo = [\"hostname\", \"os\"]\nservices = [\"dbus\"]\n",
+    );
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("hostile").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cli
+}
+
+/// A character that must not reach a terminal raw: a control character other than the newline
+/// (C0, DEL, C1), or a bidi control.
+fn raw_control(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+}
+
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let shown = text(bytes);
+    let raw: Vec<char> = shown.chars().filter(|c| raw_control(*c)).collect();
+    assert!(
+        raw.is_empty(),
+        "{what} has raw control characters {raw:?}: {shown:?}"
+    );
+}
+
+#[test]
+fn plugin_output_reaches_the_terminal_inert_and_json_keeps_it() {
+    let cli = hostile_cli();
+    let out = cli.warden(&["run", "hostile", "--config", r#"{"attack": "escapes"}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_inert("stdout", &out.stdout);
+    assert_inert("stderr", &out.stderr);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.contains(&format!("summary {ESCAPED}")), "{stdout}");
+    assert!(stdout.contains(&format!("metric{ESCAPED}")), "{stdout}");
+    assert!(stdout.contains(&format!("unit{ESCAPED}")), "{stdout}");
+    // A log message keeps its line break; its fields are one line each.
+    assert!(
+        stderr.contains(&format!(
+            "log {ESCAPED}\nsecond line key{ESCAPED}={ESCAPED}"
+        )),
+        "{stderr}"
+    );
+
+    let out = cli.warden(&[
+        "run",
+        "hostile",
+        "--json",
+        "--config",
+        r#"{"attack": "escapes"}"#,
+    ]);
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let check = &reports[0]["result"]["ok"]["value"];
+    assert_eq!(check["summary"], format!("summary {ESCAPES}"));
+    assert_eq!(check["metrics"][0]["name"], format!("metric{ESCAPES}"));
+    assert_eq!(
+        reports[0]["logs"][0]["message"],
+        format!("log {ESCAPES}\nsecond line")
+    );
+
+    // A plugin error goes to stderr through the same escaping.
+    let out = cli.warden(&[
+        "run",
+        "hostile",
+        "--config",
+        r#"{"attack": "escapes-error"}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_inert("stdout", &out.stdout);
+    assert_inert("stderr", &out.stderr);
+    assert!(text(&out.stderr).contains(ESCAPED), "{}", text(&out.stderr));
+}
+
+#[test]
+fn runbook_progress_summary_and_history_are_inert() {
+    let cli = hostile_cli();
+    let runbook = cli.tmp.path().join("escapes.toml");
+    std::fs::write(
+        &runbook,
+        "name = \"escapes\"\n[[steps]]\nid = \"look\"\nplugin = \"hostile\"\naction = \"check\"\n\
+         config = { attack = \"escapes\" }\n\
+         [[steps]]\nid = \"fail\"\nplugin = \"hostile\"\naction = \"check\"\n\
+         config = { attack = \"escapes-error\" }\n",
+    )
+    .expect("runbook");
+    let out = cli.warden(&["runbook", "run", &runbook.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "the second step fails");
+    assert_inert("stdout", &out.stdout);
+    assert_inert("stderr", &out.stderr);
+    // Progress (the log line, each step's end) and the summary.
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains(&format!("log {ESCAPED}")), "{stderr}");
+    assert!(stderr.contains(&format!("summary {ESCAPED}")), "{stderr}");
+    assert!(stdout.contains(&format!("summary {ESCAPED}")), "{stdout}");
+
+    let out = cli.warden(&["runs", "list", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = runs[0]["id"].as_str().expect("id");
+    let out = cli.warden(&["runs", "show", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_inert("runs show", &out.stdout);
+    assert!(text(&out.stdout).contains(ESCAPED), "{}", text(&out.stdout));
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name: state, ppid, ...
+fn stat_fields(pid: &str) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_string();
+    Some((comm, rest.split_whitespace().map(String::from).collect()))
+}
+
+/// The pid of a child of `parent` running `comm`.
+fn child_named(parent: u32, comm: &str) -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let (name, fields) = stat_fields(&pid)?;
+        (name == comm && fields.get(1) == Some(&parent.to_string())).then_some(pid)
+    })
+}
+
+/// Gone, or a zombie waiting for whoever it was reparented to.
+fn exited(pid: &str) -> bool {
+    stat_fields(pid).is_none_or(|(_, f)| f.first().is_some_and(|s| s == "Z" || s == "X"))
+}
+
+/// SIGKILL `warden run` while the plugin's `exec` child runs: the child dies with the runner
+/// instead of living on unsupervised.
+#[test]
+fn an_exec_child_dies_with_a_runner_killed_with_sigkill() {
+    let cli = hostile_cli();
+    let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--data-dir")
+        .arg(cli.tmp.path().join("data"))
+        .arg("--config")
+        .arg(cli.tmp.path().join("warden.toml"))
+        .args([
+            "run",
+            "hostile",
+            "--config",
+            r#"{"attack": "exec", "program": "/bin/sleep", "args": ["600"]}"#,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Bounds below only keep a broken build from hanging the suite; neither is a measurement.
+    let started = std::time::Instant::now();
+    let sleep = loop {
+        if let Some(pid) = child_named(warden.id(), "sleep") {
+            break pid;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the exec child never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    warden.kill().expect("SIGKILL");
+    warden.wait().expect("reaped");
+    let killed = std::time::Instant::now();
+    while !exited(&sleep) {
+        if killed.elapsed().as_secs() >= 30 {
+            let _ = Command::new("/bin/kill").args(["-KILL", &sleep]).status();
+            panic!("exec child {sleep} outlived the runner killed with SIGKILL");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

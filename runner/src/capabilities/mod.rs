@@ -103,7 +103,8 @@ pub struct RunContext {
     pub deadline: Instant,
     pub cancel: CancelToken,
     pub logs: Vec<LogRecord>,
-    pub log_bytes: usize,
+    /// The run's one output budget: log records, stdout and stderr (see `log`).
+    pub output: Arc<log::OutputBudget>,
     pub uses: Vec<CapabilityUse>,
     pub uses_dropped: u64,
     pub kv: Option<Arc<crate::kv_store::KvStore>>,

@@ -1,7 +1,7 @@
 //! `warden audit verify|tail`: check the audit log's hash chain, and show its latest records.
 
 use super::Context;
-use super::output::print_json;
+use super::output::{inert, inert_lines, print_json};
 use anyhow::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -32,7 +32,7 @@ pub fn run(cx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
                     report.records
                 );
                 if let Some(w) = &report.warning {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", inert_lines(w));
                 }
             }
         }
@@ -41,8 +41,15 @@ pub fn run(cx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
             if cx.json {
                 print_json(&records)?;
             } else {
+                // Records quote plugin names, arguments and errors.
                 for r in records {
-                    println!("{:>6} {} {:<24} {}", r.seq, r.at_ms, r.event, r.data);
+                    println!(
+                        "{:>6} {} {:<24} {}",
+                        r.seq,
+                        r.at_ms,
+                        inert(&r.event),
+                        inert(&r.data.to_string())
+                    );
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! agent's data dir or policy: scaffold a project, build its component with pinned toolchains,
 //! run it against fixture files on a fake machine.
 
-use super::output::print_json;
+use super::output::{inert, inert_lines, print_json};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use std::io::IsTerminal;
@@ -182,14 +182,14 @@ pub fn test_plugin(args: TestArgs, json: bool) -> Result<ExitCode> {
     if !json {
         println!(
             "testing {} {} ({}) from {}: {} case(s)",
-            m.name,
-            m.version,
+            inert(&m.name),
+            inert(&m.version.to_string()),
             m.role,
             args.dir.display(),
             files.len()
         );
         for w in harness.warnings() {
-            println!("warning: {w}");
+            println!("warning: {}", inert_lines(w));
         }
     }
     let mut verdicts: Vec<Verdict> = Vec::new();
@@ -239,14 +239,15 @@ pub fn test_plugin(args: TestArgs, json: bool) -> Result<ExitCode> {
 
 fn print_verdict(v: &Verdict) {
     let mark = if v.passed { "ok  " } else { "FAIL" };
+    // The result and failures quote what the plugin returned and logged.
     println!(
         "  {mark} {}: {} ({} call(s), {:.1} ms)",
-        v.name,
-        v.result,
+        inert(&v.name),
+        inert_lines(&v.result),
         v.calls.len(),
         v.duration_ms
     );
     for f in &v.failures {
-        println!("         - {f}");
+        println!("         - {}", inert_lines(f));
     }
 }

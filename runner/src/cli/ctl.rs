@@ -1,8 +1,10 @@
 //! `warden ctl`: the NOC side of the agent's gRPC API, for humans (and scripts, with `--json`).
 //! Triggering a runbook watches it live by default and exits non-zero unless it succeeded.
+//! Every string the agent sends is printed through [`inert`]: the agent relays what runbooks and
+//! plugins wrote, and the connection itself may not be the agent's.
 
 use super::Context;
-use super::output::{parse_params, print_json};
+use super::output::{inert, inert_lines, parse_params, print_json};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -125,7 +127,7 @@ async fn connect(args: &CtlArgs) -> Result<(Channel, Bearer)> {
 }
 
 fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow!("{:?}: {}", s.code(), s.message())
+    anyhow!("{:?}: {}", s.code(), inert_lines(s.message()))
 }
 
 /// One unary call's reply, or the agent's status as an error.
@@ -169,19 +171,28 @@ async fn follow(
             println!("{}", serde_json::to_string(&event)?);
         } else {
             let line = match pb::EventKind::try_from(event.kind) {
-                Ok(pb::EventKind::Log) => {
-                    format!("    {} [{}] {}", event.step, event.level, event.message)
-                }
+                Ok(pb::EventKind::Log) => format!(
+                    "    {} [{}] {}",
+                    inert(&event.step),
+                    inert(&event.level),
+                    inert_lines(&event.message)
+                ),
                 Ok(pb::EventKind::StepStarted) => {
-                    format!("  {} ({}) ...", event.step, event.message)
+                    format!("  {} ({}) ...", inert(&event.step), inert(&event.message))
                 }
-                Ok(pb::EventKind::StepFinished) => {
-                    format!("  {:<10} {} {}", event.status, event.step, event.message)
-                }
-                Ok(pb::EventKind::RunFinished) => {
-                    format!("run {}: {} {}", event.run_id, event.status, event.message)
-                }
-                _ => format!("{} {}", kind_name(event.kind), event.message),
+                Ok(pb::EventKind::StepFinished) => format!(
+                    "  {:<10} {} {}",
+                    inert(&event.status),
+                    inert(&event.step),
+                    inert(&event.message)
+                ),
+                Ok(pb::EventKind::RunFinished) => format!(
+                    "run {}: {} {}",
+                    inert(&event.run_id),
+                    inert(&event.status),
+                    inert(&event.message)
+                ),
+                _ => format!("{} {}", kind_name(event.kind), inert(&event.message)),
             };
             println!("{}", line.trim_end());
         }
@@ -234,14 +245,14 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 if cx.json {
                     print_json(&started)?;
                 } else {
-                    println!("{}", started.run_id);
+                    println!("{}", inert(&started.run_id));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             if !cx.json {
                 println!(
                     "run {}{}",
-                    started.run_id,
+                    inert(&started.run_id),
                     if started.queued { " (queued)" } else { "" }
                 );
             }
@@ -277,9 +288,9 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 for r in runs.runs {
                     println!(
                         "{}  {:<12} {:<20} {}",
-                        r.run_id,
-                        r.status,
-                        r.runbook,
+                        inert(&r.run_id),
+                        inert(&r.status),
+                        inert(&r.runbook),
                         if r.dry_run { "dry run" } else { "" }
                     );
                 }
@@ -291,18 +302,23 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&run)?;
             } else {
-                println!("run {} of `{}`: {}", run.run_id, run.runbook, run.status);
+                println!(
+                    "run {} of `{}`: {}",
+                    inert(&run.run_id),
+                    inert(&run.runbook),
+                    inert(&run.status)
+                );
                 for s in run.steps {
                     println!(
                         "  {:<10} {:<16} {} {}{}",
-                        s.status,
-                        s.step,
-                        s.plugin,
-                        s.plugin_version,
+                        inert(&s.status),
+                        inert(&s.step),
+                        inert(&s.plugin),
+                        inert(&s.plugin_version),
                         if s.error.is_empty() {
                             String::new()
                         } else {
-                            format!(": {}", s.error)
+                            format!(": {}", inert_lines(&s.error))
                         }
                     );
                 }
@@ -317,9 +333,9 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&r)?;
             } else if r.cancelled {
-                println!("cancelling {run_id}");
+                println!("cancelling {}", inert(&run_id));
             } else {
-                println!("{run_id} had already finished");
+                println!("{} had already finished", inert(&run_id));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -331,10 +347,10 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 for p in list.plugins {
                     println!(
                         "{:<20} {:<10} {:<12} {}",
-                        p.name,
-                        p.version,
-                        p.role,
-                        &p.sha256[..p.sha256.len().min(16)]
+                        inert(&p.name),
+                        inert(&p.version),
+                        inert(&p.role),
+                        inert(p.sha256.get(..16).unwrap_or(&p.sha256))
                     );
                 }
             }
@@ -350,12 +366,12 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 let p = r.plugin.unwrap_or_default();
                 println!(
                     "installed {} {} (signed by {})",
-                    p.name,
-                    p.version,
-                    r.signers.join(", ")
+                    inert(&p.name),
+                    inert(&p.version),
+                    inert(&r.signers.join(", "))
                 );
                 for w in r.warnings {
-                    println!("  warning: {w}");
+                    println!("  warning: {}", inert_lines(&w));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -365,9 +381,9 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&r)?;
             } else if r.removed {
-                println!("removed {name}");
+                println!("removed {}", inert(&name));
             } else {
-                println!("{name} was not installed");
+                println!("{} was not installed", inert(&name));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -379,9 +395,11 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 for e in snap.entries {
                     println!(
                         "{} {} (collected at {} ms)",
-                        e.plugin, e.plugin_version, e.collected_ms
+                        inert(&e.plugin),
+                        inert(&e.plugin_version),
+                        e.collected_ms
                     );
-                    println!("  {}", e.facts_json);
+                    println!("  {}", inert(&e.facts_json));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -392,7 +410,13 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 if cx.json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
-                    println!("{} {} {}: {}", e.at_ms, e.kind, e.subject, e.message);
+                    println!(
+                        "{} {} {}: {}",
+                        e.at_ms,
+                        inert(&e.kind),
+                        inert(&e.subject),
+                        inert(&e.message)
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -415,7 +439,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 for m in r.monitors {
                     println!(
                         "{:<20} {:>9} {:>8} {:>9} {:>10} {:>10} {:>10}",
-                        m.monitor,
+                        inert(&m.monitor),
                         m.incidents,
                         m.resolved,
                         m.escalated,
@@ -434,7 +458,9 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             } else {
                 println!(
                     "warden agent {} (plugins: {}), up {} s",
-                    v.version, v.wit_package, v.uptime_secs
+                    inert(&v.version),
+                    inert(&v.wit_package),
+                    v.uptime_secs
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -15,6 +15,8 @@ mod runs;
 mod serve;
 mod signing;
 
+pub use output::inert_lines;
+
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,7 +1,16 @@
 //! Rendering shared by the subcommands: JSON, and readable text for people.
+//!
+//! Text that a plugin, a runbook, a bundle or the network controls is made inert before it
+//! reaches a terminal: [`inert`] and [`inert_lines`] turn every control character (C0, DEL, C1)
+//! and every Unicode bidi control into a visible `\u{..}` escape, so a fact, summary, log line or
+//! error cannot clear the screen, ring the bell, retitle the window, rewrite earlier lines with
+//! `\r`, or reorder what a person reads. `--json` output keeps the bytes as they are (JSON
+//! escapes the C0 controls itself), and so does the gRPC API: the escaping is for eyes only.
 
 use anyhow::Result;
 use serde::Serialize;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use warden::report::{CheckStatus, Output, RunReport};
 
 /// `--param NAME=VALUE` arguments as pairs.
@@ -14,6 +23,55 @@ pub fn parse_params(params: &[String]) -> Result<Vec<(String, String)>> {
                 .ok_or_else(|| anyhow::anyhow!("--param `{p}` is not NAME=VALUE"))
         })
         .collect()
+}
+
+/// Characters escaped in addition to the Unicode control characters (`char::is_control`: C0,
+/// DEL and C1): the bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069),
+/// the bidi marks (U+061C, U+200E, U+200F), and the line and paragraph separators (U+2028,
+/// U+2029) some terminals and viewers break lines at.
+fn is_format_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+fn escaped(text: &str, keep_lines: bool) -> Cow<'_, str> {
+    let escape = |c: char| {
+        !(keep_lines && matches!(c, '\n' | '\t')) && (c.is_control() || is_format_control(c))
+    };
+    if !text.chars().any(escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escape(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` safe to print on one line of a terminal: every control character, newlines and tabs
+/// included, and every bidi control becomes `\u{..}` (ESC is `\u{1b}`). Backslashes are left
+/// as they are, so a Windows path stays readable; an escape is therefore not distinguishable from
+/// the same six characters written literally, which is harmless: both are inert.
+pub fn inert(text: &str) -> Cow<'_, str> {
+    escaped(text, false)
+}
+
+/// Like [`inert`], but newlines and tabs are kept, for fields that are multi-line by nature:
+/// log messages, error messages, a panic's stderr.
+pub fn inert_lines(text: &str) -> Cow<'_, str> {
+    escaped(text, true)
 }
 
 pub fn print_json(value: &impl Serialize) -> Result<()> {
@@ -40,20 +98,22 @@ fn status_word(s: CheckStatus) -> &'static str {
 
 fn fact_text(v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => inert(s).into_owned(),
         serde_json::Value::Array(items) => {
             items.iter().map(fact_text).collect::<Vec<_>>().join(", ")
         }
-        other => other.to_string(),
+        // JSON escapes C0 controls but not DEL, C1 or bidi controls inside strings.
+        other => inert(&other.to_string()).into_owned(),
     }
 }
 
-/// Print a run report for a person.
+/// Print a run report for a person. Everything in it but the runner's own words comes from the
+/// plugin (its manifest, output, logs and errors), so all of it goes through [`inert`].
 pub fn print_report(report: &RunReport) {
     let who = report
         .plugin
         .as_ref()
-        .map(|p| format!("{} {}", p.name, p.version))
+        .map(|p| format!("{} {}", inert(&p.name), inert(&p.version)))
         .unwrap_or_else(|| "plugin".into());
     match &report.result {
         Ok(Output::Facts(groups)) => {
@@ -61,13 +121,13 @@ pub fn print_report(report: &RunReport) {
             let packages = groups.iter().filter(|g| g.kind == "package").count();
             for g in groups.iter().filter(|g| g.kind != "package") {
                 if g.kind != last_kind {
-                    println!("{}:", g.kind);
+                    println!("{}:", inert(&g.kind));
                     last_kind = &g.kind;
                 }
                 let line: Vec<String> = g
                     .facts
                     .iter()
-                    .map(|(k, v)| format!("{k}={}", fact_text(v)))
+                    .map(|(k, v)| format!("{}={}", inert(k), fact_text(v)))
                     .collect();
                 println!("  {}", line.join("  "));
             }
@@ -76,9 +136,14 @@ pub fn print_report(report: &RunReport) {
             }
         }
         Ok(Output::Check(r)) => {
-            println!("{} {}: {}", status_word(r.status), who, r.summary);
+            println!("{} {}: {}", status_word(r.status), who, inert(&r.summary));
             for m in &r.metrics {
-                println!("  {:<40} {:>16.2} {}", m.name, m.value, m.unit);
+                println!(
+                    "  {:<40} {:>16.2} {}",
+                    inert(&m.name),
+                    m.value,
+                    inert(&m.unit)
+                );
             }
         }
         Ok(Output::Plan(actions)) => {
@@ -89,10 +154,10 @@ pub fn print_report(report: &RunReport) {
                 for a in actions {
                     println!(
                         "  [{}] {} {} — {}",
-                        a.id,
+                        inert(&a.id),
                         word(&a.kind),
-                        a.target,
-                        a.description
+                        inert(&a.target),
+                        inert(&a.description)
                     );
                 }
             }
@@ -100,14 +165,28 @@ pub fn print_report(report: &RunReport) {
         Ok(Output::Applied(outcomes)) => {
             println!("apply: {} action(s)", outcomes.len());
             for o in outcomes {
-                println!("  [{}] {} {}", o.id, word(&o.status), o.detail);
+                println!(
+                    "  [{}] {} {}",
+                    inert(&o.id),
+                    word(&o.status),
+                    inert(&o.detail)
+                );
             }
         }
-        Err(e) => eprintln!("warden: {who}: {e}"),
+        Err(e) => eprintln!("warden: {who}: {}", inert_lines(&e.to_string())),
     }
     for l in &report.logs {
-        let fields: Vec<String> = l.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        eprintln!("  log [{}] {} {}", l.level, l.message, fields.join(" "));
+        let fields: Vec<String> = l
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", inert(k), inert(v)))
+            .collect();
+        eprintln!(
+            "  log [{}] {} {}",
+            inert(&l.level),
+            inert_lines(&l.message),
+            fields.join(" ")
+        );
     }
     let denied = report.capability_uses.iter().filter(|u| !u.allowed).count();
     eprintln!(
@@ -122,4 +201,25 @@ pub fn print_report(report: &RunReport) {
             None => "",
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidi_characters_become_visible_escapes() {
+        assert_eq!(
+            inert("a\u{1b}[2J\u{7}\0\r\u{9b}\u{7f}\u{202e}\u{2067}\u{2028}b"),
+            r"a\u{1b}[2J\u{7}\u{0}\u{d}\u{9b}\u{7f}\u{202e}\u{2067}\u{2028}b"
+        );
+        assert_eq!(
+            inert("two\nlines\tand a tab"),
+            r"two\u{a}lines\u{9}and a tab"
+        );
+        assert_eq!(inert_lines("two\nlines\tkept\r"), "two\nlines\tkept\\u{d}");
+        // Ordinary text, other scripts and backslashes pass untouched (and unallocated).
+        let plain = r"C:\temp — Grüße, 日本語, עברית";
+        assert!(matches!(inert(plain), Cow::Borrowed(s) if s == plain));
+    }
 }

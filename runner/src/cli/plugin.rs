@@ -2,7 +2,7 @@
 //! author's `build|test` on a project directory (see `author`).
 
 use super::Context;
-use super::output::print_json;
+use super::output::{inert, inert_lines, print_json};
 use super::signing::SigningArgs;
 use anyhow::{Result, bail};
 use clap::Subcommand;
@@ -72,8 +72,8 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
             } else {
                 println!(
                     "packed {} {} into {} (signed by key {key_id}, expires in {} days)",
-                    st.name,
-                    st.version,
+                    inert(&st.name),
+                    inert(&st.version.to_string()),
                     out.display(),
                     signing.valid_days
                 );
@@ -107,9 +107,13 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     "reason": verdict.as_ref().err(),
                 }))?;
             } else {
+                // A bundle being verified is not trusted yet: nothing in it reaches the terminal raw.
                 println!(
                     "{} {} (component sha256 {}, {} bytes)",
-                    st.name, st.version, st.component_sha256, st.component_length
+                    inert(&st.name),
+                    inert(&st.version.to_string()),
+                    inert(&st.component_sha256),
+                    st.component_length
                 );
                 println!(
                     "  signed at {}, expires at {} (seconds since the epoch)",
@@ -136,9 +140,12 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     }
                     Ok(a) => println!(
                         "this agent would accept it: yes (signed by {})",
-                        a.signers.join(", ")
+                        inert(&a.signers.join(", "))
                     ),
-                    Err(e) => println!("this agent would accept it: no: {e}"),
+                    Err(e) => println!(
+                        "this agent would accept it: no: {}",
+                        inert_lines(&e.to_string())
+                    ),
                 }
             }
             return Ok(if verdict.is_ok() {
@@ -160,12 +167,12 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                 let provenance = if report.unsigned {
                     "UNSIGNED, development mode".to_string()
                 } else {
-                    format!("signed by {}", report.signers.join(", "))
+                    format!("signed by {}", inert(&report.signers.join(", ")))
                 };
                 println!(
                     "installed {} {} ({}, sha256 {}, {provenance})",
-                    m.name,
-                    m.version,
+                    inert(&m.name),
+                    inert(&m.version.to_string()),
                     m.role,
                     &report.plugin.sha256[..16]
                 );
@@ -176,15 +183,19 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     );
                 }
                 for w in &report.warnings {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", inert_lines(w));
                 }
                 for r in &report.refusals {
                     eprintln!(
-                        "warning: the site policy refuses {r}; the plugin will not run until that changes"
+                        "warning: the site policy refuses {}; the plugin will not run until that changes",
+                        inert(&r.to_string())
                     );
                 }
                 for r in &report.narrowed {
-                    eprintln!("note: not granted by the site policy: {r}");
+                    eprintln!(
+                        "note: not granted by the site policy: {}",
+                        inert(&r.to_string())
+                    );
                 }
             }
         }
@@ -203,11 +214,11 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     let m = &p.manifest;
                     println!(
                         "{:<24} {:<10} {:<18} {:<16} {}",
-                        m.name,
-                        m.version.to_string(),
+                        inert(&m.name),
+                        inert(&m.version.to_string()),
                         m.role.as_str(),
                         &p.sha256[..16],
-                        m.description
+                        inert(&m.description)
                     );
                 }
             }
@@ -224,27 +235,38 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                 }))?;
             } else {
                 let m = &installed.manifest;
-                println!("{} {} ({})", m.name, m.version, m.role);
-                println!("  {}", m.description);
+                println!(
+                    "{} {} ({})",
+                    inert(&m.name),
+                    inert(&m.version.to_string()),
+                    m.role
+                );
+                println!("  {}", inert(&m.description));
                 println!(
                     "  sha256 {}  {} bytes",
                     installed.sha256, installed.size_bytes
                 );
                 println!("requested:");
-                print!("{}", indent(&toml::to_string_pretty(&m.capabilities)?));
+                print!(
+                    "{}",
+                    inert_lines(&indent(&toml::to_string_pretty(&m.capabilities)?))
+                );
                 println!("granted:");
                 let g = &report.grant;
                 for e in &g.exec {
+                    // `{:?}` escapes control characters but not bidi controls.
                     println!(
-                        "  exec {} args matching {:?} and {:?}",
-                        e.program, e.manifest_args, e.policy_args
+                        "  exec {} args matching {} and {}",
+                        inert(&e.program.to_string()),
+                        inert(&format!("{:?}", e.manifest_args)),
+                        inert(&format!("{:?}", e.policy_args))
                     );
                 }
                 for p in &g.fs_read {
-                    println!("  fs read {}", p.display());
+                    println!("  fs read {}", inert(&p.display().to_string()));
                 }
                 for p in &g.fs_write {
-                    println!("  fs write {}", p.display());
+                    println!("  fs write {}", inert(&p.display().to_string()));
                 }
                 if !g.sysinfo.is_empty() {
                     println!(
@@ -260,11 +282,12 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     println!("  kv quota {q} bytes");
                 }
                 for h in &g.http {
-                    println!("  http {h}");
+                    println!("  http {}", inert(&h.to_string()));
                 }
                 for s in &g.services {
                     println!(
-                        "  service {s}{}",
+                        "  service {}{}",
+                        inert(&s.to_string()),
                         if g.service_control {
                             " (status and control)"
                         } else {
@@ -278,7 +301,10 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     g.limits.timeout.as_millis()
                 );
                 for r in &report.narrowed {
-                    println!("  not granted (calls will be denied): {r}");
+                    println!(
+                        "  not granted (calls will be denied): {}",
+                        inert(&r.to_string())
+                    );
                 }
                 if report.refusals.is_empty() {
                     println!("refused: nothing; the plugin can run");
@@ -287,21 +313,22 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                         "refused (the plugin will not run until the policy allows these or the manifest drops them):"
                     );
                     for r in &report.refusals {
-                        println!("  {r}");
+                        println!("  {}", inert(&r.to_string()));
                     }
                 }
             }
         }
         StoreCommand::Remove { name } => {
             let Some(removed) = runner.remove(&name)? else {
-                bail!("plugin `{name}` is not installed");
+                bail!("plugin `{}` is not installed", inert(&name));
             };
             if cx.json {
                 print_json(&removed)?;
             } else {
                 println!(
                     "removed {} {}",
-                    removed.manifest.name, removed.manifest.version
+                    inert(&removed.manifest.name),
+                    inert(&removed.manifest.version.to_string())
                 );
             }
         }

@@ -2,6 +2,7 @@
 //! history database (incidents counted by when they triggered).
 
 use super::Context;
+use super::output::inert;
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::Args;
@@ -88,7 +89,7 @@ fn render(from: DateTime<Utc>, to: DateTime<Utc>, rows: &[MonitorSla]) -> String
         let _ = writeln!(
             out,
             "{:<20} {:>9} {:>8} {:>9} {:>5} {:>9} {:>9} {:>9}",
-            r.monitor,
+            inert(&r.monitor),
             r.incidents,
             r.resolved,
             r.escalated,

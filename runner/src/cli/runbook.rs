@@ -2,7 +2,7 @@
 //! (a spinner on a terminal, plain lines otherwise) and a summary, or `--json`.
 
 use super::Context;
-use super::output::{parse_params, print_json};
+use super::output::{inert, inert_lines, parse_params, print_json};
 use super::signing::SigningArgs;
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
@@ -39,7 +39,7 @@ pub enum RunbookCommand {
 
 fn report_errors(errors: &[RunbookError]) -> anyhow::Error {
     for e in errors {
-        eprintln!("{e}");
+        eprintln!("{}", inert_lines(&e.to_string()));
     }
     anyhow!(
         "the runbook is invalid ({} problem(s)); nothing was run",
@@ -57,8 +57,8 @@ fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner
     if let Some(signers) = &loaded.signers {
         eprintln!(
             "signed runbook `{}`, signed by {}",
-            loaded.runbook.name,
-            signers.join(", ")
+            inert(&loaded.runbook.name),
+            inert(&signers.join(", "))
         );
     }
     let runner = cx.runner()?;
@@ -79,7 +79,7 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
                 signing.sign_and_write(&mut bundle, format!("{}.wbundle", runbook.name))?;
             println!(
                 "signed runbook `{}` into {} (key {key_id})",
-                runbook.name,
+                inert(&runbook.name),
                 out.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -92,7 +92,7 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
                 println!(
                     "{}: valid runbook `{}` with {} step(s)",
                     file.display(),
-                    runbook.name,
+                    inert(&runbook.name),
                     runbook.steps.len()
                 );
             }
@@ -119,8 +119,8 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
                 println!(
                     "\nrun {} of `{}`: {}{}",
                     summary.run_id,
-                    summary.runbook,
-                    summary.status,
+                    inert(&summary.runbook),
+                    inert(&summary.status),
                     if dry_run {
                         " (dry run: nothing was applied)"
                     } else {
@@ -128,14 +128,19 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
                     }
                 );
                 for s in &summary.steps {
-                    println!("  {:<10} {:<16} {}", word(s.status), s.step, s.summary);
+                    println!(
+                        "  {:<10} {:<16} {}",
+                        word(s.status),
+                        inert(&s.step),
+                        inert(&s.summary)
+                    );
                     if dry_run && let Some(serde_json::Value::Array(plan)) = &s.plan {
                         for a in plan {
                             println!(
                                 "      would {} {} — {}",
-                                a["kind"].as_str().unwrap_or("?"),
-                                a["target"].as_str().unwrap_or("?"),
-                                a["description"].as_str().unwrap_or("")
+                                inert(a["kind"].as_str().unwrap_or("?")),
+                                inert(a["target"].as_str().unwrap_or("?")),
+                                inert(a["description"].as_str().unwrap_or(""))
                             );
                         }
                     }
@@ -144,8 +149,8 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
             if summary.status != "succeeded" {
                 bail!(
                     "runbook `{}` {} (run {})",
-                    summary.runbook,
-                    summary.status,
+                    inert(&summary.runbook),
+                    inert(&summary.status),
                     summary.run_id
                 );
             }
@@ -163,6 +168,8 @@ fn word(s: StepStatus) -> &'static str {
 }
 
 /// Live progress: a spinner per step on a terminal, plain lines otherwise, nothing with --json.
+/// Step names, plugin names, log lines, errors and summaries come from the runbook and its
+/// plugins: all of it goes through [`inert`].
 struct Progress {
     quiet: bool,
     bar: Option<indicatif::ProgressBar>,
@@ -192,7 +199,8 @@ impl Progress {
             } => {
                 self.total = *steps;
                 eprintln!(
-                    "run {run_id}: `{runbook}`, {steps} step(s){}",
+                    "run {run_id}: `{}`, {steps} step(s){}",
+                    inert(runbook),
                     if *dry_run { ", dry run" } else { "" }
                 );
             }
@@ -203,9 +211,11 @@ impl Progress {
                 attempt,
             } => {
                 let line = format!(
-                    "[{}/{}] {step} ({plugin}){}",
+                    "[{}/{}] {} ({}){}",
                     index + 1,
                     self.total,
+                    inert(step),
+                    inert(plugin),
                     if *attempt > 1 {
                         format!(", attempt {attempt}")
                     } else {
@@ -226,7 +236,12 @@ impl Progress {
                 message,
                 ..
             } => {
-                let line = format!("      {step} [{level}] {message}");
+                let line = format!(
+                    "      {} [{}] {}",
+                    inert(step),
+                    inert(level),
+                    inert_lines(message)
+                );
                 match &self.bar {
                     Some(bar) => bar.println(line),
                     None => eprintln!("{line}"),
@@ -243,7 +258,9 @@ impl Progress {
                     bar.finish_and_clear();
                 }
                 eprintln!(
-                    "      {step}: attempt {attempt} failed ({error}); retrying in {backoff_ms} ms"
+                    "      {}: attempt {attempt} failed ({}); retrying in {backoff_ms} ms",
+                    inert(step),
+                    inert_lines(error)
                 );
             }
             RunEvent::StepFinished {
@@ -257,10 +274,12 @@ impl Progress {
                     bar.finish_and_clear();
                 }
                 eprintln!(
-                    "[{}/{}] {step}: {} in {duration_ms} ms — {summary}",
+                    "[{}/{}] {}: {} in {duration_ms} ms — {}",
                     index + 1,
                     self.total,
-                    word(*status)
+                    inert(step),
+                    word(*status),
+                    inert(summary)
                 );
             }
             RunEvent::RunFinished { .. } => {}

@@ -1,7 +1,7 @@
 //! `warden runs list|show`: the durable history of runbook runs.
 
 use super::Context;
-use super::output::print_json;
+use super::output::{inert, inert_lines, print_json};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -35,25 +35,33 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                 for r in runs {
                     println!(
                         "{:<24} {:<20} {:<12} {:<8} {}",
-                        r.id, r.runbook, r.status, r.dry_run, r.started_ms
+                        inert(&r.id),
+                        inert(&r.runbook),
+                        inert(&r.status),
+                        r.dry_run,
+                        r.started_ms
                     );
                 }
             }
         }
         RunsCommand::Show { id } => {
             let Some((run, steps)) = history.show(&id)? else {
-                bail!("no run `{id}` in the history");
+                bail!("no run `{}` in the history", inert(&id));
             };
             if cx.json {
                 print_json(&serde_json::json!({ "run": run, "steps": steps }))?;
             } else {
+                // Everything stored came from a runbook, its plugins or an API caller.
                 println!(
                     "run {} of `{}` ({}): {}",
-                    run.id, run.runbook, run.file, run.status
+                    inert(&run.id),
+                    inert(&run.runbook),
+                    inert(&run.file),
+                    inert(&run.status)
                 );
-                println!("  params {}", run.params);
+                println!("  params {}", inert(&run.params.to_string()));
                 if let Some(e) = &run.error {
-                    println!("  error: {e}");
+                    println!("  error: {}", inert_lines(e));
                 }
                 for s in steps {
                     let took = s
@@ -63,14 +71,14 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     println!(
                         "  [{}] {:<16} {} {} {:<8} attempts {} {took}",
                         s.index,
-                        s.step,
-                        s.plugin,
-                        s.version.as_deref().unwrap_or("-"),
-                        s.status,
+                        inert(&s.step),
+                        inert(&s.plugin),
+                        inert(s.version.as_deref().unwrap_or("-")),
+                        inert(&s.status),
                         s.attempts
                     );
                     if let Some(e) = &s.error {
-                        println!("      error: {e}");
+                        println!("      error: {}", inert_lines(e));
                     }
                 }
             }

@@ -17,6 +17,10 @@
 //! | `kv-roundtrip` | sets `key` to `value`, reads it back; summary = value read, metric `keys` | KV persistence |
 //! | `sysinfo` | summary `<hostname> / <os name>` | sysinfo grants |
 //! | `service` | `service::status(name)`, summary = state (`running`, `stopped`, ...) | service allow-list |
+//! | `stdout-flood` | writes `value_bytes` (2 MiB) to stdout in 1 KiB lines, ignoring write errors | one output budget (`limit-exceeded: log-bytes`) |
+//! | `log-and-stderr` | logs `value_bytes` (40,000) bytes in 1 KiB records, then writes as many to stderr, ignoring errors | logs and stderr share the budget |
+//! | `escapes` | summary, metric, log and field with ESC sequences, BEL, NUL, CR and bidi overrides ([`ESCAPES`]) | human output escapes them, `--json` keeps them |
+//! | `escapes-error` | the plugin error `failed` with the message [`ESCAPES`] | same, for errors |
 //!
 //! Capability errors become plugin errors whose code is the cap-error code (`denied`,
 //! `not-found`, ...). An unknown or missing attack is a `bad-config` error.
@@ -27,6 +31,7 @@
 //! the cap-error code as detail (e.g. `denied`). It deliberately trusts the action targets.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -90,6 +95,13 @@ impl Check for Hostile {
                 let state = service::status(required(&config.name, "name")?)?;
                 Ok(CheckResult::ok(state.as_str()))
             }
+            Some("stdout-flood") => flood(
+                &mut std::io::stdout(),
+                config.value_bytes.unwrap_or(2 << 20),
+            ),
+            Some("log-and-stderr") => log_and_stderr(config.value_bytes.unwrap_or(40_000)),
+            Some("escapes") => Ok(escapes()),
+            Some("escapes-error") => Err(PluginError::new("failed", ESCAPES)),
             Some(other) => Err(PluginError::bad_config(format!("unknown attack {other:?}"))),
             None => Err(PluginError::bad_config("`attack` is required")),
         }
@@ -134,6 +146,49 @@ fn logflood() -> ! {
         log::info(&message, &[("n", &n.to_string())]);
         n = n.wrapping_add(1);
     }
+}
+
+/// Writes `total` bytes to `out` in 1 KiB lines, carrying on past refused writes, as a plugin
+/// that ignores errors would; the summary says how many bytes were taken.
+fn flood(out: &mut impl Write, total: usize) -> Result<CheckResult, PluginError> {
+    let mut line = vec![b'x'; 1023];
+    line.push(b'\n');
+    let (mut written, mut refused) = (0usize, 0usize);
+    while written + refused < total {
+        match out.write_all(&line).and_then(|()| out.flush()) {
+            Ok(()) => written += line.len(),
+            Err(_) => refused += line.len(),
+        }
+    }
+    Ok(CheckResult::ok(format!(
+        "wrote {written} bytes, {refused} refused"
+    )))
+}
+
+/// Each within the budget alone, over it together.
+fn log_and_stderr(each: usize) -> Result<CheckResult, PluginError> {
+    let record = "y".repeat(1024);
+    for _ in 0..each / record.len() {
+        log::info(&record, &[]);
+    }
+    flood(&mut std::io::stderr(), each)
+}
+
+/// Terminal control sequences a plugin could try on whoever reads its output: clear the screen,
+/// ring the bell, a NUL, a carriage return rewriting the line, a window title (OSC), and the
+/// bidi override and isolate that reorder what is shown.
+pub const ESCAPES: &str = "\u{1b}[2J\u{7}bell\0nul\rCR\u{1b}]0;pwned\u{7}\u{202e}evil\u{2066}iso";
+
+fn escapes() -> CheckResult {
+    log::warn(
+        &format!("log {ESCAPES}\nsecond line"),
+        &[(&format!("key{ESCAPES}"), ESCAPES)],
+    );
+    CheckResult::warning(format!("summary {ESCAPES}")).metric(
+        format!("metric{ESCAPES}"),
+        1.0,
+        format!("unit{ESCAPES}"),
+    )
 }
 
 fn run_program(config: &Config) -> Result<CheckResult, PluginError> {
