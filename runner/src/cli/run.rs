@@ -66,10 +66,9 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     // A read-only run's records are group-committed: make them durable before saying the run
     // happened, and fail (naming the audit log) if they cannot be.
-    runner
-        .audit()
-        .flush()
-        .context("the run's audit records could not be written")?;
+    if let Err(e) = runner.audit().flush() {
+        bail!("the run's audit records could not be written: {e}");
+    }
     if cx.json {
         print_json(&reports)?;
     }

@@ -272,6 +272,32 @@ mod tests {
     }
 
     #[test]
+    fn the_checkpoint_key_resolves_against_the_config_dir() {
+        let c = AgentConfig::parse(&format!("[api]\n{TOKEN}"), "t", Path::new("/etc/warden"))
+            .expect("valid");
+        assert_eq!(c.audit.checkpoint_key, None);
+        assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(60));
+        let c = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\ncheckpoint-key = \"keys/cp.key\"\ncheckpoint-interval-secs = 5\n"),
+            "t",
+            Path::new("/etc/warden"),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.audit.checkpoint_key.as_deref(),
+            Some(Path::new("/etc/warden/keys/cp.key"))
+        );
+        assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(5));
+        let err = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\nkey = \"x\"\n"),
+            "t",
+            Path::new("."),
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
     fn refuses_plaintext_off_loopback_no_tokens_bad_hashes_and_unknown_keys() {
         let cases = [
             (
