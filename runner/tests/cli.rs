@@ -5,6 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "common/reseal.rs"]
+mod reseal;
+#[path = "common/tmpfs.rs"]
+mod tmpfs;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -581,4 +586,147 @@ fn an_exec_child_dies_with_a_runner_killed_with_sigkill() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+fn verify(cli: &Cli, extra: &[&str]) -> Output {
+    let mut args = vec!["--json", "audit", "verify"];
+    args.extend_from_slice(extra);
+    cli.warden(&args)
+}
+
+fn records_verified(out: &Output) -> u64 {
+    assert!(out.status.success(), "audit verify: {}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    report["records"].as_u64().expect("records")
+}
+
+/// Issue 13, item 4: the data directory on a real full filesystem (a tmpfs filled to its last
+/// page). A read-only run whose records cannot be written fails, naming the audit log; the
+/// failed batch (far more than a page: 200 capability uses) leaves no torn record; once space
+/// returns the log verifies, and later runs append to the same intact chain.
+#[test]
+fn on_a_full_disk_a_read_only_run_fails_leaves_no_torn_record_and_later_runs_append() {
+    let cli = Cli::new("[allow]\nkv = true\nfs-read = [\"/tmp\"]\n");
+    let data = cli.tmp.path().join("data");
+    let disk = tmpfs::Tmpfs::mount(&data);
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("calls").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = || {
+        cli.warden(&[
+            "run",
+            "calls",
+            "--config",
+            r#"{"kind": "kv", "calls": 200}"#,
+        ])
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = data.join("audit/audit.log");
+    let before = std::fs::read(&log).expect("log");
+    let records = records_verified(&verify(&cli, &[]));
+
+    disk.fill();
+    let out = run();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the run's records were lost: {err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("warden: error: ") && last.contains(&log.display().to_string()),
+        "one line naming the audit log: {err}"
+    );
+    assert_eq!(
+        std::fs::read(&log).expect("log"),
+        before,
+        "the failed batch was cut off whole: no torn record"
+    );
+
+    disk.free();
+    assert_eq!(
+        records_verified(&verify(&cli, &[])),
+        records,
+        "verifies once space returns"
+    );
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        records_verified(&verify(&cli, &[])) > records + 200,
+        "a later run's records are appended to the intact chain"
+    );
+}
+
+/// Issue 13, item 12: whoever rewrites the whole log and its anchor consistently passes a plain
+/// `audit verify` (the documented limit), but not a check against a head saved before.
+#[test]
+fn a_resealed_log_passes_plain_verify_but_not_a_head_saved_before() {
+    let cli = Cli::new(POLICY);
+    let dir = plugin_dir("disk-usage").display().to_string();
+    assert!(cli.warden(&["plugin", "install", &dir]).status.success());
+    assert!(
+        cli.warden(&["plugin", "remove", "disk-usage"])
+            .status
+            .success()
+    );
+    let out = cli.warden(&["audit", "head"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let saved = text(&out.stdout).trim().to_string();
+    let (seq, _) = saved.split_once(':').expect("SEQ:HASH");
+    assert_eq!(seq, "3", "{saved}");
+    let saved_file = cli.tmp.path().join("saved-head");
+    std::fs::write(&saved_file, &saved).expect("saved head");
+    let against = saved_file.display().to_string();
+    assert!(verify(&cli, &["--expect", &saved]).status.success());
+    assert!(verify(&cli, &["--against", &against]).status.success());
+    assert!(cli.warden(&["plugin", "install", &dir]).status.success());
+    assert_eq!(
+        records_verified(&verify(&cli, &["--expect", &saved])),
+        4,
+        "a saved head stays valid while the log grows"
+    );
+
+    // Hide the removal: rewrite its record, re-link everything after it, re-anchor.
+    let data = cli.tmp.path().join("data");
+    let mut records = reseal::records(&data);
+    assert_eq!(records[2]["event"], "plugin.removed");
+    records[2]["event"] = serde_json::json!("plugin.inspected");
+    reseal::reseal(&data, records, |_| {});
+    assert_eq!(
+        records_verified(&verify(&cli, &[])),
+        4,
+        "the limit: a consistent re-seal passes the chain and anchor checks"
+    );
+    for flag in [
+        ["--expect", saved.as_str()],
+        ["--against", against.as_str()],
+    ] {
+        let out = verify(&cli, &flag);
+        assert_eq!(out.status.code(), Some(1), "{flag:?} catches the re-seal");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("record 3 is not the one saved earlier"),
+            "{flag:?}: {err}"
+        );
+    }
+    // Cutting the log back below the saved head shows too.
+    let records = reseal::records(&data);
+    reseal::reseal(&data, records[..2].to_vec(), |_| {});
+    assert!(verify(&cli, &[]).status.success());
+    let err = text(&verify(&cli, &["--expect", &saved]).stderr);
+    assert!(
+        err.contains("ends at record 2, but record 3 was saved"),
+        "{err}"
+    );
+    let out = verify(&cli, &["--expect", "3:nothex"]);
+    assert!(
+        text(&out.stderr).contains("64 hex digits"),
+        "{}",
+        text(&out.stderr)
+    );
 }

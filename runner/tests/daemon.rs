@@ -15,6 +15,11 @@ use tonic::transport::Channel;
 use warden::api::auth::{METHOD_ROLES, Role, token_hash};
 use warden::api::pb;
 
+#[path = "common/reseal.rs"]
+mod reseal;
+#[path = "common/tmpfs.rs"]
+mod tmpfs;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -49,6 +54,8 @@ fn token(role: Role) -> &'static str {
 struct Agent {
     child: Child,
     addr: String,
+    /// A tmpfs over the data dir, for the full-disk tests; unmounted before `tmp` goes.
+    disk: Option<tmpfs::Tmpfs>,
     tmp: tempfile::TempDir,
 }
 
@@ -69,8 +76,24 @@ impl Agent {
         automation: &str,
         trust_extra: &str,
     ) -> Agent {
+        Agent::start_inner(api_extra, runbooks, automation, trust_extra, false)
+    }
+
+    /// With the data dir on its own small tmpfs (see `tmpfs`), to fill it.
+    fn start_on_tmpfs(automation: &str) -> Agent {
+        Agent::start_inner("", &[], automation, "", true)
+    }
+
+    fn start_inner(
+        api_extra: &str,
+        runbooks: &[(&str, &str)],
+        automation: &str,
+        trust_extra: &str,
+        on_tmpfs: bool,
+    ) -> Agent {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
+        let disk = on_tmpfs.then(|| tmpfs::Tmpfs::mount(&root.join("data")));
         let scratch = root.join("scratch");
         std::fs::create_dir_all(&scratch).expect("scratch");
         std::fs::create_dir_all(root.join("runbooks")).expect("runbooks");
@@ -153,7 +176,12 @@ impl Agent {
         agent_cli(&["plugin", "install", &hostile.display().to_string()]);
 
         let (child, addr) = spawn_serve(root);
-        Agent { child, addr, tmp }
+        Agent {
+            child,
+            addr,
+            disk,
+            tmp,
+        }
     }
 
     fn root(&self) -> &Path {
@@ -1200,4 +1228,224 @@ async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
         .expect("warden ctl runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token"));
+}
+
+async fn agent_client(agent: &Agent) -> pb::agent_client::AgentClient<Authed> {
+    pb::agent_client::AgentClient::with_interceptor(
+        agent.channel().await,
+        bearer(token(Role::Viewer)),
+    )
+}
+
+/// How long a test waits for an awaited event before it calls it missing (not a timing
+/// assertion: the events come within about a second; this only keeps a broken agent from
+/// hanging the suite).
+const EVENT_DEADLINE: Duration = Duration::from_secs(60);
+
+async fn awaited_event(
+    stream: &mut tonic::Streaming<pb::AgentEvent>,
+    kind: &str,
+) -> pb::AgentEvent {
+    tokio::time::timeout(EVENT_DEADLINE, next_event(stream, |e| e.kind == kind))
+        .await
+        .unwrap_or_else(|_| panic!("no `{kind}` event"))
+}
+
+/// Issue 13, item 4, in the agent: with its data dir on a real full filesystem, a record accepted
+/// before the failure stays queued, the NOC is told (an `audit.failing` event; every call is
+/// answered UNAVAILABLE), and once space returns the queued record is written, an
+/// `audit.recovered` record says how many were refused, calls are served again and the chain
+/// verifies.
+#[tokio::test]
+async fn on_a_full_disk_the_agent_reports_it_refuses_calls_and_recovers_with_an_intact_chain() {
+    let mut agent = Agent::start_on_tmpfs("");
+    let mut events = agent_events(&agent).await;
+    let mut client = agent_client(&agent).await;
+    // Writes every queued record (this call's own too): nothing is pending when the disk fills.
+    client
+        .audit_head(pb::AuditHeadRequest {})
+        .await
+        .expect("head");
+    let versions = |log: &str| log.matches("/warden.v1.Agent/Version").count();
+    let before = versions(&agent.audit_log());
+
+    let disk = agent.disk.as_ref().expect("tmpfs");
+    disk.fill();
+    client
+        .version(pb::VersionRequest {})
+        .await
+        .expect("accepted: its record is queued before the write fails");
+    let failing = awaited_event(&mut events, "audit.failing").await;
+    assert!(failing.message.contains("No space left"), "{failing:?}");
+    let refused = client
+        .version(pb::VersionRequest {})
+        .await
+        .expect_err("no call is served while nothing can be audited");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    disk.free();
+    let recovered = awaited_event(&mut events, "audit.recovered").await;
+    assert!(
+        recovered.detail_json.contains("\"error\":null"),
+        "{recovered:?}"
+    );
+    client
+        .version(pb::VersionRequest {})
+        .await
+        .expect("served again");
+    assert!(agent.terminate().success());
+    let out = agent.warden(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = agent.audit_log();
+    assert_eq!(
+        versions(&log),
+        before + 2,
+        "the queued call and the one after recovery are recorded; the refused one is not"
+    );
+    let recovered: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("record"))
+        .find(|r| r["event"] == "audit.recovered")
+        .expect("an audit.recovered record");
+    assert_eq!(recovered["data"]["refused"], 1, "{recovered}");
+}
+
+/// A `warden key generate` key pair in its own directory, outside any data dir.
+fn checkpoint_key(keys: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = keys.join(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["key", "generate", "--out"])
+        .arg(&prefix)
+        .output()
+        .expect("warden key generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// Issue 13, item 12: the head fetched over the API (`warden ctl audit-head`, a viewer) and the
+/// signed checkpoints each catch a re-seal (the whole log and head.json rewritten consistently)
+/// that a plain `audit verify` cannot.
+#[tokio::test]
+async fn a_saved_head_and_signed_checkpoints_catch_a_reseal_that_plain_verify_passes() {
+    let keys = tempfile::tempdir().expect("keys");
+    let (secret, public) = checkpoint_key(keys.path(), "checkpoint");
+    let (forger_secret, forger_public) = checkpoint_key(keys.path(), "forger");
+    let mut agent = Agent::start_with(
+        "",
+        &[],
+        &format!(
+            "[audit]\ncheckpoint-key = {:?}\n",
+            secret.display().to_string()
+        ),
+    );
+    let ctl = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "--json",
+            "ctl",
+            "--addr",
+            &format!("http://{}", agent.addr),
+            "audit-head",
+        ])
+        .env("WARDEN_TOKEN", token(Role::Viewer))
+        .output()
+        .expect("warden ctl audit-head");
+    assert!(
+        ctl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ctl.stderr)
+    );
+    let saved = agent.root().join("saved-head.json");
+    std::fs::write(&saved, &ctl.stdout).expect("save the head off the machine");
+    let head: serde_json::Value = serde_json::from_slice(&ctl.stdout).expect("json head");
+    let saved_seq = head["seq"].as_u64().expect("seq");
+    assert!(agent.terminate().success());
+
+    let verify = |args: &[&str]| {
+        let mut all = vec!["audit", "verify"];
+        all.extend_from_slice(args);
+        agent.warden(&all)
+    };
+    let (saved, public, forger_public) = (
+        saved.display().to_string(),
+        public.display().to_string(),
+        forger_public.display().to_string(),
+    );
+    let out = verify(&["--against", &saved, "--checkpoint-pub", &public]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("signed checkpoint(s) verify"), "{stdout}");
+    let out = verify(&["--checkpoint-pub", &forger_public]);
+    assert!(
+        !out.status.success(),
+        "another key's public half does not vouch for them"
+    );
+
+    // The re-seal: the first plugin install is rewritten, everything after it re-linked, each
+    // checkpoint re-signed for the new chain with the forger's key, and head.json re-made.
+    let data = agent.root().join("data");
+    let mut records = reseal::records(&data);
+    let at = records
+        .iter()
+        .position(|r| r["event"] == "plugin.installed")
+        .expect("an install");
+    assert!((at as u64) < saved_seq);
+    records[at]["data"]["unsigned"] = serde_json::json!(false);
+    let forger = warden::audit::CheckpointSigner::new(
+        warden::bundle::keys::load_secret(&forger_secret).expect("forger's key"),
+        Duration::from_secs(60),
+    );
+    let mut resigned = 0;
+    reseal::reseal(&data, records.clone(), |r| {
+        if r["event"] == "audit.checkpoint" {
+            let seq = r["seq"].as_u64().expect("seq");
+            let prev = r["prev"].as_str().expect("prev").to_string();
+            let at_ms = r["at_ms"].as_u64().expect("at_ms");
+            r["data"] = serde_json::to_value(forger.sign(seq - 1, &prev, at_ms)).expect("data");
+            resigned += 1;
+        }
+    });
+    assert!(resigned >= 2, "checkpoints at start and at stop");
+    assert!(
+        verify(&[]).status.success(),
+        "the documented limit: a consistent re-seal passes the chain and anchor checks"
+    );
+    assert!(
+        verify(&["--checkpoint-pub", &forger_public])
+            .status
+            .success(),
+        "the forged checkpoints are well-formed: they verify under the forger's own key"
+    );
+    let out = verify(&["--checkpoint-pub", &public]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("checkpoint signature does not verify"),
+        "{err}"
+    );
+    let out = verify(&["--against", &saved]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("record {saved_seq} is not the one saved earlier")),
+        "{err}"
+    );
+
+    // Re-sealed without any checkpoint: their absence shows.
+    records.retain(|r| r["event"] != "audit.checkpoint");
+    reseal::reseal(&data, records, |_| {});
+    assert!(verify(&[]).status.success());
+    let err = String::from_utf8_lossy(&verify(&["--checkpoint-pub", &public]).stderr).into_owned();
+    assert!(err.contains("no signed checkpoint"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! `warden.v1.Inventory` and `warden.v1.Agent`: the latest discovery facts, the agent's version,
-//! its automation events as a stream, and the SLA report.
+//! its automation events as a stream, the SLA report, and the audit log's head (to keep off the
+//! machine).
 
 use super::pb::{self, agent_server::Agent, inventory_server::Inventory};
 use super::{State, WIT_PACKAGE, blocking};
@@ -53,6 +54,25 @@ impl Agent for AgentApi {
             version: env!("CARGO_PKG_VERSION").into(),
             wit_package: WIT_PACKAGE.into(),
             uptime_secs: self.0.started.elapsed().as_secs(),
+        }))
+    }
+
+    async fn audit_head(
+        &self,
+        _req: Request<pb::AuditHeadRequest>,
+    ) -> Result<Response<pb::AuditHeadResponse>, Status> {
+        let runner = self.0.runner.clone();
+        let head = blocking(move || {
+            runner
+                .audit()
+                .head()
+                .map_err(|e| Status::unavailable(format!("no durable audit head: {e}")))
+        })
+        .await?;
+        Ok(Response::new(pb::AuditHeadResponse {
+            seq: head.seq,
+            hash: head.hash,
+            at_ms: i64::try_from(head.at_ms).unwrap_or(i64::MAX),
         }))
     }
 

@@ -84,6 +84,9 @@ pub enum CtlCommand {
     },
     /// The agent's version.
     Version,
+    /// The agent's audit head (`SEQ:HASH`; `--json` adds when): save it off the machine, and
+    /// check the log against it later with `warden audit verify --against FILE`.
+    AuditHead,
 }
 
 type Authed = InterceptedService<Channel, Bearer>;
@@ -448,6 +451,15 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                         format_ms(m.mttr_ms)
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CtlCommand::AuditHead => {
+            let head = ask(agent.audit_head(pb::AuditHeadRequest {})).await?;
+            if cx.json {
+                print_json(&head)?;
+            } else {
+                println!("{}:{}", head.seq, head.hash);
             }
             Ok(ExitCode::SUCCESS)
         }

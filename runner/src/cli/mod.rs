@@ -146,17 +146,27 @@ fn default_data_dir() -> Option<PathBuf> {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let cx = Context::load(&cli)?;
-    match cli.command {
-        Command::Plugin(cmd) => plugin::run(&cx, cmd),
-        Command::Run(args) => run::run(&cx, args),
-        Command::Policy(cmd) => policy::run(&cx, cmd),
-        Command::Key(cmd) => key::run(&cx, cmd),
-        Command::Audit(cmd) => audit::run(&cx, cmd),
-        Command::Runbook(cmd) => runbook::run(&cx, cmd),
-        Command::Runs(cmd) => runs::run(&cx, cmd),
-        Command::Serve(args) => serve::serve(&cx, args),
-        Command::Token(cmd) => serve::token(&cx, cmd),
-        Command::Ctl(args) => ctl::run(&cx, args),
-        Command::Report(args) => report::run(&cx, args),
+    let code = dispatch(&cx, cli.command)?;
+    // A command's audit log is dropped (and its queued records written) before it returns: if
+    // that failed, the command's records are lost, and it must not look like it succeeded.
+    if let Some(e) = warden::audit::lost_at_shutdown() {
+        anyhow::bail!("audit records could not be written: {e}");
+    }
+    Ok(code)
+}
+
+fn dispatch(cx: &Context, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Plugin(cmd) => plugin::run(cx, cmd),
+        Command::Run(args) => run::run(cx, args),
+        Command::Policy(cmd) => policy::run(cx, cmd),
+        Command::Key(cmd) => key::run(cx, cmd),
+        Command::Audit(cmd) => audit::run(cx, cmd),
+        Command::Runbook(cmd) => runbook::run(cx, cmd),
+        Command::Runs(cmd) => runs::run(cx, cmd),
+        Command::Serve(args) => serve::serve(cx, args),
+        Command::Token(cmd) => serve::token(cx, cmd),
+        Command::Ctl(args) => ctl::run(cx, args),
+        Command::Report(args) => report::run(cx, args),
     }
 }

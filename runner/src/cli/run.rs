@@ -64,6 +64,11 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
         let apply = Invocation::Apply(actions.clone());
         reports.push(execute(&runner, &args.plugin, &config, apply, cx.json));
     }
+    // A read-only run's records are group-committed: make them durable before saying the run
+    // happened, and fail (naming the audit log) if they cannot be.
+    if let Err(e) = runner.audit().flush() {
+        bail!("the run's audit records could not be written: {e}");
+    }
     if cx.json {
         print_json(&reports)?;
     }

@@ -20,6 +20,8 @@ pub struct AgentConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub runbooks: RunbooksConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// `[[schedule]]`, `[[maintenance-window]]`, `[[monitor]]`: see docs/AUTOMATION.md.
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<ScheduleConfig>,
@@ -92,6 +94,40 @@ pub struct RunbooksConfig {
     pub signed_only: bool,
 }
 
+/// `[audit]`: signed checkpoints of the audit log (see docs/SECURITY.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditConfig {
+    /// A secret key (`warden key generate`) that signs `audit.checkpoint` records, relative to
+    /// the config file's directory. Refused inside the data directory, or readable by others.
+    #[serde(default)]
+    pub checkpoint_key: Option<PathBuf>,
+    /// How often a checkpoint is appended while records are (and one at start and at stop).
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            checkpoint_key: None,
+            checkpoint_interval_secs: default_checkpoint_interval_secs(),
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_secs(self.checkpoint_interval_secs)
+    }
+}
+
+/// A minute: the records after the last checkpoint are protected only by an external head, so
+/// the window stays short; one fsync'd record a minute is nothing to the log.
+fn default_checkpoint_interval_secs() -> u64 {
+    60
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7355))
 }
@@ -153,6 +189,11 @@ impl AgentConfig {
             && dir.is_relative()
         {
             config.runbooks.dir = Some(base.join(dir));
+        }
+        if let Some(key) = &config.audit.checkpoint_key
+            && key.is_relative()
+        {
+            config.audit.checkpoint_key = Some(base.join(key));
         }
         config.automation = AutomationConfig {
             schedules: config.schedules.clone(),
@@ -228,6 +269,32 @@ mod tests {
         assert_eq!(c.api.listen, default_listen());
         assert_eq!(c.api.max_concurrent_runs, 2);
         assert_eq!(c.api.tokens[0].role, Role::Operator);
+    }
+
+    #[test]
+    fn the_checkpoint_key_resolves_against_the_config_dir() {
+        let c = AgentConfig::parse(&format!("[api]\n{TOKEN}"), "t", Path::new("/etc/warden"))
+            .expect("valid");
+        assert_eq!(c.audit.checkpoint_key, None);
+        assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(60));
+        let c = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\ncheckpoint-key = \"keys/cp.key\"\ncheckpoint-interval-secs = 5\n"),
+            "t",
+            Path::new("/etc/warden"),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.audit.checkpoint_key.as_deref(),
+            Some(Path::new("/etc/warden/keys/cp.key"))
+        );
+        assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(5));
+        let err = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\nkey = \"x\"\n"),
+            "t",
+            Path::new("."),
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `warden serve`: the long-running agent. It serves the gRPC API to the NOC, runs runbooks with
 //! a bounded concurrency, and on SIGTERM/SIGINT stops taking work, lets running steps finish
-//! within a grace period, cancels the rest and leaves a complete audit log.
+//! within a grace period, cancels the rest and leaves a complete audit log. It reports the audit
+//! log's health (`audit.failing`, `audit.recovered` events) and, given a checkpoint key, signs
+//! checkpoints of it at start, periodically and at stop.
 
 pub mod config;
 pub mod executor;
@@ -48,6 +50,8 @@ pub enum DaemonError {
     History(#[from] crate::history::HistoryError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::audit::checkpoint::CheckpointError),
     #[error("the gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("cannot install the signal handlers: {0}")]
@@ -126,15 +130,66 @@ fn host_id() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "warden-agent".into())
 }
 
+/// Tell the NOC (over `WatchEvents`) when the audit log stops and starts being writable again;
+/// the writer logs both.
+fn report_audit_health(runner: &Runner, events: broadcast::Sender<pb::AgentEvent>) {
+    let path = runner.audit().path().display().to_string();
+    runner.audit().on_health_change(move |health| {
+        let (kind, message) = match &health.error {
+            Some(e) => (
+                "audit.failing",
+                format!("audit records cannot be written; calls are refused until they can: {e}"),
+            ),
+            None => (
+                "audit.recovered",
+                "the audit log is writable again; the queued records were written".to_string(),
+            ),
+        };
+        let _ = events.send(pb::AgentEvent {
+            at_ms: crate::history::now_ms(),
+            kind: kind.into(),
+            subject: path.clone(),
+            message,
+            detail_json: serde_json::to_string(health).unwrap_or_default(),
+        });
+    });
+}
+
+/// Append a checkpoint every `interval` while records are appended, until `stop`.
+async fn checkpoints(runner: Arc<Runner>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let runner = runner.clone();
+        let written = tokio::task::spawn_blocking(move || runner.audit().checkpoint(false)).await;
+        if let Ok(Err(e)) = written {
+            tracing::error!("cannot append an audit checkpoint: {e}");
+        }
+    }
+}
+
 /// Run the agent until SIGTERM/SIGINT. `ready` gets the bound address once it listens.
 pub async fn serve(
     runner: Runner,
     config: AgentConfig,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
+    if let Some(key) = &config.audit.checkpoint_key {
+        let signer = crate::audit::CheckpointSigner::load(
+            key,
+            &runner.data_dir(),
+            config.audit.checkpoint_interval(),
+        )?;
+        runner.audit().set_checkpoint_signer(signer);
+    }
     let runner = Arc::new(runner);
     let history = Arc::new(History::open(&runner.data_dir())?);
     let (events, _) = broadcast::channel(1024);
+    report_audit_health(&runner, events.clone());
     let runs = Arc::new(RunManager::new(
         runner.clone(),
         history,
@@ -203,6 +258,16 @@ pub async fn serve(
         "agent.started",
         json!({ "listen": bound.to_string(), "pid": std::process::id(), "tls": config.api.tls.is_some() }),
     )?;
+    // Vouches for everything before this start, including what the CLI appended meanwhile.
+    runner.audit().checkpoint(true)?;
+    let (checkpoint_stop_tx, checkpoint_stop) = watch::channel(false);
+    let checkpointer = config.audit.checkpoint_key.is_some().then(|| {
+        tokio::spawn(checkpoints(
+            runner.clone(),
+            config.audit.checkpoint_interval(),
+            checkpoint_stop,
+        ))
+    });
     let (auto_stop_tx, auto_stop) = watch::channel(false);
     let executor = Arc::new(executor::DaemonExecutor {
         state: state.clone(),
@@ -244,8 +309,14 @@ pub async fn serve(
     let _ = server_stop_tx.send(());
     // Open streams end with `stopping`; a connection that lingers does not hold the agent up.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = checkpoint_stop_tx.send(true);
+    if let Some(task) = checkpointer {
+        let _ = task.await;
+    }
     runner
         .audit()
         .append("agent.stopped", json!({ "signal": signal }))?;
+    // The last record of a clean stop: it vouches for all the agent wrote.
+    runner.audit().checkpoint(true)?;
     Ok(())
 }
