@@ -109,6 +109,21 @@ impl Operation<'_> {
             Operation::ServiceControl { .. } => "service-control",
         }
     }
+
+    /// Whether the operation changes the machine, and so belongs to `apply` alone: `check`,
+    /// `plan` and every dry run must leave the machine as they found it. `exec` is not among
+    /// them: checks run programs to look, and what a granted program does is the grant's business.
+    pub fn changes_machine(&self) -> bool {
+        match self {
+            Operation::FsWrite { .. } | Operation::ServiceControl { .. } => true,
+            Operation::Exec { .. }
+            | Operation::FsRead { .. }
+            | Operation::Sysinfo { .. }
+            | Operation::Kv { .. }
+            | Operation::Http { .. }
+            | Operation::ServiceStatus { .. } => false,
+        }
+    }
 }
 
 impl Grant {
