@@ -458,6 +458,9 @@ fn a_write_replaces_the_file_and_keeps_its_mode() {
     let target = sb.scratch().join("private.conf");
     std::fs::write(&target, "old").expect("target");
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Another owner, where the test may give one (as root): the replacement must keep it.
+    const OTHER_ID: u32 = 4242;
+    let other_owner = std::os::unix::fs::chown(&target, Some(OTHER_ID), Some(OTHER_ID)).is_ok();
     let before = std::fs::metadata(&target).expect("stat");
     // Someone holding the old file open keeps reading the old contents: a new file was put in
     // its place, the old one was not rewritten.
@@ -475,6 +478,10 @@ fn a_write_replaces_the_file_and_keeps_its_mode() {
     assert_eq!(std::fs::read_to_string(&target).expect("read"), "new");
     assert_ne!(before.ino(), after.ino(), "the file was rewritten in place");
     assert_eq!(after.mode() & 0o777, 0o600, "mode {:o}", after.mode());
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    if other_owner {
+        assert_eq!(after.uid(), OTHER_ID);
+    }
     let mut old = String::new();
     std::io::Read::read_to_string(&mut &held, &mut old).expect("read held");
     assert_eq!(old, "old");
