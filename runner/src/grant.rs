@@ -109,6 +109,21 @@ impl Operation<'_> {
             Operation::ServiceControl { .. } => "service-control",
         }
     }
+
+    /// Whether the operation changes the machine, and so belongs to `apply` alone: `check`,
+    /// `plan` and every dry run must leave the machine as they found it. `exec` is not among
+    /// them: checks run programs to look, and what a granted program does is the grant's business.
+    pub fn changes_machine(&self) -> bool {
+        match self {
+            Operation::FsWrite { .. } | Operation::ServiceControl { .. } => true,
+            Operation::Exec { .. }
+            | Operation::FsRead { .. }
+            | Operation::Sysinfo { .. }
+            | Operation::Kv { .. }
+            | Operation::Http { .. }
+            | Operation::ServiceStatus { .. } => false,
+        }
+    }
 }
 
 impl Grant {
@@ -353,17 +368,38 @@ impl Grant {
     }
 }
 
+/// Whether `arg` matches one of `patterns`. A pattern is a glob over the whole argument: `*`
+/// matches any run of characters, `/` included (`/srv/data/*` admits `/srv/data/a/b`), `?` any
+/// one character, `[...]` one of a set; anything else matches itself. A wildcard never supplies
+/// a `..` path segment: an argument with one (`/srv/data/../etc/shadow`, `--in=a/../b`) matches
+/// only a pattern without wildcards that is equal to it, since the program would climb out of
+/// the directory the pattern names.
 fn matches_any(patterns: &[String], arg: &str) -> bool {
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: false,
         require_literal_leading_dot: false,
     };
+    let climbs = has_parent_segment(arg);
     patterns.iter().any(|p| {
+        if climbs {
+            return !has_wildcard(p) && p == arg;
+        }
         glob::Pattern::new(p)
             .map(|pat| pat.matches_with(arg, options))
             .unwrap_or(false)
     })
+}
+
+/// Whether `arg` has a `..` segment between separators (`/`, or `\` for Windows programs) or at
+/// either end, after an `=` of an option (`--path=../x`) too.
+fn has_parent_segment(arg: &str) -> bool {
+    arg.split(['/', '\\', '=']).any(|segment| segment == "..")
+}
+
+/// Whether a glob pattern has a wildcard (`*`, `?` or a `[` set) rather than only literal text.
+fn has_wildcard(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
 }
 
 fn under_any<'a>(mut roots: impl Iterator<Item = &'a PathBuf>, path: &Path) -> Option<()> {
@@ -551,6 +587,59 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn exec_wildcards_never_supply_a_parent_segment() {
+        let m = manifest(
+            "[capabilities]\nexec = [{ program = \"/bin/cat\", args = [\"/srv/data/*\", \"--in=/srv/?ata/*\", \"*\", \"/srv/data/../lit\"] }]",
+        );
+        let p = policy("exec = [{ program = \"/bin/cat\", args = [\"*\"] }]");
+        let g = Grant::resolve(&m, &p).grant;
+        let allowed = |arg: &str| {
+            g.authorize(&Operation::Exec {
+                program: "/bin/cat",
+                args: &[arg.to_string()],
+            })
+            .is_ok()
+        };
+        for ok in [
+            "/srv/data/a",
+            "/srv/data/a/b",
+            "/srv/data/a..b",
+            "/srv/data/...",
+            "/srv/data/.hidden",
+            "--in=/srv/data/x",
+        ] {
+            assert!(allowed(ok), "{ok:?} should match");
+        }
+        for climbing in [
+            "/srv/data/../etc/shadow",
+            "/srv/data/a/../../etc/shadow",
+            "/srv/data/..",
+            "/srv/data/..\\..\\x",
+            "--in=/srv/data/../etc",
+            "..",
+            "../x",
+            "--in=..",
+        ] {
+            assert!(!allowed(climbing), "{climbing:?} must not match a wildcard");
+        }
+        // A literal pattern (in manifest and policy) still admits exactly itself.
+        let p = policy(
+            "exec = [{ program = \"/bin/cat\", args = [\"/srv/data/../lit\", \"/srv/data/*\"] }]",
+        );
+        let g = Grant::resolve(&m, &p).grant;
+        let op = |arg: &str| {
+            g.authorize(&Operation::Exec {
+                program: "/bin/cat",
+                args: &[arg.to_string()],
+            })
+        };
+        assert!(op("/srv/data/../lit").is_ok());
+        assert!(op("/srv/data/../lit2").is_err());
+        let reason = op("/srv/data/../etc/shadow").expect_err("refused");
+        assert!(reason.contains("/srv/data/../etc/shadow"), "{reason}");
     }
 
     #[test]

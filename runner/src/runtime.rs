@@ -5,7 +5,7 @@
 use crate::audit::AuditLog;
 use crate::bindings::{RunnerHost, check, discovery, remediation};
 use crate::capabilities::log::{CapturedOutput, OutputBudget};
-use crate::capabilities::{CancelToken, HostState, MemoryLimiter, RunContext};
+use crate::capabilities::{CancelToken, Export, HostState, MemoryLimiter, RunContext};
 use crate::engine::{CacheOutcome, CodeQuality, CompileCache, EpochTicker, new_engine_with};
 use crate::error::RunError;
 use crate::grant::{Grant, GrantReport};
@@ -487,6 +487,7 @@ impl Runner {
         let now = Instant::now();
         let cx = RunContext {
             grant: grant.clone(),
+            export: Export::of(&req.invocation),
             started: now,
             deadline: now + grant.limits.timeout,
             cancel: req.cancel.clone(),

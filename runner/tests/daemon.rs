@@ -753,6 +753,86 @@ async fn the_concurrency_cap_queues_then_refuses() {
 }
 
 #[tokio::test]
+async fn runs_reading_a_fifo_are_cancelled_and_free_their_slots() {
+    // Two runs that keep reading a FIFO in a granted directory. When `open` blocked on it, they
+    // held both run slots for good and Cancel answered while they kept running.
+    let agent = Agent::start("max-concurrent-runs = 2\nmax-queued-runs = 1");
+    let fifo = agent.scratch().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    agent.runbook(
+        "fifo",
+        &format!(
+            "name = \"fifo\"\n[[steps]]\nid = \"read\"\nplugin = \"hostile\"\naction = \"check\"\n\
+             config = {{ attack = \"read-loop\", path = {:?} }}\n",
+            fifo.display().to_string()
+        ),
+    );
+    let mut client = agent.runbooks(Role::Operator).await;
+    // Only a guard against hanging the suite: the runs end as soon as they are cancelled.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let run = trigger(&mut client, "fifo", &[], false)
+                .await
+                .expect("trigger");
+            assert!(!run.queued, "a slot is free");
+            let mut stream = client
+                .watch(pb::WatchRequest {
+                    run_id: run.run_id.clone(),
+                })
+                .await
+                .expect("watch")
+                .into_inner();
+            wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+            runs.push((run, stream));
+        }
+        for (run, stream) in &mut runs {
+            let cancelled = client
+                .cancel(pb::CancelRequest {
+                    run_id: run.run_id.clone(),
+                })
+                .await
+                .expect("cancel")
+                .into_inner();
+            assert!(cancelled.cancelled);
+            let finished = wait_for(stream, |e| kind(e) == pb::EventKind::RunFinished).await;
+            assert_eq!(finished.status, "cancelled");
+        }
+        let third = trigger(&mut client, "fifo", &[], false)
+            .await
+            .expect("third");
+        // It starts: the cancelled runs gave their slots back (it may wait the moment between
+        // a run's last event and its slot's release).
+        let mut stream = client
+            .watch(pb::WatchRequest {
+                run_id: third.run_id.clone(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        wait_for(&mut stream, |e| kind(e) == pb::EventKind::StepStarted).await;
+        client
+            .cancel(pb::CancelRequest {
+                run_id: third.run_id.clone(),
+            })
+            .await
+            .expect("cancel third");
+        let finished = wait_for(&mut stream, |e| kind(e) == pb::EventKind::RunFinished).await;
+        assert_eq!(finished.status, "cancelled");
+    })
+    .await;
+    if ended.is_err() {
+        // Release whatever is blocked opening the FIFO (read-write opens never block), then fail.
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo);
+        panic!("runs reading a FIFO did not end when cancelled");
+    }
+}
+
+#[tokio::test]
 async fn plugins_install_list_and_remove_over_the_api() {
     // A publisher key this agent trusts, and a bundle it signed.
     let keys = tempfile::tempdir().expect("tempdir");
@@ -1061,6 +1141,64 @@ max-attempts = 1
     let log = agent.audit_log();
     assert!(log.contains("\"automation.escalated\""));
     assert!(log.contains("\"requested_by\":\"monitor:disk-zero\""));
+}
+
+#[tokio::test]
+async fn a_monitor_check_cannot_change_the_machine() {
+    // A check that writes a granted file: the monitor's check is a `check`, so the write is
+    // refused, audited as a denial, and the file never appears.
+    let agent = Agent::start_with(
+        "",
+        &[],
+        r#"
+[[monitor]]
+name = "acting-check"
+plugin = "hostile"
+config = { attack = "write", path = "{scratch}/acted", contents = "acted" }
+interval = "1s"
+"#,
+    );
+    let mut events = agent_events(&agent).await;
+    // A check that succeeds (one that could act) emits nothing: the guard only keeps the suite
+    // from hanging then, far beyond the 1 s interval.
+    let failed = tokio::time::timeout(
+        Duration::from_secs(60),
+        next_event(&mut events, |e| e.kind == "monitor-check-failed"),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no check failed; the check wrote its file: {}",
+            agent.scratch().join("acted").exists()
+        )
+    });
+    assert!(
+        failed.detail_json.contains("[denied]") && failed.detail_json.contains("during `check`"),
+        "{failed:?}"
+    );
+    assert!(
+        !agent.scratch().join("acted").exists(),
+        "a monitor's check wrote a file"
+    );
+    // The check's records were queued when its run ended; the event is published after its own
+    // record was appended durably, which writes everything queued before it.
+    let log = agent.audit_log();
+    let audited = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["data"]["use"]["capability"] == "fs-write")
+        .unwrap_or_else(|| panic!("the use is not audited:\n{log}"));
+    assert_eq!(audited["data"]["use"]["allowed"], false, "{audited}");
+    assert!(
+        audited["data"]["use"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("during `check`")),
+        "{audited}"
+    );
+    assert_eq!(
+        audited["data"]["context"]["monitor"], "acting-check",
+        "{audited}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,12 @@
 //! `warden:plugin/fs` and `warden:plugin/fs-write`: file access under granted paths only.
 //! The path is normalised and checked against the grant (lexically), then opened through a
 //! cap-std directory handle rooted at the granted path, so symlinks cannot lead out of it either.
+//!
+//! What a directory handle cannot see is checked on the file itself: `read` and `write` use
+//! regular files only (a FIFO blocks `open` forever, past any deadline; opening a device can act),
+//! opened without blocking and checked again on the opened handle; and no file with a second hard
+//! link, which may be a name for a file outside the grant. A write replaces the file: the new
+//! contents go to a temporary file in the same directory, renamed over the target.
 
 use super::{CapFailure, HostState, RunContext};
 use crate::bindings::CapError;
@@ -16,6 +22,180 @@ use std::sync::Arc;
 
 /// Longest path a plugin may pass.
 pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Names tried for a write's temporary file before giving up. A name is taken only if nothing
+/// has it (`O_EXCL`), so a collision, or a name planted by someone else, costs one more try.
+const TEMP_NAME_ATTEMPTS: u32 = 16;
+
+/// The permission bits a replacement file takes from the file it replaces: read, write and
+/// execute for owner, group and others. Set-user-id, set-group-id and sticky bits are left out:
+/// new contents do not inherit the privileges granted to the old ones.
+#[cfg(unix)]
+const PERMISSION_BITS: u32 = 0o777;
+
+/// Why a file call refuses what the path names, although the grant allows the path.
+enum NotPlainFile {
+    /// Not a regular file: a directory, symlink (for writes), FIFO, socket or device.
+    Kind(&'static str),
+    /// A regular file with this many hard links.
+    Links(u64),
+}
+
+/// Whether `m` is a regular file with a single link, the only thing `read` and `write` use.
+fn plain_file(m: &cap_std::fs::Metadata) -> Result<(), NotPlainFile> {
+    let ft = m.file_type();
+    if !ft.is_file() {
+        return Err(NotPlainFile::Kind(kind_name(&ft)));
+    }
+    #[cfg(unix)]
+    {
+        use cap_std::fs::MetadataExt;
+        if m.nlink() > 1 {
+            return Err(NotPlainFile::Links(m.nlink()));
+        }
+    }
+    Ok(())
+}
+
+fn kind_name(ft: &cap_std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+        if ft.is_char_device() {
+            return "a character device";
+        }
+        if ft.is_block_device() {
+            return "a block device";
+        }
+    }
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Options for opening a file a plugin named: never blocking in `open` (a FIFO without a writer
+/// blocks it forever, where no deadline can reach) and never making a terminal the runner's
+/// controlling terminal. Neither flag changes reading a regular file.
+fn nonblocking(options: &mut cap_std::fs::OpenOptions) -> &mut cap_std::fs::OpenOptions {
+    #[cfg(unix)]
+    {
+        use cap_std::fs::OpenOptionsExt;
+        use rustix::fs::OFlags;
+        options.custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32);
+    }
+    options
+}
+
+/// Write `contents` to `rel` in `dir` by replacing it: a temporary file in the same directory,
+/// with the mode and owner of the file it replaces (`existing`), synced, then renamed over
+/// `rel`. The rename is atomic (a reader sees the old or the new file, never part of one) and
+/// replaces the name, not the file: whatever other names the old file had keep the old data.
+fn replace_file(
+    dir: &Dir,
+    rel: &Path,
+    contents: &[u8],
+    existing: Option<&cap_std::fs::Metadata>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let parent = rel
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (tmp, mut file) = create_temp(dir, parent, existing)?;
+    let written = (|| {
+        #[cfg(unix)]
+        if let Some(m) = existing {
+            keep_owner_and_mode(&file, m)?;
+        }
+        file.write_all(contents)?;
+        file.sync_data()?;
+        drop(file);
+        dir.rename(&tmp, dir, rel)
+    })();
+    if written.is_err() {
+        // Best effort: the temporary name is ours, and nothing else refers to it.
+        let _ = dir.remove_file(&tmp);
+    }
+    written
+}
+
+/// A new, empty file under a fresh name in `parent`, created only if nothing has that name.
+fn create_temp(
+    dir: &Dir,
+    parent: &Path,
+    existing: Option<&cap_std::fs::Metadata>,
+) -> std::io::Result<(PathBuf, cap_std::fs::File)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if let Some(m) = existing {
+        // Created no more open than the file it replaces (the umask may narrow it further;
+        // `keep_owner_and_mode` sets it exactly).
+        use cap_std::fs::{MetadataExt, OpenOptionsExt};
+        options.mode(m.mode() & PERMISSION_BITS);
+    }
+    #[cfg(not(unix))]
+    let _ = existing;
+    let mut last = None;
+    for _ in 0..TEMP_NAME_ATTEMPTS {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = parent.join(format!(
+            ".warden-write-{}-{n}-{nanos:08x}",
+            std::process::id()
+        ));
+        match dir.open_with(&name, &options) {
+            Ok(file) => return Ok((name, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name was free")))
+}
+
+/// Give the replacement the permission bits ([`PERMISSION_BITS`]) and owner of the file it
+/// replaces, so a rewrite does not make a private file readable or hand it to the runner's user.
+/// An owner that cannot be kept fails the write.
+#[cfg(unix)]
+fn keep_owner_and_mode(
+    file: &cap_std::fs::File,
+    old: &cap_std::fs::Metadata,
+) -> std::io::Result<()> {
+    use cap_std::fs::MetadataExt;
+    use rustix::fs::{Gid, Mode, Uid, fchmod, fchown};
+    let new = file.metadata()?;
+    if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+        fchown(
+            file,
+            Some(Uid::from_raw(old.uid())),
+            Some(Gid::from_raw(old.gid())),
+        )
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot keep the file's owner {}:{}: {e}",
+                old.uid(),
+                old.gid()
+            ))
+        })?;
+    }
+    fchmod(file, Mode::from_raw_mode(old.mode() & PERMISSION_BITS))?;
+    Ok(())
+}
 
 /// A granted root opened as a capability, and the path inside it (borrowed from the plugin's
 /// path when that was normal already).
@@ -133,6 +313,30 @@ impl RunContext {
         CapError::Denied(why).into()
     }
 
+    /// The grant allowed the path but it names something `read` and `write` do not use: recorded
+    /// as refused, with the reason.
+    fn refuse_file(&mut self, path: &str, why: NotPlainFile) -> CapFailure {
+        let path = path.escape_debug();
+        let (message, denied) = match why {
+            NotPlainFile::Kind(kind) => (format!("`{path}` is {kind}, not a regular file"), false),
+            NotPlainFile::Links(n) => (
+                format!(
+                    "`{path}` has {n} hard links; another link may name a file outside the grant, so files with more than one are neither read nor written"
+                ),
+                true,
+            ),
+        };
+        if let Some(last) = self.uses.last_mut() {
+            last.allowed = false;
+            last.reason = Some(message.clone());
+        }
+        if denied {
+            CapError::Denied(message).into()
+        } else {
+            CapError::Invalid(message).into()
+        }
+    }
+
     fn io_error(&mut self, path: &str, e: std::io::Error) -> CapFailure {
         match e.kind() {
             std::io::ErrorKind::NotFound => CapError::NotFound(path.to_string()).into(),
@@ -198,8 +402,24 @@ impl FsHost for HostState {
         let cx = &mut self.cx;
         let r = cx.resolve(&path, false, "read")?;
         let cap = cx.grant.limits.fs_file_bytes;
-        let file = r.dir.open(&r.rel).map_err(|e| cx.io_error(&path, e))?;
-        let len = file.metadata().map_err(|e| cx.io_error(&path, e))?.len();
+        // Checked before opening, since opening a device or a FIFO can act or block...
+        let named = r.dir.metadata(&r.rel).map_err(|e| cx.io_error(&path, e))?;
+        if let Err(why) = plain_file(&named) {
+            return Err(cx.refuse_file(&path, why));
+        }
+        let file = r
+            .dir
+            .open_with(
+                &r.rel,
+                nonblocking(cap_std::fs::OpenOptions::new().read(true)),
+            )
+            .map_err(|e| cx.io_error(&path, e))?;
+        // ...and again on the handle, which is what is read: the name may have changed since.
+        let opened = file.metadata().map_err(|e| cx.io_error(&path, e))?;
+        if let Err(why) = plain_file(&opened) {
+            return Err(cx.refuse_file(&path, why));
+        }
+        let len = opened.len();
         if len > cap {
             return Err(CapError::LimitExceeded(format!(
                 "file is {len} bytes, the read limit is {cap}"
@@ -266,8 +486,16 @@ impl FsWriteHost for HostState {
             .into());
         }
         let r = cx.resolve(&path, true, "write")?;
-        r.dir
-            .write(&r.rel, contents)
+        // The name itself, not what a symlink points to: the rename replaces the name.
+        let existing = match r.dir.symlink_metadata(&r.rel) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(cx.io_error(&path, e)),
+        };
+        if let Some(Err(why)) = existing.as_ref().map(plain_file) {
+            return Err(cx.refuse_file(&path, why));
+        }
+        replace_file(&r.dir, &r.rel, &contents, existing.as_ref())
             .map_err(|e| cx.io_error(&path, e))
     }
 

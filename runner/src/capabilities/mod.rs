@@ -15,6 +15,7 @@ use crate::error::RunError;
 use crate::grant::{Grant, Operation};
 use crate::host_env::HostEnv;
 use crate::limits::{Limit, MAX_RECORDED_CAPABILITY_USES};
+use crate::report::Invocation;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +97,49 @@ pub struct LogRecord {
     pub at_ms: u64,
 }
 
+/// The export a run calls, as the chokepoint needs to know it: only `apply` may change the
+/// machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    Discover,
+    Check,
+    Plan,
+    Apply,
+}
+
+impl Export {
+    pub fn of(invocation: &Invocation) -> Export {
+        match invocation {
+            Invocation::Discover => Export::Discover,
+            Invocation::Check => Export::Check,
+            Invocation::Plan => Export::Plan,
+            Invocation::Apply(_) => Export::Apply,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Export::Discover => "discover",
+            Export::Check => "check",
+            Export::Plan => "plan",
+            Export::Apply => "apply",
+        }
+    }
+
+    /// Whether a call of this export may change the machine (write files, control services).
+    pub fn may_change_machine(self) -> bool {
+        match self {
+            Export::Apply => true,
+            Export::Discover | Export::Check | Export::Plan => false,
+        }
+    }
+}
+
 /// Everything a capability needs during one run.
 pub struct RunContext {
     pub grant: Arc<Grant>,
+    /// What this run calls; decides whether operations that change the machine are allowed.
+    pub export: Export,
     pub started: Instant,
     pub deadline: Instant,
     pub cancel: CancelToken,
@@ -139,7 +180,8 @@ impl RunContext {
         CapFailure::Stop(reason)
     }
 
-    /// The chokepoint: check time, check the grant, record the use.
+    /// The chokepoint: check time, check what this export may do, check the grant, record the
+    /// use.
     pub fn authorize(
         &mut self,
         op: Operation<'_>,
@@ -148,7 +190,16 @@ impl RunContext {
         args: &[String],
     ) -> Result<(), CapFailure> {
         self.remaining()?;
-        let decision = self.grant.authorize(&op);
+        let decision = if op.changes_machine() && !self.export.may_change_machine() {
+            // Whatever the grant says: a check, a plan or a dry run that acts is not a dry run.
+            Err(format!(
+                "{} is not allowed during `{}`: only `apply` may change the machine",
+                op.capability(),
+                self.export.name()
+            ))
+        } else {
+            self.grant.authorize(&op)
+        };
         self.record(
             op.capability(),
             function,

@@ -12,6 +12,7 @@
 //! | `panic` | `panic!("hostile panic")` | a trap reported as a plugin failure |
 //! | `read` | `fs::read(path)`, summary `read N bytes` | grants enforced; errors carry the cap code |
 //! | `list` | `fs::list_dir(path)`, summary = names joined by `,` | same |
+//! | `read-loop` | `fs::read(path)` forever, ignoring its errors | the deadline or a cancel ends the run, whatever `path` is |
 //! | `exec` | runs `program` with `args` (and `timeout_ms`), summary = stdout without the trailing newline, metric `exit_code` (-1 when killed by a signal) | exec allow-list, timeouts |
 //! | `kv-fill` | sets `k0`, `k1`, ... of `value_bytes` (1024) bytes until an error, returned as the plugin error | KV quota (`limit-exceeded`) |
 //! | `kv-roundtrip` | sets `key` to `value`, reads it back; summary = value read, metric `keys` | KV persistence |
@@ -21,12 +22,17 @@
 //! | `log-and-stderr` | logs `value_bytes` (40,000) bytes in 1 KiB records, then writes as many to stderr, ignoring errors | logs and stderr share the budget |
 //! | `escapes` | summary, metric, log and field with ESC sequences, BEL, NUL, CR and bidi overrides ([`ESCAPES`]) | human output escapes them, `--json` keeps them |
 //! | `escapes-error` | the plugin error `failed` with the message [`ESCAPES`] | same, for errors |
+//! | `write` | `fs_write::write(path, contents)` from `check`, summary `wrote` | only `apply` may change the machine |
+//! | `remove` | `fs_write::remove_file(path)` from `check`, summary `removed` | same |
+//! | `service-start` | `service_control::start(name)` from `check`, summary `started` | same |
 //!
 //! Capability errors become plugin errors whose code is the cap-error code (`denied`,
 //! `not-found`, ...). An unknown or missing attack is a `bad-config` error.
 //!
 //! `plan(config)` proposes one action on `path` (kind `create`, or `delete` when `remove` is
-//! true) without touching anything; `apply` writes `contents` (default empty) to each action's
+//! true) without touching anything, unless `attack` names one of the acting attacks (`write`,
+//! `remove`, `service-start`): then it first does that, as a plan that acts, and fails with the
+//! cap-error code if it is refused; `apply` writes `contents` (default empty) to each action's
 //! target, or removes the target when `remove` is true, and reports `applied`, or `failed` with
 //! the cap-error code as detail (e.g. `denied`). It deliberately trusts the action targets.
 
@@ -37,7 +43,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use warden_sdk::{
     Action, ActionKind, ActionOutcome, Check, CheckResult, PluginError, Remediation, exec, fs,
-    fs_write, kv, log, service, sysinfo,
+    fs_write, kv, log, service, service_control, sysinfo,
 };
 
 /// Every knob of every attack; each attack reads the fields it needs.
@@ -78,6 +84,12 @@ impl Check for Hostile {
                 let bytes = fs::read(required(&config.path, "path")?)?;
                 Ok(CheckResult::ok(format!("read {} bytes", bytes.len())))
             }
+            Some("read-loop") => {
+                let path = required(&config.path, "path")?;
+                loop {
+                    let _ = black_box(fs::read(path));
+                }
+            }
             Some("list") => {
                 let entries = fs::list_dir(required(&config.path, "path")?)?;
                 let names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
@@ -102,6 +114,9 @@ impl Check for Hostile {
             Some("log-and-stderr") => log_and_stderr(config.value_bytes.unwrap_or(40_000)),
             Some("escapes") => Ok(escapes()),
             Some("escapes-error") => Err(PluginError::new("failed", ESCAPES)),
+            Some(attack @ ("write" | "remove" | "service-start")) => {
+                Ok(CheckResult::ok(act(attack, &config)?))
+            }
             Some(other) => Err(PluginError::bad_config(format!("unknown attack {other:?}"))),
             None => Err(PluginError::bad_config("`attack` is required")),
         }
@@ -224,9 +239,35 @@ fn kv_roundtrip(config: &Config) -> Result<CheckResult, PluginError> {
     Ok(CheckResult::ok(String::from_utf8_lossy(&read)).metric("keys", keys as f64, ""))
 }
 
+/// The attacks that change the machine, for `check` and `plan` to try: the runner must refuse
+/// them outside `apply`.
+fn act(attack: &str, config: &Config) -> Result<&'static str, PluginError> {
+    match attack {
+        "write" => {
+            let contents = config.contents.as_deref().unwrap_or_default();
+            fs_write::write(required(&config.path, "path")?, contents)?;
+            Ok("wrote")
+        }
+        "remove" => {
+            fs_write::remove_file(required(&config.path, "path")?)?;
+            Ok("removed")
+        }
+        "service-start" => {
+            service_control::start(required(&config.name, "name")?)?;
+            Ok("started")
+        }
+        other => Err(PluginError::bad_config(format!(
+            "{other:?} is not an acting attack"
+        ))),
+    }
+}
+
 impl Remediation for Hostile {
     fn plan(config: &str) -> Result<Vec<Action>, PluginError> {
         let config: Config = warden_sdk::config(config)?;
+        if let Some(attack @ ("write" | "remove" | "service-start")) = config.attack.as_deref() {
+            act(attack, &config)?;
+        }
         let path = required(&config.path, "path")?;
         let (kind, what) = if config.remove {
             (ActionKind::Delete, "remove")
