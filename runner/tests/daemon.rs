@@ -1201,3 +1201,68 @@ async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token"));
 }
+
+/// A Trigger of a runbook whose expressions are hostile is answered `INVALID_ARGUMENT` naming the
+/// bound, and the agent that parsed them stays up: a 100 KB operator chain used to overflow the
+/// stack of the thread answering the Trigger and abort the whole agent.
+#[tokio::test]
+async fn a_trigger_with_hostile_expressions_is_invalid_and_the_agent_stays_up() {
+    let step = |field: &str| {
+        format!(
+            "name = \"hostile\"\n[[steps]]\nid = \"a\"\nplugin = \"calls\"\naction = \"check\"\n{field}\n"
+        )
+    };
+    let small = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        format!("[{}]", items.join(","))
+    };
+    let runbooks = [
+        (
+            "chain",
+            step(&format!(
+                "config = {{ kind = \"log\" }}\nwhen = \"1{} > 0\"",
+                "+1".repeat(50_000)
+            )),
+            "over the limit of 4096 bytes",
+        ),
+        (
+            "deep-template",
+            step(&format!(
+                "config = {{ kind = \"log\", calls = \"${{{}1{}}}\" }}",
+                "(".repeat(40),
+                ")".repeat(40)
+            )),
+            "nests brackets 40 deep",
+        ),
+        (
+            "huge-loop",
+            step(&format!(
+                "config = {{ kind = \"log\" }}\nwhen = \"{l}.all(a, {l}.all(b, {l}.all(c, a < b || c > a)))\"",
+                l = small(200)
+            )),
+            "even with empty inputs",
+        ),
+    ];
+    let files: Vec<(&str, &str)> = runbooks
+        .iter()
+        .map(|(name, text, _)| (*name, text.as_str()))
+        .collect();
+    let agent = Agent::start_with("", &files, "");
+    let mut client = agent.runbooks(Role::Operator).await;
+    for (name, _, bound) in &runbooks {
+        let refused = trigger(&mut client, name, &[], false)
+            .await
+            .expect_err("a hostile runbook is refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{name}: {refused:?}");
+        assert!(refused.message().contains(bound), "{name}: {refused:?}");
+    }
+    let version = pb::agent_client::AgentClient::with_interceptor(
+        agent.channel().await,
+        bearer(token(Role::Viewer)),
+    )
+    .version(pb::VersionRequest {})
+    .await
+    .expect("the agent still answers")
+    .into_inner();
+    assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
+}

@@ -17,6 +17,7 @@
 //! | `kv-roundtrip` | sets `key` to `value`, reads it back; summary = value read, metric `keys` | KV persistence |
 //! | `sysinfo` | summary `<hostname> / <os name>` | sysinfo grants |
 //! | `service` | `service::status(name)`, summary = state (`running`, `stopped`, ...) | service allow-list |
+//! | `metrics` | returns `count` metrics `m0`, `m1`, ... (value = index, unit `u`) | stored outputs capped, expressions over big outputs bounded |
 //!
 //! Capability errors become plugin errors whose code is the cap-error code (`denied`,
 //! `not-found`, ...). An unknown or missing attack is a `bad-config` error.
@@ -50,6 +51,7 @@ struct Config {
     name: Option<String>,
     contents: Option<String>,
     remove: bool,
+    count: Option<usize>,
 }
 
 fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str, PluginError> {
@@ -90,6 +92,10 @@ impl Check for Hostile {
                 let state = service::status(required(&config.name, "name")?)?;
                 Ok(CheckResult::ok(state.as_str()))
             }
+            Some("metrics") => Ok((0..config.count.unwrap_or(1)).fold(
+                CheckResult::ok("many metrics"),
+                |r, i| r.metric(format!("m{i}"), i as f64, "u"),
+            )),
             Some(other) => Err(PluginError::bad_config(format!("unknown attack {other:?}"))),
             None => Err(PluginError::bad_config("`attack` is required")),
         }
