@@ -401,11 +401,12 @@ impl Expr {
 
     /// Evaluate with `vars`, after taking its estimated cost from `budget` (refused if it could
     /// exceed what is left).
-    pub fn eval(&self, vars: &Vars, budget: &mut Budget) -> Result<Value, ExprError> {
+    pub fn eval(&self, vars: &Vars<'_>, budget: &mut Budget) -> Result<Value, ExprError> {
         let expr = || shorten(&self.source);
+        let prepared = vars.prepared();
         let inputs = Inputs {
-            params: &vars.shapes.0,
-            steps: &vars.shapes.1,
+            params: &prepared.shapes.0,
+            steps: &prepared.shapes.1,
         };
         check(
             &expr(),
@@ -417,7 +418,7 @@ impl Expr {
         )?;
         let result = catch_unwind(AssertUnwindSafe(|| {
             self.program
-                .execute(&vars.context)
+                .execute(&prepared.context)
                 .map(|v| v.json().map_err(|e| e.to_string()))
         }));
         match result {
@@ -437,7 +438,7 @@ impl Expr {
         }
     }
 
-    pub fn eval_bool(&self, vars: &Vars, budget: &mut Budget) -> Result<bool, ExprError> {
+    pub fn eval_bool(&self, vars: &Vars<'_>, budget: &mut Budget) -> Result<bool, ExprError> {
         match self.eval(vars, budget)? {
             Value::Bool(b) => Ok(b),
             other => Err(ExprError::NotBool {
@@ -466,23 +467,40 @@ impl Default for Budget {
 }
 
 /// The variables expressions see, converted for `cel` and measured for the estimates once for
-/// all the expressions of a step.
-pub struct Vars {
+/// all the expressions of a step, and only if one is evaluated (a big output costs time to
+/// convert).
+pub struct Vars<'a> {
+    params: &'a Value,
+    steps: &'a Value,
+    prepared: std::cell::OnceCell<Prepared>,
+}
+
+struct Prepared {
     /// Of `params` and `steps`.
     shapes: (Shape, Shape),
     context: cel::Context<'static, 'static>,
 }
 
-impl Vars {
-    pub fn new(params: &Value, steps: &Value) -> Vars {
-        let mut context = cel::Context::default();
-        for (name, value) in [("params", params), ("steps", steps)] {
-            context.add_variable_from_value(name, to_cel(value));
-        }
+impl<'a> Vars<'a> {
+    pub fn new(params: &'a Value, steps: &'a Value) -> Vars<'a> {
         Vars {
-            shapes: (Shape::of(params), Shape::of(steps)),
-            context,
+            params,
+            steps,
+            prepared: std::cell::OnceCell::new(),
         }
+    }
+
+    fn prepared(&self) -> &Prepared {
+        self.prepared.get_or_init(|| {
+            let mut context = cel::Context::default();
+            for (name, value) in [("params", self.params), ("steps", self.steps)] {
+                context.add_variable_from_value(name, to_cel(value));
+            }
+            Prepared {
+                shapes: (Shape::of(self.params), Shape::of(self.steps)),
+                context,
+            }
+        })
     }
 }
 
@@ -550,7 +568,7 @@ impl Template {
         }
     }
 
-    pub fn render(&self, vars: &Vars, budget: &mut Budget) -> Result<Value, ExprError> {
+    pub fn render(&self, vars: &Vars<'_>, budget: &mut Budget) -> Result<Value, ExprError> {
         match self {
             Template::Literal(s) => Ok(Value::String(s.clone())),
             Template::Whole(e) => e.eval(vars, budget),
@@ -582,7 +600,11 @@ pub fn walk_templates(value: &Value, f: &mut dyn FnMut(&str)) {
 }
 
 /// Render every template in a JSON value, all of them within `budget`.
-pub fn render_value(value: &Value, vars: &Vars, budget: &mut Budget) -> Result<Value, ExprError> {
+pub fn render_value(
+    value: &Value,
+    vars: &Vars<'_>,
+    budget: &mut Budget,
+) -> Result<Value, ExprError> {
     Ok(match value {
         Value::String(s) => Template::parse(s)?.render(vars, budget)?,
         Value::Array(items) => Value::Array(
