@@ -1266,3 +1266,75 @@ async fn a_trigger_with_hostile_expressions_is_invalid_and_the_agent_stays_up() 
     .into_inner();
     assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
 }
+
+/// A check returning tens of thousands of metrics (1.6 MB of output, over this agent's 1 MiB
+/// message size) is stored cut down and flagged, and `GetRun` of its run still answers: the
+/// whole output used to be stored, and every `GetRun` of the run failed for good.
+#[tokio::test]
+async fn a_huge_output_is_stored_capped_and_get_run_still_answers() {
+    let many = "name = \"many\"\n[[steps]]\nid = \"many\"\nplugin = \"hostile\"\naction = \"check\"\n\
+                config = { attack = \"metrics\", count = 40000 }\n";
+    let agent = Agent::start_with("max-message-bytes = 1048576", &[("many", many)], "");
+    let mut client = agent.runbooks(Role::Operator).await;
+    let started = trigger(&mut client, "many", &[], false)
+        .await
+        .expect("trigger");
+    let events = watch_all(&mut client, &started.run_id).await;
+    assert_eq!(events.last().map(|e| e.status.as_str()), Some("succeeded"));
+
+    let run = client
+        .get_run(pb::GetRunRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("GetRun answers")
+        .into_inner();
+    let step = &run.steps[0];
+    assert!(step.output_truncated, "the stored output says it is cut");
+    assert!(
+        step.output_json.len() <= warden::history::MAX_STEP_OUTPUT_BYTES,
+        "{} bytes stored",
+        step.output_json.len()
+    );
+    let output: serde_json::Value = serde_json::from_str(&step.output_json).expect("still JSON");
+    assert_eq!(output["ok"], true);
+    assert_eq!(output["output"]["value"]["summary"], "many metrics");
+    assert!(
+        output["output"]["value"]["metrics"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    );
+
+    let shown = agent.warden(&["runs", "show", &started.run_id]);
+    assert!(shown.status.success());
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("output truncated"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+}
+
+/// A request larger than `max-message-bytes` is answered `RESOURCE_EXHAUSTED`, as docs/API.md
+/// says (tonic's own answer is `OUT_OF_RANGE`), and the agent goes on serving.
+#[tokio::test]
+async fn an_oversized_request_is_resource_exhausted() {
+    let agent = Agent::start("max-message-bytes = 1048576");
+    let mut client = agent.runbooks(Role::Operator).await;
+    let big = "x".repeat(2 << 20);
+    let refused = trigger(&mut client, "anything", &[("p", &big)], false)
+        .await
+        .expect_err("too large");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("max-message-bytes"),
+        "{refused:?}"
+    );
+    let missing = trigger(&mut client, "anything", &[], false)
+        .await
+        .expect_err("no such runbook");
+    assert_eq!(
+        missing.code(),
+        Code::NotFound,
+        "the agent still serves: {missing:?}"
+    );
+}

@@ -171,6 +171,30 @@ impl Authenticator {
     }
 }
 
+/// How tonic starts the message of a request larger than the service's decoding limit.
+const TONIC_REQUEST_TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// tonic answers a request over the decoding limit (`max-message-bytes`) `OUT_OF_RANGE`; gRPC's
+/// own implementations, and docs/API.md, answer `RESOURCE_EXHAUSTED` for a message larger than the
+/// receiver accepts. The refusal comes before any handler, as headers only: it is rewritten here.
+fn oversized_is_exhausted(
+    response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    match Status::from_header_map(response.headers()) {
+        Some(s)
+            if s.code() == tonic::Code::OutOfRange
+                && s.message().starts_with(TONIC_REQUEST_TOO_LARGE) =>
+        {
+            Status::resource_exhausted(format!(
+                "the request is larger than this agent accepts (max-message-bytes): {}",
+                s.message()
+            ))
+            .into_http()
+        }
+        _ => response,
+    }
+}
+
 /// The tower layer that puts an [`Authenticator`] in front of every service.
 #[derive(Debug, Clone)]
 pub struct AuthLayer(pub Arc<Authenticator>);
@@ -224,7 +248,7 @@ where
             match decision {
                 Ok(Ok(caller)) => {
                     req.extensions_mut().insert(caller);
-                    inner.call(req).await
+                    inner.call(req).await.map(oversized_is_exhausted)
                 }
                 Ok(Err(status)) => Ok(status.into_http()),
                 Err(_) => Ok(Status::internal("authorization task failed").into_http()),

@@ -4,6 +4,7 @@
 
 mod agent;
 pub mod auth;
+pub mod fit;
 mod plugins;
 mod runbooks;
 

@@ -72,6 +72,12 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     if let Some(e) = &s.error {
                         println!("      error: {e}");
                     }
+                    if s.output_truncated {
+                        println!(
+                            "      output truncated: the history keeps {} KiB of a step's output",
+                            warden::history::MAX_STEP_OUTPUT_BYTES >> 10
+                        );
+                    }
                 }
             }
         }
