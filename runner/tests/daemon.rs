@@ -1338,3 +1338,78 @@ async fn an_oversized_request_is_resource_exhausted() {
         "the agent still serves: {missing:?}"
     );
 }
+
+async fn open_events(
+    agent: &Agent,
+    role: Role,
+) -> Result<tonic::Streaming<pb::AgentEvent>, tonic::Status> {
+    pb::agent_client::AgentClient::with_interceptor(agent.channel().await, bearer(token(role)))
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Streams are capped per token and in all, a stream over either cap is refused
+/// `RESOURCE_EXHAUSTED` naming it, and a slot comes back when its stream ends or its client
+/// drops it. The agent used to accept any number of streams from one token.
+#[tokio::test]
+async fn streams_are_capped_per_token_and_in_all_and_a_closed_one_frees_its_slot() {
+    let agent = Agent::start("max-streams-per-token = 2\nmax-streams = 3");
+    agent.runbook("sleepy", &sleepy_runbook("44.5"));
+    let mut operator = agent.runbooks(Role::Operator).await;
+    // The operator's first stream watches a run, its second the agent's events.
+    let (started, mut run_stream) = start_sleepy(&mut operator).await;
+    let _events = open_events(&agent, Role::Operator)
+        .await
+        .expect("a second stream");
+    let third = open_events(&agent, Role::Operator)
+        .await
+        .expect_err("a third stream of one token");
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(
+        third.message().contains("max-streams-per-token"),
+        "{third:?}"
+    );
+
+    // Another token has slots of its own, up to the agent's total.
+    let viewer = open_events(&agent, Role::Viewer)
+        .await
+        .expect("another token's stream");
+    let over = open_events(&agent, Role::Admin)
+        .await
+        .expect_err("a fourth stream in all");
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+    assert!(over.message().contains("api.max-streams)"), "{over:?}");
+
+    // A stream that ends gives its slot back before its end reaches the client.
+    operator
+        .cancel(pb::CancelRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("cancel");
+    wait_for(&mut run_stream, |e| kind(e) == pb::EventKind::RunFinished).await;
+    assert!(run_stream.message().await.expect("end").is_none());
+    let _again = open_events(&agent, Role::Operator)
+        .await
+        .expect("the ended stream's slot is free again");
+
+    // A stream its client drops gives its slot back once the agent sees the reset: no signal
+    // reaches this client when that happens, so it asks again, a bounded number of times.
+    drop(viewer);
+    let mut reopened = None;
+    for _ in 0..1000 {
+        match open_events(&agent, Role::Admin).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+            Err(s) => panic!("{s:?}"),
+        }
+    }
+    assert!(
+        reopened.is_some(),
+        "the dropped stream's slot never came back"
+    );
+}

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod fit;
 mod plugins;
 mod runbooks;
+pub mod streams;
 
 pub use agent::AgentApi;
 pub use plugins::PluginsApi;
