@@ -460,7 +460,8 @@ impl Est {
 
 #[derive(Debug, Clone)]
 enum Binding {
-    Value(Rc<Shape>),
+    /// A comprehension variable: its weight, and its structure when known.
+    Value(f64, Option<Rc<Shape>>),
     /// A comprehension's accumulator, its weight carried symbolically.
     Accumulator,
     /// An accumulator known to stay a number or a bool.
@@ -518,11 +519,11 @@ impl Estimator<'_> {
                 Est::of_shape(one, Shape::leaf(NODE_BYTES + bytes as f64))
             }
             Node::Ident(name) => match self.lookup(name) {
-                Some(Binding::Value(shape)) => Est {
+                Some(Binding::Value(weight, shape)) => Est {
                     cost: one,
-                    weight: Lin::k(shape.weight),
+                    weight: Lin::k(weight),
                     scalar: false,
-                    shape: Some(shape),
+                    shape,
                 },
                 Some(Binding::Accumulator) => Est {
                     cost: one,
@@ -743,16 +744,19 @@ impl Estimator<'_> {
             return Err("a comprehension over an enclosing accumulator".into());
         }
         let iterations = range.elements();
-        let element = Rc::new(match range.shape.as_deref() {
-            Some(s) => s.element(),
-            // Nothing known but the whole: an element weighs at most all of it.
-            None => Shape::leaf((range.weight.c - NODE_BYTES).max(NODE_BYTES)),
-        });
+        let element = match range.shape.as_deref() {
+            Some(s) => {
+                let e = s.element();
+                Binding::Value(e.weight, Some(Rc::new(e)))
+            }
+            // Nothing known but the whole: an element weighs at most all of it, and so does
+            // anything selected from it.
+            None => Binding::Value((range.weight.c - NODE_BYTES).max(NODE_BYTES), None),
+        };
         let depth = self.scope.len();
-        self.scope
-            .push((c.iter_var.clone(), Binding::Value(element.clone())));
+        self.scope.push((c.iter_var.clone(), element.clone()));
         if let Some(v2) = &c.iter_var2 {
-            self.scope.push((v2.clone(), Binding::Value(element)));
+            self.scope.push((v2.clone(), element));
         }
         let parts = self.loop_parts(c, init.scalar);
         self.scope.truncate(depth);
@@ -786,12 +790,13 @@ impl Estimator<'_> {
             cost: Lin::k(cost),
             weight: Lin::k(weight),
             scalar: result.scalar,
-            // A `map` or `filter` result is a list of what each step appended.
-            shape: appended.map(|items| {
+            // A `map` or `filter` result is a list of what each step appended (when that is
+            // known: a list whose elements' structure is not is no better known than its weight).
+            shape: appended.flatten().map(|items| {
                 Rc::new(Shape {
                     weight,
                     len: iterations,
-                    items: items.map(Box::new),
+                    items: Some(Box::new(items)),
                     ..Shape::default()
                 })
             }),
@@ -914,6 +919,35 @@ mod tests {
         // A binding weighs one element, not the list: selecting from it stays cheap.
         let per_element = cost(one, &big) / 1000.0;
         assert!(per_element < 40.0, "{per_element}");
+    }
+
+    /// Where the structure is lost (a concatenation), what is selected from an element is
+    /// bounded by the whole, never by nothing.
+    #[test]
+    fn what_is_not_known_is_bounded_by_the_whole() {
+        let steps = metrics(100);
+        let bytes = |source: &str| {
+            let program = cel::Program::compile(source).expect(source);
+            let limits = Limits {
+                nodes: 10_000,
+                depth: 1000,
+                comprehensions: 10,
+            };
+            let patterns = vet(program.expression(), limits).expect("vetted");
+            let shape = Shape::of(&steps);
+            let inputs = Inputs {
+                params: Inputs::empty().params,
+                steps: &shape,
+            };
+            estimate(program.expression(), inputs, &patterns)
+                .expect("bounded")
+                .bytes
+        };
+        let known = bytes("steps.x.output.map(a, a.name)");
+        let lost = bytes("(steps.x.output + []).map(a, a.name)");
+        let whole = Shape::of(&steps["x"]["output"]).weight;
+        assert!(known >= 100.0 * NODE_BYTES, "{known}");
+        assert!(lost >= whole, "{lost} < {whole}");
     }
 
     #[test]
