@@ -92,10 +92,10 @@ impl Check for Hostile {
                 let state = service::status(required(&config.name, "name")?)?;
                 Ok(CheckResult::ok(state.as_str()))
             }
-            Some("metrics") => Ok((0..config.count.unwrap_or(1)).fold(
-                CheckResult::ok("many metrics"),
-                |r, i| r.metric(format!("m{i}"), i as f64, "u"),
-            )),
+            Some("metrics") => Ok((0..config.count.unwrap_or(1))
+                .fold(CheckResult::ok("many metrics"), |r, i| {
+                    r.metric(format!("m{i}"), i as f64, "u")
+                })),
             Some(other) => Err(PluginError::bad_config(format!("unknown attack {other:?}"))),
             None => Err(PluginError::bad_config("`attack` is required")),
         }
