@@ -385,3 +385,36 @@ fn remediation_does_not_proceed_when_the_audit_log_cannot_be_written() {
         "remediation proceeded without an audit record"
     );
 }
+
+/// An expression over a big step output is estimated against the real size of that output before
+/// it runs: a comprehension nested in another over 2000 metrics (4 million iterations, seconds of
+/// work, and far more with a bigger output) fails the step at once with the bound it would pass,
+/// while the same shape over a handful of metrics runs.
+#[test]
+fn expressions_over_big_outputs_are_refused_by_their_estimated_cost() {
+    let (sb, runner) = setup();
+    let runbook = |count: usize| {
+        let metrics = "steps.many.output.value.metrics";
+        format!(
+            "{HEAD}[[steps]]\nid = \"many\"\nplugin = \"hostile\"\naction = \"check\"\n\
+             config = {{ attack = \"metrics\", count = {count} }}\n\
+             [[steps]]\nid = \"pairs\"\nplugin = \"disk-usage\"\naction = \"check\"\n\
+             when = \"{metrics}.all(a, {metrics}.exists(b, b.value == a.value + 1.0) || a.value == {last}.0)\"\n",
+            last = count - 1
+        )
+    };
+    let s = run(&sb, &runner, &runbook(2000), false);
+    assert_eq!(s.steps[0].status, StepStatus::Succeeded, "{:?}", s.steps[0]);
+    assert_eq!(s.steps[1].status, StepStatus::Failed, "{:?}", s.steps[1]);
+    let error = s.steps[1].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("could cost")
+            && error.contains("over the 2000000 left of the step's budget"),
+        "{error}"
+    );
+    assert_eq!(s.status, "failed");
+
+    let s = run(&sb, &runner, &runbook(5), false);
+    assert_eq!(s.steps[1].status, StepStatus::Succeeded, "{:?}", s.steps[1]);
+    assert_eq!(s.status, "succeeded");
+}

@@ -730,3 +730,133 @@ fn a_resealed_log_passes_plain_verify_but_not_a_head_saved_before() {
         text(&out.stderr)
     );
 }
+
+/// Runbook expressions are bounded before they can hurt the process: each hostile shape is
+/// refused by `warden runbook validate` with exit code 1 and one line naming the bound, instead
+/// of a stack overflow (the long chains), or a validation that passes and a run that then takes
+/// hours or gigabytes (the comprehensions).
+#[test]
+fn hostile_expressions_are_refused_by_validate_with_one_line_naming_the_bound() {
+    let cli = Cli::new(POLICY);
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("disk-usage").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        format!("[{}]", items.join(","))
+    };
+    let big = list(200);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "long",
+            format!("true{}", " && true".repeat(600)),
+            "over the limit of 4096 bytes",
+        ),
+        (
+            "a long run of !",
+            format!("{}true", "!".repeat(10_000)),
+            "over the limit of 4096 bytes",
+        ),
+        (
+            "a huge operator chain",
+            format!("1{}", "+1".repeat(50_000)),
+            "over the limit of 4096 bytes",
+        ),
+        (
+            "deep parentheses",
+            format!("{}true{}", "(".repeat(40), ")".repeat(40)),
+            "nests brackets 40 deep, over the limit of 32",
+        ),
+        (
+            "deep lists",
+            format!("size({}{}) == 1", "[".repeat(40), "]".repeat(40)),
+            "nests brackets 41 deep, over the limit of 32",
+        ),
+        (
+            "a long operator chain",
+            format!("1{} > 0", "+1".repeat(400)),
+            "levels deep (each operator of a chain is a level), over the limit of 64",
+        ),
+        (
+            "many nodes",
+            format!("size([{}]) > 0", "0,".repeat(1100)),
+            "has more than 1024 nodes",
+        ),
+        (
+            "nested comprehensions",
+            format!(
+                "{big}.all(a, {big}.all(b, {big}.all(c, {big}.all(d, a + b + c + d >= 0))))",
+                big = list(3)
+            ),
+            "nests comprehensions (all, exists, map, ...) 4 deep, over the limit of 3",
+        ),
+        (
+            "a huge comprehension",
+            format!("{big}.all(a, {big}.all(b, {big}.all(c, a + b + c >= 0)))"),
+            "even with empty inputs, over the 2000000 left of the step's budget of 2000000",
+        ),
+        (
+            "a growing result",
+            format!(
+                "{l}.map(a, {l}.map(b, '{}'))",
+                "x".repeat(1000),
+                l = list(64)
+            ),
+            "bytes even with empty inputs, over the 1048576 left of the step's limit of 1048576",
+        ),
+        (
+            "growth inside",
+            format!(
+                "size({big}.map(a, {big}.map(b, '{}'))) > 0",
+                "x".repeat(1000)
+            ),
+            "even with empty inputs, over the 2000000 left of the step's budget of 2000000",
+        ),
+        (
+            "a slow regular expression",
+            // `\\w` is `\w` once TOML has read it: twenty Unicode word classes.
+            format!("'a'.matches(r'{}')", "\\\\w".repeat(20)),
+            "compiles to more than 262144 bytes",
+        ),
+        (
+            "a computed pattern",
+            "'a'.matches('a' + 'b')".to_string(),
+            "matches() needs a literal pattern",
+        ),
+    ];
+    for (what, expr, bound) in &cases {
+        for (key, field) in [
+            ("when", format!("when = \"{expr}\"")),
+            ("config", format!("config = {{ path = \"${{{expr}}}\" }}")),
+        ] {
+            let file = cli.tmp.path().join("hostile.toml");
+            std::fs::write(
+                &file,
+                format!(
+                    "name = \"hostile\"\n[[steps]]\nid = \"a\"\nplugin = \"disk-usage\"\naction = \"check\"\n{field}\n"
+                ),
+            )
+            .expect("runbook");
+            let out = cli.warden(&["runbook", "validate", &file.display().to_string()]);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what} in {key}: {err}");
+            let first = err.lines().next().unwrap_or_default();
+            assert!(
+                first.contains(&format!("{key}: `")) && first.contains(bound),
+                "{what} in {key}: {err}"
+            );
+            assert!(
+                first.len() < 400,
+                "{what} in {key}: the error quotes all of it: {first}"
+            );
+            assert_eq!(err.lines().count(), 3, "{what} in {key}: {err}");
+            assert!(
+                !err.contains("panicked") && !err.contains("overflow"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -1587,3 +1587,215 @@ async fn a_saved_head_and_signed_checkpoints_catch_a_reseal_that_plain_verify_pa
     let err = String::from_utf8_lossy(&verify(&["--checkpoint-pub", &public]).stderr).into_owned();
     assert!(err.contains("no signed checkpoint"), "{err}");
 }
+
+/// A Trigger of a runbook whose expressions are hostile is answered `INVALID_ARGUMENT` naming the
+/// bound, and the agent that parsed them stays up: a 100 KB operator chain used to overflow the
+/// stack of the thread answering the Trigger and abort the whole agent.
+#[tokio::test]
+async fn a_trigger_with_hostile_expressions_is_invalid_and_the_agent_stays_up() {
+    let step = |field: &str| {
+        format!(
+            "name = \"hostile\"\n[[steps]]\nid = \"a\"\nplugin = \"calls\"\naction = \"check\"\n{field}\n"
+        )
+    };
+    let small = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        format!("[{}]", items.join(","))
+    };
+    let runbooks = [
+        (
+            "chain",
+            step(&format!(
+                "config = {{ kind = \"log\" }}\nwhen = \"1{} > 0\"",
+                "+1".repeat(50_000)
+            )),
+            "over the limit of 4096 bytes",
+        ),
+        (
+            "deep-template",
+            step(&format!(
+                "config = {{ kind = \"log\", calls = \"${{{}1{}}}\" }}",
+                "(".repeat(40),
+                ")".repeat(40)
+            )),
+            "nests brackets 40 deep",
+        ),
+        (
+            "huge-loop",
+            step(&format!(
+                "config = {{ kind = \"log\" }}\nwhen = \"{l}.all(a, {l}.all(b, {l}.all(c, a < b || c > a)))\"",
+                l = small(200)
+            )),
+            "even with empty inputs",
+        ),
+    ];
+    let files: Vec<(&str, &str)> = runbooks
+        .iter()
+        .map(|(name, text, _)| (*name, text.as_str()))
+        .collect();
+    let agent = Agent::start_with("", &files, "");
+    let mut client = agent.runbooks(Role::Operator).await;
+    for (name, _, bound) in &runbooks {
+        let refused = trigger(&mut client, name, &[], false)
+            .await
+            .expect_err("a hostile runbook is refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{name}: {refused:?}");
+        assert!(refused.message().contains(bound), "{name}: {refused:?}");
+    }
+    let version = pb::agent_client::AgentClient::with_interceptor(
+        agent.channel().await,
+        bearer(token(Role::Viewer)),
+    )
+    .version(pb::VersionRequest {})
+    .await
+    .expect("the agent still answers")
+    .into_inner();
+    assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
+}
+
+/// A check returning tens of thousands of metrics (1.6 MB of output, over this agent's 1 MiB
+/// message size) is stored cut down and flagged, and `GetRun` of its run still answers: the
+/// whole output used to be stored, and every `GetRun` of the run failed for good.
+#[tokio::test]
+async fn a_huge_output_is_stored_capped_and_get_run_still_answers() {
+    let many = "name = \"many\"\n[[steps]]\nid = \"many\"\nplugin = \"hostile\"\naction = \"check\"\n\
+                config = { attack = \"metrics\", count = 40000 }\n";
+    let agent = Agent::start_with("max-message-bytes = 1048576", &[("many", many)], "");
+    let mut client = agent.runbooks(Role::Operator).await;
+    let started = trigger(&mut client, "many", &[], false)
+        .await
+        .expect("trigger");
+    let events = watch_all(&mut client, &started.run_id).await;
+    assert_eq!(events.last().map(|e| e.status.as_str()), Some("succeeded"));
+
+    let run = client
+        .get_run(pb::GetRunRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("GetRun answers")
+        .into_inner();
+    let step = &run.steps[0];
+    assert!(step.output_truncated, "the stored output says it is cut");
+    assert!(
+        step.output_json.len() <= warden::history::MAX_STEP_OUTPUT_BYTES,
+        "{} bytes stored",
+        step.output_json.len()
+    );
+    let output: serde_json::Value = serde_json::from_str(&step.output_json).expect("still JSON");
+    assert_eq!(output["ok"], true);
+    assert_eq!(output["output"]["value"]["summary"], "many metrics");
+    assert!(
+        output["output"]["value"]["metrics"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    );
+
+    let shown = agent.warden(&["runs", "show", &started.run_id]);
+    assert!(shown.status.success());
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("output truncated"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+}
+
+/// A request larger than `max-message-bytes` is answered `RESOURCE_EXHAUSTED`, as docs/API.md
+/// says (tonic's own answer is `OUT_OF_RANGE`), and the agent goes on serving.
+#[tokio::test]
+async fn an_oversized_request_is_resource_exhausted() {
+    let agent = Agent::start("max-message-bytes = 1048576");
+    let mut client = agent.runbooks(Role::Operator).await;
+    let big = "x".repeat(2 << 20);
+    let refused = trigger(&mut client, "anything", &[("p", &big)], false)
+        .await
+        .expect_err("too large");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("max-message-bytes"),
+        "{refused:?}"
+    );
+    let missing = trigger(&mut client, "anything", &[], false)
+        .await
+        .expect_err("no such runbook");
+    assert_eq!(
+        missing.code(),
+        Code::NotFound,
+        "the agent still serves: {missing:?}"
+    );
+}
+
+async fn open_events(
+    agent: &Agent,
+    role: Role,
+) -> Result<tonic::Streaming<pb::AgentEvent>, tonic::Status> {
+    pb::agent_client::AgentClient::with_interceptor(agent.channel().await, bearer(token(role)))
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Streams are capped per token and in all, a stream over either cap is refused
+/// `RESOURCE_EXHAUSTED` naming it, and a slot comes back when its stream ends or its client
+/// drops it. The agent used to accept any number of streams from one token.
+#[tokio::test]
+async fn streams_are_capped_per_token_and_in_all_and_a_closed_one_frees_its_slot() {
+    let agent = Agent::start("max-streams-per-token = 2\nmax-streams = 3");
+    agent.runbook("sleepy", &sleepy_runbook("44.5"));
+    let mut operator = agent.runbooks(Role::Operator).await;
+    // The operator's first stream watches a run, its second the agent's events.
+    let (started, mut run_stream) = start_sleepy(&mut operator).await;
+    let _events = open_events(&agent, Role::Operator)
+        .await
+        .expect("a second stream");
+    let third = open_events(&agent, Role::Operator)
+        .await
+        .expect_err("a third stream of one token");
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(
+        third.message().contains("max-streams-per-token"),
+        "{third:?}"
+    );
+
+    // Another token has slots of its own, up to the agent's total.
+    let viewer = open_events(&agent, Role::Viewer)
+        .await
+        .expect("another token's stream");
+    let over = open_events(&agent, Role::Admin)
+        .await
+        .expect_err("a fourth stream in all");
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+    assert!(over.message().contains("api.max-streams)"), "{over:?}");
+
+    // A stream that ends gives its slot back before its end reaches the client.
+    operator
+        .cancel(pb::CancelRequest {
+            run_id: started.run_id.clone(),
+        })
+        .await
+        .expect("cancel");
+    wait_for(&mut run_stream, |e| kind(e) == pb::EventKind::RunFinished).await;
+    assert!(run_stream.message().await.expect("end").is_none());
+    let _again = open_events(&agent, Role::Operator)
+        .await
+        .expect("the ended stream's slot is free again");
+
+    // A stream its client drops gives its slot back once the agent sees the reset: no signal
+    // reaches this client when that happens, so it asks again, a bounded number of times.
+    drop(viewer);
+    let mut reopened = None;
+    for _ in 0..1000 {
+        match open_events(&agent, Role::Admin).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+            Err(s) => panic!("{s:?}"),
+        }
+    }
+    assert!(
+        reopened.is_some(),
+        "the dropped stream's slot never came back"
+    );
+}

@@ -3,7 +3,7 @@
 //! machine).
 
 use super::pb::{self, agent_server::Agent, inventory_server::Inventory};
-use super::{State, WIT_PACKAGE, blocking};
+use super::{State, WIT_PACKAGE, blocking, fit};
 use crate::history::now_ms;
 
 /// The report's period when the request gives none.
@@ -30,7 +30,7 @@ impl Inventory for AgentApi {
                 .map_err(|e| Status::internal(e.to_string()))
         })
         .await?;
-        Ok(Response::new(pb::InventorySnapshot {
+        let mut snapshot = pb::InventorySnapshot {
             entries: rows
                 .into_iter()
                 .map(|r| pb::InventoryEntry {
@@ -38,9 +38,15 @@ impl Inventory for AgentApi {
                     plugin_version: r.version,
                     collected_ms: r.collected_ms,
                     facts_json: r.facts.to_string(),
+                    facts_truncated: false,
                 })
                 .collect(),
-        }))
+        };
+        fit::fit_inventory(
+            &mut snapshot,
+            fit::budget(self.0.config.api.max_message_bytes),
+        );
+        Ok(Response::new(snapshot))
     }
 }
 

@@ -3,6 +3,7 @@
 //! token and the method's role before a handler runs, and audits each call; a method missing
 //! from [`METHOD_ROLES`] is denied to everyone.
 
+use super::streams::{STREAMING_METHODS, SlotBody, StreamRefused, StreamSlots};
 use crate::Runner;
 use crate::daemon::config::TokenConfig;
 use serde::{Deserialize, Serialize};
@@ -174,9 +175,53 @@ impl Authenticator {
     }
 }
 
-/// The tower layer that puts an [`Authenticator`] in front of every service.
+impl Authenticator {
+    /// Audit a stream refused for want of a slot (group-committed: nothing changed).
+    fn record_refused_stream(&self, method: &str, caller: &Caller, refused: &StreamRefused) {
+        let record = serde_json::json!({
+            "method": method,
+            "caller": caller.name,
+            "role": caller.role,
+            "decision": "too-many-streams",
+            "reason": refused.to_string(),
+        });
+        let written = crate::audit::Pending::new("api.call", &record)
+            .map_err(crate::audit::AuditError::from)
+            .and_then(|p| self.runner.audit().append_lazy(vec![p]));
+        if let Err(e) = written {
+            tracing::error!("cannot audit a refused stream: {e}");
+        }
+    }
+}
+
+/// How tonic starts the message of a request larger than the service's decoding limit.
+const TONIC_REQUEST_TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// tonic answers a request over the decoding limit (`max-message-bytes`) `OUT_OF_RANGE`; gRPC's
+/// own implementations, and docs/API.md, answer `RESOURCE_EXHAUSTED` for a message larger than the
+/// receiver accepts. The refusal comes before any handler, as headers only: it is rewritten here.
+fn oversized_is_exhausted(
+    response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    match Status::from_header_map(response.headers()) {
+        Some(s)
+            if s.code() == tonic::Code::OutOfRange
+                && s.message().starts_with(TONIC_REQUEST_TOO_LARGE) =>
+        {
+            Status::resource_exhausted(format!(
+                "the request is larger than this agent accepts (max-message-bytes): {}",
+                s.message()
+            ))
+            .into_http()
+        }
+        _ => response,
+    }
+}
+
+/// The tower layer that puts an [`Authenticator`] in front of every service, and takes a
+/// [`StreamSlots`] slot for every stream it lets through.
 #[derive(Debug, Clone)]
-pub struct AuthLayer(pub Arc<Authenticator>);
+pub struct AuthLayer(pub Arc<Authenticator>, pub Arc<StreamSlots>);
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
@@ -184,6 +229,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         AuthService {
             inner,
             auth: self.0.clone(),
+            streams: self.1.clone(),
         }
     }
 }
@@ -192,6 +238,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    streams: Arc<StreamSlots>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -218,16 +265,37 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
+        let streams = self.streams.clone();
         Box::pin(async move {
             let method = req.uri().path().to_string();
             let headers = req.headers().clone();
+            let streaming = STREAMING_METHODS.contains(&method.as_str());
             // The audit append is a blocking write (fsync'd): keep it off the async workers.
-            let decision =
-                tokio::task::spawn_blocking(move || auth.authorize(&method, &headers)).await;
+            let decision = tokio::task::spawn_blocking({
+                let auth = auth.clone();
+                let method = method.clone();
+                move || auth.authorize(&method, &headers)
+            })
+            .await;
             match decision {
+                Ok(Ok(caller)) if streaming => {
+                    let slot = match streams.acquire(&caller.name) {
+                        Ok(slot) => slot,
+                        Err(refused) => {
+                            let status = Status::resource_exhausted(refused.to_string());
+                            tokio::task::spawn_blocking(move || {
+                                auth.record_refused_stream(&method, &caller, &refused)
+                            });
+                            return Ok(status.into_http());
+                        }
+                    };
+                    req.extensions_mut().insert(caller);
+                    let response = oversized_is_exhausted(inner.call(req).await?);
+                    Ok(response.map(|body| SlotBody::wrap(body, slot)))
+                }
                 Ok(Ok(caller)) => {
                     req.extensions_mut().insert(caller);
-                    inner.call(req).await
+                    inner.call(req).await.map(oversized_is_exhausted)
                 }
                 Ok(Err(status)) => Ok(status.into_http()),
                 Err(_) => Ok(Status::internal("authorization task failed").into_http()),

@@ -4,8 +4,10 @@
 
 mod agent;
 pub mod auth;
+pub mod fit;
 mod plugins;
 mod runbooks;
+pub mod streams;
 
 pub use agent::AgentApi;
 pub use plugins::PluginsApi;

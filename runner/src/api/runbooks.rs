@@ -2,7 +2,7 @@
 //! events (late joiners get the past first), read runs from the history, cancel.
 
 use super::pb::{self, runbooks_server::Runbooks};
-use super::{State, blocking, caller};
+use super::{State, blocking, caller, fit};
 use crate::daemon::runs::{RunSpec, TriggerError};
 use crate::history::{RunRow, StepRow};
 use crate::runbook::source::{self, RunbookSourceError};
@@ -57,8 +57,10 @@ fn run_message(run: RunRow, steps: Vec<StepRow>) -> pb::Run {
                 summary: String::new(),
                 error: s.error.unwrap_or_default(),
                 output_json: s.output.to_string(),
+                output_truncated: s.output_truncated,
             })
             .collect(),
+        truncated: false,
     }
 }
 
@@ -180,7 +182,9 @@ impl Runbooks for RunbooksApi {
         let history = self.0.runs.history().clone();
         let found = blocking(move || history.show(&id).map_err(history_status)).await?;
         let (run, steps) = found.ok_or_else(|| Status::not_found("no such run"))?;
-        Ok(Response::new(run_message(run, steps)))
+        let mut run = run_message(run, steps);
+        fit::fit_run(&mut run, fit::budget(self.0.config.api.max_message_bytes));
+        Ok(Response::new(run))
     }
 
     async fn list_runs(
@@ -201,9 +205,12 @@ impl Runbooks for RunbooksApi {
                 .map_err(history_status)
         })
         .await?;
-        Ok(Response::new(pb::ListRunsResponse {
+        let mut list = pb::ListRunsResponse {
             runs: rows.into_iter().map(|r| run_message(r, vec![])).collect(),
-        }))
+            truncated: false,
+        };
+        fit::fit_runs(&mut list, fit::budget(self.0.config.api.max_message_bytes));
+        Ok(Response::new(list))
     }
 
     async fn cancel(

@@ -80,6 +80,12 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     if let Some(e) = &s.error {
                         println!("      error: {}", inert_lines(e));
                     }
+                    if s.output_truncated {
+                        println!(
+                            "      output truncated: the history keeps {} KiB of a step's output",
+                            warden::history::MAX_STEP_OUTPUT_BYTES >> 10
+                        );
+                    }
                 }
             }
         }

@@ -60,6 +60,13 @@ pub struct ApiConfig {
     /// On SIGTERM/SIGINT, how long running steps may take to finish before they are cancelled.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Streams (Watch, WatchEvents, Health.Watch) one token may hold open at once; one more is
+    /// refused (RESOURCE_EXHAUSTED). A console watches its events and a few runs.
+    #[serde(default = "default_max_streams_per_token")]
+    pub max_streams_per_token: usize,
+    /// Streams open at once in all; each holds a task and a 64-event buffer.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
 }
 
 /// `[api.tls]`.
@@ -142,6 +149,12 @@ fn default_max_queued_runs() -> usize {
 }
 fn default_shutdown_grace_secs() -> u64 {
     30
+}
+fn default_max_streams_per_token() -> usize {
+    16
+}
+fn default_max_streams() -> usize {
+    128
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +261,9 @@ impl AgentConfig {
         }
         if api.max_message_bytes < 1024 {
             return Err("api.max-message-bytes must be at least 1024".into());
+        }
+        if api.max_streams_per_token == 0 || api.max_streams == 0 {
+            return Err("api.max-streams-per-token and api.max-streams must be at least 1".into());
         }
         Ok(())
     }

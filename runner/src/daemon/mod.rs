@@ -216,7 +216,10 @@ pub async fn serve(
         .map_err(|source| DaemonError::Bind { addr, source })?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
 
-    let mut builder = tonic::transport::Server::builder();
+    // Dead clients are found by keepalive pings; their streams end and free their slots.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(crate::api::streams::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(crate::api::streams::KEEPALIVE_TIMEOUT));
     if let Some(tls) = &config.api.tls {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| DaemonError::Tls(format!("{}: {e}", p.display())))
@@ -229,9 +232,13 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RunbooksServer<RunbooksApi>>().await;
     let auth = Arc::new(Authenticator::new(&config.api.tokens, runner.clone()));
+    let streams = crate::api::streams::StreamSlots::new(
+        config.api.max_streams_per_token,
+        config.api.max_streams,
+    );
     let max = config.api.max_message_bytes;
     let router = builder
-        .layer(AuthLayer(auth))
+        .layer(AuthLayer(auth, streams))
         .add_service(
             RunbooksServer::new(RunbooksApi(state.clone()))
                 .max_decoding_message_size(max)

@@ -19,6 +19,12 @@ use std::sync::Mutex;
 
 /// Bytes of plugin logs kept per step.
 pub const MAX_STEP_LOG_BYTES: usize = 64 << 10;
+/// Bytes of a step's output (as JSON text) kept in the history; a larger output is stored cut
+/// down ([`cap_json`]) and flagged `output_truncated`. A check's verdict, summary and a few
+/// thousand metrics fit; sixteen such steps still make a `GetRun` answer under the 4 MiB that
+/// gRPC clients accept by default. A check returning 400,000 metrics (18 MB) used to be stored
+/// whole, and `GetRun` of its run failed for good.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -52,8 +58,83 @@ pub struct StepRow {
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub output: serde_json::Value,
+    /// The output was over [`MAX_STEP_OUTPUT_BYTES`]: what is stored is cut down.
+    pub output_truncated: bool,
     pub logs: serde_json::Value,
     pub error: Option<String>,
+}
+
+/// Counts the bytes written to it: the length of a JSON text without building it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Length of `value` as compact JSON text.
+pub fn json_len(value: &serde_json::Value) -> usize {
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// `value` cut down to the first `items` entries of every list and map and the first `chars`
+/// bytes of every string.
+fn shrink(value: &serde_json::Value, items: usize, chars: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.len() > chars => {
+            let mut end = chars;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            Value::String(s[..end].to_string())
+        }
+        Value::Array(list) => Value::Array(
+            list.iter()
+                .take(items)
+                .map(|v| shrink(v, items, chars))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .take(items)
+                .map(|(k, v)| (k.clone(), shrink(v, items, chars)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `value` when its JSON text fits `max_bytes`, else a cut-down copy of the same shape (lists
+/// and maps keep their first entries, strings their first bytes, halved until it fits), or when
+/// nothing fits `{"truncated": true, "bytes": <original length>}`. The flag says whether it was cut.
+pub fn cap_json(value: &serde_json::Value, max_bytes: usize) -> (serde_json::Value, bool) {
+    let bytes = json_len(value);
+    if bytes <= max_bytes {
+        return (value.clone(), false);
+    }
+    let (mut items, mut chars) = (1024usize, 4096usize);
+    loop {
+        let cut = shrink(value, items, chars);
+        if json_len(&cut) <= max_bytes {
+            return (cut, true);
+        }
+        if items == 0 && chars == 0 {
+            return (
+                serde_json::json!({ "truncated": true, "bytes": bytes }),
+                true,
+            );
+        }
+        (items, chars) = (items / 2, chars / 2);
+    }
 }
 
 /// What a finished step stores.
@@ -131,6 +212,17 @@ impl History {
                  facts TEXT NOT NULL);",
         )
         .map_err(db)?;
+        // Databases made before outputs were capped lack the flag: add it (old rows: not cut).
+        let has_flag: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('steps') WHERE name = 'output_truncated'")
+            .and_then(|mut q| q.exists([]))
+            .map_err(db)?;
+        if !has_flag {
+            conn.execute_batch(
+                "ALTER TABLE steps ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0;",
+            )
+            .map_err(db)?;
+        }
         conn.execute_batch(schedules::SCHEMA).map_err(db)?;
         conn.execute_batch(incidents::SCHEMA).map_err(db)?;
         let history = History {
@@ -271,10 +363,11 @@ impl History {
         if logs.len() > MAX_STEP_LOG_BYTES {
             logs = serde_json::json!({ "truncated": true, "bytes": logs.len() }).to_string();
         }
+        let (output, truncated) = cap_json(&r.output, MAX_STEP_OUTPUT_BYTES);
         self.with(|c| {
             c.execute(
-                "UPDATE steps SET status = ?3, attempts = ?4, version = ?5, sha256 = ?6, output = ?7, logs = ?8, error = ?9, ended_ms = ?10 WHERE run_id = ?1 AND idx = ?2",
-                params![run_id, index as i64, r.status, r.attempts, r.version, r.sha256, r.output.to_string(), logs, r.error, now_ms()],
+                "UPDATE steps SET status = ?3, attempts = ?4, version = ?5, sha256 = ?6, output = ?7, logs = ?8, error = ?9, ended_ms = ?10, output_truncated = ?11 WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, index as i64, r.status, r.attempts, r.version, r.sha256, output.to_string(), logs, r.error, now_ms(), truncated],
             )
         })
         .map(drop)
@@ -342,7 +435,7 @@ impl History {
                 .optional()?;
             let Some(run) = run else { return Ok(None) };
             let mut stmt = c.prepare(
-                "SELECT idx, step, plugin, version, sha256, action, status, attempts, started_ms, ended_ms, output, logs, error FROM steps WHERE run_id = ?1 ORDER BY idx",
+                "SELECT idx, step, plugin, version, sha256, action, status, attempts, started_ms, ended_ms, output, logs, error, output_truncated FROM steps WHERE run_id = ?1 ORDER BY idx",
             )?;
             let steps = stmt
                 .query_map([id], |r| {
@@ -360,10 +453,65 @@ impl History {
                         output: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
                         logs: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
                         error: r.get(12)?,
+                        output_truncated: r.get(13)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some((run, steps)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_over_the_cap_are_cut_to_the_same_shape_and_flagged() {
+        let small = json!({"ok": true, "output": {"metrics": [1, 2, 3]}});
+        assert_eq!(cap_json(&small, 1000), (small.clone(), false));
+        let metrics: Vec<serde_json::Value> = (0..100_000)
+            .map(|i| json!({"name": format!("m{i}"), "value": i}))
+            .collect();
+        let big =
+            json!({"ok": true, "summary": "s".repeat(100_000), "output": {"metrics": metrics}});
+        let (cut, truncated) = cap_json(&big, 64 << 10);
+        assert!(truncated && json_len(&cut) <= 64 << 10);
+        assert_eq!(cut["ok"], true);
+        assert!(
+            cut["output"]["metrics"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(cap_json(&big, 10), (json!({}), true), "the shape, emptied");
+        let (note, truncated) = cap_json(&json!("a long string"), 1);
+        assert!(truncated);
+        assert_eq!(note["bytes"], 15, "nothing fits: a note of the size");
+    }
+
+    #[test]
+    fn a_history_from_before_the_cap_gains_the_flag() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = Connection::open(dir.path().join("history.db")).expect("db");
+        old.execute_batch(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, runbook TEXT NOT NULL, file TEXT NOT NULL, params TEXT NOT NULL,
+                 dry_run INTEGER NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
+                 started_ms INTEGER NOT NULL, ended_ms INTEGER, error TEXT);
+             CREATE TABLE steps (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
+                 plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
+                 status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+                 ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
+                 PRIMARY KEY (run_id, idx));
+             INSERT INTO runs VALUES ('r', 'rb', 'f', '{}', 0, 'succeeded', 1, 1, 2, NULL);
+             INSERT INTO steps VALUES ('r', 0, 's', 'p', NULL, NULL, 'check', 'succeeded', 1, 1, 2, '{}', '[]', NULL);",
+        )
+        .expect("old schema");
+        drop(old);
+        let history = History::open(dir.path()).expect("opens");
+        let (_, steps) = history.show("r").expect("show").expect("run");
+        assert!(!steps[0].output_truncated);
+        let history = History::open(dir.path()).expect("opens again");
+        assert!(history.show("r").expect("show").is_some());
     }
 }

@@ -4,6 +4,7 @@
 //! every capability use and every apply to the audit log; an apply that cannot be audited does
 //! not happen.
 
+use super::expr::{Budget, Vars, render_value};
 use super::{OnFailure, Runbook, Step, StepAction};
 use crate::audit::Pending;
 use crate::capabilities::CancelToken;
@@ -356,13 +357,19 @@ impl Engine<'_> {
             &format!("{:?}", step.action).to_lowercase(),
         )?;
         let context = Value::Object(steps.clone());
-        let gate = match &step.when {
-            None => Ok(true),
-            Some(e) => e.eval_bool(params, &context),
+        let (gate, config) = {
+            // The condition and every template of the step share one budget.
+            let vars = Vars::new(params, &context);
+            let mut budget = Budget::default();
+            let gate = match &step.when {
+                None => Ok(true),
+                Some(e) => e.eval_bool(&vars, &mut budget).map_err(|e| e.to_string()),
+            };
+            let config = gate.clone().and_then(|_| {
+                render_value(&step.config, &vars, &mut budget).map_err(|e| e.to_string())
+            });
+            (gate, config)
         };
-        let config = gate
-            .clone()
-            .and_then(|_| super::expr::render_value(&step.config, params, &context));
         let attempted = match (gate, config) {
             (Ok(false), _) => Attempted {
                 status: StepStatus::Skipped,

@@ -2,6 +2,7 @@
 //! condition, timeout, retries, what to do on failure). Parsed strictly, checked without running
 //! (`validate`), and executed by [`engine`]. Every error names the file, line and column.
 
+mod bounds;
 pub mod engine;
 pub mod expr;
 pub mod source;
@@ -419,13 +420,7 @@ impl Runbook {
                         Some(e)
                     }
                     Err(m) => {
-                        errors.push(err(
-                            wat,
-                            format!("when: {m}"),
-                            Some(
-                                "see the CEL language definition; e.g. steps.check.status != 'ok'",
-                            ),
-                        ));
+                        errors.push(err(wat, format!("when: {m}"), Some(m.help())));
                         None
                     }
                 }
@@ -445,7 +440,12 @@ impl Runbook {
                     Err(m) => errors.push(err(
                         cat,
                         format!("config: {m}"),
-                        Some("write references as ${params.name} or ${steps.id.output...}"),
+                        Some(match m {
+                            expr::ExprError::Syntax { .. } | expr::ExprError::Unclosed { .. } => {
+                                "write references as ${params.name} or ${steps.id.output...}"
+                            }
+                            _ => m.help(),
+                        }),
                     )),
                 });
             }

@@ -25,6 +25,7 @@
 //! | `write` | `fs_write::write(path, contents)` from `check`, summary `wrote` | only `apply` may change the machine |
 //! | `remove` | `fs_write::remove_file(path)` from `check`, summary `removed` | same |
 //! | `service-start` | `service_control::start(name)` from `check`, summary `started` | same |
+//! | `metrics` | returns `count` metrics `m0`, `m1`, ... (value = index, unit `u`) | stored outputs capped, expressions over big outputs bounded |
 //!
 //! Capability errors become plugin errors whose code is the cap-error code (`denied`,
 //! `not-found`, ...). An unknown or missing attack is a `bad-config` error.
@@ -61,6 +62,7 @@ struct Config {
     name: Option<String>,
     contents: Option<String>,
     remove: bool,
+    count: Option<usize>,
 }
 
 fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str, PluginError> {
@@ -117,6 +119,10 @@ impl Check for Hostile {
             Some(attack @ ("write" | "remove" | "service-start")) => {
                 Ok(CheckResult::ok(act(attack, &config)?))
             }
+            Some("metrics") => Ok((0..config.count.unwrap_or(1))
+                .fold(CheckResult::ok("many metrics"), |r, i| {
+                    r.metric(format!("m{i}"), i as f64, "u")
+                })),
             Some(other) => Err(PluginError::bad_config(format!("unknown attack {other:?}"))),
             None => Err(PluginError::bad_config("`attack` is required")),
         }
