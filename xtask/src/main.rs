@@ -6,6 +6,7 @@ mod build_plugins;
 mod demo;
 mod layers;
 mod lint;
+mod nats;
 mod polyglot;
 mod python_env;
 mod test;
@@ -24,6 +25,7 @@ commands:
                        `cargo test --workspace [args...]`
   lint                 cargo fmt --check and clippy -D warnings on every workspace
   layers               check the dependency rules between the workspace's crates
+  nats                 install the pinned nats-server into target/tools/ and print its path
   demo                 run the demo";
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Some("test") => test::run(root, &rest),
         Some("lint") => lint::run(root, &rest),
         Some("layers") => layers::run(root, &rest),
+        Some("nats") => nats::run(root, &rest),
         Some("demo") => demo::run(root),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
