@@ -21,7 +21,7 @@ usage: cargo xtask <command> [args]
 
 commands:
   build-plugins [-v]   build the plugins, test guests and Python/JS examples into target/plugins/
-  test [args...]       build-plugins and the NOC client's Python env, then
+  test [args...]       build-plugins, the NOC client's Python env and the pinned nats-server, then
                        `cargo test --workspace [args...]`
   lint                 cargo fmt --check and clippy -D warnings on every workspace
   layers               check the dependency rules between the workspace's crates
