@@ -29,8 +29,9 @@ pub use servers::{Health, Nats, Options};
 #[cfg(target_os = "linux")]
 pub use servers::{live_processes_mentioning, process_is_live};
 
-/// What went wrong finding or running nats-server.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong finding or running nats-server. `Debug` shows the message too, because tests
+/// `expect` these and the message is what says to run `cargo xtask nats` or what the log said.
+#[derive(thiserror::Error)]
 pub enum Error {
     #[error(
         "nats-server {PINNED_VERSION} is not installed at {path}: run `cargo xtask nats` \
@@ -88,6 +89,12 @@ pub enum Error {
         last: String,
         log: String,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {
