@@ -53,6 +53,13 @@ const RULES: &[Rule] = &[
         may_use: &["warden-core", "warden-host"],
         never: &["tonic", "prost", "rusqlite", "cel", "croner", "clap"],
     },
+    // Test support starting real nats-server processes: blocking and std-only, so that the
+    // tests and benchmarks of any layer can use it without pulling in a runtime.
+    Rule {
+        krate: "warden-natstest",
+        may_use: &[],
+        never: HEAVY,
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],

@@ -6,6 +6,7 @@ mod build_plugins;
 mod demo;
 mod layers;
 mod lint;
+mod nats;
 mod polyglot;
 mod python_env;
 mod test;
@@ -20,10 +21,11 @@ usage: cargo xtask <command> [args]
 
 commands:
   build-plugins [-v]   build the plugins, test guests and Python/JS examples into target/plugins/
-  test [args...]       build-plugins and the NOC client's Python env, then
+  test [args...]       build-plugins, the NOC client's Python env and the pinned nats-server, then
                        `cargo test --workspace [args...]`
   lint                 cargo fmt --check and clippy -D warnings on every workspace
   layers               check the dependency rules between the workspace's crates
+  nats                 install the pinned nats-server into target/tools/ and print its path
   demo                 run the demo";
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Some("test") => test::run(root, &rest),
         Some("lint") => lint::run(root, &rest),
         Some("layers") => layers::run(root, &rest),
+        Some("nats") => nats::run(root, &rest),
         Some("demo") => demo::run(root),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -12,6 +12,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     // minutes of lost parallelism on 2 cores, and CI time is bounded.
     util::run(util::cargo(root).args(["test", "--workspace", "--no-run"]))?;
     build_plugins::run(root, &[])?;
+    crate::nats::ensure(root)?;
     python_env::ensure_requirements(
         root,
         "grpc-venv",
