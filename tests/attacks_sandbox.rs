@@ -7,23 +7,24 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
-use warden::capabilities::CapabilityUse;
-use warden::history::History;
-use warden::report::{Action, ActionKind, Invocation, OutcomeStatus, Output};
-use warden::runbook::Runbook;
-use warden::runbook::engine::{Engine, StepStatus};
-use warden::{Limit, RunError, RunReport, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::{Action, ActionKind, Invocation, OutcomeStatus, Output};
+use warden_core::{Limit, RunError, RunReport, RunRequest};
+use warden_history::History;
+use warden_host::capabilities::CapabilityUse;
+use warden_runbook::Runbook;
+use warden_runbook::engine::{Engine, StepStatus};
 use warden_tests::{Sandbox, hostile_manifest};
 
 /// A hostile runner whose runs may take 20 s: long enough that a run ending on its own time
 /// limit is told apart from one a refusal ended.
-fn setup() -> (Sandbox, Runner) {
+fn setup() -> (Sandbox, PluginManager) {
     let sb = Sandbox::new();
     let runner = sb.hostile_runner("default-timeout-ms = 5000", "timeout-ms = 20000");
     (sb, runner)
 }
 
-fn run(runner: &Runner, invocation: Invocation, config: serde_json::Value) -> RunReport {
+fn run(runner: &PluginManager, invocation: Invocation, config: serde_json::Value) -> RunReport {
     runner.run(&RunRequest::new("hostile", invocation).with_config(config))
 }
 
@@ -53,18 +54,33 @@ fn action(target: &Path) -> Action {
     }
 }
 
-/// The one recorded use of `capability`, which must be a denial.
+/// The denial of the one call of `capability`. A call the grant allowed but the filesystem then
+/// showed must not happen leaves two records, in order: the grant's decision (already in the
+/// audit log when the file was looked at), then the denial.
 fn denial<'r>(report: &'r RunReport, capability: &str) -> &'r CapabilityUse {
     let uses: Vec<&CapabilityUse> = report
         .capability_uses
         .iter()
         .filter(|u| u.capability == capability)
         .collect();
-    let [used] = uses.as_slice() else {
-        panic!(
-            "expected one use of {capability}: {:?}",
+    let used = match uses.as_slice() {
+        [denied] => denied,
+        [allowed, denied] => {
+            assert!(
+                allowed.allowed,
+                "the first record is the grant's: {allowed:?}"
+            );
+            assert_eq!(
+                (&allowed.function, &allowed.target),
+                (&denied.function, &denied.target),
+                "both records are of the same call"
+            );
+            denied
+        }
+        _ => panic!(
+            "expected one call of {capability}: {:?}",
             report.capability_uses
-        )
+        ),
     };
     assert!(!used.allowed, "recorded as allowed: {used:?}");
     used
@@ -115,7 +131,7 @@ fn release(fifo: &Path) {
 
 /// Each acting attack (a write, a removal, a service start), under `invocation`: refused with
 /// `denied`, recorded as a denial naming the invocation, and the machine unchanged.
-fn assert_cannot_act(sb: &Sandbox, runner: &Runner, invocation: Invocation) {
+fn assert_cannot_act(sb: &Sandbox, runner: &PluginManager, invocation: Invocation) {
     let name = invocation.name();
     let created = sb.scratch().join(format!("{name}-created"));
     let victim = sb.scratch().join(format!("{name}-victim"));
@@ -213,6 +229,7 @@ fn a_runbook_dry_run_cannot_act() {
     let summary = Engine {
         runner: &runner,
         history: &history,
+        audit: runner.audit(),
     }
     .run(&runbook, &params, true, &mut |_| {})
     .expect("engine");

@@ -3,14 +3,15 @@
 //! a run of the old version is in progress, and rollback marks that survive restarts and removal.
 
 use serde_json::json;
-use warden::bundle::Bundle;
-use warden::bundle::trust::TrustError;
-use warden::install::InstallError;
-use warden::report::{Invocation, Output};
-use warden::{RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_agent::install::InstallError;
+use warden_bundle::Bundle;
+use warden_bundle::trust::TrustError;
+use warden_core::RunRequest;
+use warden_core::report::{Invocation, Output};
 use warden_tests::{Sandbox, hostile_manifest};
 
-fn trusting(sb: &Sandbox, keys: &[(&str, &str)], extra: &str) -> Runner {
+fn trusting(sb: &Sandbox, keys: &[(&str, &str)], extra: &str) -> PluginManager {
     let mut policy = String::from("[allow]\nsysinfo = [\"disks\"]\n[trust]\n");
     policy.push_str(extra);
     for (name, public) in keys {
@@ -21,7 +22,7 @@ fn trusting(sb: &Sandbox, keys: &[(&str, &str)], extra: &str) -> Runner {
     sb.runner(&policy)
 }
 
-fn refused(r: Result<warden::install::InstallReport, InstallError>) -> TrustError {
+fn refused(r: Result<warden_agent::install::InstallReport, InstallError>) -> TrustError {
     match r {
         Err(InstallError::Refused(e)) => e,
         other => panic!("expected a trust refusal, got {other:?}"),
@@ -29,7 +30,7 @@ fn refused(r: Result<warden::install::InstallReport, InstallError>) -> TrustErro
 }
 
 /// Nothing was installed and the refusal is the last audit record.
-fn assert_nothing_installed(sb: &Sandbox, runner: &Runner) {
+fn assert_nothing_installed(sb: &Sandbox, runner: &PluginManager) {
     assert!(runner.store().list().expect("list").is_empty());
     assert_eq!(
         sb.audit_events().last().map(String::as_str),
@@ -236,9 +237,10 @@ fn expired_statements_hostile_names_and_oversized_bundles_are_refused() {
     assert!(
         matches!(
             r,
-            Err(InstallError::Bundle(
-                warden::bundle::BundleError::TooLarge { limit: 1000, .. }
-            ))
+            Err(InstallError::Bundle(warden_bundle::BundleError::TooLarge {
+                limit: 1000,
+                ..
+            }))
         ),
         "{r:?}"
     );

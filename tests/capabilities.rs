@@ -2,14 +2,15 @@
 //! allow-lists and literal arguments, deadlines that kill child processes, KV quotas, services.
 
 use serde_json::json;
-use warden::report::{Action, ActionKind, Invocation, OutcomeStatus, Output};
-use warden::{Limit, RunError, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::{Action, ActionKind, Invocation, OutcomeStatus, Output};
+use warden_core::{Limit, RunError, RunRequest};
 use warden_tests::Sandbox;
 
 fn check(
-    runner: &Runner,
+    runner: &PluginManager,
     config: serde_json::Value,
-) -> (Result<Output, RunError>, warden::RunReport) {
+) -> (Result<Output, RunError>, warden_core::RunReport) {
     let report = runner.run(&RunRequest::new("hostile", Invocation::Check).with_config(config));
     (report.result.clone(), report)
 }
@@ -28,7 +29,7 @@ fn plugin_code(r: Result<Output, RunError>) -> String {
     }
 }
 
-fn fs_setup() -> (Sandbox, Runner) {
+fn fs_setup() -> (Sandbox, PluginManager) {
     let sb = Sandbox::new();
     let runner = sb.hostile_runner("default-timeout-ms = 5000", "timeout-ms = 1500");
     (sb, runner)

@@ -2,20 +2,21 @@
 //! (the next run on the same runner succeeds).
 
 use serde_json::json;
-use warden::report::{CheckStatus, Invocation, Output};
-use warden::{Limit, RunError, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::{CheckStatus, Invocation, Output};
+use warden_core::{Limit, RunError, RunRequest};
 use warden_tests::{Sandbox, hostile_manifest};
 
 const LIMITS: &str = "default-timeout-ms = 2000\nlog-bytes = 65536";
 
-fn check(runner: &Runner, config: serde_json::Value) -> Result<Output, RunError> {
+fn check(runner: &PluginManager, config: serde_json::Value) -> Result<Output, RunError> {
     runner
         .run(&RunRequest::new("hostile", Invocation::Check).with_config(config))
         .result
 }
 
 /// After any failure the same runner still runs a well-behaved call.
-fn assert_healthy(runner: &Runner) {
+fn assert_healthy(runner: &PluginManager) {
     match check(runner, json!({"attack": "sysinfo"})) {
         Ok(Output::Check(r)) => assert_eq!(r.status, CheckStatus::Ok),
         other => panic!("runner unhealthy after a hostile run: {other:?}"),
@@ -23,7 +24,7 @@ fn assert_healthy(runner: &Runner) {
     assert_eq!(runner.live_instances(), 0);
 }
 
-fn setup(limits: &str) -> (Sandbox, Runner) {
+fn setup(limits: &str) -> (Sandbox, PluginManager) {
     let sb = Sandbox::new();
     let runner = sb.hostile_runner(LIMITS, limits);
     (sb, runner)
@@ -164,7 +165,7 @@ fn malformed_and_truncated_wasm_is_refused_at_install() {
         assert!(
             matches!(
                 err,
-                warden::install::InstallError::Rejected(RunError::InvalidComponent { .. })
+                warden_agent::install::InstallError::Rejected(RunError::InvalidComponent { .. })
             ),
             "{label}: {err:?}"
         );
@@ -198,7 +199,7 @@ fn importing_an_interface_not_requested_is_refused_naming_it() {
     assert!(
         matches!(
             err,
-            warden::install::InstallError::Rejected(RunError::ImportNotGranted { .. })
+            warden_agent::install::InstallError::Rejected(RunError::ImportNotGranted { .. })
         ),
         "{err:?}"
     );

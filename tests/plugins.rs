@@ -5,13 +5,14 @@
 
 use serde_json::json;
 use std::time::{Duration, SystemTime};
-use warden::engine::CacheOutcome;
-use warden::report::{ActionKind, CheckStatus, Invocation, OutcomeStatus, Output};
-use warden::{RunError, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::{ActionKind, CheckStatus, Invocation, OutcomeStatus, Output};
+use warden_core::{RunError, RunRequest};
+use warden_host::engine::CacheOutcome;
 use warden_tests::Sandbox;
 
 fn run(
-    runner: &Runner,
+    runner: &PluginManager,
     plugin: &str,
     invocation: Invocation,
     config: serde_json::Value,
@@ -22,10 +23,10 @@ fn run(
 }
 
 /// The embedded default policy, in development mode so that tests can install directories.
-fn embedded_default_runner(sb: &Sandbox) -> Runner {
-    let dev =
-        warden::policy::DEFAULT_POLICY.replace("allow-unsigned = false", "allow-unsigned = true");
-    assert_ne!(dev, warden::policy::DEFAULT_POLICY);
+fn embedded_default_runner(sb: &Sandbox) -> PluginManager {
+    let dev = warden_core::policy::DEFAULT_POLICY
+        .replace("allow-unsigned = false", "allow-unsigned = true");
+    assert_ne!(dev, warden_core::policy::DEFAULT_POLICY);
     sb.runner(&dev)
 }
 

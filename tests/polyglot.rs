@@ -10,9 +10,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
-use warden::engine::CacheOutcome;
-use warden::report::{ActionKind, CheckStatus, Invocation, OutcomeStatus, Output, RunReport};
-use warden::{RunError, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::{ActionKind, CheckStatus, Invocation, OutcomeStatus, Output, RunReport};
+use warden_core::{RunError, RunRequest};
+use warden_host::engine::CacheOutcome;
 use warden_tests::Sandbox;
 
 /// The example plugins: name in `target/plugins/`.
@@ -20,7 +21,7 @@ const PLUGINS: [&str; 3] = ["dir-quota", "stale-tmp", "file-freshness"];
 
 struct Shared {
     sb: Sandbox,
-    runner: Runner,
+    runner: PluginManager,
 }
 
 /// A policy granting the scratch dir for reading and writing, and nothing else.
@@ -85,7 +86,7 @@ fn run(plugin: &str, invocation: Invocation, config: serde_json::Value) -> RunRe
         .run(&RunRequest::new(plugin, invocation).with_config(config))
 }
 
-fn check(plugin: &str, config: serde_json::Value) -> warden::report::CheckResult {
+fn check(plugin: &str, config: serde_json::Value) -> warden_core::report::CheckResult {
     match run(plugin, Invocation::Check, config).result {
         Ok(Output::Check(result)) => result,
         other => panic!("{plugin} check: {other:?}"),
@@ -101,7 +102,7 @@ fn set_age(path: &Path, days: u64) {
         .expect("set mtime");
 }
 
-fn metric(result: &warden::report::CheckResult, name: &str) -> f64 {
+fn metric(result: &warden_core::report::CheckResult, name: &str) -> f64 {
     result
         .metrics
         .iter()

@@ -3,14 +3,15 @@
 //! audit log they leave, and hostile files.
 
 use serde_json::json;
-use warden::history::History;
-use warden::runbook::engine::{Engine, RunSummary, StepStatus};
-use warden::runbook::{Runbook, RunbookError};
-use warden::{Runner, SitePolicy};
+use warden_agent::PluginManager;
+use warden_core::SitePolicy;
+use warden_history::History;
+use warden_runbook::engine::{Engine, RunSummary, StepStatus};
+use warden_runbook::{Runbook, RunbookError};
 use warden_tests::{Sandbox, hostile_manifest};
 
 /// A runner with disk-usage, clean-temp, tracer and hostile installed under the standard policy.
-fn setup() -> (Sandbox, Runner) {
+fn setup() -> (Sandbox, PluginManager) {
     let sb = Sandbox::new();
     let runner = sb.runner(&sb.standard_policy("default-timeout-ms = 5000"));
     for p in ["disk-usage", "clean-temp", "tracer"] {
@@ -28,7 +29,7 @@ fn parse(text: &str) -> Result<Runbook, Vec<RunbookError>> {
     Runbook::parse(text, "test.toml")
 }
 
-fn run(sb: &Sandbox, runner: &Runner, text: &str, dry_run: bool) -> RunSummary {
+fn run(sb: &Sandbox, runner: &PluginManager, text: &str, dry_run: bool) -> RunSummary {
     let runbook = parse(text).expect("valid runbook");
     assert!(
         runbook.check_plugins(runner).is_empty(),
@@ -40,6 +41,7 @@ fn run(sb: &Sandbox, runner: &Runner, text: &str, dry_run: bool) -> RunSummary {
     Engine {
         runner,
         history: &history,
+        audit: runner.audit(),
     }
     .run(&runbook, &params, dry_run, &mut |_| {})
     .expect("engine")
@@ -142,7 +144,8 @@ fn validation_errors_name_the_place_and_how_to_fix_it() {
             "{body}: {errors:?}"
         );
     }
-    let strict = Runner::new(&runner.data_dir(), SitePolicy::embedded_default()).expect("runner");
+    let strict =
+        PluginManager::new(&runner.data_dir(), SitePolicy::embedded_default()).expect("runner");
     let runbook = parse(&format!(
         "{HEAD}[[steps]]\nid = \"a\"\nplugin = \"clean-temp\"\naction = \"plan\"\n"
     ))
@@ -361,18 +364,18 @@ fn remediation_does_not_proceed_when_the_audit_log_cannot_be_written() {
         sb.scratch().display().to_string()
     );
     let plan = run(&sb, &runner, &text, false);
-    let actions: Vec<warden::report::Action> =
+    let actions: Vec<warden_core::report::Action> =
         serde_json::from_value(plan.steps[0].plan.clone().expect("plan")).expect("actions");
     // Break the audit log: its path becomes a directory, so appends fail (even as root).
     let log = sb.data_dir().join("audit").join("audit.log");
     std::fs::remove_file(&log).expect("remove log");
     std::fs::create_dir(&log).expect("dir in its place");
     let report = runner.run(
-        &warden::RunRequest::new("clean-temp", warden::Invocation::Apply(actions))
+        &warden_agent::RunRequest::new("clean-temp", warden_core::Invocation::Apply(actions))
             .with_config(json!({ "dir": sb.scratch(), "older_than_days": 0 })),
     );
     assert!(
-        matches!(&report.result, Err(warden::RunError::Audit { .. })),
+        matches!(&report.result, Err(warden_core::RunError::Audit { .. })),
         "{:?}",
         report.result
     );

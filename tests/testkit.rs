@@ -1,4 +1,4 @@
-//! The plugin test harness (`warden::testkit`) driven from Rust, on real built plugins: a fake
+//! The plugin test harness (`warden_testkit`) driven from Rust, on real built plugins: a fake
 //! filesystem a remediation deletes from, scripted programs, a fake service manager a
 //! remediation restarts, recorded kv state, and the failures an author must see: a call outside
 //! the grant, an unscripted program, an import the manifest does not request, and every
@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use warden::testkit::{Fixture, Harness, verdict};
+use warden_testkit::{Fixture, Harness, verdict};
 
 fn cache() -> PathBuf {
     warden_tests::repo_root().join("target").join("test-cache")

@@ -1,14 +1,14 @@
 //! Minimal wasmtime hosts for the same trivial component: the floor the runner is compared with,
-//! and variants that add, one at a time, the wasmtime-level work `Runner::run` does per run, so
+//! and variants that add, one at a time, the wasmtime-level work `PluginManager::run` does per run, so
 //! the difference between two variants is what that piece costs.
 //!
-//! They use the runner's generated bindings (`warden::bindings`, plain `wasmtime::bindgen!`
+//! They use the runner's generated bindings (`warden_host::bindings`, plain `wasmtime::bindgen!`
 //! output) to call `check`, which is what any typed host would do. The trivial component imports
 //! only the type-only `warden:plugin/types` instance and WASI, so no runner code is linked.
 
 use anyhow::{Context, bail};
 use std::path::Path;
-use warden::bindings::check;
+use warden_host::bindings::check;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -31,7 +31,7 @@ pub struct Variant {
 pub enum EngineKind {
     /// `Config::new()`: wasmtime's defaults (on-demand allocator, no epoch interruption).
     Default,
-    /// `warden::engine::new_engine()`: epoch interruption and the runner's stack limit.
+    /// `warden_host::engine::new_engine()`: epoch interruption and the runner's stack limit.
     Warden,
     /// The runner's engine settings plus the pooling instance allocator.
     WardenPooling,
@@ -96,7 +96,7 @@ impl WasiView for BareState {
 }
 
 /// The runner's own limiter, so the call overhead is comparable.
-type Limiter = warden::capabilities::MemoryLimiter;
+type Limiter = warden_host::capabilities::MemoryLimiter;
 
 /// A compiled component ready to instantiate under one variant. Shareable across threads.
 pub struct BareHost {
@@ -109,21 +109,21 @@ pub struct BareHost {
 fn engine(kind: EngineKind) -> anyhow::Result<Engine> {
     match kind {
         EngineKind::Default => Engine::new(&Config::new()),
-        EngineKind::Warden => warden::engine::new_engine(),
+        EngineKind::Warden => warden_host::engine::new_engine(),
         EngineKind::WardenPooling => {
-            // Same settings as `warden::engine::new_engine`, plus the pool. Slots are sized for
+            // Same settings as `warden_host::engine::new_engine`, plus the pool. Slots are sized for
             // the runner's largest memory grant; the counts bound concurrent instances.
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(256)
                 .total_core_instances(256)
                 .total_memories(256)
                 .total_tables(256)
-                .max_memory_size((warden::limits::DEFAULT_MAX_MEMORY_BYTES) as usize);
+                .max_memory_size((warden_core::limits::DEFAULT_MAX_MEMORY_BYTES) as usize);
             let mut config = Config::new();
             config
                 .wasm_component_model(true)
                 .epoch_interruption(true)
-                .max_wasm_stack(warden::limits::DEFAULT_WASM_STACK_BYTES)
+                .max_wasm_stack(warden_core::limits::DEFAULT_WASM_STACK_BYTES)
                 .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
             Engine::new(&config)
         }
@@ -144,8 +144,8 @@ impl BareHost {
         // satisfies it. A guest that calls a capability would fail here, which is intended.
         let types = format!(
             "{}/types@{}",
-            warden::interfaces::PACKAGE,
-            warden::interfaces::PACKAGE_VERSION
+            warden_host::interfaces::PACKAGE,
+            warden_host::interfaces::PACKAGE_VERSION
         );
         linker.instance(&types)?;
         let pre = linker
@@ -169,7 +169,7 @@ impl BareHost {
     pub fn run_once(&self) -> anyhow::Result<()> {
         let v = &self.variant;
         let wasi = if v.runner_wasi {
-            let cap = warden::limits::DEFAULT_LOG_BYTES;
+            let cap = warden_core::limits::DEFAULT_LOG_BYTES;
             WasiCtxBuilder::new()
                 .stdout(MemoryOutputPipe::new(cap))
                 .stderr(MemoryOutputPipe::new(cap))
@@ -184,7 +184,7 @@ impl BareHost {
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter {
-                limit_bytes: warden::limits::DEFAULT_MEMORY_BYTES,
+                limit_bytes: warden_core::limits::DEFAULT_MEMORY_BYTES,
                 hit: false,
             },
         };

@@ -71,7 +71,7 @@ pub fn idle_memory(warden: &Path, root: &Path, policy: &str) -> anyhow::Result<I
         format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n[[api.token]]\nname = \"bench\"\nrole = \"viewer\"\n\
              sha256 = {:?}\n[runbooks]\ndir = \"runbooks\"\n",
-            warden::api::auth::token_hash(TOKEN)
+            warden_agent::grpc::auth::token_hash(TOKEN)
         ),
     )
     .context("writing agent.toml")?;

@@ -5,7 +5,7 @@
 //! shared machine.
 //! It prints tables of median, p90 and p99 and the ratios, for:
 //!
-//! 1. a trivial check plugin (`tests/guests/trivial`) run end to end through `Runner::run`, vs
+//! 1. a trivial check plugin (`tests/guests/trivial`) run end to end through `PluginManager::run`, vs
 //!    the same component in a bare wasmtime host (the floor), vs `sh -c` and `python3 -c`
 //!    printing the same `ok`; with a profile of the runner's per-run work: bare hosts that add
 //!    the runner's wasmtime work one piece at a time, and the runner's own steps timed alone;
@@ -13,7 +13,7 @@
 //!    for the trivial plugin and for a Python one (componentize-py, `dir-quota`) against spawning
 //!    `python3` with the same script;
 //! 3. capability call overhead: `(time with N calls - time with 0) / N` (`tests/guests/calls`);
-//! 4. throughput with 1, 2, 8 and 64 threads sharing one `&Runner`, memory per live instance, and
+//! 4. throughput with 1, 2, 8 and 64 threads sharing one `&PluginManager`, memory per live instance, and
 //!    the idle RSS of the agent daemon (`warden serve`);
 //! 5. a 5-step runbook of trivial checks vs its five plugin runs alone.
 //!
@@ -44,8 +44,9 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use system::{fmt_bytes, rss_bytes};
-use warden::report::CheckStatus;
-use warden::{Invocation, Output, RunReport, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::CheckStatus;
+use warden_core::{Invocation, Output, RunReport, RunRequest};
 
 const USAGE: &str = "\
 usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--python PATH]
@@ -62,7 +63,7 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
                    fsyncs its audit log and KV state there, so the filesystem matters
   --spin S SECS    run only scenario S in a loop for SECS seconds (for perf, strace, callgrind):
                    runner, floor, python (the Python plugin, steady state), python-fresh (a new
-                   Runner's first call from the cache), or calls:<kind>:<n> (the `calls` guest,
+                   PluginManager's first call from the cache), or calls:<kind>:<n> (the `calls` guest,
                    n calls of log, kv, kv-set, fs or fs-stat per run)";
 
 #[derive(Debug)]
@@ -220,7 +221,7 @@ fn expect_ok(report: &RunReport) -> anyhow::Result<()> {
     }
 }
 
-fn run_ok(runner: &Runner, req: &RunRequest) -> anyhow::Result<()> {
+fn run_ok(runner: &PluginManager, req: &RunRequest) -> anyhow::Result<()> {
     expect_ok(&runner.run(req))
 }
 
@@ -384,7 +385,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
         Some(p) => {
             println!(
                 "- Python plugin, first call from the precompiled cache ≤ 5 ms: {} in a new \
-                 process ({}; with Runner::new {}); {} in the agent, which preloads at start \
+                 process ({}; with PluginManager::new {}); {} in the agent, which preloads at start \
                  ({})",
                 goal(us(p.first) <= 5000.0),
                 fmt_duration(p.first),
@@ -395,7 +396,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
             match p.python {
                 Some(spawn) => println!(
                     "- Python plugin from the precompiled cache ≥ 30× faster than spawning \
-                     python3: {} ({} for a new process's first call; {} with Runner::new; {} \
+                     python3: {} ({} for a new process's first call; {} with PluginManager::new; {} \
                      preloaded; {} steady state)",
                     goal(spawn.as_secs_f64() >= 30.0 * p.first.as_secs_f64()),
                     ratio(spawn, p.first),
@@ -427,7 +428,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
 /// `--spin`: one scenario in a loop, nothing else, for a profiler.
 fn spin(
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
     trivial: &RunRequest,
     floor: &BareHost,
     scenario: &str,
@@ -448,7 +449,7 @@ fn spin(
         }
         _ => None,
     };
-    // `python` (steady state) and `python-fresh` (a new Runner's first call from the cache).
+    // `python` (steady state) and `python-fresh` (a new PluginManager's first call from the cache).
     let py = match scenario {
         "python" | "python-fresh" => {
             let prepared = python::prepare(sandbox)?;
@@ -487,7 +488,7 @@ fn spin(
     );
     if !new_time.is_zero() {
         println!(
-            "of which Runner::new: {} per run",
+            "of which PluginManager::new: {} per run",
             fmt_duration(new_time / runs.max(1) as u32)
         );
     }
@@ -516,7 +517,7 @@ fn section_trivial(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
     trivial: &RunRequest,
 ) -> anyhow::Result<Trivial> {
     let component = sandbox.component("trivial");
@@ -537,18 +538,18 @@ fn section_trivial(
     let config = serde_json::json!({});
     // A real plugin's schema (first-party `clean-temp`), which `validate` compiles on every run;
     // the trivial plugin has none. Skipped when that plugin is not built.
-    let schema = warden::Manifest::load(&sandbox.manifest("clean-temp"))
+    let schema = warden_core::Manifest::load(&sandbox.manifest("clean-temp"))
         .ok()
         .and_then(|m| m.config_schema);
     let schema_config = serde_json::json!({"dir": "/tmp/x", "older_than_days": 7});
-    let records = warden::record_cache::RecordCache::default();
+    let records = warden_agent::record_cache::RecordCache::default();
     let probe = serde_json::json!({
         "plugin": {"name": "trivial", "version": "0.1.0", "sha256": installed.sha256},
         "invocation": "check", "context": null, "result": "ok",
         "capability_uses": 0, "capability_uses_dropped": 0,
     });
 
-    let mut scenarios = vec![Scenario::new("warden Runner::run", || {
+    let mut scenarios = vec![Scenario::new("warden PluginManager::run", || {
         run_ok(runner, trivial)
     })];
     for host in &hosts {
@@ -565,7 +566,7 @@ fn section_trivial(
         },
     ));
     scenarios.push(Scenario::new("Grant::resolve", || {
-        black_box(warden::grant::Grant::resolve(
+        black_box(warden_core::grant::Grant::resolve(
             &installed.manifest,
             runner.policy(),
         ));
@@ -574,7 +575,7 @@ fn section_trivial(
     scenarios.push(Scenario::new(
         "AuditLog::append_lazy (1 plugin.run-like record, queued)",
         || {
-            let record = warden::audit::Pending::new("bench.audit-probe", &probe)?;
+            let record = warden_audit::Pending::new("bench.audit-probe", &probe)?;
             runner
                 .audit()
                 .append_lazy(vec![record])
@@ -585,8 +586,11 @@ fn section_trivial(
     scenarios.push(Scenario::new(
         "config_schema::validate + serde_json::to_string",
         || {
-            warden::config_schema::validate(installed.manifest.config_schema.as_ref(), &config)
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            warden_core::config_schema::validate(
+                installed.manifest.config_schema.as_ref(),
+                &config,
+            )
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             black_box(serde_json::to_string(&config)?);
             Ok(())
         },
@@ -607,7 +611,7 @@ fn section_trivial(
         scenarios.push(Scenario::new(
             "config_schema::validate, clean-temp's schema (compiled each run)",
             || {
-                warden::config_schema::validate(Some(schema), &schema_config)
+                warden_core::config_schema::validate(Some(schema), &schema_config)
                     .map_err(|e| anyhow::anyhow!("{e:?}"))
             },
         ));
@@ -691,7 +695,7 @@ fn section_trivial(
         row[5] = String::new();
         t.row(row);
     }
-    let mut row = stats_row("warden Runner::run", runner_s, rm);
+    let mut row = stats_row("warden PluginManager::run", runner_s, rm);
     row[5] = String::new();
     t.row(row);
     for (i, name) in names.iter().enumerate().take(n_fixed).skip(pieces_end) {
@@ -702,8 +706,8 @@ fn section_trivial(
     t.print(o.markdown);
     println!();
     println!(
-        "Runner::run - (bare with the runner's wasmtime work + the steps above) = {} \
-         (the rest of Runner::run: RunContext, instance slot, report, drops)",
+        "PluginManager::run - (bare with the runner's wasmtime work + the steps above) = {} \
+         (the rest of PluginManager::run: RunContext, instance slot, report, drops)",
         signed_us(rm, wasm_work + own)
     );
 
@@ -711,7 +715,7 @@ fn section_trivial(
     // aftermath (see `measure::interleaved`), e.g. the floor when no fsync ran just before it.
     let runs = (sizes.rounds / 4).max(3);
     let mut alone = vec![(
-        "warden Runner::run",
+        "warden PluginManager::run",
         back_to_back(runs, || run_ok(runner, trivial))?,
     )];
     for host in &hosts {
@@ -767,7 +771,7 @@ fn section_cold(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
 ) -> anyhow::Result<Option<python::PythonFigures>> {
     println!();
     println!("## 2. First runs");
@@ -808,9 +812,12 @@ fn section_cold(
     }
     let mut t = Table::new(&["trivial plugin", "samples", "median", "p90", "p99"]);
     for (name, samples) in [
-        ("Runner::new (engine, linker, store, ticker)", new),
-        ("first run of a fresh Runner (precompiled cache hit)", first),
-        ("second run of that Runner", second),
+        ("PluginManager::new (engine, linker, store, ticker)", new),
+        (
+            "first run of a fresh PluginManager (precompiled cache hit)",
+            first,
+        ),
+        ("second run of that PluginManager", second),
         (
             "install into an empty cache (compile + check + store)",
             install,
@@ -858,7 +865,7 @@ fn section_calls(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
 ) -> anyhow::Result<Vec<CallCost>> {
     let path = sandbox.data_file().display().to_string();
     let request = |kind: &str, calls: u32| {
@@ -881,7 +888,7 @@ fn section_calls(
     let audit = |n: u32| {
         move || {
             let record = |i: u32| {
-                warden::audit::Pending::new(
+                warden_audit::Pending::new(
                     "bench.audit-probe",
                     &serde_json::json!({"plugin": "calls", "context": null, "use": {
                         "capability": "kv", "function": "get", "target": "bench",
@@ -1055,7 +1062,7 @@ fn section_throughput(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
     trivial: &RunRequest,
     floor: &BareHost,
 ) -> anyhow::Result<f64> {
@@ -1064,13 +1071,13 @@ fn section_throughput(
     println!("## 4. Throughput and memory");
     println!();
     println!(
-        "trivial runs per second, N threads sharing one &Runner (each point {} ms)",
+        "trivial runs per second, N threads sharing one &PluginManager (each point {} ms)",
         sizes.throughput_for.as_millis()
     );
     println!();
     let mut t = Table::new(&[
         "threads",
-        "Runner::run",
+        "PluginManager::run",
         "bare floor",
         "bare, runner's work, pooling",
     ]);
@@ -1096,7 +1103,7 @@ fn section_memory(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
     trivial: &RunRequest,
 ) -> anyhow::Result<Option<u64>> {
     println!();
@@ -1268,12 +1275,12 @@ fn section_runbook(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
     trivial: &RunRequest,
 ) -> anyhow::Result<()> {
-    use warden::runbook::Runbook;
-    use warden::runbook::engine::{Engine, StepStatus};
-    let errors = |e: Vec<warden::runbook::RunbookError>| {
+    use warden_runbook::Runbook;
+    use warden_runbook::engine::{Engine, StepStatus};
+    let errors = |e: Vec<warden_runbook::RunbookError>| {
         let text: Vec<String> = e.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("bench runbook: {}", text.join("; "))
     };
@@ -1286,10 +1293,11 @@ fn section_runbook(
         .resolve_params(&[])
         .map_err(|e| anyhow::anyhow!("bench runbook params: {e}"))?;
     let history =
-        warden::history::History::open(&sandbox.data_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        warden_history::History::open(&sandbox.data_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let engine = Engine {
         runner,
         history: &history,
+        audit: runner.audit(),
     };
     let steps = runbook.steps.len();
     let mut scenarios = vec![
@@ -1310,9 +1318,10 @@ fn section_runbook(
             }
             Ok(())
         }),
-        Scenario::new("the same 5 plugin runs alone (5 × Runner::run)", || {
-            (0..steps).try_for_each(|_| run_ok(runner, trivial))
-        }),
+        Scenario::new(
+            "the same 5 plugin runs alone (5 × PluginManager::run)",
+            || (0..steps).try_for_each(|_| run_ok(runner, trivial)),
+        ),
         Scenario::new(
             "Runbook::parse + check_plugins (once per runbook file)",
             || {

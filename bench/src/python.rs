@@ -9,9 +9,10 @@ use anyhow::{Context, bail};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use warden::engine::CacheOutcome;
-use warden::report::CheckStatus;
-use warden::{Invocation, Output, RunReport, RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::report::CheckStatus;
+use warden_core::{Invocation, Output, RunReport, RunRequest};
+use warden_host::engine::CacheOutcome;
 
 /// The built example, in `target/plugins`.
 pub const GUEST: &str = "dir-quota";
@@ -43,9 +44,9 @@ print("ok warning critical".split()[worst] + f": {cfg['dir']}: {files} files, {t
 pub struct PythonFigures {
     /// First run of a fresh runner, from the precompiled cache.
     pub first: Duration,
-    /// The same plus `Runner::new`: what a new process pays before its first call.
+    /// The same plus `PluginManager::new`: what a new process pays before its first call.
     pub new_and_first: Duration,
-    /// First run of a fresh runner after `Runner::warm_up`: the agent's first trigger.
+    /// First run of a fresh runner after `PluginManager::warm_up`: the agent's first trigger.
     pub warmed_first: Duration,
     pub steady: Duration,
     pub python: Option<Duration>,
@@ -130,7 +131,7 @@ pub fn prepare(sandbox: &Sandbox) -> anyhow::Result<Prepared> {
 }
 
 /// Install the plugin into `runner` (a compile unless its cache holds it), and run it once.
-pub fn install(runner: &Runner, prepared: &Prepared) -> anyhow::Result<()> {
+pub fn install(runner: &PluginManager, prepared: &Prepared) -> anyhow::Result<()> {
     let report = runner
         .install_dir(&prepared.pkg)
         .map_err(|e| anyhow::anyhow!("installing {GUEST}: {e}"))?;
@@ -141,7 +142,11 @@ pub fn install(runner: &Runner, prepared: &Prepared) -> anyhow::Result<()> {
 }
 
 /// One run, checked.
-pub fn run_counted(runner: &Runner, req: &RunRequest, expected: &str) -> anyhow::Result<RunReport> {
+pub fn run_counted(
+    runner: &PluginManager,
+    req: &RunRequest,
+    expected: &str,
+) -> anyhow::Result<RunReport> {
     let report = runner.run(req);
     expect_counted(&report, expected)?;
     Ok(report)
@@ -152,7 +157,7 @@ pub fn section(
     o: &Options,
     sizes: &Sizes,
     sandbox: &Sandbox,
-    runner: &Runner,
+    runner: &PluginManager,
     python: Option<&Path>,
 ) -> anyhow::Result<Option<PythonFigures>> {
     println!();
@@ -206,7 +211,7 @@ pub fn section(
     let mut new = Vec::new();
     let mut first = Vec::new();
     let config_arg = config.to_string();
-    let fresh = Scenario::new("fresh Runner", || {
+    let fresh = Scenario::new("fresh PluginManager", || {
         let t = Instant::now();
         let fresh = sandbox.runner(&sandbox.data_dir(), None)?;
         new.push(t.elapsed());
@@ -221,7 +226,7 @@ pub fn section(
     // The agent's path: a fresh runner that preloads what is installed when it starts, then runs.
     let mut warm_up = Vec::new();
     let mut warmed_first = Vec::new();
-    let warmed = Scenario::new("warmed Runner", || {
+    let warmed = Scenario::new("warmed PluginManager", || {
         let fresh = sandbox.runner(&sandbox.data_dir(), None)?;
         let t = Instant::now();
         let warm = fresh
@@ -275,16 +280,16 @@ pub fn section(
     );
     row("first run after that install", &Stats::new(after_install));
     row(
-        "first run of a fresh Runner (precompiled cache hit)",
+        "first run of a fresh PluginManager (precompiled cache hit)",
         &first,
     );
-    row("Runner::new + that first run", &new_and_first);
+    row("PluginManager::new + that first run", &new_and_first);
     row(
-        "Runner::warm_up of a fresh Runner (the agent's start; this plugin and 2 others)",
+        "PluginManager::warm_up of a fresh PluginManager (the agent's start; this plugin and 2 others)",
         &warm_up,
     );
     row("first run after that warm-up", &warmed_first);
-    row("steady-state run (same Runner, again)", steady);
+    row("steady-state run (same PluginManager, again)", steady);
     if let Some(py) = py {
         row("python3 -c <the same listing and verdict> (spawn)", py);
     }
@@ -292,12 +297,12 @@ pub fn section(
     println!();
     println!(
         "component: {:.1} MB; listing {FILES} files of {FILE_BYTES} B; the rows from the fresh \
-         Runner's first run on are measured side by side",
+         PluginManager's first run on are measured side by side",
         meta.len() as f64 / 1e6
     );
     match (py, python) {
         (Some(py), Some(path)) => println!(
-            "python: {}; python3 / first run = {}; python3 / (Runner::new + first run) = {}; \
+            "python: {}; python3 / first run = {}; python3 / (PluginManager::new + first run) = {}; \
              python3 / steady state = {}",
             path.display(),
             ratio(py.median(), first.median()),

@@ -3,7 +3,8 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use warden::{Runner, SitePolicy};
+use warden_agent::PluginManager;
+use warden_core::SitePolicy;
 
 /// The guests the benchmarks need, all from `tests/guests/`.
 pub const GUESTS: [&str; 2] = ["trivial", "calls"];
@@ -99,13 +100,17 @@ impl Sandbox {
         text
     }
 
-    pub fn runner(&self, data_dir: &Path, cache_dir: Option<&Path>) -> anyhow::Result<Runner> {
-        Runner::new(data_dir, self.policy(cache_dir)?).map_err(|e| anyhow::anyhow!("{e}"))
+    pub fn runner(
+        &self,
+        data_dir: &Path,
+        cache_dir: Option<&Path>,
+    ) -> anyhow::Result<PluginManager> {
+        PluginManager::new(data_dir, self.policy(cache_dir)?).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Install `trivial` under its own manifest and `calls` under one granting the bench's
     /// directory and kv.
-    pub fn install_guests(&self, runner: &Runner) -> anyhow::Result<()> {
+    pub fn install_guests(&self, runner: &PluginManager) -> anyhow::Result<()> {
         self.install(runner, "trivial", None)?;
         let calls = format!(
             "name = \"calls\"\nversion = \"0.1.0\"\nrole = \"check\"\ncomponent = \"plugin.wasm\"\n\
@@ -118,7 +123,7 @@ impl Sandbox {
     /// Install the built guest `guest`, under `manifest` when given.
     pub fn install(
         &self,
-        runner: &Runner,
+        runner: &PluginManager,
         guest: &str,
         manifest: Option<&str>,
     ) -> anyhow::Result<()> {

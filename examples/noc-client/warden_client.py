@@ -26,7 +26,7 @@ import grpc
 from grpc_tools import protoc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_PROTO_DIR = os.path.join(HERE, "..", "..", "runner", "proto")
+DEFAULT_PROTO_DIR = os.path.join(HERE, "..", "..", "crates", "warden-proto", "proto")
 
 
 def load_stubs(proto_dir):

@@ -1,5 +1,6 @@
-//! The agent daemon as the NOC meets it: a real `warden serve` process on a loopback port,
-//! driven over gRPC from Rust (and from the Python example client). Covers the auth matrix over
+//! The agent daemon as the NOC meets it: the agent (`warden_agent::daemon::serve`) on a loopback
+//! port, in this process on its own runtime, driven over gRPC from Rust (and from the Python
+//! example client); the tests of signals and crashes run a real `warden serve` process instead. Covers the auth matrix over
 //! every registered method, trigger + watch (live and late), history, cancel reaching a child
 //! process, the concurrency cap, plugin install over the API, and SIGTERM in the middle of a run.
 //! Uses the plugins built by `cargo xtask build-plugins` (run by `cargo xtask test`).
@@ -12,8 +13,8 @@ use std::time::Duration;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use warden::api::auth::{METHOD_ROLES, Role, token_hash};
-use warden::api::pb;
+use warden_agent::grpc::auth::{METHOD_ROLES, Role, token_hash};
+use warden_agent::grpc::pb;
 
 #[path = "common/reseal.rs"]
 mod reseal;
@@ -50,9 +51,30 @@ fn token(role: Role) -> &'static str {
         .expect("token")
 }
 
-/// A `warden serve` process with its own data dir, policy, runbooks and scratch dir.
+/// How an agent of the tests runs.
+enum Serving {
+    /// `warden_agent::daemon::serve` on a thread of this process with its own runtime.
+    InProcess {
+        stop: Option<tokio::sync::oneshot::Sender<String>>,
+        thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    },
+    /// A `warden serve` process: for what only a process has (signals, a SIGKILL).
+    Process(Child),
+}
+
+/// How an agent stopped: cleanly, or with what went wrong.
+#[derive(Debug)]
+struct Stopped(Result<(), String>);
+
+impl Stopped {
+    fn success(&self) -> bool {
+        self.0.is_ok()
+    }
+}
+
+/// An agent with its own data dir, policy, runbooks and scratch dir.
 struct Agent {
-    child: Child,
+    serving: Serving,
     addr: String,
     /// A tmpfs over the data dir, for the full-disk tests; unmounted before `tmp` goes.
     disk: Option<tmpfs::Tmpfs>,
@@ -76,12 +98,17 @@ impl Agent {
         automation: &str,
         trust_extra: &str,
     ) -> Agent {
-        Agent::start_inner(api_extra, runbooks, automation, trust_extra, false)
+        Agent::start_inner(api_extra, runbooks, automation, trust_extra, false, false)
     }
 
     /// With the data dir on its own small tmpfs (see `tmpfs`), to fill it.
     fn start_on_tmpfs(automation: &str) -> Agent {
-        Agent::start_inner("", &[], automation, "", true)
+        Agent::start_inner("", &[], automation, "", true, false)
+    }
+
+    /// As a `warden serve` process, for the tests of signals and crashes.
+    fn spawned(api_extra: &str, runbooks: &[(&str, &str)], automation: &str) -> Agent {
+        Agent::start_inner(api_extra, runbooks, automation, "", false, true)
     }
 
     fn start_inner(
@@ -90,6 +117,7 @@ impl Agent {
         automation: &str,
         trust_extra: &str,
         on_tmpfs: bool,
+        process: bool,
     ) -> Agent {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path();
@@ -175,9 +203,14 @@ impl Agent {
         .expect("manifest");
         agent_cli(&["plugin", "install", &hostile.display().to_string()]);
 
-        let (child, addr) = spawn_serve(root);
+        let (serving, addr) = if process {
+            let (child, addr) = spawn_serve(root);
+            (Serving::Process(child), addr)
+        } else {
+            serve_in_process(root)
+        };
         Agent {
-            child,
+            serving,
             addr,
             disk,
             tmp,
@@ -190,10 +223,13 @@ impl Agent {
 
     /// Kill the agent (SIGKILL: a crash) and start it again on the same data.
     fn crash_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let Serving::Process(child) = &mut self.serving else {
+            panic!("only a spawned agent can crash: start it with Agent::spawned");
+        };
+        let _ = child.kill();
+        let _ = child.wait();
         let (child, addr) = spawn_serve(self.tmp.path());
-        self.child = child;
+        self.serving = Serving::Process(child);
         self.addr = addr;
     }
 
@@ -246,10 +282,75 @@ impl Agent {
             .expect("warden runs")
     }
 
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-        self.child.wait().expect("wait")
+    /// Stop the agent as its service manager would: SIGTERM for a process, the shutdown
+    /// future for an agent in this process; then wait for it to end.
+    fn terminate(&mut self) -> Stopped {
+        match &mut self.serving {
+            Serving::Process(child) => {
+                let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+                rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+                let status = child.wait().expect("wait");
+                Stopped(if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("{status:?}"))
+                })
+            }
+            Serving::InProcess { stop, thread } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send("SIGTERM".into());
+                }
+                let ended = thread.take().map(|t| t.join());
+                Stopped(match ended {
+                    Some(Ok(result)) => result,
+                    Some(Err(_)) => Err("the agent's thread panicked".into()),
+                    None => Err("already stopped".into()),
+                })
+            }
+        }
+    }
+}
+
+/// `warden_agent::daemon::serve` on `root`'s files, on a thread of this process with a runtime
+/// of its own (as `warden serve` builds one); returns how to stop it and the address it serves.
+fn serve_in_process(root: &Path) -> (Serving, String) {
+    let data_dir = root.join("data");
+    let policy = warden_core::SitePolicy::load(&root.join("warden.toml")).expect("policy");
+    let config = warden_agent::daemon::config::AgentConfig::load(&root.join("agent.toml"))
+        .expect("agent config");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<String>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let manager =
+                warden_agent::PluginManager::new(&data_dir, policy).map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            let shutdown = async move { stop_rx.await.unwrap_or_else(|_| "dropped".into()) };
+            warden_agent::daemon::serve(manager, config, listener, shutdown, |addr| {
+                let _ = addr_tx.send(addr.to_string());
+            })
+            .await
+            .map_err(|e| e.to_string())
+        })
+    });
+    match addr_rx.recv() {
+        Ok(addr) => (
+            Serving::InProcess {
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            },
+            addr,
+        ),
+        Err(_) => {
+            let why = thread.join();
+            panic!("the agent ended before it served: {why:?}");
+        }
     }
 }
 
@@ -286,8 +387,15 @@ fn spawn_serve(root: &Path) -> (Child, String) {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.serving {
+            Serving::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Serving::InProcess { .. } => {
+                let _ = self.terminate();
+            }
+        }
     }
 }
 
@@ -316,7 +424,7 @@ fn bearer(token: &str) -> Bearer {
 fn registered_methods() -> Vec<String> {
     let mut methods = Vec::new();
     for bytes in [
-        warden::api::DESCRIPTOR_SET,
+        warden_agent::grpc::DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ] {
         let set = prost_types::FileDescriptorSet::decode(bytes).expect("descriptor set");
@@ -926,7 +1034,7 @@ async fn plugins_install_list_and_remove_over_the_api() {
 
 #[tokio::test]
 async fn sigterm_mid_run_cancels_after_the_grace_period_and_closes_the_audit_log() {
-    let mut agent = Agent::start("shutdown-grace-secs = 1");
+    let mut agent = Agent::spawned("shutdown-grace-secs = 1", &[], "");
     agent.runbook("sleepy", &sleepy_runbook("43.75"));
     let mut client = agent.runbooks(Role::Operator).await;
     let (started, _stream) = start_sleepy(&mut client).await;
@@ -1203,7 +1311,7 @@ interval = "1s"
 
 #[tokio::test]
 async fn after_a_crash_the_run_in_flight_is_interrupted_and_schedules_do_not_refire() {
-    let mut agent = Agent::start_with(
+    let mut agent = Agent::spawned(
         "",
         &[("trace-only", TRACE_ONLY)],
         r#"
@@ -1540,8 +1648,8 @@ async fn a_saved_head_and_signed_checkpoints_catch_a_reseal_that_plain_verify_pa
         .expect("an install");
     assert!((at as u64) < saved_seq);
     records[at]["data"]["unsigned"] = serde_json::json!(false);
-    let forger = warden::audit::CheckpointSigner::new(
-        warden::bundle::keys::load_secret(&forger_secret).expect("forger's key"),
+    let forger = warden_audit::CheckpointSigner::new(
+        warden_core::keys::load_secret(&forger_secret).expect("forger's key"),
         Duration::from_secs(60),
     );
     let mut resigned = 0;
@@ -1678,7 +1786,7 @@ async fn a_huge_output_is_stored_capped_and_get_run_still_answers() {
     let step = &run.steps[0];
     assert!(step.output_truncated, "the stored output says it is cut");
     assert!(
-        step.output_json.len() <= warden::history::MAX_STEP_OUTPUT_BYTES,
+        step.output_json.len() <= warden_history::MAX_STEP_OUTPUT_BYTES,
         "{} bytes stored",
         step.output_json.len()
     );

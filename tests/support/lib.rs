@@ -4,9 +4,10 @@
 //! each guest is compiled once per machine, not once per test.
 
 use std::path::{Path, PathBuf};
-use warden::bundle::Bundle;
-use warden::install::InstallReport;
-use warden::{Runner, SitePolicy};
+use warden_agent::PluginManager;
+use warden_agent::install::InstallReport;
+use warden_bundle::Bundle;
+use warden_core::SitePolicy;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -69,22 +70,27 @@ impl Sandbox {
         SitePolicy::parse(&text, "test policy").expect("test policy is valid")
     }
 
-    pub fn runner(&self, policy: &str) -> Runner {
-        Runner::new(&self.data_dir(), self.policy(policy)).expect("runner starts")
+    pub fn runner(&self, policy: &str) -> PluginManager {
+        PluginManager::new(&self.data_dir(), self.policy(policy)).expect("runner starts")
     }
 
     /// Install the built plugin `plugin` under `manifest` (or its own manifest when `None`).
-    pub fn install(&self, runner: &Runner, plugin: &str, manifest: Option<&str>) -> InstallReport {
+    pub fn install(
+        &self,
+        runner: &PluginManager,
+        plugin: &str,
+        manifest: Option<&str>,
+    ) -> InstallReport {
         self.try_install(runner, plugin, manifest)
             .expect("plugin installs")
     }
 
     pub fn try_install(
         &self,
-        runner: &Runner,
+        runner: &PluginManager,
         plugin: &str,
         manifest: Option<&str>,
-    ) -> Result<InstallReport, warden::install::InstallError> {
+    ) -> Result<InstallReport, warden_agent::install::InstallError> {
         let src = built_plugin(plugin);
         let dir = self.dir.path().join("pkg").join(plugin);
         std::fs::create_dir_all(&dir).expect("package dir");
@@ -165,7 +171,7 @@ impl Sandbox {
     }
 
     /// A runner under the standard policy with `hostile` installed with `limits` in its manifest.
-    pub fn hostile_runner(&self, policy_limits: &str, manifest_limits: &str) -> Runner {
+    pub fn hostile_runner(&self, policy_limits: &str, manifest_limits: &str) -> PluginManager {
         let runner = self.runner(&self.standard_policy(policy_limits));
         self.install(
             &runner,
@@ -178,10 +184,10 @@ impl Sandbox {
 
 impl Sandbox {
     /// A fresh publisher key; returns the signing key and the public key as hex.
-    pub fn key(&self, name: &str) -> (warden::bundle::keys::SigningKey, String) {
+    pub fn key(&self, name: &str) -> (warden_core::keys::SigningKey, String) {
         let (secret, _, public) =
-            warden::bundle::keys::generate(&self.dir.path().join(name)).expect("key");
-        let key = warden::bundle::keys::load_secret(&secret).expect("load key");
+            warden_core::keys::generate(&self.dir.path().join(name)).expect("key");
+        let key = warden_core::keys::load_secret(&secret).expect("load key");
         (key, hex_key(&public))
     }
 
@@ -217,7 +223,7 @@ impl Sandbox {
     }
 }
 
-fn hex_key(key: &warden::bundle::keys::VerifyingKey) -> String {
+fn hex_key(key: &warden_core::keys::VerifyingKey) -> String {
     key.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 

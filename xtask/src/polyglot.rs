@@ -15,7 +15,10 @@ use crate::util;
 /// Where the example plugins live, relative to the repository root.
 const EXAMPLES_DIR: &str = "examples";
 /// What pins the toolchains `warden plugin build` installs, relative to the repository root.
-const TOOLCHAIN_PINS: [&str; 2] = ["runner/toolchains", "runner/src/author"];
+const TOOLCHAIN_PINS: [&str; 2] = [
+    "crates/warden-author/toolchains",
+    "crates/warden-author/src",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lang {
@@ -231,9 +234,9 @@ mod tests {
         }
         for (file, text) in [
             ("wit/types.wit", "package warden:plugin@0.1.0;"),
-            ("runner/toolchains/package.json", "{}"),
+            ("crates/warden-author/toolchains/package.json", "{}"),
             (
-                "runner/src/author/toolchain.rs",
+                "crates/warden-author/src/toolchain.rs",
                 "const PY: &str = \"componentize-py==0.25.1\";",
             ),
             ("examples/py/app.py", "x = 1"),
@@ -258,9 +261,9 @@ mod tests {
         for (file, text) in [
             ("examples/py/app.py", "x = 2"),
             ("wit/types.wit", "package warden:plugin@0.1.1;"),
-            ("runner/toolchains/package.json", "{ }"),
+            ("crates/warden-author/toolchains/package.json", "{ }"),
             (
-                "runner/src/author/toolchain.rs",
+                "crates/warden-author/src/toolchain.rs",
                 "const PY: &str = \"componentize-py==0.26.0\";",
             ),
         ] {

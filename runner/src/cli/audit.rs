@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, anyhow};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::audit::{AuditLog, VerifyOptions, parse_saved_head};
+use warden_audit::{AuditLog, VerifyOptions, parse_saved_head};
 
 /// Largest saved-head file read by `--against` (a head is well under 1 KiB).
 const MAX_SAVED_HEAD_BYTES: u64 = 64 * 1024;
@@ -51,7 +51,7 @@ fn options(
         .map(|e| parse_saved_head(e).map_err(|m| anyhow!("--expect {e}: {m}")))
         .collect::<Result<Vec<_>>>()?;
     for file in against {
-        let bytes = warden::fsutil::read_capped(file, MAX_SAVED_HEAD_BYTES)
+        let bytes = warden_core::fsutil::read_capped(file, MAX_SAVED_HEAD_BYTES)
             .with_context(|| format!("cannot read {}", file.display()))?;
         let text = String::from_utf8_lossy(&bytes);
         heads.push(parse_saved_head(&text).map_err(|m| anyhow!("{}: {m}", file.display()))?);
@@ -60,7 +60,7 @@ fn options(
         .map(|path| {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            warden::bundle::keys::parse_public(&text)
+            warden_core::keys::parse_public(&text)
                 .with_context(|| format!("{} is not a public key", path.display()))
         })
         .transpose()?;

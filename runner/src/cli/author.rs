@@ -8,10 +8,10 @@ use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use warden::author::build::{self, BuildOptions};
-use warden::author::scaffold::{self, Lang, ScaffoldOptions};
-use warden::author::toolchain;
-use warden::manifest::Role;
+use warden_author::build::{self, BuildOptions};
+use warden_author::scaffold::{self, Lang, ScaffoldOptions};
+use warden_author::toolchain;
+use warden_core::manifest::Role;
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
@@ -76,7 +76,7 @@ pub fn new_plugin(args: NewArgs, json: bool) -> Result<ExitCode> {
     println!("  warden plugin test     # runs tests/*.toml on a fake machine");
     Ok(ExitCode::SUCCESS)
 }
-use warden::testkit::{Fixture, Harness, Verdict, verdict};
+use warden_testkit::{Fixture, Harness, Verdict, verdict};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use warden::api::pb;
+use warden_agent::grpc::pb;
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -425,7 +425,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Report { days, monitor } => {
-            let to_ms = warden::history::now_ms();
+            let to_ms = warden_history::now_ms();
             let r = ask(agent.report(pb::ReportRequest {
                 from_ms: to_ms - days.max(1) * 86_400_000,
                 to_ms,

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::bundle::keys;
+use warden_core::keys;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {

@@ -21,7 +21,8 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::{Runner, SitePolicy};
+use warden_agent::PluginManager;
+use warden_core::SitePolicy;
 
 /// Warden: run sandboxed WebAssembly automation plugins under a site policy.
 #[derive(Debug, Parser)]
@@ -134,8 +135,8 @@ impl Context {
         })
     }
 
-    pub fn runner(&self) -> Result<Runner> {
-        Runner::new(&self.data_dir, self.policy.clone())
+    pub fn runner(&self) -> Result<PluginManager> {
+        PluginManager::new(&self.data_dir, self.policy.clone())
             .with_context(|| format!("cannot open the data directory {}", self.data_dir.display()))
     }
 }
@@ -149,7 +150,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let code = dispatch(&cx, cli.command)?;
     // A command's audit log is dropped (and its queued records written) before it returns: if
     // that failed, the command's records are lost, and it must not look like it succeeded.
-    if let Some(e) = warden::audit::lost_at_shutdown() {
+    if let Some(e) = warden_audit::lost_at_shutdown() {
         anyhow::bail!("audit records could not be written: {e}");
     }
     Ok(code)

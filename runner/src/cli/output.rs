@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use warden::report::{CheckStatus, Output, RunReport};
+use warden_core::report::{CheckStatus, Output, RunReport};
 
 /// `--param NAME=VALUE` arguments as pairs.
 pub fn parse_params(params: &[String]) -> Result<Vec<(String, String)>> {
@@ -196,8 +196,8 @@ pub fn print_report(report: &RunReport) {
         report.capability_uses.len(),
         denied,
         match report.cache {
-            Some(warden::engine::CacheOutcome::Compiled) => ", compiled",
-            Some(warden::engine::CacheOutcome::Hit) => ", from precompiled cache",
+            Some(warden_host::engine::CacheOutcome::Compiled) => ", compiled",
+            Some(warden_host::engine::CacheOutcome::Hit) => ", from precompiled cache",
             None => "",
         }
     );

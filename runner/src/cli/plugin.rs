@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::bundle::{Bundle, keys, trust};
+use warden_bundle::{Bundle, keys, trust};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::Args;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use warden::history::{History, MonitorSla};
+use warden_history::{History, MonitorSla};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -127,8 +127,9 @@ pub fn run(cx: &Context, args: ReportArgs) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use warden::SitePolicy;
-    use warden::monitor::Incident;
+    use warden_automation::AutomationStore as _;
+    use warden_automation::monitor::Incident;
+    use warden_core::SitePolicy;
 
     fn t(day: u32, secs: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 5, day, 0, 0, 0)

@@ -6,9 +6,10 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::manifest::Role;
-use warden::report::{Invocation, Output};
-use warden::{RunRequest, Runner};
+use warden_agent::PluginManager;
+use warden_core::RunRequest;
+use warden_core::manifest::Role;
+use warden_core::report::{Invocation, Output};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -81,12 +82,12 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
 }
 
 fn execute(
-    runner: &Runner,
+    runner: &PluginManager,
     plugin: &str,
     config: &serde_json::Value,
     invocation: Invocation,
     json: bool,
-) -> warden::RunReport {
+) -> warden_core::RunReport {
     let req = RunRequest::new(plugin, invocation).with_config(config.clone());
     let report = runner.run(&req);
     if !json {

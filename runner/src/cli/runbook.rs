@@ -9,11 +9,11 @@ use clap::Subcommand;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::bundle::Bundle;
-use warden::history::History;
-use warden::runbook::engine::{Engine, RunEvent, StepStatus};
-use warden::runbook::source::{self, RunbookSourceError};
-use warden::runbook::{Runbook, RunbookError};
+use warden_bundle::Bundle;
+use warden_history::History;
+use warden_runbook::engine::{Engine, RunEvent, StepStatus};
+use warden_runbook::source::{self, RunbookSourceError};
+use warden_runbook::{Runbook, RunbookError};
 
 #[derive(Debug, Subcommand)]
 pub enum RunbookCommand {
@@ -48,7 +48,7 @@ fn report_errors(errors: &[RunbookError]) -> anyhow::Error {
 }
 
 /// Parse (after a trust check, for a signed runbook bundle) and check against the store and policy.
-fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden::Runner)> {
+fn load(cx: &Context, file: &std::path::Path) -> Result<(Runbook, warden_agent::PluginManager)> {
     let loaded = match source::load_file(file, &cx.policy, false) {
         Ok(loaded) => loaded,
         Err(RunbookSourceError::Invalid { errors, .. }) => return Err(report_errors(&errors)),
@@ -110,6 +110,7 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
             let engine = Engine {
                 runner: &runner,
                 history: &history,
+                audit: runner.audit(),
             };
             let mut progress = Progress::new(cx.json);
             let summary = engine.run(&runbook, &params, dry_run, &mut |e| progress.show(e))?;

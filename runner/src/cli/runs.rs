@@ -5,7 +5,7 @@ use super::output::{inert, inert_lines, print_json};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::process::ExitCode;
-use warden::history::History;
+use warden_history::History;
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -83,7 +83,7 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     if s.output_truncated {
                         println!(
                             "      output truncated: the history keeps {} KiB of a step's output",
-                            warden::history::MAX_STEP_OUTPUT_BYTES >> 10
+                            warden_history::MAX_STEP_OUTPUT_BYTES >> 10
                         );
                     }
                 }

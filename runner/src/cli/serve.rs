@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::api::auth::{Role, new_token, token_hash};
-use warden::daemon::config::AgentConfig;
+use warden_agent::daemon::config::AgentConfig;
+use warden_agent::grpc::auth::{Role, new_token, token_hash};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -27,11 +27,15 @@ pub fn serve(cx: &Context, args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(warden::daemon::serve(runner, config, |addr| {
-        // The first line on stdout says where the agent listens (port 0 picks one).
-        println!("warden agent listening on {addr}");
-        let _ = std::io::stdout().flush();
-    }))?;
+    runtime.block_on(warden_agent::daemon::serve_until_signal(
+        runner,
+        config,
+        |addr| {
+            // The first line on stdout says where the agent listens (port 0 picks one).
+            println!("warden agent listening on {addr}");
+            let _ = std::io::stdout().flush();
+        },
+    ))?;
     eprintln!("warden agent stopped");
     Ok(ExitCode::SUCCESS)
 }

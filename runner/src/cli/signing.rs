@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use warden::bundle::{Bundle, keys};
+use warden_bundle::{Bundle, keys};
 
 #[derive(Debug, Args)]
 pub struct SigningArgs {

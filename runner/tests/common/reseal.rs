@@ -31,7 +31,7 @@ pub fn reseal(
         record["prev"] = serde_json::json!(prev);
         patch(record);
         let line = serde_json::to_string(record).expect("line");
-        prev = warden::store::sha256_hex(line.as_bytes());
+        prev = warden_core::sha256_hex(line.as_bytes());
         text.push_str(&line);
         text.push('\n');
     }

@@ -1,0 +1,374 @@
+//! The agent's own configuration (`agent.toml`, beside the site policy): where the API listens,
+//! who may call it, how many runs may go at once, and where named runbooks live. Validated at
+//! load; anything unknown is an error.
+
+use crate::grpc::auth::Role;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use warden_automation::monitor::config::MonitorConfig;
+use warden_automation::schedule::config::{ScheduleConfig, WindowConfig};
+use warden_automation::{Automation, AutomationConfig};
+
+/// Largest agent config accepted.
+pub const MAX_AGENT_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AgentConfig {
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub runbooks: RunbooksConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// `[[schedule]]`, `[[maintenance-window]]`, `[[monitor]]`: see docs/AUTOMATION.md.
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<ScheduleConfig>,
+    #[serde(default, rename = "maintenance-window")]
+    pub windows: Vec<WindowConfig>,
+    #[serde(default, rename = "monitor")]
+    pub monitors: Vec<MonitorConfig>,
+    /// Validated automation (relative runbook paths resolved against the config's directory).
+    #[serde(skip)]
+    pub automation: Automation,
+}
+
+/// `[api]`: the gRPC server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApiConfig {
+    /// Address to listen on. Port 0 picks a free port (printed at start). Without `[api.tls]`
+    /// only a loopback address is accepted: bearer tokens never cross a network in clear text.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// TLS (rustls): serve HTTPS with this certificate chain and key, both PEM files.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Who may call, each with a role. Only the sha256 of a token is stored here.
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenConfig>,
+    /// Largest request or response message, in bytes (bundles travel in one message).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Runbook runs at once; more wait in the queue.
+    #[serde(default = "default_max_concurrent_runs")]
+    pub max_concurrent_runs: usize,
+    /// Runs that may wait for a slot; beyond that a trigger is refused (RESOURCE_EXHAUSTED).
+    #[serde(default = "default_max_queued_runs")]
+    pub max_queued_runs: usize,
+    /// On SIGTERM/SIGINT, how long running steps may take to finish before they are cancelled.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Streams (Watch, WatchEvents, Health.Watch) one token may hold open at once; one more is
+    /// refused (RESOURCE_EXHAUSTED). A console watches its events and a few runs.
+    #[serde(default = "default_max_streams_per_token")]
+    pub max_streams_per_token: usize,
+    /// Streams open at once in all; each holds a task and a 64-event buffer.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
+}
+
+/// `[api.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[[api.token]]`: one caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenConfig {
+    /// Who holds it, for audit records, e.g. `noc-alice`.
+    pub name: String,
+    pub role: Role,
+    /// Hex sha256 of the token (`warden token new` prints both).
+    pub sha256: String,
+}
+
+/// `[runbooks]`: runbooks the API can trigger by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunbooksConfig {
+    /// Directory of `<name>.toml` runbooks and `<name>.wbundle` signed runbooks (relative to
+    /// the config file's directory).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Accept only signed runbooks, from the directory too (inline runbooks must always be signed).
+    #[serde(default)]
+    pub signed_only: bool,
+}
+
+/// `[audit]`: signed checkpoints of the audit log (see docs/SECURITY.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditConfig {
+    /// A secret key (`warden key generate`) that signs `audit.checkpoint` records, relative to
+    /// the config file's directory. Refused inside the data directory, or readable by others.
+    #[serde(default)]
+    pub checkpoint_key: Option<PathBuf>,
+    /// How often a checkpoint is appended while records are (and one at start and at stop).
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig {
+            checkpoint_key: None,
+            checkpoint_interval_secs: default_checkpoint_interval_secs(),
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_secs(self.checkpoint_interval_secs)
+    }
+}
+
+/// A minute: the records after the last checkpoint are protected only by an external head, so
+/// the window stays short; one fsync'd record a minute is nothing to the log.
+fn default_checkpoint_interval_secs() -> u64 {
+    60
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7355))
+}
+fn default_max_message_bytes() -> usize {
+    16 << 20
+}
+fn default_max_concurrent_runs() -> usize {
+    2
+}
+fn default_max_queued_runs() -> usize {
+    32
+}
+fn default_shutdown_grace_secs() -> u64 {
+    30
+}
+fn default_max_streams_per_token() -> usize {
+    16
+}
+fn default_max_streams() -> usize {
+    128
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentConfigError {
+    #[error("cannot read agent config {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("agent config {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, AgentConfigError> {
+        let bytes =
+            warden_core::fsutil::read_capped(path, MAX_AGENT_CONFIG_BYTES).map_err(|e| {
+                AgentConfigError::Read {
+                    path: path.into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| AgentConfigError::Invalid {
+            origin: path.display().to_string(),
+            message: "not UTF-8 text".into(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let config = AgentConfig::parse(&text, &path.display().to_string(), base)?;
+        config
+            .automation
+            .check_runbook_files()
+            .map_err(|e| AgentConfigError::Invalid {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(config)
+    }
+
+    /// Parse and validate; relative runbook paths of schedules and monitors resolve against
+    /// `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<AgentConfig, AgentConfigError> {
+        let invalid = |message: String| AgentConfigError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut config: AgentConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        if let Some(dir) = &config.runbooks.dir
+            && dir.is_relative()
+        {
+            config.runbooks.dir = Some(base.join(dir));
+        }
+        if let Some(key) = &config.audit.checkpoint_key
+            && key.is_relative()
+        {
+            config.audit.checkpoint_key = Some(base.join(key));
+        }
+        config.automation = AutomationConfig {
+            schedules: config.schedules.clone(),
+            windows: config.windows.clone(),
+            monitors: config.monitors.clone(),
+        }
+        .compile(base)
+        .map_err(|e| invalid(e.to_string()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let api = &self.api;
+        if api.tls.is_none() && !api.listen.ip().is_loopback() {
+            return Err(format!(
+                "api.listen = {} is not a loopback address and [api.tls] is not set: tokens would \
+                 cross the network in clear text; configure TLS or listen on 127.0.0.1",
+                api.listen
+            ));
+        }
+        if api.tokens.is_empty() {
+            return Err(
+                "no [[api.token]]: nobody could call the API (create one with `warden token new`)"
+                    .into(),
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let mut hashes = std::collections::BTreeSet::new();
+        for t in &api.tokens {
+            if t.name.trim().is_empty() {
+                return Err("an [[api.token]] has an empty name".into());
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(format!("[[api.token]] name `{}` appears twice", t.name));
+            }
+            let hash = t.sha256.to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "[[api.token]] `{}`: sha256 must be 64 hex digits (the hash, never the token)",
+                    t.name
+                ));
+            }
+            if !hashes.insert(hash) {
+                return Err(format!(
+                    "[[api.token]] `{}`: the same token hash is configured twice",
+                    t.name
+                ));
+            }
+        }
+        if api.max_concurrent_runs == 0 {
+            return Err("api.max-concurrent-runs must be at least 1".into());
+        }
+        if api.max_message_bytes < 1024 {
+            return Err("api.max-message-bytes must be at least 1024".into());
+        }
+        if api.max_streams_per_token == 0 || api.max_streams == 0 {
+            return Err("api.max-streams-per-token and api.max-streams must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.api.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "[[api.token]]\nname = \"noc\"\nrole = \"operator\"\nsha256 = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n";
+
+    #[test]
+    fn defaults_and_a_token_parse() {
+        let c = AgentConfig::parse(&format!("[api]\n{TOKEN}"), "t", Path::new(".")).expect("valid");
+        assert_eq!(c.api.listen, default_listen());
+        assert_eq!(c.api.max_concurrent_runs, 2);
+        assert_eq!(c.api.tokens[0].role, Role::Operator);
+    }
+
+    #[test]
+    fn the_checkpoint_key_resolves_against_the_config_dir() {
+        let c = AgentConfig::parse(&format!("[api]\n{TOKEN}"), "t", Path::new("/etc/warden"))
+            .expect("valid");
+        assert_eq!(c.audit.checkpoint_key, None);
+        assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(60));
+        let c = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\ncheckpoint-key = \"keys/cp.key\"\ncheckpoint-interval-secs = 5\n"),
+            "t",
+            Path::new("/etc/warden"),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.audit.checkpoint_key.as_deref(),
+            Some(Path::new("/etc/warden/keys/cp.key"))
+        );
+        assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(5));
+        let err = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\nkey = \"x\"\n"),
+            "t",
+            Path::new("."),
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn refuses_plaintext_off_loopback_no_tokens_bad_hashes_and_unknown_keys() {
+        let cases = [
+            (
+                format!("[api]\nlisten = \"0.0.0.0:7355\"\n{TOKEN}"),
+                "not a loopback",
+            ),
+            ("[api]\n".to_string(), "no [[api.token]]"),
+            (
+                "[api]\n[[api.token]]\nname = \"x\"\nrole = \"admin\"\nsha256 = \"secret\"\n"
+                    .to_string(),
+                "64 hex digits",
+            ),
+            (format!("[api]\nlisten-on = 1\n{TOKEN}"), "unknown field"),
+            (
+                format!("[api]\nmax-concurrent-runs = 0\n{TOKEN}"),
+                "at least 1",
+            ),
+            (
+                "[api]\n[[api.token]]\nname = \"x\"\nrole = \"root\"\nsha256 = \"aa\"\n"
+                    .to_string(),
+                "unknown variant",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = AgentConfig::parse(&text, "t", Path::new("."))
+                .expect_err(&text)
+                .to_string();
+            assert!(err.contains(expected), "{text}\n=> {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    #[test]
+    fn the_example_agent_config_is_valid_and_its_runbooks_exist() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agent.toml");
+        let automation = super::AgentConfig::load(&path)
+            .expect("examples/agent.toml is valid")
+            .automation;
+        assert_eq!(automation.schedules.len(), 2);
+        assert_eq!(automation.windows.len(), 1);
+        assert_eq!(automation.monitors.len(), 1);
+        automation.check_runbook_files().expect("runbooks exist");
+        let patch = &automation.schedules[1];
+        assert!(patch.maintenance);
+        assert_eq!(patch.expected_duration, Duration::from_secs(45 * 60));
+
+        let mut missing = automation.clone();
+        missing.schedules[0].runbook = path.with_file_name("no-such-runbook.toml");
+        let err = missing.check_runbook_files().expect_err("missing runbook");
+        assert!(err.to_string().contains("nightly-temp-cleanup"), "{err}");
+    }
+}

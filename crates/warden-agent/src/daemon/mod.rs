@@ -1,0 +1,373 @@
+//! `warden serve`: the long-running agent. It serves the gRPC API to the NOC, runs runbooks with
+//! a bounded concurrency, and on SIGTERM/SIGINT stops taking work, lets running steps finish
+//! within a grace period, cancels the rest and leaves a complete audit log. It reports the audit
+//! log's health (`audit.failing`, `audit.recovered` events) and, given a checkpoint key, signs
+//! checkpoints of it at start, periodically and at stop.
+
+pub mod config;
+pub mod executor;
+pub mod runs;
+
+use crate::PluginManager;
+use crate::grpc::auth::{AuthLayer, Authenticator};
+use crate::grpc::pb::{
+    agent_server::AgentServer, inventory_server::InventoryServer, plugins_server::PluginsServer,
+    runbooks_server::RunbooksServer,
+};
+use crate::grpc::{AgentApi, PluginsApi, RunbooksApi, pb};
+use config::AgentConfig;
+use runs::RunManager;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+use warden_history::History;
+use warden_runbook::source::{self, LoadedRunbook, RunbookSourceError};
+
+/// What the API handlers share.
+pub struct AgentState {
+    pub runner: Arc<PluginManager>,
+    pub runs: Arc<RunManager>,
+    pub config: AgentConfig,
+    /// Automation events for `Agent.WatchEvents`.
+    pub events: broadcast::Sender<pb::AgentEvent>,
+    /// Flips to true when the agent is stopping; open streams end.
+    pub stopping: watch::Receiver<bool>,
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    History(#[from] warden_history::HistoryError),
+    #[error(transparent)]
+    Audit(#[from] warden_audit::AuditError),
+    #[error(transparent)]
+    Checkpoint(#[from] warden_audit::checkpoint::CheckpointError),
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+impl AgentState {
+    /// A runbook of the configured directory, by name: `<name>.wbundle` (signed) first, then
+    /// `<name>.toml`.
+    pub fn load_named_runbook(&self, name: &str) -> Result<LoadedRunbook, RunbookSourceError> {
+        let missing = |message: String| RunbookSourceError::Read {
+            origin: name.to_string(),
+            message,
+        };
+        warden_core::names::validate_plugin_name(name)
+            .map_err(|m| missing(format!("bad name: {m}")))?;
+        let dir = self
+            .config
+            .runbooks
+            .dir
+            .as_ref()
+            .ok_or_else(|| missing("no [runbooks] dir is configured".into()))?;
+        let signed_only = self.config.runbooks.signed_only;
+        let bundle = dir.join(format!("{name}.wbundle"));
+        if bundle.is_file() {
+            return source::load_file(&bundle, self.runner.policy(), true);
+        }
+        let toml = dir.join(format!("{name}.toml"));
+        if toml.is_file() {
+            return source::load_file(&toml, self.runner.policy(), signed_only);
+        }
+        Err(missing(format!("no runbook `{name}` in {}", dir.display())))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+/// The signals that stop the agent, registered before it serves so that none is missed.
+#[cfg(unix)]
+struct Termination {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Termination {
+    fn register() -> Result<Termination, DaemonError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Termination {
+            term: signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
+        })
+    }
+
+    async fn wait(mut self) -> String {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM".into(),
+            _ = self.int.recv() => "SIGINT".into(),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Termination;
+
+#[cfg(not(unix))]
+impl Termination {
+    fn register() -> Result<Termination, DaemonError> {
+        Ok(Termination)
+    }
+
+    async fn wait(self) -> String {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C".into(),
+            // No way to hear Ctrl-C: run until killed, as a service manager would.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Preload every installed plugin ([`PluginManager::warm_up`]) and say how it went.
+fn warm_up(runner: &PluginManager) {
+    let started = Instant::now();
+    match runner.warm_up() {
+        Ok(warm) => {
+            for (plugin, e) in &warm.failed {
+                tracing::warn!(%plugin, "cannot be preloaded (its runs will fail alike): {e}");
+            }
+            tracing::info!(
+                "preloaded {} installed plugin(s) in {:.1} ms",
+                warm.ready.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Err(e) => tracing::warn!("installed plugins not preloaded: {e}"),
+    }
+}
+
+/// Seeds the per-host jitter of schedules: the host name, stable across restarts.
+fn host_id() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|_| "warden-agent".into())
+}
+
+/// Tell the NOC (over `WatchEvents`) when the audit log stops and starts being writable again;
+/// the writer logs both.
+fn report_audit_health(runner: &PluginManager, events: broadcast::Sender<pb::AgentEvent>) {
+    let path = runner.audit().path().display().to_string();
+    runner.audit().on_health_change(move |health| {
+        let (kind, message) = match &health.error {
+            Some(e) => (
+                "audit.failing",
+                format!("audit records cannot be written; calls are refused until they can: {e}"),
+            ),
+            None => (
+                "audit.recovered",
+                "the audit log is writable again; the queued records were written".to_string(),
+            ),
+        };
+        let _ = events.send(pb::AgentEvent {
+            at_ms: warden_history::now_ms(),
+            kind: kind.into(),
+            subject: path.clone(),
+            message,
+            detail_json: serde_json::to_string(health).unwrap_or_default(),
+        });
+    });
+}
+
+/// Append a checkpoint every `interval` while records are appended, until `stop`.
+async fn checkpoints(
+    runner: Arc<PluginManager>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let runner = runner.clone();
+        let written = tokio::task::spawn_blocking(move || runner.audit().checkpoint(false)).await;
+        if let Ok(Err(e)) = written {
+            tracing::error!("cannot append an audit checkpoint: {e}");
+        }
+    }
+}
+
+/// `warden serve`: bind the configured address and run the agent until SIGTERM or SIGINT.
+/// `ready` gets the bound address once the agent serves.
+pub async fn serve_until_signal(
+    runner: PluginManager,
+    config: AgentConfig,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
+    let termination = Termination::register()?;
+    let addr = config.api.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    serve(runner, config, listener, termination.wait(), ready).await
+}
+
+/// Run the agent on `listener` until `shutdown` resolves with the reason (recorded in the audit
+/// log); then it stops taking work, gives running steps their grace and cancels the rest. `ready`
+/// gets the bound address once the agent serves. Tests run it in-process on port 0.
+pub async fn serve(
+    runner: PluginManager,
+    config: AgentConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = String>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
+    if let Some(key) = &config.audit.checkpoint_key {
+        let signer = warden_audit::CheckpointSigner::load(
+            key,
+            &runner.data_dir(),
+            config.audit.checkpoint_interval(),
+        )?;
+        runner.audit().set_checkpoint_signer(signer);
+    }
+    let runner = Arc::new(runner);
+    let history = Arc::new(History::open(&runner.data_dir())?);
+    let (events, _) = broadcast::channel(1024);
+    report_audit_health(&runner, events.clone());
+    let runs = Arc::new(RunManager::new(
+        runner.clone(),
+        history,
+        config.api.max_concurrent_runs,
+        config.api.max_queued_runs,
+        events.clone(),
+    ));
+    let (stop_tx, stopping) = watch::channel(false);
+    let state = Arc::new(AgentState {
+        runner: runner.clone(),
+        runs: runs.clone(),
+        config: config.clone(),
+        events,
+        stopping,
+        started: Instant::now(),
+    });
+
+    let addr = config.api.listen;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+
+    // Dead clients are found by keepalive pings; their streams end and free their slots.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(crate::grpc::streams::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(crate::grpc::streams::KEEPALIVE_TIMEOUT));
+    if let Some(tls) = &config.api.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| DaemonError::Tls(format!("{}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| DaemonError::Tls(e.to_string()))?;
+    }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RunbooksServer<RunbooksApi>>().await;
+    let auth = Arc::new(Authenticator::new(&config.api.tokens, runner.clone()));
+    let streams = crate::grpc::streams::StreamSlots::new(
+        config.api.max_streams_per_token,
+        config.api.max_streams,
+    );
+    let max = config.api.max_message_bytes;
+    let router = builder
+        .layer(AuthLayer(auth, streams))
+        .add_service(
+            RunbooksServer::new(RunbooksApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            PluginsServer::new(PluginsApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            InventoryServer::new(AgentApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AgentServer::new(AgentApi(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(health_service);
+
+    runner.audit().append(
+        "agent.started",
+        json!({ "listen": bound.to_string(), "pid": std::process::id(), "tls": config.api.tls.is_some() }),
+    )?;
+    // Vouches for everything before this start, including what the CLI appended meanwhile.
+    runner.audit().checkpoint(true)?;
+    let (checkpoint_stop_tx, checkpoint_stop) = watch::channel(false);
+    let checkpointer = config.audit.checkpoint_key.is_some().then(|| {
+        tokio::spawn(checkpoints(
+            runner.clone(),
+            config.audit.checkpoint_interval(),
+            checkpoint_stop,
+        ))
+    });
+    let (auto_stop_tx, auto_stop) = watch::channel(false);
+    let executor = Arc::new(executor::DaemonExecutor {
+        state: state.clone(),
+        handle: tokio::runtime::Handle::current(),
+    });
+    let deps = warden_automation::Deps {
+        history: runs.history().clone(),
+        audit: runner.audit_shared(),
+        clock: Arc::new(warden_automation::SystemClock),
+        host_id: host_id(),
+    };
+    let automation =
+        warden_automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
+    tracing::info!("listening on {bound}");
+    ready(bound);
+    // Loading an interpreter plugin's code is about half of its first run: do it for every
+    // installed plugin now, off the async threads, rather than in the first trigger's time.
+    let warming = runner.clone();
+    tokio::task::spawn_blocking(move || warm_up(&warming));
+
+    let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = server_stop_rx.await;
+    }));
+
+    let signal = shutdown.await;
+    tracing::warn!(
+        "{signal}: stopping; running steps get {:?}",
+        config.shutdown_grace()
+    );
+    // Schedules and monitors start nothing new; then the runs get their grace period.
+    let _ = auto_stop_tx.send(true);
+    automation.join().await;
+    runs.shutdown(config.shutdown_grace()).await;
+    health
+        .set_not_serving::<RunbooksServer<RunbooksApi>>()
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = server_stop_tx.send(());
+    // Open streams end with `stopping`; a connection that lingers does not hold the agent up.
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = checkpoint_stop_tx.send(true);
+    if let Some(task) = checkpointer {
+        let _ = task.await;
+    }
+    runner
+        .audit()
+        .append("agent.stopped", json!({ "signal": signal }))?;
+    // The last record of a clean stop: it vouches for all the agent wrote.
+    runner.audit().checkpoint(true)?;
+    Ok(())
+}

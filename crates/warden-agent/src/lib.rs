@@ -1,0 +1,14 @@
+//! The agent: the plugin manager over the sandbox (content-addressed store, install from bytes,
+//! rollback high-water marks, the audit of every install, removal and run), the daemon's run
+//! queue with its domain events, schedules and monitors wired to it, and the gRPC adapter with
+//! `serve(listener, shutdown)`. Protobuf types appear only in [`grpc`].
+
+pub mod daemon;
+pub mod grpc;
+pub mod install;
+pub mod plugins;
+pub mod record_cache;
+pub mod store;
+
+pub use plugins::{PluginManager, WarmUp};
+pub use warden_core::RunRequest;

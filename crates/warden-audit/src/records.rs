@@ -1,0 +1,64 @@
+//! The records a plugin run leaves in the audit log: one `capability.use` per recorded use, as it
+//! happens, and `plugin.run` at the end; serialized straight from the domain types, without
+//! building `serde_json::Value`s.
+
+use super::Pending;
+use serde::Serialize;
+use warden_core::report::CapabilityUse;
+use warden_core::report::{PluginRef, RunReport};
+
+#[derive(Serialize)]
+struct RunRecord<'a> {
+    plugin: &'a Option<PluginRef>,
+    invocation: &'a str,
+    context: &'a serde_json::Value,
+    result: &'a str,
+    capability_uses: usize,
+    capability_uses_dropped: u64,
+}
+
+#[derive(Serialize)]
+struct UseRecord<'a> {
+    plugin: &'a str,
+    context: &'a serde_json::Value,
+    #[serde(rename = "use")]
+    used: &'a CapabilityUse,
+}
+
+/// The `plugin.run` record of one finished run of `plugin`. Its capability uses were recorded
+/// one by one as they were decided ([`use_record`]); this one counts them.
+pub fn run_record(
+    context: &serde_json::Value,
+    report: &RunReport,
+) -> Result<Pending, serde_json::Error> {
+    Pending::new(
+        "plugin.run",
+        &RunRecord {
+            plugin: &report.plugin,
+            invocation: &report.invocation,
+            context,
+            result: match &report.result {
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            },
+            capability_uses: report.capability_uses.len(),
+            capability_uses_dropped: report.capability_uses_dropped,
+        },
+    )
+}
+
+/// The `capability.use` record of one use by `plugin`, written when the chokepoint decides it.
+pub fn use_record(
+    plugin: &str,
+    context: &serde_json::Value,
+    used: &CapabilityUse,
+) -> Result<Pending, serde_json::Error> {
+    Pending::new(
+        "capability.use",
+        &UseRecord {
+            plugin,
+            context,
+            used,
+        },
+    )
+}

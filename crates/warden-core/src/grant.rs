@@ -1,0 +1,752 @@
+//! The effective grant of a plugin: what its manifest requests intersected with what the site
+//! policy allows. Every capability call is checked here, through [`Grant::authorize`], whose
+//! exhaustive `match` over [`Operation`] means an unmapped operation cannot compile.
+
+use crate::capability::Capability;
+use crate::limits::RunLimits;
+use crate::manifest::{Manifest, Role, SysinfoCategory};
+use crate::policy::SitePolicy;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// A program the plugin may run: its argv must satisfy both the manifest's and the policy's patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecGrant {
+    pub program: String,
+    pub manifest_args: Vec<String>,
+    pub policy_args: Vec<String>,
+}
+
+/// What one plugin may do on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub plugin: String,
+    pub role: Role,
+    pub exec: Vec<ExecGrant>,
+    pub fs_read: Vec<PathBuf>,
+    pub fs_write: Vec<PathBuf>,
+    pub sysinfo: BTreeSet<SysinfoCategory>,
+    pub kv_quota_bytes: Option<u64>,
+    pub http: Vec<String>,
+    pub services: Vec<String>,
+    pub service_control: bool,
+    pub limits: RunLimits,
+}
+
+/// A request the policy refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// What was refused, as the manifest names it: a capability (`fs.read`) or a limit
+    /// (`limits.memory-mb`).
+    pub capability: String,
+    /// The capability, when a capability was refused.
+    #[serde(skip)]
+    pub of: Option<Capability>,
+    pub requested: String,
+    pub reason: String,
+}
+
+/// What a refusal is about.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    Capability(Capability),
+    Limit(&'static str),
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Subject::Capability(c) => c.request_name(),
+            Subject::Limit(key) => key,
+        }
+    }
+
+    fn capability(self) -> Option<Capability> {
+        match self {
+            Subject::Capability(c) => Some(c),
+            Subject::Limit(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} `{}` ({})",
+            self.capability, self.requested, self.reason
+        )
+    }
+}
+
+/// Requested versus granted, for `warden plugin inspect` and for refusing a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantReport {
+    pub grant: Grant,
+    /// Requests the policy refuses so completely that the plugin cannot run: a capability of which
+    /// nothing is granted, or a limit above the site maximum.
+    pub refusals: Vec<Refusal>,
+    /// Requested items left out of an otherwise granted capability; calls to them are denied.
+    pub narrowed: Vec<Refusal>,
+}
+
+/// One capability operation, as the chokepoint sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Operation<'a> {
+    Exec {
+        program: &'a str,
+        args: &'a [String],
+    },
+    FsRead {
+        path: &'a Path,
+    },
+    FsWrite {
+        path: &'a Path,
+    },
+    Sysinfo {
+        category: SysinfoCategory,
+    },
+    Kv {
+        key: &'a str,
+    },
+    Http {
+        host: &'a str,
+    },
+    ServiceStatus {
+        name: &'a str,
+    },
+    ServiceControl {
+        name: &'a str,
+        action: &'a str,
+    },
+}
+
+impl Operation<'_> {
+    /// The capability it uses.
+    pub fn capability(&self) -> Capability {
+        match self {
+            Operation::Exec { .. } => Capability::Exec,
+            Operation::FsRead { .. } => Capability::FsRead,
+            Operation::FsWrite { .. } => Capability::FsWrite,
+            Operation::Sysinfo { .. } => Capability::Sysinfo,
+            Operation::Kv { .. } => Capability::Kv,
+            Operation::Http { .. } => Capability::Http,
+            Operation::ServiceStatus { .. } => Capability::Service,
+            Operation::ServiceControl { .. } => Capability::ServiceControl,
+        }
+    }
+
+    /// Whether the operation changes the machine, and so belongs to `apply` alone: `check`,
+    /// `plan` and every dry run must leave the machine as they found it. `exec` is not among
+    /// them: checks run programs to look, and what a granted program does is the grant's business.
+    pub fn changes_machine(&self) -> bool {
+        self.capability().changes_machine()
+    }
+}
+
+impl Grant {
+    /// Resolve the grant of `manifest` under `policy`.
+    pub fn resolve(manifest: &Manifest, policy: &SitePolicy) -> GrantReport {
+        let mut refusals = Vec::new();
+        let mut refuse = |subject: Subject, requested: String, reason: &str| {
+            refusals.push(Refusal {
+                capability: subject.name().into(),
+                of: subject.capability(),
+                requested,
+                reason: reason.into(),
+            })
+        };
+        let caps = &manifest.capabilities;
+        let allow = &policy.allow;
+
+        let mut exec = Vec::new();
+        for rule in &caps.exec {
+            match allow.exec.iter().find(|p| p.program == rule.program) {
+                Some(p) => exec.push(ExecGrant {
+                    program: rule.program.clone(),
+                    manifest_args: rule.args.clone(),
+                    policy_args: p.args.clone(),
+                }),
+                None => refuse(
+                    Subject::Capability(Capability::Exec),
+                    rule.program.clone(),
+                    "program not allowed by the site policy",
+                ),
+            }
+        }
+        let fs_read = intersect_paths(
+            &caps.fs.read,
+            &allow.fs_read,
+            Subject::Capability(Capability::FsRead),
+            &mut refuse,
+        );
+        let fs_write = intersect_paths(
+            &caps.fs.write,
+            &allow.fs_write,
+            Subject::Capability(Capability::FsWrite),
+            &mut refuse,
+        );
+        let mut sysinfo = BTreeSet::new();
+        for c in &caps.sysinfo {
+            if allow.sysinfo.contains(c) {
+                sysinfo.insert(*c);
+            } else {
+                refuse(
+                    Subject::Capability(Capability::Sysinfo),
+                    c.as_str().into(),
+                    "category not allowed by the site policy",
+                );
+            }
+        }
+        let kv_quota_bytes = match &caps.kv {
+            None => None,
+            Some(_) if !allow.kv => {
+                refuse(
+                    Subject::Capability(Capability::Kv),
+                    "state".into(),
+                    "kv is not allowed by the site policy",
+                );
+                None
+            }
+            Some(kv) if kv.quota_bytes > policy.limits.max_kv_quota_bytes => {
+                refuse(
+                    Subject::Capability(Capability::Kv),
+                    format!("{} bytes", kv.quota_bytes),
+                    &format!(
+                        "quota above the site maximum of {} bytes",
+                        policy.limits.max_kv_quota_bytes
+                    ),
+                );
+                None
+            }
+            Some(kv) => Some(kv.quota_bytes),
+        };
+        let mut http = Vec::new();
+        for h in &caps.http {
+            if allow.http.iter().any(|a| a.eq_ignore_ascii_case(h)) {
+                http.push(h.to_ascii_lowercase());
+            } else {
+                refuse(
+                    Subject::Capability(Capability::Http),
+                    h.clone(),
+                    "host not allowed by the site policy",
+                );
+            }
+        }
+        let mut services = Vec::new();
+        for s in &caps.services {
+            if allow.services.contains(s) {
+                services.push(s.clone());
+            } else {
+                refuse(
+                    Subject::Capability(Capability::Service),
+                    s.clone(),
+                    "service not allowed by the site policy",
+                );
+            }
+        }
+        let service_control =
+            manifest.role.may_change_machine() && !services.is_empty() && allow.service_control;
+        if manifest.role.may_change_machine() && !caps.services.is_empty() && !allow.service_control
+        {
+            refuse(
+                Subject::Capability(Capability::ServiceControl),
+                caps.services.join(","),
+                "the site policy does not allow service control",
+            );
+        }
+
+        let l = &policy.limits;
+        let memory_mb = manifest.limits.memory_mb.unwrap_or(l.default_memory_mb);
+        if memory_mb > l.max_memory_mb {
+            refuse(
+                Subject::Limit("limits.memory-mb"),
+                memory_mb.to_string(),
+                &format!("above the site maximum of {} MB", l.max_memory_mb),
+            );
+        }
+        let timeout_ms = manifest.limits.timeout_ms.unwrap_or(l.default_timeout_ms);
+        if timeout_ms > l.max_timeout_ms {
+            refuse(
+                Subject::Limit("limits.timeout-ms"),
+                timeout_ms.to_string(),
+                &format!("above the site maximum of {} ms", l.max_timeout_ms),
+            );
+        }
+        let limits = RunLimits {
+            memory_bytes: memory_mb.min(l.max_memory_mb) << 20,
+            timeout: Duration::from_millis(timeout_ms.min(l.max_timeout_ms)),
+            log_bytes: l.log_bytes,
+            exec_output_bytes: l.exec_output_bytes,
+            exec_timeout: Duration::from_millis(l.exec_timeout_ms),
+            fs_file_bytes: l.fs_file_bytes,
+            fs_list_entries: l.fs_list_entries,
+        };
+        let grant = Grant {
+            plugin: manifest.name.clone(),
+            role: manifest.role,
+            exec,
+            fs_read,
+            fs_write,
+            sysinfo,
+            kv_quota_bytes,
+            http,
+            services,
+            service_control,
+            limits,
+        };
+        // A capability of which something is granted still works; the rest of its request is
+        // only narrowed. Service control is never required: without it a remediation can still
+        // check and plan.
+        let (narrowed, refusals): (Vec<Refusal>, Vec<Refusal>) =
+            refusals.into_iter().partition(|r| match r.of {
+                Some(Capability::ServiceControl) => true,
+                Some(c) => grant.has_some(c),
+                None => false,
+            });
+        GrantReport {
+            grant,
+            refusals,
+            narrowed,
+        }
+    }
+
+    /// Whether anything of a capability (as named in refusals) is granted.
+    fn has_some(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::Exec => !self.exec.is_empty(),
+            Capability::FsRead => !self.fs_read.is_empty(),
+            Capability::FsWrite => !self.fs_write.is_empty(),
+            Capability::Sysinfo => !self.sysinfo.is_empty(),
+            Capability::Http => !self.http.is_empty(),
+            Capability::Service => !self.services.is_empty(),
+            // One quota: refused whole, never narrowed.
+            Capability::Kv => false,
+            Capability::ServiceControl => self.service_control,
+        }
+    }
+
+    /// The single permission check. `Err` carries the reason, for the plugin and the audit record.
+    pub fn authorize(&self, op: &Operation<'_>) -> Result<(), String> {
+        match op {
+            Operation::Exec { program, args } => {
+                let rule = self
+                    .exec
+                    .iter()
+                    .find(|g| g.program == *program)
+                    .ok_or_else(|| format!("program `{program}` is not granted"))?;
+                for arg in args.iter() {
+                    if !matches_any(&rule.manifest_args, arg)
+                        || !matches_any(&rule.policy_args, arg)
+                    {
+                        return Err(format!(
+                            "argument `{}` of `{program}` is not granted",
+                            arg.escape_debug()
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Operation::FsRead { path } => {
+                // Writable paths are readable too: a remediation must see what it changes.
+                let roots = self.fs_read.iter().chain(&self.fs_write);
+                under_any(roots, path)
+                    .ok_or_else(|| format!("`{}` is not under a granted path", path.display()))
+            }
+            Operation::FsWrite { path } => under_any(self.fs_write.iter(), path).ok_or_else(|| {
+                format!(
+                    "`{}` is not under a path granted for writing",
+                    path.display()
+                )
+            }),
+            Operation::Sysinfo { category } => {
+                if self.sysinfo.contains(category) {
+                    Ok(())
+                } else {
+                    Err(format!("sysinfo `{}` is not granted", category.as_str()))
+                }
+            }
+            Operation::Kv { .. } => self
+                .kv_quota_bytes
+                .map(|_| ())
+                .ok_or_else(|| "kv is not granted".to_string()),
+            Operation::Http { host } => {
+                if self.http.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                    Ok(())
+                } else {
+                    Err(format!("host `{host}` is not granted"))
+                }
+            }
+            Operation::ServiceStatus { name } => {
+                if self.services.iter().any(|s| s == name) {
+                    Ok(())
+                } else {
+                    Err(format!("service `{name}` is not granted"))
+                }
+            }
+            Operation::ServiceControl { name, action } => {
+                if self.service_control && self.services.iter().any(|s| s == name) {
+                    Ok(())
+                } else {
+                    Err(format!("{action} of service `{name}` is not granted"))
+                }
+            }
+        }
+    }
+
+    /// Whether this grant lets the plugin import `capability`'s interface (`log`, `types` and
+    /// WASI are always linked). The `fs` interface also serves a plugin granted writes only.
+    pub fn grants(&self, capability: Capability) -> bool {
+        match capability {
+            Capability::Exec => !self.exec.is_empty(),
+            Capability::FsRead => !self.fs_read.is_empty() || !self.fs_write.is_empty(),
+            Capability::FsWrite => !self.fs_write.is_empty(),
+            Capability::Sysinfo => !self.sysinfo.is_empty(),
+            Capability::Kv => self.kv_quota_bytes.is_some(),
+            Capability::Http => !self.http.is_empty(),
+            Capability::Service => !self.services.is_empty(),
+            Capability::ServiceControl => self.service_control,
+        }
+    }
+}
+
+/// Whether `arg` matches one of `patterns`. A pattern is a glob over the whole argument: `*`
+/// matches any run of characters, `/` included (`/srv/data/*` admits `/srv/data/a/b`), `?` any
+/// one character, `[...]` one of a set; anything else matches itself. A wildcard never supplies
+/// a `..` path segment: an argument with one (`/srv/data/../etc/shadow`, `--in=a/../b`) matches
+/// only a pattern without wildcards that is equal to it, since the program would climb out of
+/// the directory the pattern names.
+fn matches_any(patterns: &[String], arg: &str) -> bool {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: false,
+        require_literal_leading_dot: false,
+    };
+    let climbs = has_parent_segment(arg);
+    patterns.iter().any(|p| {
+        if climbs {
+            return !has_wildcard(p) && p == arg;
+        }
+        glob::Pattern::new(p)
+            .map(|pat| pat.matches_with(arg, options))
+            .unwrap_or(false)
+    })
+}
+
+/// Whether `arg` has a `..` segment between separators (`/`, or `\` for Windows programs) or at
+/// either end, after an `=` of an option (`--path=../x`) too.
+fn has_parent_segment(arg: &str) -> bool {
+    arg.split(['/', '\\', '=']).any(|segment| segment == "..")
+}
+
+/// Whether a glob pattern has a wildcard (`*`, `?` or a `[` set) rather than only literal text.
+fn has_wildcard(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+fn under_any<'a>(mut roots: impl Iterator<Item = &'a PathBuf>, path: &Path) -> Option<()> {
+    let path = normalized(path)?;
+    roots
+        .any(|root| normalized(root).is_some_and(|r| is_within(&path, &r)))
+        .then_some(())
+}
+
+/// [`normalize`] without the allocation when `path` is normal already (as every granted root is,
+/// and every path a well-behaved plugin passes): this runs for the path and each granted root on
+/// every `fs` call.
+pub fn normalized(path: &Path) -> Option<Cow<'_, Path>> {
+    if is_normal(path) {
+        Some(Cow::Borrowed(path))
+    } else {
+        normalize(path).map(Cow::Owned)
+    }
+}
+
+/// Whether `normalize(path)` would return `path` unchanged: absolute, no empty, `.` or `..`
+/// segment, no trailing separator. Checked on the bytes, so only where `/` is the only separator.
+fn is_normal(path: &Path) -> bool {
+    if !cfg!(unix) {
+        return false;
+    }
+    let bytes = path.as_os_str().as_encoded_bytes();
+    match bytes {
+        [b'/'] => true,
+        [b'/', rest @ ..] => rest
+            .split(|b| *b == b'/')
+            .all(|seg| !matches!(seg, b"" | b"." | b"..")),
+        _ => false,
+    }
+}
+
+/// `path.starts_with(root)` for two paths that are normal (see [`normalized`]), compared as bytes
+/// instead of component by component: equal, or `root` followed by a separator in `path`.
+pub fn is_within(path: &Path, root: &Path) -> bool {
+    if !cfg!(unix) {
+        return path.starts_with(root);
+    }
+    let (p, r) = (
+        path.as_os_str().as_encoded_bytes(),
+        root.as_os_str().as_encoded_bytes(),
+    );
+    match p.strip_prefix(r) {
+        Some(rest) => rest.is_empty() || rest[0] == b'/' || r == b"/",
+        None => false,
+    }
+}
+
+/// Lexical normalisation of an absolute path: drops `.` and trailing separators, applies `..`
+/// (refusing to climb above the root). `None` for relative paths or paths climbing out.
+pub fn normalize(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => out.push(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Normal(part) => out.push(part),
+        }
+    }
+    Some(out)
+}
+
+fn intersect_paths(
+    requested: &[PathBuf],
+    allowed: &[PathBuf],
+    capability: Subject,
+    refuse: &mut impl FnMut(Subject, String, &str),
+) -> Vec<PathBuf> {
+    let mut granted = Vec::new();
+    for r in requested {
+        let Some(r) = normalize(r) else {
+            refuse(
+                capability,
+                r.display().to_string(),
+                "not a normal absolute path",
+            );
+            continue;
+        };
+        let mut any = false;
+        for a in allowed.iter().filter_map(|a| normalize(a)) {
+            if r.starts_with(&a) {
+                granted.push(r.clone());
+                any = true;
+            } else if a.starts_with(&r) {
+                // The policy is narrower than the request: grant the policy's path.
+                granted.push(a);
+                any = true;
+            }
+        }
+        if !any {
+            refuse(
+                capability,
+                r.display().to_string(),
+                "path not allowed by the site policy",
+            );
+        }
+    }
+    granted.sort();
+    granted.dedup();
+    granted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(caps: &str) -> Manifest {
+        Manifest::parse(&format!(
+            "name = \"t\"\nversion = \"1.0.0\"\nrole = \"remediation\"\n{caps}"
+        ))
+        .expect("test manifest")
+    }
+
+    fn policy(allow: &str) -> SitePolicy {
+        SitePolicy::parse(&format!("[allow]\n{allow}"), "test").expect("test policy")
+    }
+
+    #[test]
+    fn effective_grant_is_the_intersection() {
+        let m = manifest(
+            "[capabilities]\nsysinfo = [\"os\", \"processes\"]\n[capabilities.fs]\nwrite = [\"/tmp\"]",
+        );
+        let p = policy("sysinfo = [\"os\"]\nfs-write = [\"/tmp/scratch\"]");
+        let report = Grant::resolve(&m, &p);
+        assert_eq!(
+            report.grant.sysinfo.iter().copied().collect::<Vec<_>>(),
+            vec![SysinfoCategory::Os]
+        );
+        assert_eq!(report.grant.fs_write, vec![PathBuf::from("/tmp/scratch")]);
+        assert!(
+            report.refusals.is_empty(),
+            "partly granted capabilities still run"
+        );
+        assert_eq!(report.narrowed.len(), 1);
+        assert_eq!(report.narrowed[0].requested, "processes");
+        let none = policy("sysinfo = [\"cpu\"]\nfs-write = [\"/tmp/scratch\"]");
+        let report = Grant::resolve(&m, &none);
+        assert_eq!(
+            report.refusals.len(),
+            2,
+            "nothing of sysinfo is granted: {:?}",
+            report.refusals
+        );
+    }
+
+    #[test]
+    fn exec_arguments_must_match_manifest_and_policy() {
+        let m = manifest(
+            "[capabilities]\nexec = [{ program = \"/bin/echo\", args = [\"hello\", \"-n\"] }]",
+        );
+        let p = policy("exec = [{ program = \"/bin/echo\", args = [\"h*\"] }]");
+        let g = Grant::resolve(&m, &p).grant;
+        let ok = ["hello".to_string()];
+        let not_in_policy = ["-n".to_string()];
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/bin/echo",
+                args: &ok
+            })
+            .is_ok()
+        );
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/bin/echo",
+                args: &not_in_policy
+            })
+            .is_err()
+        );
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/bin/sh",
+                args: &ok
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn exec_wildcards_never_supply_a_parent_segment() {
+        let m = manifest(
+            "[capabilities]\nexec = [{ program = \"/bin/cat\", args = [\"/srv/data/*\", \"--in=/srv/?ata/*\", \"*\", \"/srv/data/../lit\"] }]",
+        );
+        let p = policy("exec = [{ program = \"/bin/cat\", args = [\"*\"] }]");
+        let g = Grant::resolve(&m, &p).grant;
+        let allowed = |arg: &str| {
+            g.authorize(&Operation::Exec {
+                program: "/bin/cat",
+                args: &[arg.to_string()],
+            })
+            .is_ok()
+        };
+        for ok in [
+            "/srv/data/a",
+            "/srv/data/a/b",
+            "/srv/data/a..b",
+            "/srv/data/...",
+            "/srv/data/.hidden",
+            "--in=/srv/data/x",
+        ] {
+            assert!(allowed(ok), "{ok:?} should match");
+        }
+        for climbing in [
+            "/srv/data/../etc/shadow",
+            "/srv/data/a/../../etc/shadow",
+            "/srv/data/..",
+            "/srv/data/..\\..\\x",
+            "--in=/srv/data/../etc",
+            "..",
+            "../x",
+            "--in=..",
+        ] {
+            assert!(!allowed(climbing), "{climbing:?} must not match a wildcard");
+        }
+        // A literal pattern (in manifest and policy) still admits exactly itself.
+        let p = policy(
+            "exec = [{ program = \"/bin/cat\", args = [\"/srv/data/../lit\", \"/srv/data/*\"] }]",
+        );
+        let g = Grant::resolve(&m, &p).grant;
+        let op = |arg: &str| {
+            g.authorize(&Operation::Exec {
+                program: "/bin/cat",
+                args: &[arg.to_string()],
+            })
+        };
+        assert!(op("/srv/data/../lit").is_ok());
+        assert!(op("/srv/data/../lit2").is_err());
+        let reason = op("/srv/data/../etc/shadow").expect_err("refused");
+        assert!(reason.contains("/srv/data/../etc/shadow"), "{reason}");
+    }
+
+    #[test]
+    fn lexical_escapes_are_refused() {
+        let m = manifest("[capabilities.fs]\nwrite = [\"/tmp/scratch\"]");
+        let p = policy("fs-write = [\"/tmp/scratch\"]");
+        let g = Grant::resolve(&m, &p).grant;
+        let op = |p: &'static str| Operation::FsWrite { path: Path::new(p) };
+        assert!(g.authorize(&op("/tmp/scratch/a")).is_ok());
+        assert!(g.authorize(&op("/tmp/scratch/")).is_ok());
+        assert!(g.authorize(&op("/tmp/scratch/../x")).is_err());
+        assert!(g.authorize(&op("/tmp/scratchy")).is_err());
+        assert!(g.authorize(&op("relative")).is_err());
+        assert!(
+            g.authorize(&op("/../../tmp/scratch/../../etc/passwd"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn normalize_handles_dots_and_trailing_slashes() {
+        assert_eq!(
+            normalize(Path::new("/a/./b/../c/")),
+            Some(PathBuf::from("/a/c"))
+        );
+        assert_eq!(normalize(Path::new("/..")), None);
+        assert_eq!(normalize(Path::new("a/b")), None);
+    }
+
+    #[test]
+    fn normalized_borrows_exactly_when_normalize_changes_nothing() {
+        for p in [
+            "/", "/a", "/a/b", "/a/b/", "/a//b", "/a/./b", "/a/../b", "/a/.", "/a/..", "/..", "//",
+            "/.", "a", "", "./a", "/a/.b", "/a/..b", "/a/b.", "/...",
+        ] {
+            let path = Path::new(p);
+            let fast = normalized(path);
+            assert_eq!(
+                fast.as_deref(),
+                normalize(path).as_deref(),
+                "normalized({p:?})"
+            );
+            let borrowed = matches!(fast, Some(Cow::Borrowed(_)));
+            assert_eq!(
+                borrowed,
+                normalize(path).is_some_and(|n| n.as_os_str() == path.as_os_str()),
+                "borrowed({p:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn is_within_matches_starts_with_on_normal_paths() {
+        let paths = ["/", "/a", "/ab", "/a/b", "/a/bc", "/a/b/c", "/b"];
+        for p in paths {
+            for r in paths {
+                assert_eq!(
+                    is_within(Path::new(p), Path::new(r)),
+                    Path::new(p).starts_with(r),
+                    "is_within({p:?}, {r:?})"
+                );
+            }
+        }
+    }
+}

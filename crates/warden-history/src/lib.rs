@@ -1,0 +1,518 @@
+//! Durable run history in SQLite (`<data-dir>/history.db`): every runbook run and step, with
+//! plugin name, version and sha256, parameters, times, status, outputs, capped logs and errors.
+//! A run left `running` by a process that died is marked `interrupted` at the next open.
+//! Schedule state and monitor incidents live in the same database (their own tables).
+
+mod incidents;
+mod schedules;
+
+pub use incidents::{IncidentRow, MonitorSla};
+pub use schedules::ScheduleRow;
+
+mod inventory;
+
+pub use inventory::InventoryRow;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Bytes of plugin logs kept per step.
+pub const MAX_STEP_LOG_BYTES: usize = 64 << 10;
+/// Bytes of a step's output (as JSON text) kept in the history; a larger output is stored cut
+/// down ([`cap_json`]) and flagged `output_truncated`. A check's verdict, summary and a few
+/// thousand metrics fit; sixteen such steps still make a `GetRun` answer under the 4 MiB that
+/// gRPC clients accept by default. A check returning 400,000 metrics (18 MB) used to be stored
+/// whole, and `GetRun` of its run failed for good.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 256 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("run history {path}: {message}")]
+    Db { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub runbook: String,
+    pub file: String,
+    pub params: serde_json::Value,
+    pub dry_run: bool,
+    pub status: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub index: i64,
+    pub step: String,
+    pub plugin: String,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub action: String,
+    pub status: String,
+    pub attempts: i64,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub output: serde_json::Value,
+    /// The output was over [`MAX_STEP_OUTPUT_BYTES`]: what is stored is cut down.
+    pub output_truncated: bool,
+    pub logs: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// Counts the bytes written to it: the length of a JSON text without building it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Length of `value` as compact JSON text.
+pub fn json_len(value: &serde_json::Value) -> usize {
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// `value` cut down to the first `items` entries of every list and map and the first `chars`
+/// bytes of every string.
+fn shrink(value: &serde_json::Value, items: usize, chars: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.len() > chars => {
+            let mut end = chars;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            Value::String(s[..end].to_string())
+        }
+        Value::Array(list) => Value::Array(
+            list.iter()
+                .take(items)
+                .map(|v| shrink(v, items, chars))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .take(items)
+                .map(|(k, v)| (k.clone(), shrink(v, items, chars)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `value` when its JSON text fits `max_bytes`, else a cut-down copy of the same shape (lists
+/// and maps keep their first entries, strings their first bytes, halved until it fits), or when
+/// nothing fits `{"truncated": true, "bytes": <original length>}`. The flag says whether it was cut.
+pub fn cap_json(value: &serde_json::Value, max_bytes: usize) -> (serde_json::Value, bool) {
+    let bytes = json_len(value);
+    if bytes <= max_bytes {
+        return (value.clone(), false);
+    }
+    let (mut items, mut chars) = (1024usize, 4096usize);
+    loop {
+        let cut = shrink(value, items, chars);
+        if json_len(&cut) <= max_bytes {
+            return (cut, true);
+        }
+        if items == 0 && chars == 0 {
+            return (
+                serde_json::json!({ "truncated": true, "bytes": bytes }),
+                true,
+            );
+        }
+        (items, chars) = (items / 2, chars / 2);
+    }
+}
+
+/// What a finished step stores.
+#[derive(Debug, Clone, Default)]
+pub struct StepResult {
+    pub status: String,
+    pub attempts: u32,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub output: serde_json::Value,
+    pub logs: serde_json::Value,
+    pub error: Option<String>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct History {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn process_alive(pid: i64) -> bool {
+    if pid == i64::from(std::process::id()) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+impl History {
+    pub fn open(data_dir: &Path) -> Result<History, HistoryError> {
+        let path = data_dir.join("history.db");
+        let db = |e: rusqlite::Error| HistoryError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| HistoryError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        // WAL with synchronous = NORMAL: a commit is not fsync'd (the WAL is, at checkpoints),
+        // so a process crash loses nothing and a power cut at most the last commits, never the
+        // database's consistency. The audit log, not the history, is the durable record of an
+        // apply (see docs/SECURITY.md).
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS runs (
+                 id TEXT PRIMARY KEY, runbook TEXT NOT NULL, file TEXT NOT NULL, params TEXT NOT NULL,
+                 dry_run INTEGER NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
+                 started_ms INTEGER NOT NULL, ended_ms INTEGER, error TEXT);
+             CREATE TABLE IF NOT EXISTS steps (
+                 run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, step TEXT NOT NULL,
+                 plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
+                 status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+                 ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
+                 PRIMARY KEY (run_id, idx));
+             CREATE TABLE IF NOT EXISTS inventory (
+                 plugin TEXT PRIMARY KEY, version TEXT NOT NULL, collected_ms INTEGER NOT NULL,
+                 facts TEXT NOT NULL);",
+        )
+        .map_err(db)?;
+        // Databases made before outputs were capped lack the flag: add it (old rows: not cut).
+        let has_flag: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('steps') WHERE name = 'output_truncated'")
+            .and_then(|mut q| q.exists([]))
+            .map_err(db)?;
+        if !has_flag {
+            conn.execute_batch(
+                "ALTER TABLE steps ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0;",
+            )
+            .map_err(db)?;
+        }
+        conn.execute_batch(schedules::SCHEMA).map_err(db)?;
+        conn.execute_batch(incidents::SCHEMA).map_err(db)?;
+        let history = History {
+            path,
+            conn: Mutex::new(conn),
+        };
+        history.mark_interrupted()?;
+        Ok(history)
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, HistoryError> {
+        let conn = self.conn.lock().map_err(|_| HistoryError::Db {
+            path: self.path.clone(),
+            message: "lock poisoned".into(),
+        })?;
+        f(&conn).map_err(|e| HistoryError::Db {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Runs whose process is gone are `interrupted`, not lost and not re-run.
+    fn mark_interrupted(&self) -> Result<Vec<String>, HistoryError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, pid FROM runs WHERE status IN ('running', 'queued')")?;
+            let stale: Vec<String> = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .filter_map(Result::ok)
+                .filter(|(_, pid)| !process_alive(*pid))
+                .map(|(id, _)| id)
+                .collect();
+            for id in &stale {
+                c.execute(
+                    "UPDATE runs SET status = 'interrupted', ended_ms = ?2, error = 'the runner stopped while this run was in flight' WHERE id = ?1",
+                    params![id, now_ms()],
+                )?;
+                c.execute("UPDATE steps SET status = 'interrupted', ended_ms = ?2 WHERE run_id = ?1 AND status = 'running'", params![id, now_ms()])?;
+            }
+            Ok(stale)
+        })
+    }
+
+    pub fn start_run(
+        &self,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<String, HistoryError> {
+        self.start_run_as(None, runbook, file, params, dry_run)
+    }
+
+    /// Record a run waiting for a free slot; [`History::start_run_as`] with its id starts it.
+    pub fn queue_run(
+        &self,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<String, HistoryError> {
+        self.insert_run(runbook, file, params, dry_run, "queued")
+    }
+
+    /// Start a run: the queued run `id`, or a new one.
+    pub fn start_run_as(
+        &self,
+        id: Option<&str>,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+    ) -> Result<String, HistoryError> {
+        let Some(id) = id else {
+            return self.insert_run(runbook, file, params, dry_run, "running");
+        };
+        let updated = self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = 'running', pid = ?2, started_ms = ?3 WHERE id = ?1 AND status = 'queued'",
+                params![id, i64::from(std::process::id()), now_ms()],
+            )
+        })?;
+        if updated == 0 {
+            return Err(HistoryError::Db {
+                path: self.path.clone(),
+                message: format!("run {id} is not queued"),
+            });
+        }
+        Ok(id.to_string())
+    }
+
+    fn insert_run(
+        &self,
+        runbook: &str,
+        file: &str,
+        params: &serde_json::Value,
+        dry_run: bool,
+        status: &str,
+    ) -> Result<String, HistoryError> {
+        let mut rand = [0u8; 6];
+        let _ = getrandom::fill(&mut rand);
+        let id = format!("{:x}-{}", now_ms(), hex::encode(rand));
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, runbook, file, params.to_string(), dry_run, status, i64::from(std::process::id()), now_ms()],
+            )
+        })?;
+        Ok(id)
+    }
+
+    pub fn start_step(
+        &self,
+        run_id: &str,
+        index: usize,
+        step: &str,
+        plugin: &str,
+        action: &str,
+    ) -> Result<(), HistoryError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO steps (run_id, idx, step, plugin, action, status, attempts, started_ms, output, logs) VALUES (?1, ?2, ?3, ?4, ?5, 'running', 0, ?6, 'null', '[]')",
+                params![run_id, index as i64, step, plugin, action, now_ms()],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn finish_step(
+        &self,
+        run_id: &str,
+        index: usize,
+        r: &StepResult,
+    ) -> Result<(), HistoryError> {
+        let mut logs = r.logs.to_string();
+        if logs.len() > MAX_STEP_LOG_BYTES {
+            logs = serde_json::json!({ "truncated": true, "bytes": logs.len() }).to_string();
+        }
+        let (output, truncated) = cap_json(&r.output, MAX_STEP_OUTPUT_BYTES);
+        self.with(|c| {
+            c.execute(
+                "UPDATE steps SET status = ?3, attempts = ?4, version = ?5, sha256 = ?6, output = ?7, logs = ?8, error = ?9, ended_ms = ?10, output_truncated = ?11 WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, index as i64, r.status, r.attempts, r.version, r.sha256, output.to_string(), logs, r.error, now_ms(), truncated],
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), HistoryError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, error = ?3, ended_ms = ?4 WHERE id = ?1",
+                params![run_id, status, error, now_ms()],
+            )
+        })
+        .map(drop)
+    }
+
+    fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: r.get(0)?,
+            runbook: r.get(1)?,
+            file: r.get(2)?,
+            params: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+            dry_run: r.get(4)?,
+            status: r.get(5)?,
+            started_ms: r.get(6)?,
+            ended_ms: r.get(7)?,
+            error: r.get(8)?,
+        })
+    }
+
+    pub fn list(&self, limit: usize) -> Result<Vec<RunRow>, HistoryError> {
+        self.list_filtered(limit, None, None)
+    }
+
+    /// Newest first, only with `status` / of `runbook` when given.
+    pub fn list_filtered(
+        &self,
+        limit: usize,
+        status: Option<&str>,
+        runbook: Option<&str>,
+    ) -> Result<Vec<RunRow>, HistoryError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs
+                 WHERE (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR runbook = ?3)
+                 ORDER BY started_ms DESC, id DESC LIMIT ?1",
+            )?;
+            stmt.query_map(params![limit as i64, status, runbook], History::run_row)?
+                .collect()
+        })
+    }
+
+    pub fn show(&self, id: &str) -> Result<Option<(RunRow, Vec<StepRow>)>, HistoryError> {
+        self.with(|c| {
+            let run = c
+                .query_row(
+                    "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs WHERE id = ?1",
+                    [id],
+                    History::run_row,
+                )
+                .optional()?;
+            let Some(run) = run else { return Ok(None) };
+            let mut stmt = c.prepare(
+                "SELECT idx, step, plugin, version, sha256, action, status, attempts, started_ms, ended_ms, output, logs, error, output_truncated FROM steps WHERE run_id = ?1 ORDER BY idx",
+            )?;
+            let steps = stmt
+                .query_map([id], |r| {
+                    Ok(StepRow {
+                        index: r.get(0)?,
+                        step: r.get(1)?,
+                        plugin: r.get(2)?,
+                        version: r.get(3)?,
+                        sha256: r.get(4)?,
+                        action: r.get(5)?,
+                        status: r.get(6)?,
+                        attempts: r.get(7)?,
+                        started_ms: r.get(8)?,
+                        ended_ms: r.get(9)?,
+                        output: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
+                        logs: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+                        error: r.get(12)?,
+                        output_truncated: r.get(13)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((run, steps)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_over_the_cap_are_cut_to_the_same_shape_and_flagged() {
+        let small = json!({"ok": true, "output": {"metrics": [1, 2, 3]}});
+        assert_eq!(cap_json(&small, 1000), (small.clone(), false));
+        let metrics: Vec<serde_json::Value> = (0..100_000)
+            .map(|i| json!({"name": format!("m{i}"), "value": i}))
+            .collect();
+        let big =
+            json!({"ok": true, "summary": "s".repeat(100_000), "output": {"metrics": metrics}});
+        let (cut, truncated) = cap_json(&big, 64 << 10);
+        assert!(truncated && json_len(&cut) <= 64 << 10);
+        assert_eq!(cut["ok"], true);
+        assert!(
+            cut["output"]["metrics"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(cap_json(&big, 10), (json!({}), true), "the shape, emptied");
+        let (note, truncated) = cap_json(&json!("a long string"), 1);
+        assert!(truncated);
+        assert_eq!(note["bytes"], 15, "nothing fits: a note of the size");
+    }
+
+    #[test]
+    fn a_history_from_before_the_cap_gains_the_flag() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = Connection::open(dir.path().join("history.db")).expect("db");
+        old.execute_batch(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, runbook TEXT NOT NULL, file TEXT NOT NULL, params TEXT NOT NULL,
+                 dry_run INTEGER NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
+                 started_ms INTEGER NOT NULL, ended_ms INTEGER, error TEXT);
+             CREATE TABLE steps (run_id TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,
+                 plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
+                 status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+                 ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
+                 PRIMARY KEY (run_id, idx));
+             INSERT INTO runs VALUES ('r', 'rb', 'f', '{}', 0, 'succeeded', 1, 1, 2, NULL);
+             INSERT INTO steps VALUES ('r', 0, 's', 'p', NULL, NULL, 'check', 'succeeded', 1, 1, 2, '{}', '[]', NULL);",
+        )
+        .expect("old schema");
+        drop(old);
+        let history = History::open(dir.path()).expect("opens");
+        let (_, steps) = history.show("r").expect("show").expect("run");
+        assert!(!steps[0].output_truncated);
+        let history = History::open(dir.path()).expect("opens again");
+        assert!(history.show("r").expect("show").is_some());
+    }
+}
