@@ -1,11 +1,10 @@
 //! The check role (WIT `check`): measure something, judge it, and report a status, a one-line
 //! summary and metrics.
 
-use crate::__private::Adapter;
-use crate::__private::bindings::exports::warden::plugin::check as wit;
 use crate::PluginError;
 
-/// A check plugin. Implement it and register the type with [`crate::export_plugin!`].
+/// A check plugin. Implement it and register the type with [`crate::check!`]
+/// (or, for a remediation that also checks, [`crate::check_remediation!`]).
 ///
 /// ```
 /// use warden_sdk::{Check, CheckResult, PluginError, Status, sysinfo};
@@ -24,14 +23,8 @@ use crate::PluginError;
 ///             .metric("available_bytes", mem.available_bytes as f64, "bytes"))
 ///     }
 /// }
-/// # #[cfg(feature = "remediation")]
-/// # impl warden_sdk::Remediation for Memory {
-/// #     fn plan(_: &str) -> Result<Vec<warden_sdk::Action>, PluginError> { Ok(Vec::new()) }
-/// #     fn apply(_: &str, _: Vec<warden_sdk::Action>)
-/// #         -> Result<Vec<warden_sdk::ActionOutcome>, PluginError> { Ok(Vec::new()) }
-/// # }
 ///
-/// warden_sdk::export_plugin!(Memory);
+/// warden_sdk::check!(Memory);
 /// ```
 pub trait Check {
     /// Run the check. `config` is the plugin's JSON configuration (see [`crate::config()`]).
@@ -150,34 +143,5 @@ impl CheckResult {
     pub fn metric(mut self, name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
         self.metrics.push(Metric::new(name, value, unit));
         self
-    }
-}
-
-impl From<CheckResult> for wit::CheckResult {
-    fn from(r: CheckResult) -> Self {
-        wit::CheckResult {
-            status: match r.status {
-                Status::Ok => wit::Status::Ok,
-                Status::Warning => wit::Status::Warning,
-                Status::Critical => wit::Status::Critical,
-                Status::Unknown => wit::Status::Unknown,
-            },
-            summary: r.summary,
-            metrics: r
-                .metrics
-                .into_iter()
-                .map(|m| wit::Metric {
-                    name: m.name,
-                    value: m.value,
-                    unit: m.unit,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl<T: Check> wit::Guest for Adapter<T> {
-    fn check(config: String) -> Result<wit::CheckResult, wit::PluginError> {
-        T::check(&config).map(Into::into).map_err(Into::into)
     }
 }

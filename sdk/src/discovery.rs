@@ -1,11 +1,9 @@
 //! The discovery role (WIT `discovery`): report facts about the machine as groups such as `os`,
 //! one `disk` per disk, one `package` per installed package.
 
-use crate::__private::Adapter;
-use crate::__private::bindings::exports::warden::plugin::discovery as wit;
 use crate::PluginError;
 
-/// A discovery plugin. Implement it and register the type with [`crate::export_plugin!`].
+/// A discovery plugin. Implement it and register the type with [`crate::discovery!`].
 ///
 /// ```
 /// use warden_sdk::{Discovery, FactGroup, PluginError, sysinfo};
@@ -24,7 +22,7 @@ use crate::PluginError;
 ///     }
 /// }
 ///
-/// warden_sdk::export_plugin!(Host);
+/// warden_sdk::discovery!(Host);
 /// ```
 pub trait Discovery {
     /// Collect the facts. `config` is the plugin's JSON configuration (see [`crate::config()`]).
@@ -140,36 +138,5 @@ impl FactGroup {
             key: key.into(),
             value: value.into(),
         });
-    }
-}
-
-impl From<FactGroup> for wit::FactGroup {
-    fn from(g: FactGroup) -> Self {
-        let facts = g
-            .facts
-            .into_iter()
-            .map(|f| wit::Fact {
-                key: f.key,
-                value: match f.value {
-                    FactValue::Text(v) => wit::FactValue::Text(v),
-                    FactValue::Integer(v) => wit::FactValue::Integer(v),
-                    FactValue::Float(v) => wit::FactValue::Float(v),
-                    FactValue::Boolean(v) => wit::FactValue::Boolean(v),
-                    FactValue::TextList(v) => wit::FactValue::TextList(v),
-                },
-            })
-            .collect();
-        wit::FactGroup {
-            kind: g.kind,
-            facts,
-        }
-    }
-}
-
-impl<T: Discovery> wit::Guest for Adapter<T> {
-    fn discover(config: String) -> Result<Vec<wit::FactGroup>, wit::PluginError> {
-        T::discover(&config)
-            .map(|groups| groups.into_iter().map(Into::into).collect())
-            .map_err(Into::into)
     }
 }

@@ -1,5 +1,6 @@
 //! Change files under the paths granted for writing (WIT `fs-write`). Only remediation plugins
-//! get this module, and they should only call it from `apply`, never from `plan`.
+//! may use it, and only from `apply`, never from `plan`: any other plugin that calls it still
+//! compiles, but its component imports `fs-write`, which the runner refuses to load.
 
 use crate::__private::bindings::warden::plugin::fs_write as wit;
 use crate::CapError;

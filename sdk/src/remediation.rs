@@ -1,11 +1,11 @@
 //! The remediation role (WIT `remediation`): `plan` lists what would change without changing
 //! anything; `apply` carries out exactly the approved actions and reports each one.
 
-use crate::__private::Adapter;
-use crate::__private::bindings::exports::warden::plugin::remediation as wit;
 use crate::PluginError;
 
-/// A remediation plugin. Implement it and register the type with [`crate::export_plugin!`].
+/// A remediation plugin. Implement it and register the type with
+/// [`crate::remediation!`] (or [`crate::check_remediation!`] when it also implements
+/// [`crate::Check`]).
 ///
 /// `plan` must not change anything: the runner calls it for dry runs. `apply` receives the plan
 /// the operator approved and must act on nothing else.
@@ -40,14 +40,8 @@ use crate::PluginError;
 ///             .collect())
 ///     }
 /// }
-/// # #[cfg(feature = "check")]
-/// # impl warden_sdk::Check for RemoveFlag {
-/// #     fn check(_: &str) -> Result<warden_sdk::CheckResult, PluginError> {
-/// #         Ok(warden_sdk::CheckResult::ok("fine"))
-/// #     }
-/// # }
 ///
-/// warden_sdk::export_plugin!(RemoveFlag);
+/// warden_sdk::remediation!(RemoveFlag);
 /// ```
 pub trait Remediation {
     /// Say what would change. Must have no side effects.
@@ -153,76 +147,5 @@ impl ActionOutcome {
     /// `action` was attempted and failed.
     pub fn failed(action: &Action, detail: impl Into<String>) -> Self {
         ActionOutcome::new(action, OutcomeStatus::Failed, detail)
-    }
-}
-
-impl From<Action> for wit::Action {
-    fn from(a: Action) -> Self {
-        wit::Action {
-            id: a.id,
-            kind: match a.kind {
-                ActionKind::Create => wit::ActionKind::Create,
-                ActionKind::Modify => wit::ActionKind::Modify,
-                ActionKind::Delete => wit::ActionKind::Delete,
-                ActionKind::Exec => wit::ActionKind::Exec,
-                ActionKind::ServiceStart => wit::ActionKind::ServiceStart,
-                ActionKind::ServiceStop => wit::ActionKind::ServiceStop,
-                ActionKind::ServiceRestart => wit::ActionKind::ServiceRestart,
-                ActionKind::Other => wit::ActionKind::Other,
-            },
-            target: a.target,
-            description: a.description,
-        }
-    }
-}
-
-impl From<wit::Action> for Action {
-    fn from(a: wit::Action) -> Self {
-        Action {
-            id: a.id,
-            kind: match a.kind {
-                wit::ActionKind::Create => ActionKind::Create,
-                wit::ActionKind::Modify => ActionKind::Modify,
-                wit::ActionKind::Delete => ActionKind::Delete,
-                wit::ActionKind::Exec => ActionKind::Exec,
-                wit::ActionKind::ServiceStart => ActionKind::ServiceStart,
-                wit::ActionKind::ServiceStop => ActionKind::ServiceStop,
-                wit::ActionKind::ServiceRestart => ActionKind::ServiceRestart,
-                wit::ActionKind::Other => ActionKind::Other,
-            },
-            target: a.target,
-            description: a.description,
-        }
-    }
-}
-
-impl From<ActionOutcome> for wit::ActionOutcome {
-    fn from(o: ActionOutcome) -> Self {
-        wit::ActionOutcome {
-            id: o.id,
-            status: match o.status {
-                OutcomeStatus::Applied => wit::OutcomeStatus::Applied,
-                OutcomeStatus::Skipped => wit::OutcomeStatus::Skipped,
-                OutcomeStatus::Failed => wit::OutcomeStatus::Failed,
-            },
-            detail: o.detail,
-        }
-    }
-}
-
-impl<T: Remediation> wit::Guest for Adapter<T> {
-    fn plan(config: String) -> Result<Vec<wit::Action>, wit::PluginError> {
-        T::plan(&config)
-            .map(|actions| actions.into_iter().map(Into::into).collect())
-            .map_err(Into::into)
-    }
-
-    fn apply(
-        config: String,
-        actions: Vec<wit::Action>,
-    ) -> Result<Vec<wit::ActionOutcome>, wit::PluginError> {
-        T::apply(&config, actions.into_iter().map(Into::into).collect())
-            .map(|outcomes| outcomes.into_iter().map(Into::into).collect())
-            .map_err(Into::into)
     }
 }

@@ -1,5 +1,6 @@
 //! Start, stop and restart allow-listed services (WIT `service-control`). Only remediation
-//! plugins get this module, and they should only call it from `apply`.
+//! plugins may use it, and only from `apply`: any other plugin that calls it still compiles, but
+//! its component imports `service-control`, which the runner refuses to load.
 
 use crate::__private::bindings::warden::plugin::service_control as wit;
 use crate::CapError;

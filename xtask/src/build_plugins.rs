@@ -22,8 +22,10 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let out_dir = root.join("target").join("plugins");
     for workspace in GUEST_WORKSPACES {
         let workspace = root.join(workspace);
-        for guest in util::guests(&workspace)? {
-            build(&workspace, &guest, &wasm_dir, &out_dir, verbose)?;
+        let guests = util::guests(&workspace)?;
+        build(&workspace, &guests, &wasm_dir, verbose)?;
+        for guest in &guests {
+            install(guest, &wasm_dir, &out_dir)?;
         }
     }
     polyglot::build_all(root, &out_dir, verbose)?;
@@ -56,17 +58,12 @@ fn ensure_target() -> anyhow::Result<()> {
     }
 }
 
-/// Build one guest on its own: building several packages in one cargo invocation would unify
-/// the SDK's role features across them and select the wrong WIT world.
-fn build(
-    workspace: &Path,
-    guest: &Guest,
-    wasm_dir: &Path,
-    out_dir: &Path,
-    verbose: bool,
-) -> anyhow::Result<()> {
-    print!("building plugin {} ... ", guest.plugin);
-    // Show which plugin is building before the (possibly long) compile starts.
+/// Build every guest of `workspace` in one cargo invocation, so they compile in parallel and
+/// share one build of the SDK (the role is a macro, not a feature, so nothing unifies).
+fn build(workspace: &Path, guests: &[Guest], wasm_dir: &Path, verbose: bool) -> anyhow::Result<()> {
+    let names: Vec<&str> = guests.iter().map(|g| g.plugin.as_str()).collect();
+    print!("building plugins {} ... ", names.join(", "));
+    // Show what is building before the (possibly long) compile starts.
     std::io::Write::flush(&mut std::io::stdout()).ok();
 
     let mut cmd = util::cargo(workspace);
@@ -77,8 +74,10 @@ fn build(
         WASM_TARGET,
         "--target-dir",
     ])
-    .arg(wasm_dir)
-    .args(["-p", &guest.package]);
+    .arg(wasm_dir);
+    for guest in guests {
+        cmd.args(["-p", &guest.package]);
+    }
     if verbose {
         println!();
         util::run(&mut cmd)?;
@@ -91,10 +90,19 @@ fn build(
         if !out.status.success() {
             println!("failed");
             eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-            bail!("building {} failed ({})", guest.package, out.status);
+            bail!(
+                "building the plugins of {} failed ({})",
+                workspace.display(),
+                out.status
+            );
         }
+        println!("done");
     }
+    Ok(())
+}
 
+/// Lay out one built guest as `out_dir/<name>/{plugin.toml, component}`.
+fn install(guest: &Guest, wasm_dir: &Path, out_dir: &Path) -> anyhow::Result<()> {
     let wasm = wasm_dir
         .join(WASM_TARGET)
         .join("release")
@@ -109,6 +117,6 @@ fn build(
         .with_context(|| format!("copying the manifest of {}", guest.package))?;
     let bytes = std::fs::copy(&wasm, dest.join(&guest.component))
         .with_context(|| format!("copying {}", wasm.display()))?;
-    println!("{} KB", bytes.div_ceil(1024));
+    println!("  {} {} KB", guest.plugin, bytes.div_ceil(1024));
     Ok(())
 }

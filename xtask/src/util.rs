@@ -11,7 +11,8 @@ use anyhow::{Context, bail};
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Cargo workspaces of guest crates, relative to the repository root. Each is built apart from
-/// the root workspace (a different target) and one package at a time (see `build_plugins`).
+/// the root workspace (a different target), all its guests in one invocation (see
+/// `build_plugins`).
 pub const GUEST_WORKSPACES: [&str; 2] = ["plugins", "tests/guests"];
 
 /// The guest SDK, a standalone package used by every guest.

@@ -884,12 +884,8 @@ mod tests {
         let dep = &cargo["dependencies"]["warden-sdk"];
         let expected = std::fs::canonicalize(&odd).expect("canonical");
         assert_eq!(dep["path"].as_str(), expected.to_str());
-        assert_eq!(
-            dep["features"].as_array().map(Vec::len),
-            Some(1),
-            "one role feature"
-        );
-        assert_eq!(dep["features"][0].as_str(), Some("remediation"));
+        // The role is the SDK macro the plugin calls, not a cargo feature.
+        assert!(dep.get("features").is_none(), "no role feature");
         assert_eq!(cargo["package"]["name"].as_str(), Some("odd-path"));
         assert!(cargo["workspace"].as_table().is_some_and(|t| t.is_empty()));
         let release = &cargo["profile"]["release"];
@@ -925,7 +921,7 @@ mod tests {
             cargo["dependencies"]["warden-sdk"]["path"].as_str(),
             expected.to_str()
         );
-        assert!(read(&opts.dir, "src/lib.rs").contains("export_plugin!"));
+        assert!(read(&opts.dir, "src/lib.rs").contains("warden_sdk::discovery!(Plugin);"));
     }
 
     #[test]

@@ -156,4 +156,4 @@ fn apply_one(config: &Config, action: &Action, now: SystemTime) -> ActionOutcome
     }
 }
 
-warden_sdk::export_plugin!(CleanTemp);
+warden_sdk::remediation!(CleanTemp);

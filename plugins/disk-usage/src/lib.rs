@@ -169,4 +169,4 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-warden_sdk::export_plugin!(DiskUsage);
+warden_sdk::check!(DiskUsage);

@@ -146,4 +146,4 @@ fn packages(path: &str) -> Result<Vec<FactGroup>, PluginError> {
         .collect())
 }
 
-warden_sdk::export_plugin!(Inventory);
+warden_sdk::discovery!(Inventory);

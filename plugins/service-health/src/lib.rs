@@ -98,4 +98,4 @@ fn restart(config: &Config, action: &Action) -> ActionOutcome {
     }
 }
 
-warden_sdk::export_plugin!(ServiceHealth);
+warden_sdk::check_remediation!(ServiceHealth);

@@ -76,4 +76,4 @@ impl Check for Calls {
     }
 }
 
-warden_sdk::export_plugin!(Calls);
+warden_sdk::check!(Calls);

@@ -303,4 +303,4 @@ impl Remediation for Hostile {
     }
 }
 
-warden_sdk::export_plugin!(Hostile);
+warden_sdk::check_remediation!(Hostile);

@@ -27,4 +27,4 @@ impl Check for Sneaky {
     }
 }
 
-warden_sdk::export_plugin!(Sneaky);
+warden_sdk::check!(Sneaky);

@@ -37,4 +37,4 @@ impl Remediation for Tracer {
     }
 }
 
-warden_sdk::export_plugin!(Tracer);
+warden_sdk::remediation!(Tracer);

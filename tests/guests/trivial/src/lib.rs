@@ -15,4 +15,4 @@ impl Check for Trivial {
     }
 }
 
-warden_sdk::export_plugin!(Trivial);
+warden_sdk::check!(Trivial);

@@ -63,4 +63,4 @@ impl Check for Plugin {
     }
 }
 
-warden_sdk::export_plugin!(Plugin);
+warden_sdk::check!(Plugin);

@@ -113,4 +113,4 @@ impl Discovery for Plugin {
     }
 }
 
-warden_sdk::export_plugin!(Plugin);
+warden_sdk::discovery!(Plugin);

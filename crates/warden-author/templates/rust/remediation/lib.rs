@@ -77,4 +77,4 @@ fn apply_one(config: &Config, action: &Action) -> ActionOutcome {
     }
 }
 
-warden_sdk::export_plugin!(Plugin);
+warden_sdk::remediation!(Plugin);
