@@ -173,6 +173,34 @@ async fn next_payload(sub: &mut async_nats::Subscriber) -> (String, String) {
     )
 }
 
+/// A round trip on the controller's connection (a JetStream API request): the server has
+/// processed everything the controller sent before, its subscriptions included. (`flush` only
+/// writes the socket.)
+async fn controller_round_trip(controller: &Client) {
+    async_nats::jetstream::new(controller.clone())
+        .query_account()
+        .await
+        .expect("account info");
+}
+
+/// Make sure the server has processed every subscription the agents made so far: each
+/// publishes a heartbeat after them, and the controller (subscribed to `fleet.hb.>`, round trip
+/// done) sees them all. The server handles one connection's messages in order.
+async fn sync_agents(heartbeats: &mut async_nats::Subscriber, agents: &[(&Agent, String)]) {
+    let mut waiting: Vec<&String> = agents.iter().map(|(_, subject)| subject).collect();
+    for (agent, subject) in agents {
+        agent
+            .client
+            .publish(subject.clone(), "sync".into())
+            .await
+            .expect("heartbeat");
+    }
+    while !waiting.is_empty() {
+        let (subject, _) = next_payload(heartbeats).await;
+        waiting.retain(|s| **s != subject);
+    }
+}
+
 /// Whatever the subscription already holds, without waiting.
 fn already_delivered(sub: &mut async_nats::Subscriber) -> Option<String> {
     let waker = std::task::Waker::noop();
@@ -201,7 +229,7 @@ async fn an_agent_reads_its_own_commands_only_and_publishes_only_as_itself() {
     .await
     .expect("results stream");
     let mut heartbeats = controller.subscribe("fleet.hb.>").await.expect("sub");
-    controller.flush().await.expect("flush");
+    controller_round_trip(&controller).await;
 
     let mut a = Agent::connect(&url, &key_a, &jwt_a)
         .await
@@ -219,7 +247,14 @@ async fn an_agent_reads_its_own_commands_only_and_publishes_only_as_itself() {
         .subscribe(subjects::command(&acme, &b_id))
         .await
         .expect("sub");
-    b.client.flush().await.expect("flush");
+    sync_agents(
+        &mut heartbeats,
+        &[
+            (&a, subjects::heartbeat(&acme, &a_id)),
+            (&b, subjects::heartbeat(&acme, &b_id)),
+        ],
+    )
+    .await;
 
     // A tries B's commands, every command of the tenant, all commands, and all replies.
     let forbidden = [
@@ -320,6 +355,8 @@ async fn a_tenant_reads_only_its_own_announcements() {
     let (key_y, jwt_y) = fleet.enroll(&globex, "globex-host");
     let url = fleet.nats.url(0);
     let controller = fleet.controller().await;
+    let mut heartbeats = controller.subscribe("fleet.hb.>").await.expect("sub");
+    controller_round_trip(&controller).await;
     let js = async_nats::jetstream::new(controller.clone());
     // The desired-state bucket as the controller will keep it: a KV stream that RePublishes
     // every put to the plain announcement subjects, with Direct-Get on.
@@ -355,7 +392,14 @@ async fn a_tenant_reads_only_its_own_announcements() {
         .subscribe(subjects::desired(&globex))
         .await
         .expect("sub");
-    y.client.flush().await.expect("flush");
+    sync_agents(
+        &mut heartbeats,
+        &[
+            (&x, subjects::heartbeat(&acme, &key_x.id())),
+            (&y, subjects::heartbeat(&globex, &key_y.id())),
+        ],
+    )
+    .await;
     let forbidden = [subjects::desired(&globex), "fleet.desired.>".to_string()];
     let mut snoops = Vec::new();
     for subject in &forbidden {
@@ -421,14 +465,13 @@ async fn a_revoked_agent_is_disconnected_and_stays_out_across_restarts() {
     let url = fleet.nats.url(0);
     let controller = fleet.controller().await;
     let mut heartbeats = controller.subscribe("fleet.hb.>").await.expect("sub");
-    controller.flush().await.expect("flush");
+    controller_round_trip(&controller).await;
     let mut a = Agent::connect(&url, &key_a, &jwt_a)
         .await
         .expect("A connects");
     let b = Agent::connect(&url, &key_b, &jwt_b)
         .await
         .expect("B connects");
-    a.client.flush().await.expect("A is connected");
 
     // Revoke A: a new tenant account JWT, pushed through the system account. No restart.
     let update = fleet
@@ -549,14 +592,161 @@ async fn a_revoked_agent_is_disconnected_and_stays_out_across_restarts() {
     assert!(claims.nats.revocations.contains_key(key_a.id().as_str()));
 
     // A server restart on its original config (preloaded before the revocation): the full
-    // resolver kept the pushed JWT, so A stays out and B gets in.
+    // resolver kept the pushed JWT (a preload replaces a stored JWT only if issued later).
     let took = tokio::task::block_in_place(|| fleet.nats.restart(0)).expect("restart");
     println!("server restarted in {took:?}");
+    let stored = std::fs::read_to_string(
+        fleet
+            .nats
+            .dir()
+            .join("n0/jwt")
+            .join(format!("{}.jwt", update.account)),
+    )
+    .expect("the resolver stored the tenant's account JWT");
+    let stored: warden_fleet_identity::jwt::Claims<warden_fleet_identity::jwt::Account> =
+        warden_fleet_identity::jwt::decode(&stored).expect("decode");
     assert!(
-        Agent::connect(&url, &key_a, &jwt_a).await.is_err(),
-        "A connected after a server restart"
+        stored.nats.revocations.contains_key(key_a.id().as_str()),
+        "the stored account JWT lost the revocation: {stored:?}"
     );
     Agent::connect(&url, &key_b, &jwt_b)
         .await
         .expect("B connects after the restart");
+    // Measured on 2.12.8: a connection with A's revoked credentials made right after the
+    // restart, while A's old client and B were reconnecting, was *accepted* in 3 of about 35
+    // runs. Apparently a concurrent connect can use the tenant account while the server is
+    // still building it (its import from the fleet account is resolved before the revocations
+    // are set; nats-server `buildInternalAccount` / `tmpAccounts`), and a connection once in is
+    // not re-checked until the next account update. So the controller re-pushes every account
+    // JWT when it sees a server (re)start: the update closes any revoked connection.
+    let slipped_in = a.client.connection_state() == async_nats::connection::State::Connected;
+    println!(
+        "A's old client connected during the account's first load after the restart: {slipped_in}"
+    );
+    let system = fleet.system().await;
+    let repush = authority
+        .tenant_account_jwt(&acme, &deny, unix_now())
+        .expect("account");
+    let reply = system
+        .request(CLAIMS_UPDATE_SUBJECT, repush.jwt.into())
+        .await
+        .expect("the server answers the push");
+    claims_update_result(&reply.payload).expect("accepted");
+    let out = tokio::time::timeout(WAIT, async {
+        while a.client.connection_state() == async_nats::connection::State::Connected {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(out.is_ok(), "A's connection survived the re-push");
+    let back = Agent::connect(&url, &key_a, &jwt_a).await;
+    assert!(
+        back.is_err(),
+        "A connected after the restart and the re-push; log:\n{}",
+        fleet.nats.log(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_added_at_runtime_works_without_a_restart_and_expired_jwts_are_refused() {
+    let mut fleet = Fleet::start();
+    let initech = TenantId::new("initech").expect("tenant");
+    fleet.authority.add_tenant(&initech).expect("add");
+    // Unknown to the running server until its account JWT is pushed.
+    let (key, jwt) = fleet.enroll(&initech, "initech-host");
+    let url = fleet.nats.url(0);
+    assert!(
+        Agent::connect(&url, &key, &jwt).await.is_err(),
+        "an agent of an account the server never saw connected"
+    );
+    let account = fleet
+        .authority
+        .tenant_account_jwt(&initech, &fleet.deny, unix_now())
+        .expect("account");
+    let system = fleet.system().await;
+    let reply = system
+        .request(CLAIMS_UPDATE_SUBJECT, account.jwt.into())
+        .await
+        .expect("answer");
+    assert_eq!(
+        claims_update_result(&reply.payload).expect("accepted"),
+        account.account
+    );
+    let agent = Agent::connect(&url, &key, &jwt)
+        .await
+        .expect("the new tenant's agent connects");
+    let controller = fleet.controller().await;
+    let mut heartbeats = controller.subscribe("fleet.hb.>").await.expect("sub");
+    controller_round_trip(&controller).await;
+    let mut commands = agent
+        .client
+        .subscribe(subjects::command(&initech, &key.id()))
+        .await
+        .expect("sub");
+    // Its heartbeat reaching the controller also shows the new tenant's service imports work.
+    sync_agents(
+        &mut heartbeats,
+        &[(&agent, subjects::heartbeat(&initech, &key.id()))],
+    )
+    .await;
+    controller
+        .publish(subjects::command(&initech, &key.id()), "hello".into())
+        .await
+        .expect("publish");
+    let got = tokio::time::timeout(WAIT, commands.next()).await;
+    assert!(
+        matches!(&got, Ok(Some(m)) if m.payload.as_ref() == b"hello"),
+        "{got:?}; log:\n{}",
+        fleet.nats.log(0)
+    );
+
+    // A JWT past its expiry is refused by the server itself.
+    let acme = fleet.acme.clone();
+    let old_key = AgentKey::generate();
+    let expired = fleet
+        .authority
+        .agent_jwt(
+            &acme,
+            &old_key.id(),
+            "old",
+            &fleet.deny,
+            unix_now() - warden_fleet_identity::AGENT_JWT_LIFETIME - 60,
+        )
+        .expect("mint");
+    let refused = Agent::connect(&url, &old_key, &expired).await;
+    println!("expired JWT: {:?}", refused.as_ref().err());
+    assert!(refused.is_err(), "an expired JWT connected");
+
+    // A push of an account JWT signed by an operator the server does not trust: on 2.12.8 the
+    // full resolver answers "jwt updated" and stores it, but never applies it (the account's
+    // issuer is checked when it is used): that account's users cannot connect.
+    let mut stranger = FleetAuthority::generate();
+    stranger.add_tenant(&acme).expect("add");
+    let forged = stranger
+        .tenant_account_jwt(&acme, &DenyList::new(), unix_now())
+        .expect("account");
+    let reply = system
+        .request(CLAIMS_UPDATE_SUBJECT, forged.jwt.into())
+        .await
+        .expect("answer");
+    println!(
+        "foreign account JWT pushed: {:?}",
+        claims_update_result(&reply.payload)
+    );
+    let intruder = AgentKey::generate();
+    let intruder_jwt = stranger
+        .agent_jwt(
+            &acme,
+            &intruder.id(),
+            "intruder",
+            &DenyList::new(),
+            unix_now(),
+        )
+        .expect("mint");
+    assert!(
+        Agent::connect(&url, &intruder, &intruder_jwt)
+            .await
+            .is_err(),
+        "a user of a foreign operator's account connected"
+    );
 }
