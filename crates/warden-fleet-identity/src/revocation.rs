@@ -4,7 +4,11 @@
 //! time), pushed to the running servers through the system account
 //! ([`crate::CLAIMS_UPDATE_SUBJECT`]). The server then refuses that key's JWTs issued at or
 //! before the time, and closes the connections using one (observed on 2.12.8, see the tests).
-//! The full resolver stores the pushed JWT, so a restarted server keeps the revocation.
+//! The full resolver stores the pushed JWT, so a restarted server keeps the revocation. But on
+//! 2.12.8 a revoked agent connecting while a restarted server first loads its tenant account
+//! was seen to get in (3 of about 35 runs, see `tests/live.rs`), and a connection once in is
+//! re-checked only at the next account update: so the controller re-pushes every account JWT
+//! ([`crate::FleetAuthority::account_jwts`]) whenever it sees a server (re)start.
 //!
 //! The [`DenyList`] is the controller's record, and what it persists: account JWTs are rebuilt
 //! from it, so a restarted controller signs the same revocations again, and it refuses to mint a
