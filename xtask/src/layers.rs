@@ -62,6 +62,24 @@ const RULES: &[Rule] = &[
         may_use: &[],
         never: HEAVY,
     },
+    // The fleet's NATS identity (keys, JWTs, enrollment, revocation): used by the controller
+    // and the agent, so it must stay free of the sandbox and of both of them. Its tests use
+    // warden-natstest (a dev-dependency, which these rules do not cover).
+    Rule {
+        krate: "warden-fleet-identity",
+        may_use: &[],
+        never: &[
+            "wasmtime",
+            "wasmtime-wasi",
+            "warden-host",
+            "warden-agent",
+            "warden-controller",
+            "tokio",
+            "tonic",
+            "prost",
+            "rusqlite",
+        ],
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],

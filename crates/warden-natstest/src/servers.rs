@@ -64,6 +64,9 @@ pub struct Options {
     /// How long a start (every node [`Health::Current`]) or a restart ([`Health::Running`])
     /// may take.
     pub start_timeout: Duration,
+    /// Config text appended to every node's config, at the top level (operator mode and its
+    /// account resolver, say). Relative paths in it are relative to the node's directory.
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             max_memory_store: 64 << 20,
             max_file_store: 256 << 20,
             start_timeout: Duration::from_secs(30),
+            extra_config: String::new(),
         }
     }
 }
@@ -135,6 +139,10 @@ impl Node {
                    routes: [\n{routes}  ]\n\
                  }}\n"
             ));
+        }
+        if !options.extra_config.is_empty() {
+            text.push_str(&options.extra_config);
+            text.push('\n');
         }
         Ok(text)
     }
@@ -608,6 +616,12 @@ mod tests {
         };
         let text = single.config(&[], &Options::default()).expect("config");
         assert!(!text.contains("cluster"), "{text}");
+        let options = Options {
+            extra_config: "system_account: SYS".into(),
+            ..Options::default()
+        };
+        let text = single.config(&[], &options).expect("config");
+        assert!(text.ends_with("system_account: SYS\n"), "{text}");
     }
 
     #[test]

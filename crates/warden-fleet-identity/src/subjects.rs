@@ -1,0 +1,175 @@
+//! The fleet's subject scheme, and the one permission template every agent gets from it.
+//!
+//! Per agent, with `<t>` its tenant and `<a>` its id (its user public key):
+//!
+//! | subject | who publishes | who subscribes |
+//! | --- | --- | --- |
+//! | `fleet.cmd.<t>.<a>` | controller | the agent |
+//! | `fleet.res.<t>.<a>` and `fleet.res.<t>.<a>.>` | the agent (JetStream publish, PubAck) | the results stream |
+//! | `fleet.hb.<t>.<a>` | the agent | controller |
+//! | `fleet.evt.<t>.<a>` and `fleet.evt.<t>.<a>.>` | the agent | controller (or a stream) |
+//! | `fleet.desired.<t>.>` | KV RePublish of bucket `desired` | every agent of `<t>` |
+//! | `$JS.API.DIRECT.GET.KV_desired.$KV.desired.<t>.>` | the agent (Direct-Get on connect) | the bucket's stream |
+//! | `_INBOX.<a>.>` | the server (replies: PubAcks, Direct-Get answers) | the agent |
+//!
+//! The agent must set its client's inbox prefix to [`inbox_prefix`]: the default `_INBOX.>`
+//! would let it read every reply in its account, its tenant neighbours' included.
+//!
+//! Commands are one-way (the agent may not answer a command's reply subject); answers go to the
+//! results stream, where they are durable and deduplicated.
+
+use crate::ids::{AgentId, TenantId};
+use crate::jwt::{Permission, Permissions, UserPermissionLimits};
+
+pub const COMMANDS: &str = "fleet.cmd";
+pub const RESULTS: &str = "fleet.res";
+pub const HEARTBEATS: &str = "fleet.hb";
+pub const EVENTS: &str = "fleet.evt";
+pub const DESIRED: &str = "fleet.desired";
+/// The KV bucket holding the desired state; its stream is `KV_desired`, its keys
+/// `<tenant>.<...>`, and it RePublishes `$KV.desired.>` to `fleet.desired.>`.
+pub const DESIRED_BUCKET: &str = "desired";
+/// Where the results stream takes its messages from.
+pub const RESULTS_STREAM_SUBJECTS: &str = "fleet.res.>";
+
+/// Subscriptions one agent may hold. It needs three (its commands, its tenant's announcements,
+/// its reply inbox); the cap bounds what a stolen credential can make the server hold.
+pub const MAX_AGENT_SUBSCRIPTIONS: i64 = 32;
+
+/// Stands for the agent's id in a permission template: the server replaces it with the
+/// connecting user's public key, which the connection proved it holds.
+const AGENT: &str = "{{subject()}}";
+
+pub fn command(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{COMMANDS}.{tenant}.{agent}")
+}
+
+pub fn result(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{RESULTS}.{tenant}.{agent}")
+}
+
+pub fn heartbeat(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{HEARTBEATS}.{tenant}.{agent}")
+}
+
+pub fn event(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{EVENTS}.{tenant}.{agent}")
+}
+
+/// Every desired-state announcement of the tenant.
+pub fn desired(tenant: &TenantId) -> String {
+    format!("{DESIRED}.{tenant}.>")
+}
+
+/// The Direct-Get (last message) of a desired-state key of the tenant; `key` is the rest of the
+/// KV key after `<tenant>.`.
+pub fn desired_direct_get(tenant: &TenantId, key: &str) -> String {
+    format!("{}.{tenant}.{key}", desired_direct_get_root())
+}
+
+/// The agent's reply inbox prefix (`async_nats::ConnectOptions::custom_inbox_prefix`).
+pub fn inbox_prefix(agent: &AgentId) -> String {
+    format!("_INBOX.{agent}")
+}
+
+fn desired_direct_get_root() -> String {
+    format!("$JS.API.DIRECT.GET.KV_{DESIRED_BUCKET}.$KV.{DESIRED_BUCKET}")
+}
+
+/// What crosses from the fleet (controller) account into a tenant's account, and back: the
+/// tenant account imports exactly its own slice of each, the fleet account exports the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Fleet -> tenant, no replies (a NATS stream export).
+    ToTenant,
+    /// Tenant -> fleet, with one reply back (a NATS service export: PubAcks, Direct-Get).
+    ToFleet,
+}
+
+/// `(name, subject prefix, flow)`; the exported subject is `<prefix>.>` and a tenant imports
+/// `<prefix>.<tenant>.>`.
+pub(crate) fn shared_subjects() -> Vec<(&'static str, String, Flow)> {
+    vec![
+        ("commands", COMMANDS.to_string(), Flow::ToTenant),
+        ("desired", DESIRED.to_string(), Flow::ToTenant),
+        ("results", RESULTS.to_string(), Flow::ToFleet),
+        ("heartbeats", HEARTBEATS.to_string(), Flow::ToFleet),
+        ("events", EVENTS.to_string(), Flow::ToFleet),
+        ("desired-get", desired_direct_get_root(), Flow::ToFleet),
+    ]
+}
+
+/// The permissions of every agent of `tenant`, as the template of the tenant's scoped signing
+/// key: the user JWTs carry none, the server expands this for each connection. Allow lists only,
+/// so anything not listed is denied; the tenant is written in, the agent is `{{subject()}}`.
+pub(crate) fn agent_template(tenant: &TenantId) -> UserPermissionLimits {
+    let own = |prefix: &str| format!("{prefix}.{tenant}.{AGENT}");
+    UserPermissionLimits {
+        permissions: Permissions {
+            publish: Permission {
+                allow: vec![
+                    own(RESULTS),
+                    format!("{}.>", own(RESULTS)),
+                    own(HEARTBEATS),
+                    own(EVENTS),
+                    format!("{}.>", own(EVENTS)),
+                    format!("{}.{tenant}.>", desired_direct_get_root()),
+                ],
+                deny: Vec::new(),
+            },
+            subscribe: Permission {
+                allow: vec![own(COMMANDS), desired(tenant), format!("_INBOX.{AGENT}.>")],
+                deny: Vec::new(),
+            },
+            response: None,
+        },
+        subs: Some(MAX_AGENT_SUBSCRIPTIONS),
+        data: Some(crate::jwt::NO_LIMIT),
+        payload: Some(crate::jwt::NO_LIMIT),
+        bearer_token: false,
+        // Plain client connections only: an agent's credential cannot attach a leaf node,
+        // websocket or MQTT client (a later site relay gets its own role).
+        allowed_connection_types: vec!["STANDARD".to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_agent_subject_names_its_tenant_and_itself() {
+        let t = TenantId::new("acme").expect("tenant");
+        let a = AgentId::new(nkeys::KeyPair::new_user().public_key()).expect("agent");
+        assert_eq!(command(&t, &a), format!("fleet.cmd.acme.{a}"));
+        assert_eq!(result(&t, &a), format!("fleet.res.acme.{a}"));
+        assert_eq!(heartbeat(&t, &a), format!("fleet.hb.acme.{a}"));
+        assert_eq!(desired(&t), "fleet.desired.acme.>");
+        assert_eq!(
+            desired_direct_get(&t, "config"),
+            "$JS.API.DIRECT.GET.KV_desired.$KV.desired.acme.config"
+        );
+        let template = agent_template(&t);
+        let all: Vec<&String> = template
+            .permissions
+            .publish
+            .allow
+            .iter()
+            .chain(&template.permissions.subscribe.allow)
+            .collect();
+        for subject in all {
+            let tokens: Vec<&str> = subject.split('.').collect();
+            assert!(
+                tokens.contains(&"acme") || subject.starts_with("_INBOX.{{subject()}}."),
+                "{subject} is not confined to the tenant"
+            );
+            // Only a trailing `>` below the tenant or the agent, never a `*` or a bare `>`.
+            assert!(!tokens.contains(&"*"), "{subject}");
+            let tail_ok = tokens.iter().position(|t| *t == ">").is_none_or(|i| {
+                i == tokens.len() - 1
+                    && (tokens[..i].contains(&"acme") || tokens[..i].contains(&AGENT))
+            });
+            assert!(tail_ok, "{subject}");
+        }
+    }
+}
