@@ -3,12 +3,12 @@
 //! its result, plan and capability calls. Behind `warden plugin test`, and usable from Rust:
 //!
 //! ```no_run
-//! use warden::testkit::{Fixture, Harness};
+//! use warden_testkit::{Fixture, Harness};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let harness = Harness::new("my-plugin".as_ref(), "target/warden-cache".as_ref())?;
 //! let fixture = Fixture::load("my-plugin/tests/small-log.toml".as_ref())?;
 //! let run = harness.run(&fixture)?;
-//! let verdict = warden::testkit::verdict(&fixture, &run);
+//! let verdict = warden_testkit::verdict(&fixture, &run);
 //! assert!(verdict.passed, "{:?}", verdict.failures);
 //! # Ok(()) }
 //! ```
