@@ -24,7 +24,7 @@ pub mod records;
 
 /// A real full filesystem for the tests (shared with the CLI and daemon tests).
 #[cfg(all(test, unix))]
-#[path = "../../../runner/tests/common/tmpfs.rs"]
+#[path = "../../../runner/tests/all/common/tmpfs.rs"]
 mod test_tmpfs;
 
 pub use checkpoint::CheckpointSigner;

@@ -19,6 +19,7 @@ pub mod names;
 pub mod policy;
 pub mod report;
 pub mod request;
+pub mod run_status;
 
 pub use cancel::CancelToken;
 pub use capability::Capability;
@@ -28,6 +29,7 @@ pub use manifest::Manifest;
 pub use policy::SitePolicy;
 pub use report::{Invocation, Output, RunReport};
 pub use request::RunRequest;
+pub use run_status::RunStatus;
 
 /// Lowercase hex sha256 of `bytes`: how components and bundles are named and compared.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use warden_audit::AuditLog;
 use warden_audit::Pending;
 use warden_core::CancelToken;
-use warden_core::RunRequest;
 use warden_core::error::RunError;
 use warden_core::limits::Limit;
 use warden_core::report::{Invocation, Output, RunReport};
+use warden_core::{RunRequest, RunStatus};
 use warden_history::{History, StepResult};
 
 /// What a step ended as.
@@ -26,6 +26,17 @@ pub enum StepStatus {
     Succeeded,
     Failed,
     Skipped,
+}
+
+impl StepStatus {
+    /// The word the history and the API use (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
 }
 
 /// Progress, for a display or a stream.
@@ -67,7 +78,7 @@ pub enum RunEvent {
     },
     RunFinished {
         run_id: String,
-        status: String,
+        status: RunStatus,
     },
 }
 
@@ -103,7 +114,7 @@ pub struct RunSummary {
     pub run_id: String,
     pub runbook: String,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub steps: Vec<StepSummary>,
 }
 
@@ -545,14 +556,14 @@ impl Engine<'_> {
         }
         let status = if state.cancel.is_cancelled() {
             failed = Some("cancelled".into());
-            "cancelled"
+            RunStatus::Cancelled
         } else if failed.is_some() {
-            "failed"
+            RunStatus::Failed
         } else {
-            "succeeded"
+            RunStatus::Succeeded
         };
         self.history
-            .finish_run(&run_id, status, failed.as_deref())?;
+            .finish_run(&run_id, status.as_str(), failed.as_deref())?;
         self.audit.append_lazy(vec![
             Pending::new(
                 "run.finished",
@@ -562,13 +573,13 @@ impl Engine<'_> {
         ])?;
         on_event(&RunEvent::RunFinished {
             run_id: run_id.clone(),
-            status: status.into(),
+            status,
         });
         Ok(RunSummary {
             run_id,
             runbook: runbook.name.clone(),
             dry_run,
-            status: status.into(),
+            status,
             steps: summaries,
         })
     }

@@ -121,7 +121,7 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
                     "\nrun {} of `{}`: {}{}",
                     summary.run_id,
                     inert(&summary.runbook),
-                    inert(&summary.status),
+                    summary.status,
                     if dry_run {
                         " (dry run: nothing was applied)"
                     } else {
@@ -147,11 +147,11 @@ pub fn run(cx: &Context, cmd: RunbookCommand) -> Result<ExitCode> {
                     }
                 }
             }
-            if summary.status != "succeeded" {
+            if !summary.status.succeeded() {
                 bail!(
                     "runbook `{}` {} (run {})",
                     inert(&summary.runbook),
-                    inert(&summary.status),
+                    summary.status,
                     summary.run_id
                 );
             }

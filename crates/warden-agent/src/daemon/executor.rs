@@ -3,8 +3,8 @@
 //! run on the runner directly, and automation events are published on `Agent.WatchEvents`.
 
 use super::AgentState;
-use super::runs::RunSpec;
-use crate::grpc::pb;
+use super::events::AgentEvent;
+use super::trigger::{RunbookSource, TriggerRequest};
 use serde_json::json;
 use std::sync::Arc;
 use warden_automation::{
@@ -14,7 +14,6 @@ use warden_automation::{
 use warden_core::RunRequest;
 use warden_core::report::{Invocation, Output};
 use warden_history::now_ms;
-use warden_runbook::source;
 
 pub struct DaemonExecutor {
     pub state: Arc<AgentState>,
@@ -34,45 +33,25 @@ impl Executor for DaemonExecutor {
                 LaunchOrigin::Schedule { name, .. } => format!("schedule:{name}"),
                 LaunchOrigin::Monitor { name, .. } => format!("monitor:{name}"),
             };
-            let triggered = tokio::task::spawn_blocking(move || {
-                let fail = |e: &dyn std::fmt::Display| LaunchError(e.to_string());
-                let loaded = source::load_file(
-                    &req.runbook,
-                    state.runner.policy(),
-                    state.config.runbooks.signed_only,
-                )
-                .map_err(|e| fail(&e))?;
-                let problems = loaded.runbook.check_plugins(state.runner.as_ref());
-                if let Some(first) = problems.first() {
-                    return Err(fail(&format!("the runbook cannot run here: {first}")));
-                }
-                let params = loaded
-                    .runbook
-                    .resolve_params(&req.params)
-                    .map_err(|e| fail(&e))?;
-                state
-                    .runs
-                    .trigger(
-                        RunSpec {
-                            runbook: loaded.runbook,
-                            params,
-                            dry_run: req.dry_run,
-                            requested_by,
-                        },
-                        &handle,
-                    )
-                    .map_err(|e| fail(&e))
-            })
-            .await
-            .map_err(blocking_error)??;
+            let request = TriggerRequest {
+                source: RunbookSource::File(req.runbook),
+                params: req.params,
+                dry_run: req.dry_run,
+                requested_by,
+            };
+            let triggered =
+                tokio::task::spawn_blocking(move || state.trigger_runbook(request, &handle))
+                    .await
+                    .map_err(blocking_error)?
+                    .map_err(|e| LaunchError(e.to_string()))?;
             let finished = triggered
                 .done
                 .await
                 .map_err(|_| LaunchError("the run ended without a result".into()))?;
             Ok(RunOutcome {
                 run_id: finished.run_id,
-                succeeded: finished.status == "succeeded",
-                status: finished.status,
+                succeeded: finished.status.succeeded(),
+                status: finished.status.to_string(),
             })
         })
     }
@@ -110,12 +89,12 @@ impl Executor for DaemonExecutor {
             .unwrap_or_default()
             .to_string();
         let kind = ev.kind().trim_start_matches("automation.").to_string();
-        let _ = self.state.events.send(pb::AgentEvent {
+        let _ = self.state.events.send(AgentEvent {
             at_ms: now_ms(),
             message: format!("{kind} {subject}"),
             kind,
             subject,
-            detail_json: detail.to_string(),
+            detail,
         });
     }
 }

@@ -5,16 +5,12 @@
 //! checkpoints of it at start, periodically and at stop.
 
 pub mod config;
+pub mod events;
 pub mod executor;
 pub mod runs;
+pub mod trigger;
 
 use crate::PluginManager;
-use crate::grpc::auth::{AuthLayer, Authenticator};
-use crate::grpc::pb::{
-    agent_server::AgentServer, inventory_server::InventoryServer, plugins_server::PluginsServer,
-    runbooks_server::RunbooksServer,
-};
-use crate::grpc::{AgentApi, PluginsApi, RunbooksApi, pb};
 use config::AgentConfig;
 use runs::RunManager;
 use serde_json::json;
@@ -31,7 +27,7 @@ pub struct AgentState {
     pub runs: Arc<RunManager>,
     pub config: AgentConfig,
     /// Automation events for `Agent.WatchEvents`.
-    pub events: broadcast::Sender<pb::AgentEvent>,
+    pub events: broadcast::Sender<events::AgentEvent>,
     /// Flips to true when the agent is stopping; open streams end.
     pub stopping: watch::Receiver<bool>,
     pub started: Instant,
@@ -156,7 +152,7 @@ fn host_id() -> String {
 
 /// Tell the NOC (over `WatchEvents`) when the audit log stops and starts being writable again;
 /// the writer logs both.
-fn report_audit_health(runner: &PluginManager, events: broadcast::Sender<pb::AgentEvent>) {
+fn report_audit_health(runner: &PluginManager, events: broadcast::Sender<events::AgentEvent>) {
     let path = runner.audit().path().display().to_string();
     runner.audit().on_health_change(move |health| {
         let (kind, message) = match &health.error {
@@ -169,12 +165,12 @@ fn report_audit_health(runner: &PluginManager, events: broadcast::Sender<pb::Age
                 "the audit log is writable again; the queued records were written".to_string(),
             ),
         };
-        let _ = events.send(pb::AgentEvent {
+        let _ = events.send(events::AgentEvent {
             at_ms: warden_history::now_ms(),
             kind: kind.into(),
             subject: path.clone(),
             message,
-            detail_json: serde_json::to_string(health).unwrap_or_default(),
+            detail: serde_json::to_value(health).unwrap_or_default(),
         });
     });
 }
@@ -260,50 +256,7 @@ pub async fn serve(
         .map_err(|source| DaemonError::Bind { addr, source })?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
 
-    // Dead clients are found by keepalive pings; their streams end and free their slots.
-    let mut builder = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(crate::grpc::streams::KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(crate::grpc::streams::KEEPALIVE_TIMEOUT));
-    if let Some(tls) = &config.api.tls {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| DaemonError::Tls(format!("{}: {e}", p.display())))
-        };
-        let identity = tonic::transport::Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
-        builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(|e| DaemonError::Tls(e.to_string()))?;
-    }
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<RunbooksServer<RunbooksApi>>().await;
-    let auth = Arc::new(Authenticator::new(&config.api.tokens, runner.clone()));
-    let streams = crate::grpc::streams::StreamSlots::new(
-        config.api.max_streams_per_token,
-        config.api.max_streams,
-    );
-    let max = config.api.max_message_bytes;
-    let router = builder
-        .layer(AuthLayer(auth, streams))
-        .add_service(
-            RunbooksServer::new(RunbooksApi(state.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            PluginsServer::new(PluginsApi(state.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            InventoryServer::new(AgentApi(state.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            AgentServer::new(AgentApi(state.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(health_service);
+    let api = crate::grpc::server::GrpcApi::build(state.clone(), &config, runner.clone()).await?;
 
     runner.audit().append(
         "agent.started",
@@ -340,7 +293,7 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || warm_up(&warming));
 
     let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+    let server = tokio::spawn(api.router.serve_with_incoming_shutdown(incoming, async {
         let _ = server_stop_rx.await;
     }));
 
@@ -353,9 +306,7 @@ pub async fn serve(
     let _ = auto_stop_tx.send(true);
     automation.join().await;
     runs.shutdown(config.shutdown_grace()).await;
-    health
-        .set_not_serving::<RunbooksServer<RunbooksApi>>()
-        .await;
+    api.health.stopping().await;
     let _ = stop_tx.send(true);
     let _ = server_stop_tx.send(());
     // Open streams end with `stopping`; a connection that lingers does not hold the agent up.

@@ -3,21 +3,24 @@
 //! that joins late first gets everything so far, then live events. Cancelling reaches the
 //! running plugin (and its child processes) through the run's [`CancelToken`].
 
+use super::events::{AgentEvent, RunEvent, RunEventKind};
 use crate::PluginManager;
-use crate::grpc::pb;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
-use warden_core::CancelToken;
+use warden_core::{CancelToken, RunStatus};
 use warden_history::{History, now_ms};
 use warden_runbook::Runbook;
-use warden_runbook::engine::{Engine, RunEvent, RunOptions};
+use warden_runbook::engine::{self, Engine, RunOptions};
 
 /// Finished runs kept in memory for late watchers; older ones are answered from the history.
 const KEPT_FINISHED_RUNS: usize = 256;
+
+/// Why a run that was cancelled while it waited for a slot has no steps.
+const NOT_STARTED: &str = "cancelled before it started";
 
 /// A run request that passed validation.
 #[derive(Debug, Clone)]
@@ -49,10 +52,10 @@ pub struct LiveRun {
     /// Wakes a queued run that was cancelled before it got a slot.
     cancelled: Notify,
     started: AtomicBool,
-    events: Mutex<Vec<pb::RunEvent>>,
+    events: Mutex<Vec<RunEvent>>,
     changed: watch::Sender<()>,
     /// The final status; set exactly when the run has finished.
-    status: Mutex<Option<String>>,
+    status: Mutex<Option<RunStatus>>,
 }
 
 impl LiveRun {
@@ -68,94 +71,101 @@ impl LiveRun {
         }
     }
 
-    fn push(&self, kind: pb::EventKind, fill: impl FnOnce(&mut pb::RunEvent)) {
-        let mut event = pb::RunEvent {
-            run_id: self.id.clone(),
-            kind: kind as i32,
-            at_ms: now_ms(),
-            ..Default::default()
-        };
-        fill(&mut event);
+    fn push(&self, kind: RunEventKind) {
         if let (Ok(mut events), Ok(mut status)) = (self.events.lock(), self.status.lock()) {
-            // Exactly one RUN_FINISHED, always last.
+            // Exactly one `Finished`, always last.
             if status.is_some() {
                 return;
             }
-            event.seq = events.len() as u64;
-            if kind == pb::EventKind::RunFinished {
-                *status = Some(event.status.clone());
+            if let RunEventKind::Finished { status: end, .. } = &kind {
+                *status = Some(*end);
             }
-            events.push(event);
+            let seq = events.len() as u64;
+            events.push(RunEvent {
+                run_id: self.id.clone(),
+                seq,
+                at_ms: now_ms(),
+                kind,
+            });
         }
         self.changed.send_replace(());
     }
 
-    fn push_engine_event(&self, event: &RunEvent) {
-        use pb::EventKind as K;
-        match event {
-            RunEvent::RunStarted { .. } => self.push(K::RunStarted, |_| {}),
-            RunEvent::StepStarted {
+    fn finish(&self, status: RunStatus, message: impl Into<String>) {
+        self.push(RunEventKind::Finished {
+            status,
+            message: message.into(),
+        });
+    }
+
+    fn push_engine_event(&self, event: &engine::RunEvent) {
+        use engine::RunEvent as E;
+        self.push(match event {
+            E::RunStarted { .. } => RunEventKind::Started,
+            E::StepStarted {
                 index,
                 step,
                 plugin,
                 attempt,
-            } => self.push(K::StepStarted, |e| {
-                e.index = *index as u32;
-                e.step = step.clone();
-                e.message = plugin.clone();
-                e.attempt = *attempt;
-            }),
-            RunEvent::StepRetrying {
+            } => RunEventKind::StepStarted {
+                index: *index,
+                step: step.clone(),
+                plugin: plugin.clone(),
+                attempt: *attempt,
+            },
+            E::StepRetrying {
                 index,
                 step,
                 attempt,
                 error,
                 backoff_ms,
-            } => self.push(K::StepRetrying, |e| {
-                e.index = *index as u32;
-                e.step = step.clone();
-                e.attempt = *attempt;
-                e.message = format!("{error}; retrying in {backoff_ms} ms");
-            }),
-            RunEvent::StepLog {
+            } => RunEventKind::StepRetrying {
+                index: *index,
+                step: step.clone(),
+                attempt: *attempt,
+                error: error.clone(),
+                backoff_ms: *backoff_ms,
+            },
+            E::StepLog {
                 index,
                 step,
                 level,
                 message,
-            } => self.push(K::Log, |e| {
-                e.index = *index as u32;
-                e.step = step.clone();
-                e.level = level.clone();
-                e.message = message.clone();
-            }),
-            RunEvent::StepFinished {
+            } => RunEventKind::Log {
+                index: *index,
+                step: step.clone(),
+                level: level.clone(),
+                message: message.clone(),
+            },
+            E::StepFinished {
                 index,
                 step,
                 status,
                 summary,
                 ..
-            } => self.push(K::StepFinished, |e| {
-                e.index = *index as u32;
-                e.step = step.clone();
-                e.status = word(status);
-                e.message = summary.clone();
-            }),
-            RunEvent::RunFinished { status, .. } => self.push(K::RunFinished, |e| {
-                e.status = status.clone();
-            }),
-        }
+            } => RunEventKind::StepFinished {
+                index: *index,
+                step: step.clone(),
+                status: *status,
+                summary: summary.clone(),
+            },
+            E::RunFinished { status, .. } => RunEventKind::Finished {
+                status: *status,
+                message: String::new(),
+            },
+        })
     }
 
     pub fn is_finished(&self) -> bool {
         self.status.lock().is_ok_and(|s| s.is_some())
     }
 
-    pub fn status(&self) -> Option<String> {
-        self.status.lock().ok().and_then(|s| s.clone())
+    pub fn status(&self) -> Option<RunStatus> {
+        self.status.lock().ok().and_then(|s| *s)
     }
 
     /// Every event so far, then live ones until the run finishes or the receiver goes away.
-    pub fn subscribe(self: &Arc<Self>) -> mpsc::Receiver<pb::RunEvent> {
+    pub fn subscribe(self: &Arc<Self>) -> mpsc::Receiver<RunEvent> {
         let (tx, rx) = mpsc::channel(64);
         let run = self.clone();
         let mut changes = run.changed.subscribe();
@@ -163,12 +173,12 @@ impl LiveRun {
             let mut sent = 0;
             loop {
                 changes.borrow_and_update();
-                let pending: Vec<pb::RunEvent> = match run.events.lock() {
+                let pending: Vec<RunEvent> = match run.events.lock() {
                     Ok(events) => events.iter().skip(sent).cloned().collect(),
                     Err(_) => return,
                 };
                 for event in pending {
-                    let last = event.kind == pb::EventKind::RunFinished as i32;
+                    let last = event.is_last();
                     if tx.send(event).await.is_err() || last {
                         return;
                     }
@@ -183,13 +193,6 @@ impl LiveRun {
     }
 }
 
-fn word<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// Runs runbooks for the API, schedules and monitors.
 pub struct RunManager {
     runner: Arc<PluginManager>,
@@ -200,7 +203,7 @@ pub struct RunManager {
     waiting: Arc<AtomicUsize>,
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
     accepting: AtomicBool,
-    events: broadcast::Sender<pb::AgentEvent>,
+    events: broadcast::Sender<AgentEvent>,
 }
 
 /// A run just accepted.
@@ -217,7 +220,7 @@ pub struct Triggered {
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub run_id: String,
-    pub status: String,
+    pub status: RunStatus,
 }
 
 impl RunManager {
@@ -226,7 +229,7 @@ impl RunManager {
         history: Arc<History>,
         max_running: usize,
         max_queued: usize,
-        events: broadcast::Sender<pb::AgentEvent>,
+        events: broadcast::Sender<AgentEvent>,
     ) -> RunManager {
         RunManager {
             runner,
@@ -298,12 +301,13 @@ impl RunManager {
             unqueue(self);
             let _ = self
                 .history
-                .finish_run(&id, "failed", Some("the audit log could not be written"));
+                .finish_run(&id, RunStatus::Failed.as_str(), Some("the audit log could not be written"));
             return Err(e.into());
         }
         let live = Arc::new(LiveRun::new(&id));
-        live.push(pb::EventKind::RunQueued, |e| {
-            e.message = format!("{} requested by {}", spec.runbook.name, spec.requested_by);
+        live.push(RunEventKind::Queued {
+            runbook: spec.runbook.name.clone(),
+            requested_by: spec.requested_by.clone(),
         });
         self.remember(&live);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -413,19 +417,18 @@ struct Job {
     history: Arc<History>,
     live: Arc<LiveRun>,
     spec: RunSpec,
-    events: broadcast::Sender<pb::AgentEvent>,
+    events: broadcast::Sender<AgentEvent>,
 }
 
 impl Job {
-    fn announce(&self, status: &str) {
-        let _ = self.events.send(pb::AgentEvent {
+    fn announce(&self, status: RunStatus) {
+        let _ = self.events.send(AgentEvent {
             at_ms: now_ms(),
             kind: "run.finished".into(),
             subject: self.live.id.clone(),
             message: format!("{} {status}", self.spec.runbook.name),
-            detail_json: json!({ "runbook": self.spec.runbook.name, "status": status,
-                                 "requested_by": self.spec.requested_by })
-            .to_string(),
+            detail: json!({ "runbook": self.spec.runbook.name, "status": status,
+                            "requested_by": self.spec.requested_by }),
         });
     }
 
@@ -434,21 +437,18 @@ impl Job {
         let runner = self.runner.clone();
         let id = self.live.id.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let _ = history.finish_run(&id, "cancelled", Some("cancelled before it started"));
+            let _ = history.finish_run(&id, RunStatus::Cancelled.as_str(), Some(NOT_STARTED));
             let _ = runner.audit().append(
                 "run.finished",
-                json!({ "run": id, "status": "cancelled", "error": "cancelled before it started" }),
+                json!({ "run": id, "status": RunStatus::Cancelled, "error": NOT_STARTED }),
             );
         })
         .await;
-        self.live.push(pb::EventKind::RunFinished, |e| {
-            e.status = "cancelled".into();
-            e.message = "cancelled before it started".into();
-        });
-        self.announce("cancelled");
+        self.live.finish(RunStatus::Cancelled, NOT_STARTED);
+        self.announce(RunStatus::Cancelled);
         Finished {
             run_id: self.live.id.clone(),
-            status: "cancelled".into(),
+            status: RunStatus::Cancelled,
         }
     }
 
@@ -476,26 +476,20 @@ impl Job {
             if let Err(e) = &result {
                 // The engine could not record the run: say so everywhere it still can be said.
                 let message = e.to_string();
-                let _ = history.finish_run(&live.id, "failed", Some(&message));
-                live.push(pb::EventKind::RunFinished, |ev| {
-                    ev.status = "failed".into();
-                    ev.message = message;
-                });
+                let _ = history.finish_run(&live.id, RunStatus::Failed.as_str(), Some(&message));
+                live.finish(RunStatus::Failed, message);
             }
         })
         .await;
         if let Err(e) = outcome {
             let message = format!("the run's task failed: {e}");
-            let _ = self
-                .history
-                .finish_run(&self.live.id, "failed", Some(&message));
-            self.live.push(pb::EventKind::RunFinished, |ev| {
-                ev.status = "failed".into();
-                ev.message = message;
-            });
+            let _ =
+                self.history
+                    .finish_run(&self.live.id, RunStatus::Failed.as_str(), Some(&message));
+            self.live.finish(RunStatus::Failed, message);
         }
-        let status = self.live.status().unwrap_or_else(|| "failed".into());
-        self.announce(&status);
+        let status = self.live.status().unwrap_or(RunStatus::Failed);
+        self.announce(status);
         Finished {
             run_id: self.live.id.clone(),
             status,

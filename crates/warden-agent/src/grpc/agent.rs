@@ -99,7 +99,7 @@ impl Agent for AgentApi {
                 };
                 match event {
                     Ok(e) => {
-                        if tx.send(Ok(e)).await.is_err() {
+                        if tx.send(Ok(super::events::agent_event(&e))).await.is_err() {
                             return;
                         }
                     }

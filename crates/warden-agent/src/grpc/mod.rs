@@ -4,9 +4,11 @@
 
 mod agent;
 pub mod auth;
+mod events;
 pub mod fit;
 mod plugins;
 mod runbooks;
+pub mod server;
 pub mod streams;
 
 pub use agent::AgentApi;

@@ -1,14 +1,16 @@
 //! `warden.v1.Runbooks`: trigger a runbook by name or as an inline signed bundle, watch its
 //! events (late joiners get the past first), read runs from the history, cancel.
 
+use super::events::run_event;
 use super::pb::{self, runbooks_server::Runbooks};
 use super::{State, blocking, caller, fit};
-use crate::daemon::runs::{RunSpec, TriggerError};
+use crate::daemon::runs::TriggerError;
+use crate::daemon::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use warden_history::{RunRow, StepRow};
-use warden_runbook::source::{self, RunbookSourceError};
+use warden_runbook::source::RunbookSourceError;
 
 #[derive(Clone)]
 pub struct RunbooksApi(pub State);
@@ -24,6 +26,19 @@ fn source_status(e: RunbookSourceError) -> Status {
         }
         RunbookSourceError::Read { .. } => Status::not_found(e.to_string()),
         _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn refusal_status(e: TriggerRefusal) -> Status {
+    match e {
+        TriggerRefusal::Source(e) => source_status(e),
+        TriggerRefusal::CannotRunHere(_) => Status::failed_precondition(e.to_string()),
+        TriggerRefusal::Params(_) => Status::invalid_argument(e.to_string()),
+        TriggerRefusal::Queue(TriggerError::ShuttingDown) => Status::unavailable(e.to_string()),
+        TriggerRefusal::Queue(TriggerError::Busy { .. }) => {
+            Status::resource_exhausted(e.to_string())
+        }
+        TriggerRefusal::Queue(_) => Status::internal(e.to_string()),
     }
 }
 
@@ -106,45 +121,26 @@ impl Runbooks for RunbooksApi {
         let r = req.into_inner();
         let state = self.0.clone();
         let handle = tokio::runtime::Handle::current();
+        let source = match r.source {
+            Some(pb::trigger_request::Source::Name(name)) => RunbookSource::Named(name),
+            Some(pb::trigger_request::Source::SignedRunbook(bytes)) => RunbookSource::Signed(bytes),
+            None => {
+                return Err(Status::invalid_argument(
+                    "give a runbook name or a signed runbook",
+                ));
+            }
+        };
+        let request = TriggerRequest {
+            source,
+            params: r.params.into_iter().collect(),
+            dry_run: r.dry_run,
+            requested_by: who.name.clone(),
+        };
         let (live, queued) = blocking(move || {
-            let policy = state.runner.policy();
-            let loaded = match r.source {
-                Some(pb::trigger_request::Source::Name(name)) => state.load_named_runbook(&name),
-                Some(pb::trigger_request::Source::SignedRunbook(bytes)) => {
-                    source::load_bytes(&bytes, "inline runbook", policy, true)
-                }
-                None => {
-                    return Err(Status::invalid_argument(
-                        "give a runbook name or a signed runbook",
-                    ));
-                }
-            }
-            .map_err(source_status)?;
-            let problems = loaded.runbook.check_plugins(state.runner.as_ref());
-            if !problems.is_empty() {
-                let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-                return Err(Status::failed_precondition(format!(
-                    "the runbook cannot run here: {}",
-                    list.join("; ")
-                )));
-            }
-            let given: Vec<(String, String)> = r.params.into_iter().collect();
-            let params = loaded
-                .runbook
-                .resolve_params(&given)
-                .map_err(Status::invalid_argument)?;
-            let spec = RunSpec {
-                runbook: loaded.runbook,
-                params,
-                dry_run: r.dry_run,
-                requested_by: who.name.clone(),
-            };
-            let triggered = state.runs.trigger(spec, &handle).map_err(|e| match e {
-                TriggerError::ShuttingDown => Status::unavailable(e.to_string()),
-                TriggerError::Busy { .. } => Status::resource_exhausted(e.to_string()),
-                _ => Status::internal(e.to_string()),
-            })?;
-            Ok((triggered.live, triggered.queued))
+            state
+                .trigger_runbook(request, &handle)
+                .map(|t| (t.live, t.queued))
+                .map_err(refusal_status)
         })
         .await?;
         Ok(Response::new(pb::TriggerResponse {
@@ -162,8 +158,10 @@ impl Runbooks for RunbooksApi {
         let id = req.into_inner().run_id;
         if let Some(live) = self.0.runs.live(&id) {
             let rx = live.subscribe();
-            let stream =
-                tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok);
+            let stream = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+                |e| Ok(run_event(&e)),
+            );
             return Ok(Response::new(Box::pin(stream)));
         }
         let history = self.0.runs.history().clone();

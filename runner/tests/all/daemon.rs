@@ -16,10 +16,7 @@ use tonic::transport::Channel;
 use warden_agent::grpc::auth::{METHOD_ROLES, Role, token_hash};
 use warden_agent::grpc::pb;
 
-#[path = "common/reseal.rs"]
-mod reseal;
-#[path = "common/tmpfs.rs"]
-mod tmpfs;
+use crate::common::{reseal, tmpfs};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

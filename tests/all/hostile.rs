@@ -183,7 +183,7 @@ fn malformed_and_truncated_wasm_is_refused_at_install() {
 }
 
 #[test]
-fn importing_an_interface_not_requested_is_refused_naming_it() {
+pub(crate) fn importing_an_interface_not_requested_is_refused_naming_it() {
     let sb = Sandbox::new();
     let runner = sb.runner(&sb.standard_policy(LIMITS));
     let err = sb

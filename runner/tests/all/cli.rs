@@ -5,10 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "common/reseal.rs"]
-mod reseal;
-#[path = "common/tmpfs.rs"]
-mod tmpfs;
+use crate::common::{reseal, tmpfs};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -31,7 +31,7 @@ fn embedded_default_runner(sb: &Sandbox) -> PluginManager {
 }
 
 #[test]
-fn inventory_reports_host_os_disks_and_debian_packages() {
+pub(crate) fn inventory_reports_host_os_disks_and_debian_packages() {
     let sb = Sandbox::new();
     let runner = embedded_default_runner(&sb);
     sb.install(&runner, "inventory", None);
@@ -60,7 +60,7 @@ fn inventory_reports_host_os_disks_and_debian_packages() {
 }
 
 #[test]
-fn disk_usage_applies_thresholds() {
+pub(crate) fn disk_usage_applies_thresholds() {
     let sb = Sandbox::new();
     let runner = embedded_default_runner(&sb);
     sb.install(&runner, "disk-usage", None);
@@ -110,7 +110,7 @@ fn age(path: &std::path::Path, days: u64) {
 }
 
 #[test]
-fn clean_temp_plans_without_side_effects_and_applies_exactly_the_plan() {
+pub(crate) fn clean_temp_plans_without_side_effects_and_applies_exactly_the_plan() {
     let sb = Sandbox::new();
     let runner = sb.runner(&sb.standard_policy(""));
     sb.install(&runner, "clean-temp", None);
@@ -209,7 +209,7 @@ fn a_policy_that_grants_nothing_of_a_capability_refuses_the_run() {
 }
 
 #[test]
-fn service_health_restarts_a_stopped_service_and_verifies() {
+pub(crate) fn service_health_restarts_a_stopped_service_and_verifies() {
     let sb = Sandbox::new();
     let runner = sb.runner(&sb.standard_policy(""));
     let manifest =

@@ -36,7 +36,7 @@ fn fs_setup() -> (Sandbox, PluginManager) {
 }
 
 #[test]
-fn reads_inside_the_grant_work() {
+pub(crate) fn reads_inside_the_grant_work() {
     let (sb, runner) = fs_setup();
     std::fs::write(sb.scratch().join("hello.txt"), "hello").expect("write");
     let path = sb.scratch().join("hello.txt");

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use warden_agent::PluginManager;
-use warden_core::SitePolicy;
+use warden_core::{RunStatus, SitePolicy};
 use warden_history::History;
 use warden_runbook::engine::{Engine, RunSummary, StepStatus};
 use warden_runbook::{Runbook, RunbookError};
@@ -195,7 +195,7 @@ fn conditions_see_earlier_results_and_skip_steps() {
             StepStatus::Succeeded
         ]
     );
-    assert_eq!(s.status, "succeeded");
+    assert_eq!(s.status, RunStatus::Succeeded);
 }
 
 fn hostile_step(extra: &str, config: &str) -> String {
@@ -218,7 +218,7 @@ fn retries_are_bounded_and_timeouts_are_not_retried_unless_safe() {
         (s.steps[0].status, s.steps[0].attempts),
         (StepStatus::Failed, 3)
     );
-    assert_eq!(s.status, "failed");
+    assert_eq!(s.status, RunStatus::Failed);
 
     let slow = "{ attack = \"loop\" }";
     let s = run(
@@ -269,7 +269,7 @@ fn on_failure_continue_and_fallback() {
         s.steps.iter().map(|s| s.status).collect::<Vec<_>>(),
         vec![StepStatus::Failed, StepStatus::Succeeded]
     );
-    assert_eq!(s.status, "succeeded");
+    assert_eq!(s.status, RunStatus::Succeeded);
     let s = run(
         &sb,
         &runner,
@@ -285,11 +285,11 @@ fn on_failure_continue_and_fallback() {
     let s = run(&sb, &runner, &text, false);
     let ran: Vec<&str> = s.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(ran, vec!["bad", "escalate"]);
-    assert_eq!(s.status, "failed");
+    assert_eq!(s.status, RunStatus::Failed);
 }
 
 #[test]
-fn a_dry_run_plans_but_never_applies() {
+pub(crate) fn a_dry_run_plans_but_never_applies() {
     let (sb, runner) = setup();
     let trace = sb.scratch().join("trace");
     let text = format!(
@@ -297,7 +297,7 @@ fn a_dry_run_plans_but_never_applies() {
         trace.display().to_string()
     );
     let s = run(&sb, &runner, &text, true);
-    assert_eq!(s.status, "succeeded");
+    assert_eq!(s.status, RunStatus::Succeeded);
     assert!(
         s.steps[0]
             .plan
@@ -309,7 +309,7 @@ fn a_dry_run_plans_but_never_applies() {
     assert!(!trace.exists(), "a dry run called apply");
     assert!(!sb.audit_events().contains(&"remediation.apply".to_string()));
     let s = run(&sb, &runner, &text, false);
-    assert_eq!(s.status, "succeeded");
+    assert_eq!(s.status, RunStatus::Succeeded);
     assert_eq!(std::fs::read_to_string(&trace).expect("applied"), "applied");
 }
 
@@ -323,7 +323,7 @@ fn history_and_audit_record_the_run() {
     );
     std::fs::write(sb.scratch().join("old"), "x").expect("file");
     let s = run(&sb, &runner, &text, false);
-    assert_eq!(s.status, "succeeded", "{s:?}");
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     assert!(!sb.scratch().join("old").exists());
     let history = History::open(&sb.data_dir()).expect("history");
     let (row, steps) = history.show(&s.run_id).expect("query").expect("run stored");
@@ -415,9 +415,9 @@ fn expressions_over_big_outputs_are_refused_by_their_estimated_cost() {
             && error.contains("over the 2000000 left of the step's budget"),
         "{error}"
     );
-    assert_eq!(s.status, "failed");
+    assert_eq!(s.status, RunStatus::Failed);
 
     let s = run(&sb, &runner, &runbook(5), false);
     assert_eq!(s.steps[1].status, StepStatus::Succeeded, "{:?}", s.steps[1]);
-    assert_eq!(s.status, "succeeded");
+    assert_eq!(s.status, RunStatus::Succeeded);
 }
