@@ -1,9 +1,11 @@
 //! What a plugin's capabilities act on: the real machine, or a test fixture standing in for it
 //! (`testkit`). The grant is checked the same way in both; only the programs run, the services
-//! controlled and the directory absolute paths resolve under differ.
+//! controlled, the machine facts `sysinfo` reports and the directory absolute paths resolve
+//! under differ.
 
 use crate::process::{self, Finished, ProcessError, Spawn};
 use crate::service_manager::ServiceManager;
+use crate::sysinfo_source::{RealSysinfo, SysinfoSource};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ impl Programs for RealPrograms {
 pub struct HostEnv {
     pub services: Arc<dyn ServiceManager>,
     pub programs: Arc<dyn Programs>,
+    /// The facts `sysinfo` reports.
+    pub sysinfo: Arc<dyn SysinfoSource>,
     /// When set, a plugin's absolute path `/a/b` is served from `<fs_base>/a/b`: the grant is
     /// still checked against `/a/b`, so a fixture exercises the same decisions as a machine.
     pub fs_base: Option<PathBuf>,
@@ -39,6 +43,7 @@ impl HostEnv {
         HostEnv {
             services,
             programs: Arc::new(RealPrograms),
+            sysinfo: Arc::new(RealSysinfo),
             fs_base: None,
         }
     }

@@ -1,8 +1,9 @@
 //! Judging a case: its run against the fixture's `[expect]`, plus the rules every case obeys
 //! (no capability call the grant denies unless expected, no `exec` without a scripted answer,
-//! no failed run unless expected). Each mismatch is one sentence saying what differed.
+//! no `sysinfo` category the fixture does not give, no failed run unless expected). Each mismatch
+//! is one sentence saying what differed.
 
-use super::fixture::{ExpectedFile, Fixture};
+use super::fixture::{ExpectedFile, Fixture, SysinfoFacts};
 use super::harness::{CaseRun, call_string};
 use serde::Serialize;
 use warden_core::report::Output;
@@ -113,6 +114,13 @@ pub fn mismatches(fixture: &Fixture, run: &CaseRun) -> Vec<String> {
     for call in &run.unscripted {
         out.push(format!(
             "the plugin ran `{call}`, which the fixture does not script: add an [[exec]] entry for it"
+        ));
+    }
+    for category in &run.missing_sysinfo {
+        out.push(format!(
+            "the plugin read sysinfo `{0}`, which the fixture does not give: add {1}, or list `{0}` in sysinfo.unsupported",
+            category.as_str(),
+            SysinfoFacts::how_to_give(*category)
         ));
     }
     for (service, want) in &e.services {

@@ -1,12 +1,16 @@
 //! The fixture file of one plugin test case (TOML, documented in docs/PLUGIN-AUTHORS.md): the
-//! machine the plugin sees (files, programs, services, kv state), what to call, and what must
-//! hold afterwards. Checked when loaded, so a mistake is reported before any plugin runs.
+//! machine the plugin sees (files, programs, services, sysinfo facts, kv state), what to call,
+//! and what must hold afterwards. Checked when loaded, so a mistake is reported before any plugin runs.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use warden_core::manifest::SysinfoCategory;
 use warden_core::report::{ActionKind, CheckStatus, OutcomeStatus};
 use warden_host::service_manager::ServiceState;
+use warden_host::sysinfo_source::{
+    CpuInfo, DiskInfo, MemoryInfo, NetworkInterface, OsInfo, ProcessInfo,
+};
 
 /// Largest fixture file accepted.
 pub const MAX_FIXTURE_BYTES: u64 = 4 << 20;
@@ -32,6 +36,9 @@ pub struct Fixture {
     /// The fake service manager: each service's state before the run.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
+    /// The machine facts `sysinfo` reports; a category the case leaves out fails it when read.
+    #[serde(default)]
+    pub sysinfo: SysinfoFacts,
     /// The plugin's kv state before the run (UTF-8 values).
     #[serde(default)]
     pub kv: BTreeMap<String, String>,
@@ -108,6 +115,162 @@ pub struct ScriptedExec {
     pub stdout: String,
     #[serde(default)]
     pub stderr: String,
+}
+
+/// The `[sysinfo]` section: what each category reports. A category not given here answers
+/// `unsupported` and fails the case, naming it (as an unscripted program does): a case never
+/// falls back on the facts of the machine it runs on. A category listed in `unsupported` answers
+/// `unsupported` without failing the case, to test how a plugin copes with a host that lacks it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SysinfoFacts {
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub os: Option<OsInfo>,
+    #[serde(default)]
+    pub cpu: Option<CpuInfo>,
+    #[serde(default)]
+    pub memory: Option<MemoryInfo>,
+    /// `disks = []` is a machine with no filesystem; leaving it out is a case that says nothing.
+    #[serde(default)]
+    pub disks: Option<Vec<DiskInfo>>,
+    /// The network interfaces (category `network`).
+    #[serde(default)]
+    pub network: Option<Vec<NetworkInterface>>,
+    /// Seconds since boot (category `uptime`).
+    #[serde(default)]
+    pub uptime_secs: Option<u64>,
+    #[serde(default)]
+    pub processes: Option<Vec<ProcessInfo>>,
+    /// Categories this machine does not provide.
+    #[serde(default)]
+    pub unsupported: Vec<SysinfoCategory>,
+}
+
+impl SysinfoFacts {
+    /// Whether the case gives `category`'s facts.
+    pub fn gives(&self, category: SysinfoCategory) -> bool {
+        match category {
+            SysinfoCategory::Hostname => self.hostname.is_some(),
+            SysinfoCategory::Os => self.os.is_some(),
+            SysinfoCategory::Cpu => self.cpu.is_some(),
+            SysinfoCategory::Memory => self.memory.is_some(),
+            SysinfoCategory::Disks => self.disks.is_some(),
+            SysinfoCategory::Network => self.network.is_some(),
+            SysinfoCategory::Uptime => self.uptime_secs.is_some(),
+            SysinfoCategory::Processes => self.processes.is_some(),
+        }
+    }
+
+    /// The fixture key that gives `category`, as the plugin's `unsupported` message names it.
+    pub fn key(category: SysinfoCategory) -> &'static str {
+        match category {
+            SysinfoCategory::Hostname => "sysinfo.hostname",
+            SysinfoCategory::Os => "sysinfo.os",
+            SysinfoCategory::Cpu => "sysinfo.cpu",
+            SysinfoCategory::Memory => "sysinfo.memory",
+            SysinfoCategory::Disks => "sysinfo.disks",
+            SysinfoCategory::Network => "sysinfo.network",
+            SysinfoCategory::Uptime => "sysinfo.uptime-secs",
+            SysinfoCategory::Processes => "sysinfo.processes",
+        }
+    }
+
+    /// How a fixture gives `category`, for the message that asks for it.
+    pub fn how_to_give(category: SysinfoCategory) -> &'static str {
+        match category {
+            SysinfoCategory::Hostname => "`hostname = \"...\"` under [sysinfo]",
+            SysinfoCategory::Os => "a [sysinfo.os] table",
+            SysinfoCategory::Cpu => "a [sysinfo.cpu] table",
+            SysinfoCategory::Memory => "a [sysinfo.memory] table",
+            SysinfoCategory::Disks => "[[sysinfo.disks]] entries (or `disks = []`)",
+            SysinfoCategory::Network => "[[sysinfo.network]] entries (or `network = []`)",
+            SysinfoCategory::Uptime => "`uptime-secs = ...` under [sysinfo]",
+            SysinfoCategory::Processes => "[[sysinfo.processes]] entries (or `processes = []`)",
+        }
+    }
+
+    /// Facts no machine reports: more available than there is, two disks on one mount point.
+    fn validate(&self) -> Result<(), String> {
+        for category in &self.unsupported {
+            if self.gives(*category) {
+                return Err(format!(
+                    "sysinfo: `{}` is both given and listed in `unsupported`",
+                    category.as_str()
+                ));
+            }
+        }
+        if let Some(cpu) = &self.cpu {
+            if cpu.logical_cores == 0 {
+                return Err("sysinfo.cpu: `logical-cores` must be at least 1".into());
+            }
+            if cpu
+                .physical_cores
+                .is_some_and(|p| p == 0 || p > cpu.logical_cores)
+            {
+                return Err(
+                    "sysinfo.cpu: `physical-cores` must be between 1 and `logical-cores`".into(),
+                );
+            }
+        }
+        if let Some(m) = &self.memory {
+            if m.available_bytes > m.total_bytes {
+                return Err("sysinfo.memory: `available-bytes` is more than `total-bytes`".into());
+            }
+            if m.swap_free_bytes > m.swap_total_bytes {
+                return Err(
+                    "sysinfo.memory: `swap-free-bytes` is more than `swap-total-bytes`".into(),
+                );
+            }
+        }
+        for (i, d) in self.disks.iter().flatten().enumerate() {
+            if d.mount_point.is_empty() {
+                return Err(format!("sysinfo.disks[{i}]: `mount-point` is empty"));
+            }
+            if d.available_bytes > d.total_bytes {
+                return Err(format!(
+                    "sysinfo.disks[{i}] ({}): `available-bytes` is more than `total-bytes`",
+                    d.mount_point
+                ));
+            }
+        }
+        distinct(
+            "sysinfo.disks",
+            "mount point",
+            self.disks.iter().flatten().map(|d| d.mount_point.clone()),
+        )?;
+        distinct(
+            "sysinfo.network",
+            "name",
+            self.network.iter().flatten().map(|n| n.name.clone()),
+        )?;
+        distinct(
+            "sysinfo.processes",
+            "pid",
+            self.processes.iter().flatten().map(|p| p.pid.to_string()),
+        )?;
+        for (i, p) in self.processes.iter().flatten().enumerate() {
+            if !(p.cpu_percent.is_finite() && p.cpu_percent >= 0.0) {
+                return Err(format!(
+                    "sysinfo.processes[{i}] ({}): `cpu-percent` must be a number of at least 0",
+                    p.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each of `keys` at most once.
+fn distinct(field: &str, what: &str, keys: impl Iterator<Item = String>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys {
+        if !seen.insert(key.clone()) {
+            return Err(format!("{field}: two entries have the {what} `{key}`"));
+        }
+    }
+    Ok(())
 }
 
 /// What must hold after the run. Every field is optional; an empty `[expect]` still fails a case
@@ -314,6 +477,7 @@ impl Fixture {
                 ));
             }
         }
+        self.sysinfo.validate()?;
         for call in e.calls.iter().chain(&e.denied) {
             let head = call.split(' ').next().unwrap_or_default();
             if !head.contains('.') || !call.contains(' ') {
@@ -416,6 +580,106 @@ services = { nginx = "stopped" }
         ];
         for (text, needle) in cases {
             let err = Fixture::parse(text, "f.toml").expect_err(text).to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_sysinfo_section_parses_with_the_optional_facts_defaulted() {
+        let f = Fixture::parse(
+            r#"
+run = "discover"
+[sysinfo]
+hostname = "web-01"
+uptime-secs = 3600
+unsupported = ["processes"]
+network = []
+[sysinfo.os]
+family = "linux"
+name = "Debian GNU/Linux"
+[sysinfo.cpu]
+logical-cores = 8
+physical-cores = 4
+[sysinfo.memory]
+total-bytes = 1000
+available-bytes = 250
+[[sysinfo.disks]]
+mount-point = "/"
+total-bytes = 100
+available-bytes = 5
+"#,
+            "inline",
+        )
+        .expect("valid");
+        let s = &f.sysinfo;
+        assert_eq!(s.hostname.as_deref(), Some("web-01"));
+        assert_eq!(s.uptime_secs, Some(3600));
+        assert_eq!(s.unsupported, [SysinfoCategory::Processes]);
+        assert_eq!(
+            s.network.as_deref(),
+            Some(&[][..]),
+            "`network = []` is given, empty"
+        );
+        assert_eq!(s.os.as_ref().map(|o| o.kernel.as_str()), Some(""));
+        assert_eq!(s.memory.as_ref().map(|m| m.swap_total_bytes), Some(0));
+        let disk = &s.disks.as_ref().expect("disks")[0];
+        assert_eq!((disk.device.as_str(), disk.removable), ("", false));
+        assert!(s.gives(SysinfoCategory::Disks) && !s.gives(SysinfoCategory::Processes));
+    }
+
+    #[test]
+    fn impossible_sysinfo_facts_are_named() {
+        let cases = [
+            ("[sysinfo]\nhostnme = \"x\"\n", "unknown field `hostnme`"),
+            (
+                "[[sysinfo.disks]]\nmount-point = \"/\"\ntotal-bytes = 1\navailable-bytes = 0\nsize = 3\n",
+                "unknown field `size`",
+            ),
+            (
+                "[[sysinfo.disks]]\nmount-point = \"/\"\ntotal-bytes = 1\n",
+                "missing field `available-bytes`",
+            ),
+            // A value of the wrong type: the error shows the line, so the key is named.
+            (
+                "[sysinfo.memory]\ntotal-bytes = \"lots\"\navailable-bytes = 0\n",
+                "total-bytes = \"lots\"",
+            ),
+            ("[sysinfo]\nuptime-secs = -1\n", "uptime-secs = -1"),
+            (
+                "[sysinfo]\nunsupported = [\"gpu\"]\n",
+                "unknown variant `gpu`",
+            ),
+            (
+                "[sysinfo]\nhostname = \"x\"\nunsupported = [\"hostname\"]\n",
+                "`hostname` is both given and listed in `unsupported`",
+            ),
+            (
+                "[[sysinfo.disks]]\nmount-point = \"/\"\ntotal-bytes = 1\navailable-bytes = 2\n",
+                "sysinfo.disks[0] (/): `available-bytes` is more than `total-bytes`",
+            ),
+            (
+                "[[sysinfo.disks]]\nmount-point = \"/\"\ntotal-bytes = 1\navailable-bytes = 1\n\
+                 [[sysinfo.disks]]\nmount-point = \"/\"\ntotal-bytes = 1\navailable-bytes = 1\n",
+                "two entries have the mount point `/`",
+            ),
+            (
+                "[sysinfo.memory]\ntotal-bytes = 1\navailable-bytes = 2\n",
+                "`available-bytes` is more than `total-bytes`",
+            ),
+            (
+                "[sysinfo.cpu]\nlogical-cores = 2\nphysical-cores = 4\n",
+                "`physical-cores` must be between 1 and `logical-cores`",
+            ),
+            (
+                "[[sysinfo.processes]]\npid = 1\nname = \"a\"\ncpu-percent = -1.0\n",
+                "`cpu-percent` must be a number of at least 0",
+            ),
+        ];
+        for (section, needle) in cases {
+            let text = format!("run = \"check\"\n{section}");
+            let err = Fixture::parse(&text, "f.toml")
+                .expect_err(&text)
+                .to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
     }

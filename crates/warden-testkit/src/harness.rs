@@ -2,7 +2,7 @@
 //! what the manifest requests, the plugin installed from its directory (compiled once, through
 //! the precompiled cache), then each case on a fresh fake machine with what it did recorded.
 
-use super::fakes::FakeMachine;
+use super::fakes::{FakeMachine, FakeSysinfo};
 use super::fixture::{FileSpec, Fixture, RunKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use warden_core::fsutil::{CappedReadError, read_capped};
 use warden_core::grant::Grant;
 use warden_core::limits::MAX_COMPONENT_BYTES;
-use warden_core::manifest::{Manifest, ManifestError};
+use warden_core::manifest::{Manifest, ManifestError, SysinfoCategory};
 use warden_core::policy::{Allow, SitePolicy};
 use warden_core::report::{CapabilityUse, Invocation, Output, RunReport};
 use warden_core::{RunError, RunRequest};
@@ -52,6 +52,7 @@ pub struct Harness {
     /// Resolved once: the policy is exactly the manifest's requests.
     grant: Grant,
     machine: FakeMachine,
+    sysinfo: FakeSysinfo,
     manifest: Manifest,
     root: PathBuf,
     data_dir: PathBuf,
@@ -70,6 +71,8 @@ pub struct CaseRun {
     pub kv: BTreeMap<String, String>,
     /// `exec` calls the fixture had no scripted answer for.
     pub unscripted: Vec<String>,
+    /// `sysinfo` categories read that the fixture's `[sysinfo]` does not give.
+    pub missing_sysinfo: Vec<SysinfoCategory>,
     /// Where the fake filesystem lives, to inspect files after the run.
     pub root: PathBuf,
 }
@@ -167,9 +170,11 @@ impl Harness {
             std::fs::create_dir_all(d).map_err(|e| env_error("creating", d, e))?;
         }
         let machine = FakeMachine::default();
+        let sysinfo = FakeSysinfo::default();
         let env = HostEnv {
             services: Arc::new(machine.clone()),
             programs: Arc::new(machine.clone()),
+            sysinfo: Arc::new(sysinfo.clone()),
             fs_base: Some(root.clone()),
         };
         let policy = policy_for(&manifest, &data_dir, cache_dir);
@@ -206,6 +211,7 @@ impl Harness {
             sha256,
             grant: report.grant,
             machine,
+            sysinfo,
             manifest,
             root,
             data_dir,
@@ -266,6 +272,7 @@ impl Harness {
             services: self.machine.services(),
             kv: self.kv_state()?,
             unscripted: self.machine.unscripted(),
+            missing_sysinfo: self.sysinfo.missing(),
             root: self.root.clone(),
         })
     }
@@ -276,7 +283,8 @@ impl Harness {
             .join(format!("{}.json", self.manifest.name))
     }
 
-    /// The fake filesystem, programs, services and kv state of `fixture`, nothing left over.
+    /// The fake filesystem, programs, services, sysinfo facts and kv state of `fixture`, nothing
+    /// left over.
     fn prepare(&self, fixture: &Fixture) -> Result<(), HarnessError> {
         let root = &self.root;
         std::fs::remove_dir_all(root).map_err(|e| env_error("clearing", root, e))?;
@@ -286,6 +294,7 @@ impl Harness {
         }
         self.machine
             .reset(fixture.exec.clone(), fixture.services.clone());
+        self.sysinfo.reset(fixture.sysinfo.clone());
         let kv_path = self.kv_path();
         match std::fs::remove_file(&kv_path) {
             Ok(()) => {}

@@ -1,6 +1,7 @@
 //! The plugin author's test harness: run a plugin against fixture files (a fake filesystem,
-//! scripted programs, a fake service manager, kv state) without touching the machine, and judge
-//! its result, plan and capability calls. Behind `warden plugin test`, and usable from Rust:
+//! scripted programs, a fake service manager, sysinfo facts, kv state) without touching the
+//! machine, and judge its result, plan and capability calls. Behind `warden plugin test`, and
+//! usable from Rust:
 //!
 //! ```no_run
 //! use warden_testkit::{Fixture, Harness};
@@ -19,5 +20,5 @@ pub mod fixture;
 pub mod harness;
 
 pub use expect::{Verdict, verdict};
-pub use fixture::{Fixture, FixtureError, RunKind};
+pub use fixture::{Fixture, FixtureError, RunKind, SysinfoFacts};
 pub use harness::{CaseRun, Harness, HarnessError, call_string};

@@ -1,12 +1,14 @@
-//! `warden:plugin/sysinfo`: machine facts, one granted category per function. Portable through
-//! the `sysinfo` crate (Linux, Windows, macOS).
+//! `warden:plugin/sysinfo`: machine facts, one granted category per function. The grant is
+//! checked (and the call recorded) here, at the chokepoint; the facts come from the host
+//! environment's [`SysinfoSource`](crate::sysinfo_source::SysinfoSource): the real machine, or a
+//! test fixture.
 
 use super::{CapFailure, HostState};
 use crate::bindings::CapError;
 use crate::bindings::warden::plugin::sysinfo::{
     CpuInfo, DiskInfo, Host, MemoryInfo, NetworkInterface, OsInfo, ProcessInfo,
 };
-use sysinfo::{Disks, Networks, ProcessesToUpdate, System};
+use crate::sysinfo_source::{self as source, SysinfoError};
 use warden_core::grant::Operation;
 use warden_core::manifest::SysinfoCategory;
 
@@ -25,116 +27,124 @@ impl HostState {
     }
 }
 
-fn failed(e: impl std::fmt::Display) -> CapFailure {
-    CapError::Failed(e.to_string()).into()
+impl From<SysinfoError> for CapFailure {
+    fn from(e: SysinfoError) -> Self {
+        CapFailure::Cap(match e {
+            SysinfoError::Unsupported(why) => CapError::Unsupported(why),
+            SysinfoError::Failed(why) => CapError::Failed(why),
+        })
+    }
 }
 
-fn new_system() -> Result<System, CapFailure> {
-    System::new().map_err(failed)
+impl From<source::OsInfo> for OsInfo {
+    fn from(o: source::OsInfo) -> Self {
+        OsInfo {
+            family: o.family,
+            name: o.name,
+            version: o.version,
+            kernel: o.kernel,
+            arch: o.arch,
+        }
+    }
+}
+
+impl From<source::CpuInfo> for CpuInfo {
+    fn from(c: source::CpuInfo) -> Self {
+        CpuInfo {
+            model: c.model,
+            physical_cores: c.physical_cores,
+            logical_cores: c.logical_cores,
+        }
+    }
+}
+
+impl From<source::MemoryInfo> for MemoryInfo {
+    fn from(m: source::MemoryInfo) -> Self {
+        MemoryInfo {
+            total_bytes: m.total_bytes,
+            available_bytes: m.available_bytes,
+            swap_total_bytes: m.swap_total_bytes,
+            swap_free_bytes: m.swap_free_bytes,
+        }
+    }
+}
+
+impl From<source::DiskInfo> for DiskInfo {
+    fn from(d: source::DiskInfo) -> Self {
+        DiskInfo {
+            mount_point: d.mount_point,
+            device: d.device,
+            filesystem: d.filesystem,
+            total_bytes: d.total_bytes,
+            available_bytes: d.available_bytes,
+            removable: d.removable,
+        }
+    }
+}
+
+impl From<source::NetworkInterface> for NetworkInterface {
+    fn from(n: source::NetworkInterface) -> Self {
+        NetworkInterface {
+            name: n.name,
+            mac_address: n.mac_address,
+            addresses: n.addresses,
+        }
+    }
+}
+
+impl From<source::ProcessInfo> for ProcessInfo {
+    fn from(p: source::ProcessInfo) -> Self {
+        ProcessInfo {
+            pid: p.pid,
+            name: p.name,
+            memory_bytes: p.memory_bytes,
+            cpu_percent: p.cpu_percent,
+        }
+    }
+}
+
+fn all<T, U: From<T>>(items: Vec<T>) -> Vec<U> {
+    items.into_iter().map(U::from).collect()
 }
 
 impl Host for HostState {
     fn hostname(&mut self) -> Result<String, CapFailure> {
         self.allow(SysinfoCategory::Hostname, "hostname")?;
-        System::host_name().map_err(failed)
+        Ok(self.cx.env.sysinfo.hostname()?)
     }
 
     fn os(&mut self) -> Result<OsInfo, CapFailure> {
         self.allow(SysinfoCategory::Os, "os")?;
-        Ok(OsInfo {
-            family: std::env::consts::OS.to_string(),
-            name: System::name().unwrap_or_default(),
-            version: System::os_version().unwrap_or_default(),
-            kernel: System::kernel_version().unwrap_or_default(),
-            arch: System::cpu_arch(),
-        })
+        Ok(self.cx.env.sysinfo.os()?.into())
     }
 
     fn cpu(&mut self) -> Result<CpuInfo, CapFailure> {
         self.allow(SysinfoCategory::Cpu, "cpu")?;
-        let mut sys = new_system()?;
-        sys.refresh_cpu_all();
-        let model = sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().to_string())
-            .unwrap_or_default();
-        Ok(CpuInfo {
-            model,
-            physical_cores: System::physical_core_count()
-                .ok()
-                .and_then(|n| u32::try_from(n).ok()),
-            logical_cores: u32::try_from(sys.cpus().len()).unwrap_or(u32::MAX),
-        })
+        Ok(self.cx.env.sysinfo.cpu()?.into())
     }
 
     fn memory(&mut self) -> Result<MemoryInfo, CapFailure> {
         self.allow(SysinfoCategory::Memory, "memory")?;
-        let mut sys = new_system()?;
-        sys.refresh_memory();
-        Ok(MemoryInfo {
-            total_bytes: sys.total_memory(),
-            available_bytes: sys.available_memory(),
-            swap_total_bytes: sys.total_swap(),
-            swap_free_bytes: sys.free_swap(),
-        })
+        Ok(self.cx.env.sysinfo.memory()?.into())
     }
 
     fn disks(&mut self) -> Result<Vec<DiskInfo>, CapFailure> {
         self.allow(SysinfoCategory::Disks, "disks")?;
-        let disks = Disks::new_with_refreshed_list().map_err(failed)?;
-        Ok(disks
-            .iter()
-            .map(|d| DiskInfo {
-                mount_point: d.mount_point().to_string_lossy().into_owned(),
-                device: d.name().to_string_lossy().into_owned(),
-                filesystem: d.file_system().to_string_lossy().into_owned(),
-                total_bytes: d.total_space(),
-                available_bytes: d.available_space(),
-                removable: d.is_removable(),
-            })
-            .collect())
+        Ok(all(self.cx.env.sysinfo.disks()?))
     }
 
     fn network_interfaces(&mut self) -> Result<Vec<NetworkInterface>, CapFailure> {
         self.allow(SysinfoCategory::Network, "network-interfaces")?;
-        let nets = Networks::new_with_refreshed_list().map_err(failed)?;
-        let mut out: Vec<NetworkInterface> = nets
-            .iter()
-            .map(|(name, data)| NetworkInterface {
-                name: name.to_string_lossy().into_owned(),
-                mac_address: data.mac_address().to_string(),
-                addresses: data
-                    .ip_networks()
-                    .iter()
-                    .map(|n| format!("{}/{}", n.addr, n.prefix))
-                    .collect(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(all(self.cx.env.sysinfo.network_interfaces()?))
     }
 
     fn uptime_secs(&mut self) -> Result<u64, CapFailure> {
         self.allow(SysinfoCategory::Uptime, "uptime-secs")?;
-        System::uptime().map_err(failed)
+        Ok(self.cx.env.sysinfo.uptime_secs()?)
     }
 
     fn processes(&mut self) -> Result<Vec<ProcessInfo>, CapFailure> {
         self.allow(SysinfoCategory::Processes, "processes")?;
-        let mut sys = new_system()?;
-        sys.refresh_processes(ProcessesToUpdate::All, true);
-        let mut out: Vec<ProcessInfo> = sys
-            .processes()
-            .iter()
-            .map(|(pid, p)| ProcessInfo {
-                pid: pid.as_u32(),
-                name: p.name().to_string_lossy().into_owned(),
-                memory_bytes: p.memory(),
-                cpu_percent: p.cpu_usage(),
-            })
-            .collect();
-        out.sort_by_key(|p| p.pid);
-        Ok(out)
+        Ok(all(self.cx.env.sysinfo.processes()?))
     }
 }
