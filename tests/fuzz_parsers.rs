@@ -43,17 +43,63 @@ impl Rng {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
 /// Fragments that TOML, JSON and the parsers' own grammars treat specially.
 const TOKENS: &[&str] = &[
-    "\"", "'", "[", "]", "[[", "]]", "{", "}", "=", ",", "\n", "#", "\\", "\\u0000", "${",
-    "${params.", "}}", "0", "-1", "1e400", "18446744073709551616", "-9223372036854775809",
-    "nan", "inf", "true", "\"\"\"", "'''", "\u{0}", "\u{feff}", "\u{202e}", "ß", "../", "/",
-    "*", "**", "kv", "exec", "fs", "http", "version", "role", "name", "steps", "plugin",
-    "quota-bytes = 18446744073709551615", "timeout-secs = 0", "1979-05-27T07:32:00Z",
+    "\"",
+    "'",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "{",
+    "}",
+    "=",
+    ",",
+    "\n",
+    "#",
+    "\\",
+    "\\u0000",
+    "${",
+    "${params.",
+    "}}",
+    "0",
+    "-1",
+    "1e400",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "nan",
+    "inf",
+    "true",
+    "\"\"\"",
+    "'''",
+    "\u{0}",
+    "\u{feff}",
+    "\u{202e}",
+    "ß",
+    "../",
+    "/",
+    "*",
+    "**",
+    "kv",
+    "exec",
+    "fs",
+    "http",
+    "version",
+    "role",
+    "name",
+    "steps",
+    "plugin",
+    "quota-bytes = 18446744073709551615",
+    "timeout-secs = 0",
+    "1979-05-27T07:32:00Z",
 ];
 
 /// One mutant of `seed` (sometimes spliced with `other`).
@@ -107,9 +153,10 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed);
-    let mut rng = Rng(base ^ name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }));
+    let mut rng = Rng(base
+        ^ name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }));
     for seed in seeds {
         target(seed);
     }
@@ -164,10 +211,15 @@ fn agent_config_target(bytes: &[u8]) {
 }
 
 fn manifests() -> Vec<Vec<u8>> {
-    ["plugins/service-health", "plugins/clean-temp", "plugins/inventory", "examples/python-check"]
-        .iter()
-        .map(|d| seed_file(&format!("{d}/plugin.toml")))
-        .collect()
+    [
+        "plugins/service-health",
+        "plugins/clean-temp",
+        "plugins/inventory",
+        "examples/python-check",
+    ]
+    .iter()
+    .map(|d| seed_file(&format!("{d}/plugin.toml")))
+    .collect()
 }
 
 #[test]
@@ -196,8 +248,8 @@ fn runbooks_never_panic() {
 #[test]
 fn bundle_headers_never_panic() {
     let runbook = text(&seed_file("examples/disk-pressure.toml"));
-    let mut bundle = warden_bundle::Bundle::from_runbook("disk-pressure", &runbook, 30)
-        .expect("bundle");
+    let mut bundle =
+        warden_bundle::Bundle::from_runbook("disk-pressure", &runbook, 30).expect("bundle");
     let unsigned = bundle.to_bytes().expect("bytes");
     let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     bundle.sign(&key);
@@ -218,7 +270,11 @@ fn fixtures_never_panic() {
 
 #[test]
 fn agent_configs_never_panic() {
-    fuzz("agent-config", &[seed_file("examples/agent.toml")], agent_config_target);
+    fuzz(
+        "agent-config",
+        &[seed_file("examples/agent.toml")],
+        agent_config_target,
+    );
 }
 
 #[test]
@@ -228,5 +284,8 @@ fn the_mutator_changes_its_seeds() {
     let changed = (0..100)
         .filter(|_| mutate(&mut rng, &seed, &seed) != seed)
         .count();
-    assert!(changed > 90, "only {changed} of 100 mutants differ from the seed");
+    assert!(
+        changed > 90,
+        "only {changed} of 100 mutants differ from the seed"
+    );
 }

@@ -20,7 +20,8 @@ use warden_agent::grpc::pb;
 const TOKEN: &str = "warden-bench-api-operator";
 
 /// The runbook every API run triggers: one trivial check.
-pub const RUNBOOK: &str = "name = \"bench-one\"\n[[steps]]\nid = \"one\"\nplugin = \"trivial\"\naction = \"check\"\n";
+pub const RUNBOOK: &str =
+    "name = \"bench-one\"\n[[steps]]\nid = \"one\"\nplugin = \"trivial\"\naction = \"check\"\n";
 
 /// What one concurrency level measured.
 pub struct Level {
@@ -138,8 +139,12 @@ async fn trigger_to_finished(
 
 /// `runs` trigger→finished by `concurrency` clients at once, and the cheap call meanwhile.
 async fn level(channel: &Channel, concurrency: usize, runs: usize) -> anyhow::Result<Level> {
-    let runbooks = pb::runbooks_client::RunbooksClient::with_interceptor(channel.clone(), bearer as Interceptor);
-    let agent = pb::agent_client::AgentClient::with_interceptor(channel.clone(), bearer as Interceptor);
+    let runbooks = pb::runbooks_client::RunbooksClient::with_interceptor(
+        channel.clone(),
+        bearer as Interceptor,
+    );
+    let agent =
+        pb::agent_client::AgentClient::with_interceptor(channel.clone(), bearer as Interceptor);
     let loading = Arc::new(AtomicBool::new(true));
     let probe = tokio::spawn({
         let loading = loading.clone();
@@ -204,8 +209,13 @@ pub fn measure(
             .await
             .context("connecting to the agent")?;
         // The first run pays for linking the plugin: not part of any level.
-        let mut warm = pb::runbooks_client::RunbooksClient::with_interceptor(channel.clone(), bearer as Interceptor);
-        trigger_to_finished(&mut warm).await.context("the warm-up run")?;
+        let mut warm = pb::runbooks_client::RunbooksClient::with_interceptor(
+            channel.clone(),
+            bearer as Interceptor,
+        );
+        trigger_to_finished(&mut warm)
+            .await
+            .context("the warm-up run")?;
         let mut out = Vec::new();
         for &concurrency in levels {
             out.push(level(&channel, concurrency, runs.max(concurrency)).await?);

@@ -1938,7 +1938,8 @@ async fn a_burst_of_triggers_stays_within_the_blocking_bound_and_every_run_finis
     let config = warden_agent::daemon::config::AgentConfig::load(&agent.root().join("agent.toml"))
         .expect("config");
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bound = workers + warden_agent::daemon::runtime::blocking_threads(&config) + OTHER_AGENT_THREADS;
+    let bound =
+        workers + warden_agent::daemon::runtime::blocking_threads(&config) + OTHER_AGENT_THREADS;
 
     // The peak is measured, not waited for: sampling can only miss threads, never invent them.
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -2000,7 +2001,10 @@ async fn sighup_reloads_the_tokens_and_the_agent_stays_up_until_sigterm() {
     let config_path = agent.root().join("agent.toml");
     let original = std::fs::read_to_string(&config_path).expect("config");
     let olga = token(Role::Operator);
-    let (lou, lou_hash) = ("tok-late-lou-0123456789", token_hash("tok-late-lou-0123456789"));
+    let (lou, lou_hash) = (
+        "tok-late-lou-0123456789",
+        token_hash("tok-late-lou-0123456789"),
+    );
     std::fs::write(
         &config_path,
         original
@@ -2032,10 +2036,16 @@ async fn sighup_reloads_the_tokens_and_the_agent_stays_up_until_sigterm() {
     assert_eq!(failed.kind, "agent.reload-failed", "{failed:?}");
     list(lou).await.expect("the reloaded tokens stay");
 
-    assert!(agent.terminate().success(), "SIGTERM still stops it cleanly");
+    assert!(
+        agent.terminate().success(),
+        "SIGTERM still stops it cleanly"
+    );
     let log = agent.audit_log();
     for kind in ["agent.reloaded", "agent.reload-failed", "agent.stopped"] {
-        assert!(log.contains(&format!("\"{kind}\"")), "{kind} in the audit log");
+        assert!(
+            log.contains(&format!("\"{kind}\"")),
+            "{kind} in the audit log"
+        );
     }
 }
 

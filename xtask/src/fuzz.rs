@@ -12,8 +12,15 @@ const DEFAULT_CASES: &str = "50000";
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let cases = args.first().map_or(DEFAULT_CASES, String::as_str);
     let mut cmd = util::cargo(root);
-    cmd.args(["test", "--release", "-p", "warden-tests", "--test", "fuzz_parsers"])
-        .env("WARDEN_FUZZ_CASES", cases);
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "warden-tests",
+        "--test",
+        "fuzz_parsers",
+    ])
+    .env("WARDEN_FUZZ_CASES", cases);
     if let Some(seed) = args.get(1) {
         cmd.env("WARDEN_FUZZ_SEED", seed);
     }

@@ -511,7 +511,10 @@ mod tests {
         let history = History::open(dir.path()).expect("opens again");
         assert!(history.show("r").expect("show").is_some());
         let conn = history.conn.lock().expect("conn");
-        assert_eq!(migrations::version(&conn).expect("version"), migrations::SCHEMA_VERSION);
+        assert_eq!(
+            migrations::version(&conn).expect("version"),
+            migrations::SCHEMA_VERSION
+        );
     }
 
     /// The schema of version 1, as that version created it.
@@ -553,13 +556,19 @@ mod tests {
 
         let history = History::open(dir.path()).expect("migrates");
         let (run, steps) = history.show("r").expect("show").expect("the run is kept");
-        assert_eq!((run.status.as_str(), run.params["a"].as_i64()), ("succeeded", Some(1)));
+        assert_eq!(
+            (run.status.as_str(), run.params["a"].as_i64()),
+            ("succeeded", Some(1))
+        );
         assert_eq!(steps[0].output["ok"], true);
         assert!(steps[0].output_truncated);
         let schedule = history.schedule_rows().expect("schedules");
         assert_eq!(schedule["nightly"].last_run_id.as_deref(), Some("r"));
         let conn = history.conn.lock().expect("conn");
-        assert_eq!(migrations::version(&conn).expect("version"), migrations::SCHEMA_VERSION);
+        assert_eq!(
+            migrations::version(&conn).expect("version"),
+            migrations::SCHEMA_VERSION
+        );
         let indexed: bool = conn
             .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'runs_by_start'")
             .and_then(|mut q| q.exists([]))
@@ -578,7 +587,10 @@ mod tests {
             ))
             .expect("newer");
         drop(newer);
-        let err = History::open(dir.path()).err().expect("refused").to_string();
+        let err = History::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("newer than this warden knows"), "{err}");
         assert!(err.contains("history.db"), "{err}");
         let newer = Connection::open(dir.path().join("history.db")).expect("db");
@@ -606,10 +618,20 @@ mod tests {
             .expect("rows");
         assert_eq!(history.prune_runs(5000).expect("prune"), 1);
         assert!(history.show("old").expect("show").is_none());
-        assert!(history.show("old-running").expect("show").is_some(), "still running");
-        assert!(history.show("new").expect("show").is_some(), "within the retention");
+        assert!(
+            history.show("old-running").expect("show").is_some(),
+            "still running"
+        );
+        assert!(
+            history.show("new").expect("show").is_some(),
+            "within the retention"
+        );
         let orphans: i64 = history
-            .with(|c| c.query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'old'", [], |r| r.get(0)))
+            .with(|c| {
+                c.query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'old'", [], |r| {
+                    r.get(0)
+                })
+            })
             .expect("count");
         assert_eq!(orphans, 0, "its steps went with it");
     }

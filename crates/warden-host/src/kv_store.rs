@@ -237,7 +237,10 @@ mod tests {
         });
         let kv = KvStore::new(path, 1024);
         let total = WRITERS * EACH;
-        assert_eq!(kv.get("n").expect("get"), Some(total.to_string().into_bytes()));
+        assert_eq!(
+            kv.get("n").expect("get"),
+            Some(total.to_string().into_bytes())
+        );
     }
 
     #[test]
@@ -248,9 +251,17 @@ mod tests {
         abandoned.set("x", b"1".to_vec()).expect("set");
         drop(abandoned);
         let kv = KvStore::new(path.clone(), 1024);
-        assert_eq!(kv.get("x").expect("get"), None, "an uncommitted run wrote nothing");
+        assert_eq!(
+            kv.get("x").expect("get"),
+            None,
+            "an uncommitted run wrote nothing"
+        );
         kv.commit().expect("commit without changes");
         increment(&path);
-        assert_eq!(kv.get("n").expect("get"), Some(b"1".to_vec()), "reloaded after the commit");
+        assert_eq!(
+            kv.get("n").expect("get"),
+            Some(b"1".to_vec()),
+            "reloaded after the commit"
+        );
     }
 }

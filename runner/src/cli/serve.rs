@@ -24,8 +24,8 @@ pub fn serve(cx: &Context, args: ServeArgs) -> Result<ExitCode> {
     let config = AgentConfig::load(&path)?;
     let config_path = std::path::absolute(&path).unwrap_or(path);
     let runner = cx.runner()?;
-    let runtime = warden_agent::daemon::runtime::build(&config)
-        .context("cannot start the async runtime")?;
+    let runtime =
+        warden_agent::daemon::runtime::build(&config).context("cannot start the async runtime")?;
     runtime.block_on(warden_agent::daemon::serve_until_signal(
         runner,
         config,

@@ -43,9 +43,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut accepted = incoming(listener);
-        let _client = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let server_side = accepted
             .next()
             .await
@@ -56,7 +54,10 @@ mod tests {
         assert!(socket.keepalive().expect("SO_KEEPALIVE"), "SO_KEEPALIVE");
         #[cfg(target_os = "linux")]
         {
-            assert_eq!(socket.tcp_keepalive_time().expect("idle"), TCP_KEEPALIVE_TIME);
+            assert_eq!(
+                socket.tcp_keepalive_time().expect("idle"),
+                TCP_KEEPALIVE_TIME
+            );
             assert_eq!(
                 socket.tcp_keepalive_interval().expect("interval"),
                 TCP_KEEPALIVE_INTERVAL

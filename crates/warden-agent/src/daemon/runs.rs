@@ -557,7 +557,9 @@ mod tests {
 
     fn finished(id: &str) -> Arc<LiveRun> {
         let run = Arc::new(LiveRun::new(id));
-        run.push(pb::EventKind::RunFinished, |e| e.status = "succeeded".into());
+        run.push(pb::EventKind::RunFinished, |e| {
+            e.status = "succeeded".into()
+        });
         run
     }
 
@@ -579,7 +581,10 @@ mod tests {
         for i in 0..total - KEPT_FINISHED_RUNS {
             assert!(runs.get(&format!("run-{i}")).is_none(), "run-{i} is older");
         }
-        assert!(runs.get("still-running").is_some(), "an unfinished run is never dropped");
+        assert!(
+            runs.get("still-running").is_some(),
+            "an unfinished run is never dropped"
+        );
         assert_eq!(runs.by_id.len(), KEPT_FINISHED_RUNS + 1);
         assert_eq!(runs.order.len(), KEPT_FINISHED_RUNS + 1);
     }
