@@ -15,7 +15,9 @@
 //! 3. capability call overhead: `(time with N calls - time with 0) / N` (`tests/guests/calls`);
 //! 4. throughput with 1, 2, 8 and 64 threads sharing one `&PluginManager`, memory per live instance, and
 //!    the idle RSS of the agent daemon (`warden serve`);
-//! 5. a 5-step runbook of trivial checks vs its five plugin runs alone.
+//! 5. a 5-step runbook of trivial checks vs its five plugin runs alone;
+//! 6. the agent's API: trigger→finished through a real gRPC client at concurrency 1, 8 and 64,
+//!    with a cheap call's latency under that load, beside the same runbook run in-process.
 //!
 //! ```text
 //! cargo xtask build-plugins
@@ -26,6 +28,7 @@
 //! timing anything. `--spin runner|floor|python|python-fresh|calls:<kind>:<n> SECONDS` only loops one scenario, for
 //! a profiler (`perf record -g target/release/warden-bench --spin runner 10`).
 
+mod api;
 mod bare;
 mod daemon;
 mod measure;
@@ -143,6 +146,9 @@ struct Sizes {
     /// Rounds of its fresh-runner, steady-state and python3 scenarios.
     python_rounds: usize,
     runbook_rounds: usize,
+    /// Runs per concurrency level of the API benchmark, and the levels.
+    api_runs: usize,
+    api_levels: &'static [usize],
 }
 
 impl Sizes {
@@ -168,6 +174,8 @@ impl Sizes {
                 python_compiles: 1,
                 python_rounds: 2,
                 runbook_rounds: 2,
+                api_runs: 4,
+                api_levels: &[1, 8],
             };
         }
         Sizes {
@@ -192,6 +200,8 @@ impl Sizes {
             python_compiles: (n / 600).clamp(1, 3),
             python_rounds: (n / 100).clamp(3, 20),
             runbook_rounds: (n / 20).clamp(3, 100),
+            api_runs: (n / 10).clamp(50, 500),
+            api_levels: &[1, 8, 64],
         }
     }
 }
@@ -327,6 +337,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
     let daemon_rss = section_memory(o, &sizes, &sandbox, &runner, &trivial)?;
 
     section_runbook(o, &sizes, &sandbox, &runner, &trivial)?;
+    section_api(o, &sizes, &sandbox, &runner)?;
     println!();
     println!("load at the end: {} (1, 5, 15 min)", system::load_average());
 
@@ -1353,6 +1364,55 @@ fn section_runbook(
          (history rows in SQLite, run.started/run.finished audit records, CEL conditions)",
         fmt_duration(overhead),
         fmt_duration(overhead / steps.max(1) as u32)
+    );
+    Ok(())
+}
+
+fn section_api(
+    o: &Options,
+    sizes: &Sizes,
+    sandbox: &Sandbox,
+    runner: &PluginManager,
+) -> anyhow::Result<()> {
+    use warden_runbook::Runbook;
+    use warden_runbook::engine::Engine;
+    let runbook = Runbook::parse(api::RUNBOOK, "bench-one.toml").map_err(|e| {
+        let text: Vec<String> = e.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("bench runbook: {}", text.join("; "))
+    })?;
+    let params = runbook
+        .resolve_params(&[])
+        .map_err(|e| anyhow::anyhow!("bench runbook params: {e}"))?;
+    let history =
+        warden_history::History::open(&sandbox.data_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = Engine {
+        runner,
+        history: &history,
+        audit: runner.audit(),
+    };
+    let in_process = back_to_back(sizes.api_runs, || {
+        let summary = engine
+            .run(&runbook, &params, false, &mut |_| {})
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if summary.status != "succeeded" {
+            bail!("the in-process run {}", summary.status);
+        }
+        Ok(())
+    })?;
+
+    let root = sandbox.dir.path().join("api");
+    let data = root.join("data");
+    let agent_runner = sandbox.runner(&data, None)?;
+    sandbox.install(&agent_runner, "trivial", None)?;
+    let levels = api::measure(agent_runner, &root, sizes.api_levels, sizes.api_runs)?;
+    println!();
+    println!("## 6. The agent's API under load");
+    println!();
+    api::print(&levels, &in_process, o.markdown);
+    println!();
+    println!(
+        "one HTTP/2 connection (a NOC console), `max-concurrent-runs = 8`; a run is a one-step \
+         runbook of the trivial check, timed from Trigger to its RUN_FINISHED on Watch"
     );
     Ok(())
 }

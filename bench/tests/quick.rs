@@ -22,6 +22,7 @@ fn every_benchmark_runs_at_quick_size() {
         "## 3. Capability call overhead",
         "## 4. Throughput and memory",
         "daemon idle RSS",
+        "## 6. The agent's API under load",
         "## Goals",
     ] {
         assert!(stdout.contains(section), "no `{section}` in:\n{stdout}");

@@ -5,6 +5,7 @@
 mod attacks_sandbox;
 mod audit_trail;
 mod bundles;
+mod fuzz_parsers;
 mod capabilities;
 mod guests;
 mod hostile;

@@ -4,6 +4,7 @@
 
 mod build_plugins;
 mod demo;
+mod fuzz;
 mod layers;
 mod lint;
 mod nats;
@@ -26,7 +27,8 @@ commands:
   lint                 cargo fmt --check and clippy -D warnings on every workspace
   layers               check the dependency rules between the workspace's crates
   nats                 install the pinned nats-server into target/tools/ and print its path
-  demo                 run the demo";
+  demo                 run the demo
+  fuzz [CASES] [SEED]  the parser fuzz targets (tests/fuzz_parsers.rs) with CASES each (50000)";
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Some("layers") => layers::run(root, &rest),
         Some("nats") => nats::run(root, &rest),
         Some("demo") => demo::run(root),
+        Some("fuzz") => fuzz::run(root, &rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -4,6 +4,7 @@
 //! Schedule state and monitor incidents live in the same database (their own tables).
 
 mod incidents;
+pub mod migrations;
 mod schedules;
 
 pub use incidents::{IncidentRow, MonitorSla};
@@ -188,44 +189,19 @@ impl History {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let conn = Connection::open(&path).map_err(db)?;
+        let mut conn = Connection::open(&path).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
         // WAL with synchronous = NORMAL: a commit is not fsync'd (the WAL is, at checkpoints),
         // so a process crash loses nothing and a power cut at most the last commits, never the
         // database's consistency. The audit log, not the history, is the durable record of an
         // apply (see docs/SECURITY.md).
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS runs (
-                 id TEXT PRIMARY KEY, runbook TEXT NOT NULL, file TEXT NOT NULL, params TEXT NOT NULL,
-                 dry_run INTEGER NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
-                 started_ms INTEGER NOT NULL, ended_ms INTEGER, error TEXT);
-             CREATE TABLE IF NOT EXISTS steps (
-                 run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, step TEXT NOT NULL,
-                 plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
-                 status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
-                 ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
-                 PRIMARY KEY (run_id, idx));
-             CREATE TABLE IF NOT EXISTS inventory (
-                 plugin TEXT PRIMARY KEY, version TEXT NOT NULL, collected_ms INTEGER NOT NULL,
-                 facts TEXT NOT NULL);",
-        )
-        .map_err(db)?;
-        // Databases made before outputs were capped lack the flag: add it (old rows: not cut).
-        let has_flag: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('steps') WHERE name = 'output_truncated'")
-            .and_then(|mut q| q.exists([]))
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
             .map_err(db)?;
-        if !has_flag {
-            conn.execute_batch(
-                "ALTER TABLE steps ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0;",
-            )
-            .map_err(db)?;
-        }
-        conn.execute_batch(schedules::SCHEMA).map_err(db)?;
-        conn.execute_batch(incidents::SCHEMA).map_err(db)?;
+        migrations::migrate(&mut conn).map_err(|e| HistoryError::Db {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         let history = History {
             path,
             conn: Mutex::new(conn),
@@ -389,6 +365,26 @@ impl History {
         .map(drop)
     }
 
+    /// Delete the finished runs that started before `before_ms`, with their steps; queued and
+    /// running runs stay whatever their age. Returns how many runs went. Schedule state, incidents
+    /// and inventory are not run history and stay.
+    pub fn prune_runs(&self, before_ms: i64) -> Result<usize, HistoryError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs
+                     WHERE started_ms < ?1 AND status NOT IN ('queued', 'running'))",
+                [before_ms],
+            )?;
+            let runs = tx.execute(
+                "DELETE FROM runs WHERE started_ms < ?1 AND status NOT IN ('queued', 'running')",
+                [before_ms],
+            )?;
+            tx.commit()?;
+            Ok(runs)
+        })
+    }
+
     fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         Ok(RunRow {
             id: r.get(0)?,
@@ -514,5 +510,129 @@ mod tests {
         assert!(!steps[0].output_truncated);
         let history = History::open(dir.path()).expect("opens again");
         assert!(history.show("r").expect("show").is_some());
+        let conn = history.conn.lock().expect("conn");
+        assert_eq!(
+            migrations::version(&conn).expect("version"),
+            migrations::SCHEMA_VERSION
+        );
+    }
+
+    /// The schema of version 1, as that version created it.
+    const VERSION_1_DDL: &str = "
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY, runbook TEXT NOT NULL, file TEXT NOT NULL, params TEXT NOT NULL,
+            dry_run INTEGER NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
+            started_ms INTEGER NOT NULL, ended_ms INTEGER, error TEXT);
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, step TEXT NOT NULL,
+            plugin TEXT NOT NULL, version TEXT, sha256 TEXT, action TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL, started_ms INTEGER NOT NULL,
+            ended_ms INTEGER, output TEXT NOT NULL, logs TEXT NOT NULL, error TEXT,
+            output_truncated INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, idx));
+        CREATE TABLE inventory (
+            plugin TEXT PRIMARY KEY, version TEXT NOT NULL, collected_ms INTEGER NOT NULL,
+            facts TEXT NOT NULL);
+        CREATE TABLE schedule_state (
+            name TEXT PRIMARY KEY, last_slot_ms INTEGER, last_run_id TEXT, updated_ms INTEGER NOT NULL);
+        CREATE TABLE incidents (
+            id TEXT PRIMARY KEY, monitor TEXT NOT NULL, detected_ms INTEGER NOT NULL,
+            triggered_ms INTEGER NOT NULL, remediated_ms INTEGER, resolved_ms INTEGER,
+            escalated TEXT, escalated_ms INTEGER, attempts INTEGER NOT NULL, last_run_id TEXT);
+        CREATE INDEX incidents_by_monitor ON incidents (monitor, triggered_ms);
+        PRAGMA user_version = 1;";
+
+    #[test]
+    fn a_version_1_history_is_migrated_with_its_data_intact() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = Connection::open(dir.path().join("history.db")).expect("db");
+        old.execute_batch(VERSION_1_DDL).expect("version 1");
+        old.execute_batch(
+            "INSERT INTO runs VALUES ('r', 'rb', 'f', '{\"a\":1}', 0, 'succeeded', 1, 1000, 2000, NULL);
+             INSERT INTO steps VALUES ('r', 0, 's', 'p', '1.0.0', 'abc', 'check', 'succeeded', 1, 1000, 2000, '{\"ok\":true}', '[]', NULL, 1);
+             INSERT INTO schedule_state VALUES ('nightly', 5000, 'r', 5000);",
+        )
+        .expect("rows");
+        drop(old);
+
+        let history = History::open(dir.path()).expect("migrates");
+        let (run, steps) = history.show("r").expect("show").expect("the run is kept");
+        assert_eq!(
+            (run.status.as_str(), run.params["a"].as_i64()),
+            ("succeeded", Some(1))
+        );
+        assert_eq!(steps[0].output["ok"], true);
+        assert!(steps[0].output_truncated);
+        let schedule = history.schedule_rows().expect("schedules");
+        assert_eq!(schedule["nightly"].last_run_id.as_deref(), Some("r"));
+        let conn = history.conn.lock().expect("conn");
+        assert_eq!(
+            migrations::version(&conn).expect("version"),
+            migrations::SCHEMA_VERSION
+        );
+        let indexed: bool = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'runs_by_start'")
+            .and_then(|mut q| q.exists([]))
+            .expect("query");
+        assert!(indexed, "version 2 adds the index of runs by start");
+    }
+
+    #[test]
+    fn a_history_from_a_newer_warden_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let newer = Connection::open(dir.path().join("history.db")).expect("db");
+        newer
+            .execute_batch(&format!(
+                "CREATE TABLE future (x); PRAGMA user_version = {};",
+                migrations::SCHEMA_VERSION + 1
+            ))
+            .expect("newer");
+        drop(newer);
+        let err = History::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("newer than this warden knows"), "{err}");
+        assert!(err.contains("history.db"), "{err}");
+        let newer = Connection::open(dir.path().join("history.db")).expect("db");
+        assert_eq!(
+            migrations::version(&newer).expect("version"),
+            migrations::SCHEMA_VERSION + 1,
+            "left as it was"
+        );
+    }
+
+    #[test]
+    fn pruning_deletes_old_finished_runs_with_their_steps_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let history = History::open(dir.path()).expect("opens");
+        history
+            .with(|c| {
+                c.execute_batch(
+                    "INSERT INTO runs VALUES ('old', 'rb', 'f', '{}', 0, 'succeeded', 1, 1000, 2000, NULL);
+                     INSERT INTO steps (run_id, idx, step, plugin, action, status, attempts, started_ms, output, logs)
+                         VALUES ('old', 0, 's', 'p', 'check', 'succeeded', 1, 1000, 'null', '[]');
+                     INSERT INTO runs VALUES ('old-running', 'rb', 'f', '{}', 0, 'running', 1, 1000, NULL, NULL);
+                     INSERT INTO runs VALUES ('new', 'rb', 'f', '{}', 0, 'failed', 1, 9000, 9500, 'x');",
+                )
+            })
+            .expect("rows");
+        assert_eq!(history.prune_runs(5000).expect("prune"), 1);
+        assert!(history.show("old").expect("show").is_none());
+        assert!(
+            history.show("old-running").expect("show").is_some(),
+            "still running"
+        );
+        assert!(
+            history.show("new").expect("show").is_some(),
+            "within the retention"
+        );
+        let orphans: i64 = history
+            .with(|c| {
+                c.query_row("SELECT COUNT(*) FROM steps WHERE run_id = 'old'", [], |r| {
+                    r.get(0)
+                })
+            })
+            .expect("count");
+        assert_eq!(orphans, 0, "its steps went with it");
     }
 }

@@ -1,6 +1,12 @@
 //! Each plugin's persistent key-value state: one JSON file per plugin under the data dir, with a
 //! byte quota over keys plus values. A run's changes are kept in memory and committed together
 //! (the file replaced atomically once) when the run ends: a failed commit fails the run.
+//!
+//! A run's first use of its state takes an exclusive lock of `<plugin>.json.lock` (an OS file
+//! lock, so it holds across processes: the CLI beside the agent, like the audit log's lock) and
+//! keeps it until the commit or the end of the run. A read-modify-write in one run therefore
+//! never interleaves with another run of the same plugin, in this process or another; a second
+//! run waits at its first kv call, at most until the first run ends (its timeout bounds that).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,9 +29,18 @@ pub enum KvError {
 pub struct KvStore {
     path: PathBuf,
     quota: u64,
-    entries: Mutex<Option<BTreeMap<String, Vec<u8>>>>,
+    /// The loaded state and the lock held while it is: both `Some` from the first use to the
+    /// commit.
+    entries: Mutex<Option<Loaded>>,
     /// Changed since loaded: [`KvStore::commit`] has something to write.
     dirty: std::sync::atomic::AtomicBool,
+}
+
+/// The state as loaded under its lock.
+struct Loaded {
+    map: BTreeMap<String, Vec<u8>>,
+    /// Held (locked) while the state is loaded; closing it releases the lock.
+    _lock: std::fs::File,
 }
 
 fn used(map: &BTreeMap<String, Vec<u8>>) -> u64 {
@@ -61,12 +76,35 @@ impl KvStore {
             .lock()
             .map_err(|_| KvError::Io("state lock poisoned".into()))?;
         if guard.is_none() {
-            *guard = Some(self.load()?);
+            let lock = self.lock()?;
+            *guard = Some(Loaded {
+                map: self.load()?,
+                _lock: lock,
+            });
         }
         match guard.as_mut() {
-            Some(map) => f(map),
+            Some(loaded) => f(&mut loaded.map),
             None => Err(KvError::Io("state not loaded".into())),
         }
+    }
+
+    /// Wait for and take the exclusive lock of this plugin's state.
+    fn lock(&self) -> Result<std::fs::File, KvError> {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = self.path.with_file_name(name);
+        let io = |e: std::io::Error| KvError::Io(format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
     }
 
     fn load(&self) -> Result<BTreeMap<String, Vec<u8>>, KvError> {
@@ -128,15 +166,21 @@ impl KvStore {
         })
     }
 
-    /// Write the run's changes, if any, replacing the state file once.
+    /// Write the run's changes, if any, replacing the state file once; then release the lock
+    /// (a later use loads the state again, with what others committed meanwhile).
     pub fn commit(&self) -> Result<(), KvError> {
-        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(());
-        }
-        self.with(|m| self.save(m))?;
+        let saved = if self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            self.with(|m| self.save(m))
+        } else {
+            Ok(())
+        };
+        // Released even when the write failed: the run fails, the next one starts from the file.
         self.dirty
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        if let Ok(mut guard) = self.entries.lock() {
+            *guard = None;
+        }
+        saved
     }
 
     pub fn keys(&self) -> Result<Vec<String>, KvError> {
@@ -165,5 +209,59 @@ mod tests {
         let again = KvStore::new(path, 20);
         assert_eq!(again.get("a").expect("get"), Some(b"123".to_vec()));
         assert!(matches!(again.get(""), Err(KvError::InvalidKey(_))));
+    }
+
+    /// One run's read-modify-write: what a plugin counting its runs does.
+    fn increment(path: &std::path::Path) {
+        let kv = KvStore::new(path.to_path_buf(), 1024);
+        let n: u64 = kv
+            .get("n")
+            .expect("get")
+            .map(|v| String::from_utf8(v).expect("utf8").parse().expect("number"))
+            .unwrap_or(0);
+        kv.set("n", (n + 1).to_string().into_bytes()).expect("set");
+        kv.commit().expect("commit");
+    }
+
+    #[test]
+    fn concurrent_runs_with_their_own_stores_lose_no_increment() {
+        const WRITERS: usize = 4;
+        const EACH: usize = 50;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("counter.json");
+        // Each store opens its own lock file, as the agent and a CLI beside it do.
+        std::thread::scope(|s| {
+            for _ in 0..WRITERS {
+                s.spawn(|| (0..EACH).for_each(|_| increment(&path)));
+            }
+        });
+        let kv = KvStore::new(path, 1024);
+        let total = WRITERS * EACH;
+        assert_eq!(
+            kv.get("n").expect("get"),
+            Some(total.to_string().into_bytes())
+        );
+    }
+
+    #[test]
+    fn the_lock_is_released_by_the_commit_and_by_a_run_that_ends_without_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.json");
+        let abandoned = KvStore::new(path.clone(), 1024);
+        abandoned.set("x", b"1".to_vec()).expect("set");
+        drop(abandoned);
+        let kv = KvStore::new(path.clone(), 1024);
+        assert_eq!(
+            kv.get("x").expect("get"),
+            None,
+            "an uncommitted run wrote nothing"
+        );
+        kv.commit().expect("commit without changes");
+        increment(&path);
+        assert_eq!(
+            kv.get("n").expect("get"),
+            Some(b"1".to_vec()),
+            "reloaded after the commit"
+        );
     }
 }

@@ -22,14 +22,14 @@ pub fn serve(cx: &Context, args: ServeArgs) -> Result<ExitCode> {
         .agent_config
         .unwrap_or_else(|| cx.data_dir.join("agent.toml"));
     let config = AgentConfig::load(&path)?;
+    let config_path = std::path::absolute(&path).unwrap_or(path);
     let runner = cx.runner()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        warden_agent::daemon::runtime::build(&config).context("cannot start the async runtime")?;
     runtime.block_on(warden_agent::daemon::serve_until_signal(
         runner,
         config,
+        config_path,
         |addr| {
             // The first line on stdout says where the agent listens (port 0 picks one).
             println!("warden agent listening on {addr}");

@@ -318,10 +318,7 @@ fn serve_in_process(root: &Path) -> (Serving, String) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<String>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || -> Result<(), String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let runtime = warden_agent::daemon::runtime::build(&config).map_err(|e| e.to_string())?;
         runtime.block_on(async move {
             let manager =
                 warden_agent::PluginManager::new(&data_dir, policy).map_err(|e| e.to_string())?;
@@ -1903,4 +1900,188 @@ async fn streams_are_capped_per_token_and_in_all_and_a_closed_one_frees_its_slot
         reopened.is_some(),
         "the dropped stream's slot never came back"
     );
+}
+
+/// Threads of process `pid` now.
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// Threads of a `warden serve` besides its runtime's: the main thread, the audit log's flusher,
+/// wasmtime's epoch ticker, and short-lived ones (a CEL parse runs on its own thread); a margin
+/// that a pool growing by hundreds cannot hide in.
+const OTHER_AGENT_THREADS: usize = 12;
+
+const TINY_RUNBOOK: &str = r#"
+name = "tiny"
+[[steps]]
+id = "talk"
+plugin = "calls"
+action = "check"
+config = { kind = "log", calls = 1 }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_triggers_stays_within_the_blocking_bound_and_every_run_finishes() {
+    const BURST: usize = 1000;
+    const CONNECTIONS: usize = 8;
+    let api = format!("max-concurrent-runs = 4\nmax-queued-runs = {BURST}");
+    let agent = Agent::spawned(&api, &[("tiny", TINY_RUNBOOK)], "");
+    let Serving::Process(child) = &agent.serving else {
+        panic!("spawned");
+    };
+    let pid = child.id();
+    let config = warden_agent::daemon::config::AgentConfig::load(&agent.root().join("agent.toml"))
+        .expect("config");
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound =
+        workers + warden_agent::daemon::runtime::blocking_threads(&config) + OTHER_AGENT_THREADS;
+
+    // The peak is measured, not waited for: sampling can only miss threads, never invent them.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = std::thread::spawn({
+        let sampling = sampling.clone();
+        move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(threads_of(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        }
+    });
+    let mut events = agent_events(&agent).await;
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(agent.runbooks(Role::Operator).await);
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let mut client = clients[i % CONNECTIONS].clone();
+        burst.spawn(async move { trigger(&mut client, "tiny", &[], false).await });
+    }
+    let mut accepted = std::collections::BTreeSet::new();
+    while let Some(done) = burst.join_next().await {
+        let run = done.expect("task").expect("every trigger is accepted");
+        accepted.insert(run.run_id);
+    }
+    assert_eq!(accepted.len(), BURST);
+    let mut finished = std::collections::BTreeSet::new();
+    while finished.len() < BURST {
+        let e = next_event(&mut events, |e| e.kind == "run.finished").await;
+        assert!(e.message.ends_with("succeeded"), "{e:?}");
+        finished.insert(e.subject);
+    }
+    sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+    let peak = sampler.join().expect("sampler");
+    assert_eq!(finished, accepted, "every accepted run finished");
+    eprintln!("peak threads under the burst: {peak} (bound {bound})");
+    assert!(
+        peak <= bound,
+        "the agent grew to {peak} threads under a burst of {BURST} triggers; the bound is {bound}"
+    );
+}
+
+/// Send `signal` to a spawned agent.
+fn signal_agent(agent: &Agent, signal: rustix::process::Signal) {
+    let Serving::Process(child) = &agent.serving else {
+        panic!("only a spawned agent gets signals: start it with Agent::spawned");
+    };
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, signal).expect("signal");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_tokens_and_the_agent_stays_up_until_sigterm() {
+    let mut agent = Agent::spawned("", &[], "");
+    let mut events = agent_events(&agent).await;
+    let config_path = agent.root().join("agent.toml");
+    let original = std::fs::read_to_string(&config_path).expect("config");
+    let olga = token(Role::Operator);
+    let (lou, lou_hash) = (
+        "tok-late-lou-0123456789",
+        token_hash("tok-late-lou-0123456789"),
+    );
+    std::fs::write(
+        &config_path,
+        original
+            .replace("operator-olga", "late-lou")
+            .replace(&token_hash(olga), &lou_hash),
+    )
+    .expect("rewrite");
+    signal_agent(&agent, rustix::process::Signal::HUP);
+    let reloaded = next_event(&mut events, |e| e.kind.starts_with("agent.reload")).await;
+    assert_eq!(reloaded.kind, "agent.reloaded", "{reloaded:?}");
+    assert!(reloaded.message.contains("late-lou"), "{reloaded:?}");
+
+    let list = |t: &'static str| {
+        let channel = agent.channel();
+        async move {
+            pb::runbooks_client::RunbooksClient::with_interceptor(channel.await, bearer(t))
+                .list_runs(pb::ListRunsRequest::default())
+                .await
+        }
+    };
+    list(lou).await.expect("the new token is accepted");
+    let revoked = list(olga).await.expect_err("the removed token is refused");
+    assert_eq!(revoked.code(), Code::Unauthenticated);
+
+    // A file that does not load changes nothing.
+    std::fs::write(&config_path, "[api]\nlisten = 7\n").expect("break");
+    signal_agent(&agent, rustix::process::Signal::HUP);
+    let failed = next_event(&mut events, |e| e.kind.starts_with("agent.reload")).await;
+    assert_eq!(failed.kind, "agent.reload-failed", "{failed:?}");
+    list(lou).await.expect("the reloaded tokens stay");
+
+    assert!(
+        agent.terminate().success(),
+        "SIGTERM still stops it cleanly"
+    );
+    let log = agent.audit_log();
+    for kind in ["agent.reloaded", "agent.reload-failed", "agent.stopped"] {
+        assert!(
+            log.contains(&format!("\"{kind}\"")),
+            "{kind} in the audit log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_agent_prunes_runs_older_than_the_retention_when_it_starts() {
+    let mut agent = Agent::spawned(
+        "",
+        &[("tiny", TINY_RUNBOOK)],
+        "[history]\nretention-days = 30\n",
+    );
+    let mut client = agent.runbooks(Role::Operator).await;
+    let recent = trigger(&mut client, "tiny", &[], false)
+        .await
+        .expect("trigger");
+    watch_all(&mut client, &recent.run_id).await;
+    assert!(agent.terminate().success());
+
+    // A run of 31 days ago, as the agent then left it.
+    let day_ms = 24 * 60 * 60 * 1000;
+    let old_ms = warden_history::now_ms() - 31 * day_ms;
+    let db = rusqlite::Connection::open(agent.root().join("data/history.db")).expect("db");
+    db.execute(
+        "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms, ended_ms)
+         VALUES ('ancient', 'tiny', 'tiny.toml', '{}', 0, 'succeeded', 1, ?1, ?1)",
+        [old_ms],
+    )
+    .expect("old run");
+    drop(db);
+
+    agent.crash_and_restart();
+    let mut client = agent.runbooks(Role::Viewer).await;
+    let get = |id: &str| pb::GetRunRequest { run_id: id.into() };
+    let gone = client.get_run(get("ancient")).await.expect_err("pruned");
+    assert_eq!(gone.code(), Code::NotFound);
+    client
+        .get_run(get(&recent.run_id))
+        .await
+        .expect("a run within the retention stays");
+    assert!(agent.audit_log().contains("\"history.pruned\""));
 }

@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub runbooks: RunbooksConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
     /// `[[schedule]]`, `[[maintenance-window]]`, `[[monitor]]`: see docs/AUTOMATION.md.
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<ScheduleConfig>,
@@ -127,6 +129,36 @@ impl AuditConfig {
     pub fn checkpoint_interval(&self) -> Duration {
         Duration::from_secs(self.checkpoint_interval_secs)
     }
+}
+
+/// `[history]`: how long the run history (`history.db`) keeps finished runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HistoryConfig {
+    /// Finished runs that started longer ago than this are deleted with their steps, at start and
+    /// hourly. The audit log is the durable record and is kept on its own terms.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> HistoryConfig {
+        HistoryConfig {
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+impl HistoryConfig {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 24 * 60 * 60)
+    }
+}
+
+/// A quarter and some: a month's and a quarter's client reports can still be drawn from the
+/// history, and two monitors' worth of runs (about 25 MB a day) stay a few GB at most.
+fn default_retention_days() -> u32 {
+    100
 }
 
 /// A minute: the records after the last checkpoint are protected only by an external head, so
@@ -266,6 +298,9 @@ impl AgentConfig {
         if api.max_streams_per_token == 0 || api.max_streams == 0 {
             return Err("api.max-streams-per-token and api.max-streams must be at least 1".into());
         }
+        if self.history.retention_days == 0 {
+            return Err("history.retention-days must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -286,6 +321,22 @@ mod tests {
         assert_eq!(c.api.listen, default_listen());
         assert_eq!(c.api.max_concurrent_runs, 2);
         assert_eq!(c.api.tokens[0].role, Role::Operator);
+        assert_eq!(c.history.retention_days, 100);
+        assert_eq!(c.history.retention(), Duration::from_secs(100 * 86_400));
+        let c = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[history]\nretention-days = 7\n"),
+            "t",
+            Path::new("."),
+        )
+        .expect("valid");
+        assert_eq!(c.history.retention_days, 7);
+        let err = AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[history]\nretention-days = 0\n"),
+            "t",
+            Path::new("."),
+        )
+        .expect_err("zero");
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! log's health (`audit.failing`, `audit.recovered` events) and, given a checkpoint key, signs
 //! checkpoints of it at start, periodically and at stop.
 
+pub mod accept;
 pub mod config;
 pub mod events;
 pub mod executor;
+pub mod reload;
+pub mod retention;
 pub mod runs;
+pub mod runtime;
 pub mod trigger;
 
 use crate::PluginManager;
@@ -196,19 +200,22 @@ async fn checkpoints(
     }
 }
 
-/// `warden serve`: bind the configured address and run the agent until SIGTERM or SIGINT.
-/// `ready` gets the bound address once the agent serves.
+/// `warden serve`: bind the configured address and run the agent until SIGTERM or SIGINT; on
+/// SIGHUP it rereads `config_path` ([`reload`]). `ready` gets the bound address once the agent
+/// serves.
 pub async fn serve_until_signal(
     runner: PluginManager,
     config: AgentConfig,
+    config_path: std::path::PathBuf,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
     let termination = Termination::register()?;
+    let reloads = reload::on_sighup(config_path).map_err(DaemonError::Signals)?;
     let addr = config.api.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DaemonError::Bind { addr, source })?;
-    serve(runner, config, listener, termination.wait(), ready).await
+    serve_reloading(runner, config, listener, termination.wait(), reloads, ready).await
 }
 
 /// Run the agent on `listener` until `shutdown` resolves with the reason (recorded in the audit
@@ -221,6 +228,20 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = String>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
+    // No sender: the reload task ends at once.
+    let (_, reloads) = tokio::sync::mpsc::channel(1);
+    serve_reloading(runner, config, listener, shutdown, reloads, ready).await
+}
+
+/// [`serve`], applying the configs `reloads` brings (see [`reload`]).
+pub async fn serve_reloading(
+    runner: PluginManager,
+    config: AgentConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = String>,
+    reloads: tokio::sync::mpsc::Receiver<reload::Reload>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
     if let Some(key) = &config.audit.checkpoint_key {
         let signer = warden_audit::CheckpointSigner::load(
             key,
@@ -231,6 +252,10 @@ pub async fn serve(
     }
     let runner = Arc::new(runner);
     let history = Arc::new(History::open(&runner.data_dir())?);
+    // Before serving, so what a client reads is already within the retention.
+    if let Err(e) = retention::prune_once(&history, &runner, config.history.retention()) {
+        tracing::error!("cannot prune the run history: {e}");
+    }
     let (events, _) = broadcast::channel(1024);
     report_audit_health(&runner, events.clone());
     let runs = Arc::new(RunManager::new(
@@ -254,9 +279,15 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| DaemonError::Bind { addr, source })?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = accept::incoming(listener);
 
     let api = crate::grpc::server::GrpcApi::build(state.clone(), &config, runner.clone()).await?;
+    let reloading = tokio::spawn(reload::apply_reloads(
+        reloads,
+        api.auth.clone(),
+        runner.clone(),
+        state.events.clone(),
+    ));
 
     runner.audit().append(
         "agent.started",
@@ -272,6 +303,12 @@ pub async fn serve(
             checkpoint_stop,
         ))
     });
+    let pruner = tokio::spawn(retention::prune_periodically(
+        runs.history().clone(),
+        runner.clone(),
+        config.history.retention(),
+        checkpoint_stop_tx.subscribe(),
+    ));
     let (auto_stop_tx, auto_stop) = watch::channel(false);
     let executor = Arc::new(executor::DaemonExecutor {
         state: state.clone(),
@@ -315,6 +352,8 @@ pub async fn serve(
     if let Some(task) = checkpointer {
         let _ = task.await;
     }
+    let _ = pruner.await;
+    reloading.abort();
     runner
         .audit()
         .append("agent.stopped", json!({ "signal": signal }))?;

@@ -6,7 +6,7 @@
 use super::events::{AgentEvent, RunEvent, RunEventKind};
 use crate::PluginManager;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,8 +16,59 @@ use warden_history::{History, now_ms};
 use warden_runbook::Runbook;
 use warden_runbook::engine::{self, Engine, RunOptions};
 
-/// Finished runs kept in memory for late watchers; older ones are answered from the history.
-const KEPT_FINISHED_RUNS: usize = 256;
+/// Finished runs kept in memory for late watchers (the newest ones); older ones are answered from
+/// the history. A run's events are a few KB: 256 runs are about a megabyte, and a console
+/// watching runs it just triggered finds them all here.
+pub const KEPT_FINISHED_RUNS: usize = 256;
+
+/// The runs in memory: every unfinished run, and the newest [`KEPT_FINISHED_RUNS`] finished
+/// ones, in the order they were triggered.
+#[derive(Debug, Default)]
+struct LiveRuns {
+    by_id: HashMap<String, Arc<LiveRun>>,
+    /// Ids oldest first: which finished runs to forget first.
+    order: VecDeque<String>,
+}
+
+impl LiveRuns {
+    fn get(&self, id: &str) -> Option<Arc<LiveRun>> {
+        self.by_id.get(id).cloned()
+    }
+
+    /// Add `live`, then forget the oldest finished runs beyond [`KEPT_FINISHED_RUNS`].
+    fn insert(&mut self, live: &Arc<LiveRun>) {
+        self.order.push_back(live.id.clone());
+        self.by_id.insert(live.id.clone(), live.clone());
+        let finished = self.by_id.values().filter(|r| r.is_finished()).count();
+        let mut excess = finished.saturating_sub(KEPT_FINISHED_RUNS);
+        if excess == 0 {
+            return;
+        }
+        let LiveRuns { by_id, order } = self;
+        order.retain(|id| {
+            if excess == 0 {
+                return true;
+            }
+            match by_id.get(id).map(|run| run.is_finished()) {
+                Some(true) => {
+                    by_id.remove(id);
+                    excess -= 1;
+                    false
+                }
+                Some(false) => true,
+                None => false,
+            }
+        });
+    }
+
+    fn unfinished(&self) -> Vec<Arc<LiveRun>> {
+        self.by_id
+            .values()
+            .filter(|r| !r.is_finished())
+            .cloned()
+            .collect()
+    }
+}
 
 /// Why a run that was cancelled while it waited for a slot has no steps.
 const NOT_STARTED: &str = "cancelled before it started";
@@ -201,7 +252,7 @@ pub struct RunManager {
     max_running: usize,
     max_queued: usize,
     waiting: Arc<AtomicUsize>,
-    live: Mutex<HashMap<String, Arc<LiveRun>>>,
+    live: Mutex<LiveRuns>,
     accepting: AtomicBool,
     events: broadcast::Sender<AgentEvent>,
 }
@@ -238,7 +289,7 @@ impl RunManager {
             max_running,
             max_queued,
             waiting: Arc::new(AtomicUsize::new(0)),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(LiveRuns::default()),
             accepting: AtomicBool::new(true),
             events,
         }
@@ -249,7 +300,7 @@ impl RunManager {
     }
 
     pub fn live(&self, id: &str) -> Option<Arc<LiveRun>> {
-        self.live.lock().ok()?.get(id).cloned()
+        self.live.lock().ok()?.get(id)
     }
 
     /// Queue `spec`; it starts when a slot is free. Returns the run and whether it waits.
@@ -353,11 +404,8 @@ impl RunManager {
     }
 
     fn remember(&self, live: &Arc<LiveRun>) {
-        if let Ok(mut map) = self.live.lock() {
-            if map.len() >= KEPT_FINISHED_RUNS {
-                map.retain(|_, r| !r.is_finished());
-            }
-            map.insert(live.id.clone(), live.clone());
+        if let Ok(mut runs) = self.live.lock() {
+            runs.insert(live);
         }
     }
 
@@ -380,7 +428,7 @@ impl RunManager {
     fn unfinished(&self) -> Vec<Arc<LiveRun>> {
         self.live
             .lock()
-            .map(|m| m.values().filter(|r| !r.is_finished()).cloned().collect())
+            .map(|runs| runs.unfinished())
             .unwrap_or_default()
     }
 
@@ -494,5 +542,44 @@ impl Job {
             run_id: self.live.id.clone(),
             status,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(id: &str) -> Arc<LiveRun> {
+        let run = Arc::new(LiveRun::new(id));
+        run.push(pb::EventKind::RunFinished, |e| {
+            e.status = "succeeded".into()
+        });
+        run
+    }
+
+    #[test]
+    fn the_newest_finished_runs_stay_in_memory_and_unfinished_ones_always() {
+        let mut runs = LiveRuns::default();
+        let waiting = Arc::new(LiveRun::new("still-running"));
+        runs.insert(&waiting);
+        let total = KEPT_FINISHED_RUNS + 44;
+        for i in 0..total {
+            runs.insert(&finished(&format!("run-{i}")));
+        }
+        for i in total - KEPT_FINISHED_RUNS..total {
+            assert!(
+                runs.get(&format!("run-{i}")).is_some(),
+                "run-{i}, one of the newest {KEPT_FINISHED_RUNS}, is still watchable from memory"
+            );
+        }
+        for i in 0..total - KEPT_FINISHED_RUNS {
+            assert!(runs.get(&format!("run-{i}")).is_none(), "run-{i} is older");
+        }
+        assert!(
+            runs.get("still-running").is_some(),
+            "an unfinished run is never dropped"
+        );
+        assert_eq!(runs.by_id.len(), KEPT_FINISHED_RUNS + 1);
+        assert_eq!(runs.order.len(), KEPT_FINISHED_RUNS + 1);
     }
 }

@@ -9,7 +9,7 @@ use crate::daemon::config::TokenConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use tonic::Status;
 
@@ -69,7 +69,8 @@ pub fn new_token() -> Result<String, getrandom::Error> {
 
 /// Checks tokens and roles; audits every decision.
 pub struct Authenticator {
-    tokens: Vec<([u8; 32], Caller)>,
+    /// Replaced whole when the agent reloads its config (SIGHUP).
+    tokens: RwLock<Vec<([u8; 32], Caller)>>,
     /// Its audit log records every decision.
     runner: Arc<PluginManager>,
 }
@@ -77,7 +78,7 @@ pub struct Authenticator {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.tokens.read().map(|t| t.len()).unwrap_or(0))
             .finish()
     }
 }
@@ -89,7 +90,24 @@ fn eq_constant_time(a: &[u8; 32], b: &[u8; 32]) -> bool {
 impl Authenticator {
     /// `tokens` are validated at config load (64 hex digits each).
     pub fn new(tokens: &[TokenConfig], runner: Arc<PluginManager>) -> Authenticator {
-        let tokens = tokens
+        Authenticator {
+            tokens: RwLock::new(Authenticator::hashed(tokens)),
+            runner,
+        }
+    }
+
+    /// Accept exactly `tokens` from now on (a reloaded config's); calls already authorized
+    /// and open streams go on.
+    pub fn replace_tokens(&self, tokens: &[TokenConfig]) {
+        let hashed = Authenticator::hashed(tokens);
+        match self.tokens.write() {
+            Ok(mut current) => *current = hashed,
+            Err(poisoned) => *poisoned.into_inner() = hashed,
+        }
+    }
+
+    fn hashed(tokens: &[TokenConfig]) -> Vec<([u8; 32], Caller)> {
+        tokens
             .iter()
             .filter_map(|t| {
                 let mut hash = [0u8; 32];
@@ -102,8 +120,7 @@ impl Authenticator {
                     },
                 ))
             })
-            .collect();
-        Authenticator { tokens, runner }
+            .collect()
     }
 
     fn identify(&self, headers: &http::HeaderMap) -> Option<Caller> {
@@ -111,7 +128,8 @@ impl Authenticator {
         let token = value.strip_prefix("Bearer ")?.trim();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every configured hash is compared, so timing does not tell which one was close.
-        self.tokens.iter().fold(None, |found, (hash, caller)| {
+        let tokens = self.tokens.read().ok()?;
+        tokens.iter().fold(None, |found, (hash, caller)| {
             if eq_constant_time(hash, &digest) {
                 Some(caller.clone())
             } else {

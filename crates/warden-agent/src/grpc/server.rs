@@ -21,6 +21,8 @@ use tower::layer::util::Stack;
 pub struct GrpcApi {
     pub router: Router<Stack<AuthLayer, tower::layer::util::Identity>>,
     pub health: Health,
+    /// The tokens it checks; a SIGHUP reload replaces them.
+    pub auth: Arc<Authenticator>,
 }
 
 /// The health service's handle: says when the agent stops taking runs.
@@ -56,10 +58,11 @@ impl GrpcApi {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<RunbooksServer<RunbooksApi>>().await;
         let auth = Arc::new(Authenticator::new(&config.api.tokens, runner));
+        let checks = auth.clone();
         let streams = StreamSlots::new(config.api.max_streams_per_token, config.api.max_streams);
         let max = config.api.max_message_bytes;
         let router = builder
-            .layer(AuthLayer(auth, streams))
+            .layer(AuthLayer(checks, streams))
             .add_service(
                 RunbooksServer::new(RunbooksApi(state.clone()))
                     .max_decoding_message_size(max)
@@ -84,6 +87,7 @@ impl GrpcApi {
         Ok(GrpcApi {
             router,
             health: Health(health),
+            auth,
         })
     }
 }
