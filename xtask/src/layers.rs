@@ -80,6 +80,24 @@ const RULES: &[Rule] = &[
             "rusqlite",
         ],
     },
+    // The fleet's wire messages: pure encode / decode, shared by the controller and the agent,
+    // so neither side's runtime, transport or sandbox may come with it.
+    Rule {
+        krate: "warden-fleet-wire",
+        may_use: &["warden-fleet-identity"],
+        never: &[
+            "wasmtime",
+            "wasmtime-wasi",
+            "warden-host",
+            "warden-agent",
+            "warden-controller",
+            "async-nats",
+            "tokio",
+            "tonic",
+            "prost",
+            "rusqlite",
+        ],
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],
