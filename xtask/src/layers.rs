@@ -98,6 +98,13 @@ const RULES: &[Rule] = &[
             "rusqlite",
         ],
     },
+    // Roles, hashed bearer tokens and tenant scopes of the gRPC APIs: pure, so both the agent and
+    // the controller can use it without either depending on the other.
+    Rule {
+        krate: "warden-access",
+        may_use: &[],
+        never: HEAVY,
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],
@@ -160,6 +167,9 @@ const RULES: &[Rule] = &[
             "warden-bundle",
             "warden-history",
             "warden-proto",
+            "warden-access",
+            "warden-fleet-identity",
+            "warden-fleet-wire",
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },
