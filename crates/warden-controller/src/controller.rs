@@ -121,6 +121,8 @@ pub struct Controller {
     pub(crate) progress: watch::Sender<Progress>,
     /// Agents whose unanswered commands should be sent now (they just came online).
     pub(crate) returning: mpsc::UnboundedSender<AgentId>,
+    /// New events, for the API's watchers (a slow watcher misses some and is told so).
+    pub(crate) events: tokio::sync::broadcast::Sender<AgentEvent>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -534,7 +536,10 @@ impl Controller {
         {
             return self.audit_forged("event", subject, event.agent.as_str());
         }
-        self.store.record_event(&event, self.now())?;
+        if self.store.record_event(&event, self.now())? {
+            // No watcher is not an error.
+            let _ = self.events.send(event);
+        }
         self.bump(|p| p.events += 1);
         Ok(())
     }
@@ -755,14 +760,43 @@ impl Controller {
         lock(&self.authority).has_tenant(tenant)
     }
 
-    pub fn events(&self, caller: &Caller, limit: usize) -> Result<Vec<AgentEvent>, FleetError> {
+    /// The newest events the caller may see (of `tenant` only, if given).
+    pub fn events(
+        &self,
+        caller: &Caller,
+        tenant: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Vec<AgentEvent>, FleetError> {
         need(caller, Role::Viewer)?;
+        if let Some(t) = tenant {
+            covers(caller, t)?;
+        }
+        let limit = limit.clamp(1, MAX_LIST_RUNS);
         Ok(self
             .store
-            .events(limit.clamp(1, MAX_LIST_RUNS))?
+            .events(RUN_SCAN)?
             .into_iter()
             .filter(|e| caller.scope.covers(e.tenant.as_str()))
+            .filter(|e| tenant.is_none_or(|t| &e.tenant == t))
+            .take(limit)
             .collect())
+    }
+
+    /// New events from now on; the caller filters by scope ([`Controller::may_see`]).
+    pub fn subscribe_events(
+        &self,
+        caller: &Caller,
+        tenant: Option<&TenantId>,
+    ) -> Result<tokio::sync::broadcast::Receiver<AgentEvent>, FleetError> {
+        need(caller, Role::Viewer)?;
+        if let Some(t) = tenant {
+            covers(caller, t)?;
+        }
+        Ok(self.events.subscribe())
+    }
+
+    pub fn may_see(caller: &Caller, tenant: &TenantId) -> bool {
+        caller.scope.covers(tenant.as_str())
     }
 }
 

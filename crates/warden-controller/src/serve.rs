@@ -26,6 +26,9 @@ use crate::store::{FleetStore, SqliteStore};
 /// How often the re-send loop looks at the open runs: 1 s (re-sends are due at 5 s and later;
 /// a pass over the open runs is a few queries).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// Events buffered per API watcher: 1,024 (an incident storm across a tenant; a watcher further
+/// behind is told how many it missed and can list them).
+pub const EVENT_WATCH_BUFFER: usize = 1024;
 /// The store's file in the data dir.
 pub const STORE_FILE: &str = "fleet.db";
 /// The full resolver's directory written into `nats-operator.conf` (relative to the server).
@@ -133,6 +136,7 @@ pub async fn start(
         command_ttl_secs: config.command_ttl_secs,
         progress,
         returning: returning_tx,
+        events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
     });
     let pushed = controller.push_all_accounts().await?;
     controller.audit(

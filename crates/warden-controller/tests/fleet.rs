@@ -431,7 +431,7 @@ async fn raw_call(
     }
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
     let path = http::uri::PathAndQuery::try_from(path).expect("path");
-    let is_stream = path.path().ends_with("/WatchRun");
+    let is_stream = path.path().contains("/Watch");
     if is_stream {
         match grpc.server_streaming(req, path, codec).await {
             Ok(_) => tonic::Status::ok("streaming"),

@@ -90,6 +90,16 @@ pub enum FleetCommand {
         #[arg(long)]
         ttl: Option<i64>,
     },
+    /// The agents' incidents, escalations and schedule firings (newest first; --follow: live).
+    Events {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Keep printing new events as they arrive (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+    },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -405,6 +415,57 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        FleetCommand::Events {
+            tenant,
+            limit,
+            follow,
+        } => {
+            let tenant = tenant.unwrap_or_default();
+            if follow {
+                let mut stream = client
+                    .watch_events(pb::WatchEventsRequest { tenant })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                while let Some(event) = stream.next().await {
+                    let event = event.map_err(status_error)?;
+                    if cx.json {
+                        print_json(&serde_json::json!({ "event": event }))?;
+                    } else {
+                        println!("{}", event_line(&event));
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let events = client
+                .list_events(pb::ListEventsRequest { tenant, limit })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .events;
+            if cx.json {
+                print_json(&serde_json::json!({ "events": events }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        when(e.at),
+                        e.tenant.clone(),
+                        short(&e.agent),
+                        e.kind.clone(),
+                        inert(&e.subject).into_owned(),
+                        inert(e.detail.lines().next().unwrap_or("")).into_owned(),
+                    ]
+                })
+                .collect();
+            table(
+                &["AT", "TENANT", "AGENT", "KIND", "SUBJECT", "DETAIL"],
+                &rows,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         FleetCommand::Revoke { agent, reason } => {
             let r = client
                 .revoke(pb::RevokeRequest { agent, reason })
@@ -424,6 +485,18 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn event_line(e: &pb::FleetEvent) -> String {
+    format!(
+        "{}  {}  {}  {}  {}  {}",
+        when(e.at),
+        e.tenant,
+        short(&e.agent),
+        e.kind,
+        inert(&e.subject),
+        inert(e.detail.lines().next().unwrap_or(""))
+    )
 }
 
 fn print_run(cx: &Context, view: &pb::RunView) -> Result<()> {

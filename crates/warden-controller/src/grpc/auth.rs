@@ -57,6 +57,14 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         Access::Bearer(Role::Admin),
     ),
     ("/warden.fleet.v1.Fleet/Revoke", Access::Bearer(Role::Admin)),
+    (
+        "/warden.fleet.v1.Fleet/ListEvents",
+        Access::Bearer(Role::Viewer),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/WatchEvents",
+        Access::Bearer(Role::Viewer),
+    ),
 ];
 
 pub struct Authenticator {

@@ -202,6 +202,7 @@ fn run_id(text: &str) -> Result<RunId, Status> {
 pub struct FleetApi(pub Arc<Controller>);
 
 type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunView, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::FleetEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Fleet for FleetApi {
@@ -331,6 +332,58 @@ impl Fleet for FleetApi {
         }))
     }
 
+    async fn list_events(
+        &self,
+        req: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let t = tenant(&r.tenant)?;
+        let limit = if r.limit == 0 { 50 } else { r.limit as usize };
+        let c = self.0.clone();
+        let events = blocking(move || c.events(&caller, t.as_ref(), limit)).await?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events: events.into_iter().map(event_pb).collect(),
+        }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let caller = caller(&req)?;
+        let t = tenant(&req.get_ref().tenant)?;
+        let mut rx = self
+            .0
+            .subscribe_events(&caller, t.as_ref())
+            .map_err(status)?;
+        let (tx, out) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let item = match rx.recv().await {
+                    Ok(e) if !Controller::may_see(&caller, &e.tenant) => continue,
+                    Ok(e) if t.as_ref().is_some_and(|t| &e.tenant != t) => continue,
+                    Ok(e) => Ok(event_pb(e)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        Err(Status::data_loss(format!(
+                            "{n} events were missed (this watcher fell behind); list them with ListEvents"
+                        )))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let lagged = item.is_err();
+                if tx.send(item).await.is_err() || lagged {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+
     async fn revoke(
         &self,
         req: Request<pb::RevokeRequest>,
@@ -353,6 +406,18 @@ impl Fleet for FleetApi {
             tenant: tenant.to_string(),
             revoked_at: at,
         }))
+    }
+}
+
+fn event_pb(e: warden_fleet_wire::AgentEvent) -> pb::FleetEvent {
+    pb::FleetEvent {
+        agent: e.agent.to_string(),
+        tenant: e.tenant.to_string(),
+        seq: e.seq,
+        at: e.at.as_millis(),
+        kind: e.kind.name().to_string(),
+        subject: e.subject,
+        detail: e.detail,
     }
 }
 
