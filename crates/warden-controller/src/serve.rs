@@ -58,9 +58,16 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn stop(self) {
-        for t in self.tasks {
+    /// Stop the loops and drain both NATS connections (a controller restart, or shutdown).
+    /// Results delivered but not yet acknowledged are redelivered to the next controller.
+    pub async fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
             t.abort();
+        }
+        for client in [&self.controller.nats, &self.controller.system] {
+            if let Err(e) = client.drain().await {
+                tracing::warn!("draining a NATS connection: {e}");
+            }
         }
     }
 }
@@ -281,7 +288,8 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| FleetError::Internal(e.to_string()))?;
     ready(addr);
+    let mut running = running;
     let result = crate::grpc::serve(running.controller.clone(), tokens, listener, shutdown).await;
-    running.stop();
+    running.stop().await;
     result
 }

@@ -474,3 +474,63 @@ async fn every_method_refuses_a_call_without_credentials() {
         "every Fleet refusal audited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_restarted_mid_run_loses_nothing_and_resumes_resends() {
+    let mut fleet = Fleet::start().await;
+    let mut done = fleet.agent("acme", "done").await;
+    let mut quiet = fleet.agent("acme", "quiet").await;
+    done.listen().await;
+    quiet.listen().await;
+    let run = fleet
+        .api(NOC_ADMIN)
+        .await
+        .dispatch(dispatch("tenant=acme", 600))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    let c = done.next_command().await;
+    let first = quiet.next_command().await;
+    // The controller goes down; meanwhile one agent answers: the result waits in the stream.
+    let result = RunResult::new(
+        c.run.clone(),
+        done.tenant.clone(),
+        done.id.clone(),
+        RunStatus::Succeeded,
+    );
+    let publisher = &done;
+    fleet
+        .restart_controller(async {
+            assert!(!publisher.publish_result(&result, &result.msg_id()).await);
+        })
+        .await;
+    fleet
+        .wait_for("the result stored while down", |p| p.results >= 1)
+        .await;
+    let mut api = fleet.api(NOC_VIEWER).await;
+    let view = api
+        .get_run(pb::GetRunRequest {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    let state = |id: &warden_fleet_identity::AgentId| {
+        view.agents
+            .iter()
+            .find(|x| x.agent == id.as_str())
+            .map(|x| x.state.clone())
+            .expect("row")
+    };
+    assert_eq!(state(&done.id), "succeeded");
+    assert_eq!(state(&quiet.id), "missing");
+    // The new controller knows whom to re-send to, from the store.
+    fleet.clock.advance_ms(RESEND_FIRST_MS);
+    fleet.running.controller.tick().await.expect("tick");
+    assert_eq!(quiet.next_command().await.run, first.run);
+    assert_eq!(
+        fleet.progress().sends,
+        1,
+        "one re-send, to the quiet agent only"
+    );
+}

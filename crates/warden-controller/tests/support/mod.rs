@@ -40,7 +40,37 @@ pub struct Fleet {
     pub running: Running,
     pub clock: ManualClock,
     pub grpc: SocketAddr,
+    pub config: ControllerConfig,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Start the controller's loops and its API on a new port.
+async fn start_controller(
+    config: &ControllerConfig,
+    clock: &ManualClock,
+) -> (Running, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let running = serve::start(
+        config,
+        std::sync::Arc::new(clock.clone()),
+        Options { tick: None },
+    )
+    .await
+    .expect("controller starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let grpc = listener.local_addr().expect("addr");
+    let tokens = warden_access::Tokens::new(&config.tokens).expect("tokens");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(warden_controller::grpc::serve(
+        running.controller.clone(),
+        tokens,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (running, grpc, stop)
 }
 
 fn token(name: &str, role: Role, token: &str, tenant: Option<&str>) -> TokenEntry {
@@ -77,35 +107,30 @@ impl Fleet {
         .expect("nats-server in operator mode (run `cargo xtask nats` first)");
         config.nats_url = nats.url(0);
         let clock = ManualClock::new(UnixMillis::now());
-        let running = serve::start(
-            &config,
-            std::sync::Arc::new(clock.clone()),
-            Options { tick: None },
-        )
-        .await
-        .expect("controller starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let grpc = listener.local_addr().expect("addr");
-        let tokens = warden_access::Tokens::new(&config.tokens).expect("tokens");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(warden_controller::grpc::serve(
-            running.controller.clone(),
-            tokens,
-            listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let (running, grpc, stop) = start_controller(&config, &clock).await;
         Fleet {
             nats,
             dir,
             running,
             clock,
             grpc,
+            config,
             stop: Some(stop),
         }
+    }
+
+    /// Stop the controller (its loops, API and NATS connections; the servers and the data dir
+    /// stay), run `meanwhile`, then start a new one on the same data dir.
+    pub async fn restart_controller<F: std::future::Future<Output = ()>>(&mut self, meanwhile: F) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.running.stop().await;
+        meanwhile.await;
+        let (running, grpc, stop) = start_controller(&self.config, &self.clock).await;
+        self.running = running;
+        self.grpc = grpc;
+        self.stop = Some(stop);
     }
 
     pub async fn channel(&self) -> Channel {
