@@ -3,7 +3,9 @@
 
 mod audit;
 mod author;
+mod controller;
 mod ctl;
+mod fleet;
 mod key;
 mod output;
 mod plugin;
@@ -76,6 +78,11 @@ pub enum Command {
     Token(serve::TokenCommand),
     /// Drive an agent over its gRPC API (the NOC side).
     Ctl(ctl::CtlArgs),
+    /// The fleet controller (MSP side): serve it beside a NATS server.
+    #[command(subcommand)]
+    Controller(controller::ControllerCommand),
+    /// Drive the fleet through the controller: agents, targeted runs, enrollment, revocation.
+    Fleet(fleet::FleetArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -169,5 +176,7 @@ fn dispatch(cx: &Context, command: Command) -> Result<ExitCode> {
         Command::Token(cmd) => serve::token(cx, cmd),
         Command::Ctl(args) => ctl::run(cx, args),
         Command::Report(args) => report::run(cx, args),
+        Command::Controller(cmd) => controller::run(cx, cmd),
+        Command::Fleet(args) => fleet::run(cx, args),
     }
 }

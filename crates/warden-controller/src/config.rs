@@ -1,0 +1,194 @@
+//! The controller's config file (TOML), parsed strictly into a validated [`ControllerConfig`].
+//!
+//! ```toml
+//! data-dir = "/var/lib/warden-controller"   # store, keys, audit log, nats-operator.conf
+//! listen = "127.0.0.1:7400"                  # the gRPC API (Enrollment + Fleet)
+//! nats-url = "nats://127.0.0.1:4222"         # where the controller connects
+//! agent-nats-urls = ["nats://nats.msp.example:4222"]  # told to agents at enrollment
+//! tenants = ["acme", "globex"]
+//! results-replicas = 1                       # 3 on a 3-node cluster
+//! command-ttl-secs = 3600
+//!
+//! [[tokens]]
+//! name = "noc"
+//! role = "admin"                             # viewer | operator | admin
+//! sha256 = "<hex sha256 of the token>"
+//! # tenant = "acme"                         # confine to one tenant (co-managed client IT)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use warden_access::TokenEntry;
+use warden_fleet_identity::TenantId;
+
+/// Default lifetime of a dispatched command: 1 hour (an agent offline longer is reported
+/// expired; `--ttl` up to the wire's 7-day bound for longer).
+pub const DEFAULT_COMMAND_TTL_SECS: i64 = 3600;
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    nats_url: Option<String>,
+    #[serde(default)]
+    agent_nats_urls: Vec<String>,
+    #[serde(default)]
+    tenants: Vec<String>,
+    results_replicas: Option<usize>,
+    command_ttl_secs: Option<i64>,
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+/// A checked config.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub nats_url: String,
+    pub agent_nats_urls: Vec<String>,
+    pub tenants: Vec<TenantId>,
+    /// Replicas of the results stream: 1 on one server, 3 on a cluster.
+    pub results_replicas: usize,
+    pub command_ttl_secs: i64,
+    pub tokens: Vec<TokenEntry>,
+}
+
+impl ControllerConfig {
+    /// A config for `data_dir` with every default (tests, `serve` without a file).
+    pub fn new(data_dir: PathBuf) -> ControllerConfig {
+        ControllerConfig {
+            data_dir,
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7400))),
+            nats_url: DEFAULT_NATS_URL.to_string(),
+            agent_nats_urls: Vec::new(),
+            tenants: Vec::new(),
+            results_replicas: 1,
+            command_ttl_secs: DEFAULT_COMMAND_TTL_SECS,
+            tokens: Vec::new(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<ControllerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ControllerConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ControllerConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        // A relative data dir is relative to the config file, not to wherever serve started.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let data_dir = match raw.data_dir {
+            Some(d) if d.is_relative() => base.join(d),
+            Some(d) => d,
+            None => base.join("controller-data"),
+        };
+        let mut config = ControllerConfig::new(data_dir);
+        if let Some(listen) = raw.listen {
+            config.listen = listen
+                .parse()
+                .map_err(|e| invalid(format!("listen {listen:?}: {e}")))?;
+        }
+        if let Some(url) = raw.nats_url {
+            config.nats_url = url;
+        }
+        config.agent_nats_urls = raw.agent_nats_urls;
+        for t in raw.tenants {
+            config
+                .tenants
+                .push(TenantId::new(t).map_err(|e| invalid(e.to_string()))?);
+        }
+        if let Some(r) = raw.results_replicas {
+            if !matches!(r, 1 | 3 | 5) {
+                return Err(invalid(format!(
+                    "results-replicas {r}: use 1 (one server), 3 or 5 (a cluster)"
+                )));
+            }
+            config.results_replicas = r;
+        }
+        if let Some(ttl) = raw.command_ttl_secs {
+            let max = warden_fleet_wire::command::MAX_COMMAND_LIFETIME_MS / 1000;
+            if !(1..=max).contains(&ttl) {
+                return Err(invalid(format!("command-ttl-secs {ttl}: 1 ..= {max}")));
+            }
+            config.command_ttl_secs = ttl;
+        }
+        warden_access::Tokens::new(&raw.tokens).map_err(|e| invalid(e.to_string()))?;
+        for t in &raw.tokens {
+            if let Some(tenant) = &t.tenant {
+                TenantId::new(tenant.clone())
+                    .map_err(|e| invalid(format!("token {:?}: {e}", t.name)))?;
+            }
+        }
+        config.tokens = raw.tokens;
+        Ok(config)
+    }
+
+    /// Where agents are told to connect.
+    pub fn agent_urls(&self) -> Vec<String> {
+        if self.agent_nats_urls.is_empty() {
+            vec![self.nats_url.clone()]
+        } else {
+            self.agent_nats_urls.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_parses_and_unknown_keys_are_refused() {
+        let path = Path::new("/etc/warden/controller.toml");
+        let text = r#"
+            data-dir = "data"
+            listen = "127.0.0.1:0"
+            tenants = ["acme"]
+            results-replicas = 3
+            [[tokens]]
+            name = "acme-it"
+            role = "viewer"
+            sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+            tenant = "acme"
+        "#;
+        let c = ControllerConfig::parse(text, path).expect("config");
+        assert_eq!(c.data_dir, Path::new("/etc/warden/data"));
+        assert_eq!(c.results_replicas, 3);
+        assert_eq!(c.agent_urls(), vec![DEFAULT_NATS_URL.to_string()]);
+        let err = ControllerConfig::parse("tenant = [\"x\"]", path).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        assert!(ControllerConfig::parse("results-replicas = 2", path).is_err());
+        assert!(ControllerConfig::parse("tenants = [\"Acme\"]", path).is_err());
+    }
+}

@@ -1,0 +1,827 @@
+//! The controller's core: what the gRPC API and the NATS loops call. Every operation of a
+//! caller takes its [`Caller`] and checks its scope here, in one place, so no adapter can
+//! forget it; every change is audited before it takes effect on the fleet.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_nats::Client;
+use tokio::sync::{mpsc, watch};
+use warden_access::{Caller, Role, Scope};
+use warden_audit::AuditLog;
+use warden_fleet_identity::{
+    AgentId, AuthorityError, ChallengeResponse, EnrollError, EnrollmentRequest, EnrollmentToken,
+    FleetAuthority, TenantId, claims_update_result, enroll::ENROLLMENT_TOKEN_LIFETIME,
+};
+use warden_fleet_wire::{
+    AgentEvent, Bundle, Command, Heartbeat, RunId, RunResult, RunRunbook, UnixMillis, WireError,
+};
+
+use crate::clock::Clock;
+use crate::enrollment::{DENY_LIST_KEY, EnrollmentState, SPENT_TOKENS_KEY};
+use crate::presence::{Presence, presence};
+use crate::runs::{self, RunView};
+use crate::store::{AgentRecord, FleetStore, RunRecord, StoreError, Stored};
+use crate::target::{Candidate, Selector, SelectorError};
+
+/// Runs listed at most per call.
+pub const MAX_LIST_RUNS: usize = 500;
+/// Runs scanned to fill a tenant-filtered list (a scoped caller's runs among everyone's).
+const RUN_SCAN: usize = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the target {0:?} matches no agent the caller may see")]
+    NoTargets(String),
+    #[error(transparent)]
+    Target(#[from] SelectorError),
+    #[error("the command is not valid: {0}")]
+    Wire(#[from] WireError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("audit log: {0}")]
+    Audit(#[from] warden_audit::AuditError),
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    #[error(transparent)]
+    Authority(#[from] AuthorityError),
+    #[error("keys: {0}")]
+    Keys(#[from] crate::keys::KeysError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Counters the loops move, for a caller (a test, a watcher) to await instead of sleeping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Result messages handled (stored, duplicate or dropped).
+    pub results: u64,
+    pub heartbeats: u64,
+    pub events: u64,
+    /// Commands published (first sends and re-sends).
+    pub sends: u64,
+    /// Something a run view shows changed.
+    pub changes: u64,
+}
+
+/// A dispatch request, from the API.
+#[derive(Debug, Clone)]
+pub struct DispatchRequest {
+    pub runbook: String,
+    pub target: String,
+    pub params: BTreeMap<String, String>,
+    pub dry_run: bool,
+    /// `None`: the controller's default.
+    pub ttl_secs: Option<i64>,
+    pub bundle: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dispatched {
+    pub run: RunId,
+    pub agents: Vec<AgentId>,
+    pub expires_at: UnixMillis,
+}
+
+/// An agent as listed.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    pub record: AgentRecord,
+    pub presence: Presence,
+}
+
+/// Filters of an agent listing.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFilter {
+    pub tenant: Option<TenantId>,
+    pub tags: BTreeMap<String, String>,
+    pub offline_only: bool,
+}
+
+pub struct Controller {
+    pub(crate) store: Arc<dyn FleetStore>,
+    pub(crate) authority: Arc<Mutex<FleetAuthority>>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) nats: Client,
+    pub(crate) system: Client,
+    pub(crate) enrollment: Mutex<EnrollmentState>,
+    pub(crate) agent_urls: Vec<String>,
+    pub(crate) command_ttl_secs: i64,
+    pub(crate) progress: watch::Sender<Progress>,
+    /// Agents whose unanswered commands should be sent now (they just came online).
+    pub(crate) returning: mpsc::UnboundedSender<AgentId>,
+    /// New events, for the API's watchers (a slow watcher misses some and is told so).
+    pub(crate) events: tokio::sync::broadcast::Sender<AgentEvent>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn need(caller: &Caller, role: Role) -> Result<(), FleetError> {
+    if caller.role >= role {
+        Ok(())
+    } else {
+        Err(FleetError::Forbidden(format!(
+            "this needs the {} role; `{}` has {}",
+            role.name(),
+            caller.name,
+            caller.role.name()
+        )))
+    }
+}
+
+fn covers(caller: &Caller, tenant: &TenantId) -> Result<(), FleetError> {
+    if caller.scope.covers(tenant.as_str()) {
+        Ok(())
+    } else {
+        Err(FleetError::Forbidden(format!(
+            "`{}` may act on tenant {} only, not {tenant}",
+            caller.name,
+            caller.scope.tenant().unwrap_or("?")
+        )))
+    }
+}
+
+/// Whether a run is entirely within the caller's scope.
+fn sees_run(caller: &Caller, run: &RunRecord) -> bool {
+    run.tenants.iter().all(|t| caller.scope.covers(t.as_str()))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], FleetError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| FleetError::Internal(format!("no randomness: {e}")))?;
+    Ok(b)
+}
+
+impl Controller {
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now()
+    }
+
+    /// Await the loops' progress (tests and watchers).
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    pub(crate) fn bump(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(f);
+    }
+
+    pub(crate) fn audit(&self, event: &str, data: serde_json::Value) -> Result<(), FleetError> {
+        self.audit.append(event, data)?;
+        Ok(())
+    }
+
+    // ---- inventory ------------------------------------------------------------------------
+
+    pub fn list_agents(
+        &self,
+        caller: &Caller,
+        filter: &AgentFilter,
+    ) -> Result<Vec<AgentView>, FleetError> {
+        need(caller, Role::Viewer)?;
+        let tenant = match (&filter.tenant, caller.scope.tenant()) {
+            (Some(t), _) => {
+                covers(caller, t)?;
+                Some(t.clone())
+            }
+            (None, Some(own)) => {
+                Some(TenantId::new(own).map_err(|e| FleetError::Internal(e.to_string()))?)
+            }
+            (None, None) => None,
+        };
+        let now = self.now();
+        let agents = self.store.agents(tenant.as_ref())?;
+        Ok(agents
+            .into_iter()
+            .filter(|a| caller.scope.covers(a.tenant.as_str()))
+            .filter(|a| {
+                filter.tags.iter().all(|(k, v)| match k.as_str() {
+                    "os" => &a.os == v || a.tags.get("os") == Some(v),
+                    _ => a.tags.get(k) == Some(v),
+                })
+            })
+            .map(|a| {
+                let p = presence(a.last_seen, a.interval_ms, now);
+                AgentView {
+                    record: a,
+                    presence: p,
+                }
+            })
+            .filter(|a| !filter.offline_only || !a.presence.is_online())
+            .collect())
+    }
+
+    // ---- runs -----------------------------------------------------------------------------
+
+    /// Resolve the target, record the run, audit it, send one command per agent.
+    pub async fn dispatch(
+        &self,
+        caller: &Caller,
+        req: DispatchRequest,
+    ) -> Result<Dispatched, FleetError> {
+        need(caller, Role::Operator)?;
+        let mut selector = Selector::parse(&req.target)?;
+        match (&selector.tenant, caller.scope.tenant()) {
+            (Some(t), _) => covers(caller, t)?,
+            (None, Some(own)) => {
+                selector.tenant =
+                    Some(TenantId::new(own).map_err(|e| FleetError::Internal(e.to_string()))?);
+            }
+            (None, None) => {}
+        }
+        let now = self.now();
+        let ttl_ms = req
+            .ttl_secs
+            .unwrap_or(self.command_ttl_secs)
+            .saturating_mul(1000);
+        if ttl_ms <= 0 || ttl_ms > warden_fleet_wire::command::MAX_COMMAND_LIFETIME_MS {
+            return Err(FleetError::Invalid(format!(
+                "ttl {} s is not within 1 s ..= {} s",
+                ttl_ms / 1000,
+                warden_fleet_wire::command::MAX_COMMAND_LIFETIME_MS / 1000
+            )));
+        }
+        let expires_at = now.plus_millis(ttl_ms);
+        let targets: Vec<AgentRecord> = self
+            .store
+            .agents(selector.tenant.as_ref())?
+            .into_iter()
+            .filter(|a| a.revoked_at.is_none() && caller.scope.covers(a.tenant.as_str()))
+            .filter(|a| {
+                selector.matches(&Candidate {
+                    agent: a.id.as_str(),
+                    tenant: a.tenant.as_str(),
+                    hostname: &a.hostname,
+                    os: &a.os,
+                    tags: &a.tags,
+                })
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err(FleetError::NoTargets(req.target));
+        }
+        let run = RunId::from_parts(now, random_bytes::<10>()?);
+        let mut tenants: Vec<TenantId> = targets.iter().map(|a| a.tenant.clone()).collect();
+        tenants.sort();
+        tenants.dedup();
+        let record = RunRecord {
+            id: run.clone(),
+            runbook: req.runbook.clone(),
+            target: selector.to_string(),
+            params: req.params.clone(),
+            dry_run: req.dry_run,
+            requested_by: caller.name.clone(),
+            created_at: now,
+            expires_at,
+            tenants,
+            bundle: req.bundle.clone(),
+            closed_at: None,
+        };
+        // Checked once on the first agent's command: every command differs only in address.
+        warden_fleet_wire::encode(&command_for(&record, &targets[0].tenant, &targets[0].id))?;
+        let pairs: Vec<(AgentId, TenantId)> = targets
+            .iter()
+            .map(|a| (a.id.clone(), a.tenant.clone()))
+            .collect();
+        self.store.create_run(&record, &pairs)?;
+        self.audit(
+            "fleet.dispatch",
+            serde_json::json!({
+                "run": run.as_str(),
+                "runbook": record.runbook,
+                "target": record.target,
+                "params": record.params,
+                "dry_run": record.dry_run,
+                "bundle_bytes": record.bundle.as_ref().map(Vec::len),
+                "agents": pairs.len(),
+                "caller": caller.name,
+                "expires_at": expires_at.as_millis(),
+            }),
+        )?;
+        self.send(&record, &pairs).await?;
+        Ok(Dispatched {
+            run,
+            agents: pairs.into_iter().map(|(a, _)| a).collect(),
+            expires_at,
+        })
+    }
+
+    /// Publish the run's command to each of `agents`, then record the sends.
+    pub(crate) async fn send(
+        &self,
+        run: &RunRecord,
+        agents: &[(AgentId, TenantId)],
+    ) -> Result<(), FleetError> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        for (agent, tenant) in agents {
+            let command = command_for(run, tenant, agent);
+            let bytes = warden_fleet_wire::encode(&command)?;
+            self.nats
+                .publish(command.nats_subject(), bytes.into())
+                .await
+                .map_err(|e| FleetError::Nats(e.to_string()))?;
+        }
+        self.nats
+            .flush()
+            .await
+            .map_err(|e| FleetError::Nats(e.to_string()))?;
+        let ids: Vec<AgentId> = agents.iter().map(|(a, _)| a.clone()).collect();
+        self.store.record_sends(&run.id, &ids, self.now())?;
+        let n = u64::try_from(agents.len()).unwrap_or(u64::MAX);
+        self.bump(|p| {
+            p.sends += n;
+            p.changes += 1;
+        });
+        Ok(())
+    }
+
+    pub fn run_view(&self, caller: &Caller, run: &RunId) -> Result<RunView, FleetError> {
+        need(caller, Role::Viewer)?;
+        let record = self
+            .store
+            .run(run)?
+            .filter(|r| sees_run(caller, r))
+            // Another tenant's run is "not found" to a scoped caller: it does not learn it exists.
+            .ok_or_else(|| FleetError::NotFound(format!("run {run}")))?;
+        self.view_of(&record)
+    }
+
+    pub(crate) fn view_of(&self, record: &RunRecord) -> Result<RunView, FleetError> {
+        let targets = self.store.targets(&record.id)?;
+        let results = self.store.results(&record.id)?;
+        let mut names = BTreeMap::new();
+        for t in &targets {
+            if let Some(a) = self.store.agent(&t.agent)? {
+                let name = if a.hostname.is_empty() {
+                    a.name
+                } else {
+                    a.hostname
+                };
+                names.insert(t.agent.clone(), name);
+            }
+        }
+        Ok(runs::view(record, &targets, &results, &names, self.now()))
+    }
+
+    pub fn list_runs(
+        &self,
+        caller: &Caller,
+        tenant: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Vec<RunView>, FleetError> {
+        need(caller, Role::Viewer)?;
+        if let Some(t) = tenant {
+            covers(caller, t)?;
+        }
+        let limit = limit.clamp(1, MAX_LIST_RUNS);
+        let mut out = Vec::new();
+        for run in self.store.runs(RUN_SCAN)? {
+            if out.len() >= limit {
+                break;
+            }
+            if !sees_run(caller, &run) || tenant.is_some_and(|t| !run.tenants.contains(t)) {
+                continue;
+            }
+            out.push(self.view_of(&run)?);
+        }
+        Ok(out)
+    }
+
+    /// One pass of the re-send loop: send what is due, close what is settled, report expiries.
+    pub async fn tick(&self) -> Result<(), FleetError> {
+        let now = self.now();
+        for run in self.store.open_runs()? {
+            let targets = self.store.targets(&run.id)?;
+            let results = self.store.results(&run.id)?;
+            let due = runs::due_sends(&run, &targets, &results, now);
+            if !due.is_empty() {
+                let pairs: Vec<(AgentId, TenantId)> = targets
+                    .iter()
+                    .filter(|t| due.contains(&t.agent))
+                    .map(|t| (t.agent.clone(), t.tenant.clone()))
+                    .collect();
+                self.send(&run, &pairs).await?;
+            }
+            if runs::can_close(&run, &targets, &results, now) {
+                let expired: Vec<&str> = targets
+                    .iter()
+                    .filter(|t| !results.iter().any(|r| r.agent == t.agent))
+                    .map(|t| t.agent.as_str())
+                    .collect();
+                self.audit(
+                    "fleet.run.closed",
+                    serde_json::json!({
+                        "run": run.id.as_str(),
+                        "answered": results.len(),
+                        "expired": expired,
+                    }),
+                )?;
+                self.store.close_run(&run.id, now)?;
+                self.bump(|p| p.changes += 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Send an agent that just came (back) online the commands it has not answered.
+    pub async fn serve_returning(&self, agent: &AgentId) -> Result<(), FleetError> {
+        let now = self.now();
+        for run in self.store.unanswered_for(agent)? {
+            if now > run.expires_at {
+                continue;
+            }
+            let Some(t) = self
+                .store
+                .targets(&run.id)?
+                .into_iter()
+                .find(|t| &t.agent == agent)
+            else {
+                continue;
+            };
+            self.send(&run, &[(t.agent, t.tenant)]).await?;
+        }
+        Ok(())
+    }
+
+    // ---- what the agents send ---------------------------------------------------------------
+
+    /// A heartbeat from `subject`; refused if the payload names another agent than the one the
+    /// server let publish there.
+    pub fn take_heartbeat(&self, subject: &str, payload: &[u8]) -> Result<(), FleetError> {
+        let hb: Heartbeat = warden_fleet_wire::decode(payload)?;
+        if subject != hb.nats_subject() {
+            self.audit_forged("heartbeat", subject, hb.agent.as_str())?;
+            return Ok(());
+        }
+        let now = self.now();
+        let seen = self.store.record_heartbeat(&hb, now)?;
+        self.bump(|p| p.heartbeats += 1);
+        if seen.revoked {
+            return Ok(());
+        }
+        let was = presence(seen.previous, seen.previous_interval_ms, now);
+        // Back online, or restarted (its link may have lost a command in flight).
+        if !was.is_online() || hb.seq == 1 {
+            let _ = self.returning.send(hb.agent.clone());
+        }
+        Ok(())
+    }
+
+    /// A result message; `Ok` means it may be acknowledged (stored, a duplicate, or dropped
+    /// for good reason).
+    pub fn take_result(&self, subject: &str, payload: &[u8]) -> Result<Stored, FleetError> {
+        let result: RunResult = match warden_fleet_wire::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.audit(
+                    "fleet.result.unreadable",
+                    serde_json::json!({ "subject": subject, "error": e.to_string() }),
+                )?;
+                self.bump(|p| p.results += 1);
+                return Ok(Stored::NotTargeted);
+            }
+        };
+        let own = result.nats_subject();
+        if subject != own && !subject.starts_with(&format!("{own}.")) {
+            self.audit_forged("result", subject, result.agent.as_str())?;
+            self.bump(|p| p.results += 1);
+            return Ok(Stored::NotTargeted);
+        }
+        let stored = self.store.record_result(&result, self.now())?;
+        if matches!(stored, Stored::New | Stored::Final) {
+            self.audit(
+                "fleet.result",
+                serde_json::json!({
+                    "run": result.run.as_str(),
+                    "agent": result.agent.as_str(),
+                    "tenant": result.tenant.as_str(),
+                    "status": result.status,
+                }),
+            )?;
+        }
+        self.bump(|p| {
+            p.results += 1;
+            p.changes += 1;
+        });
+        Ok(stored)
+    }
+
+    pub fn take_event(&self, subject: &str, payload: &[u8]) -> Result<(), FleetError> {
+        let event: AgentEvent = warden_fleet_wire::decode(payload)?;
+        if subject != event.nats_subject()
+            && !subject.starts_with(&format!("{}.", event.nats_subject()))
+        {
+            return self.audit_forged("event", subject, event.agent.as_str());
+        }
+        if self.store.record_event(&event, self.now())? {
+            // No watcher is not an error.
+            let _ = self.events.send(event);
+        }
+        self.bump(|p| p.events += 1);
+        Ok(())
+    }
+
+    fn audit_forged(&self, what: &str, subject: &str, claimed: &str) -> Result<(), FleetError> {
+        tracing::warn!("a {what} on {subject} claims to be from {claimed}: dropped");
+        self.audit(
+            "fleet.forged",
+            serde_json::json!({ "kind": what, "subject": subject, "claimed": claimed }),
+        )
+    }
+
+    // ---- enrollment and revocation ----------------------------------------------------------
+
+    pub fn issue_enrollment_token(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        tags: &[String],
+        ttl_secs: Option<i64>,
+    ) -> Result<EnrollmentToken, FleetError> {
+        need(caller, Role::Admin)?;
+        covers(caller, tenant)?;
+        let now = self.now().as_secs();
+        let token = lock(&self.authority).issue_enrollment_token(
+            tenant,
+            tags,
+            ttl_secs.unwrap_or(ENROLLMENT_TOKEN_LIFETIME),
+            now,
+        )?;
+        self.audit(
+            "fleet.enroll.token",
+            serde_json::json!({
+                "token_id": token.id,
+                "tenant": tenant.as_str(),
+                "tags": tags,
+                "expires_at": token.expires_at,
+                "caller": caller.name,
+            }),
+        )?;
+        Ok(token)
+    }
+
+    pub fn begin_enrollment(
+        &self,
+        request: &EnrollmentRequest,
+    ) -> Result<warden_fleet_identity::Challenge, FleetError> {
+        let now = self.now().as_secs();
+        let mut state = lock(&self.enrollment);
+        let begun = lock(&self.authority).begin_enrollment(request, &state.spent, &state.deny, now);
+        let pending = match begun {
+            Ok(p) => p,
+            Err(e) => {
+                drop(state);
+                self.audit(
+                    "fleet.enroll.refused",
+                    serde_json::json!({ "step": "begin", "agent": request.agent, "tenant": request.tenant, "error": e.to_string() }),
+                )?;
+                return Err(e.into());
+            }
+        };
+        let challenge = pending.challenge.clone();
+        if !state.pending.insert(pending, now) {
+            return Err(FleetError::Invalid(
+                "too many enrollments in progress; try again in two minutes".into(),
+            ));
+        }
+        Ok(challenge)
+    }
+
+    /// Check the answer; spend the token (persisted) and record the agent before returning its
+    /// JWT.
+    pub fn complete_enrollment(
+        &self,
+        response: &ChallengeResponse,
+    ) -> Result<warden_fleet_identity::Enrolled, FleetError> {
+        let now = self.now();
+        let mut state = lock(&self.enrollment);
+        let Some(pending) = state.pending.take(response) else {
+            drop(state);
+            self.audit(
+                "fleet.enroll.refused",
+                serde_json::json!({ "step": "complete", "agent": response.agent, "error": "no such challenge" }),
+            )?;
+            return Err(EnrollError::ChallengeMismatch.into());
+        };
+        let EnrollmentState { spent, deny, .. } = &mut *state;
+        let mut spent_after = spent.clone();
+        let done = lock(&self.authority).complete_enrollment(
+            &pending,
+            response,
+            &mut spent_after,
+            deny,
+            now.as_secs(),
+        );
+        let enrolled = match done {
+            Ok(e) => e,
+            Err(e) => {
+                drop(state);
+                self.audit(
+                    "fleet.enroll.refused",
+                    serde_json::json!({ "step": "complete", "agent": response.agent, "error": e.to_string() }),
+                )?;
+                return Err(e.into());
+            }
+        };
+        spent_after.prune(now.as_secs());
+        let json =
+            serde_json::to_string(&spent_after).map_err(|e| FleetError::Internal(e.to_string()))?;
+        self.store.save_state(SPENT_TOKENS_KEY, &json)?;
+        *spent = spent_after;
+        drop(state);
+        let tags: BTreeMap<String, String> = enrolled
+            .tags
+            .iter()
+            .filter_map(|t| {
+                t.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        self.store.enroll_agent(
+            &enrolled.jwt.agent,
+            &enrolled.jwt.tenant,
+            &enrolled.name,
+            &tags,
+            now,
+        )?;
+        self.audit(
+            "fleet.enrolled",
+            serde_json::json!({
+                "agent": enrolled.jwt.agent.as_str(),
+                "tenant": enrolled.jwt.tenant.as_str(),
+                "name": enrolled.name,
+                "token_id": enrolled.token_id,
+                "expires_at": enrolled.jwt.expires_at,
+            }),
+        )?;
+        Ok(enrolled)
+    }
+
+    pub fn agent_urls(&self) -> &[String] {
+        &self.agent_urls
+    }
+
+    /// Revoke an agent: deny list (persisted), then its tenant account pushed to the servers,
+    /// which close its connections.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        agent: &AgentId,
+        reason: &str,
+    ) -> Result<(TenantId, i64), FleetError> {
+        need(caller, Role::Admin)?;
+        let record = self
+            .store
+            .agent(agent)?
+            .filter(|a| caller.scope.covers(a.tenant.as_str()))
+            .ok_or_else(|| FleetError::NotFound(format!("agent {agent}")))?;
+        let now = self.now();
+        let account = {
+            let mut state = lock(&self.enrollment);
+            let mut deny = state.deny.clone();
+            let account = lock(&self.authority).revoke(
+                &mut deny,
+                &record.tenant,
+                agent,
+                reason,
+                now.as_secs(),
+            )?;
+            let json =
+                serde_json::to_string(&deny).map_err(|e| FleetError::Internal(e.to_string()))?;
+            self.store.save_state(DENY_LIST_KEY, &json)?;
+            state.deny = deny;
+            account
+        };
+        self.store.mark_revoked(agent, now)?;
+        self.audit(
+            "fleet.revoke",
+            serde_json::json!({
+                "agent": agent.as_str(),
+                "tenant": record.tenant.as_str(),
+                "reason": reason,
+                "caller": caller.name,
+            }),
+        )?;
+        self.push_account(&account.jwt).await?;
+        Ok((record.tenant, now.as_secs()))
+    }
+
+    async fn push_account(&self, jwt: &str) -> Result<(), FleetError> {
+        let reply = self
+            .system
+            .request(
+                warden_fleet_identity::CLAIMS_UPDATE_SUBJECT,
+                jwt.to_string().into(),
+            )
+            .await
+            .map_err(|e| FleetError::Nats(format!("pushing an account JWT: {e}")))?;
+        claims_update_result(&reply.payload)
+            .map(drop)
+            .map_err(|e| FleetError::Nats(e.to_string()))
+    }
+
+    /// Push every account JWT (after a server (re)start: see [`crate::nats`]).
+    pub async fn push_all_accounts(&self) -> Result<usize, FleetError> {
+        let jwts = {
+            let state = lock(&self.enrollment);
+            lock(&self.authority).account_jwts(&state.deny, self.now().as_secs())?
+        };
+        for account in &jwts {
+            self.push_account(&account.jwt).await?;
+        }
+        Ok(jwts.len())
+    }
+
+    /// The tenant's id, if the controller has it.
+    pub fn has_tenant(&self, tenant: &TenantId) -> bool {
+        lock(&self.authority).has_tenant(tenant)
+    }
+
+    /// The newest events the caller may see (of `tenant` only, if given).
+    pub fn events(
+        &self,
+        caller: &Caller,
+        tenant: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Vec<AgentEvent>, FleetError> {
+        need(caller, Role::Viewer)?;
+        if let Some(t) = tenant {
+            covers(caller, t)?;
+        }
+        let limit = limit.clamp(1, MAX_LIST_RUNS);
+        Ok(self
+            .store
+            .events(RUN_SCAN)?
+            .into_iter()
+            .filter(|e| caller.scope.covers(e.tenant.as_str()))
+            .filter(|e| tenant.is_none_or(|t| &e.tenant == t))
+            .take(limit)
+            .collect())
+    }
+
+    /// New events from now on; the caller filters by scope ([`Controller::may_see`]).
+    pub fn subscribe_events(
+        &self,
+        caller: &Caller,
+        tenant: Option<&TenantId>,
+    ) -> Result<tokio::sync::broadcast::Receiver<AgentEvent>, FleetError> {
+        need(caller, Role::Viewer)?;
+        if let Some(t) = tenant {
+            covers(caller, t)?;
+        }
+        Ok(self.events.subscribe())
+    }
+
+    pub fn may_see(caller: &Caller, tenant: &TenantId) -> bool {
+        caller.scope.covers(tenant.as_str())
+    }
+}
+
+/// The command of `run` for one agent.
+pub(crate) fn command_for(run: &RunRecord, tenant: &TenantId, agent: &AgentId) -> Command {
+    Command::run_runbook(
+        run.id.clone(),
+        tenant.clone(),
+        agent.clone(),
+        run.created_at,
+        run.expires_at,
+        RunRunbook {
+            runbook: Some(run.runbook.clone()),
+            bundle: run.bundle.clone().map(Bundle::new),
+            params: run.params.clone(),
+            dry_run: run.dry_run,
+        },
+    )
+}
+
+/// A caller for the controller's own internal actions.
+pub fn internal_caller() -> Caller {
+    Caller {
+        name: "controller".into(),
+        role: Role::Admin,
+        scope: Scope::AllTenants,
+    }
+}

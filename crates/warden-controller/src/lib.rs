@@ -1,0 +1,31 @@
+//! The fleet controller (issue 15), the MSP side of the fleet: it enrolls agents, keeps their
+//! presence and inventory from heartbeats, dispatches runbooks to a target selection over NATS
+//! and gathers the results from one shared JetStream stream, and serves the NOC a gRPC API with
+//! tenant-scoped bearer-token roles, every call audited.
+//!
+//! It never links the sandbox or the agent (`cargo xtask layers`): the controller chooses among
+//! signed automation, and only an agent's own trust policy decides what runs there.
+//!
+//! - [`controller`]: the core every adapter calls; scope checks and audit live there.
+//! - [`store`]: the store seam and the embedded SQLite store.
+//! - [`presence`], [`runs`], [`target`]: pure, clock-injected rules.
+//! - [`nats`]: connections, the results stream and its one consumer; [`serve`]: the loops.
+//! - [`enrollment`], [`keys`]: enrollment state and the fleet's keys on disk.
+//! - [`grpc`]: the API adapter (protobuf types stop there).
+
+pub mod clock;
+pub mod config;
+pub mod controller;
+pub mod enrollment;
+pub mod grpc;
+pub mod keys;
+pub mod nats;
+pub mod presence;
+pub mod runs;
+pub mod serve;
+pub mod store;
+pub mod target;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::ControllerConfig;
+pub use controller::{Controller, FleetError, Progress};

@@ -1,0 +1,158 @@
+//! The controller's NATS side: its two connections, the shared results stream and its one
+//! durable consumer.
+//!
+//! - **Connections.** One in the `fleet` account (commands out, heartbeats, events and
+//!   results in) and one in the system account (account JWT pushes). Each signs the server's
+//!   nonce with credentials minted afresh at every (re)connect from the controller's own keys
+//!   ([`warden_fleet_identity::FleetAuthority::controller_credentials`]), so a controller
+//!   running for months never holds an expired JWT.
+//! - **Account pushes.** On every (re)connect of the system connection the controller pushes
+//!   every account JWT (`$SYS.REQ.CLAIMS.UPDATE`): a restarted server gets the current tenant
+//!   accounts and revocations (see docs/FLEET.md: a revoked agent was seen to get in right after
+//!   a server restart, before the account's revocations were loaded, and is closed by the push).
+//! - **Results stream** [`RESULTS_STREAM`]: file storage, work-queue retention (a result leaves
+//!   the stream once the controller has stored it and acknowledged it), R1 on one server and R3
+//!   on a cluster, deduplicating on `Nats-Msg-Id` for [`RESULTS_DUPLICATE_WINDOW`].
+//! - **One durable pull consumer** [`RESULTS_CONSUMER`] for the whole fleet, never one per
+//!   agent: several controller processes pulling from it share the work.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_nats::{Auth, AuthError, Client, ConnectOptions, Event};
+use tokio::sync::mpsc;
+use warden_fleet_identity::{Credentials, FleetAuthority, unix_now};
+
+pub const RESULTS_STREAM: &str = "FLEET_RESULTS";
+pub const RESULTS_CONSUMER: &str = "controller";
+/// How long the stream remembers a `Nats-Msg-Id`: 10 minutes. It must cover an agent's retries
+/// of one publish (a PubAck lost in a leader election, measured at about 10 s on R3), and an
+/// outbox replayed after a short disconnect. Longer gaps (days offline) are deduplicated by the
+/// store's unique key, so the window only saves the store work; each id costs the server memory
+/// for the window, about 100 bytes, so 10,000 agents x a few runs stays a few MB.
+pub const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// How long a stored result may wait in the stream for a controller: 7 days (a controller down
+/// over a long weekend loses nothing; the agents' outboxes hold what never reached the stream).
+pub const RESULTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long the consumer waits for an ack before redelivering: 30 s (a store commit takes
+/// milliseconds; this covers a controller stalled on a slow disk).
+pub const RESULTS_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Results delivered and not yet acknowledged, at most: 10,000 (one run to a 10k fleet).
+pub const RESULTS_MAX_ACK_PENDING: i64 = 10_000;
+/// Queue group of the controllers' heartbeat and event subscriptions: with several controller
+/// processes, each heartbeat is handled by one of them.
+pub const CONTROLLERS_QUEUE: &str = "warden-controllers";
+/// A request on NATS (account push, stream management) waits at most this long.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which of the controller's users a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Fleet,
+    System,
+}
+
+fn sign_with(creds: &Credentials, nonce: &[u8]) -> Result<Auth, AuthError> {
+    let key = nkeys::KeyPair::from_seed(creds.seed.expose())
+        .map_err(|e| AuthError::new(format!("controller seed: {e}")))?;
+    let signature = key
+        .sign(nonce)
+        .map_err(|e| AuthError::new(format!("signing the nonce: {e}")))?;
+    let mut auth = Auth::new();
+    auth.jwt = Some(creds.jwt.clone());
+    auth.signature = Some(signature);
+    Ok(auth)
+}
+
+/// Connect as `role`, minting new credentials at each connect. `connected` gets a message at
+/// every (re)connect.
+pub async fn connect(
+    url: &str,
+    authority: Arc<Mutex<FleetAuthority>>,
+    role: Role,
+    connected: Option<mpsc::UnboundedSender<()>>,
+) -> Result<Client, async_nats::ConnectError> {
+    let name = match role {
+        Role::Fleet => "warden-controller",
+        Role::System => "warden-controller-system",
+    };
+    let options = ConnectOptions::with_auth_callback(move |nonce: Vec<u8>| {
+        let authority = authority.clone();
+        async move {
+            let creds = {
+                let authority = authority
+                    .lock()
+                    .map_err(|_| AuthError::new("the controller's keys are poisoned"))?;
+                match role {
+                    Role::Fleet => authority.controller_credentials(unix_now()),
+                    Role::System => authority.system_credentials(unix_now()),
+                }
+                .map_err(|e| AuthError::new(e.to_string()))?
+            };
+            sign_with(&creds, &nonce)
+        }
+    })
+    .name(name)
+    .request_timeout(Some(REQUEST_TIMEOUT))
+    .retry_on_initial_connect()
+    .event_callback(move |event| {
+        let connected = connected.clone();
+        async move {
+            match &event {
+                Event::Connected => {
+                    if let Some(tx) = &connected {
+                        let _ = tx.send(());
+                    }
+                }
+                other => tracing::info!("nats ({name}): {other}"),
+            }
+        }
+    });
+    let client = options.connect(url).await?;
+    Ok(client)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("creating the results stream {RESULTS_STREAM}: {0}")]
+    Stream(String),
+    #[error("creating the results consumer {RESULTS_CONSUMER}: {0}")]
+    Consumer(String),
+}
+
+/// The results stream and its consumer, created if absent.
+pub async fn results_consumer(
+    client: &Client,
+    replicas: usize,
+) -> Result<consumer::PullConsumer, SetupError> {
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: RESULTS_STREAM.to_string(),
+            subjects: vec![warden_fleet_identity::subjects::RESULTS_STREAM_SUBJECTS.to_string()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: RESULTS_DUPLICATE_WINDOW,
+            max_age: RESULTS_MAX_AGE,
+            max_message_size: i32::try_from(warden_fleet_wire::result::MAX_RESULT_BYTES)
+                .unwrap_or(i32::MAX),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| SetupError::Stream(e.to_string()))?;
+    stream
+        .get_or_create_consumer(
+            RESULTS_CONSUMER,
+            consumer::pull::Config {
+                durable_name: Some(RESULTS_CONSUMER.to_string()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: RESULTS_ACK_WAIT,
+                max_ack_pending: RESULTS_MAX_ACK_PENDING,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| SetupError::Consumer(e.to_string()))
+}

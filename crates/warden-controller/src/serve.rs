@@ -1,0 +1,295 @@
+//! Starting a controller: keys, store, NATS connections, the results stream, and the loops that
+//! gather results, heartbeats and events, re-send commands and re-push accounts; then the gRPC
+//! API until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use warden_audit::AuditLog;
+use warden_fleet_identity::{DenyList, SpentTokens};
+
+use crate::clock::Clock;
+use crate::config::ControllerConfig;
+use crate::controller::{Controller, FleetError, Progress};
+use crate::enrollment::{DENY_LIST_KEY, EnrollmentState, SPENT_TOKENS_KEY};
+use crate::keys;
+use crate::nats::{self, CONTROLLERS_QUEUE, Role};
+use crate::store::{FleetStore, SqliteStore};
+
+/// How often the re-send loop looks at the open runs: 1 s (re-sends are due at 5 s and later;
+/// a pass over the open runs is a few queries).
+pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// Events buffered per API watcher: 1,024 (an incident storm across a tenant; a watcher further
+/// behind is told how many it missed and can list them).
+pub const EVENT_WATCH_BUFFER: usize = 1024;
+/// The store's file in the data dir.
+pub const STORE_FILE: &str = "fleet.db";
+/// The full resolver's directory written into `nats-operator.conf` (relative to the server).
+pub const RESOLVER_DIR: &str = "jwt";
+
+/// How the loops run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Run [`Controller::tick`] every this often; `None`: only when called (tests that move a
+    /// manual clock).
+    pub tick: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            tick: Some(TICK_INTERVAL),
+        }
+    }
+}
+
+/// A running controller's loops.
+#[derive(Debug)]
+pub struct Running {
+    pub controller: Arc<Controller>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop the loops and drain both NATS connections (a controller restart, or shutdown).
+    /// Results delivered but not yet acknowledged are redelivered to the next controller.
+    pub async fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for client in [&self.controller.nats, &self.controller.system] {
+            if let Err(e) = client.drain().await {
+                tracing::warn!("draining a NATS connection: {e}");
+            }
+        }
+    }
+}
+
+fn load<T: serde::de::DeserializeOwned + Default>(
+    store: &dyn FleetStore,
+    key: &str,
+) -> Result<T, FleetError> {
+    match store.load_state(key)? {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| FleetError::Internal(format!("stored {key} unreadable: {e}"))),
+        None => Ok(T::default()),
+    }
+}
+
+/// Write the servers' operator-mode config fragment (`nats-operator.conf`) for `data_dir`'s
+/// keys; what `warden controller serve` tells an operator to include in nats-server's config.
+pub fn write_nats_config(
+    data_dir: &Path,
+    config: &ControllerConfig,
+) -> Result<std::path::PathBuf, FleetError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| FleetError::Internal(format!("{}: {e}", data_dir.display())))?;
+    let (authority, _) = keys::load_or_create(data_dir, &config.tenants)?;
+    let store = SqliteStore::open(&data_dir.join(STORE_FILE))?;
+    let deny: DenyList = load(&store, DENY_LIST_KEY)?;
+    // A second back: a JWT pushed later in the same second must still replace the preload.
+    let text = authority
+        .server_config(&deny, RESOLVER_DIR, warden_fleet_identity::unix_now() - 1)
+        .map_err(|e| FleetError::Internal(e.to_string()))?;
+    let path = data_dir.join(keys::NATS_CONFIG_FILE);
+    keys::write_private(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// Open the controller on `config` and start its loops.
+pub async fn start(
+    config: &ControllerConfig,
+    clock: Arc<dyn Clock>,
+    options: Options,
+) -> Result<Running, FleetError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| FleetError::Internal(format!("{}: {e}", data_dir.display())))?;
+    let (authority, _) = keys::load_or_create(&data_dir, &config.tenants)?;
+    let store: Arc<dyn FleetStore> = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE))?);
+    let spent: SpentTokens = load(store.as_ref(), SPENT_TOKENS_KEY)?;
+    let deny: DenyList = load(store.as_ref(), DENY_LIST_KEY)?;
+    let authority = Arc::new(Mutex::new(authority));
+    let (reconnected_tx, mut reconnected) = mpsc::unbounded_channel();
+    let system = nats::connect(&config.nats_url, authority.clone(), Role::System, Some(reconnected_tx))
+        .await
+        .map_err(|e| FleetError::Nats(format!("connecting to {} as the system user: {e} (does the server include this controller's {}?)", config.nats_url, keys::NATS_CONFIG_FILE)))?;
+    let client = nats::connect(&config.nats_url, authority.clone(), Role::Fleet, None)
+        .await
+        .map_err(|e| FleetError::Nats(format!("connecting to {}: {e}", config.nats_url)))?;
+    let (returning_tx, mut returning) = mpsc::unbounded_channel();
+    let (progress, _) = watch::channel(Progress::default());
+    let controller = Arc::new(Controller {
+        store,
+        authority,
+        data_dir: data_dir.clone(),
+        clock,
+        audit: Arc::new(AuditLog::new(&data_dir)),
+        nats: client.clone(),
+        system,
+        enrollment: Mutex::new(EnrollmentState {
+            spent,
+            deny,
+            pending: Default::default(),
+        }),
+        agent_urls: config.agent_urls(),
+        command_ttl_secs: config.command_ttl_secs,
+        progress,
+        returning: returning_tx,
+        events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
+    });
+    let pushed = controller.push_all_accounts().await?;
+    controller.audit(
+        "controller.started",
+        serde_json::json!({ "nats": config.nats_url, "accounts_pushed": pushed, "pid": std::process::id() }),
+    )?;
+    let consumer = nats::results_consumer(&client, config.results_replicas)
+        .await
+        .map_err(|e| FleetError::Nats(e.to_string()))?;
+
+    let mut tasks = Vec::new();
+    // Results: one durable pull consumer; ack only what the store has.
+    let c = controller.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let mut messages = match consumer.messages().await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("results consumer: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!("results: {e}");
+                        continue;
+                    }
+                };
+                let c2 = c.clone();
+                let subject = message.subject.to_string();
+                let payload = message.payload.clone();
+                let taken =
+                    tokio::task::spawn_blocking(move || c2.take_result(&subject, &payload)).await;
+                match taken {
+                    Ok(Ok(_)) => {
+                        if let Err(e) = message.ack().await {
+                            tracing::warn!("acking a result: {e}");
+                        }
+                    }
+                    // Not acknowledged: redelivered after the ack wait.
+                    Ok(Err(e)) => tracing::error!("storing a result: {e}"),
+                    Err(e) => tracing::error!("storing a result: {e}"),
+                }
+            }
+        }
+    }));
+    // Heartbeats and events: plain subjects, one queue group across controllers.
+    for (subject, is_heartbeat) in [
+        (
+            format!("{}.>", warden_fleet_identity::subjects::HEARTBEATS),
+            true,
+        ),
+        (
+            format!("{}.>", warden_fleet_identity::subjects::EVENTS),
+            false,
+        ),
+    ] {
+        let mut sub = client
+            .queue_subscribe(subject.clone(), CONTROLLERS_QUEUE.to_string())
+            .await
+            .map_err(|e| FleetError::Nats(format!("subscribing {subject}: {e}")))?;
+        let c = controller.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(message) = sub.next().await {
+                let c2 = c.clone();
+                let subject = message.subject.to_string();
+                let payload = message.payload;
+                let taken = tokio::task::spawn_blocking(move || {
+                    if is_heartbeat {
+                        c2.take_heartbeat(&subject, &payload)
+                    } else {
+                        c2.take_event(&subject, &payload)
+                    }
+                })
+                .await;
+                match taken {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("{e}"),
+                    Err(e) => tracing::error!("{e}"),
+                }
+            }
+        }));
+    }
+    client
+        .flush()
+        .await
+        .map_err(|e| FleetError::Nats(e.to_string()))?;
+    // Agents back online get their unanswered commands.
+    let c = controller.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(agent) = returning.recv().await {
+            if let Err(e) = c.serve_returning(&agent).await {
+                tracing::warn!("sending {agent} its commands: {e}");
+            }
+        }
+    }));
+    // Every (re)connect of the system user: push every account again.
+    let c = controller.clone();
+    tasks.push(tokio::spawn(async move {
+        while reconnected.recv().await.is_some() {
+            match c.push_all_accounts().await {
+                Ok(n) => tracing::info!("pushed {n} account JWTs after a (re)connect"),
+                Err(e) => tracing::warn!("re-pushing accounts: {e}"),
+            }
+        }
+    }));
+    if let Some(every) = options.tick {
+        let c = controller.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(e) = c.tick().await {
+                    tracing::warn!("re-send pass: {e}");
+                }
+            }
+        }));
+    }
+    Ok(Running { controller, tasks })
+}
+
+/// Start everything and serve the gRPC API on `listener` until `shutdown`.
+pub async fn serve(
+    config: &ControllerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), FleetError> {
+    let running = start(
+        config,
+        Arc::new(crate::clock::SystemClock),
+        Options::default(),
+    )
+    .await?;
+    let tokens = warden_access::Tokens::new(&config.tokens)
+        .map_err(|e| FleetError::Invalid(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| FleetError::Internal(e.to_string()))?;
+    ready(addr);
+    let mut running = running;
+    let result = crate::grpc::serve(running.controller.clone(), tokens, listener, shutdown).await;
+    running.stop().await;
+    result
+}

@@ -1,0 +1,164 @@
+//! The controller's store seam: agents (inventory and presence), runs, their targets and the
+//! agents' results, events, and the enrollment state (spent tokens, the deny list).
+//!
+//! [`FleetStore`] is what the controller needs, nothing about SQL. The embedded default is
+//! [`SqliteStore`] (one file in the data dir, one controller process). PostgreSQL would serve
+//! several controller processes (docs/FLEET.md, "Several controllers"): the same trait, where
+//! the uniqueness of a result per run and agent is the database's constraint, so two
+//! controllers taking redeliveries of one result from the shared consumer still store it once.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use warden_fleet_identity::{AgentId, TenantId};
+use warden_fleet_wire::{
+    AgentEvent, Heartbeat, PluginInfo, RunId, RunResult, RunStatus, StepSummary, UnixMillis,
+};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("a stored {what} is unreadable: {cause}")]
+    Corrupt { what: &'static str, cause: String },
+    #[error("run {0} exists already")]
+    RunExists(RunId),
+}
+
+/// One agent as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub id: AgentId,
+    pub tenant: TenantId,
+    /// The name it enrolled with.
+    pub name: String,
+    pub hostname: String,
+    pub os: String,
+    pub version: String,
+    pub tags: BTreeMap<String, String>,
+    pub plugins: Vec<PluginInfo>,
+    pub open_incidents: u32,
+    /// When the controller last received a heartbeat (its own clock).
+    pub last_seen: Option<UnixMillis>,
+    /// The interval the agent announced last.
+    pub interval_ms: i64,
+    pub enrolled_at: Option<UnixMillis>,
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// A run as requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub runbook: String,
+    /// The selector as written.
+    pub target: String,
+    pub params: BTreeMap<String, String>,
+    pub dry_run: bool,
+    pub requested_by: String,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    /// The tenants of the targeted agents (a tenant-scoped caller sees a run only if it is
+    /// all of them).
+    pub tenants: Vec<TenantId>,
+    pub bundle: Option<Vec<u8>>,
+    /// When the controller stopped re-sending (every agent answered, or the run expired).
+    pub closed_at: Option<UnixMillis>,
+}
+
+/// One targeted agent of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRecord {
+    pub agent: AgentId,
+    pub tenant: TenantId,
+    pub sends: u32,
+    pub last_sent: Option<UnixMillis>,
+}
+
+/// An agent's latest result for a run: its final one, or `running`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRecord {
+    pub agent: AgentId,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub started_at: Option<UnixMillis>,
+    pub finished_at: Option<UnixMillis>,
+    pub steps: Vec<StepSummary>,
+    pub received_at: UnixMillis,
+}
+
+/// What storing a result did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The first result of the agent for the run.
+    New,
+    /// A final result replaced `running`.
+    Final,
+    /// The agent's final result was stored already (a redelivery, a re-publish from the
+    /// outbox, a late `replayed`): nothing changed.
+    Duplicate,
+    /// The run did not target this agent (or does not exist): dropped.
+    NotTargeted,
+}
+
+/// What the store knew of an agent before a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub previous: Option<UnixMillis>,
+    pub previous_interval_ms: i64,
+    pub revoked: bool,
+}
+
+/// The controller's persistent state.
+pub trait FleetStore: Send + Sync + std::fmt::Debug {
+    /// Record an enrollment (a new agent, or a re-enrolled one's name and tags).
+    fn enroll_agent(
+        &self,
+        agent: &AgentId,
+        tenant: &TenantId,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+        at: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Update presence and inventory from a heartbeat received at `received` (an agent not yet
+    /// known is added: its credentials, not the store, prove who it is).
+    fn record_heartbeat(&self, hb: &Heartbeat, received: UnixMillis) -> Result<Seen, StoreError>;
+    fn agents(&self, tenant: Option<&TenantId>) -> Result<Vec<AgentRecord>, StoreError>;
+    fn agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, StoreError>;
+    fn mark_revoked(&self, agent: &AgentId, at: UnixMillis) -> Result<(), StoreError>;
+
+    fn create_run(
+        &self,
+        run: &RunRecord,
+        targets: &[(AgentId, TenantId)],
+    ) -> Result<(), StoreError>;
+    fn run(&self, run: &RunId) -> Result<Option<RunRecord>, StoreError>;
+    /// Newest first.
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    fn open_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    fn close_run(&self, run: &RunId, at: UnixMillis) -> Result<(), StoreError>;
+    fn targets(&self, run: &RunId) -> Result<Vec<TargetRecord>, StoreError>;
+    fn record_sends(
+        &self,
+        run: &RunId,
+        agents: &[AgentId],
+        at: UnixMillis,
+    ) -> Result<(), StoreError>;
+    fn record_result(&self, result: &RunResult, received: UnixMillis)
+    -> Result<Stored, StoreError>;
+    fn results(&self, run: &RunId) -> Result<Vec<ResultRecord>, StoreError>;
+    /// Open runs targeting `agent` that it has not answered at all.
+    fn unanswered_for(&self, agent: &AgentId) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Store an event; `false` if it was stored already (same agent and seq).
+    fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError>;
+    /// Newest first.
+    fn events(&self, limit: usize) -> Result<Vec<AgentEvent>, StoreError>;
+
+    /// A small named state document (the spent enrollment tokens, the deny list), as JSON.
+    fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn save_state(&self, key: &str, json: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,560 @@
+//! The embedded store: SQLite (bundled), one file, WAL. One connection behind a mutex: the
+//! controller's writes are small and its reads are lists, and one writer is what SQLite allows.
+//!
+//! Results are unique on `(run_id, agent)`: a redelivered result is stored once, and only a
+//! final result may replace `running`. Runs store their targets, so a restarted controller
+//! knows whom to re-send to and whom to report expired.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use warden_fleet_identity::{AgentId, TenantId};
+use warden_fleet_wire::{
+    AgentEvent, Heartbeat, RefusalReason, RunId, RunResult, RunStatus, UnixMillis,
+};
+
+use super::{
+    AgentRecord, FleetStore, ResultRecord, RunRecord, Seen, StoreError, Stored, TargetRecord,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    hostname TEXT NOT NULL DEFAULT '',
+    os TEXT NOT NULL DEFAULT '',
+    version TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT '{}',
+    plugins TEXT NOT NULL DEFAULT '[]',
+    open_incidents INTEGER NOT NULL DEFAULT 0,
+    last_seen_ms INTEGER,
+    interval_ms INTEGER NOT NULL DEFAULT 0,
+    enrolled_at_ms INTEGER,
+    revoked_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS agents_tenant ON agents(tenant);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    runbook TEXT NOT NULL,
+    target TEXT NOT NULL,
+    params TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    tenants TEXT NOT NULL,
+    bundle BLOB,
+    closed_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_open ON runs(closed_ms);
+CREATE TABLE IF NOT EXISTS run_targets (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    agent TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    sends INTEGER NOT NULL DEFAULT 0,
+    last_sent_ms INTEGER,
+    PRIMARY KEY (run_id, agent)
+);
+CREATE INDEX IF NOT EXISTS run_targets_agent ON run_targets(agent);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    error TEXT,
+    started_ms INTEGER,
+    finished_ms INTEGER,
+    steps TEXT NOT NULL DEFAULT '[]',
+    received_ms INTEGER NOT NULL,
+    UNIQUE (run_id, agent)
+);
+CREATE TABLE IF NOT EXISTS events (
+    agent TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    UNIQUE (agent, seq)
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+);
+";
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    db: Mutex<Connection>,
+}
+
+fn corrupt(what: &'static str) -> impl Fn(String) -> StoreError {
+    move |cause| StoreError::Corrupt { what, cause }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Maps and vectors of strings always serialise.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what)(e.to_string()))
+}
+
+fn ms(v: Option<i64>) -> Option<UnixMillis> {
+    v.map(UnixMillis)
+}
+
+impl SqliteStore {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let db = Connection::open(path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // Every commit is on disk: a result acknowledged to JetStream must not be lost.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn status_columns(status: &RunStatus) -> (&'static str, Option<&'static str>) {
+    match status {
+        RunStatus::Refused { reason } => ("refused", Some(reason.name())),
+        other => (other.name(), None),
+    }
+}
+
+fn status_from(status: &str, reason: Option<&str>) -> Result<RunStatus, StoreError> {
+    Ok(match status {
+        "running" => RunStatus::Running,
+        "succeeded" => RunStatus::Succeeded,
+        "failed" => RunStatus::Failed,
+        "cancelled" => RunStatus::Cancelled,
+        "refused" => {
+            let reason = reason.unwrap_or("invalid");
+            let reason: RefusalReason = serde_json::from_value(serde_json::Value::from(reason))
+                .map_err(|e| corrupt("refusal reason")(e.to_string()))?;
+            RunStatus::Refused { reason }
+        }
+        other => return Err(corrupt("result status")(other.to_string())),
+    })
+}
+
+const AGENT_COLUMNS: &str = "id, tenant, name, hostname, os, version, tags, plugins, \
+    open_incidents, last_seen_ms, interval_ms, enrolled_at_ms, revoked_at_ms";
+
+fn agent_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
+    Ok([
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ])
+}
+
+fn agent_from(row: &rusqlite::Row<'_>) -> Result<AgentRecord, StoreError> {
+    let [id, tenant, name, hostname, os, version, tags, plugins] = agent_row(row)?;
+    let s = |v: Option<String>| v.unwrap_or_default();
+    Ok(AgentRecord {
+        id: AgentId::new(s(id)).map_err(|e| corrupt("agent id")(e.to_string()))?,
+        tenant: TenantId::new(s(tenant)).map_err(|e| corrupt("tenant")(e.to_string()))?,
+        name: s(name),
+        hostname: s(hostname),
+        os: s(os),
+        version: s(version),
+        tags: parse("agent tags", &s(tags))?,
+        plugins: parse("agent plugins", &s(plugins))?,
+        open_incidents: row.get(8)?,
+        last_seen: ms(row.get(9)?),
+        interval_ms: row.get(10)?,
+        enrolled_at: ms(row.get(11)?),
+        revoked_at: ms(row.get(12)?),
+    })
+}
+
+const RUN_COLUMNS: &str = "id, runbook, target, params, dry_run, requested_by, created_ms, \
+    expires_ms, tenants, bundle, closed_ms";
+
+fn run_from(row: &rusqlite::Row<'_>) -> Result<RunRecord, StoreError> {
+    let id: String = row.get(0)?;
+    let params: String = row.get(3)?;
+    let tenants: String = row.get(8)?;
+    Ok(RunRecord {
+        id: RunId::parse(id).map_err(|e| corrupt("run id")(e.to_string()))?,
+        runbook: row.get(1)?,
+        target: row.get(2)?,
+        params: parse("run params", &params)?,
+        dry_run: row.get(4)?,
+        requested_by: row.get(5)?,
+        created_at: UnixMillis(row.get(6)?),
+        expires_at: UnixMillis(row.get(7)?),
+        tenants: parse("run tenants", &tenants)?,
+        bundle: row.get(9)?,
+        closed_at: ms(row.get(10)?),
+    })
+}
+
+fn collect<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    args: impl rusqlite::Params,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = stmt.query(args)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+impl FleetStore for SqliteStore {
+    fn enroll_agent(
+        &self,
+        agent: &AgentId,
+        tenant: &TenantId,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT INTO agents (id, tenant, name, tags, enrolled_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET name = ?3, tags = ?4, enrolled_at_ms = ?5",
+            params![agent.as_str(), tenant.as_str(), name, json(tags), at.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn record_heartbeat(&self, hb: &Heartbeat, received: UnixMillis) -> Result<Seen, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let before: Option<(Option<i64>, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT last_seen_ms, interval_ms, revoked_at_ms FROM agents WHERE id = ?1",
+                [hb.agent.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        tx.execute(
+            "INSERT INTO agents (id, tenant, hostname, os, version, tags, plugins, open_incidents,
+                                 last_seen_ms, interval_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(id) DO UPDATE SET hostname = ?3, os = ?4, version = ?5, tags = ?6,
+                 plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10",
+            params![
+                hb.agent.as_str(),
+                hb.tenant.as_str(),
+                hb.hostname,
+                hb.os,
+                hb.agent_version,
+                json(&hb.tags),
+                json(&hb.plugins),
+                hb.open_incidents,
+                received.as_millis(),
+                hb.interval_ms,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(match before {
+            Some((last, interval, revoked)) => Seen {
+                previous: ms(last),
+                previous_interval_ms: interval,
+                revoked: revoked.is_some(),
+            },
+            None => Seen {
+                previous: None,
+                previous_interval_ms: 0,
+                revoked: false,
+            },
+        })
+    }
+
+    fn agents(&self, tenant: Option<&TenantId>) -> Result<Vec<AgentRecord>, StoreError> {
+        let db = self.db();
+        match tenant {
+            Some(t) => {
+                let mut stmt = db.prepare(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant = ?1 ORDER BY tenant, hostname, id"
+                ))?;
+                collect(&mut stmt, [t.as_str()], agent_from)
+            }
+            None => {
+                let mut stmt = db.prepare(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents ORDER BY tenant, hostname, id"
+                ))?;
+                collect(&mut stmt, [], agent_from)
+            }
+        }
+    }
+
+    fn agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"))?;
+        Ok(collect(&mut stmt, [agent.as_str()], agent_from)?.pop())
+    }
+
+    fn mark_revoked(&self, agent: &AgentId, at: UnixMillis) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE agents SET revoked_at_ms = ?2 WHERE id = ?1",
+            params![agent.as_str(), at.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn create_run(
+        &self,
+        run: &RunRecord,
+        targets: &[(AgentId, TenantId)],
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO runs (id, runbook, target, params, dry_run, requested_by,
+                 created_ms, expires_ms, tenants, bundle, closed_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
+            params![
+                run.id.as_str(),
+                run.runbook,
+                run.target,
+                json(&run.params),
+                run.dry_run,
+                run.requested_by,
+                run.created_at.as_millis(),
+                run.expires_at.as_millis(),
+                json(&run.tenants),
+                run.bundle,
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::RunExists(run.id.clone()));
+        }
+        {
+            let mut stmt =
+                tx.prepare("INSERT INTO run_targets (run_id, agent, tenant) VALUES (?1, ?2, ?3)")?;
+            for (agent, tenant) in targets {
+                stmt.execute(params![run.id.as_str(), agent.as_str(), tenant.as_str()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn run(&self, run: &RunId) -> Result<Option<RunRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?;
+        Ok(collect(&mut stmt, [run.as_str()], run_from)?.pop())
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        collect(&mut stmt, [limit], run_from)
+    }
+
+    fn open_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE closed_ms IS NULL ORDER BY id"
+        ))?;
+        collect(&mut stmt, [], run_from)
+    }
+
+    fn close_run(&self, run: &RunId, at: UnixMillis) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE runs SET closed_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL",
+            params![run.as_str(), at.as_millis()],
+        )?;
+        Ok(())
+    }
+
+    fn targets(&self, run: &RunId) -> Result<Vec<TargetRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT agent, tenant, sends, last_sent_ms FROM run_targets WHERE run_id = ?1 ORDER BY agent",
+        )?;
+        collect(&mut stmt, [run.as_str()], |row| {
+            let agent: String = row.get(0)?;
+            let tenant: String = row.get(1)?;
+            Ok(TargetRecord {
+                agent: AgentId::new(agent).map_err(|e| corrupt("agent id")(e.to_string()))?,
+                tenant: TenantId::new(tenant).map_err(|e| corrupt("tenant")(e.to_string()))?,
+                sends: row.get(2)?,
+                last_sent: ms(row.get(3)?),
+            })
+        })
+    }
+
+    fn record_sends(
+        &self,
+        run: &RunId,
+        agents: &[AgentId],
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE run_targets SET sends = sends + 1, last_sent_ms = ?3
+                 WHERE run_id = ?1 AND agent = ?2",
+            )?;
+            for agent in agents {
+                stmt.execute(params![run.as_str(), agent.as_str(), at.as_millis()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_result(&self, r: &RunResult, received: UnixMillis) -> Result<Stored, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let targeted: bool = tx
+            .query_row(
+                "SELECT 1 FROM run_targets WHERE run_id = ?1 AND agent = ?2 AND tenant = ?3",
+                params![r.run.as_str(), r.agent.as_str(), r.tenant.as_str()],
+                |_| Ok(true),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if !targeted {
+            return Ok(Stored::NotTargeted);
+        }
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT status FROM results WHERE run_id = ?1 AND agent = ?2",
+                params![r.run.as_str(), r.agent.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let (status, reason) = status_columns(&r.status);
+        let values = params![
+            r.run.as_str(),
+            r.agent.as_str(),
+            status,
+            reason,
+            r.error,
+            r.started_at.map(UnixMillis::as_millis),
+            r.finished_at.map(UnixMillis::as_millis),
+            json(&r.steps),
+            received.as_millis(),
+        ];
+        let outcome = match existing.as_deref() {
+            None => {
+                tx.execute(
+                    "INSERT INTO results (run_id, agent, status, reason, error, started_ms,
+                         finished_ms, steps, received_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    values,
+                )?;
+                Stored::New
+            }
+            Some("running") if r.status.is_final() => {
+                tx.execute(
+                    "UPDATE results SET status = ?3, reason = ?4, error = ?5,
+                         started_ms = COALESCE(?6, started_ms), finished_ms = ?7, steps = ?8,
+                         received_ms = ?9
+                     WHERE run_id = ?1 AND agent = ?2",
+                    values,
+                )?;
+                Stored::Final
+            }
+            Some(_) => Stored::Duplicate,
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn results(&self, run: &RunId) -> Result<Vec<ResultRecord>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT agent, status, reason, error, started_ms, finished_ms, steps, received_ms
+             FROM results WHERE run_id = ?1 ORDER BY agent",
+        )?;
+        collect(&mut stmt, [run.as_str()], |row| {
+            let agent: String = row.get(0)?;
+            let status: String = row.get(1)?;
+            let reason: Option<String> = row.get(2)?;
+            let steps: String = row.get(6)?;
+            Ok(ResultRecord {
+                agent: AgentId::new(agent).map_err(|e| corrupt("agent id")(e.to_string()))?,
+                status: status_from(&status, reason.as_deref())?,
+                error: row.get(3)?,
+                started_at: ms(row.get(4)?),
+                finished_at: ms(row.get(5)?),
+                steps: parse("result steps", &steps)?,
+                received_at: UnixMillis(row.get(7)?),
+            })
+        })
+    }
+
+    fn unanswered_for(&self, agent: &AgentId) -> Result<Vec<RunRecord>, StoreError> {
+        let db = self.db();
+        let columns = RUN_COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = db.prepare(&format!(
+            "SELECT {columns} FROM runs r JOIN run_targets t ON t.run_id = r.id
+             WHERE t.agent = ?1 AND r.closed_ms IS NULL
+               AND NOT EXISTS (SELECT 1 FROM results s WHERE s.run_id = r.id AND s.agent = t.agent)
+             ORDER BY r.id"
+        ))?;
+        collect(&mut stmt, [agent.as_str()], run_from)
+    }
+
+    fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError> {
+        let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
+        let n = self.db().execute(
+            "INSERT OR IGNORE INTO events (agent, seq, body, received_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![event.agent.as_str(), seq, json(event), received.as_millis()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn events(&self, limit: usize) -> Result<Vec<AgentEvent>, StoreError> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT body FROM events ORDER BY received_ms DESC, seq DESC LIMIT ?1")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        collect(&mut stmt, [limit], |row| {
+            let body: String = row.get(0)?;
+            parse::<AgentEvent>("event", &body)
+        })
+    }
+
+    fn load_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT json FROM state WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn save_state(&self, key: &str, json: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT INTO state (key, json) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET json = ?2",
+            params![key, json],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

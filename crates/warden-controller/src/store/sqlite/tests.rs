@@ -1,0 +1,137 @@
+//! The store's guarantees on a real SQLite file: one result per run and agent, `running` only
+//! ever replaced by a final result, results of agents the run did not target dropped.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+const NOW: UnixMillis = UnixMillis(1_764_590_000_000);
+
+fn agent() -> AgentId {
+    AgentId::new(nkeys::KeyPair::new_user().public_key()).expect("agent")
+}
+
+fn acme() -> TenantId {
+    TenantId::new("acme").expect("tenant")
+}
+
+fn run_record(id: &RunId) -> RunRecord {
+    RunRecord {
+        id: id.clone(),
+        runbook: "restart".into(),
+        target: "tenant=acme".into(),
+        params: BTreeMap::new(),
+        dry_run: false,
+        requested_by: "noc".into(),
+        created_at: NOW,
+        expires_at: NOW.plus_millis(60_000),
+        tenants: vec![acme()],
+        bundle: None,
+        closed_at: None,
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = SqliteStore::open(&dir.path().join("fleet.db")).expect("open");
+    (dir, store)
+}
+
+#[test]
+fn a_redelivered_result_is_stored_once_and_running_only_gives_way_to_final() {
+    let (_dir, store) = open();
+    let (a, b) = (agent(), agent());
+    let run = RunId::from_parts(NOW, [1; 10]);
+    store
+        .create_run(
+            &run_record(&run),
+            &[(a.clone(), acme()), (b.clone(), acme())],
+        )
+        .expect("run");
+    let running = RunResult::new(run.clone(), acme(), a.clone(), RunStatus::Running);
+    let done = RunResult::new(run.clone(), acme(), a.clone(), RunStatus::Succeeded);
+    let replayed = RunResult::new(
+        run.clone(),
+        acme(),
+        a.clone(),
+        RunStatus::Refused {
+            reason: RefusalReason::Replayed,
+        },
+    );
+    assert_eq!(store.record_result(&running, NOW).expect("r"), Stored::New);
+    assert_eq!(
+        store.record_result(&running, NOW).expect("r"),
+        Stored::Duplicate
+    );
+    assert_eq!(store.record_result(&done, NOW).expect("r"), Stored::Final);
+    assert_eq!(
+        store.record_result(&done, NOW).expect("r"),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        store.record_result(&running, NOW).expect("r"),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        store.record_result(&replayed, NOW).expect("r"),
+        Stored::Duplicate
+    );
+    let results = store.results(&run).expect("results");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, RunStatus::Succeeded);
+    // B has not answered: the run is still unanswered for B only.
+    assert_eq!(store.unanswered_for(&b).expect("b").len(), 1);
+    assert!(store.unanswered_for(&a).expect("a").is_empty());
+    // An agent the run did not target, or another tenant's claim of a targeted agent.
+    let stranger = RunResult::new(run.clone(), acme(), agent(), RunStatus::Succeeded);
+    assert_eq!(
+        store.record_result(&stranger, NOW).expect("r"),
+        Stored::NotTargeted
+    );
+    let globex = TenantId::new("globex").expect("tenant");
+    let wrong_tenant = RunResult::new(run.clone(), globex, b.clone(), RunStatus::Succeeded);
+    assert_eq!(
+        store.record_result(&wrong_tenant, NOW).expect("r"),
+        Stored::NotTargeted
+    );
+    assert!(matches!(
+        store.create_run(&run_record(&run), &[]),
+        Err(StoreError::RunExists(_))
+    ));
+}
+
+#[test]
+fn heartbeats_keep_inventory_and_say_what_was_known_before() {
+    let (_dir, store) = open();
+    let a = agent();
+    let mut tags = BTreeMap::new();
+    tags.insert("role".to_string(), "db".to_string());
+    store
+        .enroll_agent(&a, &acme(), "db-1", &tags, NOW)
+        .expect("enroll");
+    let mut hb = Heartbeat::new(acme(), a.clone(), NOW, 1, 15_000);
+    hb.hostname = "db-1.acme.lan".into();
+    hb.os = "linux".into();
+    hb.tags = tags.clone();
+    let seen = store.record_heartbeat(&hb, NOW).expect("hb");
+    assert_eq!(seen.previous, None);
+    let seen = store
+        .record_heartbeat(&hb, NOW.plus_millis(15_000))
+        .expect("hb");
+    assert_eq!(seen.previous, Some(NOW));
+    assert_eq!(seen.previous_interval_ms, 15_000);
+    let record = store.agent(&a).expect("agent").expect("known");
+    assert_eq!(record.hostname, "db-1.acme.lan");
+    assert_eq!(record.name, "db-1");
+    assert_eq!(record.last_seen, Some(NOW.plus_millis(15_000)));
+    assert_eq!(record.enrolled_at, Some(NOW));
+    store.mark_revoked(&a, NOW).expect("revoke");
+    assert!(store.record_heartbeat(&hb, NOW).expect("hb").revoked);
+    assert_eq!(store.agents(Some(&acme())).expect("list").len(), 1);
+    assert!(
+        store
+            .agents(Some(&TenantId::new("globex").expect("t")))
+            .expect("list")
+            .is_empty()
+    );
+}

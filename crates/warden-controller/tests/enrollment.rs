@@ -1,0 +1,224 @@
+//! Enrollment over the controller's gRPC API and revocation through it, against a real
+//! nats-server: a token enrolls once, a revoked agent is disconnected and cannot enroll again,
+//! and an agent's events reach the controller's store once.
+
+mod support;
+
+use support::*;
+use tonic::Code;
+use warden_fleet_identity::AgentKey;
+use warden_fleet_wire::{AgentEvent, EventKind, UnixMillis};
+use warden_proto::fleet as pb;
+
+async fn token(fleet: &Fleet, tenant: &str) -> String {
+    fleet
+        .api(NOC_ADMIN)
+        .await
+        .issue_enrollment_token(pb::IssueEnrollmentTokenRequest {
+            tenant: tenant.into(),
+            tags: vec!["site=hq".into()],
+            ttl_seconds: 0,
+        })
+        .await
+        .expect("token")
+        .into_inner()
+        .token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_enrolls_once_and_only_into_its_tenant() {
+    let fleet = Fleet::start().await;
+    let t = token(&fleet, "acme").await;
+    // Pasted into a machine configured for another client: refused, token not spent.
+    let err = enroll(
+        fleet.channel().await,
+        &AgentKey::generate(),
+        &t,
+        &tenant("globex"),
+        "pc",
+    )
+    .await
+    .expect_err("wrong tenant");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let key = AgentKey::generate();
+    let jwt = enroll(fleet.channel().await, &key, &t, &tenant("acme"), "pc-1")
+        .await
+        .expect("enrolls");
+    assert_eq!(jwt.agent, key.id());
+    let err = enroll(
+        fleet.channel().await,
+        &AgentKey::generate(),
+        &t,
+        &tenant("acme"),
+        "pc-2",
+    )
+    .await
+    .expect_err("second use");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("used already"), "{err:?}");
+    // The enrolled agent is listed with the token's tags, never seen yet.
+    let agents = fleet
+        .api(NOC_VIEWER)
+        .await
+        .list_agents(pb::ListAgentsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .agents;
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].presence, "never-seen");
+    assert_eq!(agents[0].tags.get("site").map(String::as_str), Some("hq"));
+    // A viewer may not issue tokens.
+    let err = fleet
+        .api(NOC_VIEWER)
+        .await
+        .issue_enrollment_token(pb::IssueEnrollmentTokenRequest {
+            tenant: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("viewer");
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_agent_is_disconnected_and_cannot_enroll_again() {
+    let fleet = Fleet::start().await;
+    let mut a = fleet.agent("acme", "stolen-laptop").await;
+    let neighbour = fleet.agent("acme", "desk").await;
+    let r = fleet
+        .api(NOC_ADMIN)
+        .await
+        .revoke(pb::RevokeRequest {
+            agent: a.id.to_string(),
+            reason: "laptop stolen".into(),
+        })
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert_eq!(r.tenant, "acme");
+    let said = tokio::time::timeout(WAIT, async {
+        while let Some(event) = a.events.recv().await {
+            let text = event.to_string().to_lowercase();
+            if text.contains("revoked") {
+                return text;
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("the server closes the revoked agent's connection");
+    assert!(said.contains("revoked"), "{said}");
+    // The neighbour is still connected and can still talk.
+    neighbour
+        .client
+        .flush()
+        .await
+        .expect("neighbour stays connected");
+    let t = token(&fleet, "acme").await;
+    let err = enroll(
+        fleet.channel().await,
+        &a.key,
+        &t,
+        &tenant("acme"),
+        "stolen-laptop",
+    )
+    .await
+    .expect_err("a revoked key");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("revoked"), "{err:?}");
+    let agents = fleet
+        .api(NOC_VIEWER)
+        .await
+        .list_agents(pb::ListAgentsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .agents;
+    let row = agents
+        .iter()
+        .find(|x| x.agent == a.id.as_str())
+        .expect("listed");
+    assert!(row.revoked);
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    assert!(audit.contains("\"fleet.revoke\"") && audit.contains("laptop stolen"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_events_are_stored_once_and_streamed_to_its_tenant_only() {
+    let fleet = Fleet::start().await;
+    let a = fleet.agent("acme", "db-1").await;
+    let g = fleet.agent("globex", "db-9").await;
+    let mut watch = fleet
+        .api(ACME_OPERATOR)
+        .await
+        .watch_events(pb::WatchEventsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    // Globex's event first: the acme-scoped watcher must skip it and see acme's.
+    let ge = AgentEvent::new(
+        g.tenant.clone(),
+        g.id.clone(),
+        1,
+        UnixMillis::now(),
+        EventKind::Escalation,
+        "backup",
+    );
+    g.client
+        .publish(
+            ge.nats_subject(),
+            warden_fleet_wire::encode(&ge).expect("encode").into(),
+        )
+        .await
+        .expect("publish");
+    g.client.flush().await.expect("flush");
+    fleet.wait_for("globex's event", |p| p.events >= 1).await;
+    let mut e = AgentEvent::new(
+        a.tenant.clone(),
+        a.id.clone(),
+        1,
+        UnixMillis::now(),
+        EventKind::IncidentOpened,
+        "disk-space",
+    );
+    e.detail = "/var at 97 %".into();
+    let bytes = warden_fleet_wire::encode(&e).expect("encode");
+    // Twice, as an outbox replay would.
+    for _ in 0..2 {
+        a.client
+            .publish(e.nats_subject(), bytes.clone().into())
+            .await
+            .expect("publish");
+    }
+    a.client.flush().await.expect("flush");
+    fleet
+        .wait_for("two more event messages", |p| p.events >= 3)
+        .await;
+    let seen = tokio::time::timeout(WAIT, tokio_stream::StreamExt::next(&mut watch))
+        .await
+        .expect("an event in time")
+        .expect("stream open")
+        .expect("event");
+    assert_eq!(
+        (seen.agent.as_str(), seen.kind.as_str()),
+        (a.id.as_str(), "incident-opened")
+    );
+    let listed = fleet
+        .api(ACME_OPERATOR)
+        .await
+        .list_events(pb::ListEventsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .events;
+    assert_eq!(listed.len(), 1, "one acme event, stored once: {listed:?}");
+    assert_eq!(listed[0].detail, "/var at 97 %");
+    let all = fleet
+        .running
+        .controller
+        .events(&warden_controller::controller::internal_caller(), None, 10)
+        .expect("events");
+    assert_eq!(all.len(), 2);
+}

@@ -1,0 +1,536 @@
+//! The controller against a real nats-server 2.12.8 in operator mode (`cargo xtask nats`), with
+//! agents simulated at the protocol level (support/mod.rs): presence, targeting, results stored
+//! once, re-sends and expiry, an agent served when it comes back, tenant isolation in the API,
+//! and unauthenticated calls refused.
+//!
+//! "Did not arrive" is decided without sleeping: the controller publishes every command on one
+//! connection, and NATS keeps order per connection, so an agent whose next command is a later
+//! run never got the earlier one.
+
+mod support;
+
+use prost::Message as _;
+use support::*;
+use tonic::Code;
+use warden_controller::presence::OFFLINE_INTERVALS;
+use warden_controller::runs::RESEND_FIRST_MS;
+use warden_fleet_wire::{RefusalReason, RunResult, RunStatus};
+use warden_proto::fleet as pb;
+
+fn dispatch(target: &str, ttl: i64) -> pb::DispatchRequest {
+    pb::DispatchRequest {
+        runbook: "restart-spooler".into(),
+        target: target.into(),
+        params: [("service".to_string(), "spooler".to_string())].into(),
+        dry_run: false,
+        ttl_seconds: ttl,
+        bundle: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_goes_online_offline_and_back_with_heartbeats() {
+    let fleet = Fleet::start().await;
+    let mut a = fleet.agent("acme", "db-1").await;
+    let b = fleet.agent("acme", "web-1").await;
+    let hb = a.heartbeat_with("linux", &[("role", "db")]);
+    a.send_heartbeat(&hb).await;
+    fleet.wait_for("a heartbeat", |p| p.heartbeats >= 1).await;
+    let mut api = fleet.api(NOC_VIEWER).await;
+    let list = |offline_only: bool| pb::ListAgentsRequest {
+        tenant: "acme".into(),
+        tags: vec![],
+        offline_only,
+    };
+    let agents = api
+        .list_agents(list(false))
+        .await
+        .expect("list")
+        .into_inner()
+        .agents;
+    let presence = |agents: &[pb::AgentView], id: &str| {
+        agents
+            .iter()
+            .find(|x| x.agent == id)
+            .map(|x| x.presence.clone())
+            .expect("listed")
+    };
+    assert_eq!(presence(&agents, a.id.as_str()), "online");
+    assert_eq!(presence(&agents, b.id.as_str()), "never-seen");
+    let row = agents.iter().find(|x| x.agent == a.id.as_str()).expect("a");
+    assert_eq!(row.os, "linux");
+    assert_eq!(row.tags.get("role").map(String::as_str), Some("db"));
+
+    fleet.clock.advance_ms(OFFLINE_INTERVALS * INTERVAL_MS + 1);
+    let offline = api
+        .list_agents(list(true))
+        .await
+        .expect("list")
+        .into_inner()
+        .agents;
+    assert_eq!(presence(&offline, a.id.as_str()), "offline");
+    assert_eq!(offline.len(), 2, "both agents are not online");
+
+    let hb = a.heartbeat_with("linux", &[("role", "db")]);
+    a.send_heartbeat(&hb).await;
+    fleet
+        .wait_for("the second heartbeat", |p| p.heartbeats >= 2)
+        .await;
+    let offline = api
+        .list_agents(list(true))
+        .await
+        .expect("list")
+        .into_inner()
+        .agents;
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    assert_eq!(offline[0].agent, b.id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_reaches_exactly_the_matching_agents() {
+    let fleet = Fleet::start().await;
+    let mut agents = Vec::new();
+    for (tenant, os, role) in [
+        ("acme", "linux", "db"),
+        ("acme", "linux", "web"),
+        ("acme", "windows", "db"),
+        ("globex", "linux", "db"),
+    ] {
+        let mut a = fleet.agent(tenant, &format!("{os}-{role}")).await;
+        a.listen().await;
+        let hb = a.heartbeat_with(os, &[("role", role)]);
+        a.send_heartbeat(&hb).await;
+        agents.push(a);
+    }
+    fleet
+        .wait_for("four heartbeats", |p| p.heartbeats >= 4)
+        .await;
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let first = api
+        .dispatch(dispatch("tenant=acme,role=db,os=linux", 0))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert_eq!(first.agents, vec![agents[0].id.to_string()]);
+    let second = api
+        .dispatch(dispatch("*", 0))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert_eq!(second.agents.len(), 4);
+
+    let c = agents[0].next_command().await;
+    assert_eq!(c.run.as_str(), first.run_id);
+    assert_eq!(c.agent, agents[0].id);
+    assert_eq!(
+        c.validate(c.issued_at, &agents[0].id, &agents[0].tenant),
+        Ok(())
+    );
+    for a in agents.iter_mut() {
+        let c = a.next_command().await;
+        assert_eq!(
+            c.run.as_str(),
+            second.run_id,
+            "{} got another run first",
+            a.id
+        );
+        assert_eq!(c.agent, a.id);
+    }
+    // The run's view lists the one targeted agent as missing.
+    let view = api
+        .get_run(pb::GetRunRequest {
+            run_id: first.run_id.clone(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(view.agents.len(), 1);
+    assert_eq!(view.agents[0].state, "missing");
+    assert_eq!(view.target, "tenant=acme,os=linux,role=db");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_result_is_stored_once() {
+    let fleet = Fleet::start().await;
+    let mut a = fleet.agent("acme", "db-1").await;
+    a.listen().await;
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let run = api
+        .dispatch(dispatch(&format!("agent={}", a.id), 0))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    let c = a.next_command().await;
+    let mut done = RunResult::new(
+        c.run.clone(),
+        a.tenant.clone(),
+        a.id.clone(),
+        RunStatus::Succeeded,
+    );
+    done.started_at = Some(c.issued_at);
+    done.finished_at = Some(c.issued_at.plus_millis(10));
+    assert!(!a.publish_result(&done, &done.msg_id()).await);
+    // The same msg id inside the window: JetStream drops it.
+    assert!(
+        a.publish_result(&done, &done.msg_id()).await,
+        "the stream deduplicates"
+    );
+    // Past the window (another id), and a late `replayed` from a re-send: the store keeps one.
+    assert!(
+        !a.publish_result(&done, &format!("{}.later", done.msg_id()))
+            .await
+    );
+    let replayed = RunResult::new(
+        c.run.clone(),
+        a.tenant.clone(),
+        a.id.clone(),
+        RunStatus::Refused {
+            reason: RefusalReason::Replayed,
+        },
+    );
+    assert!(!a.publish_result(&replayed, "another-id").await);
+    fleet.wait_for("three results", |p| p.results >= 3).await;
+    let view = api
+        .get_run(pb::GetRunRequest {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(view.agents.len(), 1);
+    assert_eq!(view.agents[0].state, "succeeded");
+    assert!(view.done);
+    // Stored once: one `fleet.result` audit record for the run, however many copies came.
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    let stored = audit
+        .lines()
+        .filter(|l| l.contains("\"fleet.result\"") && l.contains(c.run.as_str()))
+        .count();
+    assert_eq!(stored, 1, "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_agent_gets_a_resend_and_is_reported_expired() {
+    let fleet = Fleet::start().await;
+    let mut quiet = fleet.agent("acme", "quiet").await;
+    let mut busy = fleet.agent("acme", "busy").await;
+    quiet.listen().await;
+    busy.listen().await;
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let run = api
+        .dispatch(dispatch("tenant=acme", 60))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert_eq!(run.agents.len(), 2);
+    let first = quiet.next_command().await;
+    let c = busy.next_command().await;
+    let running = RunResult::new(
+        c.run.clone(),
+        busy.tenant.clone(),
+        busy.id.clone(),
+        RunStatus::Running,
+    );
+    busy.publish_result(&running, &running.msg_id()).await;
+    fleet.wait_for("busy's running", |p| p.results >= 1).await;
+
+    // Not due yet: nothing is sent.
+    let sends = fleet.progress().sends;
+    fleet.running.controller.tick().await.expect("tick");
+    assert_eq!(fleet.progress().sends, sends);
+    fleet.clock.advance_ms(RESEND_FIRST_MS);
+    fleet.running.controller.tick().await.expect("tick");
+    assert_eq!(
+        fleet.progress().sends,
+        sends + 1,
+        "one re-send, to the quiet agent only"
+    );
+    let again = quiet.next_command().await;
+    assert_eq!(again.run, first.run);
+
+    fleet.clock.advance_ms(61_000);
+    fleet.running.controller.tick().await.expect("tick");
+    let view = api
+        .get_run(pb::GetRunRequest {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    let state = |id: &warden_fleet_identity::AgentId| {
+        view.agents
+            .iter()
+            .find(|x| x.agent == id.as_str())
+            .map(|x| (x.state.clone(), x.sends))
+            .expect("row")
+    };
+    assert_eq!(state(&quiet.id), ("expired".to_string(), 2));
+    assert_eq!(state(&busy.id), ("running".to_string(), 1));
+    // Closed: no more re-sends, however long we wait.
+    let sends = fleet.progress().sends;
+    fleet.clock.advance_ms(10 * 60_000);
+    fleet.running.controller.tick().await.expect("tick");
+    assert_eq!(fleet.progress().sends, sends);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_offline_at_dispatch_gets_the_command_when_it_comes_back() {
+    let fleet = Fleet::start().await;
+    let mut away = fleet.agent("acme", "laptop").await;
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let run = api
+        .dispatch(dispatch("tenant=acme", 0))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert_eq!(run.agents, vec![away.id.to_string()]);
+    // It comes online: subscribes, then its first heartbeat.
+    away.listen().await;
+    let hb = away.heartbeat_with("linux", &[]);
+    away.send_heartbeat(&hb).await;
+    let c = away.next_command().await;
+    assert_eq!(c.run.as_str(), run.run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_scoped_token_cannot_list_target_or_read_another_tenant() {
+    let fleet = Fleet::start().await;
+    let mut acme = fleet.agent("acme", "acme-1").await;
+    let mut globex = fleet.agent("globex", "globex-1").await;
+    acme.listen().await;
+    globex.listen().await;
+    let mut noc = fleet.api(NOC_ADMIN).await;
+    let globex_run = noc
+        .dispatch(dispatch("tenant=globex", 0))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    let mut scoped = fleet.api(ACME_OPERATOR).await;
+    let mut scoped_admin = fleet.api(ACME_ADMIN).await;
+
+    let all = scoped
+        .list_agents(pb::ListAgentsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .agents;
+    assert_eq!(
+        all.iter().map(|a| a.agent.as_str()).collect::<Vec<_>>(),
+        vec![acme.id.as_str()]
+    );
+    let err = scoped
+        .list_agents(pb::ListAgentsRequest {
+            tenant: "globex".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("another tenant");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let err = scoped
+        .dispatch(dispatch("tenant=globex", 0))
+        .await
+        .expect_err("target globex");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = scoped
+        .dispatch(dispatch(&format!("agent={}", globex.id), 0))
+        .await
+        .expect_err("globex's agent by id");
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "no agent of its tenant matches"
+    );
+    let own = scoped
+        .dispatch(dispatch("*", 0))
+        .await
+        .expect("own tenant")
+        .into_inner();
+    assert_eq!(own.agents, vec![acme.id.to_string()]);
+
+    let err = scoped
+        .get_run(pb::GetRunRequest {
+            run_id: globex_run.run_id.clone(),
+        })
+        .await
+        .expect_err("globex's run");
+    assert_eq!(err.code(), Code::NotFound);
+    let runs = scoped
+        .list_runs(pb::ListRunsRequest::default())
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    assert_eq!(
+        runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec![own.run_id.as_str()]
+    );
+    let err = scoped_admin
+        .issue_enrollment_token(pb::IssueEnrollmentTokenRequest {
+            tenant: "globex".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("globex token");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = scoped_admin
+        .revoke(pb::RevokeRequest {
+            agent: globex.id.to_string(),
+            reason: String::new(),
+        })
+        .await
+        .expect_err("revoke globex's agent");
+    assert_eq!(err.code(), Code::NotFound);
+    // The globex agent got its own run only; the acme agent only its own tenant's.
+    assert_eq!(globex.next_command().await.run.as_str(), globex_run.run_id);
+    assert_eq!(acme.next_command().await.run.as_str(), own.run_id);
+    // And the NOC sees both runs.
+    let runs = noc
+        .list_runs(pb::ListRunsRequest::default())
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 2);
+}
+
+/// Every method of the controller's API, by path, from the descriptor set.
+fn registered_methods() -> Vec<String> {
+    let set = prost_types::FileDescriptorSet::decode(warden_proto::FLEET_DESCRIPTOR_SET)
+        .expect("descriptor set");
+    let mut methods = Vec::new();
+    for file in set.file {
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(format!(
+                    "/{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    methods
+}
+
+async fn raw_call(
+    channel: tonic::transport::Channel,
+    path: &str,
+    token: Option<&str>,
+) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut req = tonic::Request::new(());
+    if let Some(t) = token {
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = http::uri::PathAndQuery::try_from(path).expect("path");
+    let is_stream = path.path().contains("/Watch");
+    if is_stream {
+        match grpc.server_streaming(req, path, codec).await {
+            Ok(_) => tonic::Status::ok("streaming"),
+            Err(s) => s,
+        }
+    } else {
+        match grpc.unary(req, path, codec).await {
+            Ok(_) => tonic::Status::ok("answered"),
+            Err(s) => s,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_refuses_a_call_without_credentials() {
+    let fleet = Fleet::start().await;
+    let methods = registered_methods();
+    let mut listed: Vec<String> = warden_controller::grpc::auth::METHOD_ACCESS
+        .iter()
+        .map(|(m, _)| m.to_string())
+        .collect();
+    listed.sort();
+    let mut sorted = methods.clone();
+    sorted.sort();
+    assert_eq!(sorted, listed, "METHOD_ACCESS lists every method");
+    for method in &methods {
+        for token in [None, Some("not-a-token")] {
+            let status = raw_call(fleet.channel().await, method, token).await;
+            assert_eq!(
+                status.code(),
+                Code::Unauthenticated,
+                "{method} with {token:?}: {status:?}"
+            );
+        }
+    }
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    assert!(
+        audit.matches("\"unauthenticated\"").count() >= 14,
+        "every Fleet refusal audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_restarted_mid_run_loses_nothing_and_resumes_resends() {
+    let mut fleet = Fleet::start().await;
+    let mut done = fleet.agent("acme", "done").await;
+    let mut quiet = fleet.agent("acme", "quiet").await;
+    done.listen().await;
+    quiet.listen().await;
+    let run = fleet
+        .api(NOC_ADMIN)
+        .await
+        .dispatch(dispatch("tenant=acme", 600))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    let c = done.next_command().await;
+    let first = quiet.next_command().await;
+    // The controller goes down; meanwhile one agent answers: the result waits in the stream.
+    let result = RunResult::new(
+        c.run.clone(),
+        done.tenant.clone(),
+        done.id.clone(),
+        RunStatus::Succeeded,
+    );
+    let publisher = &done;
+    fleet
+        .restart_controller(async {
+            assert!(!publisher.publish_result(&result, &result.msg_id()).await);
+        })
+        .await;
+    fleet
+        .wait_for("the result stored while down", |p| p.results >= 1)
+        .await;
+    let mut api = fleet.api(NOC_VIEWER).await;
+    let view = api
+        .get_run(pb::GetRunRequest {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    let state = |id: &warden_fleet_identity::AgentId| {
+        view.agents
+            .iter()
+            .find(|x| x.agent == id.as_str())
+            .map(|x| x.state.clone())
+            .expect("row")
+    };
+    assert_eq!(state(&done.id), "succeeded");
+    assert_eq!(state(&quiet.id), "missing");
+    // The new controller knows whom to re-send to, from the store.
+    fleet.clock.advance_ms(RESEND_FIRST_MS);
+    fleet.running.controller.tick().await.expect("tick");
+    assert_eq!(quiet.next_command().await.run, first.run);
+    assert_eq!(
+        fleet.progress().sends,
+        1,
+        "one re-send, to the quiet agent only"
+    );
+}

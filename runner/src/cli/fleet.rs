@@ -1,0 +1,555 @@
+//! `warden fleet`: the NOC side of the controller's gRPC API. Tables for people (aligned,
+//! readable times), `--json` for scripts (one object per command: `{"agents": [...]}`,
+//! `{"run": {...}}`, `{"runs": [...]}`, ...). Everything the controller relays from agents is
+//! printed through [`inert`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use tokio_stream::StreamExt;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use warden_proto::fleet as pb;
+use warden_proto::fleet::fleet_client::FleetClient;
+
+use super::Context;
+use super::output::{inert, parse_params, print_json};
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// The controller's address.
+    #[arg(
+        long,
+        env = "WARDEN_CONTROLLER",
+        default_value = "http://127.0.0.1:7400"
+    )]
+    pub addr: String,
+    /// The bearer token (prefer WARDEN_TOKEN or --token-file: arguments show in `ps`).
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// List agents with their presence and inventory.
+    Agents {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only agents with this tag (`os=linux` matches the OS too); repeatable.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Only agents that are not online.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Run a runbook on a target and show the results live.
+    Run {
+        runbook: String,
+        /// Which agents: `tenant=acme,role=db,os=linux`, or `*` for all you may see.
+        #[arg(long)]
+        target: String,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds the command stays valid (an agent offline longer is reported expired).
+        #[arg(long)]
+        ttl: Option<i64>,
+        /// A signed runbook bundle to send inline (the agents verify it themselves).
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
+        /// Print the run id and return at once.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One run, agent by agent.
+    Show { run_id: String },
+    /// A single-use enrollment token for one agent of a tenant.
+    EnrollToken {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Seconds it stays valid (default 1 hour, at most 24 hours).
+        #[arg(long)]
+        ttl: Option<i64>,
+    },
+    /// The agents' incidents, escalations and schedule firings (newest first; --follow: live).
+    Events {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Keep printing new events as they arrive (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Revoke an agent: its connections close and it cannot enroll again with its key.
+    Revoke {
+        agent: String,
+        #[arg(long, default_value = "revoked by the NOC")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Client = FleetClient<InterceptedService<Channel, Bearer>>;
+
+async fn connect(args: &FleetArgs) -> Result<Client> {
+    let token = match (&args.token, &args.token_file) {
+        (_, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .trim()
+            .to_string(),
+        (Some(t), None) => t.clone(),
+        (None, None) => bail!("no token: set WARDEN_TOKEN or pass --token-file"),
+    };
+    let bearer = Bearer(
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|_| anyhow!("the token has characters a header cannot carry"))?,
+    );
+    let channel = Endpoint::from_shared(args.addr.clone())
+        .with_context(|| format!("bad address {}", args.addr))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the controller at {}", args.addr))?;
+    Ok(FleetClient::with_interceptor(channel, bearer))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow!("{:?}: {}", s.code(), inert(s.message()))
+}
+
+/// Unix ms as RFC 3339 (seconds), or `-`.
+fn when(ms: i64) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// How long ago, humanised (`12s ago`, `5m ago`, `3h ago`, `2d ago`).
+fn ago(ms: i64) -> String {
+    if ms == 0 {
+        return "never".into();
+    }
+    let secs = (Utc::now().timestamp_millis() - ms).max(0) / 1000;
+    match secs {
+        s if s < 120 => format!("{s}s ago"),
+        s if s < 7200 => format!("{}m ago", s / 60),
+        s if s < 172_800 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// Print rows under headers, each column as wide as its widest cell.
+fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn short(agent: &str) -> String {
+    agent.chars().take(12).collect()
+}
+
+pub fn run(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(run_async(cx, args))
+}
+
+async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
+    let mut client = connect(&args).await?;
+    match args.command {
+        FleetCommand::Agents {
+            tenant,
+            tags,
+            offline,
+        } => {
+            let agents = client
+                .list_agents(pb::ListAgentsRequest {
+                    tenant: tenant.unwrap_or_default(),
+                    tags,
+                    offline_only: offline,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .agents;
+            if cx.json {
+                print_json(&serde_json::json!({ "agents": agents }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = agents
+                .iter()
+                .map(|a| {
+                    let tags: Vec<String> =
+                        a.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    vec![
+                        short(&a.agent),
+                        a.tenant.clone(),
+                        inert(&a.hostname).into_owned(),
+                        if a.revoked {
+                            "revoked".into()
+                        } else {
+                            a.presence.clone()
+                        },
+                        ago(a.last_seen),
+                        inert(&a.os).into_owned(),
+                        inert(&a.version).into_owned(),
+                        a.plugins.len().to_string(),
+                        a.open_incidents.to_string(),
+                        inert(&tags.join(",")).into_owned(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "AGENT",
+                    "TENANT",
+                    "HOST",
+                    "PRESENCE",
+                    "LAST SEEN",
+                    "OS",
+                    "VERSION",
+                    "PLUGINS",
+                    "INCIDENTS",
+                    "TAGS",
+                ],
+                &rows,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetCommand::Run {
+            runbook,
+            target,
+            params,
+            dry_run,
+            ttl,
+            bundle,
+            detach,
+        } => {
+            let bundle = match bundle {
+                Some(p) => {
+                    std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?
+                }
+                None => Vec::new(),
+            };
+            let params: BTreeMap<String, String> = parse_params(&params)?.into_iter().collect();
+            let started = client
+                .dispatch(pb::DispatchRequest {
+                    runbook,
+                    target,
+                    params: params.into_iter().collect(),
+                    dry_run,
+                    ttl_seconds: ttl.unwrap_or(0),
+                    bundle,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if detach {
+                if cx.json {
+                    print_json(&serde_json::json!({ "dispatched": started }))?;
+                } else {
+                    println!(
+                        "{} to {} agents, expires {}",
+                        started.run_id,
+                        started.agents.len(),
+                        when(started.expires_at)
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !cx.json {
+                eprintln!(
+                    "run {} to {} agents (expires {})",
+                    started.run_id,
+                    started.agents.len(),
+                    when(started.expires_at)
+                );
+            }
+            let mut stream = client
+                .watch_run(pb::GetRunRequest {
+                    run_id: started.run_id.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let mut last = None;
+            let mut shown = (0usize, 0usize);
+            while let Some(view) = stream.next().await {
+                let view = view.map_err(status_error)?;
+                let settled = view
+                    .agents
+                    .iter()
+                    .filter(|a| !matches!(a.state.as_str(), "missing" | "running"))
+                    .count();
+                if !cx.json && (settled, view.agents.len()) != shown {
+                    eprintln!("  {settled}/{} settled", view.agents.len());
+                    shown = (settled, view.agents.len());
+                }
+                let done = view.done;
+                last = Some(view);
+                if done {
+                    break;
+                }
+            }
+            let view =
+                last.ok_or_else(|| anyhow!("the controller closed the watch without a view"))?;
+            print_run(cx, &view)?;
+            Ok(run_exit(&view))
+        }
+        FleetCommand::Show { run_id } => {
+            let view = client
+                .get_run(pb::GetRunRequest { run_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_run(cx, &view)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetCommand::Runs { tenant, limit } => {
+            let runs = client
+                .list_runs(pb::ListRunsRequest {
+                    tenant: tenant.unwrap_or_default(),
+                    limit,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .runs;
+            if cx.json {
+                print_json(&serde_json::json!({ "runs": runs }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = runs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.run_id.clone(),
+                        when(r.created_at),
+                        r.runbook.clone(),
+                        r.target.clone(),
+                        r.requested_by.clone(),
+                        r.agents.to_string(),
+                        r.succeeded.to_string(),
+                        r.failed.to_string(),
+                        r.pending.to_string(),
+                        r.expired.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "RUN", "CREATED", "RUNBOOK", "TARGET", "BY", "AGENTS", "OK", "FAILED",
+                    "PENDING", "EXPIRED",
+                ],
+                &rows,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetCommand::EnrollToken { tenant, tags, ttl } => {
+            let token = client
+                .issue_enrollment_token(pb::IssueEnrollmentTokenRequest {
+                    tenant,
+                    tags,
+                    ttl_seconds: ttl.unwrap_or(0),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&serde_json::json!({ "token": token }))?;
+            } else {
+                eprintln!(
+                    "single-use token for tenant {} (id {}), valid until {}:",
+                    token.tenant,
+                    token.id,
+                    when(token.expires_at * 1000)
+                );
+                println!("{}", token.token);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetCommand::Events {
+            tenant,
+            limit,
+            follow,
+        } => {
+            let tenant = tenant.unwrap_or_default();
+            if follow {
+                let mut stream = client
+                    .watch_events(pb::WatchEventsRequest { tenant })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                while let Some(event) = stream.next().await {
+                    let event = event.map_err(status_error)?;
+                    if cx.json {
+                        print_json(&serde_json::json!({ "event": event }))?;
+                    } else {
+                        println!("{}", event_line(&event));
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let events = client
+                .list_events(pb::ListEventsRequest { tenant, limit })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .events;
+            if cx.json {
+                print_json(&serde_json::json!({ "events": events }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        when(e.at),
+                        e.tenant.clone(),
+                        short(&e.agent),
+                        e.kind.clone(),
+                        inert(&e.subject).into_owned(),
+                        inert(e.detail.lines().next().unwrap_or("")).into_owned(),
+                    ]
+                })
+                .collect();
+            table(
+                &["AT", "TENANT", "AGENT", "KIND", "SUBJECT", "DETAIL"],
+                &rows,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetCommand::Revoke { agent, reason } => {
+            let r = client
+                .revoke(pb::RevokeRequest { agent, reason })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&serde_json::json!({ "revoked": r }))?;
+            } else {
+                println!(
+                    "revoked {} (tenant {}) at {}",
+                    r.agent,
+                    r.tenant,
+                    when(r.revoked_at * 1000)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn event_line(e: &pb::FleetEvent) -> String {
+    format!(
+        "{}  {}  {}  {}  {}  {}",
+        when(e.at),
+        e.tenant,
+        short(&e.agent),
+        e.kind,
+        inert(&e.subject),
+        inert(e.detail.lines().next().unwrap_or(""))
+    )
+}
+
+fn print_run(cx: &Context, view: &pb::RunView) -> Result<()> {
+    if cx.json {
+        return print_json(&serde_json::json!({ "run": view }));
+    }
+    println!(
+        "run {}  runbook {}{}  target {}  by {}  created {}  expires {}",
+        view.run_id,
+        view.runbook,
+        if view.dry_run { " (dry run)" } else { "" },
+        view.target,
+        view.requested_by,
+        when(view.created_at),
+        when(view.expires_at)
+    );
+    let rows: Vec<Vec<String>> = view
+        .agents
+        .iter()
+        .map(|a| {
+            let state = if a.reason.is_empty() {
+                a.state.clone()
+            } else {
+                format!("{} ({})", a.state, a.reason)
+            };
+            let took = if a.started_at > 0 && a.finished_at >= a.started_at {
+                format!("{:.1}s", (a.finished_at - a.started_at) as f64 / 1000.0)
+            } else {
+                "-".into()
+            };
+            vec![
+                short(&a.agent),
+                a.tenant.clone(),
+                inert(&a.hostname).into_owned(),
+                state,
+                took,
+                a.sends.to_string(),
+                inert(&a.error).into_owned(),
+            ]
+        })
+        .collect();
+    table(
+        &["AGENT", "TENANT", "HOST", "STATE", "TOOK", "SENDS", "ERROR"],
+        &rows,
+    );
+    Ok(())
+}
+
+/// 0: every agent succeeded; 1: any failed, was refused, cancelled or expired.
+fn run_exit(view: &pb::RunView) -> ExitCode {
+    if view.agents.iter().all(|a| a.state == "succeeded") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
