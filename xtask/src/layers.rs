@@ -80,6 +80,31 @@ const RULES: &[Rule] = &[
             "rusqlite",
         ],
     },
+    // The fleet's wire messages: pure encode / decode, shared by the controller and the agent,
+    // so neither side's runtime, transport or sandbox may come with it.
+    Rule {
+        krate: "warden-fleet-wire",
+        may_use: &["warden-fleet-identity"],
+        never: &[
+            "wasmtime",
+            "wasmtime-wasi",
+            "warden-host",
+            "warden-agent",
+            "warden-controller",
+            "async-nats",
+            "tokio",
+            "tonic",
+            "prost",
+            "rusqlite",
+        ],
+    },
+    // Roles, hashed bearer tokens and tenant scopes of the gRPC APIs: pure, so both the agent and
+    // the controller can use it without either depending on the other.
+    Rule {
+        krate: "warden-access",
+        may_use: &[],
+        never: HEAVY,
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],
@@ -142,6 +167,9 @@ const RULES: &[Rule] = &[
             "warden-bundle",
             "warden-history",
             "warden-proto",
+            "warden-access",
+            "warden-fleet-identity",
+            "warden-fleet-wire",
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },

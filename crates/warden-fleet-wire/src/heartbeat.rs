@@ -1,0 +1,151 @@
+//! An agent's heartbeat, on `fleet.hb.<tenant>.<agent>` (core NATS, fire and forget: a lost
+//! heartbeat is replaced by the next). It is the agent's presence and its whole inventory, so
+//! the controller needs no other message to list the fleet, and a controller that restarts
+//! knows every online agent again within one interval.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use warden_fleet_identity::{AgentId, TenantId, subjects};
+
+use crate::WIRE_VERSION;
+use crate::codec::{Malformed, Message, check_name, check_text};
+use crate::time::UnixMillis;
+
+/// Largest encoded heartbeat: 64 KiB. [`MAX_TAGS`] tags and [`MAX_PLUGINS`] plugins at their
+/// bounds are about 50 KiB; at 10,000 agents every 30 s the typical few-KiB heartbeat is
+/// about 1 MiB/s at the controller, the cap bounds a misbehaving one.
+pub const MAX_HEARTBEAT_BYTES: usize = 64 * 1024;
+/// Tags (from the agent's config and its discovery facts): what targets select on.
+pub const MAX_TAGS: usize = 64;
+pub const MAX_TAG_KEY_LEN: usize = 64;
+pub const MAX_TAG_VALUE_LEN: usize = 256;
+/// Installed plugins listed.
+pub const MAX_PLUGINS: usize = 128;
+pub const MAX_PLUGIN_NAME_LEN: usize = 64;
+pub const MAX_VERSION_LEN: usize = 64;
+pub const MAX_HOSTNAME_LEN: usize = 255;
+pub const MAX_OS_LEN: usize = 64;
+/// Longest interval an agent may announce: 10 minutes. The controller computes "overdue" from
+/// it; an agent announcing an hour would look online an hour after it died.
+pub const MAX_HEARTBEAT_INTERVAL_MS: i64 = 10 * 60 * 1000;
+/// Shortest: 1 s (a shorter one is a load on the controller, not more presence).
+pub const MIN_HEARTBEAT_INTERVAL_MS: i64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub v: u32,
+    pub agent: AgentId,
+    pub tenant: TenantId,
+    pub agent_version: String,
+    pub hostname: String,
+    /// `linux`, `windows`, `macos` (Rust's `std::env::consts::OS`).
+    pub os: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub plugins: Vec<PluginInfo>,
+    #[serde(default)]
+    pub open_incidents: u32,
+    pub sent_at: UnixMillis,
+    /// Per agent process, from 1; a restart starts again at 1 (with a later `sent_at`).
+    pub seq: u64,
+    /// When the next heartbeat is due, in ms after this one.
+    pub interval_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    /// Hex SHA-256 of the installed component.
+    pub sha256: String,
+}
+
+impl Heartbeat {
+    pub fn nats_subject(&self) -> String {
+        subjects::heartbeat(&self.tenant, &self.agent)
+    }
+
+    /// Heartbeats are core NATS; this id only tells copies apart in logs.
+    pub fn msg_id(&self) -> String {
+        format!(
+            "{}.hb.{}.{}",
+            self.agent,
+            self.sent_at.as_millis(),
+            self.seq
+        )
+    }
+
+    /// A heartbeat with no tags, plugins or incidents.
+    pub fn new(
+        tenant: TenantId,
+        agent: AgentId,
+        sent_at: UnixMillis,
+        seq: u64,
+        interval_ms: i64,
+    ) -> Heartbeat {
+        Heartbeat {
+            v: WIRE_VERSION,
+            agent,
+            tenant,
+            agent_version: String::new(),
+            hostname: String::new(),
+            os: String::new(),
+            tags: BTreeMap::new(),
+            plugins: Vec::new(),
+            open_incidents: 0,
+            sent_at,
+            seq,
+            interval_ms,
+        }
+    }
+}
+
+impl Message for Heartbeat {
+    const KIND: &'static str = "heartbeat";
+    const MAX_BYTES: usize = MAX_HEARTBEAT_BYTES;
+
+    fn version(&self) -> u32 {
+        self.v
+    }
+
+    fn check(&self) -> Result<(), Malformed> {
+        check_text("agent_version", &self.agent_version, MAX_VERSION_LEN)?;
+        check_text("hostname", &self.hostname, MAX_HOSTNAME_LEN)?;
+        check_text("os", &self.os, MAX_OS_LEN)?;
+        if !(MIN_HEARTBEAT_INTERVAL_MS..=MAX_HEARTBEAT_INTERVAL_MS).contains(&self.interval_ms) {
+            return Err(Malformed::new(
+                "interval_ms",
+                format!(
+                    "{} not within {MIN_HEARTBEAT_INTERVAL_MS} ..= {MAX_HEARTBEAT_INTERVAL_MS}",
+                    self.interval_ms
+                ),
+            ));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(Malformed::new(
+                "tags",
+                format!("{} tags, at most {MAX_TAGS}", self.tags.len()),
+            ));
+        }
+        for (key, value) in &self.tags {
+            check_name("tags", key, MAX_TAG_KEY_LEN)?;
+            check_text(&format!("tags.{key}"), value, MAX_TAG_VALUE_LEN)?;
+        }
+        if self.plugins.len() > MAX_PLUGINS {
+            return Err(Malformed::new(
+                "plugins",
+                format!("{} plugins, at most {MAX_PLUGINS}", self.plugins.len()),
+            ));
+        }
+        for p in &self.plugins {
+            check_name("plugins.name", &p.name, MAX_PLUGIN_NAME_LEN)?;
+            check_text("plugins.version", &p.version, MAX_VERSION_LEN)?;
+            if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Malformed::new("plugins.sha256", "not 64 hex digits"));
+            }
+        }
+        Ok(())
+    }
+}
