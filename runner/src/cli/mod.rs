@@ -4,6 +4,7 @@
 mod audit;
 mod author;
 mod ctl;
+mod enroll;
 mod key;
 mod output;
 mod plugin;
@@ -76,6 +77,8 @@ pub enum Command {
     Token(serve::TokenCommand),
     /// Drive an agent over its gRPC API (the NOC side).
     Ctl(ctl::CtlArgs),
+    /// Join the fleet: enroll this agent's new key with the controller, write its credentials.
+    Enroll(enroll::EnrollArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -168,6 +171,7 @@ fn dispatch(cx: &Context, command: Command) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(cx, args),
         Command::Token(cmd) => serve::token(cx, cmd),
         Command::Ctl(args) => ctl::run(cx, args),
+        Command::Enroll(args) => enroll::run(cx, args),
         Command::Report(args) => report::run(cx, args),
     }
 }
