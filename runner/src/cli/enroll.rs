@@ -49,8 +49,8 @@ pub fn run(cx: &Context, args: EnrollArgs) -> Result<ExitCode> {
         (Some(t), None) => t.trim().to_string(),
         (None, None) => bail!("no token: pass --token, --token-file or set WARDEN_ENROLL_TOKEN"),
     };
-    let tenant = TenantId::new(args.tenant.clone())
-        .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let tenant =
+        TenantId::new(args.tenant.clone()).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
     let path = args
         .credentials
         .clone()
@@ -61,9 +61,10 @@ pub fn run(cx: &Context, args: EnrollArgs) -> Result<ExitCode> {
             path.display()
         );
     }
-    let name = args.name.clone().unwrap_or_else(|| {
-        warden_agent::daemon::host_name()
-    });
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| warden_agent::daemon::host_name());
     let options = EnrollOptions {
         controller: args.controller.clone(),
         token,

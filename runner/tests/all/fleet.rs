@@ -17,12 +17,12 @@ use std::time::Duration;
 use async_nats::jetstream;
 use tokio_stream::StreamExt as _;
 use warden_fleet_identity::{
-    AgentId, DenyList, EnrollmentRequest, FleetAuthority, PendingEnrollment, SpentTokens,
-    TenantId, enroll::ENROLLMENT_TOKEN_LIFETIME, subjects, unix_now,
+    AgentId, DenyList, EnrollmentRequest, FleetAuthority, PendingEnrollment, SpentTokens, TenantId,
+    enroll::ENROLLMENT_TOKEN_LIFETIME, subjects, unix_now,
 };
 use warden_fleet_wire::{
-    Bundle, Command, Heartbeat, MSG_ID_HEADER, RefusalReason, RunId, RunResult, RunRunbook,
-    RunStatus, UnixMillis, decode, encode,
+    AgentEvent, Bundle, Command, EventKind, Heartbeat, MSG_ID_HEADER, RefusalReason, RunId,
+    RunResult, RunRunbook, RunStatus, UnixMillis, decode, encode,
 };
 use warden_natstest::{Nats, Options};
 use warden_proto::fleet as pb;
@@ -221,7 +221,17 @@ impl Fleet {
 
     /// An agent of this fleet, with `fleet-hello` installed signed by the trusted publisher.
     fn agent(&self) -> Agent {
-        let agent = Agent::start_full("", &[], &self.fleet_section(), &self.trust());
+        self.agent_with(&[], "")
+    }
+
+    /// With `runbooks` (plain, for schedules) and `automation` before the `[fleet]` section.
+    fn agent_with(&self, runbooks: &[(&str, &str)], automation: &str) -> Agent {
+        let agent = Agent::start_full(
+            "",
+            runbooks,
+            &format!("{automation}\n{}", self.fleet_section()),
+            &self.trust(),
+        );
         let toml = agent.root().join("fleet-hello.toml");
         std::fs::write(&toml, RUNBOOK).expect("runbook");
         let out = agent.root().join("runbooks/fleet-hello.wbundle");
@@ -246,7 +256,12 @@ impl Fleet {
             "pack",
             &toml.display().to_string(),
             "--key",
-            &self.keys.path().join(format!("{key}.key")).display().to_string(),
+            &self
+                .keys
+                .path()
+                .join(format!("{key}.key"))
+                .display()
+                .to_string(),
             "--out",
             &out.display().to_string(),
         ]));
@@ -414,7 +429,11 @@ async fn enroll(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(creds).expect("creds").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(creds)
+            .expect("creds")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "the credentials are private");
     }
     // A token is single use: a second enrollment with it is refused.
@@ -442,7 +461,11 @@ async fn enroll(
     AgentId::new(printed["agent"].as_str().expect("agent").to_string()).expect("agent id")
 }
 
-async fn next<T>(sub: &mut async_nats::Subscriber, what: &str, decode_as: fn(&[u8]) -> Option<T>) -> (async_nats::Message, T) {
+async fn next<T>(
+    sub: &mut async_nats::Subscriber,
+    what: &str,
+    decode_as: fn(&[u8]) -> Option<T>,
+) -> (async_nats::Message, T) {
     tokio::time::timeout(WAIT, async {
         while let Some(message) = sub.next().await {
             if let Some(value) = decode_as(&message.payload) {
@@ -482,13 +505,18 @@ fn refusals(agent: &Agent, reason: &str) -> usize {
     agent
         .audit_log()
         .lines()
-        .filter(|l| l.contains("\"fleet.command-refused\"") && l.contains(&format!("\"reason\":\"{reason}\"")))
+        .filter(|l| {
+            l.contains("\"fleet.command-refused\"")
+                && l.contains(&format!("\"reason\":\"{reason}\""))
+        })
         .count()
 }
 
 /// The agent is connected and subscribed: a heartbeat arrived after its subscription.
 async fn first_heartbeat(hb: &mut async_nats::Subscriber) -> Heartbeat {
-    next(hb, "a heartbeat", |b| decode::<Heartbeat>(b).ok()).await.1
+    next(hb, "a heartbeat", |b| decode::<Heartbeat>(b).ok())
+        .await
+        .1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -505,7 +533,11 @@ async fn a_command_runs_a_signed_runbook_once_and_its_result_is_stored_and_repub
     assert!(!hb.hostname.is_empty());
     assert_eq!(hb.tags.get("role").map(String::as_str), Some("db"));
     assert_eq!(hb.tags.get("site").map(String::as_str), Some("paris"));
-    assert!(hb.plugins.iter().any(|p| p.name == "calls"), "{:?}", hb.plugins);
+    assert!(
+        hb.plugins.iter().any(|p| p.name == "calls"),
+        "{:?}",
+        hb.plugins
+    );
     assert_eq!(hb.interval_ms, 1000);
     let later = first_heartbeat(&mut heartbeats).await;
     assert!(later.seq > hb.seq, "heartbeats keep coming");
@@ -551,7 +583,11 @@ async fn a_command_runs_a_signed_runbook_once_and_its_result_is_stored_and_repub
             .expect("stored");
         first.finished_at
     });
-    assert_eq!(runs_of(&agent, &by_name.run), 1, "a replayed command ran again");
+    assert_eq!(
+        runs_of(&agent, &by_name.run),
+        1,
+        "a replayed command ran again"
+    );
     assert!(agent.audit_log().contains("\"fleet.command-replayed\""));
     // The stream keeps one final result per run (the re-publish was deduplicated) plus the
     // `running` ones, each under its own msg id.
@@ -568,11 +604,8 @@ async fn a_command_runs_a_signed_runbook_once_and_its_result_is_stored_and_repub
             &format!("{}.{}", by_bundle.run, fleet.agent_id)
         ]
     );
-    assert!(
-        stored
-            .iter()
-            .any(|(i, r)| r.status == RunStatus::Running && *i == format!("{}.{}.running", by_name.run, fleet.agent_id))
-    );
+    assert!(stored.iter().any(|(i, r)| r.status == RunStatus::Running
+        && *i == format!("{}.{}.running", by_name.run, fleet.agent_id)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,8 +634,11 @@ async fn expired_misaddressed_and_untrusted_commands_are_refused_and_audited() {
         dry_run: false,
     });
     // Installed, but only as plain TOML: never run for the fleet.
-    std::fs::write(agent.root().join("runbooks/plain.toml"), RUNBOOK.replace("fleet-hello", "plain"))
-        .expect("plain runbook");
+    std::fs::write(
+        agent.root().join("runbooks/plain.toml"),
+        RUNBOOK.replace("fleet-hello", "plain"),
+    )
+    .expect("plain runbook");
     let plain = fleet.command(RunRunbook {
         runbook: Some("plain".into()),
         ..spec()
@@ -616,7 +652,11 @@ async fn expired_misaddressed_and_untrusted_commands_are_refused_and_audited() {
     for (command, reason, _) in &cases {
         fleet.send(command).await;
         let (id, result) = final_result(&mut copies, &command.run).await;
-        assert_eq!(result.status, RunStatus::Refused { reason: *reason }, "{result:?}");
+        assert_eq!(
+            result.status,
+            RunStatus::Refused { reason: *reason },
+            "{result:?}"
+        );
         assert_eq!(id, format!("{}.{}", command.run, fleet.agent_id));
         assert!(result.error.as_deref().is_some_and(|e| !e.is_empty()));
         assert_eq!(runs_of(&agent, &command.run), 0, "a refused command ran");
@@ -638,7 +678,12 @@ async fn expired_misaddressed_and_untrusted_commands_are_refused_and_audited() {
         .await
         .expect("publish");
     let (_, result) = final_result(&mut copies, &run).await;
-    assert_eq!(result.status, RunStatus::Refused { reason: RefusalReason::Invalid });
+    assert_eq!(
+        result.status,
+        RunStatus::Refused {
+            reason: RefusalReason::Invalid
+        }
+    );
     assert_eq!(refusals(&agent, "invalid"), 1);
 }
 
@@ -700,7 +745,9 @@ async fn a_result_not_acknowledged_before_a_restart_is_published_after_it() {
 
 /// The msg ids waiting in an agent's outbox.
 fn outbox_ids(state: &Path) -> Vec<String> {
-    let Ok(conn) = rusqlite::Connection::open_with_flags(state, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(state, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
         return Vec::new();
     };
     let Ok(mut stmt) = conn.prepare("SELECT msg_id FROM outbox ORDER BY id") else {
@@ -720,4 +767,39 @@ async fn wait_until(mut condition: impl FnMut() -> bool) {
     })
     .await
     .expect("condition met in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_firings_reach_the_fleet_as_numbered_events() {
+    let fleet = Fleet::start().await;
+    let mut events = fleet
+        .controller
+        .subscribe(subjects::event(&fleet.acme, &fleet.agent_id))
+        .await
+        .expect("subscribe");
+    round_trip(&fleet.controller).await;
+    let _agent = fleet.agent_with(
+        &[("tick", RUNBOOK)],
+        "[[schedule]]\nname = \"tick\"\nrunbook = \"runbooks/tick.toml\"\ncron = \"* * * * * *\"\n",
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (message, event) = next(&mut events, "an agent event", |b| {
+            decode::<AgentEvent>(b).ok()
+        })
+        .await;
+        if event.kind != EventKind::ScheduleFired {
+            continue;
+        }
+        assert_eq!(event.subject, "tick");
+        assert_eq!(event.agent, fleet.agent_id);
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(MSG_ID_HEADER))
+            .map(|v| v.to_string());
+        assert_eq!(id, Some(format!("{}.evt.{}", fleet.agent_id, event.seq)));
+        seen.push(event.seq);
+    }
+    assert!(seen[1] > seen[0], "numbered in order: {seen:?}");
 }

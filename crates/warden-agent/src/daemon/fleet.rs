@@ -14,7 +14,9 @@ use super::AgentState;
 use super::events::RunEventKind;
 use super::runs::TriggerError;
 use super::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
-use crate::fleet::seam::{BoxFuture, FleetAgent, FleetRun, Inventory, RunEnd, RunOutcome, RunRefused};
+use crate::fleet::seam::{
+    BoxFuture, FleetAgent, FleetRun, Inventory, RunEnd, RunOutcome, RunRefused,
+};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use warden_core::RunStatus;
@@ -51,8 +53,9 @@ fn fleet_source(state: &AgentState, run: &FleetRun) -> Result<RunbookSource, Run
             Ok(RunbookSource::Signed(bundle.clone()))
         }
         (None, Some(name)) => {
-            warden_core::names::validate_plugin_name(name)
-                .map_err(|m| RunRefused::new(RefusalReason::Invalid, format!("bad runbook name: {m}")))?;
+            warden_core::names::validate_plugin_name(name).map_err(|m| {
+                RunRefused::new(RefusalReason::Invalid, format!("bad runbook name: {m}"))
+            })?;
             let dir = state
                 .config
                 .runbooks
@@ -137,11 +140,17 @@ impl FleetAgent for DaemonFleetAgent {
             let mut events = triggered.live.subscribe();
             let mut steps = Vec::new();
             let mut first_failure = None;
-            let mut end = (RunStatus::Failed, String::from("the run ended without a result"));
+            let mut end = (
+                RunStatus::Failed,
+                String::from("the run ended without a result"),
+            );
             while let Some(event) = events.recv().await {
                 match event.kind {
                     RunEventKind::StepFinished {
-                        step, status, summary, ..
+                        step,
+                        status,
+                        summary,
+                        ..
                     } => {
                         if status == EngineStepStatus::Failed && first_failure.is_none() {
                             first_failure = Some(format!("step {step}: {summary}"));

@@ -16,9 +16,7 @@ use super::ledger::Claim;
 use super::seam::{FleetRun, RunEnd, RunOutcome, RunRefused};
 use serde_json::json;
 use std::sync::Arc;
-use warden_fleet_wire::result::{
-    MAX_ERROR_LEN, MAX_STEP_DETAIL_LEN, MAX_STEP_NAME_LEN, MAX_STEPS,
-};
+use warden_fleet_wire::result::{MAX_ERROR_LEN, MAX_STEP_DETAIL_LEN, MAX_STEP_NAME_LEN, MAX_STEPS};
 use warden_fleet_wire::{
     Command, CommandKind, RefusalReason, RunId, RunResult, RunStatus, StepSummary, UnixMillis,
     decode, one_line, peek_run,
@@ -203,7 +201,10 @@ impl LinkCore {
         let cap = self.outbox_cap;
         let msg_id = item.msg_id.clone();
         match self
-            .blocking(move |core| core.store.enqueue(&item, cap, UnixMillis::now().as_millis()))
+            .blocking(move |core| {
+                core.store
+                    .enqueue(&item, cap, UnixMillis::now().as_millis())
+            })
             .await
         {
             Ok(dropped) => {

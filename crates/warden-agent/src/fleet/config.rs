@@ -81,9 +81,10 @@ impl FleetConfig {
             ));
         }
         for url in &self.urls {
-            let ok = ["nats://", "tls://"]
-                .iter()
-                .any(|scheme| url.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()));
+            let ok = ["nats://", "tls://"].iter().any(|scheme| {
+                url.strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty())
+            });
             if !ok {
                 return Err(format!(
                     "fleet.urls: {url:?} is not nats://host:port or tls://host:port"
@@ -154,10 +155,9 @@ mod tests {
 
     #[test]
     fn tls_urls_or_a_ca_file_turn_tls_on() {
-        let c = parse(
-            "urls = [\"tls://nats.example:4222\"]\ntenant = \"acme\"\ncredentials = \"c\"\n",
-        )
-        .expect("valid");
+        let c =
+            parse("urls = [\"tls://nats.example:4222\"]\ntenant = \"acme\"\ncredentials = \"c\"\n")
+                .expect("valid");
         assert!(c.tls());
         let c = parse(
             "urls = [\"nats://n:4222\"]\ntenant = \"acme\"\ncredentials = \"c\"\nca-file = \"ca.pem\"\n",

@@ -62,7 +62,10 @@ impl LinkCore {
     }
 
     pub fn in_flight(&self, run: &RunId) -> bool {
-        self.in_flight.lock().map(|s| s.contains(run)).unwrap_or(false)
+        self.in_flight
+            .lock()
+            .map(|s| s.contains(run))
+            .unwrap_or(false)
     }
 
     pub fn set_in_flight(&self, run: &RunId, on: bool) {

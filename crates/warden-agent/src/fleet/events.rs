@@ -51,21 +51,28 @@ pub(crate) async fn run(
         );
         let queued = core
             .blocking(move |core| {
-                core.store.enqueue_event(cap, UnixMillis::now().as_millis(), |seq| {
-                    let subject = match one_line(&event.subject, MAX_EVENT_SUBJECT_LEN) {
-                        s if s.is_empty() => kind.name().to_string(),
-                        s => s,
-                    };
-                    let mut ev =
-                        AgentEvent::new(tenant, agent, seq, UnixMillis(event.at_ms), kind, subject);
-                    ev.detail = one_line(&event.message, MAX_EVENT_DETAIL_LEN);
-                    Ok(Outgoing {
-                        kind: OutboxKind::Event,
-                        subject: ev.nats_subject(),
-                        msg_id: ev.msg_id(),
-                        payload: encode(&ev).map_err(|e| e.to_string())?,
+                core.store
+                    .enqueue_event(cap, UnixMillis::now().as_millis(), |seq| {
+                        let subject = match one_line(&event.subject, MAX_EVENT_SUBJECT_LEN) {
+                            s if s.is_empty() => kind.name().to_string(),
+                            s => s,
+                        };
+                        let mut ev = AgentEvent::new(
+                            tenant,
+                            agent,
+                            seq,
+                            UnixMillis(event.at_ms),
+                            kind,
+                            subject,
+                        );
+                        ev.detail = one_line(&event.message, MAX_EVENT_DETAIL_LEN);
+                        Ok(Outgoing {
+                            kind: OutboxKind::Event,
+                            subject: ev.nats_subject(),
+                            msg_id: ev.msg_id(),
+                            payload: encode(&ev).map_err(|e| e.to_string())?,
+                        })
                     })
-                })
             })
             .await;
         match queued {

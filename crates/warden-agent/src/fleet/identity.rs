@@ -41,7 +41,10 @@ pub enum IdentityError {
     )]
     Exposed { path: PathBuf, mode: u32 },
     #[error("the fleet credentials {path} are not a NATS user .creds file: {problem}")]
-    Malformed { path: PathBuf, problem: &'static str },
+    Malformed {
+        path: PathBuf,
+        problem: &'static str,
+    },
     #[error("cannot write the fleet credentials {path}: {message}")]
     Write { path: PathBuf, message: String },
 }
@@ -74,7 +77,8 @@ impl FleetIdentity {
             return Err(malformed("no user JWT"));
         }
         let seed = block_after(&creds, SEED_BEGIN).ok_or_else(|| malformed("no user seed"))?;
-        let key = AgentKey::from_seed(seed).ok_or_else(|| malformed("the seed is not a user seed"))?;
+        let key =
+            AgentKey::from_seed(seed).ok_or_else(|| malformed("the seed is not a user seed"))?;
         Ok(FleetIdentity {
             tenant,
             agent: key.id(),
@@ -161,7 +165,13 @@ mod tests {
         let key = AgentKey::generate();
         let now = warden_fleet_identity::unix_now();
         let jwt = authority
-            .agent_jwt(&acme, &key.id(), "host", &warden_fleet_identity::DenyList::new(), now)
+            .agent_jwt(
+                &acme,
+                &key.id(),
+                "host",
+                &warden_fleet_identity::DenyList::new(),
+                now,
+            )
             .expect("jwt");
         let creds = key.credentials(&jwt).expect("creds");
         (key, creds)
@@ -194,14 +204,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("fleet.creds");
         let (_, creds) = creds();
-        let text = creds.creds().replace(SEED_BEGIN, "-----BEGIN SOMETHING-----");
+        let text = creds
+            .creds()
+            .replace(SEED_BEGIN, "-----BEGIN SOMETHING-----");
         std::fs::write(&path, text).expect("write");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         }
-        let err = FleetIdentity::load(&path, TenantId::new("acme").expect("t")).expect_err("no seed");
+        let err =
+            FleetIdentity::load(&path, TenantId::new("acme").expect("t")).expect_err("no seed");
         assert!(err.to_string().contains("no user seed"), "{err}");
     }
 }

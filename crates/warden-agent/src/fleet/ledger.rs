@@ -79,7 +79,8 @@ impl FleetStore {
     /// Run ids accepted without a final result: in flight when the agent last stopped.
     pub fn unfinished(&self) -> Result<Vec<RunId>, StoreError> {
         let ids = self.transaction(|tx| {
-            let mut stmt = tx.prepare("SELECT run FROM ledger WHERE result IS NULL ORDER BY accepted_ms")?;
+            let mut stmt =
+                tx.prepare("SELECT run FROM ledger WHERE result IS NULL ORDER BY accepted_ms")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()
         })?;
@@ -120,35 +121,64 @@ mod tests {
         };
         {
             let store = FleetStore::open(&path).expect("open");
-            assert_eq!(store.claim(&run(1), UnixMillis(10), UnixMillis(1)).expect("claim"), Claim::New);
             assert_eq!(
-                store.claim(&run(1), UnixMillis(10), UnixMillis(2)).expect("claim"),
+                store
+                    .claim(&run(1), UnixMillis(10), UnixMillis(1))
+                    .expect("claim"),
+                Claim::New
+            );
+            assert_eq!(
+                store
+                    .claim(&run(1), UnixMillis(10), UnixMillis(2))
+                    .expect("claim"),
                 Claim::Seen { result: None }
             );
             assert_eq!(store.unfinished().expect("unfinished"), [run(1)]);
-            store.finish(&run(1), &result, 10, UnixMillis(3)).expect("finish");
+            store
+                .finish(&run(1), &result, 10, UnixMillis(3))
+                .expect("finish");
         }
         let store = FleetStore::open(&path).expect("reopen");
         assert_eq!(
-            store.claim(&run(1), UnixMillis(10), UnixMillis(4)).expect("claim"),
+            store
+                .claim(&run(1), UnixMillis(10), UnixMillis(4))
+                .expect("claim"),
             Claim::Seen {
                 result: Some(result.payload.clone())
             }
         );
         assert!(store.unfinished().expect("unfinished").is_empty());
-        assert_eq!(store.oldest().expect("outbox").map(|q| q.item), Some(result));
+        assert_eq!(
+            store.oldest().expect("outbox").map(|q| q.item),
+            Some(result)
+        );
         // Kept until its time, then forgotten.
         assert_eq!(store.prune_ledger(UnixMillis(10)).expect("prune"), 0);
         assert_eq!(store.prune_ledger(UnixMillis(11)).expect("prune"), 1);
-        assert_eq!(store.claim(&run(1), UnixMillis(20), UnixMillis(12)).expect("claim"), Claim::New);
+        assert_eq!(
+            store
+                .claim(&run(1), UnixMillis(20), UnixMillis(12))
+                .expect("claim"),
+            Claim::New
+        );
     }
 
     #[test]
     fn a_released_claim_can_be_claimed_again_but_a_finished_one_cannot() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FleetStore::open(&dir.path().join("s.sqlite")).expect("open");
-        assert_eq!(store.claim(&run(2), UnixMillis(10), UnixMillis(1)).expect("c"), Claim::New);
+        assert_eq!(
+            store
+                .claim(&run(2), UnixMillis(10), UnixMillis(1))
+                .expect("c"),
+            Claim::New
+        );
         store.release(&run(2)).expect("release");
-        assert_eq!(store.claim(&run(2), UnixMillis(10), UnixMillis(1)).expect("c"), Claim::New);
+        assert_eq!(
+            store
+                .claim(&run(2), UnixMillis(10), UnixMillis(1))
+                .expect("c"),
+            Claim::New
+        );
     }
 }

@@ -16,13 +16,13 @@ use super::store::{FleetStore, StoreError};
 use super::{commands, events, publisher};
 use crate::daemon::events::AgentEvent as DaemonEvent;
 use async_nats::{ConnectOptions, Event};
-use tokio_stream::StreamExt as _;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
 use warden_audit::AuditLog;
 use warden_fleet_identity::subjects;
 use warden_fleet_wire::{RunStatus, UnixMillis};
@@ -189,8 +189,13 @@ impl RunningLink {
     /// in the outbox for the next start.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(COMMANDS_AT_STOP, self.commands).await.is_err() {
-            tracing::warn!("fleet: commands still in flight at stop; their runs are settled at the next start");
+        if tokio::time::timeout(COMMANDS_AT_STOP, self.commands)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "fleet: commands still in flight at stop; their runs are settled at the next start"
+            );
         }
         for task in self.tasks {
             let _ = task.await;

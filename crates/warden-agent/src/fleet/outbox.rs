@@ -226,16 +226,51 @@ mod tests {
     fn a_full_outbox_drops_its_oldest_events_and_never_a_result() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FleetStore::open(&dir.path().join("s.sqlite")).expect("open");
-        assert_eq!(store.enqueue(&item(OutboxKind::Event, "e1"), 3, 1).expect("q"), 0);
-        assert_eq!(store.enqueue(&item(OutboxKind::Result, "r1"), 3, 1).expect("q"), 0);
-        assert_eq!(store.enqueue(&item(OutboxKind::Event, "e2"), 3, 1).expect("q"), 0);
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Event, "e1"), 3, 1)
+                .expect("q"),
+            0
+        );
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r1"), 3, 1)
+                .expect("q"),
+            0
+        );
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Event, "e2"), 3, 1)
+                .expect("q"),
+            0
+        );
         // Full: a result makes room by dropping e1.
-        assert_eq!(store.enqueue(&item(OutboxKind::Result, "r2"), 3, 1).expect("q"), 1);
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r2"), 3, 1)
+                .expect("q"),
+            1
+        );
         // Full: a result drops e2; then results only, and a result still goes in.
-        assert_eq!(store.enqueue(&item(OutboxKind::Result, "r3"), 3, 1).expect("q"), 1);
-        assert_eq!(store.enqueue(&item(OutboxKind::Result, "r4"), 3, 1).expect("q"), 0);
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r3"), 3, 1)
+                .expect("q"),
+            1
+        );
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r4"), 3, 1)
+                .expect("q"),
+            0
+        );
         // An event finding only results is dropped itself.
-        assert_eq!(store.enqueue(&item(OutboxKind::Event, "e3"), 3, 1).expect("q"), 1);
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Event, "e3"), 3, 1)
+                .expect("q"),
+            1
+        );
         assert_eq!(store.outbox_len().expect("len"), (4, 0));
     }
 

@@ -121,11 +121,17 @@ pub(crate) async fn run(
                 let id = queued.id;
                 if let Err(e) = core.blocking(move |core| core.store.remove(id)).await {
                     // Published again at the next pass: deduplicated by its msg id.
-                    tracing::error!("fleet outbox: {} sent but not removed: {e}", queued.item.msg_id);
+                    tracing::error!(
+                        "fleet outbox: {} sent but not removed: {e}",
+                        queued.item.msg_id
+                    );
                 }
             }
             Err(e) => {
-                tracing::debug!("fleet: {} not published yet ({e}); retry in {pause:?}", queued.item.msg_id);
+                tracing::debug!(
+                    "fleet: {} not published yet ({e}); retry in {pause:?}",
+                    queued.item.msg_id
+                );
                 sleep_or_stop(pause, &mut stop, deadline).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }

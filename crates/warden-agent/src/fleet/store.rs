@@ -52,7 +52,9 @@ pub struct FleetStore {
 
 impl std::fmt::Debug for FleetStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetStore").field("path", &self.path).finish()
+        f.debug_struct("FleetStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -117,6 +119,8 @@ impl FleetStore {
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (the transaction rolls back).
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
