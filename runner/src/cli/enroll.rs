@@ -64,7 +64,7 @@ pub fn run(cx: &Context, args: EnrollArgs) -> Result<ExitCode> {
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| warden_agent::daemon::host_name());
+        .unwrap_or_else(warden_agent::daemon::host_name);
     let options = EnrollOptions {
         controller: args.controller.clone(),
         token,

@@ -108,7 +108,7 @@ impl Agent {
         Agent::start_inner(api_extra, runbooks, automation, "", false, true)
     }
 
-    fn start_inner(
+    pub(crate) fn start_inner(
         api_extra: &str,
         runbooks: &[(&str, &str)],
         automation: &str,
@@ -219,7 +219,7 @@ impl Agent {
     }
 
     /// Kill the agent (SIGKILL: a crash) and start it again on the same data.
-    fn crash_and_restart(&mut self) {
+    pub(crate) fn crash_and_restart(&mut self) {
         let Serving::Process(child) = &mut self.serving else {
             panic!("only a spawned agent can crash: start it with Agent::spawned");
         };
@@ -560,7 +560,7 @@ action = "apply"
 config = { path = "${params.path}" }
 "#;
 
-fn sleepy_runbook(seconds: &str) -> String {
+pub(crate) fn sleepy_runbook(seconds: &str) -> String {
     format!(
         "name = \"sleepy\"\n[[steps]]\nid = \"nap\"\nplugin = \"hostile\"\naction = \"check\"\n\
          config = {{ attack = \"exec\", program = \"/bin/sleep\", args = [\"{seconds}\"] }}\n"

@@ -27,7 +27,7 @@ use warden_fleet_wire::{
 use warden_natstest::{Nats, Options};
 use warden_proto::fleet as pb;
 
-use crate::daemon::Agent;
+use crate::daemon::{Agent, sleepy_runbook};
 
 /// Bound on every wait for something that should happen.
 const WAIT: Duration = Duration::from_secs(30);
@@ -245,6 +245,22 @@ impl Fleet {
             &out.display().to_string(),
         ]));
         agent
+    }
+
+    /// Install `text` as `<name>.wbundle`, signed by the trusted publisher.
+    fn install_signed(&self, agent: &Agent, name: &str, text: &str) {
+        let toml = agent.root().join(format!("{name}.toml"));
+        std::fs::write(&toml, text).expect("runbook");
+        let out = agent.root().join(format!("runbooks/{name}.wbundle"));
+        ok(agent.warden(&[
+            "runbook",
+            "pack",
+            &toml.display().to_string(),
+            "--key",
+            &self.keys.path().join("publisher.key").display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ]));
     }
 
     /// A runbook bundle signed by `key` (`publisher` or `stranger`), packed by `agent`.
@@ -802,4 +818,49 @@ async fn schedule_firings_reach_the_fleet_as_numbered_events() {
         seen.push(event.seq);
     }
     assert!(seen[1] > seen[0], "numbered in order: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_in_the_middle_of_a_run_reports_it_interrupted_and_never_reruns_it() {
+    let fleet = Fleet::start().await;
+    let mut heartbeats = fleet.heartbeats().await;
+    let mut copies = fleet.result_copies().await;
+    // A `warden serve` process, to be SIGKILLed.
+    let mut agent =
+        Agent::start_inner("", &[], &fleet.fleet_section(), &fleet.trust(), false, true);
+    fleet.install_signed(&agent, "sleepy", &sleepy_runbook("37.75"));
+    first_heartbeat(&mut heartbeats).await;
+    let command = fleet.command(RunRunbook {
+        runbook: Some("sleepy".into()),
+        bundle: None,
+        params: Default::default(),
+        dry_run: false,
+    });
+    fleet.send(&command).await;
+    // Accepted and running.
+    loop {
+        let (_, result) = next(&mut copies, "a result", |b| decode::<RunResult>(b).ok()).await;
+        if result.run == command.run {
+            assert_eq!(result.status, RunStatus::Running, "{result:?}");
+            break;
+        }
+    }
+    agent.crash_and_restart();
+    let (id, result) = final_result(&mut copies, &command.run).await;
+    assert_eq!(id, format!("{}.{}", command.run, fleet.agent_id));
+    assert_eq!(result.status, RunStatus::Failed);
+    assert_eq!(
+        result.error.as_deref(),
+        Some(warden_agent::fleet::INTERRUPTED)
+    );
+    // Sent again after the restart: the kept answer, not a second run.
+    fleet.send(&command).await;
+    let (again, result) = final_result(&mut copies, &command.run).await;
+    assert_eq!((again, result.status), (id, RunStatus::Failed));
+    assert_eq!(
+        runs_of(&agent, &command.run),
+        1,
+        "the run ran again after the restart"
+    );
+    assert!(agent.audit_log().contains("\"fleet.run-interrupted\""));
 }
