@@ -5,8 +5,8 @@
 mod attacks_sandbox;
 mod audit_trail;
 mod bundles;
-mod fuzz_parsers;
 mod capabilities;
+mod fuzz_parsers;
 mod guests;
 mod hostile;
 mod plugins;

@@ -156,6 +156,8 @@ const RULES: &[Rule] = &[
             "warden-runbook",
             "warden-automation",
             "warden-proto",
+            "warden-fleet-identity",
+            "warden-fleet-wire",
         ],
         never: &[],
     },

@@ -4,6 +4,7 @@
 //! `serve(listener, shutdown)`. Protobuf types appear only in [`grpc`].
 
 pub mod daemon;
+pub mod fleet;
 pub mod grpc;
 pub mod install;
 pub mod plugins;

@@ -5,6 +5,7 @@ mod audit;
 mod author;
 mod controller;
 mod ctl;
+mod enroll;
 mod fleet;
 mod key;
 mod output;
@@ -83,6 +84,8 @@ pub enum Command {
     Controller(controller::ControllerCommand),
     /// Drive the fleet through the controller: agents, targeted runs, enrollment, revocation.
     Fleet(fleet::FleetArgs),
+    /// Join the fleet: enroll this agent's new key with the controller, write its credentials.
+    Enroll(enroll::EnrollArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -175,6 +178,7 @@ fn dispatch(cx: &Context, command: Command) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(cx, args),
         Command::Token(cmd) => serve::token(cx, cmd),
         Command::Ctl(args) => ctl::run(cx, args),
+        Command::Enroll(args) => enroll::run(cx, args),
         Command::Report(args) => report::run(cx, args),
         Command::Controller(cmd) => controller::run(cx, cmd),
         Command::Fleet(args) => fleet::run(cx, args),

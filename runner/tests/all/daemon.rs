@@ -18,14 +18,14 @@ use warden_agent::grpc::pb;
 
 use crate::common::{reseal, tmpfs};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
-fn built(name: &str) -> PathBuf {
+pub(crate) fn built(name: &str) -> PathBuf {
     let dir = repo().join("target/plugins").join(name);
     assert!(
         dir.join("plugin.wasm").exists(),
@@ -49,7 +49,7 @@ fn token(role: Role) -> &'static str {
 }
 
 /// How an agent of the tests runs.
-enum Serving {
+pub(crate) enum Serving {
     /// `warden_agent::daemon::serve` on a thread of this process with its own runtime.
     InProcess {
         stop: Option<tokio::sync::oneshot::Sender<String>>,
@@ -61,7 +61,7 @@ enum Serving {
 
 /// How an agent stopped: cleanly, or with what went wrong.
 #[derive(Debug)]
-struct Stopped(Result<(), String>);
+pub(crate) struct Stopped(pub(crate) Result<(), String>);
 
 impl Stopped {
     fn success(&self) -> bool {
@@ -70,8 +70,8 @@ impl Stopped {
 }
 
 /// An agent with its own data dir, policy, runbooks and scratch dir.
-struct Agent {
-    serving: Serving,
+pub(crate) struct Agent {
+    pub(crate) serving: Serving,
     addr: String,
     /// A tmpfs over the data dir, for the full-disk tests; unmounted before `tmp` goes.
     disk: Option<tmpfs::Tmpfs>,
@@ -89,7 +89,7 @@ impl Agent {
 
     /// With `runbooks` written first and `automation` (schedules, windows, monitors) appended to
     /// agent.toml; `{scratch}` in either is replaced by the scratch dir.
-    fn start_full(
+    pub(crate) fn start_full(
         api_extra: &str,
         runbooks: &[(&str, &str)],
         automation: &str,
@@ -108,7 +108,7 @@ impl Agent {
         Agent::start_inner(api_extra, runbooks, automation, "", false, true)
     }
 
-    fn start_inner(
+    pub(crate) fn start_inner(
         api_extra: &str,
         runbooks: &[(&str, &str)],
         automation: &str,
@@ -214,12 +214,12 @@ impl Agent {
         }
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.tmp.path()
     }
 
     /// Kill the agent (SIGKILL: a crash) and start it again on the same data.
-    fn crash_and_restart(&mut self) {
+    pub(crate) fn crash_and_restart(&mut self) {
         let Serving::Process(child) = &mut self.serving else {
             panic!("only a spawned agent can crash: start it with Agent::spawned");
         };
@@ -264,11 +264,11 @@ impl Agent {
         )
     }
 
-    fn audit_log(&self) -> String {
+    pub(crate) fn audit_log(&self) -> String {
         std::fs::read_to_string(self.root().join("data/audit/audit.log")).unwrap_or_default()
     }
 
-    fn warden(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn warden(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_warden"))
             .arg("--data-dir")
             .arg(self.root().join("data"))
@@ -281,7 +281,7 @@ impl Agent {
 
     /// Stop the agent as its service manager would: SIGTERM for a process, the shutdown
     /// future for an agent in this process; then wait for it to end.
-    fn terminate(&mut self) -> Stopped {
+    pub(crate) fn terminate(&mut self) -> Stopped {
         match &mut self.serving {
             Serving::Process(child) => {
                 let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
@@ -310,7 +310,7 @@ impl Agent {
 
 /// `warden_agent::daemon::serve` on `root`'s files, on a thread of this process with a runtime
 /// of its own (as `warden serve` builds one); returns how to stop it and the address it serves.
-fn serve_in_process(root: &Path) -> (Serving, String) {
+pub(crate) fn serve_in_process(root: &Path) -> (Serving, String) {
     let data_dir = root.join("data");
     let policy = warden_core::SitePolicy::load(&root.join("warden.toml")).expect("policy");
     let config = warden_agent::daemon::config::AgentConfig::load(&root.join("agent.toml"))
@@ -557,7 +557,7 @@ action = "apply"
 config = { path = "${params.path}" }
 "#;
 
-fn sleepy_runbook(seconds: &str) -> String {
+pub(crate) fn sleepy_runbook(seconds: &str) -> String {
     format!(
         "name = \"sleepy\"\n[[steps]]\nid = \"nap\"\nplugin = \"hostile\"\naction = \"check\"\n\
          config = {{ attack = \"exec\", program = \"/bin/sleep\", args = [\"{seconds}\"] }}\n"

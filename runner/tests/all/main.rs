@@ -1,8 +1,9 @@
 //! The `warden` binary's tests, in one test binary: the author kit (`author`), the command line
-//! (`cli`) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
+//! (`cli`), the agent's fleet link (`fleet`: real nats-server in operator mode) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
 //! crashes). `common` holds what several of them use.
 
 mod author;
 mod cli;
 mod common;
 mod daemon;
+mod fleet;

@@ -2,6 +2,7 @@
 //! who may call it, how many runs may go at once, and where named runbooks live. Validated at
 //! load; anything unknown is an error.
 
+use crate::fleet::FleetConfig;
 use crate::grpc::auth::Role;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ pub struct AgentConfig {
     pub windows: Vec<WindowConfig>,
     #[serde(default, rename = "monitor")]
     pub monitors: Vec<MonitorConfig>,
+    /// `[fleet]`: the NATS link to the fleet's controller; absent, the agent has none.
+    #[serde(default)]
+    pub fleet: Option<FleetConfig>,
     /// Validated automation (relative runbook paths resolved against the config's directory).
     #[serde(skip)]
     pub automation: Automation,
@@ -240,6 +244,10 @@ impl AgentConfig {
             && key.is_relative()
         {
             config.audit.checkpoint_key = Some(base.join(key));
+        }
+        if let Some(fleet) = &mut config.fleet {
+            fleet.validate().map_err(invalid)?;
+            fleet.resolve(base);
         }
         config.automation = AutomationConfig {
             schedules: config.schedules.clone(),

@@ -8,6 +8,7 @@ pub mod accept;
 pub mod config;
 pub mod events;
 pub mod executor;
+pub mod fleet;
 pub mod reload;
 pub mod retention;
 pub mod runs;
@@ -56,6 +57,8 @@ pub enum DaemonError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("the fleet link cannot start: {0}")]
+    Fleet(String),
 }
 
 impl AgentState {
@@ -149,6 +152,11 @@ fn warm_up(runner: &PluginManager) {
     }
 }
 
+/// The host name (the fleet's display name of this agent).
+pub fn host_name() -> String {
+    host_id()
+}
+
 /// Seeds the per-host jitter of schedules: the host name, stable across restarts.
 fn host_id() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "warden-agent".into())
@@ -198,6 +206,47 @@ async fn checkpoints(
             tracing::error!("cannot append an audit checkpoint: {e}");
         }
     }
+}
+
+/// The fleet link of `[fleet]`, on this daemon's trigger path; its state file is
+/// `<data-dir>/fleet/state.sqlite`.
+async fn start_fleet_link(
+    state: &Arc<AgentState>,
+    fleet: &crate::fleet::FleetConfig,
+) -> Result<crate::fleet::RunningLink, DaemonError> {
+    use crate::fleet::{FleetIdentity, FleetLink, HeartbeatSettings, LinkSettings};
+    let identity = FleetIdentity::load(&fleet.credentials, fleet.tenant.clone())
+        .map_err(|e| DaemonError::Fleet(e.to_string()))?;
+    tracing::info!(
+        "fleet: agent {} of tenant {}, servers {}",
+        identity.agent,
+        identity.tenant,
+        fleet.urls.join(", ")
+    );
+    let link = FleetLink {
+        identity,
+        settings: LinkSettings {
+            urls: fleet.urls.clone(),
+            tls: fleet.tls(),
+            ca_file: fleet.ca_file.clone(),
+            heartbeat: HeartbeatSettings {
+                interval: fleet.heartbeat_interval(),
+                tags: fleet.tags.clone(),
+                hostname: host_id(),
+            },
+            outbox_cap: fleet.outbox_cap,
+        },
+        state: state.runner.data_dir().join("fleet").join("state.sqlite"),
+        agent: Arc::new(fleet::DaemonFleetAgent {
+            state: state.clone(),
+            handle: tokio::runtime::Handle::current(),
+        }),
+        audit: state.runner.audit_shared(),
+        events: Some(state.events.subscribe()),
+    };
+    link.start()
+        .await
+        .map_err(|e| DaemonError::Fleet(e.to_string()))
 }
 
 /// `warden serve`: bind the configured address and run the agent until SIGTERM or SIGINT; on
@@ -322,6 +371,10 @@ pub async fn serve_reloading(
     };
     let automation =
         warden_automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
+    let fleet_link = match &config.fleet {
+        Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
+        None => None,
+    };
     tracing::info!("listening on {bound}");
     ready(bound);
     // Loading an interpreter plugin's code is about half of its first run: do it for every
@@ -343,6 +396,10 @@ pub async fn serve_reloading(
     let _ = auto_stop_tx.send(true);
     automation.join().await;
     runs.shutdown(config.shutdown_grace()).await;
+    // After the runs: the results of fleet runs cancelled at shutdown are in its outbox.
+    if let Some(link) = fleet_link {
+        link.stop().await;
+    }
     api.health.stopping().await;
     let _ = stop_tx.send(true);
     let _ = server_stop_tx.send(());

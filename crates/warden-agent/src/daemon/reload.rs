@@ -5,9 +5,9 @@
 //! that does not load changes nothing; both outcomes are audited and told on `WatchEvents`.
 
 use super::config::AgentConfig;
+use super::events::AgentEvent;
 use crate::PluginManager;
 use crate::grpc::auth::Authenticator;
-use super::events::AgentEvent;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};

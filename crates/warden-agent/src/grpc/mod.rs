@@ -4,6 +4,7 @@
 
 mod agent;
 pub mod auth;
+pub mod enroll_client;
 mod events;
 pub mod fit;
 mod plugins;

@@ -1,0 +1,222 @@
+//! The daemon behind the fleet link's seam ([`FleetAgent`]): a command's runbook goes through
+//! the agent's one trigger path ([`AgentState::trigger_runbook`]) with `requested_by:
+//! fleet:<run>`, after the fleet's own trust rule, which is stricter than the API's:
+//!
+//! - a bundle in the command is verified against this agent's trust policy (as an inline
+//!   runbook of the API); if the command also names a runbook, the signed statement must be
+//!   for that runbook;
+//! - a runbook named without a bundle must be installed here **signed**: `<name>.wbundle` in
+//!   the runbooks directory. Its bytes are what is triggered, so the signature is checked on
+//!   exactly what runs (a plain `<name>.toml` never runs for the fleet, whatever `signed-only`
+//!   says).
+
+use super::AgentState;
+use super::events::RunEventKind;
+use super::runs::TriggerError;
+use super::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
+use crate::fleet::seam::{
+    BoxFuture, FleetAgent, FleetRun, Inventory, RunEnd, RunOutcome, RunRefused,
+};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use warden_core::RunStatus;
+use warden_fleet_wire::{PluginInfo, RefusalReason, StepStatus, StepSummary, UnixMillis};
+use warden_runbook::engine::StepStatus as EngineStepStatus;
+use warden_runbook::source::{self, RunbookSourceError};
+
+/// Largest installed runbook bundle read for a command (the wire's own bundle cap).
+const MAX_INSTALLED_BUNDLE_BYTES: u64 = warden_fleet_wire::command::MAX_BUNDLE_BYTES as u64;
+
+pub struct DaemonFleetAgent {
+    pub state: Arc<AgentState>,
+    pub handle: tokio::runtime::Handle,
+}
+
+fn untrusted(message: impl Into<String>) -> RunRefused {
+    RunRefused::new(RefusalReason::Untrusted, message)
+}
+
+/// The source to trigger, after the fleet's trust rule. Blocking (reads files).
+fn fleet_source(state: &AgentState, run: &FleetRun) -> Result<RunbookSource, RunRefused> {
+    match (&run.bundle, &run.runbook) {
+        (Some(bundle), named) => {
+            let loaded = source::load_bytes(bundle, "fleet bundle", state.runner.policy(), true)
+                .map_err(refusal_of_source)?;
+            if let Some(name) = named
+                && &loaded.runbook.name != name
+            {
+                return Err(untrusted(format!(
+                    "the bundle is signed for runbook `{}`, the command names `{name}`",
+                    loaded.runbook.name
+                )));
+            }
+            Ok(RunbookSource::Signed(bundle.clone()))
+        }
+        (None, Some(name)) => {
+            warden_core::names::validate_plugin_name(name).map_err(|m| {
+                RunRefused::new(RefusalReason::Invalid, format!("bad runbook name: {m}"))
+            })?;
+            let dir = state
+                .config
+                .runbooks
+                .dir
+                .as_ref()
+                .ok_or_else(|| untrusted("no [runbooks] dir is configured on this agent"))?;
+            let path = dir.join(format!("{name}.wbundle"));
+            let bytes = warden_core::fsutil::read_capped(&path, MAX_INSTALLED_BUNDLE_BYTES)
+                .map_err(|e| {
+                    untrusted(format!(
+                        "runbook `{name}` is not installed signed on this agent ({}: {e})",
+                        path.display()
+                    ))
+                })?;
+            Ok(RunbookSource::Signed(bytes))
+        }
+        (None, None) => Err(RunRefused::new(
+            RefusalReason::Invalid,
+            "neither a runbook name nor a bundle",
+        )),
+    }
+}
+
+fn refusal_of_source(e: RunbookSourceError) -> RunRefused {
+    let reason = match &e {
+        RunbookSourceError::Invalid { .. } => RefusalReason::Invalid,
+        RunbookSourceError::Read { .. }
+        | RunbookSourceError::Bundle { .. }
+        | RunbookSourceError::Refused { .. }
+        | RunbookSourceError::UnsignedRefused => RefusalReason::Untrusted,
+    };
+    RunRefused::new(reason, e.to_string())
+}
+
+fn refusal_of_trigger(e: TriggerRefusal) -> RunRefused {
+    match e {
+        TriggerRefusal::Source(e) => refusal_of_source(e),
+        TriggerRefusal::CannotRunHere(_) | TriggerRefusal::Params(_) => {
+            RunRefused::new(RefusalReason::Invalid, e.to_string())
+        }
+        TriggerRefusal::Queue(TriggerError::Busy { .. } | TriggerError::ShuttingDown) => {
+            RunRefused::new(RefusalReason::Busy, e.to_string())
+        }
+        TriggerRefusal::Queue(_) => RunRefused::new(RefusalReason::Busy, e.to_string()),
+    }
+}
+
+fn step_status(s: EngineStepStatus) -> StepStatus {
+    match s {
+        EngineStepStatus::Succeeded => StepStatus::Ok,
+        EngineStepStatus::Failed => StepStatus::Failed,
+        EngineStepStatus::Skipped => StepStatus::Skipped,
+    }
+}
+
+impl FleetAgent for DaemonFleetAgent {
+    fn run(
+        &self,
+        run: FleetRun,
+        accepted: oneshot::Sender<UnixMillis>,
+    ) -> BoxFuture<Result<RunOutcome, RunRefused>> {
+        let state = self.state.clone();
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let triggered = tokio::task::spawn_blocking(move || {
+                let source = fleet_source(&state, &run)?;
+                let request = TriggerRequest {
+                    source,
+                    params: run.params.clone().into_iter().collect(),
+                    dry_run: run.dry_run,
+                    requested_by: run.requested_by(),
+                };
+                state
+                    .trigger_runbook(request, &handle)
+                    .map_err(refusal_of_trigger)
+            })
+            .await
+            .map_err(|e| RunRefused::new(RefusalReason::Busy, format!("the task failed: {e}")))??;
+            let started_at = UnixMillis::now();
+            let _ = accepted.send(started_at);
+            let local_run = triggered.live.id.clone();
+            let mut events = triggered.live.subscribe();
+            let mut steps = Vec::new();
+            let mut first_failure = None;
+            let mut end = (
+                RunStatus::Failed,
+                String::from("the run ended without a result"),
+            );
+            while let Some(event) = events.recv().await {
+                match event.kind {
+                    RunEventKind::StepFinished {
+                        step,
+                        status,
+                        summary,
+                        ..
+                    } => {
+                        if status == EngineStepStatus::Failed && first_failure.is_none() {
+                            first_failure = Some(format!("step {step}: {summary}"));
+                        }
+                        steps.push(StepSummary {
+                            name: step,
+                            status: step_status(status),
+                            detail: summary,
+                        });
+                    }
+                    RunEventKind::Finished { status, message } => {
+                        end = (status, message);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let (status, message) = end;
+            let end = match status {
+                RunStatus::Succeeded => RunEnd::Succeeded,
+                RunStatus::Cancelled => RunEnd::Cancelled,
+                _ => RunEnd::Failed,
+            };
+            let error = match end {
+                RunEnd::Succeeded => None,
+                _ if !message.is_empty() => Some(message),
+                _ => first_failure.or_else(|| Some(format!("the run ended {status}"))),
+            };
+            Ok(RunOutcome {
+                local_run,
+                end,
+                started_at,
+                finished_at: UnixMillis::now(),
+                steps,
+                error,
+            })
+        })
+    }
+
+    fn inventory(&self) -> Inventory {
+        let plugins = match self.state.runner.store().list() {
+            Ok(list) => list
+                .into_iter()
+                .map(|p| PluginInfo {
+                    name: p.manifest.name.clone(),
+                    version: p.manifest.version.to_string(),
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("fleet heartbeat: installed plugins unreadable: {e}");
+                Vec::new()
+            }
+        };
+        let history = self.state.runs.history();
+        let open_incidents = self
+            .state
+            .config
+            .automation
+            .monitors
+            .iter()
+            .filter(|m| matches!(history.open_incident_row(&m.name), Ok(Some(_))))
+            .count();
+        Inventory {
+            plugins,
+            open_incidents: u32::try_from(open_incidents).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! One command, in the order the wire prescribes (docs/FLEET.md, "Agent side"):
+//! 1. decode (bytes that are no command but name a run id get `refused: invalid`);
+//! 2. validate against this agent's id, tenant and clock (misaddressed, expired, from the
+//!    future, malformed);
+//! 3. the ledger: a run id seen before never runs again; its kept result is re-published (same
+//!    `Nats-Msg-Id`), a run still going gets its `running` again, anything else `replayed`;
+//! 4. trust and run through the agent ([`FleetAgent::run`]: its own trust policy, its one
+//!    trigger path), publishing `running` when queued and the final result when done.
+//!
+//! Every refusal is audited (`fleet.command-refused`, with the reason) and answered with a
+//! `refused` result, except a busy agent: it releases the run id and stays silent, so the
+//! controller's re-send retries (a final `refused: busy` would be kept as the run's answer).
+
+use super::core::{LinkCore, outgoing};
+use super::ledger::Claim;
+use super::seam::{FleetRun, RunEnd, RunOutcome, RunRefused};
+use serde_json::json;
+use std::sync::Arc;
+use warden_fleet_wire::result::{MAX_ERROR_LEN, MAX_STEP_DETAIL_LEN, MAX_STEP_NAME_LEN, MAX_STEPS};
+use warden_fleet_wire::{
+    Command, CommandKind, RefusalReason, RunId, RunResult, RunStatus, StepSummary, UnixMillis,
+    decode, one_line, peek_run,
+};
+
+/// The error every run the agent was running when it stopped gets, at its next start.
+pub const INTERRUPTED: &str =
+    "interrupted: the agent stopped while the run was in flight; it is not run again";
+
+impl LinkCore {
+    pub(crate) async fn handle_command(self: Arc<Self>, bytes: Vec<u8>) {
+        let now = UnixMillis::now();
+        let command = match decode::<Command>(&bytes) {
+            Ok(command) => command,
+            Err(e) => {
+                let run = peek_run(&bytes);
+                self.refuse(run.as_ref(), RefusalReason::Invalid, &e.to_string())
+                    .await;
+                return;
+            }
+        };
+        if let Err(refusal) = command.validate(now, &self.identity.agent, &self.identity.tenant) {
+            self.refuse(Some(&command.run), refusal.reason(), &refusal.to_string())
+                .await;
+            return;
+        }
+        let (run, keep_until) = (command.run.clone(), command.keep_in_ledger_until());
+        let claim = {
+            let run = run.clone();
+            self.blocking(move |core| core.store.claim(&run, keep_until, now))
+                .await
+        };
+        match claim {
+            Ok(Claim::New) => self.run(command).await,
+            Ok(Claim::Seen { result }) => self.replayed(&run, result).await,
+            Err(e) => tracing::error!("fleet: run {run} not taken (ledger): {e}"),
+        }
+    }
+
+    /// A run id the ledger knows.
+    async fn replayed(self: &Arc<Self>, run: &RunId, kept: Option<Vec<u8>>) {
+        let (item, what) = match kept {
+            Some(payload) => {
+                let result = match decode::<RunResult>(&payload) {
+                    Ok(result) => result,
+                    Err(e) => {
+                        tracing::error!("fleet: the kept result of {run} is unreadable: {e}");
+                        return;
+                    }
+                };
+                (outgoing(&result), "result re-published")
+            }
+            None if self.in_flight(run) => {
+                let result = self.result(run, RunStatus::Running);
+                (outgoing(&result), "running re-published")
+            }
+            None => {
+                self.refuse(
+                    Some(run),
+                    RefusalReason::Replayed,
+                    "this run id was taken before and its result is gone",
+                )
+                .await;
+                return;
+            }
+        };
+        self.audit(
+            "fleet.command-replayed",
+            json!({ "run": run, "answer": what }),
+        );
+        match item {
+            Ok(item) => self.enqueue(item).await,
+            Err(e) => tracing::error!("fleet: cannot re-publish {run}: {e}"),
+        }
+    }
+
+    async fn run(self: &Arc<Self>, command: Command) {
+        let CommandKind::RunRunbook(spec) = command.kind;
+        let run = command.run;
+        let request = FleetRun {
+            run: run.clone(),
+            runbook: spec.runbook,
+            bundle: spec.bundle.map(|b| b.bytes().to_vec()),
+            params: spec.params,
+            dry_run: spec.dry_run,
+        };
+        self.set_in_flight(&run, true);
+        let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
+        let running = {
+            let core = self.clone();
+            let run = run.clone();
+            tokio::spawn(async move {
+                if let Ok(started_at) = accepted_rx.await {
+                    let mut result = core.result(&run, RunStatus::Running);
+                    result.started_at = Some(started_at);
+                    match outgoing(&result) {
+                        Ok(item) => core.enqueue(item).await,
+                        Err(e) => tracing::error!("fleet: {run} running: {e}"),
+                    }
+                }
+            })
+        };
+        let outcome = self.agent.run(request, accepted_tx).await;
+        // `running` is queued before the final result.
+        let _ = running.await;
+        let result = match outcome {
+            Ok(outcome) => self.final_result(&run, outcome),
+            Err(refused) if refused.reason == RefusalReason::Busy => {
+                self.busy(&run, &refused).await;
+                return;
+            }
+            Err(refused) => {
+                self.audit_refusal(Some(&run), refused.reason, &refused.message);
+                self.refused_result(&run, refused.reason, &refused.message)
+            }
+        };
+        self.finish(&run, &result).await;
+        self.set_in_flight(&run, false);
+    }
+
+    async fn busy(self: &Arc<Self>, run: &RunId, refused: &RunRefused) {
+        self.audit_refusal(Some(run), RefusalReason::Busy, &refused.message);
+        let released = {
+            let run = run.clone();
+            self.blocking(move |core| core.store.release(&run)).await
+        };
+        if let Err(e) = released {
+            tracing::error!("fleet: {run} stays in the ledger without a run: {e}");
+        }
+        self.set_in_flight(run, false);
+    }
+
+    /// Keep the final result in the ledger and queue it, in one transaction.
+    pub(crate) async fn finish(self: &Arc<Self>, run: &RunId, result: &RunResult) {
+        let item = match outgoing(result) {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::error!("fleet: the result of {run} cannot be encoded: {e}");
+                return;
+            }
+        };
+        let cap = self.outbox_cap;
+        let finished = {
+            let run = run.clone();
+            self.blocking(move |core| core.store.finish(&run, &item, cap, UnixMillis::now()))
+                .await
+        };
+        match finished {
+            Ok(dropped) => {
+                self.audit_dropped(dropped);
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::error!("fleet: the result of {run} is not stored: {e}"),
+        }
+    }
+
+    /// Answer a command refused before the ledger: audited, and a `refused` result when the
+    /// run id is known (on the agent's own subject; nothing is ledgered).
+    async fn refuse(self: &Arc<Self>, run: Option<&RunId>, reason: RefusalReason, message: &str) {
+        self.audit_refusal(run, reason, message);
+        let Some(run) = run else { return };
+        match outgoing(&self.refused_result(run, reason, message)) {
+            Ok(item) => self.enqueue(item).await,
+            Err(e) => tracing::error!("fleet: refusal of {run}: {e}"),
+        }
+    }
+
+    fn audit_refusal(&self, run: Option<&RunId>, reason: RefusalReason, message: &str) {
+        tracing::warn!(
+            "fleet: command {} refused ({}): {message}",
+            run.map(RunId::as_str).unwrap_or("without a run id"),
+            reason.name()
+        );
+        let core = self;
+        core.audit(
+            "fleet.command-refused",
+            json!({ "run": run, "reason": reason.name(), "error": one_line(message, MAX_ERROR_LEN) }),
+        );
+    }
+
+    pub(crate) async fn enqueue(self: &Arc<Self>, item: super::outbox::Outgoing) {
+        let cap = self.outbox_cap;
+        let msg_id = item.msg_id.clone();
+        match self
+            .blocking(move |core| {
+                core.store
+                    .enqueue(&item, cap, UnixMillis::now().as_millis())
+            })
+            .await
+        {
+            Ok(dropped) => {
+                self.audit_dropped(dropped);
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::error!("fleet: {msg_id} not queued: {e}"),
+        }
+    }
+
+    pub(crate) fn result(&self, run: &RunId, status: RunStatus) -> RunResult {
+        RunResult::new(
+            run.clone(),
+            self.identity.tenant.clone(),
+            self.identity.agent.clone(),
+            status,
+        )
+    }
+
+    pub(crate) fn refused_result(
+        &self,
+        run: &RunId,
+        reason: RefusalReason,
+        message: &str,
+    ) -> RunResult {
+        let mut result = self.result(run, RunStatus::Refused { reason });
+        result.error = Some(one_line(message, MAX_ERROR_LEN));
+        result.finished_at = Some(UnixMillis::now());
+        result
+    }
+
+    fn final_result(&self, run: &RunId, outcome: RunOutcome) -> RunResult {
+        let status = match outcome.end {
+            RunEnd::Succeeded => RunStatus::Succeeded,
+            RunEnd::Failed => RunStatus::Failed,
+            RunEnd::Cancelled => RunStatus::Cancelled,
+        };
+        let mut result = self.result(run, status);
+        result.started_at = Some(outcome.started_at);
+        result.finished_at = Some(outcome.finished_at.max(outcome.started_at));
+        result.error = outcome.error.map(|e| one_line(&e, MAX_ERROR_LEN));
+        let total = outcome.steps.len();
+        result.steps = outcome
+            .steps
+            .into_iter()
+            .take(MAX_STEPS)
+            .map(|s| StepSummary {
+                name: match one_line(&s.name, MAX_STEP_NAME_LEN) {
+                    n if n.is_empty() => "step".into(),
+                    n => n,
+                },
+                status: s.status,
+                detail: one_line(&s.detail, MAX_STEP_DETAIL_LEN),
+            })
+            .collect();
+        result.steps_omitted = u32::try_from(total.saturating_sub(MAX_STEPS)).unwrap_or(u32::MAX);
+        result
+    }
+}

@@ -1,0 +1,92 @@
+//! Heartbeats: every interval, the agent's presence and inventory on `fleet.hb.<t>.<a>` (core
+//! NATS; a lost one is replaced by the next, so none is queued while disconnected).
+
+use super::core::LinkCore;
+use super::seam::Inventory;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use warden_fleet_wire::heartbeat::{
+    MAX_HOSTNAME_LEN, MAX_OS_LEN, MAX_PLUGIN_NAME_LEN, MAX_PLUGINS, MAX_VERSION_LEN,
+};
+use warden_fleet_wire::{Heartbeat, UnixMillis, encode, one_line};
+
+/// What every heartbeat of this link says about the host.
+#[derive(Debug, Clone)]
+pub struct HeartbeatSettings {
+    pub interval: Duration,
+    pub tags: BTreeMap<String, String>,
+    pub hostname: String,
+}
+
+pub(crate) fn build(
+    core: &LinkCore,
+    settings: &HeartbeatSettings,
+    inventory: Inventory,
+    seq: u64,
+) -> Heartbeat {
+    let interval_ms = i64::try_from(settings.interval.as_millis()).unwrap_or(i64::MAX);
+    let mut hb = Heartbeat::new(
+        core.identity.tenant.clone(),
+        core.identity.agent.clone(),
+        UnixMillis::now(),
+        seq,
+        interval_ms,
+    );
+    hb.agent_version = one_line(env!("CARGO_PKG_VERSION"), MAX_VERSION_LEN);
+    hb.hostname = one_line(&settings.hostname, MAX_HOSTNAME_LEN);
+    hb.os = one_line(std::env::consts::OS, MAX_OS_LEN);
+    hb.tags = settings.tags.clone();
+    // A plugin the wire cannot carry (a name or version out of its bounds) is left out rather
+    // than costing the whole heartbeat.
+    hb.plugins = inventory
+        .plugins
+        .into_iter()
+        .filter(|p| {
+            p.name.len() <= MAX_PLUGIN_NAME_LEN
+                && p.version.len() <= MAX_VERSION_LEN
+                && p.sha256.len() == 64
+        })
+        .take(MAX_PLUGINS)
+        .collect();
+    hb.open_incidents = inventory.open_incidents;
+    hb
+}
+
+pub(crate) async fn run(
+    core: Arc<LinkCore>,
+    client: async_nats::Client,
+    settings: HeartbeatSettings,
+    connected: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(settings.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if !*connected.borrow() {
+            continue;
+        }
+        let agent = core.agent.clone();
+        let inventory = tokio::task::spawn_blocking(move || agent.inventory())
+            .await
+            .unwrap_or_default();
+        seq += 1;
+        let hb = build(&core, &settings, inventory, seq);
+        let bytes = match encode(&hb) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!("fleet heartbeat not sent: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = client.publish(hb.nats_subject(), bytes.into()).await {
+            tracing::debug!("fleet heartbeat not sent: {e}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The durable outbox: every result and event is written here before it is published, and
+//! leaves only when the server has it (a JetStream PubAck for results; a flushed publish on a
+//! live connection for events, which travel on core NATS). The publisher takes entries oldest
+//! first, one at a time, so they reach the fleet in the order they happened, after a restart
+//! or days offline too.
+//!
+//! Bounded: past its cap (`[fleet] outbox-cap`) the outbox drops its **oldest events** to make
+//! room, and the caller audits how many (`fleet.outbox-events-dropped`). **Results are never
+//! dropped**: a result is what the NOC waits for, and there is at most one final and one
+//! `running` result per run id the ledger accepted, so results cannot outgrow the ledger. A new
+//! event that finds the outbox full of results only is dropped itself.
+
+use super::store::{FleetStore, StoreError};
+use rusqlite::{OptionalExtension as _, params};
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// A run's result: JetStream, retried until PubAck; never dropped.
+    Result,
+    /// An automation event: core NATS; the oldest go first when the outbox is full.
+    Event,
+}
+
+impl OutboxKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Result => "result",
+            OutboxKind::Event => "event",
+        }
+    }
+
+    fn parse(s: &str) -> Option<OutboxKind> {
+        match s {
+            "result" => Some(OutboxKind::Result),
+            "event" => Some(OutboxKind::Event),
+            _ => None,
+        }
+    }
+}
+
+/// A message waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub kind: OutboxKind,
+    pub subject: String,
+    /// `Nats-Msg-Id`: the stream (and the controller) deduplicate re-sends on it.
+    pub msg_id: String,
+    pub payload: Vec<u8>,
+}
+
+/// An entry of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: i64,
+    pub item: Outgoing,
+}
+
+/// Insert `item` into the outbox within `tx`, keeping the cap; returns how many events were
+/// dropped (the new one included, if it was an event with no older event to make room).
+pub(crate) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    item: &Outgoing,
+    cap: usize,
+    now_ms: i64,
+) -> rusqlite::Result<u64> {
+    let count: i64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+    let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+    let mut dropped = 0u64;
+    let over = count + 1 - cap;
+    if over > 0 {
+        let removed = tx.execute(
+            "DELETE FROM outbox WHERE id IN
+             (SELECT id FROM outbox WHERE kind = 'event' ORDER BY id LIMIT ?1)",
+            params![over],
+        )?;
+        dropped = u64::try_from(removed).unwrap_or(0);
+        if item.kind == OutboxKind::Event && i64::try_from(removed).unwrap_or(0) < over {
+            return Ok(dropped + 1);
+        }
+    }
+    tx.execute(
+        "INSERT INTO outbox (kind, subject, msg_id, payload, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![item.kind.as_str(), item.subject, item.msg_id, item.payload, now_ms],
+    )?;
+    Ok(dropped)
+}
+
+impl FleetStore {
+    /// Queue one message; returns the number of events dropped to keep the cap.
+    pub fn enqueue(&self, item: &Outgoing, cap: usize, now_ms: i64) -> Result<u64, StoreError> {
+        self.transaction(|tx| insert(tx, item, cap, now_ms))
+    }
+
+    /// Queue an event built with the next event sequence number (per agent, from 1, never
+    /// reused: the counter is stored with the outbox). `build` failing queues nothing.
+    pub fn enqueue_event(
+        &self,
+        cap: usize,
+        now_ms: i64,
+        build: impl FnOnce(u64) -> Result<Outgoing, String>,
+    ) -> Result<u64, StoreError> {
+        let mut failure = None;
+        let dropped = self.transaction(|tx| {
+            let last: i64 = tx
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'event_seq'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let seq = last + 1;
+            match build(u64::try_from(seq).unwrap_or(0)) {
+                Ok(item) => {
+                    tx.execute(
+                        "INSERT INTO counters (name, value) VALUES ('event_seq', ?1)
+                         ON CONFLICT(name) DO UPDATE SET value = ?1",
+                        params![seq],
+                    )?;
+                    insert(tx, &item, cap, now_ms)
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(0)
+                }
+            }
+        })?;
+        match failure {
+            Some(e) => Err(self.corrupt(format!("event not queued: {e}"))),
+            None => Ok(dropped),
+        }
+    }
+
+    /// The oldest entry.
+    pub fn oldest(&self) -> Result<Option<Queued>, StoreError> {
+        let row = self.transaction(|tx| {
+            tx.query_row(
+                "SELECT id, kind, subject, msg_id, payload FROM outbox ORDER BY id LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                },
+            )
+            .optional()
+        })?;
+        let Some((id, kind, subject, msg_id, payload)) = row else {
+            return Ok(None);
+        };
+        let kind = OutboxKind::parse(&kind)
+            .ok_or_else(|| self.corrupt(format!("outbox entry {id} has kind {kind:?}")))?;
+        Ok(Some(Queued {
+            id,
+            item: Outgoing {
+                kind,
+                subject,
+                msg_id,
+                payload,
+            },
+        }))
+    }
+
+    /// The server has it: forget it.
+    pub fn remove(&self, id: i64) -> Result<(), StoreError> {
+        self.transaction(|tx| tx.execute("DELETE FROM outbox WHERE id = ?1", params![id]))
+            .map(|_| ())
+    }
+
+    /// Entries waiting, by kind: (results, events).
+    pub fn outbox_len(&self) -> Result<(u64, u64), StoreError> {
+        self.transaction(|tx| {
+            let count = |kind: &str| -> rusqlite::Result<u64> {
+                tx.query_row(
+                    "SELECT COUNT(*) FROM outbox WHERE kind = ?1",
+                    params![kind],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| u64::try_from(n).unwrap_or(0))
+            };
+            Ok((count("result")?, count("event")?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: OutboxKind, id: &str) -> Outgoing {
+        Outgoing {
+            kind,
+            subject: "fleet.res.acme.U".into(),
+            msg_id: id.into(),
+            payload: id.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn entries_come_out_oldest_first_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fleet.sqlite");
+        {
+            let store = FleetStore::open(&path).expect("open");
+            for id in ["a", "b", "c"] {
+                store
+                    .enqueue(&item(OutboxKind::Result, id), 10, 1)
+                    .expect("queued");
+            }
+        }
+        let store = FleetStore::open(&path).expect("reopen");
+        let mut seen = Vec::new();
+        while let Some(q) = store.oldest().expect("read") {
+            seen.push(q.item.msg_id.clone());
+            store.remove(q.id).expect("remove");
+        }
+        assert_eq!(seen, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_full_outbox_drops_its_oldest_events_and_never_a_result() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FleetStore::open(&dir.path().join("s.sqlite")).expect("open");
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Event, "e1"), 3, 1)
+                .expect("q"),
+            0
+        );
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r1"), 3, 1)
+                .expect("q"),
+            0
+        );
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Event, "e2"), 3, 1)
+                .expect("q"),
+            0
+        );
+        // Full: a result makes room by dropping e1.
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r2"), 3, 1)
+                .expect("q"),
+            1
+        );
+        // Full: a result drops e2; then results only, and a result still goes in.
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r3"), 3, 1)
+                .expect("q"),
+            1
+        );
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Result, "r4"), 3, 1)
+                .expect("q"),
+            0
+        );
+        // An event finding only results is dropped itself.
+        assert_eq!(
+            store
+                .enqueue(&item(OutboxKind::Event, "e3"), 3, 1)
+                .expect("q"),
+            1
+        );
+        assert_eq!(store.outbox_len().expect("len"), (4, 0));
+    }
+
+    #[test]
+    fn event_numbers_are_never_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sqlite");
+        let mut seqs = Vec::new();
+        for _ in 0..2 {
+            let store = FleetStore::open(&path).expect("open");
+            store
+                .enqueue_event(10, 1, |seq| {
+                    seqs.push(seq);
+                    Ok(item(OutboxKind::Event, &format!("e{seq}")))
+                })
+                .expect("queued");
+            let q = store.oldest().expect("read").expect("one");
+            store.remove(q.id).expect("remove");
+        }
+        assert_eq!(seqs, [1, 2]);
+    }
+}

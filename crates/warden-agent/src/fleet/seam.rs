@@ -1,0 +1,89 @@
+//! What the link needs from the agent it serves, as a trait: run a runbook for a command (after
+//! the agent's own trust check) and report the inventory for heartbeats. The daemon implements
+//! it over its one trigger path (`daemon/fleet.rs`); simulated agents of a benchmark can share
+//! one implementation (one sandbox) between many links, each with its own identity and state.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::oneshot;
+use warden_fleet_wire::{PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A run a command asks for, after the link's checks (addressing, time, ledger).
+#[derive(Debug, Clone)]
+pub struct FleetRun {
+    pub run: RunId,
+    /// A runbook installed on the agent (signed), by name.
+    pub runbook: Option<String>,
+    /// A signed runbook bundle carried by the command.
+    pub bundle: Option<Vec<u8>>,
+    pub params: BTreeMap<String, String>,
+    pub dry_run: bool,
+}
+
+impl FleetRun {
+    /// Who the agent's history and audit say asked: `fleet:<run>`.
+    pub fn requested_by(&self) -> String {
+        format!("fleet:{}", self.run)
+    }
+}
+
+/// Why the agent ran nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason:?}: {message}")]
+pub struct RunRefused {
+    pub reason: RefusalReason,
+    pub message: String,
+}
+
+impl RunRefused {
+    pub fn new(reason: RefusalReason, message: impl Into<String>) -> RunRefused {
+        RunRefused {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The agent's own run id (its history's).
+    pub local_run: String,
+    pub end: RunEnd,
+    pub started_at: UnixMillis,
+    pub finished_at: UnixMillis,
+    /// In order; the link keeps the first `MAX_STEPS`.
+    pub steps: Vec<StepSummary>,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+}
+
+/// What a heartbeat reports besides the config's tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub plugins: Vec<PluginInfo>,
+    pub open_incidents: u32,
+}
+
+pub trait FleetAgent: Send + Sync + 'static {
+    /// Check the runbook against the agent's own trust policy and run it. `accepted` is sent
+    /// once the run is queued (the link then publishes `running`); the future ends with the run.
+    fn run(
+        &self,
+        run: FleetRun,
+        accepted: oneshot::Sender<UnixMillis>,
+    ) -> BoxFuture<Result<RunOutcome, RunRefused>>;
+
+    /// Installed plugins and open incidents. Blocking (store and history reads).
+    fn inventory(&self) -> Inventory;
+}
