@@ -1394,7 +1394,7 @@ fn section_api(
         let summary = engine
             .run(&runbook, &params, false, &mut |_| {})
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if summary.status != "succeeded" {
+        if !summary.status.succeeded() {
             bail!("the in-process run {}", summary.status);
         }
         Ok(())

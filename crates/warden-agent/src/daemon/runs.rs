@@ -551,9 +551,7 @@ mod tests {
 
     fn finished(id: &str) -> Arc<LiveRun> {
         let run = Arc::new(LiveRun::new(id));
-        run.push(pb::EventKind::RunFinished, |e| {
-            e.status = "succeeded".into()
-        });
+        run.finish(RunStatus::Succeeded, "");
         run
     }
 
