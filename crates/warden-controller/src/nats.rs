@@ -95,7 +95,6 @@ pub async fn connect(
     })
     .name(name)
     .request_timeout(Some(REQUEST_TIMEOUT))
-    .retry_on_initial_connect()
     .event_callback(move |event| {
         let connected = connected.clone();
         async move {

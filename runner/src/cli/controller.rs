@@ -29,8 +29,16 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
-/// The NATS port and store a standalone `nats-server.conf` uses.
+/// The NATS port a standalone `nats-server.conf` uses when `nats-url` names none.
 const NATS_PORT: u16 = 4222;
+
+/// The port of `nats-url` (`nats://host:port`), so the written server config matches it.
+fn nats_port(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or(NATS_PORT)
+}
 
 fn load(args: &ServeArgs) -> Result<ControllerConfig> {
     match &args.config {
@@ -49,9 +57,10 @@ fn write_nats(config: &ControllerConfig) -> Result<PathBuf> {
     let store = dir.join("nats-store");
     let text = format!(
         "# nats-server for the warden fleet controller (written by `warden controller`).\n\
-         port: {NATS_PORT}\n\
+         port: {}\n\
          jetstream {{ store_dir: \"{}\" }}\n\
          include \"{}\"\n",
+        nats_port(&config.nats_url),
         store.display(),
         operator
             .file_name()
