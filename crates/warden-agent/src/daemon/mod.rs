@@ -358,6 +358,12 @@ pub async fn serve(
     )?;
     // Vouches for everything before this start, including what the CLI appended meanwhile.
     runner.audit().checkpoint(true)?;
+    // Before any task is spawned, so a link that cannot start leaves nothing running; and
+    // subscribed to the agent's events before the automation can send any.
+    let fleet_link = match &config.fleet {
+        Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
+        None => None,
+    };
     let (checkpoint_stop_tx, checkpoint_stop) = watch::channel(false);
     let checkpointer = config.audit.checkpoint_key.is_some().then(|| {
         tokio::spawn(checkpoints(
@@ -379,10 +385,6 @@ pub async fn serve(
     };
     let automation =
         warden_automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
-    let fleet_link = match &config.fleet {
-        Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
-        None => None,
-    };
     tracing::info!("listening on {bound}");
     ready(bound);
     // Loading an interpreter plugin's code is about half of its first run: do it for every
