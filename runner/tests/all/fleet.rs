@@ -125,6 +125,7 @@ impl pb::enrollment_server::Enrollment for Enroller {
 /// agent's credentials and a publisher key the agent trusts.
 struct Fleet {
     nats: Nats,
+    authority: Arc<Mutex<FleetAuthority>>,
     acme: TenantId,
     controller: async_nats::Client,
     keys: tempfile::TempDir,
@@ -195,6 +196,7 @@ impl Fleet {
         }
         Fleet {
             nats,
+            authority,
             acme,
             controller,
             keys,
@@ -380,6 +382,32 @@ async fn round_trip(client: &async_nats::Client) {
         .expect("account info");
 }
 
+/// The test Enrollment service on a loopback port.
+async fn start_enroller(
+    authority: &Arc<Mutex<FleetAuthority>>,
+    nats_url: &str,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let service = pb::enrollment_server::EnrollmentServer::new(Enroller {
+        authority: authority.clone(),
+        spent: Mutex::new(SpentTokens::new()),
+        pending: Mutex::new(HashMap::new()),
+        nats_url: nats_url.to_string(),
+    });
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (addr, server)
+}
+
 /// `warden enroll` against a test Enrollment service; returns the new agent's id.
 async fn enroll(
     authority: &Arc<Mutex<FleetAuthority>>,
@@ -398,21 +426,7 @@ async fn enroll(
             unix_now(),
         )
         .expect("token");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let service = pb::enrollment_server::EnrollmentServer::new(Enroller {
-        authority: authority.clone(),
-        spent: Mutex::new(SpentTokens::new()),
-        pending: Mutex::new(HashMap::new()),
-        nats_url: nats_url.to_string(),
-    });
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (addr, server) = start_enroller(authority, nats_url).await;
     let args: Vec<String> = [
         "--json",
         "enroll",
@@ -863,4 +877,42 @@ async fn an_agent_killed_in_the_middle_of_a_run_reports_it_interrupted_and_never
         "the run ran again after the restart"
     );
     assert!(agent.audit_log().contains("\"fleet.run-interrupted\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_enrolls_at_its_first_start_with_a_configured_token() {
+    let fleet = Fleet::start().await;
+    let mut heartbeats = fleet
+        .controller
+        .subscribe(format!("{}.acme.>", subjects::HEARTBEATS))
+        .await
+        .expect("subscribe");
+    round_trip(&fleet.controller).await;
+    let (addr, server) = start_enroller(&fleet.authority, &fleet.nats.url(0)).await;
+    let token = fleet
+        .authority
+        .lock()
+        .expect("authority")
+        .issue_enrollment_token(&fleet.acme, &[], ENROLLMENT_TOKEN_LIFETIME, unix_now())
+        .expect("token");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token.token).expect("token file");
+    let creds = dir.path().join("new/fleet.creds");
+    let section = format!(
+        "[fleet]\nurls = [{:?}]\ntenant = \"acme\"\ncredentials = {:?}\nheartbeat-interval-secs = 1\n\
+         [fleet.enroll]\ncontroller = \"http://{addr}\"\ntoken-file = {:?}\n",
+        fleet.nats.url(0),
+        creds.display().to_string(),
+        token_file.display().to_string()
+    );
+    let agent =
+        tokio::task::block_in_place(|| Agent::start_full("", &[], &section, &fleet.trust()));
+    let hb = first_heartbeat(&mut heartbeats).await;
+    assert_ne!(hb.agent, fleet.agent_id, "a new identity");
+    let identity = warden_agent::fleet::FleetIdentity::load(&creds, fleet.acme.clone())
+        .expect("the credentials were written, private");
+    assert_eq!(identity.agent, hb.agent);
+    assert!(agent.audit_log().contains("\"fleet.enrolled\""));
+    server.abort();
 }

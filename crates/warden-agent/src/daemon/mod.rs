@@ -215,6 +215,11 @@ async fn start_fleet_link(
     fleet: &crate::fleet::FleetConfig,
 ) -> Result<crate::fleet::RunningLink, DaemonError> {
     use crate::fleet::{FleetIdentity, FleetLink, HeartbeatSettings, LinkSettings};
+    if let Some(enroll) = &fleet.enroll
+        && !fleet.credentials.exists()
+    {
+        enroll_at_first_start(state, fleet, enroll).await?;
+    }
     let identity = FleetIdentity::load(&fleet.credentials, fleet.tenant.clone())
         .map_err(|e| DaemonError::Fleet(e.to_string()))?;
     tracing::info!(
@@ -247,6 +252,46 @@ async fn start_fleet_link(
     link.start()
         .await
         .map_err(|e| DaemonError::Fleet(e.to_string()))
+}
+
+/// Largest enrollment token file read (a token is a JWT of well under 2 KiB).
+const MAX_TOKEN_FILE_BYTES: u64 = 16 * 1024;
+
+/// `[fleet.enroll]` with no credentials yet: enroll with the token file's token and write the
+/// credentials (mode 0600), as `warden enroll` would.
+async fn enroll_at_first_start(
+    state: &Arc<AgentState>,
+    fleet: &crate::fleet::FleetConfig,
+    enroll: &crate::fleet::config::EnrollConfig,
+) -> Result<(), DaemonError> {
+    use crate::grpc::enroll_client::{EnrollOptions, enroll as enroll_with};
+    let fail = |e: String| DaemonError::Fleet(format!("enrolling with {}: {e}", enroll.controller));
+    let token = warden_core::fsutil::read_capped(&enroll.token_file, MAX_TOKEN_FILE_BYTES)
+        .map_err(|e| fail(format!("cannot read {}: {e}", enroll.token_file.display())))?;
+    let token = String::from_utf8(token)
+        .map_err(|_| fail(format!("{} is not text", enroll.token_file.display())))?;
+    let options = EnrollOptions {
+        controller: enroll.controller.clone(),
+        token: token.trim().to_string(),
+        tenant: fleet.tenant.clone(),
+        name: host_id(),
+        ca_file: enroll.ca_file.clone(),
+    };
+    let enrolled = enroll_with(&options)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if let Some(dir) = fleet.credentials.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    }
+    crate::fleet::store_credentials(&fleet.credentials, &enrolled.credentials)
+        .map_err(|e| fail(e.to_string()))?;
+    tracing::info!("fleet: enrolled as agent {}", enrolled.agent);
+    state.runner.audit().append(
+        "fleet.enrolled",
+        json!({ "agent": enrolled.agent, "tenant": fleet.tenant, "controller": enroll.controller,
+                "credentials": fleet.credentials }),
+    )?;
+    Ok(())
 }
 
 /// `warden serve`: bind the configured address and run the agent until SIGTERM or SIGINT; on
@@ -344,6 +389,12 @@ pub async fn serve_reloading(
     )?;
     // Vouches for everything before this start, including what the CLI appended meanwhile.
     runner.audit().checkpoint(true)?;
+    // Before any task is spawned, so a link that cannot start leaves nothing running; and
+    // subscribed to the agent's events before the automation can send any.
+    let fleet_link = match &config.fleet {
+        Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
+        None => None,
+    };
     let (checkpoint_stop_tx, checkpoint_stop) = watch::channel(false);
     let checkpointer = config.audit.checkpoint_key.is_some().then(|| {
         tokio::spawn(checkpoints(
@@ -371,10 +422,6 @@ pub async fn serve_reloading(
     };
     let automation =
         warden_automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
-    let fleet_link = match &config.fleet {
-        Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
-        None => None,
-    };
     tracing::info!("listening on {bound}");
     ready(bound);
     // Loading an interpreter plugin's code is about half of its first run: do it for every

@@ -40,6 +40,22 @@ pub struct FleetConfig {
     /// See [`DEFAULT_OUTBOX_CAP`].
     #[serde(default = "default_outbox_cap")]
     pub outbox_cap: usize,
+    /// `[fleet.enroll]`: enroll at the first start, when the credentials file does not exist.
+    #[serde(default)]
+    pub enroll: Option<EnrollConfig>,
+}
+
+/// `[fleet.enroll]`: how `warden serve` enrolls by itself (what `warden enroll` does by hand).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EnrollConfig {
+    /// The controller's gRPC address, `http://host:port` or `https://host:port`.
+    pub controller: String,
+    /// A file holding the single-use enrollment token (relative to the config's directory).
+    pub token_file: PathBuf,
+    /// A PEM CA to verify an `https://` controller with.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// 15 s: the controller calls an agent overdue after a few missed intervals, so an agent that
@@ -71,6 +87,16 @@ impl FleetConfig {
             && ca.is_relative()
         {
             self.ca_file = Some(base.join(ca));
+        }
+        if let Some(enroll) = &mut self.enroll {
+            if enroll.token_file.is_relative() {
+                enroll.token_file = base.join(&enroll.token_file);
+            }
+            if let Some(ca) = &enroll.ca_file
+                && ca.is_relative()
+            {
+                enroll.ca_file = Some(base.join(ca));
+            }
         }
     }
 
@@ -121,6 +147,16 @@ impl FleetConfig {
                     "fleet.tags.{key}: at most {MAX_TAG_VALUE_LEN} bytes, one line"
                 ));
             }
+        }
+        if let Some(enroll) = &self.enroll
+            && !["http://", "https://"]
+                .iter()
+                .any(|scheme| enroll.controller.starts_with(scheme))
+        {
+            return Err(format!(
+                "fleet.enroll.controller: {:?} is not http://host:port or https://host:port",
+                enroll.controller
+            ));
         }
         if self.outbox_cap == 0 {
             return Err("fleet.outbox-cap must be at least 1".into());
@@ -192,6 +228,12 @@ mod tests {
             (
                 format!("urls = [\"nats://x:1\"]\n{base}token = \"x\"\n"),
                 "unknown field",
+            ),
+            (
+                format!(
+                    "urls = [\"nats://x:1\"]\n{base}[enroll]\ncontroller = \"x:1\"\ntoken-file = \"t\"\n"
+                ),
+                "fleet.enroll.controller",
             ),
         ] {
             let err = parse(&text).expect_err(&text);
