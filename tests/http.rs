@@ -123,10 +123,19 @@ fn allowed_get_and_post_carry_headers_and_body_and_are_audited() {
 
     let seen = server.requests();
     assert_eq!(seen.len(), 2);
-    assert_eq!((seen[0].method.as_str(), seen[0].target.as_str()), ("GET", "/health?x=1"));
-    assert_eq!(seen[0].header("host"), Some(server.addr.to_string().as_str()));
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].target.as_str()),
+        ("GET", "/health?x=1")
+    );
+    assert_eq!(
+        seen[0].header("host"),
+        Some(server.addr.to_string().as_str())
+    );
     assert_eq!(seen[0].header("authorization"), Some("Bearer secret-token"));
-    assert_eq!((seen[1].method.as_str(), seen[1].target.as_str()), ("POST", "/tickets"));
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].target.as_str()),
+        ("POST", "/tickets")
+    );
     assert_eq!(seen[1].header("content-type"), Some("application/json"));
     assert_eq!(seen[1].body, b"{\"summary\":\"disk full\"}");
     assert_eq!(seen[1].header("content-length"), Some("23"));
@@ -195,8 +204,14 @@ fn a_granted_name_that_resolves_to_loopback_is_denied_unless_the_policy_names_lo
         },
     );
     let report = fetch(&open, json!({ "url": format!("{origin}/") }));
-    assert_eq!(summary(&report).expect("loopback named: allowed"), "200 local");
-    assert_eq!(server.requests()[0].header("host"), Some(&origin["http://".len()..]));
+    assert_eq!(
+        summary(&report).expect("loopback named: allowed"),
+        "200 local"
+    );
+    assert_eq!(
+        server.requests()[0].header("host"),
+        Some(&origin["http://".len()..])
+    );
 }
 
 #[test]
@@ -223,12 +238,36 @@ fn ip_literal_spellings_and_user_info_are_refused_and_mapped_addresses_checked_a
         },
     );
     for (url, code, why) in [
-        (format!("http://2130706433:{port}/"), "invalid", "canonical dotted-quad"),
-        (format!("http://0177.0.0.1:{port}/"), "invalid", "canonical dotted-quad"),
-        (format!("http://0x7f000001:{port}/"), "invalid", "canonical dotted-quad"),
-        (format!("http://allowed.example@127.0.0.1:{port}/"), "invalid", "user info"),
-        (format!("{mapped_metadata}/latest/meta-data/"), "denied", "cloud metadata address, never dialled"),
-        (format!("{metadata}/latest/meta-data/"), "denied", "cloud metadata address, never dialled"),
+        (
+            format!("http://2130706433:{port}/"),
+            "invalid",
+            "canonical dotted-quad",
+        ),
+        (
+            format!("http://0177.0.0.1:{port}/"),
+            "invalid",
+            "canonical dotted-quad",
+        ),
+        (
+            format!("http://0x7f000001:{port}/"),
+            "invalid",
+            "canonical dotted-quad",
+        ),
+        (
+            format!("http://allowed.example@127.0.0.1:{port}/"),
+            "invalid",
+            "user info",
+        ),
+        (
+            format!("{mapped_metadata}/latest/meta-data/"),
+            "denied",
+            "cloud metadata address, never dialled",
+        ),
+        (
+            format!("{metadata}/latest/meta-data/"),
+            "denied",
+            "cloud metadata address, never dialled",
+        ),
     ] {
         let report = fetch(&runner, json!({ "url": url }));
         let (got, message) = cap_error(&report);
@@ -242,12 +281,21 @@ fn ip_literal_spellings_and_user_info_are_refused_and_mapped_addresses_checked_a
     // A mapped loopback address is loopback: dialled (as 127.0.0.1) because the policy names
     // 127.0.0.0/8, and denied under a policy that does not.
     let report = fetch(&runner, json!({ "url": format!("{mapped_loopback}/") }));
-    assert_eq!(summary(&report).expect("mapped loopback, named"), "200 reached");
+    assert_eq!(
+        summary(&report).expect("mapped loopback, named"),
+        "200 reached"
+    );
     let sb = Sandbox::new();
     let closed = runner_with_no_networks(&sb, &[mapped_loopback.clone()]);
-    let (code, message) = cap_error(&fetch(&closed, json!({ "url": format!("{mapped_loopback}/") })));
+    let (code, message) = cap_error(&fetch(
+        &closed,
+        json!({ "url": format!("{mapped_loopback}/") }),
+    ));
     assert_eq!(code, "denied", "{message}");
-    assert!(message.contains("::ffff:127.0.0.1 is loopback"), "{message}");
+    assert!(
+        message.contains("::ffff:127.0.0.1 is loopback"),
+        "{message}"
+    );
 }
 
 fn runner_with_no_networks(sb: &Sandbox, origins: &[String]) -> PluginManager {
@@ -270,10 +318,20 @@ fn a_redirect_to_another_host_is_returned_to_the_plugin_not_followed() {
     });
     let sb = Sandbox::new();
     // Even with the redirect's target granted, the host does not follow it.
-    let runner = runner(&sb, &Grants::loopback(&[redirector.origin(), target.origin()]));
-    let report = fetch(&runner, json!({ "url": format!("{}/start", redirector.origin()) }));
+    let runner = runner(
+        &sb,
+        &Grants::loopback(&[redirector.origin(), target.origin()]),
+    );
+    let report = fetch(
+        &runner,
+        json!({ "url": format!("{}/start", redirector.origin()) }),
+    );
     assert_eq!(summary(&report).expect("the 3xx is the answer"), "302 ");
-    let response = report.logs.iter().find(|l| l.message == "response").expect("headers");
+    let response = report
+        .logs
+        .iter()
+        .find(|l| l.message == "response")
+        .expect("headers");
     assert!(
         response
             .fields
@@ -294,7 +352,10 @@ fn a_response_that_never_comes_is_ended_by_the_runs_deadline_or_the_calls_own_ti
             ..Grants::loopback(&[server.origin()])
         },
     );
-    let report = fetch(&runner, json!({ "url": format!("{}/slow", server.origin()) }));
+    let report = fetch(
+        &runner,
+        json!({ "url": format!("{}/slow", server.origin()) }),
+    );
     assert!(
         matches!(
             report.result,
@@ -328,7 +389,11 @@ fn a_cancelled_run_ends_its_call_in_flight() {
         cancel.cancel();
         run.join().expect("the run thread")
     });
-    assert!(matches!(report.result, Err(RunError::Cancelled)), "{:?}", report.result);
+    assert!(
+        matches!(report.result, Err(RunError::Cancelled)),
+        "{:?}",
+        report.result
+    );
 }
 
 #[test]
@@ -387,5 +452,8 @@ fn https_to_a_server_that_does_not_speak_tls_fails_in_the_handshake() {
     let (code, message) = cap_error(&fetch(&runner, json!({ "url": format!("{origin}/") })));
     assert_eq!(code, "failed", "{message}");
     assert!(message.contains("TLS"), "{message}");
-    assert!(server.requests().is_empty(), "no plain-text request was sent");
+    assert!(
+        server.requests().is_empty(),
+        "no plain-text request was sent"
+    );
 }

@@ -132,13 +132,30 @@ fn a_check_run_exits_with_the_nagios_code_of_its_status() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for (config, code, word) in [
-        (r#"{"warning_percent": 101, "critical_percent": 101}"#, 0, "OK"),
-        (r#"{"warning_percent": 0, "critical_percent": 101}"#, 1, "WARNING"),
-        (r#"{"warning_percent": 0, "critical_percent": 0}"#, 2, "CRITICAL"),
+        (
+            r#"{"warning_percent": 100, "critical_percent": 100}"#,
+            0,
+            "OK",
+        ),
+        (
+            r#"{"warning_percent": 0, "critical_percent": 100}"#,
+            1,
+            "WARNING",
+        ),
+        (
+            r#"{"warning_percent": 0, "critical_percent": 0}"#,
+            2,
+            "CRITICAL",
+        ),
         (r#"{"mounts": ["/no/such/mount"]}"#, 3, "UNKNOWN"),
     ] {
         let out = cli.warden(&["run", "disk-usage", "--config", config]);
-        assert_eq!(out.status.code(), Some(code), "{config}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{config}: {}",
+            text(&out.stderr)
+        );
         let shown = text(&out.stdout);
         assert!(shown.to_uppercase().starts_with(word), "{config}: {shown}");
         // --json reports the same run with the same code.
@@ -496,7 +513,12 @@ fn assert_inert(what: &str, bytes: &[u8]) {
 fn plugin_output_reaches_the_terminal_inert_and_json_keeps_it() {
     let cli = hostile_cli();
     let out = cli.warden(&["run", "hostile", "--config", r#"{"attack": "escapes"}"#]);
-    assert_eq!(out.status.code(), Some(1), "a warning: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a warning: {}",
+        text(&out.stderr)
+    );
     assert_inert("stdout", &out.stdout);
     assert_inert("stderr", &out.stderr);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

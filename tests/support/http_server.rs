@@ -135,7 +135,12 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(stream: TcpStream, reply: &Reply, requests: &Mutex<Vec<Recorded>>, seen: &mpsc::Sender<()>) {
+fn serve(
+    stream: TcpStream,
+    reply: &Reply,
+    requests: &Mutex<Vec<Recorded>>,
+    seen: &mpsc::Sender<()>,
+) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -156,7 +161,10 @@ fn serve(stream: TcpStream, reply: &Reply, requests: &Mutex<Vec<Recorded>>, seen
             headers,
             body,
         } => {
-            let mut head = format!("HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            let mut head = format!(
+                "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
             for (k, v) in headers {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }

@@ -143,7 +143,9 @@ impl HttpUrl {
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         if authority.contains('@') {
-            return Err("user info (`user@host`) in the URL is refused: put credentials in a header".into());
+            return Err(
+                "user info (`user@host`) in the URL is refused: put credentials in a header".into(),
+            );
         }
         let (host, port) = split_host_port(authority)?;
         let host = parse_host(host)?;
@@ -174,7 +176,10 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
         return match after {
             "" => Ok((authority.get(..inside.len() + 2).unwrap_or(authority), None)),
             _ => match after.strip_prefix(':') {
-                Some(port) => Ok((authority.get(..inside.len() + 2).unwrap_or(authority), Some(port))),
+                Some(port) => Ok((
+                    authority.get(..inside.len() + 2).unwrap_or(authority),
+                    Some(port),
+                )),
                 None => Err("unexpected text after an IPv6 host".into()),
             },
         };
@@ -225,11 +230,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -252,7 +261,12 @@ impl From<Cidr> for String {
 impl TryFrom<String> for Cidr {
     type Error = String;
     fn try_from(s: String) -> Result<Cidr, String> {
-        let bad = || format!("`{}` is not an address range such as `10.0.0.0/8`", s.escape_debug());
+        let bad = || {
+            format!(
+                "`{}` is not an address range such as `10.0.0.0/8`",
+                s.escape_debug()
+            )
+        };
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s.as_str(), None),
@@ -281,9 +295,21 @@ pub enum AddressClass {
 
 /// IPv4 ranges never dialled: `(network, prefix, why)`.
 const FORBIDDEN_V4: [(Ipv4Addr, u8, &str); 9] = [
-    (Ipv4Addr::new(169, 254, 169, 254), 32, "the cloud metadata address"),
-    (Ipv4Addr::new(100, 100, 100, 200), 32, "a cloud metadata address"),
-    (Ipv4Addr::new(0, 0, 0, 0), 8, "unspecified (\"this network\")"),
+    (
+        Ipv4Addr::new(169, 254, 169, 254),
+        32,
+        "the cloud metadata address",
+    ),
+    (
+        Ipv4Addr::new(100, 100, 100, 200),
+        32,
+        "a cloud metadata address",
+    ),
+    (
+        Ipv4Addr::new(0, 0, 0, 0),
+        8,
+        "unspecified (\"this network\")",
+    ),
     (Ipv4Addr::new(255, 255, 255, 255), 32, "broadcast"),
     (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
     (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved"),
@@ -299,7 +325,11 @@ const RESTRICTED_V4: [(Ipv4Addr, u8, &str); 8] = [
     (Ipv4Addr::new(10, 0, 0, 0), 8, "private (RFC 1918)"),
     (Ipv4Addr::new(172, 16, 0, 0), 12, "private (RFC 1918)"),
     (Ipv4Addr::new(192, 168, 0, 0), 16, "private (RFC 1918)"),
-    (Ipv4Addr::new(100, 64, 0, 0), 10, "shared address space (RFC 6598)"),
+    (
+        Ipv4Addr::new(100, 64, 0, 0),
+        10,
+        "shared address space (RFC 6598)",
+    ),
     (Ipv4Addr::new(192, 0, 0, 0), 24, "IETF protocol assignments"),
     (Ipv4Addr::new(198, 18, 0, 0), 15, "benchmarking (RFC 2544)"),
 ];
@@ -446,8 +476,10 @@ mod tests {
 
     #[test]
     fn metadata_and_documentation_are_never_dialled() {
-        let everything = [Cidr::try_from("0.0.0.0/0".to_string()).expect("v4"),
-            Cidr::try_from("::/0".to_string()).expect("v6")];
+        let everything = [
+            Cidr::try_from("0.0.0.0/0".to_string()).expect("v4"),
+            Cidr::try_from("::/0".to_string()).expect("v6"),
+        ];
         for forbidden in [
             "169.254.169.254",
             "::ffff:169.254.169.254",
@@ -487,7 +519,10 @@ mod tests {
         }
         assert!(check_address(ip("127.0.0.1"), &loopback).is_ok());
         assert!(check_address(ip("::ffff:127.0.0.1"), &loopback).is_ok());
-        assert!(check_address(ip("::1"), &loopback).is_err(), "::1 is not in 127/8");
+        assert!(
+            check_address(ip("::1"), &loopback).is_err(),
+            "::1 is not in 127/8"
+        );
         assert!(check_address(ip("10.0.0.1"), &loopback).is_err());
         for public in ["1.1.1.1", "2606:4700::1111", "172.32.0.1"] {
             assert!(check_address(ip(public), &[]).is_ok(), "{public}");

@@ -744,12 +744,27 @@ mod tests {
         let report = Grant::resolve(&m, &p);
         let g = &report.grant;
         assert_eq!(g.http.len(), 1, "{:?}", g.http);
-        assert_eq!(report.narrowed.len(), 2, "port 8080 and other.example are left out");
+        assert_eq!(
+            report.narrowed.len(),
+            2,
+            "port 8080 and other.example are left out"
+        );
         let origin = |s: &str| s.parse::<crate::egress::HttpOrigin>().expect("origin");
-        assert!(g.authorize(&Operation::Http { origin: &origin("https://psa.example.com") }).is_ok());
-        for denied in ["http://psa.example.com", "https://psa.example.com:8443", "http://psa.example.com:8080"] {
+        assert!(
+            g.authorize(&Operation::Http {
+                origin: &origin("https://psa.example.com")
+            })
+            .is_ok()
+        );
+        for denied in [
+            "http://psa.example.com",
+            "https://psa.example.com:8443",
+            "http://psa.example.com:8080",
+        ] {
             let reason = g
-                .authorize(&Operation::Http { origin: &origin(denied) })
+                .authorize(&Operation::Http {
+                    origin: &origin(denied),
+                })
                 .expect_err(denied);
             assert!(reason.contains("not granted"), "{reason}");
         }
@@ -761,7 +776,10 @@ mod tests {
         let reason = g
             .dialable("psa.example.com", &[ip("127.0.0.1"), ip("169.254.169.254")])
             .expect_err("nothing dialable");
-        assert!(reason.contains("loopback") && reason.contains("metadata"), "{reason}");
+        assert!(
+            reason.contains("loopback") && reason.contains("metadata"),
+            "{reason}"
+        );
         // Networks come with an http grant only.
         let bare = Grant::resolve(&manifest(""), &p).grant;
         assert!(bare.http_networks.is_empty());

@@ -115,7 +115,9 @@ fn bounded<T: Send + 'static>(
             Ok(Err(_elapsed)) => return Err(Interrupted::TimedOut),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Interrupted::Lost("the HTTP task ended without an answer".into()));
+                return Err(Interrupted::Lost(
+                    "the HTTP task ended without an answer".into(),
+                ));
             }
         }
     }
@@ -163,10 +165,12 @@ async fn run(ex: Exchange, tls: Arc<rustls::ClientConfig>) -> Result<Fetched, Fe
         warden_core::egress::HttpScheme::Http => exchange(tcp, ex).await,
         warden_core::egress::HttpScheme::Https => {
             let server_name = match &ex.origin.host {
-                HttpHost::Name(n) => ServerName::try_from(n.clone()).map_err(|e| FetchError::Tls {
-                    host: n.clone(),
-                    cause: e.to_string(),
-                })?,
+                HttpHost::Name(n) => {
+                    ServerName::try_from(n.clone()).map_err(|e| FetchError::Tls {
+                        host: n.clone(),
+                        cause: e.to_string(),
+                    })?
+                }
                 HttpHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
             };
             let stream = tokio_rustls::TlsConnector::from(tls)
@@ -362,7 +366,9 @@ mod tests {
                         }
                     }
                     let _ = tls
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
                         .await;
                     let _ = tls.shutdown().await;
                 });
@@ -404,16 +410,22 @@ mod tests {
     fn https_verifies_the_certificate_for_the_urls_host() {
         let (_server, addr) = tls_server();
         let tls = trusting_the_test_ca();
-        let ok = send(exchange(HttpHost::Name("localhost".into()), addr), tls.clone())
-            .expect("the certificate names localhost");
+        let ok = send(
+            exchange(HttpHost::Name("localhost".into()), addr),
+            tls.clone(),
+        )
+        .expect("the certificate names localhost");
         assert_eq!((ok.status, ok.body.as_slice()), (200, b"ok".as_slice()));
         let ok = send(exchange(HttpHost::Ip(addr.ip()), addr), tls.clone())
             .expect("the certificate names 127.0.0.1");
         assert_eq!(ok.status, 200);
 
         // The same server and address, reached under a name its certificate does not carry.
-        let err = send(exchange(HttpHost::Name("psa.example.com".into()), addr), tls)
-            .expect_err("wrong name");
+        let err = send(
+            exchange(HttpHost::Name("psa.example.com".into()), addr),
+            tls,
+        )
+        .expect_err("wrong name");
         assert!(
             matches!(&err, FetchError::Tls { cause, .. } if cause.contains("not valid for name")),
             "{err}"
@@ -424,8 +436,11 @@ mod tests {
     fn https_refuses_a_certificate_from_an_untrusted_issuer() {
         let (_server, addr) = tls_server();
         let untrusting = client_config(rustls::RootCertStore::empty()).expect("config");
-        let err = send(exchange(HttpHost::Name("localhost".into()), addr), untrusting)
-            .expect_err("unknown issuer");
+        let err = send(
+            exchange(HttpHost::Name("localhost".into()), addr),
+            untrusting,
+        )
+        .expect_err("unknown issuer");
         assert!(
             matches!(&err, FetchError::Tls { cause, .. } if cause.contains("UnknownIssuer")),
             "{err}"

@@ -63,7 +63,11 @@ fn check_request(req: &Request) -> Result<Checked, String> {
     if req.headers.len() > MAX_REQUEST_HEADERS {
         return Err(format!("more than {MAX_REQUEST_HEADERS} request headers"));
     }
-    let header_bytes: usize = req.headers.iter().map(|f| f.key.len() + f.value.len()).sum();
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|f| f.key.len() + f.value.len())
+        .sum();
     if header_bytes > MAX_REQUEST_HEADER_BYTES {
         return Err(format!(
             "request headers larger than {MAX_REQUEST_HEADER_BYTES} bytes"
@@ -82,7 +86,11 @@ fn check_request(req: &Request) -> Result<Checked, String> {
             .map_err(|_| format!("the value of header `{name}` has a control character"))?;
         headers.push((name, value));
     }
-    if req.body.as_ref().is_some_and(|b| b.len() > MAX_REQUEST_BODY_BYTES) {
+    if req
+        .body
+        .as_ref()
+        .is_some_and(|b| b.len() > MAX_REQUEST_BODY_BYTES)
+    {
         return Err(format!(
             "request body larger than {MAX_REQUEST_BODY_BYTES} bytes"
         ));
@@ -126,7 +134,9 @@ impl Host for HostState {
                 match http_client::resolve(name, origin.port, deadline, &cancel) {
                     Ok(Ok(ips)) => ips,
                     Ok(Err(e)) => {
-                        return Err(CapError::Failed(format!("cannot resolve `{name}`: {e}")).into());
+                        return Err(
+                            CapError::Failed(format!("cannot resolve `{name}`: {e}")).into()
+                        );
                     }
                     Err(i) => return Err(interrupted(cx, i, run_bound)),
                 }
@@ -227,18 +237,28 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.contains("may not be set"), "{header}: {err:?}");
         }
-        let err = check_request(&request("GET", "https://a.example/", &[("x-a", "b\r\nHost: c")]))
-            .err()
-            .unwrap_or_default();
+        let err = check_request(&request(
+            "GET",
+            "https://a.example/",
+            &[("x-a", "b\r\nHost: c")],
+        ))
+        .err()
+        .unwrap_or_default();
         assert!(err.contains("control character"), "{err:?}");
         for method in ["CONNECT", "TRACE", "get", "G ET"] {
-            assert!(check_request(&request(method, "https://a.example/", &[])).is_err(), "{method}");
+            assert!(
+                check_request(&request(method, "https://a.example/", &[])).is_err(),
+                "{method}"
+            );
         }
         assert!(check_request(&request("GET", "https://a@b.example/", &[])).is_err());
         let ok = check_request(&request(
             "POST",
             "https://a.example:8443/x?y=1",
-            &[("Authorization", "Bearer t"), ("content-type", "application/json")],
+            &[
+                ("Authorization", "Bearer t"),
+                ("content-type", "application/json"),
+            ],
         ))
         .expect("a plain request passes");
         assert_eq!(ok.url.path_and_query, "/x?y=1");
