@@ -175,7 +175,7 @@ fn a_granted_name_that_resolves_to_loopback_is_denied_unless_the_policy_names_lo
         &sb,
         &Grants {
             networks: &[],
-            ..Grants::loopback(&[origin.clone()])
+            ..Grants::loopback(std::slice::from_ref(&origin))
         },
     );
     let report = fetch(&closed, json!({ "url": format!("{origin}/") }));
@@ -200,7 +200,7 @@ fn a_granted_name_that_resolves_to_loopback_is_denied_unless_the_policy_names_lo
         &sb,
         &Grants {
             networks: &["127.0.0.0/8", "::1"],
-            ..Grants::loopback(&[origin.clone()])
+            ..Grants::loopback(std::slice::from_ref(&origin))
         },
     );
     let report = fetch(&open, json!({ "url": format!("{origin}/") }));
@@ -286,7 +286,7 @@ fn ip_literal_spellings_and_user_info_are_refused_and_mapped_addresses_checked_a
         "200 reached"
     );
     let sb = Sandbox::new();
-    let closed = runner_with_no_networks(&sb, &[mapped_loopback.clone()]);
+    let closed = runner_with_no_networks(&sb, std::slice::from_ref(&mapped_loopback));
     let (code, message) = cap_error(&fetch(
         &closed,
         json!({ "url": format!("{mapped_loopback}/") }),
@@ -448,7 +448,7 @@ fn https_to_a_server_that_does_not_speak_tls_fails_in_the_handshake() {
     let server = TestServer::start(Reply::ok("plain"));
     let origin = format!("https://{}", server.addr);
     let sb = Sandbox::new();
-    let runner = runner(&sb, &Grants::loopback(&[origin.clone()]));
+    let runner = runner(&sb, &Grants::loopback(std::slice::from_ref(&origin)));
     let (code, message) = cap_error(&fetch(&runner, json!({ "url": format!("{origin}/") })));
     assert_eq!(code, "failed", "{message}");
     assert!(message.contains("TLS"), "{message}");

@@ -366,10 +366,10 @@ pub fn classify(ip: IpAddr) -> AddressClass {
     match canonical(ip) {
         IpAddr::V4(a) => {
             if let Some((_, _, why)) = FORBIDDEN_V4.iter().find(|r| in_v4(a, r)) {
-                return AddressClass::Forbidden(*why);
+                return AddressClass::Forbidden(why);
             }
             match RESTRICTED_V4.iter().find(|r| in_v4(a, r)) {
-                Some((_, _, why)) => AddressClass::Restricted(*why),
+                Some((_, _, why)) => AddressClass::Restricted(why),
                 None => AddressClass::Public,
             }
         }
