@@ -13,7 +13,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // Errors quote plugins, runbooks, bundles and the agent's replies.
             eprintln!("warden: error: {}", cli::inert_lines(&format!("{e:#}")));
-            ExitCode::FAILURE
+            match e.downcast_ref::<cli::ExitWith>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -1,5 +1,14 @@
-//! Outbound HTTP(S) to the hosts allow-listed in the manifest (WIT `http`), with the host's size
+//! Outbound HTTP(S) to the origins requested in the manifest (WIT `http`), with the host's size
 //! and time caps.
+//!
+//! Request each origin, scheme, host and port, in `plugin.toml`
+//! (`[capabilities] http = ["https://api.example.com"]`); the site policy must allow it too, and
+//! a name resolving to a private address works only where the site names that range. The host
+//! follows no redirect (a `3xx` comes back as it is), sets `Host` and `Content-Length` itself
+//! (setting them, or a hop-by-hop header, is [`CapError::Invalid`]), refuses URLs with user info
+//! or odd numeric hosts (`invalid`), answers [`CapError::Denied`] for an origin or address not
+//! granted, [`CapError::TimedOut`] past the call's time limit and
+//! [`CapError::LimitExceeded`] for a response body above the site's cap (4 MiB by default).
 //!
 //! ```no_run
 //! use warden_sdk::http::Request;
@@ -52,7 +61,8 @@ impl Request {
         Request::new("POST", url)
     }
 
-    /// Add a header.
+    /// Add a header. `Host`, `Content-Length` and the hop-by-hop headers are the host's: setting
+    /// one makes [`Request::send`] fail with [`CapError::Invalid`].
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -64,13 +74,14 @@ impl Request {
         self
     }
 
-    /// Time limit; the host caps it at its own limit.
+    /// Time limit of this call, connection and TLS included; the host caps it at the site's
+    /// `http-timeout-ms` and at the run's deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// Send the request and read the whole response.
+    /// Send the request and read the whole response (a redirect is a response, not followed).
     pub fn send(self) -> Result<Response, CapError> {
         let req = wit::Request {
             method: self.method,

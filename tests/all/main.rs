@@ -9,6 +9,7 @@ mod capabilities;
 mod fuzz_parsers;
 mod guests;
 mod hostile;
+mod http;
 mod plugins;
 mod polyglot;
 mod runbooks;

@@ -3,6 +3,7 @@
 //! exhaustive `match` over [`Operation`] means an unmapped operation cannot compile.
 
 use crate::capability::Capability;
+use crate::egress::{Cidr, HttpOrigin};
 use crate::limits::RunLimits;
 use crate::manifest::{Manifest, Role, SysinfoCategory};
 use crate::policy::SitePolicy;
@@ -30,7 +31,10 @@ pub struct Grant {
     pub fs_write: Vec<PathBuf>,
     pub sysinfo: BTreeSet<SysinfoCategory>,
     pub kv_quota_bytes: Option<u64>,
-    pub http: Vec<String>,
+    /// Origins granted for outbound HTTP (requested and allowed, exactly).
+    pub http: Vec<HttpOrigin>,
+    /// The policy's non-public ranges an origin's name may resolve to.
+    pub http_networks: Vec<Cidr>,
     pub services: Vec<String>,
     pub service_control: bool,
     pub limits: RunLimits,
@@ -112,8 +116,10 @@ pub enum Operation<'a> {
     Kv {
         key: &'a str,
     },
+    /// A request to `origin`; the addresses its name resolves to are checked after, with
+    /// [`Grant::dialable`].
     Http {
-        host: &'a str,
+        origin: &'a HttpOrigin,
     },
     ServiceStatus {
         name: &'a str,
@@ -225,17 +231,19 @@ impl Grant {
             Some(kv) => Some(kv.quota_bytes),
         };
         let mut http = Vec::new();
-        for h in &caps.http {
-            if allow.http.iter().any(|a| a.eq_ignore_ascii_case(h)) {
-                http.push(h.to_ascii_lowercase());
+        for origin in &caps.http {
+            if allow.http.contains(origin) {
+                http.push(origin.clone());
             } else {
                 refuse(
                     Subject::Capability(Capability::Http),
-                    h.clone(),
-                    "host not allowed by the site policy",
+                    origin.to_string(),
+                    "origin (scheme, host and port) not allowed by the site policy",
                 );
             }
         }
+        http.sort();
+        http.dedup();
         let mut services = Vec::new();
         for s in &caps.services {
             if allow.services.contains(s) {
@@ -284,6 +292,8 @@ impl Grant {
             exec_timeout: Duration::from_millis(l.exec_timeout_ms),
             fs_file_bytes: l.fs_file_bytes,
             fs_list_entries: l.fs_list_entries,
+            http_response_bytes: l.http_response_bytes,
+            http_timeout: Duration::from_millis(l.http_timeout_ms),
         };
         let grant = Grant {
             plugin: manifest.name.clone(),
@@ -293,6 +303,11 @@ impl Grant {
             fs_write,
             sysinfo,
             kv_quota_bytes,
+            http_networks: if http.is_empty() {
+                Vec::new()
+            } else {
+                allow.http_networks.clone()
+            },
             http,
             services,
             service_control,
@@ -373,11 +388,13 @@ impl Grant {
                 .kv_quota_bytes
                 .map(|_| ())
                 .ok_or_else(|| "kv is not granted".to_string()),
-            Operation::Http { host } => {
-                if self.http.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            Operation::Http { origin } => {
+                if self.http.contains(origin) {
                     Ok(())
                 } else {
-                    Err(format!("host `{host}` is not granted"))
+                    Err(format!(
+                        "origin `{origin}` is not granted (scheme, host and port must match)"
+                    ))
                 }
             }
             Operation::ServiceStatus { name } => {
@@ -395,6 +412,35 @@ impl Grant {
                 }
             }
         }
+    }
+
+    /// The addresses of `addresses` (what a granted origin's name resolved to) that may be
+    /// dialled, in order, each as [`canonical`](crate::egress::canonical) makes it; `Err` when none may, naming each address and why.
+    pub fn dialable(
+        &self,
+        host: &str,
+        addresses: &[std::net::IpAddr],
+    ) -> Result<Vec<std::net::IpAddr>, String> {
+        let mut ok = Vec::new();
+        let mut why = Vec::new();
+        for ip in addresses {
+            match crate::egress::check_address(*ip, &self.http_networks) {
+                // Dialled as what it stands for: `::ffff:10.0.0.5` is 10.0.0.5.
+                Ok(()) => ok.push(crate::egress::canonical(*ip)),
+                Err(reason) => why.push(reason),
+            }
+        }
+        if ok.is_empty() {
+            return Err(if why.is_empty() {
+                format!("`{host}` resolved to no address")
+            } else {
+                format!(
+                    "`{host}` resolves only to addresses that may not be dialled: {}",
+                    why.join("; ")
+                )
+            });
+        }
+        Ok(ok)
     }
 
     /// Whether this grant lets the plugin import `capability`'s interface (`log`, `types` and
@@ -685,6 +731,58 @@ mod tests {
         assert!(op("/srv/data/../lit2").is_err());
         let reason = op("/srv/data/../etc/shadow").expect_err("refused");
         assert!(reason.contains("/srv/data/../etc/shadow"), "{reason}");
+    }
+
+    #[test]
+    fn http_origins_match_on_scheme_host_and_port() {
+        let m = manifest(
+            "[capabilities]\nhttp = [\"https://psa.example.com\", \"http://psa.example.com:8080\", \"https://other.example\"]",
+        );
+        let p = policy(
+            "http = [\"https://PSA.example.com:443\", \"http://psa.example.com:8081\"]\nhttp-networks = [\"10.0.0.0/8\"]",
+        );
+        let report = Grant::resolve(&m, &p);
+        let g = &report.grant;
+        assert_eq!(g.http.len(), 1, "{:?}", g.http);
+        assert_eq!(
+            report.narrowed.len(),
+            2,
+            "port 8080 and other.example are left out"
+        );
+        let origin = |s: &str| s.parse::<crate::egress::HttpOrigin>().expect("origin");
+        assert!(
+            g.authorize(&Operation::Http {
+                origin: &origin("https://psa.example.com")
+            })
+            .is_ok()
+        );
+        for denied in [
+            "http://psa.example.com",
+            "https://psa.example.com:8443",
+            "http://psa.example.com:8080",
+        ] {
+            let reason = g
+                .authorize(&Operation::Http {
+                    origin: &origin(denied),
+                })
+                .expect_err(denied);
+            assert!(reason.contains("not granted"), "{reason}");
+        }
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(
+            g.dialable("psa.example.com", &[ip("127.0.0.1"), ip("10.1.1.1")]),
+            Ok(vec![ip("10.1.1.1")])
+        );
+        let reason = g
+            .dialable("psa.example.com", &[ip("127.0.0.1"), ip("169.254.169.254")])
+            .expect_err("nothing dialable");
+        assert!(
+            reason.contains("loopback") && reason.contains("metadata"),
+            "{reason}"
+        );
+        // Networks come with an http grant only.
+        let bare = Grant::resolve(&manifest(""), &p).grant;
+        assert!(bare.http_networks.is_empty());
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FS_FILE_BYTES: u64 = 16 << 20;
 /// Most entries `fs.list-dir` returns.
 pub const DEFAULT_FS_LIST_ENTRIES: usize = 100_000;
+/// Largest HTTP response body one `http` call returns: a PSA's ticket JSON or a status page is
+/// kilobytes; 4 MiB leaves room for a listing and bounds what a hostile server can make the host
+/// buffer (the body is held in host memory, then copied into the plugin's).
+pub const DEFAULT_HTTP_RESPONSE_BYTES: u64 = 4 << 20;
+/// Default and largest time of one `http` call, connection and TLS handshake included: a PSA's
+/// API answers in seconds; the run's own deadline bounds it further.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Plugin instances alive at once in one runner.
 pub const DEFAULT_MAX_INSTANCES: u32 = 16;
 /// KV quota of a plugin that requests kv without a size.
@@ -76,4 +83,6 @@ pub struct RunLimits {
     pub exec_timeout: Duration,
     pub fs_file_bytes: u64,
     pub fs_list_entries: usize,
+    pub http_response_bytes: u64,
+    pub http_timeout: Duration,
 }

@@ -168,9 +168,9 @@ pub struct CapabilityRequest {
     pub sysinfo: BTreeSet<SysinfoCategory>,
     #[serde(default)]
     pub kv: Option<KvRequest>,
-    /// Host names for outbound HTTP.
+    /// Origins (scheme, host, port) for outbound HTTP: `https://psa.example.com`.
     #[serde(default)]
-    pub http: Vec<String>,
+    pub http: Vec<crate::egress::HttpOrigin>,
     /// Service names (status; start/stop/restart too for remediation roles).
     #[serde(default)]
     pub services: Vec<String>,
@@ -343,10 +343,6 @@ impl Manifest {
         }
         for service in &caps.services {
             validate_service_name(service).map_err(|e| format!("capabilities.services: {e}"))?;
-        }
-        for host in &caps.http {
-            crate::names::validate_host_name(host)
-                .map_err(|e| format!("capabilities.http: {e}"))?;
         }
         if let Some(schema) = &self.config_schema {
             crate::config_schema::compile(schema).map_err(|e| format!("config-schema: {e}"))?;

@@ -95,6 +95,10 @@ pub struct PolicyLimits {
     pub fs_list_entries: usize,
     pub max_instances: u32,
     pub max_kv_quota_bytes: u64,
+    /// Largest HTTP response body an `http` call returns; a longer one is cut off with an error.
+    pub http_response_bytes: u64,
+    /// Default and largest time of one `http` call (also bounded by the run's deadline).
+    pub http_timeout_ms: u64,
     /// Largest bundle file accepted; checked before reading it.
     pub max_bundle_bytes: u64,
 }
@@ -113,6 +117,8 @@ impl Default for PolicyLimits {
             fs_list_entries: limits::DEFAULT_FS_LIST_ENTRIES,
             max_instances: limits::DEFAULT_MAX_INSTANCES,
             max_kv_quota_bytes: limits::DEFAULT_MAX_KV_QUOTA_BYTES,
+            http_response_bytes: limits::DEFAULT_HTTP_RESPONSE_BYTES,
+            http_timeout_ms: limits::DEFAULT_HTTP_TIMEOUT.as_millis() as u64,
             max_bundle_bytes: limits::DEFAULT_MAX_BUNDLE_BYTES,
         }
     }
@@ -132,8 +138,14 @@ pub struct Allow {
     pub sysinfo: BTreeSet<SysinfoCategory>,
     #[serde(default)]
     pub kv: bool,
+    /// Origins (scheme, host, port) plugins may send HTTP requests to.
     #[serde(default)]
-    pub http: Vec<String>,
+    pub http: Vec<crate::egress::HttpOrigin>,
+    /// Non-public address ranges (loopback, link-local, RFC 1918, ULA) that an allowed origin's
+    /// name may resolve to; public addresses need no entry, and the always-denied ranges (cloud
+    /// metadata, documentation, multicast, unspecified) cannot be opened.
+    #[serde(default)]
+    pub http_networks: Vec<crate::egress::Cidr>,
     #[serde(default)]
     pub services: Vec<String>,
     /// Whether remediation plugins may start/stop/restart the services above.
@@ -260,9 +272,6 @@ impl SitePolicy {
         }
         for s in &self.allow.services {
             crate::names::validate_service_name(s).map_err(|e| format!("allow.services: {e}"))?;
-        }
-        for h in &self.allow.http {
-            crate::names::validate_host_name(h).map_err(|e| format!("allow.http: {e}"))?;
         }
         for key in &self.trust.keys {
             crate::keys::parse_public(&key.public_key)

@@ -10,6 +10,7 @@ pub mod capabilities;
 mod convert;
 pub mod engine;
 pub mod host_env;
+pub mod http_client;
 pub mod interfaces;
 pub mod kv_store;
 pub mod process;

@@ -130,6 +130,9 @@ fn policy_for(manifest: &Manifest, data_dir: &Path, cache_dir: &Path) -> SitePol
         sysinfo: c.sysinfo.clone(),
         kv: c.kv.is_some(),
         http: c.http.clone(),
+        // A fixture names no network: a plugin's requests to a non-public address are denied
+        // here as on a machine whose policy names none.
+        http_networks: Vec::new(),
         services: c.services.clone(),
         service_control: manifest.role.may_change_machine(),
     };

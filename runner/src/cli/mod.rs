@@ -155,6 +155,22 @@ fn default_data_dir() -> Option<PathBuf> {
     dirs::data_local_dir().map(|d| d.join("warden"))
 }
 
+/// An error that ends the command with `code` instead of 1 (a check's `unknown`, 3). Shown like
+/// any other error: one line, its causes once.
+#[derive(Debug)]
+pub struct ExitWith {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let cx = Context::load(&cli)?;
     let code = dispatch(&cx, cli.command)?;

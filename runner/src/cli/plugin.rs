@@ -284,6 +284,10 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                 for h in &g.http {
                     println!("  http {}", inert(&h.to_string()));
                 }
+                if !g.http_networks.is_empty() {
+                    let nets: Vec<String> = g.http_networks.iter().map(|n| n.to_string()).collect();
+                    println!("  http networks {}", nets.join(", "));
+                }
                 for s in &g.services {
                     println!(
                         "  service {}{}",

@@ -1,4 +1,10 @@
 //! `warden run <PLUGIN>`: discover, check, plan, or plan then apply.
+//!
+//! A check run exits with the Nagios plugin convention, so a check plugs into the monitoring an
+//! MSP already has (Nagios, Icinga, Checkmk, and whatever runs "Nagios-compatible" commands):
+//! 0 ok, 1 warning, 2 critical, 3 unknown, and 3 too when the check could not run or report
+//! (a plugin error, a limit, a refused grant, bad `--config`, an audit log that cannot be
+//! written). Other runs exit 0 on success and 1 on failure, like every other command.
 
 use super::Context;
 use super::output::{print_json, print_report};
@@ -9,7 +15,15 @@ use std::process::ExitCode;
 use warden_agent::PluginManager;
 use warden_core::RunRequest;
 use warden_core::manifest::Role;
-use warden_core::report::{Invocation, Output};
+use warden_core::report::{CheckStatus, Invocation, Output, RunReport};
+
+/// Exit codes of a check run (the Nagios plugin API).
+pub mod nagios {
+    pub const OK: u8 = 0;
+    pub const WARNING: u8 = 1;
+    pub const CRITICAL: u8 = 2;
+    pub const UNKNOWN: u8 = 3;
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -40,23 +54,26 @@ fn read_config(args: &RunArgs) -> Result<serde_json::Value> {
 }
 
 pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
-    let config = read_config(&args)?;
     let runner = cx.runner()?;
     let (installed, _) = runner.inspect(&args.plugin)?;
     let role = installed.manifest.role;
-    let first = match role {
-        Role::Discovery => Invocation::Discover,
-        Role::Check => Invocation::Check,
-        Role::Remediation | Role::CheckRemediation if args.plan || args.apply => Invocation::Plan,
-        Role::CheckRemediation => Invocation::Check,
-        Role::Remediation => Invocation::Plan,
-    };
+    let first = first_invocation(role, &args);
     if (args.plan || args.apply) && !role.may_change_machine() {
         bail!(
             "`{}` is a {role} plugin; --plan and --apply are for remediation plugins",
             args.plugin
         );
     }
+    if matches!(first, Invocation::Check) {
+        // From here every failure of a check is its `unknown`.
+        return check(cx, &runner, &args).map_err(|e| {
+            anyhow::Error::new(super::ExitWith {
+                code: nagios::UNKNOWN,
+                error: e,
+            })
+        });
+    }
+    let config = read_config(&args)?;
     let mut reports = vec![execute(&runner, &args.plugin, &config, first, cx.json)];
     // Apply exactly the plan just shown, nothing re-planned in between.
     if args.apply
@@ -79,6 +96,42 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn first_invocation(role: Role, args: &RunArgs) -> Invocation {
+    match role {
+        Role::Discovery => Invocation::Discover,
+        Role::Check => Invocation::Check,
+        Role::Remediation | Role::CheckRemediation if args.plan || args.apply => Invocation::Plan,
+        Role::CheckRemediation => Invocation::Check,
+        Role::Remediation => Invocation::Plan,
+    }
+}
+
+/// A check run: its status is the exit code.
+fn check(cx: &Context, runner: &PluginManager, args: &RunArgs) -> Result<ExitCode> {
+    let config = read_config(args)?;
+    let report = execute(runner, &args.plugin, &config, Invocation::Check, cx.json);
+    if let Err(e) = runner.audit().flush() {
+        bail!("the run's audit records could not be written: {e}");
+    }
+    if cx.json {
+        print_json(&[&report])?;
+    }
+    Ok(ExitCode::from(check_exit_code(&report)))
+}
+
+/// The Nagios exit code of a check's report: its status, or unknown when it did not report one.
+pub fn check_exit_code(report: &RunReport) -> u8 {
+    match &report.result {
+        Ok(Output::Check(r)) => match r.status {
+            CheckStatus::Ok => nagios::OK,
+            CheckStatus::Warning => nagios::WARNING,
+            CheckStatus::Critical => nagios::CRITICAL,
+            CheckStatus::Unknown => nagios::UNKNOWN,
+        },
+        Ok(_) | Err(_) => nagios::UNKNOWN,
+    }
 }
 
 fn execute(

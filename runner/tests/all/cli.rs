@@ -115,6 +115,72 @@ fn install_list_inspect_run_and_remove() {
     );
 }
 
+/// Issue 17, item 6: `warden run` of a check exits 0 / 1 / 2 / 3 for ok / warning / critical /
+/// unknown (the Nagios plugin convention), and 3 when the check cannot report a status at all,
+/// with the usual one-line error. Each case is a real run of the `disk-usage` check on this
+/// machine's filesystems.
+#[test]
+fn a_check_run_exits_with_the_nagios_code_of_its_status() {
+    let cli = Cli::new(POLICY);
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("disk-usage").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (config, code, word) in [
+        (
+            r#"{"warning_percent": 100, "critical_percent": 100}"#,
+            0,
+            "OK",
+        ),
+        (
+            r#"{"warning_percent": 0, "critical_percent": 100}"#,
+            1,
+            "WARNING",
+        ),
+        (
+            r#"{"warning_percent": 0, "critical_percent": 0}"#,
+            2,
+            "CRITICAL",
+        ),
+        (r#"{"mounts": ["/no/such/mount"]}"#, 3, "UNKNOWN"),
+    ] {
+        let out = cli.warden(&["run", "disk-usage", "--config", config]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{config}: {}",
+            text(&out.stderr)
+        );
+        let shown = text(&out.stdout);
+        assert!(shown.to_uppercase().starts_with(word), "{config}: {shown}");
+        // --json reports the same run with the same code.
+        let out = cli.warden(&["run", "disk-usage", "--json", "--config", config]);
+        assert_eq!(out.status.code(), Some(code), "{config} --json");
+        let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            reports[0]["result"]["ok"]["value"]["status"],
+            word.to_lowercase()
+        );
+    }
+    // A check that cannot report a status is unknown: a plugin error, and bad --config JSON.
+    let out = cli.warden(&[
+        "run",
+        "disk-usage",
+        "--config",
+        r#"{"warning_percent": 90, "critical_percent": 80}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = cli.warden(&["run", "disk-usage", "--config", "{not json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("warden: error: --config is not valid JSON") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
 #[test]
 fn refused_grants_and_bad_input_fail_with_one_clear_line() {
     let cli = Cli::new(POLICY);
@@ -444,7 +510,12 @@ fn assert_inert(what: &str, bytes: &[u8]) {
 fn plugin_output_reaches_the_terminal_inert_and_json_keeps_it() {
     let cli = hostile_cli();
     let out = cli.warden(&["run", "hostile", "--config", r#"{"attack": "escapes"}"#]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a warning: {}",
+        text(&out.stderr)
+    );
     assert_inert("stdout", &out.stdout);
     assert_inert("stderr", &out.stderr);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -482,7 +553,7 @@ fn plugin_output_reaches_the_terminal_inert_and_json_keeps_it() {
         "--config",
         r#"{"attack": "escapes-error"}"#,
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "a check that fails is unknown");
     assert_inert("stdout", &out.stdout);
     assert_inert("stderr", &out.stderr);
     assert!(text(&out.stderr).contains(ESCAPED), "{}", text(&out.stderr));
@@ -631,8 +702,8 @@ fn on_a_full_disk_a_read_only_run_fails_leaves_no_torn_record_and_later_runs_app
     let err = text(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "the run's records were lost: {err}"
+        Some(3),
+        "the check's records were lost, so it reports unknown: {err}"
     );
     let last = err.lines().last().unwrap_or_default();
     assert!(
