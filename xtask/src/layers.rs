@@ -158,6 +158,7 @@ const RULES: &[Rule] = &[
             "warden-proto",
             "warden-fleet-identity",
             "warden-fleet-wire",
+            "warden-access",
         ],
         never: &[],
     },
