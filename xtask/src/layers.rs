@@ -62,6 +62,12 @@ const RULES: &[Rule] = &[
         may_use: &[],
         never: HEAVY,
     },
+    // Test support mounting a real full filesystem: std-only, for the tests of any layer.
+    Rule {
+        krate: "warden-tmpfs",
+        may_use: &[],
+        never: HEAVY,
+    },
     // The fleet's NATS identity (keys, JWTs, enrollment, revocation): used by the controller
     // and the agent, so it must stay free of the sandbox and of both of them. Its tests use
     // warden-natstest (a dev-dependency, which these rules do not cover).
@@ -158,6 +164,7 @@ const RULES: &[Rule] = &[
             "warden-proto",
             "warden-fleet-identity",
             "warden-fleet-wire",
+            "warden-access",
         ],
         never: &[],
     },

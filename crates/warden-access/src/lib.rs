@@ -3,9 +3,8 @@
 //! (the agent's, the controller's) read the `authorization` header, call [`Tokens::identify`],
 //! compare the method's role, and audit the decision.
 //!
-//! Taken from the agent's `grpc/auth.rs` (roles, hashes, constant-time comparison) so the
-//! controller does not depend on the agent; the agent can switch to this crate later. New here:
-//! the [`Scope`], because in a co-managed client the client's own IT staff must see and act on
+//! Both the agent's API and the controller's use it, so neither depends on the other. The
+//! [`Scope`] matters to the controller only (an agent serves one machine), because in a co-managed client the client's own IT staff must see and act on
 //! their tenant only, while the MSP's NOC sees all.
 
 use serde::{Deserialize, Serialize};
@@ -90,6 +89,8 @@ pub enum TokenError {
     BadName(String),
     #[error("two tokens are named {0:?}: audit records name the caller, so names must be unique")]
     DuplicateName(String),
+    #[error("token {0:?} has the hash of another token: one token would act under two names")]
+    DuplicateHash(String),
 }
 
 /// Hex SHA-256 of a token, as configured.
@@ -138,6 +139,9 @@ impl Tokens {
                     name: e.name.clone(),
                 }
             })?;
+            if out.iter().any(|(h, _)| *h == hash) {
+                return Err(TokenError::DuplicateHash(e.name.clone()));
+            }
             out.push((
                 hash,
                 Caller {
@@ -148,6 +152,21 @@ impl Tokens {
             ));
         }
         Ok(Tokens { entries: out })
+    }
+
+    /// No token: every call is refused.
+    pub fn none() -> Tokens {
+        Tokens {
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The caller an `authorization` header value (`Bearer <token>`) names, if any.
@@ -213,6 +232,14 @@ mod tests {
         assert!(matches!(
             Tokens::new(&dup),
             Err(TokenError::DuplicateName(_))
+        ));
+        let same = [
+            entry("x", Role::Admin, "t", None),
+            entry("y", Role::Viewer, "t", None),
+        ];
+        assert!(matches!(
+            Tokens::new(&same),
+            Err(TokenError::DuplicateHash(_))
         ));
         let json = r#"{"name":"a","role":"viewer","sha256":"00","extra":1}"#;
         assert!(serde_json::from_str::<TokenEntry>(json).is_err());

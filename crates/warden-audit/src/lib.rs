@@ -22,11 +22,6 @@ pub mod checkpoint;
 pub mod group;
 pub mod records;
 
-/// A real full filesystem for the tests (shared with the CLI and daemon tests).
-#[cfg(all(test, unix))]
-#[path = "../../../runner/tests/all/common/tmpfs.rs"]
-mod test_tmpfs;
-
 pub use checkpoint::CheckpointSigner;
 pub use group::{AuditHealth, Pending};
 
@@ -869,7 +864,7 @@ mod tests {
     }
 
     #[cfg(unix)]
-    use super::test_tmpfs as tmpfs;
+    use warden_tmpfs as tmpfs;
 
     /// A real full filesystem (see `tmpfs`): a failed group commit of more than a page leaves the
     /// log as it was, makes the log *failing* (observed once), refuses further records, and once

@@ -5,6 +5,7 @@ use crate::monitor::{EscalationReason, Incident, MonitorState};
 use crate::schedule::SkipReason;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use warden_core::RunStatus;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -33,7 +34,7 @@ pub enum AutomationEvent {
     ScheduleRunFinished {
         schedule: String,
         run_id: String,
-        status: String,
+        status: RunStatus,
     },
     /// The runbook could not be launched or did not finish with a result.
     ScheduleRunFailed {

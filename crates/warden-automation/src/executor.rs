@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use warden_core::RunStatus;
 use warden_core::report::CheckStatus;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -41,10 +42,8 @@ pub struct RunbookLaunch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunOutcome {
     pub run_id: String,
-    /// The run summary's status, e.g. `succeeded`, `failed`, `cancelled`.
-    pub status: String,
-    /// Whether it counts as a success (for a remediation: the fix was applied).
-    pub succeeded: bool,
+    /// How it ended; `succeeded` is what counts as a fix for a remediation.
+    pub status: RunStatus,
 }
 
 /// A check plugin run for a monitor (`Invocation::Check` with `config`).

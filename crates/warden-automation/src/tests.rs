@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use warden_core::RunStatus;
 use warden_core::report::CheckStatus;
 
 /// Wall clock = a base + tokio's (paused) elapsed time + manual jumps.
@@ -97,8 +98,11 @@ impl Executor for Fake {
             assert!(!panic, "scripted executor panic");
             Ok(RunOutcome {
                 run_id: format!("run-{n}"),
-                status: if ok { "succeeded" } else { "failed" }.into(),
-                succeeded: ok,
+                status: if ok {
+                    RunStatus::Succeeded
+                } else {
+                    RunStatus::Failed
+                },
             })
         })
     }
@@ -245,7 +249,7 @@ async fn a_schedule_fires_runs_and_persists_its_slot() {
     let ev = schedule_events(&mut rx, 3).await;
     assert_eq!(fired_slot(&ev[0]), Some(t(0, 0, 10)));
     assert!(
-        matches!(&ev[1], AutomationEvent::ScheduleRunFinished { run_id, status, .. } if run_id == "run-1" && status == "succeeded")
+        matches!(&ev[1], AutomationEvent::ScheduleRunFinished { run_id, status, .. } if run_id == "run-1" && *status == RunStatus::Succeeded)
     );
     assert_eq!(fired_slot(&ev[2]), Some(t(0, 0, 20)));
     let launch = &fake.launches()[0];

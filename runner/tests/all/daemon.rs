@@ -16,7 +16,8 @@ use tonic::transport::Channel;
 use warden_agent::grpc::auth::{METHOD_ROLES, Role, token_hash};
 use warden_agent::grpc::pb;
 
-use crate::common::{reseal, tmpfs};
+use crate::common::reseal;
+use warden_tmpfs as tmpfs;
 
 pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

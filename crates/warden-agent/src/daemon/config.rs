@@ -94,6 +94,18 @@ pub struct TokenConfig {
     pub sha256: String,
 }
 
+impl TokenConfig {
+    /// As the access rules take it: an agent's tokens cover the one machine, so no tenant.
+    pub fn entry(&self) -> warden_access::TokenEntry {
+        warden_access::TokenEntry {
+            name: self.name.clone(),
+            role: self.role,
+            sha256: self.sha256.clone(),
+            tenant: None,
+        }
+    }
+}
+
 /// `[runbooks]`: runbooks the API can trigger by name.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -50,8 +50,7 @@ impl Executor for DaemonExecutor {
                 .map_err(|_| LaunchError("the run ended without a result".into()))?;
             Ok(RunOutcome {
                 run_id: finished.run_id,
-                succeeded: finished.status.succeeded(),
-                status: finished.status.to_string(),
+                status: finished.status,
             })
         })
     }

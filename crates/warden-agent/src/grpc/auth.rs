@@ -6,24 +6,12 @@
 use super::streams::{STREAMING_METHODS, SlotBody, StreamRefused, StreamSlots};
 use crate::PluginManager;
 use crate::daemon::config::TokenConfig;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use tonic::Status;
-
-/// What a caller may do. Each role may do everything the roles below it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// Read runs, plugins, inventory, reports and events.
-    Viewer,
-    /// Also trigger and cancel runbooks.
-    Operator,
-    /// Also install and remove plugins.
-    Admin,
-}
+pub use warden_access::{Caller, Role, new_token, token_hash};
+use warden_access::{TokenEntry, Tokens};
 
 /// The role each gRPC method needs, by its path. The API tests check this covers every method
 /// the server registers.
@@ -48,29 +36,10 @@ pub const METHOD_ROLES: &[(&str, Role)] = &[
     ("/grpc.health.v1.Health/Watch", Role::Viewer),
 ];
 
-/// The authenticated caller, put in the request's extensions for handlers.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub name: String,
-    pub role: Role,
-}
-
-/// Hex sha256 of a token, as stored in the config.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new random token (256 bits), printable.
-pub fn new_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(format!("wdn_{}", hex::encode(bytes)))
-}
-
 /// Checks tokens and roles; audits every decision.
 pub struct Authenticator {
     /// Replaced whole when the agent reloads its config (SIGHUP).
-    tokens: RwLock<Vec<([u8; 32], Caller)>>,
+    tokens: RwLock<Tokens>,
     /// Its audit log records every decision.
     runner: Arc<PluginManager>,
 }
@@ -81,10 +50,6 @@ impl std::fmt::Debug for Authenticator {
             .field("tokens", &self.tokens.read().map(|t| t.len()).unwrap_or(0))
             .finish()
     }
-}
-
-fn eq_constant_time(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Authenticator {
@@ -106,36 +71,19 @@ impl Authenticator {
         }
     }
 
-    fn hashed(tokens: &[TokenConfig]) -> Vec<([u8; 32], Caller)> {
-        tokens
-            .iter()
-            .filter_map(|t| {
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(t.sha256.to_ascii_lowercase(), &mut hash).ok()?;
-                Some((
-                    hash,
-                    Caller {
-                        name: t.name.clone(),
-                        role: t.role,
-                    },
-                ))
-            })
-            .collect()
+    /// The config load has refused bad entries already; if one got here, no call is served
+    /// rather than some.
+    fn hashed(tokens: &[TokenConfig]) -> Tokens {
+        let entries: Vec<TokenEntry> = tokens.iter().map(TokenConfig::entry).collect();
+        Tokens::new(&entries).unwrap_or_else(|e| {
+            tracing::error!("the API tokens are refused ({e}): no call is served");
+            Tokens::none()
+        })
     }
 
     fn identify(&self, headers: &http::HeaderMap) -> Option<Caller> {
         let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let token = value.strip_prefix("Bearer ")?.trim();
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        // Every configured hash is compared, so timing does not tell which one was close.
-        let tokens = self.tokens.read().ok()?;
-        tokens.iter().fold(None, |found, (hash, caller)| {
-            if eq_constant_time(hash, &digest) {
-                Some(caller.clone())
-            } else {
-                found
-            }
-        })
+        self.tokens.read().ok()?.identify(Some(value))
     }
 
     /// Decide on one call and audit the decision; `Err` is the status to answer with.
@@ -156,8 +104,10 @@ impl Authenticator {
             (Some(c), Some(role)) => (
                 "denied",
                 Err(Status::permission_denied(format!(
-                    "{method} needs the {role:?} role; `{}` has {:?}",
-                    c.name, c.role
+                    "{method} needs the {} role; `{}` has {}",
+                    role.name(),
+                    c.name,
+                    c.role.name()
                 ))),
             ),
             (Some(_), None) => (

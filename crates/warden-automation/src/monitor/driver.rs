@@ -127,7 +127,7 @@ impl MonitorDriver {
             ))
         };
         let (succeeded, run_id, error) = match result {
-            Ok(o) => (o.succeeded, Some(o.run_id), None),
+            Ok(o) => (o.status.succeeded(), Some(o.run_id), None),
             Err(e) => (false, None, Some(e.0)),
         };
         self.emit(AutomationEvent::RemediationFinished {

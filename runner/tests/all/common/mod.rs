@@ -1,4 +1,4 @@
-//! Test support shared by the modules: a real full filesystem and an audit log resealer.
+//! Test support shared by the modules: an audit log resealer (the full filesystem is the
+//! `warden-tmpfs` crate).
 
 pub mod reseal;
-pub mod tmpfs;

@@ -1,6 +1,6 @@
-//! A real full filesystem for the audit log's full-disk tests: a small tmpfs mounted over a test's
-//! data directory (the tests run as root, as CI does), filled to the last page by a filler file
-//! and emptied again by removing it. Unmounted when dropped.
+//! A real full filesystem for the full-disk tests (the audit log's and the agent's): a small
+//! tmpfs mounted over a test's data directory (the tests run as root, as CI does), filled to the
+//! last page by a filler file and emptied again by removing it. Unmounted when dropped.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
