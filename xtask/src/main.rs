@@ -12,6 +12,7 @@ mod polyglot;
 mod python_env;
 mod test;
 mod util;
+mod windows;
 
 use std::path::Path;
 
@@ -28,6 +29,7 @@ commands:
   layers               check the dependency rules between the workspace's crates
   nats                 install the pinned nats-server into target/tools/ and print its path
   demo                 run the demo
+  check-windows        check that the warden binary compiles for x86_64-pc-windows-gnu
   fuzz [CASES] [SEED]  the parser fuzz targets (tests/fuzz_parsers.rs) with CASES each (50000)";
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Some("nats") => nats::run(root, &rest),
         Some("demo") => demo::run(root),
         Some("fuzz") => fuzz::run(root, &rest),
+        Some("check-windows") => windows::run(root, &rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
