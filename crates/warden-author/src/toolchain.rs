@@ -96,8 +96,8 @@ fn lock(dir: &Path, name: &str) -> Result<InstallLock, BuildError> {
         .write(true)
         .open(&path)
         .map_err(|e| BuildError::io(&path, e))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| BuildError::io(&path, e.into()))?;
+    // std's lock: flock on Unix, LockFileEx on Windows.
+    file.lock().map_err(|e| BuildError::io(&path, e))?;
     Ok(InstallLock(file))
 }
 
