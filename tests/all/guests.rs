@@ -20,8 +20,8 @@ foreach_guest!(assert_test_exists);
 
 // The guests whose behaviour other modules already prove.
 use crate::capabilities::reads_inside_the_grant_work as hostile;
-use crate::http::allowed_get_and_post_carry_headers_and_body_and_are_audited as fetch;
 use crate::hostile::importing_an_interface_not_requested_is_refused_naming_it as sneaky;
+use crate::http::allowed_get_and_post_carry_headers_and_body_and_are_audited as fetch;
 use crate::plugins::clean_temp_plans_without_side_effects_and_applies_exactly_the_plan as clean_temp;
 use crate::plugins::disk_usage_applies_thresholds as disk_usage;
 use crate::plugins::inventory_reports_host_os_disks_and_debian_packages as inventory;

@@ -28,7 +28,15 @@ pub fn run(root: &std::path::Path, args: &[String]) -> anyhow::Result<()> {
     ensure_cross_cc()?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["check", "--locked", "--target", TARGET, "-p", "warden-runner", "--bins"])
+        .args([
+            "check",
+            "--locked",
+            "--target",
+            TARGET,
+            "-p",
+            "warden-runner",
+            "--bins",
+        ])
         .status()
         .context("running cargo check")?;
     if !status.success() {
@@ -74,7 +82,13 @@ fn ensure_cross_cc() -> anyhow::Result<()> {
     println!("installing the MinGW cross compiler ({MINGW_PACKAGE}) from Debian");
     for args in [
         &["update", "-qq"][..],
-        &["install", "-y", "-qq", "--no-install-recommends", MINGW_PACKAGE][..],
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            MINGW_PACKAGE,
+        ][..],
     ] {
         let status = Command::new("apt-get")
             .args(args)
