@@ -351,6 +351,27 @@ impl Shared {
     /// the data of those signed as they were chained.
     fn write_batch(&self, writer: &mut Writer, batch: &[Pending]) -> Result<Vec<Link>, AuditError> {
         let known = writer.known.take();
+        let result = self.locked(writer, |writer| {
+            self.write_locked(known, &mut writer.torn_from, batch)
+        })?;
+        let (links, tail, id) = result?;
+        if let Some(i) = batch
+            .iter()
+            .rposition(|p| matches!(p.body, Body::Checkpoint(_)))
+        {
+            writer.last_checkpoint = links.get(i).map(|l| l.0);
+        }
+        writer.known = Some((tail, id));
+        Ok(links)
+    }
+
+    /// Run `f` under the exclusive `flock` on `audit.lock`: one lock per batch keeps a CLI beside
+    /// a daemon from interleaving with this chain.
+    fn locked<T>(
+        &self,
+        writer: &mut Writer,
+        f: impl FnOnce(&mut Writer) -> T,
+    ) -> Result<T, AuditError> {
         let lock_file = match writer.lock_file.take() {
             Some(f) => f,
             None => {
@@ -365,23 +386,22 @@ impl Shared {
                     .map_err(|e| self.io(e))?
             }
         };
-        // One lock per batch keeps a CLI beside a daemon from interleaving with this chain.
         #[cfg(unix)]
-        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| self.io(e.into()))?;
-        let result = self.write_locked(known, &mut writer.torn_from, batch);
+        if let Err(e) = rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive) {
+            writer.lock_file = Some(lock_file);
+            return Err(self.io(e.into()));
+        }
+        let out = f(writer);
         #[cfg(unix)]
         let _ = rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::Unlock);
         writer.lock_file = Some(lock_file);
-        let (links, tail, id) = result?;
-        if let Some(i) = batch
-            .iter()
-            .rposition(|p| matches!(p.body, Body::Checkpoint(_)))
-        {
-            writer.last_checkpoint = links.get(i).map(|l| l.0);
-        }
-        writer.known = Some((tail, id));
-        Ok(links)
+        Ok(out)
+    }
+
+    /// Run `f` while no writer, in this process or another, appends or rotates.
+    pub(super) fn exclusive<T>(&self, f: impl FnOnce() -> T) -> Result<T, AuditError> {
+        let mut writer = relock(&self.writer);
+        self.locked(&mut writer, |_| f())
     }
 
     /// Cut the log back to `good_len` after a failed batch; remembered in `torn_from` (and

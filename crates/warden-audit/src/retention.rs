@@ -33,7 +33,11 @@ impl AuditLog {
     pub fn prune(&self, retention: Duration, now_ms: u64) -> Result<Pruned, AuditError> {
         let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
         let older_than_ms = now_ms.saturating_sub(retention_ms);
-        let plan = plan(self.path(), older_than_ms)?;
+        // Under the writers' lock: a rotation meanwhile would move the live file whose first
+        // record the newest candidate's boundary is checked against.
+        let plan = self
+            .shared
+            .exclusive(|| plan(self.path(), older_than_ms))??;
         let Some((_, last)) = plan.last() else {
             return Ok(Pruned::default());
         };

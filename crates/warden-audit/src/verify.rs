@@ -4,7 +4,7 @@
 //! and what retention removed: a log whose oldest file does not start at record 1 passes only
 //! if an `audit.pruned` record in it names the file that ended right before.
 
-use super::files::{self, PrunedData, RotatedData};
+use super::files::{self, PrunedData, RotatedData, Sealed};
 use super::{
     AuditError, AuditLog, AuditRecord, CheckpointReport, GENESIS, PrunedReport, Tail,
     VerifyOptions, VerifyReport, checkpoint, hash_line,
@@ -35,12 +35,16 @@ struct ChainFile {
     sealed_seq: Option<u64>,
 }
 
-fn chain_files(live: &Path) -> Result<Vec<ChainFile>, AuditError> {
-    let mut chain: Vec<ChainFile> = files::list_sealed(live)?
-        .into_iter()
+/// Times `verify` starts over when the sealed files changed while it read them (a running agent
+/// rotated or pruned): each is rare, two during one verify rarer still.
+const VERIFY_ATTEMPTS: usize = 3;
+
+fn chain_files(live: &Path, sealed: &[Sealed]) -> Vec<ChainFile> {
+    let mut chain: Vec<ChainFile> = sealed
+        .iter()
         .map(|s| ChainFile {
-            path: s.path,
-            name: s.name,
+            path: s.path.clone(),
+            name: s.name.clone(),
             sealed_seq: Some(s.last_seq),
         })
         .collect();
@@ -52,7 +56,7 @@ fn chain_files(live: &Path) -> Result<Vec<ChainFile>, AuditError> {
             .unwrap_or_default(),
         sealed_seq: None,
     });
-    Ok(chain)
+    chain
 }
 
 /// An `audit.pruned` record seen on the way: its seq, time and data.
@@ -70,6 +74,27 @@ impl AuditLog {
     /// [`AuditLog::verify`], and check the log against heads saved earlier and the checkpoints
     /// against their key.
     pub fn verify_with(&self, options: &VerifyOptions) -> Result<VerifyReport, AuditError> {
+        let mut attempt = 1;
+        loop {
+            let sealed = files::list_sealed(self.path())?;
+            let result = self.verify_files(options, &sealed);
+            // A file sealed or removed meanwhile looks like a gap: read the files again.
+            if result.is_err()
+                && attempt < VERIFY_ATTEMPTS
+                && files::list_sealed(self.path())? != sealed
+            {
+                attempt += 1;
+                continue;
+            }
+            return result;
+        }
+    }
+
+    fn verify_files(
+        &self,
+        options: &VerifyOptions,
+        sealed: &[Sealed],
+    ) -> Result<VerifyReport, AuditError> {
         let mut expect: BTreeMap<u64, &str> = options
             .expect
             .iter()
@@ -80,7 +105,7 @@ impl AuditLog {
         let mut after: Option<After> = None;
         let mut oldest: Option<(PathBuf, AuditRecord)> = None;
         let (mut records, mut file_count) = (0u64, 0u64);
-        for file in chain_files(self.path())? {
+        for file in chain_files(self.path(), sealed) {
             let walked = walk(&file.path, after.as_ref(), |record, hash| {
                 if let Some(want) = expect.remove(&record.seq)
                     && want != hash
