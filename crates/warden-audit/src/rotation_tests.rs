@@ -297,6 +297,17 @@ fn verify_walks_every_file_and_reports_tampering_by_file_and_line() {
     assert!(m.contains("records 1-3 are gone"), "{m}");
 
     let (file, line, m) = tampered(|log| {
+        // The oldest file gone, and the next one's opening record too: nothing says where the
+        // chain came from.
+        std::fs::remove_file(sealed(log, 3)).expect("remove the oldest");
+        rewrite(sealed(log, 7), &|l| {
+            l.remove(0);
+        });
+    });
+    assert_eq!((file.as_str(), line), (files::sealed_name(7).as_str(), 1));
+    assert!(m.contains("without an `audit.rotated` record"), "{m}");
+
+    let (file, line, m) = tampered(|log| {
         // A later file that does not say where it continues from.
         rewrite(sealed(log, 11), &|l| {
             l[0] = l[0].replace(files::ROTATED, "forged");
