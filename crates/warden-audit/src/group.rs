@@ -12,12 +12,14 @@
 //! were refused.
 
 use super::checkpoint::CheckpointSigner;
+use super::files::{self, FileId};
 use super::{AuditError, AuditRecord, Head, Tail, hash_line, read_head, read_tail};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,7 @@ enum Body {
     Checkpoint(Arc<CheckpointSigner>),
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -118,9 +120,10 @@ struct Queue {
 struct Writer {
     /// `audit.lock`, opened once and flock'd per batch.
     lock_file: Option<File>,
-    /// The chain's tail and the log's length after this process's last batch: valid while the
-    /// log still has that length (no other process appended), so the anchor need not be re-read.
-    known: Option<(Tail, u64)>,
+    /// The chain's tail and the live file's identity and length after this process's last
+    /// batch: valid while the live file is still that file with that length (no other process
+    /// appended or rotated), so the anchor need not be re-read.
+    known: Option<(Tail, FileId)>,
     /// A failed batch whose bytes could not be cut off yet: the log's good length, restored
     /// before anything else is written.
     torn_from: Option<u64>,
@@ -137,6 +140,8 @@ pub(super) struct Shared {
     wake: Condvar,
     writer: Mutex<Writer>,
     observer: Mutex<Option<Observer>>,
+    /// The live file is sealed before a batch once it is this long (see [`files`]).
+    rotate_bytes: AtomicU64,
 }
 
 /// The anchor could not be replaced: `renamed` says whether the new one is in place anyway
@@ -189,7 +194,12 @@ impl Shared {
                 last_checkpoint: None,
             }),
             observer: Mutex::new(None),
+            rotate_bytes: AtomicU64::new(files::DEFAULT_ROTATE_BYTES),
         }
+    }
+
+    pub(super) fn set_rotate_bytes(&self, bytes: u64) {
+        self.rotate_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub(super) fn set_observer(&self, observer: Observer) {
@@ -205,9 +215,9 @@ impl Shared {
     pub(super) fn checkpoint_due(&self) -> bool {
         let writer = relock(&self.writer);
         let queued = !relock(&self.queue).pending.is_empty();
-        let log_len = std::fs::metadata(&self.path).map(|m| m.len()).ok();
+        let live = FileId::of(&self.path).ok();
         let unchanged = match (&writer.known, writer.last_checkpoint) {
-            (Some((tail, len)), Some(seq)) => tail.seq == seq && Some(*len) == log_len,
+            (Some((tail, id)), Some(seq)) => tail.seq == seq && Some(*id) == live,
             _ => false,
         };
         queued || !unchanged
@@ -341,6 +351,27 @@ impl Shared {
     /// the data of those signed as they were chained.
     fn write_batch(&self, writer: &mut Writer, batch: &[Pending]) -> Result<Vec<Link>, AuditError> {
         let known = writer.known.take();
+        let result = self.locked(writer, |writer| {
+            self.write_locked(known, &mut writer.torn_from, batch)
+        })?;
+        let (links, tail, id) = result?;
+        if let Some(i) = batch
+            .iter()
+            .rposition(|p| matches!(p.body, Body::Checkpoint(_)))
+        {
+            writer.last_checkpoint = links.get(i).map(|l| l.0);
+        }
+        writer.known = Some((tail, id));
+        Ok(links)
+    }
+
+    /// Run `f` under the exclusive `flock` on `audit.lock`: one lock per batch keeps a CLI beside
+    /// a daemon from interleaving with this chain.
+    fn locked<T>(
+        &self,
+        writer: &mut Writer,
+        f: impl FnOnce(&mut Writer) -> T,
+    ) -> Result<T, AuditError> {
         let lock_file = match writer.lock_file.take() {
             Some(f) => f,
             None => {
@@ -355,23 +386,22 @@ impl Shared {
                     .map_err(|e| self.io(e))?
             }
         };
-        // One lock per batch keeps a CLI beside a daemon from interleaving with this chain.
         #[cfg(unix)]
-        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| self.io(e.into()))?;
-        let result = self.write_locked(known, &mut writer.torn_from, batch);
+        if let Err(e) = rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive) {
+            writer.lock_file = Some(lock_file);
+            return Err(self.io(e.into()));
+        }
+        let out = f(writer);
         #[cfg(unix)]
         let _ = rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::Unlock);
         writer.lock_file = Some(lock_file);
-        let (links, tail, len) = result?;
-        if let Some(i) = batch
-            .iter()
-            .rposition(|p| matches!(p.body, Body::Checkpoint(_)))
-        {
-            writer.last_checkpoint = links.get(i).map(|l| l.0);
-        }
-        writer.known = Some((tail, len));
-        Ok(links)
+        Ok(out)
+    }
+
+    /// Run `f` while no writer, in this process or another, appends or rotates.
+    pub(super) fn exclusive<T>(&self, f: impl FnOnce() -> T) -> Result<T, AuditError> {
+        let mut writer = relock(&self.writer);
+        self.locked(&mut writer, |_| f())
     }
 
     /// Cut the log back to `good_len` after a failed batch; remembered in `torn_from` (and
@@ -391,10 +421,10 @@ impl Shared {
 
     fn write_locked(
         &self,
-        known: Option<(Tail, u64)>,
+        known: Option<(Tail, FileId)>,
         torn_from: &mut Option<u64>,
         batch: &[Pending],
-    ) -> Result<(Vec<Link>, Tail, u64), AuditError> {
+    ) -> Result<(Vec<Link>, Tail, FileId), AuditError> {
         if let Some(good_len) = *torn_from {
             // Only this process's failed batch lies beyond `good_len`: any other writer refuses a
             // log whose tail does not parse, so nothing valid was appended after it.
@@ -407,38 +437,27 @@ impl Shared {
                 .map_err(|e| self.io(e))?;
             *torn_from = None;
         }
-        let log_len = match std::fs::metadata(&self.path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(self.io(e)),
+        let live = FileId::of(&self.path)?;
+        let (mut tail, anchored) = match known {
+            Some((tail, id)) if id == live => (tail, true),
+            _ => self.tail_from_anchor(live.len)?,
         };
-        let mut tail = match known {
-            Some((tail, len)) if len == log_len => tail,
-            _ => match read_head(&self.path.with_file_name("head.json"))? {
-                Some(head) if head.len == Some(log_len) => Tail {
-                    seq: head.seq,
-                    hash: head.hash,
-                },
-                Some(head) if head.len.is_some_and(|len| log_len < len) => {
-                    // Never write past evidence of tampering: someone must look first.
-                    return Err(AuditError::Broken {
-                        path: self.path.clone(),
-                        line: head.seq,
-                        message: "truncated below its anchor; refusing to append".into(),
-                    });
-                }
-                // No anchor yet, or a batch written without its anchor (a crash): walk the log.
-                _ => read_tail(&self.path)?,
-            },
-        };
+        let mut log_len = live.len;
+        // Only an anchored tail is sealed: an unanchored batch (a crash) is anchored by this one
+        // first, and sealed by the next.
+        if anchored && log_len > 0 && log_len >= self.rotate_bytes.load(Ordering::Relaxed) {
+            self.seal(&tail, log_len)?;
+            log_len = files::len_of(&self.path)?;
+        }
         let mut text = String::with_capacity(batch.len() * 256);
+        if log_len == 0 && tail.seq > 0 {
+            // Every file after the first opens with where the chain comes from; also when a
+            // rotation was interrupted, or its first batch failed, before this write.
+            let rotated = serde_json::to_string(&files::rotated_data(&tail))?;
+            push_line(&mut text, &mut tail, now_ms(), files::ROTATED, &rotated)?;
+        }
         let mut links = Vec::with_capacity(batch.len());
         for p in batch {
-            let seq = tail.seq + 1;
-            let start = text.len();
-            // The same fields, in the same order, as `AuditRecord`'s serialization, with the
-            // data already serialized by the caller.
-            let event = serde_json::to_string(&p.event).map_err(|e| self.io(e.into()))?;
             let signed = match &p.body {
                 Body::Data(_) => None,
                 Body::Checkpoint(signer) => Some(serde_json::to_string(
@@ -449,15 +468,8 @@ impl Shared {
                 (_, Some(d)) | (Body::Data(d), None) => d.as_str(),
                 (Body::Checkpoint(_), None) => "null",
             };
-            let _ = write!(
-                text,
-                "{{\"seq\":{seq},\"at_ms\":{},\"event\":{event},\"data\":{data},\"prev\":\"{}\"}}",
-                p.at_ms, tail.hash
-            );
-            let hash = hash_line(&text[start..]);
-            text.push('\n');
-            let prev = std::mem::replace(&mut tail, Tail { seq, hash }).hash;
-            links.push((seq, prev, signed));
+            let prev = push_line(&mut text, &mut tail, p.at_ms, &p.event, data)?;
+            links.push((tail.seq, prev, signed));
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -467,6 +479,7 @@ impl Shared {
         // All or nothing: a short write (ENOSPC part-way), a failed fsync or an anchor that was
         // not replaced leaves no byte of this batch behind.
         let len = log_len + text.len() as u64;
+        let id = FileId::from_metadata(&file.metadata().map_err(|e| self.io(e))?).with_len(len);
         let head = serde_json::to_vec(&Head {
             seq: tail.seq,
             hash: tail.hash.clone(),
@@ -496,7 +509,89 @@ impl Shared {
                 return Err(self.io(source));
             }
         }
-        Ok((links, tail, len))
+        Ok((links, tail, id))
+    }
+
+    /// The chain's tail when this process's cached one may be stale, and whether it is anchored
+    /// (`head.json` gives the live file's length).
+    fn tail_from_anchor(&self, log_len: u64) -> Result<(Tail, bool), AuditError> {
+        match read_head(&self.path.with_file_name("head.json"))? {
+            Some(head) if head.len == Some(log_len) => Ok((
+                Tail {
+                    seq: head.seq,
+                    hash: head.hash,
+                },
+                true,
+            )),
+            Some(head) if head.len.is_some_and(|len| log_len < len) => {
+                if log_len == 0 && files::rotation_interrupted(&self.path, &head)? {
+                    // Moved, not cut: this write completes the rotation (its first record
+                    // names the sealed file) and anchors the new live file.
+                    tracing::warn!(
+                        "audit log {}: completing a rotation that was interrupted",
+                        self.path.display()
+                    );
+                    return Ok((
+                        Tail {
+                            seq: head.seq,
+                            hash: head.hash,
+                        },
+                        true,
+                    ));
+                }
+                // Never write past evidence of tampering: someone must look first.
+                Err(AuditError::Broken {
+                    path: self.path.clone(),
+                    line: head.seq,
+                    message: "truncated below its anchor; refusing to append".into(),
+                })
+            }
+            // No anchor yet, or a batch written without its anchor (a crash): walk the log.
+            _ => Ok((read_tail(&self.path)?, false)),
+        }
+    }
+
+    /// Seal the live file, `log_len` long and ending at the anchored `tail`: move it to
+    /// `sealed/`, make the move durable, and anchor the (now empty) live file. A failure before
+    /// the move leaves the log as it was and the batch goes to the live file (a log that cannot
+    /// rotate still records); one after it fails the batch, and the next write completes the
+    /// rotation (see [`files::rotation_interrupted`]).
+    fn seal(&self, tail: &Tail, log_len: u64) -> Result<(), AuditError> {
+        let dir = files::sealed_dir(&self.path);
+        let sealed = files::sealed_path(&self.path, tail.seq);
+        let moved = std::fs::create_dir_all(&dir).and_then(|()| {
+            if sealed.exists() {
+                // Never replace a sealed file: that would drop its records from the chain.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} exists", sealed.display()),
+                ));
+            }
+            std::fs::rename(&self.path, &sealed)
+        });
+        if let Err(e) = moved {
+            tracing::warn!(
+                "audit log {} ({log_len} bytes) cannot be sealed, it keeps growing: {e}",
+                self.path.display()
+            );
+            return Ok(());
+        }
+        for synced in [dir.as_path(), self.path.parent().unwrap_or(Path::new("."))] {
+            // As for the anchor's rename: a power loss may undo the move, which leaves the
+            // live file as it was, anchored.
+            if let Err(e) = warden_core::fsutil::sync_dir(synced) {
+                tracing::warn!("audit directory {}: cannot sync: {e}", synced.display());
+            }
+        }
+        let head = serde_json::to_vec(&Head {
+            seq: tail.seq,
+            hash: tail.hash.clone(),
+            len: Some(0),
+        })?;
+        match write_head(&self.path.with_file_name("head.json"), &head) {
+            Ok(()) | Err(HeadError { renamed: true, .. }) => Ok(()),
+            Err(HeadError { source, .. }) => Err(self.io(source)),
+        }
     }
 
     /// The background flusher: wait for a record, let the batch fill for [`GROUP_WINDOW`], write
@@ -541,6 +636,29 @@ impl Shared {
 
 /// A written record's `(seq, prev)`, and its data when it was made as it was chained.
 type Link = (u64, String, Option<String>);
+
+/// Append the line of the record after `tail` to `text` and make it the tail; its `prev`.
+fn push_line(
+    text: &mut String,
+    tail: &mut Tail,
+    at_ms: u64,
+    event: &str,
+    data: &str,
+) -> Result<String, serde_json::Error> {
+    let seq = tail.seq + 1;
+    let start = text.len();
+    // The same fields, in the same order, as `AuditRecord`'s serialization, with the data
+    // already serialized by the caller.
+    let event = serde_json::to_string(event)?;
+    let _ = write!(
+        text,
+        "{{\"seq\":{seq},\"at_ms\":{at_ms},\"event\":{event},\"data\":{data},\"prev\":\"{}\"}}",
+        tail.hash
+    );
+    let hash = hash_line(&text[start..]);
+    text.push('\n');
+    Ok(std::mem::replace(tail, Tail { seq, hash }).hash)
+}
 
 fn health_of(q: &Queue) -> AuditHealth {
     AuditHealth {

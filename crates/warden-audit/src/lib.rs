@@ -10,6 +10,14 @@
 //! off the machine (the API's `Agent.AuditHead`), and [`VerifyOptions::expect`] checks that the log
 //! still holds a head saved earlier; [`checkpoint`] records are signed with a key kept outside the
 //! data directory, and [`VerifyOptions::checkpoint_key`] checks them.
+//!
+//! The log does not grow without bound: the writer seals the live file once it is
+//! [`AuditLog::set_rotate_bytes`] long, and the chain goes on in a new one ([`files`]: sequence
+//! numbers and hashes continue across files, each file after the first opening with an
+//! `audit.rotated` record); [`AuditLog::prune`] removes sealed files older than the retention
+//! after an `audit.pruned` record naming them is durable. [`AuditLog::verify`] walks every file
+//! in order and accepts a log whose oldest records are gone only if such a record accounts for
+//! them.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,11 +27,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub mod checkpoint;
+pub mod files;
 pub mod group;
 pub mod records;
+mod retention;
+mod verify;
 
 pub use checkpoint::CheckpointSigner;
 pub use group::{AuditHealth, Pending};
+pub use retention::Pruned;
+use verify::read_tail;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -55,14 +68,24 @@ struct Head {
 }
 
 /// What `verify` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
+    /// Records checked: those the log still holds.
     pub records: u64,
+    /// Files they are in: the sealed ones and the live one.
+    pub files: u64,
+    /// What retention removed, when the oldest record left is not record 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<PrunedReport>,
     /// Set when the last record is not yet anchored (a crash between the two writes).
     pub warning: Option<String>,
     /// Saved heads the log was checked against ([`VerifyOptions::expect`]), all found.
     #[serde(skip_serializing_if = "is_zero")]
     pub expected: usize,
+    /// Saved heads of records retention removed, which could not be checked (only one where a
+    /// removed file ended can be: `audit.pruned` names its hash).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub expected_pruned: usize,
     /// What the checkpoints showed, when a checkpoint key was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoints: Option<CheckpointReport>,
@@ -70,6 +93,19 @@ pub struct VerifyReport {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// Records removed by retention, as `verify` found them accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrunedReport {
+    /// Records 1 to this one are gone; the log starts right after it.
+    pub through_seq: u64,
+    /// The `audit.pruned` record that names the file ending at `through_seq`, and its time
+    /// (milliseconds since the Unix epoch).
+    pub by_seq: u64,
+    pub at_ms: u64,
+    /// The retention that record says it applied: a prune nobody configured shows here.
+    pub retention_secs: u64,
 }
 
 /// Signed checkpoints found by [`AuditLog::verify_with`].
@@ -169,7 +205,7 @@ fn hash_line(line: &str) -> String {
     hex::encode(Sha256::digest(line.as_bytes()))
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Tail {
     seq: u64,
     hash: String,
@@ -190,6 +226,13 @@ impl AuditLog {
             flusher: Mutex::new(None),
             signer: Mutex::new(None),
         }
+    }
+
+    /// Seal the live file before a batch once it is at least `bytes` long (default
+    /// [`files::DEFAULT_ROTATE_BYTES`]; 0 seals before every batch that follows records,
+    /// `u64::MAX` never).
+    pub fn set_rotate_bytes(&self, bytes: u64) {
+        self.shared.set_rotate_bytes(bytes);
     }
 
     /// Whether records can be written now (see [`group`]).
@@ -242,8 +285,8 @@ impl AuditLog {
             line: head.seq,
             message,
         };
-        let line = match head.len {
-            Some(len) => last_line(self.path(), len)?,
+        let line = match self.anchored_at(&head)? {
+            Some((path, end)) => last_line(&path, end)?,
             None => None,
         };
         let at_ms = match line {
@@ -266,6 +309,30 @@ impl AuditLog {
         &self.shared.path
     }
 
+    /// Where the anchored record's line ends: at the anchored length of the live file, or, right
+    /// after a rotation (the live file empty, or its move not yet anchored), at the end of the
+    /// sealed file named for it.
+    fn anchored_at(&self, head: &Head) -> Result<Option<(PathBuf, u64)>, AuditError> {
+        let sealed = || -> Result<_, AuditError> {
+            let path = files::sealed_path(self.path(), head.seq);
+            let len = files::len_of(&path)?;
+            Ok(Some((path, len)))
+        };
+        match head.len {
+            None => Ok(None),
+            Some(0) if head.seq > 0 => sealed(),
+            Some(0) => Ok(None),
+            Some(len) => {
+                if files::len_of(self.path())? < len
+                    && files::rotation_interrupted(self.path(), head)?
+                {
+                    return sealed();
+                }
+                Ok(Some((self.path().to_path_buf(), len)))
+            }
+        }
+    }
+
     fn head_path(&self) -> PathBuf {
         self.shared.path.with_file_name("head.json")
     }
@@ -274,36 +341,22 @@ impl AuditLog {
         read_head(&self.head_path())
     }
 
-    /// The last `n` records written (records queued by [`AuditLog::append_lazy`] and not yet
-    /// flushed are not in the file yet; call [`AuditLog::flush`] first to see them).
+    /// The last `n` records written, from the sealed files too when the live one holds fewer
+    /// (records queued by [`AuditLog::append_lazy`] and not yet flushed are not in the file yet;
+    /// call [`AuditLog::flush`] first to see them).
     pub fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, AuditError> {
-        let file = match File::open(self.path()) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(source) => {
-                return Err(AuditError::Io {
-                    path: self.path().to_path_buf(),
-                    source,
-                });
-            }
-        };
-        let mut last = std::collections::VecDeque::with_capacity(n.min(1024));
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| AuditError::Io {
-                path: self.path().to_path_buf(),
-                source,
-            })?;
-            let record: AuditRecord =
-                serde_json::from_str(&line).map_err(|e| AuditError::Broken {
-                    path: self.path().to_path_buf(),
-                    line: i as u64 + 1,
-                    message: format!("not a record: {e}"),
-                })?;
-            if last.len() == n {
-                last.pop_front();
-            }
-            if n > 0 {
-                last.push_back(record);
+        let mut last = last_records(self.path(), n)?;
+        if last.len() < n {
+            for sealed in files::list_sealed(self.path())?.iter().rev() {
+                // A rotation meanwhile can seal records already read: keep each record once.
+                let before = last.front().map_or(u64::MAX, |r| r.seq);
+                let mut older = last_records(&sealed.path, n - last.len())?;
+                older.retain(|r| r.seq < before);
+                older.append(&mut last);
+                last = older;
+                if last.len() >= n {
+                    break;
+                }
             }
         }
         Ok(last.into())
@@ -373,177 +426,42 @@ impl AuditLog {
             Err(e) => tracing::error!("cannot start the audit flusher: {e}"),
         }
     }
+}
 
-    /// Check the whole chain and its anchor: a modified, deleted, reordered or inserted record,
-    /// and a truncated tail, are errors naming where. A consistent rewrite of the log and its
-    /// anchor passes; [`AuditLog::verify_with`] can catch that.
-    pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        self.verify_with(&VerifyOptions::default())
-    }
-
-    /// [`AuditLog::verify`], and check the log against heads saved earlier and the checkpoints
-    /// against their key.
-    pub fn verify_with(&self, options: &VerifyOptions) -> Result<VerifyReport, AuditError> {
-        let mut expect: std::collections::BTreeMap<u64, &str> = options
-            .expect
-            .iter()
-            .map(|(seq, hash)| (*seq, hash.as_str()))
-            .collect();
-        let mut checkpoints = Checkpoints::default();
-        let tail = walk(self.path(), |record, hash| {
-            if let Some(want) = expect.remove(&record.seq)
-                && want != hash
-            {
-                return Err(format!(
-                    "record {} is not the one saved earlier (hash {want}): the log was rewritten \
-                     at or before it",
-                    record.seq
-                ));
-            }
-            if let Some(key) = &options.checkpoint_key {
-                checkpoints.visit(record, key)?;
-            }
-            Ok(())
+/// The last `n` records of one file of the log.
+fn last_records(
+    path: &Path,
+    n: usize,
+) -> Result<std::collections::VecDeque<AuditRecord>, AuditError> {
+    let mut last = std::collections::VecDeque::with_capacity(n.min(1024));
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(last),
+        Err(source) => {
+            return Err(AuditError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| AuditError::Io {
+            path: path.to_path_buf(),
+            source,
         })?;
-        let broken = |line: u64, message: String| AuditError::Broken {
-            path: self.path().to_path_buf(),
-            line,
-            message,
-        };
-        let Some(head) = self.read_head()? else {
-            if tail.seq == 0 {
-                return self.finish_checks(0, expect, options, checkpoints, None);
-            }
-            return Err(broken(0, "the anchor (head.json) is missing".into()));
-        };
-        if tail.seq < head.seq {
-            return Err(broken(
-                tail.seq,
-                format!(
-                    "truncated: the log ends at record {} but record {} was written",
-                    tail.seq, head.seq
-                ),
-            ));
+        let record: AuditRecord = serde_json::from_str(&line).map_err(|e| AuditError::Broken {
+            path: path.to_path_buf(),
+            line: i as u64 + 1,
+            message: format!("not a record: {e}"),
+        })?;
+        if last.len() == n {
+            last.pop_front();
         }
-        if tail.seq == head.seq && tail.hash != head.hash {
-            return Err(broken(tail.seq, "the last record was modified".into()));
+        if n > 0 {
+            last.push_back(record);
         }
-        // A batch written without its anchor (a crash in between) chains correctly but is not
-        // anchored: say so, without calling it tampering.
-        let warning = (tail.seq > head.seq).then(|| {
-            format!(
-                "the last {} record(s) are not anchored (a crash between writing them and their anchor?)",
-                tail.seq - head.seq
-            )
-        });
-        self.finish_checks(tail.seq, expect, options, checkpoints, warning)
     }
-
-    fn finish_checks(
-        &self,
-        records: u64,
-        missing: std::collections::BTreeMap<u64, &str>,
-        options: &VerifyOptions,
-        checkpoints: Checkpoints,
-        warning: Option<String>,
-    ) -> Result<VerifyReport, AuditError> {
-        let broken = |line: u64, message: String| AuditError::Broken {
-            path: self.path().to_path_buf(),
-            line,
-            message,
-        };
-        if let Some((seq, _)) = missing.first_key_value() {
-            return Err(broken(
-                records,
-                format!(
-                    "the log ends at record {records}, but record {seq} was saved earlier: it \
-                     was truncated, or rewritten"
-                ),
-            ));
-        }
-        let checkpoints = match options.checkpoint_key {
-            None => None,
-            Some(_) => Some(
-                checkpoints
-                    .finish(records)
-                    .map_err(|(line, m)| broken(line, m))?,
-            ),
-        };
-        Ok(VerifyReport {
-            records,
-            warning,
-            expected: options.expect.len(),
-            checkpoints,
-        })
-    }
-}
-
-/// What [`AuditLog::verify_with`] tracks of the checkpoints while it walks the log.
-#[derive(Default)]
-struct Checkpoints {
-    count: u64,
-    /// The last checkpoint's seq, signed time and interval.
-    last: Option<(u64, u64, u64)>,
-    /// The first record after the last checkpoint written later than the next one was due.
-    late: Option<(u64, u64)>,
-}
-
-impl Checkpoints {
-    fn visit(
-        &mut self,
-        record: &AuditRecord,
-        key: &ed25519_dalek::VerifyingKey,
-    ) -> Result<(), String> {
-        if record.event == checkpoint::EVENT {
-            let data = checkpoint::check(record, key)?;
-            self.count += 1;
-            self.last = Some((record.seq, data.signed_at_ms, data.interval_secs));
-            self.late = None;
-        } else if let Some((_, signed_at_ms, interval_secs)) = self.last
-            && self.late.is_none()
-        {
-            let due = signed_at_ms
-                .saturating_add(interval_secs.saturating_mul(checkpoint::LATE_INTERVALS * 1000));
-            if record.at_ms > due {
-                self.late = Some((record.seq, record.at_ms - signed_at_ms));
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self, records: u64) -> Result<CheckpointReport, (u64, String)> {
-        let Some((last_seq, _, interval_secs)) = self.last else {
-            if records == 0 {
-                return Ok(CheckpointReport {
-                    count: 0,
-                    last_seq: 0,
-                    after_last: 0,
-                });
-            }
-            return Err((
-                records,
-                "no signed checkpoint in the log: checkpoints were removed, or no agent with the \
-                 checkpoint key ever ran on it"
-                    .into(),
-            ));
-        };
-        if let Some((seq, after_ms)) = self.late {
-            return Err((
-                seq,
-                format!(
-                    "written {} s after the last checkpoint (record {last_seq}, interval {interval_secs} s) \
-                     and no checkpoint follows: later checkpoints were removed, or the records \
-                     were written while no agent with the key ran",
-                    after_ms / 1000
-                ),
-            ));
-        }
-        Ok(CheckpointReport {
-            count: self.count,
-            last_seq,
-            after_last: records - last_seq,
-        })
-    }
+    Ok(last)
 }
 
 /// The line that ends at byte `end` of the log, read backwards in blocks (a log can be large; its
@@ -626,69 +544,8 @@ fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
     }
 }
 
-/// Walk the log, checking sequence and chain, and return its last record's seq and hash.
-fn read_tail(path: &Path) -> Result<Tail, AuditError> {
-    walk(path, |_, _| Ok(()))
-}
-
-/// [`read_tail`], calling `visit` with each record and its line's hash; an `Err` from it is the
-/// log's error at that line.
-fn walk(
-    path: &Path,
-    mut visit: impl FnMut(&AuditRecord, &str) -> Result<(), String>,
-) -> Result<Tail, AuditError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Tail {
-                seq: 0,
-                hash: GENESIS.into(),
-            });
-        }
-        Err(source) => {
-            return Err(AuditError::Io {
-                path: path.into(),
-                source,
-            });
-        }
-    };
-    let mut tail = Tail {
-        seq: 0,
-        hash: GENESIS.into(),
-    };
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let n = i as u64 + 1;
-        let broken = |message: String| AuditError::Broken {
-            path: path.into(),
-            line: n,
-            message,
-        };
-        let line = line.map_err(|source| AuditError::Io {
-            path: path.into(),
-            source,
-        })?;
-        let record: AuditRecord =
-            serde_json::from_str(&line).map_err(|e| broken(format!("not a record: {e}")))?;
-        if record.seq != tail.seq + 1 {
-            return Err(broken(format!(
-                "sequence {} follows {}: a record was removed or reordered",
-                record.seq, tail.seq
-            )));
-        }
-        if record.prev != tail.hash {
-            return Err(broken(
-                "hash chain broken: the previous record was modified".into(),
-            ));
-        }
-        let hash = hash_line(&line);
-        visit(&record, &hash).map_err(broken)?;
-        tail = Tail {
-            seq: record.seq,
-            hash,
-        };
-    }
-    Ok(tail)
-}
+#[cfg(test)]
+mod rotation_tests;
 
 #[cfg(test)]
 mod tests {
@@ -748,9 +605,8 @@ mod tests {
             log.verify().expect("intact"),
             VerifyReport {
                 records: 4,
-                warning: None,
-                expected: 0,
-                checkpoints: None,
+                files: 1,
+                ..VerifyReport::default()
             }
         );
         let text = std::fs::read_to_string(log.path()).expect("log");

@@ -70,6 +70,17 @@ fn options(
     })
 }
 
+/// A record's time for people: RFC 3339, UTC, to the second.
+fn rfc3339_ms(at_ms: u64) -> String {
+    i64::try_from(at_ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || format!("{at_ms} ms since the epoch"),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+}
+
 pub fn run(cx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
     let log = AuditLog::new(&cx.data_dir);
     match cmd {
@@ -84,12 +95,29 @@ pub fn run(cx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 println!(
-                    "audit log {} intact: {} record(s)",
+                    "audit log {} intact: {} record(s) in {} file(s)",
                     log.path().display(),
-                    report.records
+                    report.records,
+                    report.files
                 );
+                if let Some(p) = &report.pruned {
+                    println!(
+                        "  records 1-{} were removed by retention (audit.pruned, record {}, {}, \
+                         retention {} days)",
+                        p.through_seq,
+                        p.by_seq,
+                        rfc3339_ms(p.at_ms),
+                        p.retention_secs / 86_400
+                    );
+                }
                 if report.expected > 0 {
                     println!("  holds the {} saved head(s)", report.expected);
+                }
+                if report.expected_pruned > 0 {
+                    println!(
+                        "  {} saved head(s) are of removed records and could not be checked",
+                        report.expected_pruned
+                    );
                 }
                 if let Some(c) = &report.checkpoints {
                     println!(

@@ -2086,3 +2086,54 @@ async fn the_agent_prunes_runs_older_than_the_retention_when_it_starts() {
         .expect("a run within the retention stays");
     assert!(agent.audit_log().contains("\"history.pruned\""));
 }
+
+/// `[audit] retention-days`: at start the agent removes the sealed audit files whose last record
+/// is older than the retention, after an `audit.pruned` record naming them; `warden audit
+/// verify` accepts the shortened log and says what went.
+#[tokio::test]
+async fn the_agent_prunes_sealed_audit_files_older_than_the_retention_when_it_starts() {
+    let mut agent = Agent::spawned(
+        "",
+        &[],
+        "[audit]\nretention-days = 30\nrotate-bytes = 1048576\n",
+    );
+    assert!(agent.terminate().success());
+
+    // The records as a rotation 40 days ago left them: sealed, the live file empty.
+    let data = agent.root().join("data");
+    let old_ms = warden_history::now_ms() - 40 * 24 * 60 * 60 * 1000;
+    let records = reseal::records(&data);
+    let last_seq = records.len();
+    reseal::reseal(&data, records, |r| r["at_ms"] = serde_json::json!(old_ms));
+    let audit = data.join("audit");
+    std::fs::create_dir_all(audit.join("sealed")).expect("sealed dir");
+    let sealed = audit.join(format!("sealed/audit-{last_seq:020}.log"));
+    std::fs::rename(audit.join("audit.log"), &sealed).expect("seal");
+    let anchor = std::fs::read_to_string(audit.join("head.json")).expect("anchor");
+    let mut anchor: serde_json::Value = serde_json::from_str(&anchor).expect("json");
+    anchor["len"] = serde_json::json!(0);
+    std::fs::write(audit.join("head.json"), anchor.to_string()).expect("anchor");
+
+    agent.crash_and_restart();
+    assert!(
+        !sealed.exists(),
+        "older than the retention: removed at start"
+    );
+    let log = agent.audit_log();
+    let first: serde_json::Value =
+        serde_json::from_str(log.lines().next().expect("a record")).expect("record");
+    assert_eq!(first["event"], "audit.rotated");
+    assert!(log.contains("\"audit.pruned\""), "{log}");
+    let out = agent.warden(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("records 1-{last_seq} were removed by retention")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("in 1 file(s)"), "{stdout}");
+}

@@ -119,7 +119,8 @@ pub struct RunbooksConfig {
     pub signed_only: bool,
 }
 
-/// `[audit]`: signed checkpoints of the audit log (see docs/SECURITY.md).
+/// `[audit]`: signed checkpoints, rotation and retention of the audit log (see
+/// docs/SECURITY.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AuditConfig {
@@ -130,6 +131,15 @@ pub struct AuditConfig {
     /// How often a checkpoint is appended while records are (and one at start and at stop).
     #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: u64,
+    /// The live file `audit/audit.log` is sealed into `audit/sealed/` once it is this long.
+    #[serde(default = "default_rotate_bytes")]
+    pub rotate_bytes: u64,
+    /// Sealed files whose last record is older than this are removed, at start and daily, after
+    /// an `audit.pruned` record names them. At least 1: a zero would read as either "keep
+    /// nothing" or "keep forever", and neither should be one typo away; to keep the log
+    /// forever, set a retention longer than the machine will live (e.g. 36500).
+    #[serde(default = "default_audit_retention_days")]
+    pub retention_days: u32,
 }
 
 impl Default for AuditConfig {
@@ -137,6 +147,8 @@ impl Default for AuditConfig {
         AuditConfig {
             checkpoint_key: None,
             checkpoint_interval_secs: default_checkpoint_interval_secs(),
+            rotate_bytes: default_rotate_bytes(),
+            retention_days: default_audit_retention_days(),
         }
     }
 }
@@ -145,6 +157,24 @@ impl AuditConfig {
     pub fn checkpoint_interval(&self) -> Duration {
         Duration::from_secs(self.checkpoint_interval_secs)
     }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 24 * 60 * 60)
+    }
+}
+
+/// Smallest `[audit] rotate-bytes`: below a MiB the sealed files would number in the thousands
+/// a year, each rotation a few fsyncs, for nothing a smaller file buys.
+pub const MIN_AUDIT_ROTATE_BYTES: u64 = 1 << 20;
+
+fn default_rotate_bytes() -> u64 {
+    warden_audit::files::DEFAULT_ROTATE_BYTES
+}
+
+/// Six years: HIPAA (45 CFR 164.316(b)(2)) keeps security documentation that long, and an MSP's
+/// clients in health care will ask for that; elsewhere it is a generous default.
+fn default_audit_retention_days() -> u32 {
+    6 * 365
 }
 
 /// `[history]`: how long the run history (`history.db`) keeps finished runs.
@@ -321,6 +351,18 @@ impl AgentConfig {
         if self.history.retention_days == 0 {
             return Err("history.retention-days must be at least 1".into());
         }
+        if self.audit.retention_days == 0 {
+            return Err(
+                "audit.retention-days must be at least 1 (default 2190, six years; to keep the \
+                 audit log forever, set a longer retention, e.g. 36500)"
+                    .into(),
+            );
+        }
+        if self.audit.rotate_bytes < MIN_AUDIT_ROTATE_BYTES {
+            return Err(format!(
+                "audit.rotate-bytes must be at least {MIN_AUDIT_ROTATE_BYTES} (1 MiB)"
+            ));
+        }
         Ok(())
     }
 
@@ -376,6 +418,8 @@ mod tests {
             Some(Path::new("/etc/warden/keys/cp.key"))
         );
         assert_eq!(c.audit.checkpoint_interval(), Duration::from_secs(5));
+        assert_eq!(c.audit.retention_days, 2190, "six years unless set");
+        assert_eq!(c.audit.rotate_bytes, 64 << 20);
         let err = AgentConfig::parse(
             &format!("[api]\n{TOKEN}[audit]\nkey = \"x\"\n"),
             "t",
@@ -415,6 +459,38 @@ mod tests {
                 .to_string();
             assert!(err.contains(expected), "{text}\n=> {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    const TOKEN: &str = "[[api.token]]\nname = \"noc\"\nrole = \"operator\"\nsha256 = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n";
+
+    fn audit(section: &str) -> Result<AuditConfig, String> {
+        AgentConfig::parse(
+            &format!("[api]\n{TOKEN}[audit]\n{section}"),
+            "t",
+            Path::new("."),
+        )
+        .map(|c| c.audit)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn audit_rotation_and_retention_parse_and_zero_or_tiny_values_are_refused() {
+        let c = audit("rotate-bytes = 1048576\nretention-days = 30\n").expect("valid");
+        assert_eq!(c.rotate_bytes, 1 << 20);
+        assert_eq!(c.retention(), Duration::from_secs(30 * 86_400));
+        let err = audit("retention-days = 0\n").expect_err("zero");
+        assert!(
+            err.contains("audit.retention-days must be at least 1"),
+            "{err}"
+        );
+        assert!(err.contains("36500"), "says how to keep it forever: {err}");
+        let err = audit("rotate-bytes = 4096\n").expect_err("tiny");
+        assert!(err.contains("audit.rotate-bytes must be at least"), "{err}");
     }
 }
 

@@ -344,12 +344,14 @@ pub async fn serve_reloading(
         )?;
         runner.audit().set_checkpoint_signer(signer);
     }
+    runner.audit().set_rotate_bytes(config.audit.rotate_bytes);
     let runner = Arc::new(runner);
     let history = Arc::new(History::open(&runner.data_dir())?);
     // Before serving, so what a client reads is already within the retention.
     if let Err(e) = retention::prune_once(&history, &runner, config.history.retention()) {
         tracing::error!("cannot prune the run history: {e}");
     }
+    retention::prune_audit_now(&runner, config.audit.retention());
     let (events, _) = broadcast::channel(1024);
     report_audit_health(&runner, events.clone());
     let runs = Arc::new(RunManager::new(
@@ -409,6 +411,11 @@ pub async fn serve_reloading(
         config.history.retention(),
         checkpoint_stop_tx.subscribe(),
     ));
+    let audit_pruner = tokio::spawn(retention::prune_audit_periodically(
+        runner.clone(),
+        config.audit.retention(),
+        checkpoint_stop_tx.subscribe(),
+    ));
     let (auto_stop_tx, auto_stop) = watch::channel(false);
     let executor = Arc::new(executor::DaemonExecutor {
         state: state.clone(),
@@ -457,6 +464,7 @@ pub async fn serve_reloading(
         let _ = task.await;
     }
     let _ = pruner.await;
+    let _ = audit_pruner.await;
     reloading.abort();
     runner
         .audit()
