@@ -9,6 +9,8 @@ mod enroll;
 mod fleet;
 mod key;
 mod output;
+pub mod pipe;
+mod times;
 mod plugin;
 mod policy;
 mod report;
@@ -18,7 +20,7 @@ mod runs;
 mod serve;
 mod signing;
 
-pub use output::inert_lines;
+pub use output::{error_line, inert_lines};
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
