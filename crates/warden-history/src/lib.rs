@@ -538,7 +538,10 @@ mod tests {
                 .get_timestamp()
                 .expect("a time-ordered UUID")
                 .to_unix();
-            assert!(secs.abs_diff(now_ms() as u64 / 1000) <= 1, "{id}: its time is now");
+            assert!(
+                secs.abs_diff(now_ms() as u64 / 1000) <= 1,
+                "{id}: its time is now"
+            );
         }
         let mut sorted = ids.clone();
         sorted.sort();
@@ -643,7 +646,10 @@ mod tests {
         );
         assert_eq!(steps[0].output["ok"], true);
         assert!(steps[0].output_truncated);
-        assert_eq!(run.requested_by, None, "version 3 adds who asked, unknown for old runs");
+        assert_eq!(
+            run.requested_by, None,
+            "version 3 adds who asked, unknown for old runs"
+        );
         let schedule = history.schedule_rows().expect("schedules");
         assert_eq!(schedule["nightly"].last_run_id.as_deref(), Some("r"));
         let conn = history.conn.lock().expect("conn");

@@ -563,12 +563,18 @@ mod tests {
 
     #[test]
     fn an_address_with_or_without_a_scheme_is_dialled() {
-        assert_eq!(endpoint_uri("127.0.0.1:7355", false), "http://127.0.0.1:7355");
+        assert_eq!(
+            endpoint_uri("127.0.0.1:7355", false),
+            "http://127.0.0.1:7355"
+        );
         assert_eq!(endpoint_uri("agent:7355", true), "https://agent:7355");
         assert_eq!(
             endpoint_uri("http://127.0.0.1:7355", true),
             "http://127.0.0.1:7355"
         );
-        assert_eq!(endpoint_uri("https://agent:7355", false), "https://agent:7355");
+        assert_eq!(
+            endpoint_uri("https://agent:7355", false),
+            "https://agent:7355"
+        );
     }
 }

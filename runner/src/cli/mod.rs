@@ -10,7 +10,6 @@ mod fleet;
 mod key;
 mod output;
 pub mod pipe;
-mod times;
 mod plugin;
 mod policy;
 mod report;
@@ -19,6 +18,7 @@ mod runbook;
 mod runs;
 mod serve;
 mod signing;
+mod times;
 
 pub use output::{error_line, inert_lines};
 

@@ -69,9 +69,7 @@ mod tests {
         ))));
         let full = std::io::Error::from_raw_os_error(
             (1..512)
-                .find(|c| {
-                    std::io::Error::from_raw_os_error(*c).kind() == ErrorKind::StorageFull
-                })
+                .find(|c| std::io::Error::from_raw_os_error(*c).kind() == ErrorKind::StorageFull)
                 .expect("a platform code for a full disk"),
         );
         assert!(!is_closed_stdout(&*payload(&format!(

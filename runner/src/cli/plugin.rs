@@ -3,8 +3,8 @@
 
 use super::Context;
 use super::output::{inert, inert_lines, print_json, print_table, table};
-use super::times;
 use super::signing::SigningArgs;
+use super::times;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -71,10 +71,21 @@ fn list(cx: &Context) -> Result<ExitCode> {
         println!(
             "no plugins installed in {}{}",
             cx.data_dir.display(),
-            if cx.data_dir.exists() { "" } else { " (it does not exist yet)" }
+            if cx.data_dir.exists() {
+                ""
+            } else {
+                " (it does not exist yet)"
+            }
         );
     } else {
-        let mut rows = table(["NAME", "VERSION", "ROLE", "SHA256", "INSTALLED", "DESCRIPTION"]);
+        let mut rows = table([
+            "NAME",
+            "VERSION",
+            "ROLE",
+            "SHA256",
+            "INSTALLED",
+            "DESCRIPTION",
+        ]);
         for p in plugins {
             let m = &p.manifest;
             rows.add_row([

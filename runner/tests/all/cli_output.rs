@@ -101,7 +101,10 @@ fn times_are_rfc3339_and_tables_have_a_header() {
     let out = cli.warden(&["plugin", "list"]);
     let shown = text(&out.stdout);
     let lines: Vec<&str> = shown.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].contains("INSTALLED"), "{shown}");
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("INSTALLED"),
+        "{shown}"
+    );
     assert_eq!(
         lines[0].find("ROLE"),
         lines[1].find("check"),
@@ -133,12 +136,20 @@ fn read_only_commands_create_nothing_and_say_there_is_nothing() {
 
     let out = cli.warden(&["plugin", "list"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("no plugins installed"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("no plugins installed"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(!data.exists(), "plugin list created the data dir");
 
     let out = cli.warden(&["runs", "list"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("no runs yet"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("no runs yet"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = cli.warden(&["--json", "runs", "list"]);
     assert_eq!(text(&out.stdout).trim(), "[]");
     let out = cli.warden(&["runs", "show", "nope"]);
@@ -147,8 +158,16 @@ fn read_only_commands_create_nothing_and_say_there_is_nothing() {
 
     let out = cli.warden(&["audit", "verify"]);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "no log is not an intact log: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no log is not an intact log: {err}"
+    );
     assert!(err.contains("nothing to verify"), "{err}");
-    assert!(!text(&out.stdout).contains("intact"), "{}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("intact"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(!data.exists(), "audit verify created the data dir");
 }

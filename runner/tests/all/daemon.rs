@@ -1091,7 +1091,11 @@ async fn the_python_client_triggers_watches_and_lists() {
     // The address as `warden ctl` takes it works too.
     let http = format!("http://{}", agent.addr);
     let out = run_at(&http, &["list", "--status", "succeeded"], Role::Viewer);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
     let out = run(&["trigger", "trace", "--param", &path_param], Role::Viewer);
     assert_eq!(out.status.code(), Some(2));
@@ -1462,23 +1466,37 @@ async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
         .output()
         .expect("warden ctl runs");
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["RUN", "STATUS", "RUNBOOK", "ORIGIN", "DRY-RUN", "STARTED", "TOOK"],
+        [
+            "RUN", "STATUS", "RUNBOOK", "ORIGIN", "DRY-RUN", "STARTED", "TOOK"
+        ],
         "{table}"
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     // ORIGIN: the name of the token that triggered it.
-    assert_eq!(row[1..5], ["succeeded", "trace", "operator-olga", "no"], "{table}");
+    assert_eq!(
+        row[1..5],
+        ["succeeded", "trace", "operator-olga", "no"],
+        "{table}"
+    );
     assert!(
         row[5].ends_with('Z') && row[5].contains('T'),
         "STARTED is RFC 3339: {table}"
     );
     // Columns start where their header does.
     let column = |line: &str, word: &str| line.find(word).expect("column");
-    assert_eq!(column(lines[0], "RUNBOOK"), column(lines[1], "trace"), "{table}");
+    assert_eq!(
+        column(lines[0], "RUNBOOK"),
+        column(lines[1], "trace"),
+        "{table}"
+    );
 
     // An unknown status is a usage error naming the valid ones, not an empty list.
     let out = ctl(Role::Viewer, &["runs", "--status", "bogus"]);

@@ -455,7 +455,10 @@ mod example_tests {
         // With a token of its own, everything else in it is valid.
         let text = std::fs::read_to_string(&path).expect("example");
         let (published, _) = super::PUBLISHED_TOKEN_HASHES[0];
-        assert!(text.contains(published), "the example's hash is the refused one");
+        assert!(
+            text.contains(published),
+            "the example's hash is the refused one"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let own = dir.path();
         let copy = own.join("agent.toml");

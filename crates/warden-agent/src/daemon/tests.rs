@@ -32,7 +32,9 @@ async fn a_monitor_naming_a_plugin_that_is_not_installed_is_refused_at_start() {
         |_| {},
     )
     .await;
-    let err = started.expect_err("the monitor's plugin is not installed").to_string();
+    let err = started
+        .expect_err("the monitor's plugin is not installed")
+        .to_string();
     assert!(
         err.contains("monitor `root-disk`") && err.contains("`disk-usage` is not installed"),
         "{err}"
