@@ -6,6 +6,7 @@ generated code to keep in sync), then triggers a runbook, watches it live, or li
 
     pip install grpcio==1.76.0 grpcio-tools==1.76.0
     export WARDEN_TOKEN=wdn_...          # `warden token new --name noc --role operator`
+    export WARDEN_ADDR=http://127.0.0.1:7355   # or 127.0.0.1:7355; https:// for a TLS agent
     python3 warden_client.py --addr 127.0.0.1:7355 trigger disk-pressure --param force=true
     python3 warden_client.py --addr 127.0.0.1:7355 watch <run-id>
     python3 warden_client.py --addr 127.0.0.1:7355 list --status succeeded
@@ -45,6 +46,17 @@ def load_stubs(proto_dir):
             importlib.import_module("warden.v1.warden_pb2_grpc"))
 
 
+def grpc_target(addr):
+    """The target grpcio dials for an address given as `host:port` or, as `warden ctl` takes it,
+    `http://host:port` / `https://host:port`; and whether the address asks for TLS."""
+    scheme, sep, rest = addr.partition("://")
+    if not sep:
+        return addr, False
+    if scheme not in ("http", "https"):
+        sys.exit(f"--addr {addr!r}: the scheme must be http:// or https://")
+    return rest.rstrip("/"), scheme == "https"
+
+
 def connect(args):
     token = os.environ.get("WARDEN_TOKEN")
     if args.token_file:
@@ -53,11 +65,15 @@ def connect(args):
     if not token:
         sys.exit("no token: set WARDEN_TOKEN or pass --token-file")
     metadata = (("authorization", f"Bearer {token}"),)
-    if args.ca_cert:
-        with open(args.ca_cert, "rb") as f:
-            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-        return grpc.secure_channel(args.addr, creds), metadata
-    return grpc.insecure_channel(args.addr), metadata
+    target, tls = grpc_target(args.addr)
+    if args.ca_cert or tls:
+        roots = None
+        if args.ca_cert:
+            with open(args.ca_cert, "rb") as f:
+                roots = f.read()
+        creds = grpc.ssl_channel_credentials(root_certificates=roots)
+        return grpc.secure_channel(target, creds), metadata
+    return grpc.insecure_channel(target), metadata
 
 
 def watch(pb, stub, metadata, run_id):
@@ -74,7 +90,8 @@ def watch(pb, stub, metadata, run_id):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("WARDEN_ADDR", "127.0.0.1:7355"))
+    parser.add_argument("--addr", default=os.environ.get("WARDEN_ADDR", "127.0.0.1:7355"),
+                        help="host:port or http(s)://host:port (default: $WARDEN_ADDR)")
     parser.add_argument("--token-file")
     parser.add_argument("--ca-cert", help="CA certificate (PEM) for a TLS agent")
     parser.add_argument("--proto-dir", default=DEFAULT_PROTO_DIR)

@@ -6,7 +6,7 @@ use serde_json::json;
 use warden_agent::PluginManager;
 use warden_core::{RunStatus, SitePolicy};
 use warden_history::History;
-use warden_runbook::engine::{Engine, RunSummary, StepStatus};
+use warden_runbook::engine::{Engine, RunEvent, RunOptions, RunSummary, StepStatus};
 use warden_runbook::{Runbook, RunbookError};
 use warden_tests::{Sandbox, hostile_manifest};
 
@@ -286,6 +286,44 @@ fn on_failure_continue_and_fallback() {
     let ran: Vec<&str> = s.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(ran, vec!["bad", "escalate"]);
     assert_eq!(s.status, RunStatus::Failed);
+}
+
+#[test]
+fn a_run_cancelled_during_a_step_starts_no_fallback() {
+    let (sb, runner) = setup();
+    let text = format!(
+        "{HEAD}[[steps]]\nid = \"bad\"\nplugin = \"hostile\"\naction = \"check\"\n\
+         config = {{ attack = \"panic\" }}\non-failure = \"fallback\"\nfallback = [\"escalate\"]\n\
+         [[steps]]\nid = \"escalate\"\nplugin = \"disk-usage\"\naction = \"check\"\nfallback-only = true\n"
+    );
+    let runbook = parse(&text).expect("valid runbook");
+    let params = runbook.resolve_params(&[]).expect("params");
+    let history = History::open(&sb.data_dir()).expect("history");
+    let cancel = warden_core::CancelToken::default();
+    let options = RunOptions {
+        cancel: cancel.clone(),
+        ..RunOptions::default()
+    };
+    let mut started = Vec::new();
+    // The operator cancels while the first step runs: it fails, and its fallback must not start.
+    let s = Engine {
+        runner: &runner,
+        history: &history,
+        audit: runner.audit(),
+    }
+    .run_with(&runbook, &params, options, &mut |e| {
+        if let RunEvent::StepStarted { step, .. } = e {
+            started.push(step.clone());
+            cancel.cancel();
+        }
+    })
+    .expect("engine");
+    assert_eq!(started, ["bad"], "a step started after the cancel");
+    assert_eq!(
+        s.steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(),
+        ["bad"]
+    );
+    assert_eq!(s.status, RunStatus::Cancelled);
 }
 
 #[test]

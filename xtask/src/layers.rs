@@ -8,7 +8,8 @@
 //!   closure (so "the controller never links the sandbox" holds through any intermediate crate).
 //!
 //! And one source rule: protobuf types are the wire, so `warden_proto` may be named only in the
-//! gRPC adapters listed in [`PROTO_USERS`].
+//! gRPC adapters listed in [`PROTO_USERS`]; and one manifest rule: features for tests only
+//! ([`TEST_ONLY_FEATURES`]) are enabled in dev-dependencies, never in what ships.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -216,6 +217,51 @@ const PROTO_USERS: &[&str] = &[
     "bench/",
 ];
 
+/// Features that exist for tests: `tokio/test-util` lets code pause and move the runtime's
+/// clock, which nothing in a shipped binary may do.
+const TEST_ONLY_FEATURES: &[(&str, &str)] = &[("tokio", "test-util")];
+
+/// Workspace members that enable a [`TEST_ONLY_FEATURES`] feature in a normal or build
+/// dependency (`cargo metadata` reports each dependency with the workspace's features merged in).
+fn check_test_only_features(metadata: &Value) -> Vec<String> {
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut problems = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        if !package["id"]
+            .as_str()
+            .is_some_and(|id| members.contains(id))
+        {
+            continue;
+        }
+        let name = package["name"].as_str().unwrap_or("?");
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            if dep["kind"].as_str() == Some("dev") {
+                continue;
+            }
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            for (crate_name, feature) in TEST_ONLY_FEATURES {
+                let enabled = dep["features"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f.as_str() == Some(feature));
+                if dep_name == *crate_name && enabled {
+                    problems.push(format!(
+                        "`{name}` enables `{crate_name}/{feature}` outside its dev-dependencies: \
+                         it is for tests only"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if !args.is_empty() {
         bail!("usage: cargo xtask layers");
@@ -236,6 +282,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let graph = Graph::from_metadata(&metadata)?;
     let mut problems = check_rules(&graph);
     problems.extend(check_proto_sources(root, &graph)?);
+    problems.extend(check_test_only_features(&metadata));
     if problems.is_empty() {
         println!(
             "layers: {} workspace crates, every dependency edge allowed",
@@ -450,6 +497,33 @@ mod tests {
             )),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_test_only_feature_outside_dev_dependencies_is_reported() {
+        let metadata = |kind: Value| {
+            serde_json::json!({
+                "workspace_members": ["m"],
+                "packages": [
+                    { "id": "m", "name": "warden-agent", "dependencies": [
+                        { "name": "tokio", "kind": kind, "features": ["time", "test-util"] },
+                        { "name": "serde", "kind": null, "features": ["test-util"] },
+                    ]},
+                    // Not a member: its manifest is not ours.
+                    { "id": "x", "name": "other", "dependencies": [
+                        { "name": "tokio", "kind": null, "features": ["test-util"] },
+                    ]},
+                ]
+            })
+        };
+        assert_eq!(
+            check_test_only_features(&metadata(Value::Null)),
+            [
+                "`warden-agent` enables `tokio/test-util` outside its dev-dependencies: it is for \
+              tests only"
+            ]
+        );
+        assert!(check_test_only_features(&metadata(Value::from("dev"))).is_empty());
     }
 
     #[test]

@@ -89,6 +89,14 @@ impl PluginStore {
         Ok(store)
     }
 
+    /// The store of `data_dir` as it is, creating nothing: for read-only commands, to which a
+    /// data dir that does not exist yet holds no plugins.
+    pub fn existing(data_dir: &Path) -> PluginStore {
+        PluginStore {
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -169,7 +177,12 @@ impl PluginStore {
     pub fn list(&self) -> Result<Vec<InstalledPlugin>, StoreError> {
         let dir = self.index_dir();
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for entry in entries {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             // Temp files of an interrupted install are not records.

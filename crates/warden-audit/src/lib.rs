@@ -333,6 +333,12 @@ impl AuditLog {
         }
     }
 
+    /// Whether anything was ever written here: the log or its anchor. A log gone beside its
+    /// anchor is for [`AuditLog::verify`] to report (as truncated), not "nothing here".
+    pub fn exists(&self) -> bool {
+        self.path().exists() || self.head_path().exists()
+    }
+
     fn head_path(&self) -> PathBuf {
         self.shared.path.with_file_name("head.json")
     }

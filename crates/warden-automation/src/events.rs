@@ -3,7 +3,7 @@
 
 use crate::monitor::{EscalationReason, Incident, MonitorState};
 use crate::schedule::SkipReason;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use warden_core::RunStatus;
 
@@ -100,6 +100,79 @@ impl AutomationEvent {
         }
     }
 
+    /// One line for people, without the kind or the schedule or monitor it is about (the
+    /// event stream shows those beside it): the states a monitor went from and to, the slot a
+    /// schedule fired for, why something was skipped or failed.
+    pub fn summary(&self) -> String {
+        let at = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        match self {
+            AutomationEvent::ScheduleFired {
+                slot,
+                missed,
+                window,
+                ..
+            } => {
+                let mut line = format!("fired for the {} slot", at(slot));
+                if *missed > 0 {
+                    line.push_str(&format!(", {missed} missed slot(s) coalesced into it"));
+                }
+                if let Some(w) = window {
+                    line.push_str(&format!(", in window `{w}`"));
+                }
+                line
+            }
+            AutomationEvent::ScheduleSkipped { slot, reason, .. } => {
+                format!("skipped the {} slot: {reason}", at(slot))
+            }
+            AutomationEvent::ScheduleClockWentBack { last_slot, now, .. } => format!(
+                "the clock went back to {}, before the last slot {}; re-anchored on now",
+                at(now),
+                at(last_slot)
+            ),
+            AutomationEvent::ScheduleRunFinished { run_id, status, .. } => {
+                format!("run {run_id} {status}")
+            }
+            AutomationEvent::ScheduleRunFailed { error, .. } => format!("no run: {error}"),
+            AutomationEvent::MonitorStateChanged { from, to, .. } => {
+                format!("{} -> {}", from.describe(), to.describe())
+            }
+            AutomationEvent::MonitorCheckFailed { error, .. } => {
+                format!("the check could not run: {error}")
+            }
+            AutomationEvent::IncidentOpened { incident } => {
+                format!("incident {} opened", incident.id)
+            }
+            AutomationEvent::RemediationStarted {
+                incident, attempt, ..
+            } => format!("remediation attempt {attempt} for incident {incident}"),
+            AutomationEvent::RemediationFinished {
+                incident,
+                attempt,
+                run_id,
+                succeeded,
+                error,
+                ..
+            } => {
+                let outcome = if *succeeded { "succeeded" } else { "failed" };
+                let mut line =
+                    format!("remediation attempt {attempt} for incident {incident} {outcome}");
+                if let Some(run) = run_id {
+                    line.push_str(&format!(" (run {run})"));
+                }
+                if let Some(e) = error {
+                    line.push_str(&format!(": {e}"));
+                }
+                line
+            }
+            AutomationEvent::Escalated {
+                incident, reason, ..
+            } => format!("incident {incident} escalated: {reason}"),
+            AutomationEvent::IncidentResolved { incident, .. } => {
+                format!("incident {} resolved", incident.id)
+            }
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
@@ -111,5 +184,30 @@ impl AutomationEvent {
             time_to_resolve_ms: incident.time_to_resolve().map(|d| d.num_milliseconds()),
             incident,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_change_summary_names_both_states_not_the_kind() {
+        let changed = AutomationEvent::MonitorStateChanged {
+            monitor: "disk".into(),
+            from: MonitorState::Suspect { failures: 2 },
+            to: MonitorState::Remediating { attempt: 1 },
+        };
+        assert_eq!(
+            changed.summary(),
+            "suspect (2 failing check(s)) -> remediating (attempt 1)"
+        );
+        let back = AutomationEvent::MonitorStateChanged {
+            monitor: "disk".into(),
+            from: MonitorState::Verifying { attempt: 1 },
+            to: MonitorState::Ok,
+        };
+        assert_eq!(back.summary(), "verifying (attempt 1) -> ok");
+        assert!(!changed.summary().contains("state-changed"));
     }
 }

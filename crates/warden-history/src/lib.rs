@@ -45,6 +45,10 @@ pub struct RunRow {
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
     pub error: Option<String>,
+    /// Who or what asked for the run: an API token's name, `schedule:<name>`, `monitor:<name>`,
+    /// the fleet. `None` for a run started from the command line (and runs recorded before
+    /// schema version 3).
+    pub requested_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +162,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A new run id: a UUID version 7 (48 bits of Unix milliseconds, then random bits), so ids are
+/// unique across processes and sort by creation time as text. No id is made without its
+/// randomness: two runs of one millisecond would otherwise share an id.
+fn new_run_id() -> Result<String, String> {
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).map_err(|e| format!("no randomness for a run id: {e}"))?;
+    let ms = u64::try_from(now_ms()).unwrap_or(0);
+    Ok(uuid::Builder::from_unix_timestamp_millis(ms, &random)
+        .into_uuid()
+        .to_string())
+}
+
+/// The history's file in a data dir.
+const FILE_NAME: &str = "history.db";
+
 pub struct History {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -179,8 +198,17 @@ fn process_alive(pid: i64) -> bool {
 }
 
 impl History {
+    /// [`History::open`] if `data_dir` has a history; `None`, creating nothing, if it has not
+    /// (read-only commands on a data dir where nothing ran yet).
+    pub fn open_existing(data_dir: &Path) -> Result<Option<History>, HistoryError> {
+        if !data_dir.join(FILE_NAME).exists() {
+            return Ok(None);
+        }
+        History::open(data_dir).map(Some)
+    }
+
     pub fn open(data_dir: &Path) -> Result<History, HistoryError> {
-        let path = data_dir.join("history.db");
+        let path = data_dir.join(FILE_NAME);
         let db = |e: rusqlite::Error| HistoryError::Db {
             path: path.clone(),
             message: e.to_string(),
@@ -255,15 +283,17 @@ impl History {
         self.start_run_as(None, runbook, file, params, dry_run)
     }
 
-    /// Record a run waiting for a free slot; [`History::start_run_as`] with its id starts it.
+    /// Record a run waiting for a free slot, asked for by `requested_by`;
+    /// [`History::start_run_as`] with its id starts it.
     pub fn queue_run(
         &self,
         runbook: &str,
         file: &str,
         params: &serde_json::Value,
         dry_run: bool,
+        requested_by: &str,
     ) -> Result<String, HistoryError> {
-        self.insert_run(runbook, file, params, dry_run, "queued")
+        self.insert_run(runbook, file, params, dry_run, "queued", Some(requested_by))
     }
 
     /// Start a run: the queued run `id`, or a new one.
@@ -276,7 +306,7 @@ impl History {
         dry_run: bool,
     ) -> Result<String, HistoryError> {
         let Some(id) = id else {
-            return self.insert_run(runbook, file, params, dry_run, "running");
+            return self.insert_run(runbook, file, params, dry_run, "running", None);
         };
         let updated = self.with(|c| {
             c.execute(
@@ -300,14 +330,16 @@ impl History {
         params: &serde_json::Value,
         dry_run: bool,
         status: &str,
+        requested_by: Option<&str>,
     ) -> Result<String, HistoryError> {
-        let mut rand = [0u8; 6];
-        let _ = getrandom::fill(&mut rand);
-        let id = format!("{:x}-{}", now_ms(), hex::encode(rand));
+        let id = new_run_id().map_err(|message| HistoryError::Db {
+            path: self.path.clone(),
+            message,
+        })?;
         self.with(|c| {
             c.execute(
-                "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![id, runbook, file, params.to_string(), dry_run, status, i64::from(std::process::id()), now_ms()],
+                "INSERT INTO runs (id, runbook, file, params, dry_run, status, pid, started_ms, requested_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id, runbook, file, params.to_string(), dry_run, status, i64::from(std::process::id()), now_ms(), requested_by],
             )
         })?;
         Ok(id)
@@ -396,6 +428,7 @@ impl History {
             started_ms: r.get(6)?,
             ended_ms: r.get(7)?,
             error: r.get(8)?,
+            requested_by: r.get(9)?,
         })
     }
 
@@ -412,7 +445,7 @@ impl History {
     ) -> Result<Vec<RunRow>, HistoryError> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs
+                "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error, requested_by FROM runs
                  WHERE (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR runbook = ?3)
                  ORDER BY started_ms DESC, id DESC LIMIT ?1",
             )?;
@@ -425,7 +458,7 @@ impl History {
         self.with(|c| {
             let run = c
                 .query_row(
-                    "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error FROM runs WHERE id = ?1",
+                    "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error, requested_by FROM runs WHERE id = ?1",
                     [id],
                     History::run_row,
                 )
@@ -485,6 +518,57 @@ mod tests {
         let (note, truncated) = cap_json(&json!("a long string"), 1);
         assert!(truncated);
         assert_eq!(note["bytes"], 15, "nothing fits: a note of the size");
+    }
+
+    #[test]
+    fn run_ids_are_unique_uuid_v7_of_their_creation_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let history = History::open(dir.path()).expect("history");
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                history
+                    .start_run("rb", "rb.toml", &json!({}), false)
+                    .expect("start")
+            })
+            .collect();
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+            let (secs, _) = parsed
+                .get_timestamp()
+                .expect("a time-ordered UUID")
+                .to_unix();
+            assert!(
+                secs.abs_diff(now_ms() as u64 / 1000) <= 1,
+                "{id}: its time is now"
+            );
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 3, "unique: {ids:?}");
+    }
+
+    #[test]
+    fn a_run_keeps_who_asked_for_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let history = History::open(dir.path()).expect("history");
+        let queued = history
+            .queue_run("rb", "rb.toml", &json!({}), false, "monitor:root-disk")
+            .expect("queue");
+        let local = history
+            .start_run("rb", "rb.toml", &json!({}), false)
+            .expect("start");
+        let (run, _) = history.show(&queued).expect("show").expect("run");
+        assert_eq!(run.requested_by.as_deref(), Some("monitor:root-disk"));
+        let (run, _) = history.show(&local).expect("show").expect("run");
+        assert_eq!(run.requested_by, None, "a run from the command line");
+        let listed = history.list(10).expect("list");
+        assert!(
+            listed
+                .iter()
+                .any(|r| r.requested_by.as_deref() == Some("monitor:root-disk"))
+        );
     }
 
     #[test]
@@ -562,6 +646,10 @@ mod tests {
         );
         assert_eq!(steps[0].output["ok"], true);
         assert!(steps[0].output_truncated);
+        assert_eq!(
+            run.requested_by, None,
+            "version 3 adds who asked, unknown for old runs"
+        );
         let schedule = history.schedule_rows().expect("schedules");
         assert_eq!(schedule["nightly"].last_run_id.as_deref(), Some("r"));
         let conn = history.conn.lock().expect("conn");
@@ -608,11 +696,11 @@ mod tests {
         history
             .with(|c| {
                 c.execute_batch(
-                    "INSERT INTO runs VALUES ('old', 'rb', 'f', '{}', 0, 'succeeded', 1, 1000, 2000, NULL);
+                    "INSERT INTO runs VALUES ('old', 'rb', 'f', '{}', 0, 'succeeded', 1, 1000, 2000, NULL, NULL);
                      INSERT INTO steps (run_id, idx, step, plugin, action, status, attempts, started_ms, output, logs)
                          VALUES ('old', 0, 's', 'p', 'check', 'succeeded', 1, 1000, 'null', '[]');
-                     INSERT INTO runs VALUES ('old-running', 'rb', 'f', '{}', 0, 'running', 1, 1000, NULL, NULL);
-                     INSERT INTO runs VALUES ('new', 'rb', 'f', '{}', 0, 'failed', 1, 9000, 9500, 'x');",
+                     INSERT INTO runs VALUES ('old-running', 'rb', 'f', '{}', 0, 'running', 1, 1000, NULL, NULL, NULL);
+                     INSERT INTO runs VALUES ('new', 'rb', 'f', '{}', 0, 'failed', 1, 9000, 9500, 'x', NULL);",
                 )
             })
             .expect("rows");

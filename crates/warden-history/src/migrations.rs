@@ -29,6 +29,10 @@ const MIGRATIONS: &[Migration] = &[
             tx.execute_batch("CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_ms);")
         },
     },
+    Migration {
+        what: "who or what asked for each run (runs.requested_by)",
+        apply: |tx| tx.execute_batch("ALTER TABLE runs ADD COLUMN requested_by TEXT;"),
+    },
 ];
 
 /// The schema version this build writes.

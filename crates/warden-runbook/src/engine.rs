@@ -540,6 +540,11 @@ impl Engine<'_> {
                 }
                 OnFailure::Fallback => {
                     for name in &step.fallback {
+                        // A cancelled run starts nothing more, its fallback included (the step
+                        // may have failed because it was cancelled).
+                        if state.cancel.is_cancelled() {
+                            break;
+                        }
                         if let Some((fi, fs)) = runbook
                             .steps
                             .iter()

@@ -3,8 +3,9 @@
 //! records.
 
 use super::Context;
-use super::output::{inert, inert_lines, print_json};
-use anyhow::{Context as _, Result, anyhow};
+use super::output::{align_right, inert, inert_lines, print_json, print_table, table};
+use super::times;
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,13 @@ pub fn run(cx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
             checkpoint_pub,
         } => {
             let options = options(&expect, &against, checkpoint_pub.as_ref())?;
+            // No log is not an intact one: a deleted log must not verify.
+            if !log.exists() {
+                bail!(
+                    "no audit log at {}: nothing to verify (none was written there yet)",
+                    log.path().display()
+                );
+            }
             let report = log.verify_with(&options)?;
             if cx.json {
                 print_json(&report)?;
@@ -142,17 +150,21 @@ pub fn run(cx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
             let records = log.tail(n)?;
             if cx.json {
                 print_json(&records)?;
+            } else if records.is_empty() {
+                println!("no audit records in {}", log.path().display());
             } else {
                 // Records quote plugin names, arguments and errors.
+                let mut rows = table(["SEQ", "AT", "EVENT", "DATA"]);
                 for r in records {
-                    println!(
-                        "{:>6} {} {:<24} {}",
-                        r.seq,
-                        r.at_ms,
-                        inert(&r.event),
-                        inert(&r.data.to_string())
-                    );
+                    rows.add_row([
+                        r.seq.to_string(),
+                        times::at_ms(i64::try_from(r.at_ms).unwrap_or(i64::MAX)),
+                        inert(&r.event).into_owned(),
+                        inert(&r.data.to_string()).into_owned(),
+                    ]);
                 }
+                align_right(&mut rows, &[0]);
+                print_table(&rows);
             }
         }
     }

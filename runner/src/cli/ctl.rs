@@ -4,7 +4,10 @@
 //! plugins wrote, and the connection itself may not be the agent's.
 
 use super::Context;
-use super::output::{inert, inert_lines, parse_params, print_json};
+use super::output::{
+    align_right, inert, inert_lines, parse_params, print_facts, print_json, print_table, table,
+};
+use super::times;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -16,7 +19,8 @@ use warden_agent::grpc::pb;
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// The agent's address.
+    /// The agent's address: `host:port`, or `http://host:port` / `https://host:port` (a bare
+    /// address is https with --ca-cert, else http).
     #[arg(long, env = "WARDEN_ADDR", default_value = "http://127.0.0.1:7355")]
     pub addr: String,
     /// The bearer token (prefer WARDEN_TOKEN or --token-file: arguments show in `ps`).
@@ -53,7 +57,8 @@ pub enum CtlCommand {
     Watch { run_id: String },
     /// List runs, newest first.
     Runs {
-        #[arg(long)]
+        /// Only runs with this status.
+        #[arg(long, value_parser = run_status())]
         status: Option<String>,
         #[arg(long)]
         runbook: Option<String>,
@@ -89,6 +94,22 @@ pub enum CtlCommand {
     AuditHead,
 }
 
+/// Who asked for a run, for the ORIGIN column: the agent leaves it empty for a run started
+/// from the command line beside it.
+fn origin(requested_by: &str) -> String {
+    if requested_by.is_empty() {
+        "cli".into()
+    } else {
+        inert(requested_by).into_owned()
+    }
+}
+
+/// `--status` takes a run status the agent knows; anything else is a usage error (exit 2, the
+/// valid ones listed) rather than a filter that silently matches nothing.
+fn run_status() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(warden_core::RunStatus::ALL.map(|s| s.as_str()))
+}
+
 type Authed = InterceptedService<Channel, Bearer>;
 
 #[derive(Clone)]
@@ -98,6 +119,18 @@ impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         req.metadata_mut().insert("authorization", self.0.clone());
         Ok(req)
+    }
+}
+
+/// The URI to dial for `--addr`: as given when it has a scheme; a bare `host:port` (what the
+/// Python client and most gRPC tools take) gets `https://` with a CA certificate, else `http://`.
+fn endpoint_uri(addr: &str, tls: bool) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
     }
 }
 
@@ -115,8 +148,9 @@ async fn connect(args: &CtlArgs) -> Result<(Channel, Bearer)> {
             .parse()
             .map_err(|_| anyhow!("the token has characters a header cannot carry"))?,
     );
-    let mut endpoint = Endpoint::from_shared(args.addr.clone())
-        .with_context(|| format!("bad address {}", args.addr))?;
+    let uri = endpoint_uri(&args.addr, args.ca_cert.is_some());
+    let mut endpoint =
+        Endpoint::from_shared(uri).with_context(|| format!("bad address {}", args.addr))?;
     if let Some(ca) = &args.ca_cert {
         let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
         endpoint = endpoint
@@ -148,13 +182,18 @@ fn kind_name(kind: i32) -> &'static str {
         .unwrap_or("UNKNOWN")
 }
 
-fn format_ms(ms: i64) -> String {
-    if ms < 0 {
-        "-".into()
-    } else if ms < 10_000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
+/// An inventory entry's facts for a person: as fact groups when they are (what discovery
+/// plugins return), else as indented JSON, never as one multi-kilobyte line.
+fn print_inventory_facts(facts_json: &str) {
+    if let Ok(groups) = serde_json::from_str::<Vec<warden_core::report::FactGroup>>(facts_json) {
+        print_facts(&groups, "  ");
+        return;
+    }
+    let text = serde_json::from_str::<serde_json::Value>(facts_json)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| facts_json.to_string());
+    for line in text.lines() {
+        println!("  {}", inert(line));
     }
 }
 
@@ -288,14 +327,28 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&runs)?;
             } else {
-                for r in runs.runs {
-                    println!(
-                        "{}  {:<12} {:<20} {}",
-                        inert(&r.run_id),
-                        inert(&r.status),
-                        inert(&r.runbook),
-                        if r.dry_run { "dry run" } else { "" }
-                    );
+                if runs.runs.is_empty() {
+                    println!("no runs");
+                } else {
+                    let mut rows = table([
+                        "RUN", "STATUS", "RUNBOOK", "ORIGIN", "DRY-RUN", "STARTED", "TOOK",
+                    ]);
+                    for r in runs.runs {
+                        rows.add_row([
+                            inert(&r.run_id).into_owned(),
+                            inert(&r.status).into_owned(),
+                            inert(&r.runbook).into_owned(),
+                            origin(&r.requested_by),
+                            if r.dry_run { "yes" } else { "no" }.into(),
+                            times::at_ms(r.started_ms),
+                            times::took(r.started_ms, Some(r.finished_ms)),
+                        ]);
+                    }
+                    align_right(&mut rows, &[6]);
+                    print_table(&rows);
+                }
+                if runs.truncated {
+                    println!("(older runs left out to fit the answer: use --limit)");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -310,6 +363,12 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                     inert(&run.run_id),
                     inert(&run.runbook),
                     inert(&run.status)
+                );
+                println!(
+                    "  asked by {}, started {}, took {}",
+                    origin(&run.requested_by),
+                    times::at_ms(run.started_ms),
+                    times::took(run.started_ms, Some(run.finished_ms))
                 );
                 for s in run.steps {
                     println!(
@@ -347,14 +406,20 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&list)?;
             } else {
-                for p in list.plugins {
-                    println!(
-                        "{:<20} {:<10} {:<12} {}",
-                        inert(&p.name),
-                        inert(&p.version),
-                        inert(&p.role),
-                        inert(p.sha256.get(..16).unwrap_or(&p.sha256))
-                    );
+                if list.plugins.is_empty() {
+                    println!("no plugins installed");
+                } else {
+                    let mut rows = table(["NAME", "VERSION", "ROLE", "SHA256", "INSTALLED"]);
+                    for p in list.plugins {
+                        rows.add_row([
+                            inert(&p.name).into_owned(),
+                            inert(&p.version).into_owned(),
+                            inert(&p.role).into_owned(),
+                            inert(p.sha256.get(..16).unwrap_or(&p.sha256)).into_owned(),
+                            times::at_secs(p.installed_at),
+                        ]);
+                    }
+                    print_table(&rows);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -395,14 +460,20 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&snap)?;
             } else {
+                if snap.entries.is_empty() {
+                    println!("no inventory yet: no discovery has run on this agent");
+                }
                 for e in snap.entries {
                     println!(
-                        "{} {} (collected at {} ms)",
+                        "{} {} (collected at {})",
                         inert(&e.plugin),
                         inert(&e.plugin_version),
-                        e.collected_ms
+                        times::at_ms(e.collected_ms)
                     );
-                    println!("  {}", inert(&e.facts_json));
+                    print_inventory_facts(&e.facts_json);
+                    if e.facts_truncated {
+                        println!("  (cut down to fit the answer: use --json, or ask for less)");
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -415,7 +486,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 } else {
                     println!(
                         "{} {} {}: {}",
-                        e.at_ms,
+                        times::at_ms(e.at_ms),
                         inert(&e.kind),
                         inert(&e.subject),
                         inert(&e.message)
@@ -435,22 +506,28 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             if cx.json {
                 print_json(&r)?;
             } else {
-                println!(
-                    "{:<20} {:>9} {:>8} {:>9} {:>10} {:>10} {:>10}",
-                    "monitor", "incidents", "resolved", "escalated", "detect", "remediate", "MTTR"
-                );
+                let mut rows = table([
+                    "MONITOR",
+                    "INCIDENTS",
+                    "RESOLVED",
+                    "ESCALATED",
+                    "MTTD",
+                    "MTT-REM",
+                    "MTTR",
+                ]);
                 for m in r.monitors {
-                    println!(
-                        "{:<20} {:>9} {:>8} {:>9} {:>10} {:>10} {:>10}",
-                        inert(&m.monitor),
-                        m.incidents,
-                        m.resolved,
-                        m.escalated,
-                        format_ms(m.mean_time_to_detect_ms),
-                        format_ms(m.mean_time_to_remediate_ms),
-                        format_ms(m.mttr_ms)
-                    );
+                    rows.add_row([
+                        inert(&m.monitor).into_owned(),
+                        m.incidents.to_string(),
+                        m.resolved.to_string(),
+                        m.escalated.to_string(),
+                        times::span_ms(m.mean_time_to_detect_ms),
+                        times::span_ms(m.mean_time_to_remediate_ms),
+                        times::span_ms(m.mttr_ms),
+                    ]);
                 }
+                align_right(&mut rows, &[1, 2, 3, 4, 5, 6]);
+                print_table(&rows);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -469,13 +546,35 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 print_json(&v)?;
             } else {
                 println!(
-                    "warden agent {} (plugins: {}), up {} s",
+                    "warden agent {} (plugins: {}), up {}",
                     inert(&v.version),
                     inert(&v.wit_package),
-                    v.uptime_secs
+                    times::span_secs(v.uptime_secs)
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_with_or_without_a_scheme_is_dialled() {
+        assert_eq!(
+            endpoint_uri("127.0.0.1:7355", false),
+            "http://127.0.0.1:7355"
+        );
+        assert_eq!(endpoint_uri("agent:7355", true), "https://agent:7355");
+        assert_eq!(
+            endpoint_uri("http://127.0.0.1:7355", true),
+            "http://127.0.0.1:7355"
+        );
+        assert_eq!(
+            endpoint_uri("https://agent:7355", false),
+            "https://agent:7355"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 use tokio_stream::StreamExt;
 use tonic::metadata::MetadataValue;
@@ -19,6 +19,7 @@ use warden_proto::fleet::fleet_client::FleetClient;
 
 use super::Context;
 use super::output::{inert, parse_params, print_json};
+use super::times;
 
 #[derive(Debug, Args)]
 pub struct FleetArgs {
@@ -146,14 +147,9 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow!("{:?}: {}", s.code(), inert(s.message()))
 }
 
-/// Unix ms as RFC 3339 (seconds), or `-`.
+/// Unix ms as RFC 3339 (seconds), or `-` (the shared [`times::at_ms`]).
 fn when(ms: i64) -> String {
-    if ms == 0 {
-        return "-".into();
-    }
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| "-".into())
+    times::at_ms(ms)
 }
 
 /// How long ago, humanised (`12s ago`, `5m ago`, `3h ago`, `2d ago`).

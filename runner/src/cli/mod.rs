@@ -9,6 +9,7 @@ mod enroll;
 mod fleet;
 mod key;
 mod output;
+pub mod pipe;
 mod plugin;
 mod policy;
 mod report;
@@ -17,8 +18,9 @@ mod runbook;
 mod runs;
 mod serve;
 mod signing;
+mod times;
 
-pub use output::inert_lines;
+pub use output::{error_line, inert_lines};
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};

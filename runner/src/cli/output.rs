@@ -8,10 +8,11 @@
 //! escapes the C0 controls itself), and so does the gRPC API: the escaping is for eyes only.
 
 use anyhow::Result;
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use warden_core::report::{CheckStatus, Output, RunReport};
+use warden_core::report::{CheckStatus, FactGroup, Output, RunReport};
 
 /// `--param NAME=VALUE` arguments as pairs.
 pub fn parse_params(params: &[String]) -> Result<Vec<(String, String)>> {
@@ -74,6 +75,59 @@ pub fn inert_lines(text: &str) -> Cow<'_, str> {
     escaped(text, true)
 }
 
+/// An error with its causes on one line, `context: cause: cause`, each cause once. Many errors
+/// quote their source in their own message (`#[error("... {0}")]` over a `#[source]`, an io error
+/// wrapped by a library that displays it), so anyhow's `{:#}` printed the same words twice: a
+/// cause whose text the previous part already contains is left out.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let said = parts.last().is_some_and(|last| last.contains(text.trim()));
+        if !said {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Gap between the columns of a [`table`].
+const COLUMN_GAP: u16 = 2;
+
+/// An aligned table for people: a header row, columns [`COLUMN_GAP`] spaces apart, no borders
+/// (output is read and grepped, and often lands in tickets). Print it with [`print_table`].
+pub fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    for column in table.column_iter_mut() {
+        column.set_padding((0, COLUMN_GAP));
+    }
+    table
+}
+
+/// Right-align columns of figures.
+pub fn align_right(table: &mut Table, columns: &[usize]) {
+    for i in columns {
+        if let Some(column) = table.column_mut(*i) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// Print a [`table`] without the padding that trails its last column.
+pub fn print_table(table: &Table) {
+    for line in table.lines() {
+        let line = line.trim_end();
+        // Borderless: a rule between header and rows would be a line of blanks.
+        if !line.is_empty() {
+            println!("{line}");
+        }
+    }
+}
+
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -107,6 +161,28 @@ fn fact_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// Print discovered fact groups for a person, each line after `indent`: a heading per kind,
+/// a line of `key=value` per group, and only the count of the (many) packages.
+pub fn print_facts(groups: &[FactGroup], indent: &str) {
+    let mut last_kind = "";
+    let packages = groups.iter().filter(|g| g.kind == "package").count();
+    for g in groups.iter().filter(|g| g.kind != "package") {
+        if g.kind != last_kind {
+            println!("{indent}{}:", inert(&g.kind));
+            last_kind = &g.kind;
+        }
+        let line: Vec<String> = g
+            .facts
+            .iter()
+            .map(|(k, v)| format!("{}={}", inert(k), fact_text(v)))
+            .collect();
+        println!("{indent}  {}", line.join("  "));
+    }
+    if packages > 0 {
+        println!("{indent}package: {packages} installed (use --json for the list)");
+    }
+}
+
 /// Print a run report for a person. Everything in it but the runner's own words comes from the
 /// plugin (its manifest, output, logs and errors), so all of it goes through [`inert`].
 pub fn print_report(report: &RunReport) {
@@ -116,25 +192,7 @@ pub fn print_report(report: &RunReport) {
         .map(|p| format!("{} {}", inert(&p.name), inert(&p.version)))
         .unwrap_or_else(|| "plugin".into());
     match &report.result {
-        Ok(Output::Facts(groups)) => {
-            let mut last_kind = "";
-            let packages = groups.iter().filter(|g| g.kind == "package").count();
-            for g in groups.iter().filter(|g| g.kind != "package") {
-                if g.kind != last_kind {
-                    println!("{}:", inert(&g.kind));
-                    last_kind = &g.kind;
-                }
-                let line: Vec<String> = g
-                    .facts
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", inert(k), fact_text(v)))
-                    .collect();
-                println!("  {}", line.join("  "));
-            }
-            if packages > 0 {
-                println!("package: {packages} installed (use --json for the list)");
-            }
-        }
+        Ok(Output::Facts(groups)) => print_facts(groups, ""),
         Ok(Output::Check(r)) => {
             println!("{} {}: {}", status_word(r.status), who, inert(&r.summary));
             for m in &r.metrics {
@@ -206,6 +264,38 @@ pub fn print_report(report: &RunReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error that quotes its source in its message and also returns it as its source.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let quoted = anyhow::Error::new(Quoting(io())).context("cannot read /x");
+        let line = error_line(&quoted);
+        assert_eq!(line, format!("cannot read /x: {}", io()));
+        // A cause that adds words of its own is kept.
+        let chained = anyhow::Error::new(io())
+            .context("tcp connect error")
+            .context("cannot reach the agent");
+        assert_eq!(
+            error_line(&chained),
+            format!("cannot reach the agent: tcp connect error: {}", io())
+        );
+    }
 
     #[test]
     fn control_and_bidi_characters_become_visible_escapes() {

@@ -2,12 +2,14 @@
 //! author's `build|test` on a project directory (see `author`).
 
 use super::Context;
-use super::output::{inert, inert_lines, print_json};
+use super::output::{inert, inert_lines, print_json, print_table, table};
 use super::signing::SigningArgs;
+use super::times;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use warden_agent::store::PluginStore;
 use warden_bundle::{Bundle, keys, trust};
 
 #[derive(Debug, Subcommand)]
@@ -59,7 +61,51 @@ pub fn run(cx: &Context, cmd: PluginCommand) -> Result<ExitCode> {
     }
 }
 
+/// `plugin list` reads the store as it is: it opens no runner, so it creates no data
+/// directory, store or audit log where there is none yet.
+fn list(cx: &Context) -> Result<ExitCode> {
+    let plugins = PluginStore::existing(&cx.data_dir).list()?;
+    if cx.json {
+        print_json(&plugins)?;
+    } else if plugins.is_empty() {
+        println!(
+            "no plugins installed in {}{}",
+            cx.data_dir.display(),
+            if cx.data_dir.exists() {
+                ""
+            } else {
+                " (it does not exist yet)"
+            }
+        );
+    } else {
+        let mut rows = table([
+            "NAME",
+            "VERSION",
+            "ROLE",
+            "SHA256",
+            "INSTALLED",
+            "DESCRIPTION",
+        ]);
+        for p in plugins {
+            let m = &p.manifest;
+            rows.add_row([
+                inert(&m.name).into_owned(),
+                inert(&m.version.to_string()).into_owned(),
+                m.role.as_str().to_string(),
+                p.sha256.get(..16).unwrap_or(&p.sha256).to_string(),
+                times::at_secs(p.installed_at),
+                inert(&m.description).into_owned(),
+            ]);
+        }
+        print_table(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
+    if let StoreCommand::List = cmd {
+        return list(cx);
+    }
     let runner = cx.runner()?;
     match cmd {
         StoreCommand::Pack { dir, signing } => {
@@ -116,8 +162,9 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     st.component_length
                 );
                 println!(
-                    "  signed at {}, expires at {} (seconds since the epoch)",
-                    st.signed_at, st.expires_at
+                    "  signed at {}, expires at {}",
+                    times::at_secs(st.signed_at),
+                    times::at_secs(st.expires_at)
                 );
                 if checks.is_empty() {
                     println!("  no signatures");
@@ -199,30 +246,7 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                 }
             }
         }
-        StoreCommand::List => {
-            let plugins = runner.store().list()?;
-            if cx.json {
-                print_json(&plugins)?;
-            } else if plugins.is_empty() {
-                println!("no plugins installed in {}", cx.data_dir.display());
-            } else {
-                println!(
-                    "{:<24} {:<10} {:<18} {:<16} DESCRIPTION",
-                    "NAME", "VERSION", "ROLE", "SHA256"
-                );
-                for p in plugins {
-                    let m = &p.manifest;
-                    println!(
-                        "{:<24} {:<10} {:<18} {:<16} {}",
-                        inert(&m.name),
-                        inert(&m.version.to_string()),
-                        m.role.as_str(),
-                        &p.sha256[..16],
-                        inert(&m.description)
-                    );
-                }
-            }
-        }
+        StoreCommand::List => return list(cx),
         StoreCommand::Inspect { name } => {
             let (installed, report) = runner.inspect(&name)?;
             if cx.json {

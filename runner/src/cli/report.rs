@@ -3,6 +3,7 @@
 
 use super::Context;
 use super::output::inert;
+use super::times;
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::Args;
@@ -56,16 +57,9 @@ fn period(args: &ReportArgs, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateT
     Ok((from, to))
 }
 
-/// `1h 02m`, `3m 20s`, `45s`, `-` when there is no figure.
+/// A mean duration ([`times::span_ms`]), `-` when there is no figure.
 fn human(ms: Option<f64>) -> String {
-    let Some(ms) = ms else { return "-".into() };
-    let s = (ms / 1000.0).round() as i64;
-    match s {
-        s if s >= 86_400 => format!("{}d {:02}h", s / 86_400, (s % 86_400) / 3600),
-        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
-        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
-        s => format!("{s}s"),
-    }
+    ms.map_or_else(|| "-".into(), |ms| times::span_ms(ms.round() as i64))
 }
 
 fn render(from: DateTime<Utc>, to: DateTime<Utc>, rows: &[MonitorSla]) -> String {

@@ -1,7 +1,8 @@
 //! `warden runs list|show`: the durable history of runbook runs.
 
 use super::Context;
-use super::output::{inert, inert_lines, print_json};
+use super::output::{align_right, inert, inert_lines, print_json, print_table, table};
+use super::times;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -19,7 +20,24 @@ pub enum RunsCommand {
 }
 
 pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
-    let history = History::open(&cx.data_dir)?;
+    // Reading the history creates none: a data dir where nothing ran yet has no runs.
+    let Some(history) = History::open_existing(&cx.data_dir)? else {
+        return match cmd {
+            RunsCommand::List { .. } if cx.json => {
+                print_json(&Vec::<warden_history::RunRow>::new())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            RunsCommand::List { .. } => {
+                println!("no runs yet: no history in {}", cx.data_dir.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            RunsCommand::Show { id } => bail!(
+                "no run `{}`: no history in {}",
+                inert(&id),
+                cx.data_dir.display()
+            ),
+        };
+    };
     match cmd {
         RunsCommand::List { n } => {
             let runs = history.list(n)?;
@@ -28,20 +46,23 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
             } else if runs.is_empty() {
                 println!("no runs yet");
             } else {
-                println!(
-                    "{:<24} {:<20} {:<12} {:<8} STARTED (ms since epoch)",
-                    "ID", "RUNBOOK", "STATUS", "DRY-RUN"
-                );
+                let mut rows = table([
+                    "ID", "RUNBOOK", "STATUS", "ORIGIN", "DRY-RUN", "STARTED", "TOOK",
+                ]);
                 for r in runs {
-                    println!(
-                        "{:<24} {:<20} {:<12} {:<8} {}",
-                        inert(&r.id),
-                        inert(&r.runbook),
-                        inert(&r.status),
-                        r.dry_run,
-                        r.started_ms
-                    );
+                    rows.add_row([
+                        inert(&r.id).into_owned(),
+                        inert(&r.runbook).into_owned(),
+                        inert(&r.status).into_owned(),
+                        // A run without a recorded origin was started from the command line.
+                        inert(r.requested_by.as_deref().unwrap_or("cli")).into_owned(),
+                        if r.dry_run { "yes" } else { "no" }.into(),
+                        times::at_ms(r.started_ms),
+                        times::took(r.started_ms, r.ended_ms),
+                    ]);
                 }
+                align_right(&mut rows, &[6]);
+                print_table(&rows);
             }
         }
         RunsCommand::Show { id } => {
@@ -59,15 +80,17 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     inert(&run.file),
                     inert(&run.status)
                 );
+                println!(
+                    "  started {}, took {}",
+                    times::at_ms(run.started_ms),
+                    times::took(run.started_ms, run.ended_ms)
+                );
                 println!("  params {}", inert(&run.params.to_string()));
                 if let Some(e) = &run.error {
                     println!("  error: {}", inert_lines(e));
                 }
                 for s in steps {
-                    let took = s
-                        .ended_ms
-                        .map(|e| format!("{} ms", e - s.started_ms))
-                        .unwrap_or_else(|| "-".into());
+                    let took = times::took(s.started_ms, s.ended_ms);
                     println!(
                         "  [{}] {:<16} {} {} {:<8} attempts {} {took}",
                         s.index,

@@ -8,14 +8,14 @@ use std::process::{Command, Output};
 use crate::common::reseal;
 use warden_tmpfs as tmpfs;
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
-fn plugin_dir(name: &str) -> PathBuf {
+pub(crate) fn plugin_dir(name: &str) -> PathBuf {
     let dir = repo().join("target/plugins").join(name);
     assert!(
         dir.join("plugin.wasm").exists(),
@@ -24,12 +24,12 @@ fn plugin_dir(name: &str) -> PathBuf {
     dir
 }
 
-struct Cli {
-    tmp: tempfile::TempDir,
+pub(crate) struct Cli {
+    pub(crate) tmp: tempfile::TempDir,
 }
 
 impl Cli {
-    fn new(policy: &str) -> Cli {
+    pub(crate) fn new(policy: &str) -> Cli {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cache = repo().join("target/test-cache");
         let dev = if policy.contains("[trust]") {
@@ -48,24 +48,29 @@ impl Cli {
         Cli { tmp }
     }
 
-    fn warden(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_warden"))
+    /// `warden` with this CLI's data dir and policy, not started yet.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command
             .arg("--data-dir")
             .arg(self.tmp.path().join("data"))
             .arg("--config")
             .arg(self.tmp.path().join("warden.toml"))
             .args(args)
-            .env_remove("WARDEN_DATA_DIR")
-            .output()
-            .expect("warden runs")
+            .env_remove("WARDEN_DATA_DIR");
+        command
+    }
+
+    pub(crate) fn warden(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("warden runs")
     }
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-const POLICY: &str = "[allow]\nsysinfo = [\"disks\"]\n";
+pub(crate) const POLICY: &str = "[allow]\nsysinfo = [\"disks\"]\n";
 
 #[test]
 fn install_list_inspect_run_and_remove() {

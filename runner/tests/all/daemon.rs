@@ -1063,16 +1063,16 @@ async fn the_python_client_triggers_watches_and_lists() {
     agent.runbook("trace", TRACE_RUNBOOK);
     let trace = agent.scratch().join("from-python.txt");
     let client = repo().join("examples/noc-client/warden_client.py");
-    let run = |args: &[&str], role: Role| {
+    let run_at = |addr: &str, args: &[&str], role: Role| {
         Command::new(&python)
             .arg(&client)
-            .arg("--addr")
-            .arg(&agent.addr)
             .args(args)
+            .env("WARDEN_ADDR", addr)
             .env("WARDEN_TOKEN", token(role))
             .output()
             .expect("python runs")
     };
+    let run = |args: &[&str], role: Role| run_at(&agent.addr, args, role);
     let path_param = format!("path={}", trace.display());
     let out = run(
         &["trigger", "trace", "--param", &path_param],
@@ -1088,6 +1088,15 @@ async fn the_python_client_triggers_watches_and_lists() {
     assert_eq!(std::fs::read_to_string(&trace).expect("trace"), "applied");
     let out = run(&["list", "--status", "succeeded"], Role::Viewer);
     assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    // The address as `warden ctl` takes it works too.
+    let http = format!("http://{}", agent.addr);
+    let out = run_at(&http, &["list", "--status", "succeeded"], Role::Viewer);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
     let out = run(&["trigger", "trace", "--param", &path_param], Role::Viewer);
     assert_eq!(out.status.code(), Some(2));
@@ -1449,6 +1458,52 @@ async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
     assert!(out.status.success());
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+
+    // The address without a scheme, as the Python client takes it; a table for people.
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["ctl", "runs"])
+        .env("WARDEN_ADDR", &agent.addr)
+        .env("WARDEN_TOKEN", token(Role::Viewer))
+        .output()
+        .expect("warden ctl runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "RUN", "STATUS", "RUNBOOK", "ORIGIN", "DRY-RUN", "STARTED", "TOOK"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    // ORIGIN: the name of the token that triggered it.
+    assert_eq!(
+        row[1..5],
+        ["succeeded", "trace", "operator-olga", "no"],
+        "{table}"
+    );
+    assert!(
+        row[5].ends_with('Z') && row[5].contains('T'),
+        "STARTED is RFC 3339: {table}"
+    );
+    // Columns start where their header does.
+    let column = |line: &str, word: &str| line.find(word).expect("column");
+    assert_eq!(
+        column(lines[0], "RUNBOOK"),
+        column(lines[1], "trace"),
+        "{table}"
+    );
+
+    // An unknown status is a usage error naming the valid ones, not an empty list.
+    let out = ctl(Role::Viewer, &["runs", "--status", "bogus"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bogus") && err.contains("succeeded"), "{err}");
 
     let out = ctl(Role::Viewer, &["trigger", "trace", "--param", &path_param]);
     assert!(!out.status.success());

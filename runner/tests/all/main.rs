@@ -4,6 +4,7 @@
 
 mod author;
 mod cli;
+mod cli_output;
 mod common;
 mod daemon;
 mod fleet;

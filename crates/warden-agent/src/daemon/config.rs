@@ -235,6 +235,13 @@ fn default_max_streams() -> usize {
     128
 }
 
+/// The sha256 of tokens whose plaintext is published, with where: anyone who read it would hold
+/// the role of a config that kept the entry. Refused at load, whatever role they are given.
+const PUBLISHED_TOKEN_HASHES: &[(&str, &str)] = &[(
+    "33008ea374a93b18297c7ff15b324d599c30cbeac8a9073b82f7837fe0049e27",
+    "examples/agent.toml",
+)];
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentConfigError {
     #[error("cannot read agent config {path}: {message}")]
@@ -329,6 +336,14 @@ impl AgentConfig {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(
                     "[[api.token]] `{}`: sha256 must be 64 hex digits (the hash, never the token)",
+                    t.name
+                ));
+            }
+            if let Some((_, place)) = PUBLISHED_TOKEN_HASHES.iter().find(|(h, _)| *h == hash) {
+                return Err(format!(
+                    "[[api.token]] `{}` is the example token of {place}, whose plaintext is \
+                     published: anyone could call with it. Make a token with `warden token new \
+                     --name NAME --role ROLE` and replace this entry",
                     t.name
                 ));
             }
@@ -460,6 +475,26 @@ mod tests {
             assert!(err.contains(expected), "{text}\n=> {err}");
         }
     }
+
+    #[test]
+    fn the_published_example_token_is_refused_in_any_role() {
+        // The plaintext in examples/agent.toml's comment, hashed as the API hashes callers'.
+        let example = crate::grpc::auth::token_hash("example-token-change-me");
+        for role in ["viewer", "operator", "admin"] {
+            let text = format!(
+                "[api]\n[[api.token]]\nname = \"noc\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+                example.to_ascii_uppercase()
+            );
+            let err = AgentConfig::parse(&text, "t", Path::new("."))
+                .expect_err("the example token")
+                .to_string();
+            assert!(
+                err.contains("example token of examples/agent.toml")
+                    && err.contains("warden token new"),
+                "{err}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -502,7 +537,24 @@ mod example_tests {
     #[test]
     fn the_example_agent_config_is_valid_and_its_runbooks_exist() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agent.toml");
-        let automation = super::AgentConfig::load(&path)
+        // As shipped, its token is refused: the example must be edited before it serves.
+        let err = super::AgentConfig::load(&path).expect_err("the example token");
+        assert!(err.to_string().contains("example token"), "{err}");
+        // With a token of its own, everything else in it is valid.
+        let text = std::fs::read_to_string(&path).expect("example");
+        let (published, _) = super::PUBLISHED_TOKEN_HASHES[0];
+        assert!(
+            text.contains(published),
+            "the example's hash is the refused one"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = dir.path();
+        let copy = own.join("agent.toml");
+        std::fs::write(&copy, text.replace(published, &"a".repeat(64))).expect("copy");
+        for runbook in ["disk-pressure.toml", "service-down.toml"] {
+            std::fs::copy(path.with_file_name(runbook), own.join(runbook)).expect("runbook");
+        }
+        let automation = super::AgentConfig::load(&copy)
             .expect("examples/agent.toml is valid")
             .automation;
         assert_eq!(automation.schedules.len(), 2);

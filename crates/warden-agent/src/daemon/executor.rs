@@ -90,7 +90,7 @@ impl Executor for DaemonExecutor {
         let kind = ev.kind().trim_start_matches("automation.").to_string();
         let _ = self.state.events.send(AgentEvent {
             at_ms: now_ms(),
-            message: format!("{kind} {subject}"),
+            message: ev.summary(),
             kind,
             subject,
             detail,

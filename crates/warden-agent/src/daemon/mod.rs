@@ -13,6 +13,8 @@ pub mod reload;
 pub mod retention;
 pub mod runs;
 pub mod runtime;
+#[cfg(test)]
+mod tests;
 pub mod trigger;
 
 use crate::PluginManager;
@@ -59,6 +61,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("the fleet link cannot start: {0}")]
     Fleet(String),
+    #[error("monitor `{monitor}`: {message}")]
+    Monitor { monitor: String, message: String },
 }
 
 impl AgentState {
@@ -327,6 +331,37 @@ pub async fn serve(
     serve_reloading(runner, config, listener, shutdown, reloads, ready).await
 }
 
+/// Every monitor's plugin is installed and exports `check`. The agent config is checked at
+/// load, but only the store knows its plugins: without this a monitor naming a missing plugin
+/// started silently and only the audit log showed `monitor-check-failed` at each interval.
+fn check_monitor_plugins(runner: &PluginManager, config: &AgentConfig) -> Result<(), DaemonError> {
+    use warden_core::manifest::Role;
+    for monitor in &config.automation.monitors {
+        let refuse = |message: String| DaemonError::Monitor {
+            monitor: monitor.name.clone(),
+            message,
+        };
+        match runner.store().get(&monitor.plugin) {
+            Ok(Some(p)) if matches!(p.manifest.role, Role::Check | Role::CheckRemediation) => {}
+            Ok(Some(p)) => {
+                return Err(refuse(format!(
+                    "plugin `{}` is a {} plugin; a monitor runs a check plugin",
+                    monitor.plugin, p.manifest.role
+                )));
+            }
+            Ok(None) => {
+                return Err(refuse(format!(
+                    "plugin `{}` is not installed on this agent (`warden plugin install` it, or \
+                     remove the monitor)",
+                    monitor.plugin
+                )));
+            }
+            Err(e) => return Err(refuse(format!("plugin `{}`: {e}", monitor.plugin))),
+        }
+    }
+    Ok(())
+}
+
 /// [`serve`], applying the configs `reloads` brings (see [`reload`]).
 pub async fn serve_reloading(
     runner: PluginManager,
@@ -336,6 +371,7 @@ pub async fn serve_reloading(
     reloads: tokio::sync::mpsc::Receiver<reload::Reload>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
+    check_monitor_plugins(&runner, &config)?;
     if let Some(key) = &config.audit.checkpoint_key {
         let signer = warden_audit::CheckpointSigner::load(
             key,

@@ -337,6 +337,7 @@ impl RunManager {
             &spec.runbook.file,
             &spec.params,
             spec.dry_run,
+            &spec.requested_by,
         ) {
             Ok(id) => id,
             Err(e) => {

@@ -56,6 +56,7 @@ fn run_message(run: RunRow, steps: Vec<StepRow>) -> pb::Run {
         params_json: run.params.to_string(),
         started_ms: run.started_ms,
         finished_ms: run.ended_ms.unwrap_or(0),
+        requested_by: run.requested_by.unwrap_or_default(),
         steps: steps
             .into_iter()
             .map(|s| pb::Step {
@@ -190,6 +191,12 @@ impl Runbooks for RunbooksApi {
         req: Request<pb::ListRunsRequest>,
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
         let r = req.into_inner();
+        // An unknown status would match nothing and look like "no such runs".
+        if !r.status.is_empty() {
+            r.status
+                .parse::<warden_core::RunStatus>()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
         let limit = match r.limit as usize {
             0 => DEFAULT_LIST,
             n => n.min(MAX_LIST),

@@ -38,6 +38,16 @@ impl MonitorState {
             MonitorState::Escalated => "escalated",
         }
     }
+
+    /// The name with what the state carries, for people: `suspect (2 failing check(s))`.
+    pub fn describe(self) -> String {
+        match self {
+            MonitorState::Suspect { failures } => format!("suspect ({failures} failing check(s))"),
+            MonitorState::Remediating { attempt } => format!("remediating (attempt {attempt})"),
+            MonitorState::Verifying { attempt } => format!("verifying (attempt {attempt})"),
+            MonitorState::Ok | MonitorState::Escalated => self.name().to_string(),
+        }
+    }
 }
 
 /// What a check said, as the machine sees it.
