@@ -1499,6 +1499,25 @@ async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
         "{table}"
     );
 
+    // Plugins: a header, and columns that stay aligned past `check-remediation`.
+    let out = ctl(Role::Viewer, &["plugins"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "VERSION", "ROLE", "SHA256", "INSTALLED"],
+        "{shown}"
+    );
+    let hostile = lines
+        .iter()
+        .find(|l| l.contains("check-remediation"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let sha = lines[0].find("SHA256").expect("header");
+    for line in [hostile, &lines[1]] {
+        let after_role = line.split_whitespace().nth(3).expect("sha256");
+        assert_eq!(line.find(after_role), Some(sha), "{shown}");
+    }
+
     // An unknown status is a usage error naming the valid ones, not an empty list.
     let out = ctl(Role::Viewer, &["runs", "--status", "bogus"]);
     let err = String::from_utf8_lossy(&out.stderr);
