@@ -476,10 +476,10 @@ impl Processes {
             let mut tx = Some(tx);
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 let _ = writeln!(copy, "{line}");
-                if line.contains(&ready) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line);
-                    }
+                if line.contains(&ready)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line);
                 }
             }
         });
