@@ -625,3 +625,35 @@ fn an_agent_killed_in_the_middle_of_a_run_is_reported_interrupted_and_never_runs
         [("sleepy".to_string(), "interrupted".to_string())]
     );
 }
+
+#[test]
+fn a_run_dispatched_to_an_offline_agent_survives_a_controller_crash_and_runs_once() {
+    let mut fleet = Fleet::start();
+    let mut acme = fleet.agent("acme", "acme-db-1", "role = \"db\"", "1.5");
+    fleet.wait_presence(&acme, true);
+    assert!(acme.agent.terminate().0.is_ok(), "the agent stops cleanly");
+    fleet.wait_presence(&acme, false);
+    let run = fleet.dispatch("fleet-hello", "tenant=acme");
+
+    // The controller crashes with the run unanswered; the re-send state is all in its store.
+    fleet.controller.kill();
+    fleet.controller.spawn();
+    let view = fleet.run_view(&run).expect("the run survives the crash");
+    assert_eq!(view["done"], false);
+    assert_eq!(view["agents"][0]["agent"], acme.id.as_str());
+    assert_eq!(acme.runs_of(&run), 0);
+
+    // The agent comes back to the new controller: sent the command, runs it once.
+    acme.agent.crash_and_restart();
+    let state = fleet.wait_state(&run, &acme, "succeeded");
+    assert!(state["sends"].as_u64().expect("sends") >= 2, "{state}");
+    assert_eq!(
+        fleet.stored(&run),
+        [(acme.id.clone(), "succeeded".to_string(), None)]
+    );
+    assert_eq!(acme.runs_of(&run), 1);
+    assert_eq!(
+        acme.history(),
+        [("fleet-hello".to_string(), "succeeded".to_string())]
+    );
+}
