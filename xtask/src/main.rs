@@ -4,6 +4,7 @@
 
 mod build_plugins;
 mod demo;
+mod demo_fleet;
 mod fuzz;
 mod layers;
 mod lint;
@@ -29,6 +30,7 @@ commands:
   layers               check the dependency rules between the workspace's crates
   nats                 install the pinned nats-server into target/tools/ and print its path
   demo                 run the demo
+  demo fleet           the fleet demo: nats-server, a controller and two agents in two tenants
   check-windows        check that the warden binary compiles for x86_64-pc-windows-gnu
   fuzz [CASES] [SEED]  the parser fuzz targets (tests/fuzz_parsers.rs) with CASES each (50000)";
 
@@ -45,7 +47,13 @@ fn main() -> anyhow::Result<()> {
         Some("lint") => lint::run(root, &rest),
         Some("layers") => layers::run(root, &rest),
         Some("nats") => nats::run(root, &rest),
-        Some("demo") => demo::run(root),
+        Some("demo") => match rest.first().map(String::as_str) {
+            None => demo::run(root),
+            Some("fleet") => demo_fleet::run(root),
+            Some(other) => {
+                bail!("unknown demo {other:?}: `cargo xtask demo` or `cargo xtask demo fleet`")
+            }
+        },
         Some("fuzz") => fuzz::run(root, &rest),
         Some("check-windows") => windows::run(root, &rest),
         Some("-h" | "--help" | "help") => {

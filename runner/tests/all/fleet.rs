@@ -33,7 +33,7 @@ use crate::daemon::{Agent, sleepy_runbook};
 const WAIT: Duration = Duration::from_secs(30);
 const STREAM: &str = "RESULTS";
 
-const RUNBOOK: &str = r#"
+pub(crate) const RUNBOOK: &str = r#"
 name = "fleet-hello"
 
 [[steps]]
@@ -524,7 +524,7 @@ async fn final_result(sub: &mut async_nats::Subscriber, run: &RunId) -> (String,
     }
 }
 
-fn runs_of(agent: &Agent, run: &RunId) -> usize {
+pub(crate) fn runs_of(agent: &Agent, run: &RunId) -> usize {
     agent
         .audit_log()
         .matches(&format!("\"requested_by\":\"fleet:{run}\""))

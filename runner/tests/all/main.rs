@@ -1,5 +1,5 @@
 //! The `warden` binary's tests, in one test binary: the author kit (`author`), the command line
-//! (`cli`), the agent's fleet link (`fleet`: real nats-server in operator mode) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
+//! (`cli`), the agent's fleet link (`fleet`: real nats-server in operator mode), the whole fleet (`fleet_e2e`: nats-server, controller and agents as processes) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
 //! crashes). `common` holds what several of them use.
 
 mod author;
@@ -8,3 +8,4 @@ mod cli_output;
 mod common;
 mod daemon;
 mod fleet;
+mod fleet_e2e;
