@@ -1,5 +1,5 @@
 //! The `warden` binary's tests, in one test binary: the author kit (`author`), the command line
-//! (`cli`), the agent's fleet link (`fleet`: real nats-server in operator mode) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
+//! (`cli`), the agent's fleet link (`fleet`: real nats-server in operator mode; `fleet_scale`: 1,000 simulated agents on a 3-node cluster) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
 //! crashes). `common` holds what several of them use.
 
 mod author;
@@ -7,3 +7,4 @@ mod cli;
 mod common;
 mod daemon;
 mod fleet;
+mod fleet_scale;
