@@ -417,7 +417,9 @@ pub fn run(bench: &FleetBench, plugins: &Path) -> anyhow::Result<()> {
          agent of every round; last result and ingest (result messages, `running` and final, \
          per second of the round): median of rounds; busiest second: messages stored in it; \
          RSS / agent: the process's RSS with N links less with 1, over N - 1; wakeups: context \
-         switches of every thread over {} idle, with N links less with 1, over N - 1 (measured only when every agent is in this process: above {AGENTS_PER_PROCESS}          they run in {AGENTS_PER_PROCESS}-agent child processes, for want of file descriptors)",
+         switches of every thread over {} idle, with N links less with 1, over N - 1 (measured only when every agent is in this process: above \
+         {AGENTS_PER_PROCESS} they run in child processes of {AGENTS_PER_PROCESS}, for want of file \
+         descriptors)",
         fmt_duration(bench.idle)
     );
     println!();
