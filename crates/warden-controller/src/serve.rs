@@ -261,9 +261,7 @@ pub async fn start(
                     if is_heartbeat {
                         c2.take_heartbeats(&refs)
                     } else {
-                        refs.iter()
-                            .map(|(s, p)| c2.take_event(s, p))
-                            .collect::<Result<(), _>>()
+                        refs.iter().try_for_each(|(s, p)| c2.take_event(s, p))
                     }
                 })
                 .await;
