@@ -17,7 +17,10 @@
 //!    the idle RSS of the agent daemon (`warden serve`);
 //! 5. a 5-step runbook of trivial checks vs its five plugin runs alone;
 //! 6. the agent's API: trigger→finished through a real gRPC client at concurrency 1, 8 and 64,
-//!    with a cheap call's latency under that load, beside the same runbook run in-process.
+//!    with a cheap call's latency under that load, beside the same runbook run in-process;
+//! 7. with `--fleet` only (it starts nats-server clusters; `cargo xtask nats` installs the
+//!    binary): the fleet, dispatch to all results for 1,000 and 10,000 simulated agents, the
+//!    stall when a node is killed, the controller's ingest and a link's idle cost (`fleet.rs`).
 //!
 //! ```text
 //! cargo xtask build-plugins
@@ -31,6 +34,7 @@
 mod api;
 mod bare;
 mod daemon;
+mod fleet;
 mod measure;
 mod python;
 mod setup;
@@ -55,6 +59,7 @@ const USAGE: &str = "\
 usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--python PATH]
                     [--tmp DIR]
        warden-bench --spin runner|floor|calls:<kind>:<n> SECONDS
+       warden-bench --fleet [--agents N,N...] [--idle SECS] [--markdown] [--tmp DIR]
 
   --iterations N   samples of each in-process scenario of table 1 (default 2000); the other
                    benchmarks scale from it (process spawns get fewer samples)
@@ -64,6 +69,10 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
   --python PATH    the Python interpreter to spawn (default /usr/bin/python3, else python3 on PATH)
   --tmp DIR        where the temporary data dir goes (default: the system temp dir); the runner
                    fsyncs its audit log and KV state there, so the filesystem matters
+  --fleet          run only the fleet benchmark (table 7): a 3-node nats-server cluster, the
+                   controller and --agents simulated agents in this process
+  --agents LIST    fleet sizes of --fleet (default 1000,10000)
+  --idle SECS      the idle window of --fleet's wakeup count (default 60)
   --spin S SECS    run only scenario S in a loop for SECS seconds (for perf, strace, callgrind):
                    runner, floor, python (the Python plugin, steady state), python-fresh (a new
                    PluginManager's first call from the cache), or calls:<kind>:<n> (the `calls` guest,
@@ -78,6 +87,7 @@ struct Options {
     python: Option<PathBuf>,
     tmp: Option<PathBuf>,
     spin: Option<(String, f64)>,
+    fleet: Option<fleet::FleetBench>,
 }
 
 fn parse_args() -> anyhow::Result<Option<Options>> {
@@ -89,8 +99,12 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
         python: None,
         tmp: None,
         spin: None,
+        fleet: None,
     };
     let mut iterations = None;
+    let mut fleet_sizes = vec![1_000, 10_000];
+    let mut idle = Duration::from_secs(60);
+    let mut fleet = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().with_context(|| format!("{arg} needs {what}"));
@@ -118,8 +132,30 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
                     .context("--spin needs a duration in seconds")?;
                 o.spin = Some((scenario, secs));
             }
+            "--fleet" => fleet = true,
+            "--agents" => {
+                fleet_sizes = value("a list of fleet sizes")?
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 1))
+                    .collect::<Option<Vec<_>>>()
+                    .context("--agents needs sizes above 1, comma-separated")?;
+            }
+            "--idle" => {
+                let secs: u64 = value("seconds")?
+                    .parse()
+                    .context("--idle needs a whole number of seconds")?;
+                idle = Duration::from_secs(secs.max(1));
+            }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
+    }
+    if fleet {
+        o.fleet = Some(fleet::FleetBench {
+            agents: fleet_sizes,
+            idle,
+            tmp: o.tmp.clone(),
+            markdown: o.markdown,
+        });
     }
     o.iterations = iterations.unwrap_or(if o.quick { 30 } else { 2000 });
     Ok(Some(o))
@@ -207,6 +243,21 @@ impl Sizes {
 }
 
 fn main() -> ExitCode {
+    // A host of simulated fleet agents, started by `--fleet` itself (see fleet.rs).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--fleet-host") {
+        let Some(spec) = args.get(2) else {
+            eprintln!("warden-bench: error: --fleet-host needs a spec file");
+            return ExitCode::FAILURE;
+        };
+        return match warden_fleetsim::host_main(Path::new(spec)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warden-bench --fleet-host: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match parse_args().and_then(|o| match o {
         Some(o) => run(&o),
         None => {
@@ -276,6 +327,20 @@ fn find_python(given: Option<&Path>) -> Option<PathBuf> {
 
 fn run(o: &Options) -> anyhow::Result<()> {
     let plugins = setup::plugins_dir(o.plugins.as_deref())?;
+    if let Some(bench) = &o.fleet {
+        println!("# warden-bench --fleet");
+        println!();
+        println!("machine:  {}", system::machine());
+        println!("build:    {}", system::profile());
+        println!(
+            "load:     {} (1, 5, 15 min) at the start",
+            system::load_average()
+        );
+        fleet::run(bench, &plugins)?;
+        println!();
+        println!("load at the end: {} (1, 5, 15 min)", system::load_average());
+        return Ok(());
+    }
     let sandbox = Sandbox::new(plugins.clone(), o.tmp.as_deref())?;
     let runner = sandbox.runner(&sandbox.data_dir(), None)?;
     sandbox.install_guests(&runner)?;

@@ -183,7 +183,13 @@ const RULES: &[Rule] = &[
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },
-    // The binary, the tests, the benchmark and the tooling sit on top and may use anything.
+    // The binary, the tests, the benchmark and the tooling sit on top and may use anything;
+    // so does the simulated fleet, test support for the scale test and the benchmark only.
+    Rule {
+        krate: "warden-fleetsim",
+        may_use: &["*"],
+        never: &[],
+    },
     Rule {
         krate: "warden-runner",
         may_use: &["*"],

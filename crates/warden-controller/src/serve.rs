@@ -29,6 +29,10 @@ pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// Events buffered per API watcher: 1,024 (an incident storm across a tenant; a watcher further
 /// behind is told how many it missed and can list them).
 pub const EVENT_WATCH_BUFFER: usize = 1024;
+/// Results stored in one commit at most: what the consumer has delivered when the loop looks,
+/// up to 256 (the pull consumer fetches in batches of a few hundred; a bigger commit only
+/// delays the acks of its first results).
+pub const INGEST_BATCH: usize = 256;
 /// The store's file in the data dir.
 pub const STORE_FILE: &str = "fleet.db";
 /// The full resolver's directory written into `nats-operator.conf` (relative to the server).
@@ -114,7 +118,13 @@ pub async fn start(
         .map_err(|e| FleetError::Internal(format!("{}: {e}", data_dir.display())))?;
     let (authority, _) = keys::load_or_create(&data_dir, &config.tenants)?;
     let store: Arc<dyn FleetStore> = Arc::new(SqliteStore::open(&data_dir.join(STORE_FILE))?);
-    let spent: SpentTokens = load(store.as_ref(), SPENT_TOKENS_KEY)?;
+    // Spent tokens: the rows, and the whole set an older controller kept as one document.
+    let mut spent: SpentTokens = load(store.as_ref(), SPENT_TOKENS_KEY)?;
+    let now_secs = clock.now().as_secs();
+    for (id, expires_at) in store.spent_tokens(now_secs)? {
+        spent.spend(&id, expires_at);
+    }
+    spent.prune(now_secs);
     let deny: DenyList = load(store.as_ref(), DENY_LIST_KEY)?;
     let authority = Arc::new(Mutex::new(authority));
     let (reconnected_tx, mut reconnected) = mpsc::unbounded_channel();
@@ -167,28 +177,46 @@ pub async fn start(
                     continue;
                 }
             };
-            while let Some(message) = messages.next().await {
-                let message = match message {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!("results: {e}");
-                        continue;
+            while let Some(first) = messages.next().await {
+                // What the consumer delivered already, up to a batch: stored in one commit.
+                let mut batch = Vec::new();
+                let mut next = Some(first);
+                while let Some(message) = next.take() {
+                    match message {
+                        Ok(m) => batch.push(m),
+                        Err(e) => tracing::warn!("results: {e}"),
                     }
-                };
+                    if batch.len() < INGEST_BATCH {
+                        next = ready(&mut messages).flatten();
+                    }
+                }
+                if batch.is_empty() {
+                    continue;
+                }
                 let c2 = c.clone();
-                let subject = message.subject.to_string();
-                let payload = message.payload.clone();
-                let taken =
-                    tokio::task::spawn_blocking(move || c2.take_result(&subject, &payload)).await;
+                let items: Vec<(String, Vec<u8>)> = batch
+                    .iter()
+                    .map(|m| (m.subject.to_string(), m.payload.to_vec()))
+                    .collect();
+                let taken = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<(&str, &[u8])> = items
+                        .iter()
+                        .map(|(s, p)| (s.as_str(), p.as_slice()))
+                        .collect();
+                    c2.take_results(&refs)
+                })
+                .await;
                 match taken {
                     Ok(Ok(_)) => {
-                        if let Err(e) = message.ack().await {
-                            tracing::warn!("acking a result: {e}");
+                        for message in &batch {
+                            if let Err(e) = message.ack().await {
+                                tracing::warn!("acking a result: {e}");
+                            }
                         }
                     }
                     // Not acknowledged: redelivered after the ack wait.
-                    Ok(Err(e)) => tracing::error!("storing a result: {e}"),
-                    Err(e) => tracing::error!("storing a result: {e}"),
+                    Ok(Err(e)) => tracing::error!("storing {} result(s): {e}", batch.len()),
+                    Err(e) => tracing::error!("storing {} result(s): {e}", batch.len()),
                 }
             }
         }
@@ -210,15 +238,30 @@ pub async fn start(
             .map_err(|e| FleetError::Nats(format!("subscribing {subject}: {e}")))?;
         let c = controller.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some(message) = sub.next().await {
+            while let Some(first) = sub.next().await {
+                // Heartbeats already received are stored together (one commit); events one
+                // by one (each is audited on its own and rare).
+                let mut batch = vec![first];
+                while is_heartbeat && batch.len() < INGEST_BATCH {
+                    match ready(&mut sub).flatten() {
+                        Some(m) => batch.push(m),
+                        None => break,
+                    }
+                }
                 let c2 = c.clone();
-                let subject = message.subject.to_string();
-                let payload = message.payload;
+                let items: Vec<(String, Vec<u8>)> = batch
+                    .into_iter()
+                    .map(|m| (m.subject.to_string(), m.payload.to_vec()))
+                    .collect();
                 let taken = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<(&str, &[u8])> = items
+                        .iter()
+                        .map(|(s, p)| (s.as_str(), p.as_slice()))
+                        .collect();
                     if is_heartbeat {
-                        c2.take_heartbeat(&subject, &payload)
+                        c2.take_heartbeats(&refs)
                     } else {
-                        c2.take_event(&subject, &payload)
+                        refs.iter().try_for_each(|(s, p)| c2.take_event(s, p))
                     }
                 })
                 .await;
@@ -267,6 +310,16 @@ pub async fn start(
         }));
     }
     Ok(Running { controller, tasks })
+}
+
+/// The stream's next item if it is ready now, without waiting: `None` when it would wait.
+fn ready<S: tokio_stream::Stream + Unpin>(stream: &mut S) -> Option<Option<S::Item>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match tokio_stream::Stream::poll_next(std::pin::Pin::new(stream), &mut cx) {
+        std::task::Poll::Ready(item) => Some(item),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// Start everything and serve the gRPC API on `listener` until `shutdown`.

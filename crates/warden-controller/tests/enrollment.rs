@@ -25,6 +25,44 @@ async fn token(fleet: &Fleet, tenant: &str) -> String {
         .token
 }
 
+/// A spent token is persisted (one row per token) before the JWT goes out: a controller
+/// restarted on the same store still refuses it, and still takes an unspent one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_token_stays_spent_across_a_controller_restart() {
+    let mut fleet = Fleet::start().await;
+    let (spent, unspent) = (token(&fleet, "acme").await, token(&fleet, "acme").await);
+    enroll(
+        fleet.channel().await,
+        &AgentKey::generate(),
+        &spent,
+        &tenant("acme"),
+        "pc-1",
+    )
+    .await
+    .expect("enrolls");
+    fleet.restart_controller(async {}).await;
+    let err = enroll(
+        fleet.channel().await,
+        &AgentKey::generate(),
+        &spent,
+        &tenant("acme"),
+        "pc-2",
+    )
+    .await
+    .expect_err("spent before the restart");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("used already"), "{err:?}");
+    enroll(
+        fleet.channel().await,
+        &AgentKey::generate(),
+        &unspent,
+        &tenant("acme"),
+        "pc-3",
+    )
+    .await
+    .expect("an unspent token still enrolls");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_enrolls_once_and_only_into_its_tenant() {
     let fleet = Fleet::start().await;

@@ -197,7 +197,9 @@ impl SpentTokens {
         self.ids.contains_key(id)
     }
 
-    fn spend(&mut self, id: &str, token_expires_at: i64) {
+    /// Mark a token id spent until its token's expiry (an enrollment does; a controller also
+    /// when it loads what it persisted).
+    pub fn spend(&mut self, id: &str, token_expires_at: i64) {
         self.ids.insert(id.to_string(), token_expires_at);
     }
 

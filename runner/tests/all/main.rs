@@ -1,6 +1,8 @@
 //! The `warden` binary's tests, in one test binary: the author kit (`author`), the command line
-//! (`cli`), the agent's fleet link (`fleet`: real nats-server in operator mode), the whole fleet (`fleet_e2e`: nats-server, controller and agents as processes) and the agent (`daemon`: in-process on port 0, and a spawned binary for signals and
-//! crashes). `common` holds what several of them use.
+//! (`cli`, `cli_output`), the agent's fleet link (`fleet`: real nats-server in operator mode), the
+//! whole fleet (`fleet_e2e`: nats-server, controller and agents as processes; `fleet_scale`: 1,000
+//! simulated agents on a 3-node cluster) and the agent (`daemon`: in-process on port 0, and a
+//! spawned binary for signals and crashes). `common` holds what several of them use.
 
 mod author;
 mod cli;
@@ -9,3 +11,4 @@ mod common;
 mod daemon;
 mod fleet;
 mod fleet_e2e;
+mod fleet_scale;

@@ -54,11 +54,15 @@ pub(crate) fn build(
     hb
 }
 
+/// Every interval while connected, and at once on every (re)connect: the connection usually
+/// comes up just after the link starts (it connects in the background), and a heartbeat skipped
+/// then would leave a new or returning agent unseen (and its waiting commands unsent) for a
+/// whole interval.
 pub(crate) async fn run(
     core: Arc<LinkCore>,
     client: async_nats::Client,
     settings: HeartbeatSettings,
-    connected: watch::Receiver<bool>,
+    mut connected: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(settings.interval);
@@ -67,6 +71,16 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            changed = connected.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if !*connected.borrow_and_update() {
+                    continue;
+                }
+                // Just (re)connected: one now, the next a full interval later.
+                ticks.reset();
+            }
             _ = stop.wait_for(|s| *s) => return,
         }
         if !*connected.borrow() {

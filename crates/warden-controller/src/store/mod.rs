@@ -126,6 +126,12 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// Update presence and inventory from a heartbeat received at `received` (an agent not yet
     /// known is added: its credentials, not the store, prove who it is).
     fn record_heartbeat(&self, hb: &Heartbeat, received: UnixMillis) -> Result<Seen, StoreError>;
+    /// [`FleetStore::record_heartbeat`] for several, in one commit, in order.
+    fn record_heartbeats(
+        &self,
+        hbs: &[Heartbeat],
+        received: UnixMillis,
+    ) -> Result<Vec<Seen>, StoreError>;
     fn agents(&self, tenant: Option<&TenantId>) -> Result<Vec<AgentRecord>, StoreError>;
     fn agent(&self, agent: &AgentId) -> Result<Option<AgentRecord>, StoreError>;
     fn mark_revoked(&self, agent: &AgentId, at: UnixMillis) -> Result<(), StoreError>;
@@ -149,6 +155,14 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     fn record_result(&self, result: &RunResult, received: UnixMillis)
     -> Result<Stored, StoreError>;
+    /// Store several results in one commit, in order (a `running` and the final result of one
+    /// agent may be in the same batch); what each did. The ingest loop stores what the
+    /// consumer delivered together this way: one commit (one flush) per batch, not per result.
+    fn record_results(
+        &self,
+        results: &[RunResult],
+        received: UnixMillis,
+    ) -> Result<Vec<Stored>, StoreError>;
     fn results(&self, run: &RunId) -> Result<Vec<ResultRecord>, StoreError>;
     /// Open runs targeting `agent` that it has not answered at all.
     fn unanswered_for(&self, agent: &AgentId) -> Result<Vec<RunRecord>, StoreError>;
@@ -157,6 +171,12 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError>;
     /// Newest first.
     fn events(&self, limit: usize) -> Result<Vec<AgentEvent>, StoreError>;
+
+    /// Record a spent enrollment token (until its token's expiry), and forget those expired
+    /// by `now_secs`: one row per token, so an enrollment costs the same at the 10,000th.
+    fn spend_token(&self, id: &str, expires_at: i64, now_secs: i64) -> Result<(), StoreError>;
+    /// The spent tokens not expired by `now_secs`: (id, its token's expiry).
+    fn spent_tokens(&self, now_secs: i64) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// A small named state document (the spent enrollment tokens, the deny list), as JSON.
     fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;

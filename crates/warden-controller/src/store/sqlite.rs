@@ -78,6 +78,11 @@ CREATE TABLE IF NOT EXISTS events (
     received_ms INTEGER NOT NULL,
     UNIQUE (agent, seq)
 );
+CREATE TABLE IF NOT EXISTS spent_tokens (
+    id TEXT PRIMARY KEY,
+    expires_s INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spent_tokens_expiry ON spent_tokens(expires_s);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     json TEXT NOT NULL
@@ -239,47 +244,24 @@ impl FleetStore for SqliteStore {
     }
 
     fn record_heartbeat(&self, hb: &Heartbeat, received: UnixMillis) -> Result<Seen, StoreError> {
+        let mut seen = self.record_heartbeats(std::slice::from_ref(hb), received)?;
+        seen.pop()
+            .ok_or_else(|| corrupt("heartbeat batch")("nothing stored".into()))
+    }
+
+    fn record_heartbeats(
+        &self,
+        hbs: &[Heartbeat],
+        received: UnixMillis,
+    ) -> Result<Vec<Seen>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        let before: Option<(Option<i64>, i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT last_seen_ms, interval_ms, revoked_at_ms FROM agents WHERE id = ?1",
-                [hb.agent.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        tx.execute(
-            "INSERT INTO agents (id, tenant, hostname, os, version, tags, plugins, open_incidents,
-                                 last_seen_ms, interval_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT(id) DO UPDATE SET hostname = ?3, os = ?4, version = ?5, tags = ?6,
-                 plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10",
-            params![
-                hb.agent.as_str(),
-                hb.tenant.as_str(),
-                hb.hostname,
-                hb.os,
-                hb.agent_version,
-                json(&hb.tags),
-                json(&hb.plugins),
-                hb.open_incidents,
-                received.as_millis(),
-                hb.interval_ms,
-            ],
-        )?;
+        let seen = hbs
+            .iter()
+            .map(|hb| record_heartbeat_in(&tx, hb, received))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
-        Ok(match before {
-            Some((last, interval, revoked)) => Seen {
-                previous: ms(last),
-                previous_interval_ms: interval,
-                revoked: revoked.is_some(),
-            },
-            None => Seen {
-                previous: None,
-                previous_interval_ms: 0,
-                revoked: false,
-            },
-        })
+        Ok(seen)
     }
 
     fn agents(&self, tenant: Option<&TenantId>) -> Result<Vec<AgentRecord>, StoreError> {
@@ -422,62 +404,25 @@ impl FleetStore for SqliteStore {
     }
 
     fn record_result(&self, r: &RunResult, received: UnixMillis) -> Result<Stored, StoreError> {
+        let mut stored = self.record_results(std::slice::from_ref(r), received)?;
+        stored
+            .pop()
+            .ok_or_else(|| corrupt("result batch")("nothing stored".into()))
+    }
+
+    fn record_results(
+        &self,
+        results: &[RunResult],
+        received: UnixMillis,
+    ) -> Result<Vec<Stored>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
-        let targeted: bool = tx
-            .query_row(
-                "SELECT 1 FROM run_targets WHERE run_id = ?1 AND agent = ?2 AND tenant = ?3",
-                params![r.run.as_str(), r.agent.as_str(), r.tenant.as_str()],
-                |_| Ok(true),
-            )
-            .optional()?
-            .unwrap_or(false);
-        if !targeted {
-            return Ok(Stored::NotTargeted);
-        }
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT status FROM results WHERE run_id = ?1 AND agent = ?2",
-                params![r.run.as_str(), r.agent.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let (status, reason) = status_columns(&r.status);
-        let values = params![
-            r.run.as_str(),
-            r.agent.as_str(),
-            status,
-            reason,
-            r.error,
-            r.started_at.map(UnixMillis::as_millis),
-            r.finished_at.map(UnixMillis::as_millis),
-            json(&r.steps),
-            received.as_millis(),
-        ];
-        let outcome = match existing.as_deref() {
-            None => {
-                tx.execute(
-                    "INSERT INTO results (run_id, agent, status, reason, error, started_ms,
-                         finished_ms, steps, received_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    values,
-                )?;
-                Stored::New
-            }
-            Some("running") if r.status.is_final() => {
-                tx.execute(
-                    "UPDATE results SET status = ?3, reason = ?4, error = ?5,
-                         started_ms = COALESCE(?6, started_ms), finished_ms = ?7, steps = ?8,
-                         received_ms = ?9
-                     WHERE run_id = ?1 AND agent = ?2",
-                    values,
-                )?;
-                Stored::Final
-            }
-            Some(_) => Stored::Duplicate,
-        };
+        let outcomes = results
+            .iter()
+            .map(|r| record_result_in(&tx, r, received))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     fn results(&self, run: &RunId) -> Result<Vec<ResultRecord>, StoreError> {
@@ -539,6 +484,25 @@ impl FleetStore for SqliteStore {
         })
     }
 
+    fn spend_token(&self, id: &str, expires_at: i64, now_secs: i64) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO spent_tokens (id, expires_s) VALUES (?1, ?2)",
+            params![id, expires_at],
+        )?;
+        tx.execute("DELETE FROM spent_tokens WHERE expires_s < ?1", [now_secs])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn spent_tokens(&self, now_secs: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT id, expires_s FROM spent_tokens WHERE expires_s >= ?1")?;
+        collect(&mut stmt, [now_secs], |row| Ok((row.get(0)?, row.get(1)?)))
+    }
+
     fn load_state(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .db()
@@ -554,6 +518,113 @@ impl FleetStore for SqliteStore {
         )?;
         Ok(())
     }
+}
+
+/// One heartbeat, inside the caller's transaction (see [`FleetStore::record_heartbeats`]).
+fn record_heartbeat_in(
+    tx: &rusqlite::Transaction<'_>,
+    hb: &Heartbeat,
+    received: UnixMillis,
+) -> Result<Seen, StoreError> {
+    let before: Option<(Option<i64>, i64, Option<i64>)> = tx
+        .query_row(
+            "SELECT last_seen_ms, interval_ms, revoked_at_ms FROM agents WHERE id = ?1",
+            [hb.agent.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    tx.execute(
+        "INSERT INTO agents (id, tenant, hostname, os, version, tags, plugins, open_incidents,
+                             last_seen_ms, interval_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(id) DO UPDATE SET hostname = ?3, os = ?4, version = ?5, tags = ?6,
+             plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10",
+        params![
+            hb.agent.as_str(),
+            hb.tenant.as_str(),
+            hb.hostname,
+            hb.os,
+            hb.agent_version,
+            json(&hb.tags),
+            json(&hb.plugins),
+            hb.open_incidents,
+            received.as_millis(),
+            hb.interval_ms,
+        ],
+    )?;
+    Ok(match before {
+        Some((last, interval, revoked)) => Seen {
+            previous: ms(last),
+            previous_interval_ms: interval,
+            revoked: revoked.is_some(),
+        },
+        None => Seen {
+            previous: None,
+            previous_interval_ms: 0,
+            revoked: false,
+        },
+    })
+}
+
+/// One result, inside the caller's transaction (see [`FleetStore::record_results`]).
+fn record_result_in(
+    tx: &rusqlite::Transaction<'_>,
+    r: &RunResult,
+    received: UnixMillis,
+) -> Result<Stored, StoreError> {
+    let targeted: bool = tx
+        .query_row(
+            "SELECT 1 FROM run_targets WHERE run_id = ?1 AND agent = ?2 AND tenant = ?3",
+            params![r.run.as_str(), r.agent.as_str(), r.tenant.as_str()],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if !targeted {
+        return Ok(Stored::NotTargeted);
+    }
+    let existing: Option<String> = tx
+        .query_row(
+            "SELECT status FROM results WHERE run_id = ?1 AND agent = ?2",
+            params![r.run.as_str(), r.agent.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let (status, reason) = status_columns(&r.status);
+    let values = params![
+        r.run.as_str(),
+        r.agent.as_str(),
+        status,
+        reason,
+        r.error,
+        r.started_at.map(UnixMillis::as_millis),
+        r.finished_at.map(UnixMillis::as_millis),
+        json(&r.steps),
+        received.as_millis(),
+    ];
+    let outcome = match existing.as_deref() {
+        None => {
+            tx.execute(
+                "INSERT INTO results (run_id, agent, status, reason, error, started_ms,
+                     finished_ms, steps, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                values,
+            )?;
+            Stored::New
+        }
+        Some("running") if r.status.is_final() => {
+            tx.execute(
+                "UPDATE results SET status = ?3, reason = ?4, error = ?5,
+                     started_ms = COALESCE(?6, started_ms), finished_ms = ?7, steps = ?8,
+                     received_ms = ?9
+                 WHERE run_id = ?1 AND agent = ?2",
+                values,
+            )?;
+            Stored::Final
+        }
+        Some(_) => Stored::Duplicate,
+    };
+    Ok(outcome)
 }
 
 #[cfg(test)]

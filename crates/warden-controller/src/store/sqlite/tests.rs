@@ -135,3 +135,77 @@ fn heartbeats_keep_inventory_and_say_what_was_known_before() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_batch_of_results_is_stored_in_order_with_the_same_rules_as_one_by_one() {
+    let (_dir, store) = open();
+    let (a, b) = (agent(), agent());
+    let run = RunId::from_parts(NOW, [2; 10]);
+    store
+        .create_run(
+            &run_record(&run),
+            &[(a.clone(), acme()), (b.clone(), acme())],
+        )
+        .expect("run");
+    let result =
+        |agent: &AgentId, status| RunResult::new(run.clone(), acme(), agent.clone(), status);
+    // A's `running` and final in one batch, then its redelivery; B's final; a stranger's.
+    let batch = [
+        result(&a, RunStatus::Running),
+        result(&a, RunStatus::Succeeded),
+        result(&a, RunStatus::Succeeded),
+        result(&b, RunStatus::Failed),
+        result(&agent(), RunStatus::Succeeded),
+    ];
+    assert_eq!(
+        store.record_results(&batch, NOW).expect("batch"),
+        [
+            Stored::New,
+            Stored::Final,
+            Stored::Duplicate,
+            Stored::New,
+            Stored::NotTargeted
+        ]
+    );
+    let results = store.results(&run).expect("results");
+    let status: Vec<_> = results.iter().map(|r| (&r.agent, &r.status)).collect();
+    assert_eq!(status.len(), 2);
+    assert!(status.contains(&(&a, &RunStatus::Succeeded)));
+    assert!(status.contains(&(&b, &RunStatus::Failed)));
+}
+
+#[test]
+fn a_batch_of_heartbeats_says_what_was_known_before_each() {
+    let (_dir, store) = open();
+    let a = agent();
+    let hb = |seq: u64| Heartbeat::new(acme(), a.clone(), NOW, seq, 15_000);
+    let seen = store
+        .record_heartbeats(&[hb(1), hb(2)], NOW)
+        .expect("batch");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].previous, None, "the first is the agent's first");
+    assert_eq!(seen[1].previous, Some(NOW), "the second sees the first");
+    assert_eq!(seen[1].previous_interval_ms, 15_000);
+}
+
+#[test]
+fn spent_tokens_are_rows_kept_until_their_tokens_expire_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("fleet.db");
+    let now = 1_000_000;
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        store.spend_token("old", now - 1, now - 10).expect("spent");
+        store.spend_token("t1", now + 60, now).expect("spent");
+        store.spend_token("t2", now + 3600, now).expect("spent");
+    }
+    let store = SqliteStore::open(&path).expect("reopen");
+    let mut spent = store.spent_tokens(now).expect("spent tokens");
+    spent.sort();
+    assert_eq!(
+        spent,
+        [("t1".to_string(), now + 60), ("t2".to_string(), now + 3600)],
+        "the expired one was forgotten at the next spend, the others kept"
+    );
+    assert_eq!(store.spent_tokens(now + 61).expect("later").len(), 1);
+}
