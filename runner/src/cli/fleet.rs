@@ -519,7 +519,7 @@ fn print_run(cx: &Context, view: &pb::RunView) -> Result<()> {
                 format!("{} ({})", a.state, a.reason)
             };
             let took = if a.started_at > 0 && a.finished_at >= a.started_at {
-                format!("{:.1}s", (a.finished_at - a.started_at) as f64 / 1000.0)
+                times::span_ms(a.finished_at - a.started_at)
             } else {
                 "-".into()
             };
