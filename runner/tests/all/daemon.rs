@@ -476,11 +476,9 @@ async fn watch_all(
     events
 }
 
-/// Read events until one matches `pred`; returns it (the stream stays open for more).
-async fn wait_for(
-    stream: &mut tonic::Streaming<pb::RunEvent>,
-    pred: impl Fn(&pb::RunEvent) -> bool,
-) -> pb::RunEvent {
+/// Read events (of a run or of the agent) until one matches `pred`; returns it (the stream stays
+/// open for more).
+async fn wait_for<T>(stream: &mut tonic::Streaming<T>, pred: impl Fn(&T) -> bool) -> T {
     loop {
         let e = stream
             .message()
@@ -1114,22 +1112,6 @@ async fn agent_events(agent: &Agent) -> tonic::Streaming<pb::AgentEvent> {
     .into_inner()
 }
 
-async fn next_event(
-    stream: &mut tonic::Streaming<pb::AgentEvent>,
-    pred: impl Fn(&pb::AgentEvent) -> bool,
-) -> pb::AgentEvent {
-    loop {
-        let e = stream
-            .message()
-            .await
-            .expect("event")
-            .expect("the event stream ended");
-        if pred(&e) {
-            return e;
-        }
-    }
-}
-
 const TRACE_ONLY: &str = r#"
 name = "trace-only"
 [params.path]
@@ -1169,12 +1151,12 @@ params = { path = "{scratch}/patched.txt" }
 "#,
     );
     let mut events = agent_events(&agent).await;
-    let fired = next_event(&mut events, |e| {
+    let fired = wait_for(&mut events, |e| {
         e.kind == "schedule-fired" && e.subject == "every-second"
     })
     .await;
     assert!(fired.detail_json.contains("every-second"));
-    let finished = next_event(&mut events, |e| {
+    let finished = wait_for(&mut events, |e| {
         e.kind == "run.finished" && e.detail_json.contains("schedule:every-second")
     })
     .await;
@@ -1183,7 +1165,7 @@ params = { path = "{scratch}/patched.txt" }
         std::fs::read_to_string(agent.scratch().join("scheduled.txt")).expect("written"),
         "applied"
     );
-    let skipped = next_event(&mut events, |e| {
+    let skipped = wait_for(&mut events, |e| {
         e.kind == "schedule-skipped" && e.subject == "patching"
     })
     .await;
@@ -1219,16 +1201,16 @@ max-attempts = 1
 "#,
     );
     let mut events = agent_events(&agent).await;
-    let opened = next_event(&mut events, |e| e.kind == "incident-opened").await;
+    let opened = wait_for(&mut events, |e| e.kind == "incident-opened").await;
     assert!(opened.detail_json.contains("disk-zero"), "{opened:?}");
-    next_event(&mut events, |e| e.kind == "remediation-started").await;
-    let done = next_event(&mut events, |e| e.kind == "remediation-finished").await;
+    wait_for(&mut events, |e| e.kind == "remediation-started").await;
+    let done = wait_for(&mut events, |e| e.kind == "remediation-finished").await;
     assert!(done.detail_json.contains("\"succeeded\":true"), "{done:?}");
     assert_eq!(
         std::fs::read_to_string(agent.scratch().join("remediated.txt")).expect("remediated"),
         "applied"
     );
-    let escalated = next_event(&mut events, |e| e.kind == "escalated").await;
+    let escalated = wait_for(&mut events, |e| e.kind == "escalated").await;
     assert!(escalated.detail_json.contains("disk-zero"), "{escalated:?}");
 
     let report = pb::agent_client::AgentClient::with_interceptor(
@@ -1275,7 +1257,7 @@ interval = "1s"
     // from hanging then, far beyond the 1 s interval.
     let failed = tokio::time::timeout(
         Duration::from_secs(60),
-        next_event(&mut events, |e| e.kind == "monitor-check-failed"),
+        wait_for(&mut events, |e| e.kind == "monitor-check-failed"),
     )
     .await
     .unwrap_or_else(|_| {
@@ -1561,7 +1543,7 @@ async fn awaited_event(
     stream: &mut tonic::Streaming<pb::AgentEvent>,
     kind: &str,
 ) -> pb::AgentEvent {
-    tokio::time::timeout(EVENT_DEADLINE, next_event(stream, |e| e.kind == kind))
+    tokio::time::timeout(EVENT_DEADLINE, wait_for(stream, |e| e.kind == kind))
         .await
         .unwrap_or_else(|_| panic!("no `{kind}` event"))
 }
@@ -2045,7 +2027,7 @@ async fn a_burst_of_triggers_stays_within_the_blocking_bound_and_every_run_finis
     assert_eq!(accepted.len(), BURST);
     let mut finished = std::collections::BTreeSet::new();
     while finished.len() < BURST {
-        let e = next_event(&mut events, |e| e.kind == "run.finished").await;
+        let e = wait_for(&mut events, |e| e.kind == "run.finished").await;
         assert!(e.message.ends_with("succeeded"), "{e:?}");
         finished.insert(e.subject);
     }
@@ -2087,7 +2069,7 @@ async fn sighup_reloads_the_tokens_and_the_agent_stays_up_until_sigterm() {
     )
     .expect("rewrite");
     signal_agent(&agent, rustix::process::Signal::HUP);
-    let reloaded = next_event(&mut events, |e| e.kind.starts_with("agent.reload")).await;
+    let reloaded = wait_for(&mut events, |e| e.kind.starts_with("agent.reload")).await;
     assert_eq!(reloaded.kind, "agent.reloaded", "{reloaded:?}");
     assert!(reloaded.message.contains("late-lou"), "{reloaded:?}");
 
@@ -2106,7 +2088,7 @@ async fn sighup_reloads_the_tokens_and_the_agent_stays_up_until_sigterm() {
     // A file that does not load changes nothing.
     std::fs::write(&config_path, "[api]\nlisten = 7\n").expect("break");
     signal_agent(&agent, rustix::process::Signal::HUP);
-    let failed = next_event(&mut events, |e| e.kind.starts_with("agent.reload")).await;
+    let failed = wait_for(&mut events, |e| e.kind.starts_with("agent.reload")).await;
     assert_eq!(failed.kind, "agent.reload-failed", "{failed:?}");
     list(lou).await.expect("the reloaded tokens stay");
 

@@ -226,51 +226,18 @@ mod tests {
     fn a_full_outbox_drops_its_oldest_events_and_never_a_result() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FleetStore::open(&dir.path().join("s.sqlite")).expect("open");
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Event, "e1"), 3, 1)
-                .expect("q"),
-            0
-        );
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Result, "r1"), 3, 1)
-                .expect("q"),
-            0
-        );
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Event, "e2"), 3, 1)
-                .expect("q"),
-            0
-        );
+        // Into an outbox capped at 3; returns how many events it dropped.
+        let enqueue = |kind, id| store.enqueue(&item(kind, id), 3, 1).expect("q");
+        assert_eq!(enqueue(OutboxKind::Event, "e1"), 0);
+        assert_eq!(enqueue(OutboxKind::Result, "r1"), 0);
+        assert_eq!(enqueue(OutboxKind::Event, "e2"), 0);
         // Full: a result makes room by dropping e1.
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Result, "r2"), 3, 1)
-                .expect("q"),
-            1
-        );
+        assert_eq!(enqueue(OutboxKind::Result, "r2"), 1);
         // Full: a result drops e2; then results only, and a result still goes in.
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Result, "r3"), 3, 1)
-                .expect("q"),
-            1
-        );
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Result, "r4"), 3, 1)
-                .expect("q"),
-            0
-        );
+        assert_eq!(enqueue(OutboxKind::Result, "r3"), 1);
+        assert_eq!(enqueue(OutboxKind::Result, "r4"), 0);
         // An event finding only results is dropped itself.
-        assert_eq!(
-            store
-                .enqueue(&item(OutboxKind::Event, "e3"), 3, 1)
-                .expect("q"),
-            1
-        );
+        assert_eq!(enqueue(OutboxKind::Event, "e3"), 1);
         assert_eq!(store.outbox_len().expect("len"), (4, 0));
     }
 
