@@ -12,7 +12,7 @@
 //! controller's re-send retries (a final `refused: busy` would be kept as the run's answer).
 
 use super::core::{LinkCore, outgoing};
-use super::ledger::Claim;
+use super::in_flight::{Seen, Taken};
 use super::seam::{FleetRun, RunEnd, RunOutcome, RunRefused};
 use serde_json::json;
 use std::sync::Arc;
@@ -44,22 +44,22 @@ impl LinkCore {
             return;
         }
         let (run, keep_until) = (command.run.clone(), command.keep_in_ledger_until());
-        let claim = {
+        let taken = {
             let run = run.clone();
-            self.blocking(move |core| core.store.claim(&run, keep_until, now))
+            self.blocking(move |core| core.in_flight.claim(&core.store, &run, keep_until, now))
                 .await
         };
-        match claim {
-            Ok(Claim::New) => self.run(command).await,
-            Ok(Claim::Seen { result }) => self.replayed(&run, result).await,
+        match taken {
+            Ok(Taken::New) => self.run(command).await,
+            Ok(Taken::Seen(seen)) => self.replayed(&run, seen).await,
             Err(e) => tracing::error!("fleet: run {run} not taken (ledger): {e}"),
         }
     }
 
     /// A run id the ledger knows.
-    async fn replayed(self: &Arc<Self>, run: &RunId, kept: Option<Vec<u8>>) {
-        let (item, what) = match kept {
-            Some(payload) => {
+    async fn replayed(self: &Arc<Self>, run: &RunId, seen: Seen) {
+        let (item, what) = match seen {
+            Seen::Kept(payload) => {
                 let result = match decode::<RunResult>(&payload) {
                     Ok(result) => result,
                     Err(e) => {
@@ -69,11 +69,11 @@ impl LinkCore {
                 };
                 (outgoing(&result), "result re-published")
             }
-            None if self.in_flight(run) => {
+            Seen::Running => {
                 let result = self.result(run, RunStatus::Running);
                 (outgoing(&result), "running re-published")
             }
-            None => {
+            Seen::Gone => {
                 self.refuse(
                     Some(run),
                     RefusalReason::Replayed,
@@ -103,7 +103,6 @@ impl LinkCore {
             params: spec.params,
             dry_run: spec.dry_run,
         };
-        self.set_in_flight(&run, true);
         let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
         let running = {
             let core = self.clone();
@@ -134,7 +133,7 @@ impl LinkCore {
             }
         };
         self.finish(&run, &result).await;
-        self.set_in_flight(&run, false);
+        self.in_flight.done(&run);
     }
 
     async fn busy(self: &Arc<Self>, run: &RunId, refused: &RunRefused) {
@@ -146,7 +145,7 @@ impl LinkCore {
         if let Err(e) = released {
             tracing::error!("fleet: {run} stays in the ledger without a run: {e}");
         }
-        self.set_in_flight(run, false);
+        self.in_flight.done(run);
     }
 
     /// Keep the final result in the ledger and queue it, in one transaction.

@@ -3,12 +3,12 @@
 //! appends) goes through [`LinkCore::blocking`], off the async workers.
 
 use super::identity::FleetIdentity;
+use super::in_flight::InFlight;
 use super::outbox::{OutboxKind, Outgoing};
 use super::seam::FleetAgent;
 use super::store::{FleetStore, StoreError};
 use serde_json::{Value, json};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::Notify;
 use warden_audit::AuditLog;
 use warden_fleet_wire::{RunId, RunResult, encode};
@@ -22,7 +22,7 @@ pub(crate) struct LinkCore {
     /// Something entered the outbox.
     pub wake: Notify,
     /// Run ids accepted by this process and not finished yet.
-    pub in_flight: Mutex<HashSet<RunId>>,
+    pub in_flight: InFlight,
 }
 
 impl LinkCore {
@@ -58,23 +58,6 @@ impl LinkCore {
                 "fleet.outbox-events-dropped",
                 json!({ "dropped": dropped, "cap": self.outbox_cap }),
             );
-        }
-    }
-
-    pub fn in_flight(&self, run: &RunId) -> bool {
-        self.in_flight
-            .lock()
-            .map(|s| s.contains(run))
-            .unwrap_or(false)
-    }
-
-    pub fn set_in_flight(&self, run: &RunId, on: bool) {
-        if let Ok(mut set) = self.in_flight.lock() {
-            if on {
-                set.insert(run.clone());
-            } else {
-                set.remove(run);
-            }
         }
     }
 }

@@ -99,7 +99,7 @@ impl FleetLink {
             audit: self.audit,
             outbox_cap: self.settings.outbox_cap,
             wake: Notify::new(),
-            in_flight: Mutex::new(Default::default()),
+            in_flight: Default::default(),
         });
         settle_interrupted(&core).await?;
         let pruned = core

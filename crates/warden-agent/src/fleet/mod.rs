@@ -17,6 +17,7 @@ mod core;
 mod events;
 pub mod heartbeat;
 pub mod identity;
+mod in_flight;
 pub mod ledger;
 pub mod link;
 pub mod outbox;
