@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use warden_audit::AuditLog;
-use warden_fleet_wire::{RunId, RunResult, encode};
+use warden_fleet_wire::{RunResult, encode};
 
 pub(crate) struct LinkCore {
     pub identity: FleetIdentity,

@@ -18,7 +18,7 @@ use crate::daemon::events::AgentEvent as DaemonEvent;
 use async_nats::{ConnectOptions, Event};
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
