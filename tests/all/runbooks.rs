@@ -133,6 +133,10 @@ fn validation_errors_name_the_place_and_how_to_fix_it() {
             "plugin = \"disk-usage\"\naction = \"apply\"",
             "not possible for a check plugin",
         ),
+        (
+            "plugin = \"disk-usage\"\naction = \"check\"\nconfig = { warning_percent = \"high\" }",
+            "does not match the plugin's config-schema: at `/warning_percent`",
+        ),
     ];
     for (body, expected) in store_cases {
         let runbook = parse(&format!("{HEAD}[[steps]]\nid = \"a\"\n{body}\n")).expect("parses");
@@ -250,6 +254,27 @@ fn retries_are_bounded_and_timeouts_are_not_retried_unless_safe() {
         false,
     );
     assert_eq!(s.steps[0].attempts, 2);
+
+    // A configuration known only at the run (a parameter) that the schema refuses: the same
+    // answer every time, so it is tried once.
+    let text = format!(
+        "{HEAD}[params.level]\ntype = \"string\"\ndefault = \"high\"\n[[steps]]\nid = \"a\"\nplugin = \"disk-usage\"\naction = \"check\"\nconfig = {{ warning_percent = \"${{params.level}}\" }}\nretries = {{ attempts = 3, backoff-ms = 10 }}\n"
+    );
+    let s = run(&sb, &runner, &text, false);
+    assert_eq!(
+        (s.steps[0].status, s.steps[0].attempts),
+        (StepStatus::Failed, 1),
+        "{:?}",
+        s.steps[0].error
+    );
+    assert!(
+        s.steps[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("invalid configuration")),
+        "{:?}",
+        s.steps[0].error
+    );
 }
 
 #[test]

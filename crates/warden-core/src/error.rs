@@ -55,6 +55,28 @@ impl RunError {
         }
     }
 
+    /// Whether another attempt of the same call could end differently. A refusal that depends
+    /// only on the request, the installed plugin and the policy (a bad configuration, a refused
+    /// grant, a missing plugin, a cancellation) gives the same answer every time: retrying it
+    /// only delays the failure.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RunError::PluginNotFound { .. }
+            | RunError::GrantRefused { .. }
+            | RunError::ImportNotGranted { .. }
+            | RunError::RoleMismatch { .. }
+            | RunError::InvalidConfig { .. }
+            | RunError::InvalidComponent { .. }
+            | RunError::Cancelled => false,
+            RunError::LimitExceeded(_)
+            | RunError::Trap { .. }
+            | RunError::Plugin { .. }
+            | RunError::Store { .. }
+            | RunError::Audit { .. }
+            | RunError::Internal { .. } => true,
+        }
+    }
+
     /// Stable kebab-case name of the variant, for exit codes, JSON and tests.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -306,7 +306,7 @@ impl Engine<'_> {
                     let timed_out = matches!(e, RunError::LimitExceeded(Limit::Timeout { .. }));
                     let retry = attempt < step.retries.attempts
                         && (!timed_out || step.retries.retry_on_timeout)
-                        && !matches!(e, RunError::Cancelled);
+                        && e.is_retryable();
                     if !retry {
                         let out = json!({ "ok": false, "skipped": false, "status": "", "output": Value::Null, "plan": plan.clone().unwrap_or(Value::Null), "error": e.to_string() });
                         return Ok(Attempted {

@@ -274,6 +274,20 @@ fn param_matches(kind: ParamType, v: &serde_json::Value) -> bool {
     }
 }
 
+/// The schema's complaints about a step's configuration, when every value in it is known before
+/// the run (no `${...}` template anywhere): the run would validate the very same value.
+fn known_config_problems(
+    config: &serde_json::Value,
+    manifest: &warden_core::Manifest,
+) -> Option<Vec<String>> {
+    let mut templated = false;
+    walk_templates(config, &mut |text| templated |= text.contains("${"));
+    if templated {
+        return None;
+    }
+    warden_core::config_schema::validate(manifest.config_schema.as_ref(), config).err()
+}
+
 fn valid_step_id(id: &str) -> bool {
     id.len() <= 64
         && id.starts_with(|c: char| c.is_ascii_lowercase())
@@ -547,7 +561,8 @@ impl Runbook {
     }
 
     /// Checks that need the store and the policy: plugins installed in a matching version,
-    /// actions allowed by their roles, grants not refused.
+    /// actions allowed by their roles, configurations the plugin's schema accepts (where no
+    /// `${...}` leaves a value to the run), grants not refused.
     pub fn check_plugins(&self, runner: &dyn StepRunner) -> Vec<RunbookError> {
         let mut errors = Vec::new();
         for s in &self.steps {
@@ -576,6 +591,15 @@ impl Runbook {
                     }
                     if !s.action.allowed_for(m.role) {
                         errors.push(err(format!("action `{:?}` is not possible for a {} plugin", s.action, m.role).to_lowercase(), "use discover for discovery, check for checks, plan/apply for remediations"));
+                    }
+                    if let Some(problems) = known_config_problems(&s.config, m) {
+                        errors.push(err(
+                            format!(
+                                "`config` does not match the plugin's config-schema: {}",
+                                problems.join("; ")
+                            ),
+                            "fix `config`; `warden plugin inspect <plugin>` shows the schema",
+                        ));
                     }
                     if !grant.refusals.is_empty() {
                         let r: Vec<String> =
