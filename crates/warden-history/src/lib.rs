@@ -34,6 +34,46 @@ pub enum HistoryError {
     Db { path: PathBuf, message: String },
 }
 
+/// Where a page of [`History::list_filtered`] ended: the sort key of its last run. Its text
+/// form (`<started_ms>.<run id>`) is what an API hands out as a page token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCursor {
+    pub started_ms: i64,
+    pub id: String,
+}
+
+impl RunCursor {
+    pub fn after(row: &RunRow) -> RunCursor {
+        RunCursor {
+            started_ms: row.started_ms,
+            id: row.id.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for RunCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.started_ms, self.id)
+    }
+}
+
+impl std::str::FromStr for RunCursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RunCursor, String> {
+        let bad = || format!("`{text}` is not a page token this agent handed out");
+        let (ms, id) = text.split_once('.').ok_or_else(bad)?;
+        let started_ms = ms.parse().map_err(|_| bad())?;
+        if id.is_empty() || id.len() > 64 {
+            return Err(bad());
+        }
+        Ok(RunCursor {
+            started_ms,
+            id: id.to_string(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {
     pub id: String,
@@ -433,24 +473,34 @@ impl History {
     }
 
     pub fn list(&self, limit: usize) -> Result<Vec<RunRow>, HistoryError> {
-        self.list_filtered(limit, None, None)
+        self.list_filtered(limit, None, None, None)
     }
 
-    /// Newest first, only with `status` / of `runbook` when given.
+    /// Newest first, only with `status` / of `runbook` when given, and only runs older than
+    /// `before` (the last run of the previous page) when given.
     pub fn list_filtered(
         &self,
         limit: usize,
         status: Option<&str>,
         runbook: Option<&str>,
+        before: Option<&RunCursor>,
     ) -> Result<Vec<RunRow>, HistoryError> {
+        let (before_ms, before_id) =
+            before.map_or((None, None), |c| (Some(c.started_ms), Some(c.id.as_str())));
         self.with(|c| {
+            // Keyset paging on the sort key itself: a page is stable while new runs arrive
+            // (they sort before it), and costs the same at any depth.
             let mut stmt = c.prepare(
                 "SELECT id, runbook, file, params, dry_run, status, started_ms, ended_ms, error, requested_by FROM runs
                  WHERE (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR runbook = ?3)
+                   AND (?4 IS NULL OR started_ms < ?4 OR (started_ms = ?4 AND id < ?5))
                  ORDER BY started_ms DESC, id DESC LIMIT ?1",
             )?;
-            stmt.query_map(params![limit as i64, status, runbook], History::run_row)?
-                .collect()
+            stmt.query_map(
+                params![limit as i64, status, runbook, before_ms, before_id],
+                History::run_row,
+            )?
+            .collect()
         })
     }
 

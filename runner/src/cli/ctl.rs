@@ -64,6 +64,9 @@ pub enum CtlCommand {
         runbook: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// The next page: the token the previous page printed.
+        #[arg(long, value_name = "TOKEN")]
+        page: Option<String>,
     },
     /// Show one run with its steps.
     Show { run_id: String },
@@ -317,11 +320,13 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             status,
             runbook,
             limit,
+            page,
         } => {
             let runs = ask(runbooks.list_runs(pb::ListRunsRequest {
                 limit,
                 status: status.unwrap_or_default(),
                 runbook: runbook.unwrap_or_default(),
+                page_token: page.unwrap_or_default(),
             }))
             .await?;
             if cx.json {
@@ -347,8 +352,11 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                     align_right(&mut rows, &[6]);
                     print_table(&rows);
                 }
-                if runs.truncated {
-                    println!("(older runs left out to fit the answer: use --limit)");
+                if !runs.next_page_token.is_empty() {
+                    println!(
+                        "(older runs: the same command with --page {})",
+                        inert(&runs.next_page_token)
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -701,6 +701,7 @@ async fn trigger_watch_late_join_history_and_inventory() {
             limit: 10,
             status: "succeeded".into(),
             runbook: "trace".into(),
+            page_token: String::new(),
         })
         .await
         .expect("list")
@@ -712,11 +713,47 @@ async fn trigger_watch_late_join_history_and_inventory() {
             limit: 10,
             status: "failed".into(),
             runbook: String::new(),
+            page_token: String::new(),
         })
         .await
         .expect("list")
         .into_inner();
     assert!(none.runs.is_empty());
+    // Pages of one run each walk the same runs, newest first, each once, then end.
+    let list = |limit: u32, page_token: String| {
+        let mut viewer = viewer.clone();
+        async move {
+            viewer
+                .list_runs(pb::ListRunsRequest {
+                    limit,
+                    page_token,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let all: Vec<String> = list(100, String::new())
+        .await
+        .expect("list")
+        .into_inner()
+        .runs
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert!(all.len() >= 2, "{all:?}");
+    let (mut paged, mut next) = (Vec::new(), String::new());
+    loop {
+        let page = list(1, next).await.expect("page").into_inner();
+        paged.extend(page.runs.into_iter().map(|r| r.run_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        assert!(paged.len() <= all.len(), "pages never end: {paged:?}");
+        next = page.next_page_token;
+    }
+    assert_eq!(paged, all);
+    let bad = list(1, "not-a-token".into()).await.expect_err("refused");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
 
     let mut inventory = pb::inventory_client::InventoryClient::with_interceptor(
         agent.channel().await,

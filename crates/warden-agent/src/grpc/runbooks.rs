@@ -9,7 +9,7 @@ use crate::daemon::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use warden_history::{RunRow, StepRow};
+use warden_history::{RunCursor, RunRow, StepRow};
 use warden_runbook::source::RunbookSourceError;
 
 #[derive(Clone)]
@@ -197,24 +197,47 @@ impl Runbooks for RunbooksApi {
                 .parse::<warden_core::RunStatus>()
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
         }
+        let before = match r.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .parse::<RunCursor>()
+                    .map_err(Status::invalid_argument)?,
+            ),
+        };
         let limit = match r.limit as usize {
             0 => DEFAULT_LIST,
             n => n.min(MAX_LIST),
         };
         let history = self.0.runs.history().clone();
-        let rows = blocking(move || {
+        // One more than asked: whether an older page exists.
+        let mut rows = blocking(move || {
             let status = Some(r.status).filter(|s| !s.is_empty());
             let runbook = Some(r.runbook).filter(|s| !s.is_empty());
             history
-                .list_filtered(limit, status.as_deref(), runbook.as_deref())
+                .list_filtered(
+                    limit + 1,
+                    status.as_deref(),
+                    runbook.as_deref(),
+                    before.as_ref(),
+                )
                 .map_err(history_status)
         })
         .await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let cursors: Vec<RunCursor> = rows.iter().map(RunCursor::after).collect();
         let mut list = pb::ListRunsResponse {
             runs: rows.into_iter().map(|r| run_message(r, vec![])).collect(),
             truncated: false,
+            next_page_token: String::new(),
         };
         fit::fit_runs(&mut list, fit::budget(self.0.config.api.max_message_bytes));
+        if (more || list.truncated)
+            && let Some(last) = list.runs.len().checked_sub(1)
+        {
+            list.next_page_token = cursors[last].to_string();
+        }
         Ok(Response::new(list))
     }
 
