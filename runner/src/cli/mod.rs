@@ -24,6 +24,7 @@ pub use output::{error_line, inert_lines};
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use warden_agent::PluginManager;
@@ -35,7 +36,7 @@ use warden_core::SitePolicy;
 pub struct Cli {
     /// Data directory (plugin store, caches, state). Default: the policy's `data-dir`, else a
     /// per-user location (Linux: ~/.local/share/warden).
-    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Site policy file (TOML). Default: <data-dir>/warden.toml if present, else the embedded default.
     #[arg(long = "config", env = "WARDEN_CONFIG", value_name = "FILE")]
@@ -98,9 +99,12 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colors only for a person at a terminal: a log file or journald would keep the escapes.
+    let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colors)
         .try_init();
 }
 

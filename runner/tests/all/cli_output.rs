@@ -171,3 +171,36 @@ fn read_only_commands_create_nothing_and_say_there_is_nothing() {
     );
     assert!(!data.exists(), "audit verify created the data dir");
 }
+
+#[test]
+fn global_flags_work_after_the_subcommand_and_logs_to_a_pipe_have_no_colors() {
+    let cli = Cli::new(POLICY);
+    let data = cli.tmp.path().join("after");
+    let warden = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("WARDEN_DATA_DIR")
+            .env_remove("NO_COLOR")
+            .env("WARDEN_LOG", "debug")
+            .output()
+            .expect("warden runs")
+    };
+    let out = warden(&["policy", "show", "--json", "-v"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json after it");
+    assert_eq!(
+        shown["data-dir"].as_str(),
+        data.to_str(),
+        "--data-dir after the subcommand: {shown}"
+    );
+    // Preparing the sandbox logs at debug level, before the missing plugin is refused.
+    let out = warden(&["run", "ghost"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("DEBUG"), "debug logs on stderr: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no ANSI escapes into a pipe: {err:?}"
+    );
+}
