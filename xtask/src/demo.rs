@@ -190,14 +190,14 @@ impl Warden {
             .arg("--config")
             .arg(&self.policy)
             .args(args);
-        println!("\n$ warden {}", args.join(" "));
+        println!("\n$ warden {}", util::shell_line(args));
         cmd
     }
 
     fn run(&self, args: &[&str]) -> anyhow::Result<()> {
         let status = self.command(args).status().context("starting warden")?;
         if !status.success() {
-            bail!("`warden {}` failed ({status})", args.join(" "));
+            bail!("`warden {}` failed ({status})", util::shell_line(args));
         }
         Ok(())
     }
@@ -212,7 +212,7 @@ impl Warden {
                 println!("(the check's status is its exit code, as Nagios expects; continuing)");
                 Ok(())
             }
-            _ => bail!("`warden {}` failed ({status})", args.join(" ")),
+            _ => bail!("`warden {}` failed ({status})", util::shell_line(args)),
         }
     }
 

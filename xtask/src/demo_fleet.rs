@@ -383,7 +383,7 @@ impl Warden {
 
     /// Show the command, run it with its output on the terminal.
     fn show(&self, args: &[&str]) -> anyhow::Result<()> {
-        println!("\n$ warden {}", args.join(" "));
+        println!("\n$ warden {}", util::shell_line(args));
         util::run(&mut self.command(args))
     }
 

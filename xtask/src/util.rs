@@ -132,6 +132,27 @@ pub fn describe(cmd: &Command) -> String {
     text
 }
 
+/// `args` as one shell line, each argument quoted where a shell would split or expand it, so a
+/// printed command pastes as it ran (`--config '{"dir": "/tmp/x"}'`).
+pub fn shell_line(args: &[&str]) -> String {
+    // shlex quotes more than a shell needs (`'force=true'`): words of these characters alone
+    // are left as they are, for a line that reads as one would type it.
+    let plain = |arg: &str| {
+        !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c))
+    };
+    args.iter()
+        .map(|&arg| match shlex::try_quote(arg) {
+            _ if plain(arg) => arg.to_string(),
+            Ok(quoted) => quoted.into_owned(),
+            Err(_) => format!("{arg:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::toml_string;
@@ -143,5 +164,13 @@ mod tests {
         assert_eq!(toml_string(text, "", "name").as_deref(), Some("disk-usage"));
         assert_eq!(toml_string(text, "package", "name").as_deref(), Some("x"));
         assert_eq!(toml_string(text, "", "component"), None);
+    }
+
+    #[test]
+    fn a_printed_command_quotes_what_a_shell_would_split() {
+        assert_eq!(
+            super::shell_line(&["run", "--config", r#"{"dir": "/tmp/x"}"#, "plain=1"]),
+            r#"run --config '{"dir": "/tmp/x"}' plain=1"#
+        );
     }
 }

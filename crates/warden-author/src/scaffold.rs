@@ -116,6 +116,7 @@ pub fn scaffold(opts: &ScaffoldOptions) -> Result<Vec<PathBuf>, ScaffoldError> {
         Lang::Python | Lang::Js => None,
     };
     check_dir(&opts.dir)?;
+    let sdk = sdk.map(|sdk| as_seen_from(&sdk, &opts.dir));
     let files = render_all(opts, &role, sdk.as_deref());
     let mut written = Written::new(&opts.dir);
     for (path, text) in &files {
@@ -274,7 +275,60 @@ fn crate_name(name: &str) -> String {
     name.replace('-', "_")
 }
 
-/// The SDK to depend on, absolute, so the project builds from wherever it is.
+/// How the project at `dir` names `target` (absolute): relative when both sit in one tree (a
+/// plugin in the checkout that holds the SDK, committed and built on another machine), else
+/// absolute (they share only the root: a relative path would be as machine-bound, and would
+/// break when the project moves).
+fn as_seen_from(target: &Path, dir: &Path) -> PathBuf {
+    let base = canonical_with_missing(dir);
+    let common = base
+        .components()
+        .zip(target.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let below_root = target
+        .components()
+        .take(common)
+        .any(|c| matches!(c, std::path::Component::Normal(_)));
+    if !below_root {
+        return target.to_path_buf();
+    }
+    let mut relative = PathBuf::new();
+    for _ in base.components().skip(common) {
+        relative.push("..");
+    }
+    relative.extend(target.components().skip(common));
+    relative
+}
+
+/// `dir` made absolute through its nearest existing ancestor (the project dir may not exist
+/// yet).
+fn canonical_with_missing(dir: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    loop {
+        let probe = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        if let Ok(found) = std::fs::canonicalize(probe) {
+            return missing
+                .iter()
+                .rev()
+                .fold(found, |path, part| path.join(part));
+        }
+        match (at.file_name(), at.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            _ => return dir.to_path_buf(),
+        }
+    }
+}
+
+/// The SDK to depend on, checked and absolute.
 fn sdk_dir(given: Option<&Path>) -> Result<PathBuf, ScaffoldError> {
     let (candidate, explicit) = match given {
         Some(p) => (p.to_path_buf(), true),
@@ -790,6 +844,12 @@ mod tests {
                         file.display()
                     );
                 }
+                // What `warden plugin pack` writes by default stays out of the author's repo.
+                let ignored = read(&opts.dir, ".gitignore");
+                assert!(
+                    ignored.lines().any(|l| l == "*.wbundle"),
+                    "{role} {lang}: {ignored}"
+                );
                 let on_disk = walk(&opts.dir);
                 assert_eq!(on_disk.len(), files.len(), "{role} {lang}: {on_disk:?}");
             }
@@ -882,8 +942,13 @@ mod tests {
         let cargo: toml::Table =
             toml::from_str(&read(&opts.dir, "Cargo.toml")).expect("Cargo.toml parses");
         let dep = &cargo["dependencies"]["warden-sdk"];
-        let expected = std::fs::canonicalize(&odd).expect("canonical");
-        assert_eq!(dep["path"].as_str(), expected.to_str());
+        // Both in one tree: the path is relative, so the project builds on another machine.
+        assert_eq!(dep["path"].as_str(), Some("../odd \"sdk\" \\ dir"));
+        let resolved = std::fs::canonicalize(opts.dir.join(dep["path"].as_str().expect("path")));
+        assert_eq!(
+            resolved.expect("resolves"),
+            std::fs::canonicalize(&odd).expect("canonical")
+        );
         // The role is the SDK macro the plugin calls, not a cargo feature.
         assert!(dep.get("features").is_none(), "no role feature");
         assert_eq!(cargo["package"]["name"].as_str(), Some("odd-path"));
@@ -908,6 +973,22 @@ mod tests {
         // Python and JavaScript need no SDK.
         opts.lang = Lang::Python;
         assert!(scaffold(&opts).is_ok());
+    }
+
+    #[test]
+    fn a_project_beside_the_sdk_names_it_relatively_and_one_elsewhere_absolutely() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tree = std::fs::canonicalize(tmp.path()).expect("canonical");
+        let sdk = tree.join("checkout/sdk");
+        assert_eq!(
+            as_seen_from(&sdk, &tree.join("checkout/plugins/new-one")),
+            Path::new("../../sdk")
+        );
+        // Only the root in common: absolute.
+        assert_eq!(
+            as_seen_from(Path::new("/a/sdk"), Path::new("/b/c")),
+            Path::new("/a/sdk")
+        );
     }
 
     #[test]
