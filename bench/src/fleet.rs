@@ -272,6 +272,10 @@ async fn measure(n: usize, bench: &FleetBench, guest: &Path) -> anyhow::Result<M
         (None, None)
     };
 
+    // Progress on stderr: a 10,000-agent run takes many minutes, the tables come at the end.
+    let started = Instant::now();
+    let say = |what: &str| eprintln!("fleet {n}: {what} ({})", fmt_duration(started.elapsed()));
+    say("starting nats, the controller, enrolling and connecting the agents");
     let mut fleet = SimFleet::start(
         FleetOptions {
             nodes: 3,
@@ -298,10 +302,13 @@ async fn measure(n: usize, bench: &FleetBench, guest: &Path) -> anyhow::Result<M
     let rss_per_agent = per_agent(rss.map(|r| r as f64), base_rss.map(|r| r as f64));
     let wakeups_per_agent = per_agent(wakeups, base_wakeups);
     let mut rounds = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    for i in 0..ROUNDS {
+        say(&format!("round {} of {ROUNDS}", i + 1));
         rounds.push(round(&fleet, deadline).await?);
     }
+    say("the node-kill round");
     let mut kill = kill_round(&mut fleet, deadline).await?;
+    say("done; stopping");
     // Run twice, in any process's sandbox: counted once every link stopped.
     let stopped = fleet.stop().await?;
     kill.twice = stopped
