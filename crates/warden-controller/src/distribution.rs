@@ -347,9 +347,15 @@ impl Controller {
         if !audits.is_empty() {
             self.audit.append_batch(audits)?;
         }
-        if changed.iter().any(|c| *c) {
-            self.bump(|p| p.changes += 1);
-        }
+        let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        let any = changed.iter().any(|c| *c);
+        // Counted with the results: they come from the same stream.
+        self.bump(|p| {
+            p.results += n;
+            if any {
+                p.changes += 1;
+            }
+        });
         Ok(slots
             .into_iter()
             .map(|slot| slot.and_then(|i| changed.get(i).copied()).unwrap_or(false))
