@@ -580,7 +580,11 @@ impl Controller {
             };
             let mut out = vec![Stored::NotTargeted; batch.len()];
             for ((i, _), changed) in deploys.iter().zip(changed) {
-                out[*i] = if changed { Stored::New } else { Stored::Duplicate };
+                out[*i] = if changed {
+                    Stored::New
+                } else {
+                    Stored::Duplicate
+                };
             }
             for ((i, _), stored) in runs.iter().zip(stored) {
                 out[*i] = stored;

@@ -402,7 +402,11 @@ mod tests {
         let (old, new) = ("a".repeat(64), "b".repeat(64));
         let status = deploy_status(
             "disk-usage",
-            vec![row(&a, "2.0.0", &new), row(&b, "2.0.0", &new), row(&c, "2.0.0", &new)],
+            vec![
+                row(&a, "2.0.0", &new),
+                row(&b, "2.0.0", &new),
+                row(&c, "2.0.0", &new),
+            ],
             &[
                 report(&a, &new, "installed", None),
                 // B installed the old digest: that says nothing about the new one.
@@ -424,7 +428,10 @@ mod tests {
 
     #[test]
     fn only_plugin_bundles_within_the_size_cap_are_published() {
-        assert!(matches!(artifact(b"not a bundle"), Err(FleetError::Invalid(_))));
+        assert!(matches!(
+            artifact(b"not a bundle"),
+            Err(FleetError::Invalid(_))
+        ));
         let runbook =
             warden_bundle::Bundle::from_runbook("hello", "name = \"hello\"\n", 1).expect("bundle");
         let bytes = runbook.to_bytes().expect("bytes");

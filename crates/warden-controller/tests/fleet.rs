@@ -599,7 +599,9 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
         a.send_heartbeat(&hb).await;
         agents.push(a);
     }
-    fleet.wait_for("three heartbeats", |p| p.heartbeats >= 3).await;
+    fleet
+        .wait_for("three heartbeats", |p| p.heartbeats >= 3)
+        .await;
     let mut notice = agents[0]
         .client
         .subscribe(warden_fleet_identity::subjects::desired(
@@ -622,7 +624,10 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
         .await
         .expect("publish")
         .into_inner();
-    assert_eq!((published.plugin.as_str(), published.version.as_str()), ("disk-usage", "0.2.0"));
+    assert_eq!(
+        (published.plugin.as_str(), published.version.as_str()),
+        ("disk-usage", "0.2.0")
+    );
     assert_eq!(published.sha256, sha256);
     let mut targeted = published.agents.clone();
     targeted.sort();
@@ -651,7 +656,10 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
     assert_eq!((&doc.tenant, &doc.agent), (&a.tenant, &a.id));
     assert_eq!(doc.plugins.len(), 1);
     let item = &doc.plugins[0];
-    assert_eq!((item.sha256.as_str(), item.size), (sha256.as_str(), bundle.len() as u64));
+    assert_eq!(
+        (item.sha256.as_str(), item.size),
+        (sha256.as_str(), bundle.len() as u64)
+    );
     assert_eq!(item.chunks(), 2);
     let mut fetched = Vec::new();
     for n in 0..item.chunks() {
@@ -670,7 +678,11 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
     // Reports: one installed (twice: a redelivery changes nothing), one refused; the status
     // says 1 of 2, who refused and why; the globex agent is not targeted.
     let before = fleet.progress().results;
-    publish_report(&agents[0], &report(&agents[0], &sha256, DeployOutcome::Installed, 10)).await;
+    publish_report(
+        &agents[0],
+        &report(&agents[0], &sha256, DeployOutcome::Installed, 10),
+    )
+    .await;
     publish_report(
         &agents[1],
         &report(
@@ -717,9 +729,15 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
             .clone()
     };
     let installed = row(&agents[0].id);
-    assert_eq!((installed.state.as_str(), installed.error.as_str()), ("installed", ""));
+    assert_eq!(
+        (installed.state.as_str(), installed.error.as_str()),
+        ("installed", "")
+    );
     let refused = row(&agents[1].id);
-    assert_eq!((refused.state.as_str(), refused.reason.as_str()), ("refused", "untrusted"));
+    assert_eq!(
+        (refused.state.as_str(), refused.reason.as_str()),
+        ("refused", "untrusted")
+    );
 
     // A viewer may not publish; an acme-scoped token may not target globex.
     let denied = fleet

@@ -83,7 +83,11 @@ pub fn blob_stream_subjects() -> String {
 
 /// The Direct-Get (last message) of a blob chunk.
 pub fn blob_direct_get(tenant: &TenantId, sha256: &str, n: u32) -> String {
-    format!("{}.{}", blob_direct_get_root(), blob_chunk(tenant, sha256, n))
+    format!(
+        "{}.{}",
+        blob_direct_get_root(),
+        blob_chunk(tenant, sha256, n)
+    )
 }
 
 fn blob_direct_get_root() -> String {
@@ -119,7 +123,11 @@ pub(crate) fn shared_subjects() -> Vec<(&'static str, String, Flow)> {
         ("heartbeats", HEARTBEATS.to_string(), Flow::ToFleet),
         ("events", EVENTS.to_string(), Flow::ToFleet),
         ("desired-get", desired_direct_get_root(), Flow::ToFleet),
-        ("blob-get", format!("{}.{BLOBS}", blob_direct_get_root()), Flow::ToFleet),
+        (
+            "blob-get",
+            format!("{}.{BLOBS}", blob_direct_get_root()),
+            Flow::ToFleet,
+        ),
     ]
 }
 

@@ -29,10 +29,10 @@ pub mod run_id;
 pub mod time;
 
 pub use codec::{Malformed, Message, WireError, decode, encode, one_line};
+pub use command::{Bundle, Command, CommandKind, CommandRefusal, RunRunbook, peek_run};
 pub use desired::{
     DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, desired_key,
 };
-pub use command::{Bundle, Command, CommandKind, CommandRefusal, RunRunbook, peek_run};
 pub use event::{AgentEvent, EventKind};
 pub use heartbeat::{Heartbeat, PluginInfo};
 pub use result::{RefusalReason, RunResult, RunStatus, StepStatus, StepSummary, result_msg_id};

@@ -11,8 +11,8 @@ use std::path::Path;
 use warden_fleet_identity::subjects;
 use warden_fleet_wire::desired::BLOB_CHUNK_BYTES;
 use warden_fleet_wire::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, Heartbeat,
-    RunRunbook, RunStatus, UnixMillis, decode, encode,
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, Heartbeat, RunRunbook,
+    RunStatus, UnixMillis, decode, encode,
 };
 
 use crate::daemon::{Agent, built, serve_in_process};
@@ -36,13 +36,21 @@ fn plugin_dir(scratch: &Path, version: &str) -> std::path::PathBuf {
 /// `disk-usage` at `version`, signed by the trusted publisher.
 fn signed(fleet: &Fleet, agent: &Agent, version: &str) -> Vec<u8> {
     let dir = plugin_dir(fleet.keys.path(), version);
-    let out = fleet.keys.path().join(format!("{PLUGIN}-{version}.wbundle"));
+    let out = fleet
+        .keys
+        .path()
+        .join(format!("{PLUGIN}-{version}.wbundle"));
     ok(agent.warden(&[
         "plugin",
         "pack",
         &dir.display().to_string(),
         "--key",
-        &fleet.keys.path().join("publisher.key").display().to_string(),
+        &fleet
+            .keys
+            .path()
+            .join("publisher.key")
+            .display()
+            .to_string(),
         "--out",
         &out.display().to_string(),
     ]));
@@ -63,7 +71,11 @@ async fn desire(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
         .await
         .expect("chunk stored");
     }
-    let mut doc = DesiredState::new(fleet.acme.clone(), fleet.agent_id.clone(), UnixMillis::now());
+    let mut doc = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
     doc.plugins.push(DesiredPlugin {
         name: PLUGIN.into(),
         version: version.into(),
@@ -183,11 +195,18 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
         r#"sysinfo = [\"disks\"]"#,
         r#"sysinfo = [\"disks\", \"processes\"]"#,
     );
-    assert_ne!(widened.statement_text, before, "the manifest must really widen");
+    assert_ne!(
+        widened.statement_text, before,
+        "the manifest must really widen"
+    );
     let widened = widened.to_bytes().expect("bytes");
     let downgrade = signed(&fleet, &agent, "0.1.0");
     // The same state announced again first: nothing is done about it.
-    let mut again = DesiredState::new(fleet.acme.clone(), fleet.agent_id.clone(), UnixMillis::now());
+    let mut again = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
     again.plugins.push(DesiredPlugin {
         name: PLUGIN.into(),
         version: "0.2.0".into(),
@@ -211,7 +230,10 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
         );
         assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.2.0");
     }
-    assert_eq!(audited(&agent, "plugin.install-refused", "fleet:desired:"), 3);
+    assert_eq!(
+        audited(&agent, "plugin.install-refused", "fleet:desired:"),
+        3
+    );
     assert_eq!(
         audited(&agent, "fleet.deploy", &v2_sha),
         1,
@@ -219,7 +241,11 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
     );
 
     // Bytes that are not what the document names never reach the install path.
-    let mut lying = DesiredState::new(fleet.acme.clone(), fleet.agent_id.clone(), UnixMillis::now());
+    let mut lying = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
     lying.plugins.push(DesiredPlugin {
         name: PLUGIN.into(),
         version: "0.9.0".into(),
@@ -239,8 +265,15 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
     }
     put_desired(&fleet, &lying).await;
     let report = report_for(&mut reports, &"0".repeat(64)).await;
-    assert_eq!(refused(&report), Some(DeployRefusal::Mismatch), "{report:?}");
-    assert_eq!(audited(&agent, "plugin.install-refused", "fleet:desired:"), 3);
+    assert_eq!(
+        refused(&report),
+        Some(DeployRefusal::Mismatch),
+        "{report:?}"
+    );
+    assert_eq!(
+        audited(&agent, "plugin.install-refused", "fleet:desired:"),
+        3
+    );
 
     // It keeps running: a command still runs.
     let mut copies = fleet.result_copies().await;

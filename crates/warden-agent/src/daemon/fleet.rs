@@ -19,11 +19,11 @@ use crate::fleet::seam::{
     RunRefused,
 };
 use crate::install::InstallError;
-use warden_bundle::trust::TrustError;
-use warden_fleet_wire::DeployRefusal;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use warden_bundle::trust::TrustError;
 use warden_core::RunStatus;
+use warden_fleet_wire::DeployRefusal;
 use warden_fleet_wire::{PluginInfo, RefusalReason, StepStatus, StepSummary, UnixMillis};
 use warden_runbook::engine::StepStatus as EngineStepStatus;
 use warden_runbook::source::{self, RunbookSourceError};

@@ -215,7 +215,9 @@ async fn install(
     let parsed = warden_bundle::Bundle::parse(&bytes)
         .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
     let statement = &parsed.statement;
-    if statement.kind != "plugin" || statement.name != item.name || statement.version != item.version
+    if statement.kind != "plugin"
+        || statement.name != item.name
+        || statement.version != item.version
     {
         return Err(InstallRefused::new(
             DeployRefusal::Mismatch,
@@ -267,7 +269,10 @@ async fn fetch(
     let tenant = &core.identity.tenant;
     for n in 0..item.chunks() {
         let reply = client
-            .request(subjects::blob_direct_get(tenant, &item.sha256, n), "".into())
+            .request(
+                subjects::blob_direct_get(tenant, &item.sha256, n),
+                "".into(),
+            )
             .await
             .map_err(|e| unavailable(format!("chunk {n}: {e}")))?;
         if let Some(status) = reply.status
@@ -296,10 +301,7 @@ async fn fetch(
     if digest != item.sha256 {
         return Err(InstallRefused::new(
             DeployRefusal::Mismatch,
-            format!(
-                "the blob's sha256 is {digest}, the desired {}",
-                item.sha256
-            ),
+            format!("the blob's sha256 is {digest}, the desired {}", item.sha256),
         ));
     }
     Ok(bytes)

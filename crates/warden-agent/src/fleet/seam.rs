@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::oneshot;
-use warden_fleet_wire::{
-    DeployRefusal, PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis,
-};
+use warden_fleet_wire::{DeployRefusal, PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
