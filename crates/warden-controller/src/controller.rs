@@ -139,7 +139,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn need(caller: &Caller, role: Role) -> Result<(), FleetError> {
+pub(crate) fn need(caller: &Caller, role: Role) -> Result<(), FleetError> {
     if caller.role >= role {
         Ok(())
     } else {
@@ -169,7 +169,7 @@ fn sees_run(caller: &Caller, run: &RunRecord) -> bool {
     run.tenants.iter().all(|t| caller.scope.covers(t.as_str()))
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N], FleetError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], FleetError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| FleetError::Internal(format!("no randomness: {e}")))?;
     Ok(b)
@@ -243,15 +243,6 @@ impl Controller {
         req: DispatchRequest,
     ) -> Result<Dispatched, FleetError> {
         need(caller, Role::Operator)?;
-        let mut selector = Selector::parse(&req.target)?;
-        match (&selector.tenant, caller.scope.tenant()) {
-            (Some(t), _) => covers(caller, t)?,
-            (None, Some(own)) => {
-                selector.tenant =
-                    Some(TenantId::new(own).map_err(|e| FleetError::Internal(e.to_string()))?);
-            }
-            (None, None) => {}
-        }
         let now = self.now();
         let ttl_ms = req
             .ttl_secs
@@ -265,24 +256,7 @@ impl Controller {
             )));
         }
         let expires_at = now.plus_millis(ttl_ms);
-        let targets: Vec<AgentRecord> = self
-            .store
-            .agents(selector.tenant.as_ref())?
-            .into_iter()
-            .filter(|a| a.revoked_at.is_none() && caller.scope.covers(a.tenant.as_str()))
-            .filter(|a| {
-                selector.matches(&Candidate {
-                    agent: a.id.as_str(),
-                    tenant: a.tenant.as_str(),
-                    hostname: &a.hostname,
-                    os: &a.os,
-                    tags: &a.tags,
-                })
-            })
-            .collect();
-        if targets.is_empty() {
-            return Err(FleetError::NoTargets(req.target));
-        }
+        let (selector, targets) = self.resolve_targets(caller, &req.target)?;
         let run = RunId::from_parts(now, random_bytes::<10>()?);
         let mut tenants: Vec<TenantId> = targets.iter().map(|a| a.tenant.clone()).collect();
         tenants.sort();
@@ -327,6 +301,43 @@ impl Controller {
             agents: pairs.into_iter().map(|(a, _)| a).collect(),
             expires_at,
         })
+    }
+
+    /// The agents a target selects among those the caller may act on (not revoked); a caller
+    /// scoped to a tenant is confined to it. Refused when it selects none.
+    pub(crate) fn resolve_targets(
+        &self,
+        caller: &Caller,
+        target: &str,
+    ) -> Result<(Selector, Vec<AgentRecord>), FleetError> {
+        let mut selector = Selector::parse(target)?;
+        match (&selector.tenant, caller.scope.tenant()) {
+            (Some(t), _) => covers(caller, t)?,
+            (None, Some(own)) => {
+                selector.tenant =
+                    Some(TenantId::new(own).map_err(|e| FleetError::Internal(e.to_string()))?);
+            }
+            (None, None) => {}
+        }
+        let targets: Vec<AgentRecord> = self
+            .store
+            .agents(selector.tenant.as_ref())?
+            .into_iter()
+            .filter(|a| a.revoked_at.is_none() && caller.scope.covers(a.tenant.as_str()))
+            .filter(|a| {
+                selector.matches(&Candidate {
+                    agent: a.id.as_str(),
+                    tenant: a.tenant.as_str(),
+                    hostname: &a.hostname,
+                    os: &a.os,
+                    tags: &a.tags,
+                })
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err(FleetError::NoTargets(target.to_string()));
+        }
+        Ok((selector, targets))
     }
 
     /// Publish the run's command to each of `agents`, then record the sends.
@@ -552,6 +563,34 @@ impl Controller {
     /// commit and one audit flush per batch is what lets ingest keep up with a fleet: per result
     /// they took about 3 flushes, ~100 results/s on this machine (docs/PERFORMANCE.md).
     pub fn take_results(&self, batch: &[(&str, &[u8])]) -> Result<Vec<Stored>, FleetError> {
+        // Deploy reports share the stream (and its one consumer) with run results.
+        let suffix = format!(".{}", warden_fleet_wire::desired::DEPLOY_SUBJECT_SUFFIX);
+        if batch.iter().any(|(subject, _)| subject.ends_with(&suffix)) {
+            let (deploys, runs): (Vec<_>, Vec<_>) = batch
+                .iter()
+                .enumerate()
+                .partition(|(_, (subject, _))| subject.ends_with(&suffix));
+            let deploy_items: Vec<(&str, &[u8])> = deploys.iter().map(|(_, m)| **m).collect();
+            let changed = self.take_deploy_reports(&deploy_items)?;
+            let run_items: Vec<(&str, &[u8])> = runs.iter().map(|(_, m)| **m).collect();
+            let stored = if run_items.is_empty() {
+                Vec::new()
+            } else {
+                self.take_results(&run_items)?
+            };
+            let mut out = vec![Stored::NotTargeted; batch.len()];
+            for ((i, _), changed) in deploys.iter().zip(changed) {
+                out[*i] = if changed {
+                    Stored::New
+                } else {
+                    Stored::Duplicate
+                };
+            }
+            for ((i, _), stored) in runs.iter().zip(stored) {
+                out[*i] = stored;
+            }
+            return Ok(out);
+        }
         let mut audits = Vec::new();
         // What each message is: dropped now (`None`), or a result to store (its index).
         let mut valid = Vec::new();

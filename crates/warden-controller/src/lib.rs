@@ -8,6 +8,7 @@
 //!
 //! - [`controller`]: the core every adapter calls; scope checks and audit live there.
 //! - [`store`]: the store seam and the embedded SQLite store.
+//! - [`distribution`]: desired state (`publish`, `status`) and the agents' deploy reports.
 //! - [`presence`], [`runs`], [`target`]: pure, clock-injected rules.
 //! - [`nats`]: connections, the results stream and its one consumer; [`serve`]: the loops.
 //! - [`enrollment`], [`keys`]: enrollment state and the fleet's keys on disk.
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod config;
 pub mod controller;
+pub mod distribution;
 pub mod enrollment;
 pub mod grpc;
 pub mod keys;

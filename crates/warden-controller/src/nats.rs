@@ -13,6 +13,11 @@
 //! - **Results stream** [`RESULTS_STREAM`]: file storage, work-queue retention (a result leaves
 //!   the stream once the controller has stored it and acknowledged it), R1 on one server and R3
 //!   on a cluster, deduplicating on `Nats-Msg-Id` for [`RESULTS_DUPLICATE_WINDOW`].
+//! - **Desired state** (issue 16): the KV bucket `desired` (stream `KV_desired`, one message
+//!   per key, Direct-Get on, RePublish of `$KV.desired.>` to `fleet.desired.>`) and the blob
+//!   stream `FLEET_BLOBS` (`fleet.blob.>`, one message per chunk subject, Direct-Get on); R1 on
+//!   one server, R3 on a cluster, as the results stream. Agents read both by Direct-Get: no
+//!   consumer or watcher per agent.
 //! - **One durable pull consumer** [`RESULTS_CONSUMER`] for the whole fleet, never one per
 //!   agent: several controller processes pulling from it share the work.
 
@@ -112,12 +117,58 @@ pub async fn connect(
     Ok(client)
 }
 
+/// Largest blob stream message: a chunk and room for headers.
+const BLOB_MAX_MESSAGE: usize = warden_fleet_wire::desired::BLOB_CHUNK_BYTES + 4096;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("creating the results stream {RESULTS_STREAM}: {0}")]
     Stream(String),
     #[error("creating the results consumer {RESULTS_CONSUMER}: {0}")]
     Consumer(String),
+    #[error("creating the desired-state stream {0}: {1}")]
+    Desired(String, String),
+}
+
+/// The desired-state bucket and the blob stream, created if absent.
+pub async fn distribution_streams(client: &Client, replicas: usize) -> Result<(), SetupError> {
+    use warden_fleet_identity::subjects;
+    let js = jetstream::new(client.clone());
+    let bucket = subjects::DESIRED_BUCKET;
+    let kv = format!("KV_{bucket}");
+    js.get_or_create_stream(stream::Config {
+        name: kv.clone(),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        allow_direct: true,
+        allow_rollup: true,
+        deny_delete: true,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        max_message_size: i32::try_from(warden_fleet_wire::desired::MAX_DESIRED_BYTES)
+            .unwrap_or(i32::MAX),
+        republish: Some(stream::Republish {
+            source: format!("$KV.{bucket}.>"),
+            destination: format!("{}.>", subjects::DESIRED),
+            headers_only: false,
+        }),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| SetupError::Desired(kv, e.to_string()))?;
+    js.get_or_create_stream(stream::Config {
+        name: subjects::BLOBS_STREAM.to_string(),
+        subjects: vec![subjects::blob_stream_subjects()],
+        max_messages_per_subject: 1,
+        allow_direct: true,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        max_message_size: i32::try_from(BLOB_MAX_MESSAGE).unwrap_or(i32::MAX),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| SetupError::Desired(subjects::BLOBS_STREAM.to_string(), e.to_string()))?;
+    Ok(())
 }
 
 /// The results stream and its consumer, created if absent.

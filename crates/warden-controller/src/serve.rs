@@ -163,6 +163,9 @@ pub async fn start(
     let consumer = nats::results_consumer(&client, config.results_replicas)
         .await
         .map_err(|e| FleetError::Nats(e.to_string()))?;
+    nats::distribution_streams(&client, config.results_replicas)
+        .await
+        .map_err(|e| FleetError::Nats(e.to_string()))?;
 
     let mut tasks = Vec::new();
     // Results: one durable pull consumer; ack only what the store has.

@@ -534,3 +534,246 @@ async fn a_controller_restarted_mid_run_loses_nothing_and_resumes_resends() {
         "one re-send, to the quiet agent only"
     );
 }
+
+/// A plugin bundle of `size` component bytes (unsigned: the controller does not judge trust).
+fn plugin_bundle(dir: &std::path::Path, version: &str, size: usize) -> Vec<u8> {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(
+        dir.join("plugin.toml"),
+        format!(
+            "name = \"disk-usage\"\nversion = \"{version}\"\nrole = \"check\"\ncomponent = \"plugin.wasm\"\n"
+        ),
+    )
+    .expect("manifest");
+    let component: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("plugin.wasm"), component).expect("component");
+    warden_bundle::Bundle::from_plugin_dir(dir, 30)
+        .expect("bundle")
+        .to_bytes()
+        .expect("bytes")
+}
+
+fn report(
+    a: &SimAgent,
+    sha256: &str,
+    outcome: warden_fleet_wire::DeployOutcome,
+    at: i64,
+) -> warden_fleet_wire::DeployReport {
+    warden_fleet_wire::DeployReport {
+        v: warden_fleet_wire::WIRE_VERSION,
+        tenant: a.tenant.clone(),
+        agent: a.id.clone(),
+        name: "disk-usage".into(),
+        version: "0.2.0".into(),
+        sha256: sha256.into(),
+        outcome,
+        error: None,
+        at: warden_fleet_wire::UnixMillis(at),
+    }
+}
+
+async fn publish_report(a: &SimAgent, r: &warden_fleet_wire::DeployReport) {
+    let js = async_nats::jetstream::new(a.client.clone());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(warden_fleet_wire::MSG_ID_HEADER, r.msg_id().as_str());
+    js.publish_with_headers(
+        r.nats_subject(),
+        headers,
+        warden_fleet_wire::encode(r).expect("encode").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("PubAck");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_reports() {
+    use tokio_stream::StreamExt as _;
+    use warden_fleet_wire::{DeployOutcome, DeployRefusal, DesiredState, decode};
+    let fleet = Fleet::start().await;
+    let mut agents = Vec::new();
+    for (tenant, name) in [("acme", "db-1"), ("acme", "db-2"), ("globex", "db-3")] {
+        let a = fleet.agent(tenant, name).await;
+        let hb = a_heartbeat(&a);
+        a.send_heartbeat(&hb).await;
+        agents.push(a);
+    }
+    fleet
+        .wait_for("three heartbeats", |p| p.heartbeats >= 3)
+        .await;
+    let mut notice = agents[0]
+        .client
+        .subscribe(warden_fleet_identity::subjects::desired(
+            &agents[0].tenant,
+            &agents[0].id,
+        ))
+        .await
+        .expect("subscribe");
+    agents[0].client.flush().await.expect("flush");
+
+    // Over two chunks; an acme-scoped operator's `*` is acme only.
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 300 * 1024);
+    let sha256 = warden_core::sha256_hex(&bundle);
+    let mut api = fleet.api(ACME_OPERATOR).await;
+    let published = api
+        .publish(pb::PublishRequest {
+            bundle: bundle.clone(),
+            target: "*".into(),
+        })
+        .await
+        .expect("publish")
+        .into_inner();
+    assert_eq!(
+        (published.plugin.as_str(), published.version.as_str()),
+        ("disk-usage", "0.2.0")
+    );
+    assert_eq!(published.sha256, sha256);
+    let mut targeted = published.agents.clone();
+    targeted.sort();
+    let mut acme: Vec<String> = agents[..2].iter().map(|a| a.id.to_string()).collect();
+    acme.sort();
+    assert_eq!(targeted, acme);
+
+    // The agent is told, reads its own document and the blob by Direct-Get, with its own
+    // credentials.
+    let m = tokio::time::timeout(WAIT, notice.next())
+        .await
+        .expect("a notice in time")
+        .expect("open");
+    let noticed: DesiredState = decode(&m.payload).expect("a desired document");
+    let a = &agents[0];
+    let got = a
+        .client
+        .request(
+            warden_fleet_identity::subjects::desired_direct_get(&a.tenant, &a.id),
+            "".into(),
+        )
+        .await
+        .expect("direct get");
+    let doc: DesiredState = decode(&got.payload).expect("a desired document");
+    assert_eq!(doc, noticed);
+    assert_eq!((&doc.tenant, &doc.agent), (&a.tenant, &a.id));
+    assert_eq!(doc.plugins.len(), 1);
+    let item = &doc.plugins[0];
+    assert_eq!(
+        (item.sha256.as_str(), item.size),
+        (sha256.as_str(), bundle.len() as u64)
+    );
+    assert_eq!(item.chunks(), 2);
+    let mut fetched = Vec::new();
+    for n in 0..item.chunks() {
+        let chunk = a
+            .client
+            .request(
+                warden_fleet_identity::subjects::blob_direct_get(&a.tenant, &sha256, n),
+                "".into(),
+            )
+            .await
+            .expect("chunk");
+        fetched.extend_from_slice(&chunk.payload);
+    }
+    assert_eq!(fetched, bundle, "the blob is the bundle, byte for byte");
+
+    // Reports: one installed (twice: a redelivery changes nothing), one refused; the status
+    // says 1 of 2, who refused and why; the globex agent is not targeted.
+    let before = fleet.progress().results;
+    publish_report(
+        &agents[0],
+        &report(&agents[0], &sha256, DeployOutcome::Installed, 10),
+    )
+    .await;
+    publish_report(
+        &agents[1],
+        &report(
+            &agents[1],
+            &sha256,
+            DeployOutcome::Refused {
+                reason: DeployRefusal::Untrusted,
+            },
+            11,
+        ),
+    )
+    .await;
+    let mut again = report(&agents[0], &sha256, DeployOutcome::Installed, 10);
+    again.error = Some("a copy".into());
+    // Another msg id (the stream's window would drop the same one): the store keeps one.
+    let js = async_nats::jetstream::new(agents[0].client.clone());
+    js.publish(
+        again.nats_subject(),
+        warden_fleet_wire::encode(&again).expect("encode").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("PubAck");
+    fleet
+        .wait_for("three reports", |p| p.results >= before + 3)
+        .await;
+    let status = fleet
+        .api(NOC_VIEWER)
+        .await
+        .deploy_status(pb::DeployStatusRequest {
+            plugin: "disk-usage".into(),
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.agents.len(), 2);
+    let row = |id: &warden_fleet_identity::AgentId| {
+        status
+            .agents
+            .iter()
+            .find(|r| r.agent == id.as_str())
+            .expect("a row")
+            .clone()
+    };
+    let installed = row(&agents[0].id);
+    assert_eq!(
+        (installed.state.as_str(), installed.error.as_str()),
+        ("installed", "")
+    );
+    let refused = row(&agents[1].id);
+    assert_eq!(
+        (refused.state.as_str(), refused.reason.as_str()),
+        ("refused", "untrusted")
+    );
+
+    // A viewer may not publish; an acme-scoped token may not target globex.
+    let denied = fleet
+        .api(NOC_VIEWER)
+        .await
+        .publish(pb::PublishRequest {
+            bundle: bundle.clone(),
+            target: "*".into(),
+        })
+        .await
+        .expect_err("a viewer publishes");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = api
+        .publish(pb::PublishRequest {
+            bundle,
+            target: "tenant=globex".into(),
+        })
+        .await
+        .expect_err("acme publishes to globex");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    assert_eq!(audit.matches("\"fleet.publish\"").count(), 1);
+    assert_eq!(audit.matches("\"fleet.deploy-report\"").count(), 2);
+}
+
+fn a_heartbeat(a: &SimAgent) -> warden_fleet_wire::Heartbeat {
+    let mut hb = warden_fleet_wire::Heartbeat::new(
+        a.tenant.clone(),
+        a.id.clone(),
+        warden_fleet_wire::UnixMillis::now(),
+        1,
+        INTERVAL_MS,
+    );
+    hb.os = "linux".into();
+    hb.hostname = "host".into();
+    hb.agent_version = "0.1.0".into();
+    hb
+}

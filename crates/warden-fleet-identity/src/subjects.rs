@@ -8,8 +8,10 @@
 //! | `fleet.res.<t>.<a>` and `fleet.res.<t>.<a>.>` | the agent (JetStream publish, PubAck) | the results stream |
 //! | `fleet.hb.<t>.<a>` | the agent | controller |
 //! | `fleet.evt.<t>.<a>` and `fleet.evt.<t>.<a>.>` | the agent | controller (or a stream) |
-//! | `fleet.desired.<t>.>` | KV RePublish of bucket `desired` | every agent of `<t>` |
-//! | `$JS.API.DIRECT.GET.KV_desired.$KV.desired.<t>.>` | the agent (Direct-Get on connect) | the bucket's stream |
+//! | `fleet.desired.<t>.<a>` | KV RePublish of bucket `desired` (key `<t>.<a>`) | the agent |
+//! | `$JS.API.DIRECT.GET.KV_desired.$KV.desired.<t>.<a>` | the agent (Direct-Get of its own key) | the bucket's stream |
+//! | `fleet.blob.<t>.<sha256>.<n>` | controller (chunks of a signed bundle) | stream `FLEET_BLOBS` |
+//! | `$JS.API.DIRECT.GET.FLEET_BLOBS.fleet.blob.<t>.>` | the agent (Direct-Get of a chunk) | the blob stream |
 //! | `_INBOX.<a>.>` | the server (replies: PubAcks, Direct-Get answers) | the agent |
 //!
 //! The agent must set its client's inbox prefix to [`inbox_prefix`]: the default `_INBOX.>`
@@ -26,6 +28,9 @@ pub const RESULTS: &str = "fleet.res";
 pub const HEARTBEATS: &str = "fleet.hb";
 pub const EVENTS: &str = "fleet.evt";
 pub const DESIRED: &str = "fleet.desired";
+pub const BLOBS: &str = "fleet.blob";
+/// The stream holding the blobs (chunks of signed bundles), one message per chunk subject.
+pub const BLOBS_STREAM: &str = "FLEET_BLOBS";
 /// The KV bucket holding the desired state; its stream is `KV_desired`, its keys
 /// `<tenant>.<...>`, and it RePublishes `$KV.desired.>` to `fleet.desired.>`.
 pub const DESIRED_BUCKET: &str = "desired";
@@ -56,15 +61,37 @@ pub fn event(tenant: &TenantId, agent: &AgentId) -> String {
     format!("{EVENTS}.{tenant}.{agent}")
 }
 
-/// Every desired-state announcement of the tenant.
-pub fn desired(tenant: &TenantId) -> String {
-    format!("{DESIRED}.{tenant}.>")
+/// The agent's desired-state notices (the RePublish of its own key).
+pub fn desired(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{DESIRED}.{tenant}.{agent}")
 }
 
-/// The Direct-Get (last message) of a desired-state key of the tenant; `key` is the rest of the
-/// KV key after `<tenant>.`.
-pub fn desired_direct_get(tenant: &TenantId, key: &str) -> String {
-    format!("{}.{tenant}.{key}", desired_direct_get_root())
+/// The Direct-Get (last message) of the agent's own desired-state key `<tenant>.<agent>`.
+pub fn desired_direct_get(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{}.{tenant}.{agent}", desired_direct_get_root())
+}
+
+/// Chunk `n` (from 0) of the blob with digest `sha256`, stored for `tenant`.
+pub fn blob_chunk(tenant: &TenantId, sha256: &str, n: u32) -> String {
+    format!("{BLOBS}.{tenant}.{sha256}.{n}")
+}
+
+/// Every chunk subject of the blob stream.
+pub fn blob_stream_subjects() -> String {
+    format!("{BLOBS}.>")
+}
+
+/// The Direct-Get (last message) of a blob chunk.
+pub fn blob_direct_get(tenant: &TenantId, sha256: &str, n: u32) -> String {
+    format!(
+        "{}.{}",
+        blob_direct_get_root(),
+        blob_chunk(tenant, sha256, n)
+    )
+}
+
+fn blob_direct_get_root() -> String {
+    format!("$JS.API.DIRECT.GET.{BLOBS_STREAM}")
 }
 
 /// The agent's reply inbox prefix (`async_nats::ConnectOptions::custom_inbox_prefix`).
@@ -96,6 +123,11 @@ pub(crate) fn shared_subjects() -> Vec<(&'static str, String, Flow)> {
         ("heartbeats", HEARTBEATS.to_string(), Flow::ToFleet),
         ("events", EVENTS.to_string(), Flow::ToFleet),
         ("desired-get", desired_direct_get_root(), Flow::ToFleet),
+        (
+            "blob-get",
+            format!("{}.{BLOBS}", blob_direct_get_root()),
+            Flow::ToFleet,
+        ),
     ]
 }
 
@@ -113,12 +145,15 @@ pub(crate) fn agent_template(tenant: &TenantId) -> UserPermissionLimits {
                     own(HEARTBEATS),
                     own(EVENTS),
                     format!("{}.>", own(EVENTS)),
-                    format!("{}.{tenant}.>", desired_direct_get_root()),
+                    // Its own desired document only; blobs of its tenant (a blob is a signed
+                    // bundle any agent of the tenant may be sent, named by its digest).
+                    format!("{}.{tenant}.{AGENT}", desired_direct_get_root()),
+                    format!("{}.{BLOBS}.{tenant}.>", blob_direct_get_root()),
                 ],
                 deny: Vec::new(),
             },
             subscribe: Permission {
-                allow: vec![own(COMMANDS), desired(tenant), format!("_INBOX.{AGENT}.>")],
+                allow: vec![own(COMMANDS), own(DESIRED), format!("_INBOX.{AGENT}.>")],
                 deny: Vec::new(),
             },
             response: None,
@@ -144,10 +179,14 @@ mod tests {
         assert_eq!(command(&t, &a), format!("fleet.cmd.acme.{a}"));
         assert_eq!(result(&t, &a), format!("fleet.res.acme.{a}"));
         assert_eq!(heartbeat(&t, &a), format!("fleet.hb.acme.{a}"));
-        assert_eq!(desired(&t), "fleet.desired.acme.>");
+        assert_eq!(desired(&t, &a), format!("fleet.desired.acme.{a}"));
         assert_eq!(
-            desired_direct_get(&t, "config"),
-            "$JS.API.DIRECT.GET.KV_desired.$KV.desired.acme.config"
+            desired_direct_get(&t, &a),
+            format!("$JS.API.DIRECT.GET.KV_desired.$KV.desired.acme.{a}")
+        );
+        assert_eq!(
+            blob_direct_get(&t, "ab", 3),
+            "$JS.API.DIRECT.GET.FLEET_BLOBS.fleet.blob.acme.ab.3"
         );
         let template = agent_template(&t);
         let all: Vec<&String> = template

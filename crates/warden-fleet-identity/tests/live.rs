@@ -348,18 +348,20 @@ async fn an_agent_reads_its_own_commands_only_and_publishes_only_as_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenant_reads_only_its_own_announcements() {
+async fn an_agent_reads_only_its_own_desired_state_and_its_tenants_blobs() {
     let mut fleet = Fleet::start();
     let (acme, globex) = (fleet.acme.clone(), fleet.globex.clone());
     let (key_x, jwt_x) = fleet.enroll(&acme, "acme-host");
+    let (key_w, jwt_w) = fleet.enroll(&acme, "acme-neighbour");
     let (key_y, jwt_y) = fleet.enroll(&globex, "globex-host");
+    let (x_id, w_id, y_id) = (key_x.id(), key_w.id(), key_y.id());
     let url = fleet.nats.url(0);
     let controller = fleet.controller().await;
     let mut heartbeats = controller.subscribe("fleet.hb.>").await.expect("sub");
     controller_round_trip(&controller).await;
     let js = async_nats::jetstream::new(controller.clone());
-    // The desired-state bucket as the controller will keep it: a KV stream that RePublishes
-    // every put to the plain announcement subjects, with Direct-Get on.
+    // The desired-state bucket as the controller keeps it: a KV stream that RePublishes every
+    // put to the plain notice subjects, with Direct-Get on; and the blob stream.
     let bucket = subjects::DESIRED_BUCKET;
     js.create_stream(async_nats::jetstream::stream::Config {
         name: format!("KV_{bucket}"),
@@ -375,32 +377,55 @@ async fn a_tenant_reads_only_its_own_announcements() {
     })
     .await
     .expect("desired bucket");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: subjects::BLOBS_STREAM.into(),
+        subjects: vec![subjects::blob_stream_subjects()],
+        max_messages_per_subject: 1,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .expect("blob stream");
 
     let mut x = Agent::connect(&url, &key_x, &jwt_x)
         .await
         .expect("X connects");
+    let w = Agent::connect(&url, &key_w, &jwt_w)
+        .await
+        .expect("W connects");
     let y = Agent::connect(&url, &key_y, &jwt_y)
         .await
         .expect("Y connects");
     let mut x_own = x
         .client
-        .subscribe(subjects::desired(&acme))
+        .subscribe(subjects::desired(&acme, &x_id))
+        .await
+        .expect("sub");
+    let mut w_own = w
+        .client
+        .subscribe(subjects::desired(&acme, &w_id))
         .await
         .expect("sub");
     let mut y_own = y
         .client
-        .subscribe(subjects::desired(&globex))
+        .subscribe(subjects::desired(&globex, &y_id))
         .await
         .expect("sub");
     sync_agents(
         &mut heartbeats,
         &[
-            (&x, subjects::heartbeat(&acme, &key_x.id())),
-            (&y, subjects::heartbeat(&globex, &key_y.id())),
+            (&x, subjects::heartbeat(&acme, &x_id)),
+            (&w, subjects::heartbeat(&acme, &w_id)),
+            (&y, subjects::heartbeat(&globex, &y_id)),
         ],
     )
     .await;
-    let forbidden = [subjects::desired(&globex), "fleet.desired.>".to_string()];
+    let forbidden = [
+        subjects::desired(&acme, &w_id),
+        subjects::desired(&globex, &y_id),
+        format!("{}.acme.>", subjects::DESIRED),
+        "fleet.desired.>".to_string(),
+    ];
     let mut snoops = Vec::new();
     for subject in &forbidden {
         snoops.push(
@@ -415,8 +440,12 @@ async fn a_tenant_reads_only_its_own_announcements() {
         .await;
     }
 
-    for (tenant, value) in [(&globex, "globex-v1"), (&acme, "acme-v1")] {
-        js.publish(format!("$KV.{bucket}.{tenant}.config"), value.into())
+    for (tenant, agent, value) in [
+        (&globex, &y_id, "y-v1"),
+        (&acme, &w_id, "w-v1"),
+        (&acme, &x_id, "x-v1"),
+    ] {
+        js.publish(format!("$KV.{bucket}.{tenant}.{agent}"), value.into())
             .await
             .expect("put")
             .await
@@ -424,35 +453,73 @@ async fn a_tenant_reads_only_its_own_announcements() {
     }
     assert_eq!(
         next_payload(&mut y_own).await,
-        (
-            "fleet.desired.globex.config".to_string(),
-            "globex-v1".to_string()
-        )
+        (subjects::desired(&globex, &y_id), "y-v1".to_string())
     );
     assert_eq!(
+        next_payload(&mut w_own).await,
+        (subjects::desired(&acme, &w_id), "w-v1".to_string())
+    );
+    // X's own notice comes last (NATS keeps order per connection): had a snoop been let
+    // through, W's and Y's notices would be in it by now.
+    assert_eq!(
         next_payload(&mut x_own).await,
-        (
-            "fleet.desired.acme.config".to_string(),
-            "acme-v1".to_string()
-        )
+        (subjects::desired(&acme, &x_id), "x-v1".to_string())
     );
     for (subject, snoop) in forbidden.iter().zip(&mut snoops) {
         assert_eq!(already_delivered(snoop), None, "X read through {subject}");
     }
 
-    // Direct-Get on connect: its own tenant's key answers, the other tenant's is refused.
+    // Direct-Get: its own key answers; its neighbour's and another tenant's are refused.
     let own = x
         .client
-        .request(subjects::desired_direct_get(&acme, "config"), "".into())
+        .request(subjects::desired_direct_get(&acme, &x_id), "".into())
         .await
-        .expect("X reads its tenant's desired state");
-    assert_eq!(own.payload.as_ref(), b"acme-v1");
-    let other = x
+        .expect("X reads its own desired state");
+    assert_eq!(own.payload.as_ref(), b"x-v1");
+    for (tenant, agent) in [(&acme, &w_id), (&globex, &y_id)] {
+        let other = x
+            .client
+            .request(subjects::desired_direct_get(tenant, agent), "".into())
+            .await;
+        assert!(other.is_err(), "X read {agent}'s desired state: {other:?}");
+        x.expect_server_error("Permissions Violation for Publish to \"$JS.API.DIRECT.GET")
+            .await;
+    }
+
+    // Blobs: a chunk of its tenant answers, the same digest stored for another tenant does not.
+    let digest = "ab".repeat(32);
+    for (tenant, value) in [(&acme, "acme-chunk"), (&globex, "globex-chunk")] {
+        js.publish(subjects::blob_chunk(tenant, &digest, 0), value.into())
+            .await
+            .expect("put")
+            .await
+            .expect("stored");
+    }
+    let chunk = x
         .client
-        .request(subjects::desired_direct_get(&globex, "config"), "".into())
+        .request(subjects::blob_direct_get(&acme, &digest, 0), "".into())
+        .await
+        .expect("X reads its tenant's blob");
+    assert_eq!(chunk.payload.as_ref(), b"acme-chunk");
+    let theirs = x
+        .client
+        .request(subjects::blob_direct_get(&globex, &digest, 0), "".into())
         .await;
-    assert!(other.is_err(), "X read globex's desired state: {other:?}");
+    assert!(theirs.is_err(), "X read globex's blob: {theirs:?}");
     x.expect_server_error("Permissions Violation for Publish to \"$JS.API.DIRECT.GET")
+        .await;
+    // Nor may it write a blob or a desired document (only the controller's account does).
+    x.client
+        .publish(subjects::blob_chunk(&acme, &digest, 1), "forged".into())
+        .await
+        .expect("publish");
+    x.expect_server_error("Permissions Violation for Publish to \"fleet.blob.")
+        .await;
+    x.client
+        .publish(format!("$KV.{bucket}.acme.{x_id}"), "forged".into())
+        .await
+        .expect("publish");
+    x.expect_server_error("Permissions Violation for Publish to \"$KV.")
         .await;
 }
 

@@ -8,6 +8,8 @@
 //! | [`RunResult`] | `fleet.res.<t>.<a>` | JetStream publish into the results stream, retried until PubAck | `<run>.<agent>` (final), `<run>.<agent>.running` |
 //! | [`Heartbeat`] | `fleet.hb.<t>.<a>` | core NATS, every `interval_ms` | - |
 //! | [`AgentEvent`] | `fleet.evt.<t>.<a>` | core NATS from the agent's outbox, re-sent until the controller has it | `<agent>.evt.<seq>` |
+//! | [`DesiredState`] | KV `desired`, key `<t>.<a>`, RePublished to `fleet.desired.<t>.<a>` | Direct-Get by the agent | - |
+//! | [`DeployReport`] | `fleet.res.<t>.<a>.deploy` | JetStream publish from the agent's outbox | `<agent>.deploy.<sha256>.<outcome>` |
 //!
 //! Delivery is at least once on every path; execution is exactly once because the agent keeps a
 //! ledger of run ids (until [`Command::keep_in_ledger_until`]) and the controller stores one
@@ -19,6 +21,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod desired;
 pub mod event;
 pub mod heartbeat;
 pub mod result;
@@ -27,6 +30,9 @@ pub mod time;
 
 pub use codec::{Malformed, Message, WireError, decode, encode, one_line};
 pub use command::{Bundle, Command, CommandKind, CommandRefusal, RunRunbook, peek_run};
+pub use desired::{
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, desired_key,
+};
 pub use event::{AgentEvent, EventKind};
 pub use heartbeat::{Heartbeat, PluginInfo};
 pub use result::{RefusalReason, RunResult, RunStatus, StepStatus, StepSummary, result_msg_id};

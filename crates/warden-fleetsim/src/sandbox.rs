@@ -12,11 +12,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, oneshot, watch};
 use warden_agent::PluginManager;
 use warden_agent::fleet::seam::BoxFuture;
-use warden_agent::fleet::{FleetAgent, FleetRun, Inventory, RunEnd, RunOutcome, RunRefused};
+use warden_agent::fleet::{
+    FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd, RunOutcome, RunRefused,
+};
 use warden_core::report::CheckStatus;
 use warden_core::{Invocation, Output, RunRequest, SitePolicy};
 use warden_fleet_identity::AgentId;
-use warden_fleet_wire::{PluginInfo, RefusalReason, RunId, StepStatus, StepSummary, UnixMillis};
+use warden_fleet_wire::{
+    DeployRefusal, PluginInfo, RefusalReason, RunId, StepStatus, StepSummary, UnixMillis,
+};
 
 /// The runbook name the simulated agents answer to; any other is refused as untrusted, as a
 /// real agent refuses a runbook it does not have installed signed.
@@ -204,5 +208,14 @@ impl FleetAgent for SimAgent {
             plugins: vec![self.sandbox.plugin.clone()],
             open_incidents: 0,
         }
+    }
+
+    /// Simulated agents share one plugin store, so one agent's install would be everyone's:
+    /// they refuse desired state (not yet simulated; docs/FLEET.md, "Distribution").
+    fn install(&self, _bundle: &[u8], _source: &str) -> Result<Installed, InstallRefused> {
+        Err(InstallRefused::new(
+            DeployRefusal::Invalid,
+            "a simulated agent installs nothing",
+        ))
     }
 }

@@ -101,6 +101,17 @@ pub enum FleetCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Make a signed plugin bundle the desired version on a target; the agents fetch it,
+    /// verify it against their own trust policy, install it and report.
+    Publish {
+        bundle: PathBuf,
+        /// Which agents: `tenant=acme,role=db,os=linux`, or `*` for all you may see.
+        #[arg(long)]
+        target: String,
+    },
+    /// N of M targeted agents on a plugin's desired version; who refused and why, who has
+    /// not reported. Exits 0 when all are on it, 1 otherwise.
+    Status { plugin: String },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -338,6 +349,91 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                 last.ok_or_else(|| anyhow!("the controller closed the watch without a view"))?;
             print_run(cx, &view)?;
             Ok(run_exit(&view))
+        }
+        FleetCommand::Publish { bundle, target } => {
+            let bytes = std::fs::read(&bundle)
+                .with_context(|| format!("cannot read {}", bundle.display()))?;
+            let published = client
+                .publish(pb::PublishRequest {
+                    bundle: bytes,
+                    target,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&serde_json::json!({ "published": published }))?;
+            } else {
+                println!(
+                    "{} {} (sha256 {}) desired on {} agents",
+                    inert(&published.plugin),
+                    inert(&published.version),
+                    short(&published.sha256),
+                    published.agents.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetCommand::Status { plugin } => {
+            let status = client
+                .deploy_status(pb::DeployStatusRequest { plugin })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let installed = status
+                .agents
+                .iter()
+                .filter(|a| a.state == "installed")
+                .count();
+            let all = installed == status.agents.len();
+            if cx.json {
+                print_json(&serde_json::json!({
+                    "status": {
+                        "plugin": status.plugin,
+                        "installed": installed,
+                        "targeted": status.agents.len(),
+                        "agents": status.agents,
+                    }
+                }))?;
+            } else {
+                println!(
+                    "{}: {installed} of {} agents on the desired version",
+                    inert(&status.plugin),
+                    status.agents.len()
+                );
+                let rows: Vec<Vec<String>> = status
+                    .agents
+                    .iter()
+                    .map(|a| {
+                        let state = if a.reason.is_empty() {
+                            a.state.clone()
+                        } else {
+                            format!("{} ({})", a.state, inert(&a.reason))
+                        };
+                        vec![
+                            short(&a.agent),
+                            a.tenant.clone(),
+                            inert(&a.version).into_owned(),
+                            state,
+                            if a.reported_at == 0 {
+                                "-".into()
+                            } else {
+                                ago(a.reported_at)
+                            },
+                            inert(&a.error).into_owned(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["AGENT", "TENANT", "VERSION", "STATE", "REPORTED", "ERROR"],
+                    &rows,
+                );
+            }
+            Ok(if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         FleetCommand::Show { run_id } => {
             let view = client

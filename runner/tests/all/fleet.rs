@@ -30,7 +30,7 @@ use warden_proto::fleet as pb;
 use crate::daemon::{Agent, sleepy_runbook};
 
 /// Bound on every wait for something that should happen.
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 const STREAM: &str = "RESULTS";
 
 pub(crate) const RUNBOOK: &str = r#"
@@ -123,14 +123,14 @@ impl pb::enrollment_server::Enrollment for Enroller {
 
 /// A NATS server in operator mode, the controller's client, the results stream, one enrolled
 /// agent's credentials and a publisher key the agent trusts.
-struct Fleet {
-    nats: Nats,
+pub(crate) struct Fleet {
+    pub(crate) nats: Nats,
     authority: Arc<Mutex<FleetAuthority>>,
-    acme: TenantId,
-    controller: async_nats::Client,
-    keys: tempfile::TempDir,
+    pub(crate) acme: TenantId,
+    pub(crate) controller: async_nats::Client,
+    pub(crate) keys: tempfile::TempDir,
     creds: PathBuf,
-    agent_id: AgentId,
+    pub(crate) agent_id: AgentId,
 }
 
 fn warden(args: &[&str], data: &Path) -> std::process::Output {
@@ -142,7 +142,7 @@ fn warden(args: &[&str], data: &Path) -> std::process::Output {
         .expect("warden runs")
 }
 
-fn ok(out: std::process::Output) -> String {
+pub(crate) fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
         "{}",
@@ -152,7 +152,7 @@ fn ok(out: std::process::Output) -> String {
 }
 
 impl Fleet {
-    async fn start() -> Fleet {
+    pub(crate) async fn start() -> Fleet {
         let mut authority = FleetAuthority::generate();
         let acme = TenantId::new("acme").expect("tenant");
         authority.add_tenant(&acme).expect("acme");
@@ -222,7 +222,7 @@ impl Fleet {
     }
 
     /// An agent of this fleet, with `fleet-hello` installed signed by the trusted publisher.
-    fn agent(&self) -> Agent {
+    pub(crate) fn agent(&self) -> Agent {
         self.agent_with(&[], "")
     }
 
@@ -286,7 +286,7 @@ impl Fleet {
         std::fs::read(out).expect("bundle")
     }
 
-    fn command(&self, spec: RunRunbook) -> Command {
+    pub(crate) fn command(&self, spec: RunRunbook) -> Command {
         let now = UnixMillis::now();
         let mut random = [0u8; 10];
         getrandom_fill(&mut random);
@@ -300,7 +300,7 @@ impl Fleet {
         )
     }
 
-    async fn send(&self, command: &Command) {
+    pub(crate) async fn send(&self, command: &Command) {
         self.controller
             .publish(
                 subjects::command(&self.acme, &self.agent_id),
@@ -312,7 +312,7 @@ impl Fleet {
     }
 
     /// Every result the agent publishes (core subscription: duplicates included).
-    async fn result_copies(&self) -> async_nats::Subscriber {
+    pub(crate) async fn result_copies(&self) -> async_nats::Subscriber {
         let sub = self
             .controller
             .subscribe(subjects::result(&self.acme, &self.agent_id))
@@ -322,7 +322,7 @@ impl Fleet {
         sub
     }
 
-    async fn heartbeats(&self) -> async_nats::Subscriber {
+    pub(crate) async fn heartbeats(&self) -> async_nats::Subscriber {
         let sub = self
             .controller
             .subscribe(subjects::heartbeat(&self.acme, &self.agent_id))
@@ -375,7 +375,7 @@ async fn create_stream(controller: &async_nats::Client) {
 }
 
 /// A JetStream API round trip: the server has processed everything sent before.
-async fn round_trip(client: &async_nats::Client) {
+pub(crate) async fn round_trip(client: &async_nats::Client) {
     jetstream::new(client.clone())
         .query_account()
         .await
@@ -491,7 +491,7 @@ async fn enroll(
     AgentId::new(printed["agent"].as_str().expect("agent").to_string()).expect("agent id")
 }
 
-async fn next<T>(
+pub(crate) async fn next<T>(
     sub: &mut async_nats::Subscriber,
     what: &str,
     decode_as: fn(&[u8]) -> Option<T>,
@@ -509,7 +509,10 @@ async fn next<T>(
 }
 
 /// The next result of `run` whose status is final, with its `Nats-Msg-Id`.
-async fn final_result(sub: &mut async_nats::Subscriber, run: &RunId) -> (String, RunResult) {
+pub(crate) async fn final_result(
+    sub: &mut async_nats::Subscriber,
+    run: &RunId,
+) -> (String, RunResult) {
     loop {
         let (message, result) = next(sub, "a result", |b| decode::<RunResult>(b).ok()).await;
         if &result.run == run && result.status.is_final() {
@@ -543,7 +546,7 @@ fn refusals(agent: &Agent, reason: &str) -> usize {
 }
 
 /// The agent is connected and subscribed: a heartbeat arrived after its subscription.
-async fn first_heartbeat(hb: &mut async_nats::Subscriber) -> Heartbeat {
+pub(crate) async fn first_heartbeat(hb: &mut async_nats::Subscriber) -> Heartbeat {
     next(hb, "a heartbeat", |b| decode::<Heartbeat>(b).ok())
         .await
         .1
@@ -789,7 +792,7 @@ fn outbox_ids(state: &Path) -> Vec<String> {
 }
 
 /// Poll a condition on files another thread writes, bounded by [`WAIT`].
-async fn wait_until(mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(mut condition: impl FnMut() -> bool) {
     tokio::time::timeout(WAIT, async {
         while !condition() {
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,5 +1,6 @@
 //! The `warden` binary's tests, in one test binary: the author kit (`author`), the command line
-//! (`cli`, `cli_output`), the agent's fleet link (`fleet`: real nats-server in operator mode), the
+//! (`cli`, `cli_output`), the agent's fleet link (`fleet`: real nats-server in operator mode; `fleet_dist`: its desired
+//! state against a compromised controller), the
 //! whole fleet (`fleet_e2e`: nats-server, controller and agents as processes; `fleet_scale`: 1,000
 //! simulated agents on a 3-node cluster) and the agent (`daemon`: in-process on port 0, and a
 //! spawned binary for signals and crashes). `common` holds what several of them use.
@@ -10,5 +11,6 @@ mod cli_output;
 mod common;
 mod daemon;
 mod fleet;
+mod fleet_dist;
 mod fleet_e2e;
 mod fleet_scale;

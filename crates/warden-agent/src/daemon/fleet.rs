@@ -15,11 +15,15 @@ use super::events::RunEventKind;
 use super::runs::TriggerError;
 use super::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
 use crate::fleet::seam::{
-    BoxFuture, FleetAgent, FleetRun, Inventory, RunEnd, RunOutcome, RunRefused,
+    BoxFuture, FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd, RunOutcome,
+    RunRefused,
 };
+use crate::install::InstallError;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use warden_bundle::trust::TrustError;
 use warden_core::RunStatus;
+use warden_fleet_wire::DeployRefusal;
 use warden_fleet_wire::{PluginInfo, RefusalReason, StepStatus, StepSummary, UnixMillis};
 use warden_runbook::engine::StepStatus as EngineStepStatus;
 use warden_runbook::source::{self, RunbookSourceError};
@@ -217,6 +221,32 @@ impl FleetAgent for DaemonFleetAgent {
         Inventory {
             plugins,
             open_incidents: u32::try_from(open_incidents).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn install(&self, bundle: &[u8], source: &str) -> Result<Installed, InstallRefused> {
+        match self.state.runner.install_bundle_bytes(bundle, source) {
+            Ok(report) => Ok(Installed {
+                name: report.plugin.manifest.name.clone(),
+                version: report.plugin.manifest.version.to_string(),
+            }),
+            Err(e) => Err(InstallRefused::new(deploy_refusal(&e), e.to_string())),
+        }
+    }
+}
+
+/// The report's reason for an install the agent's one install path refused.
+fn deploy_refusal(e: &InstallError) -> DeployRefusal {
+    match e {
+        InstallError::Refused(TrustError::Rollback { .. }) => DeployRefusal::Rollback,
+        InstallError::Refused(_) | InstallError::DirectoryNeedsDevelopmentMode => {
+            DeployRefusal::Untrusted
+        }
+        InstallError::Bundle(_) | InstallError::Manifest(_) | InstallError::Rejected(_) => {
+            DeployRefusal::Invalid
+        }
+        InstallError::Store(_) | InstallError::HighWater(_) | InstallError::Audit(_) => {
+            DeployRefusal::AgentError
         }
     }
 }

@@ -1,7 +1,8 @@
 //! [`FleetLink`]: one agent identity's connection to the fleet. It connects with the agent's
 //! credentials (inbox prefix `_INBOX.<agent>`, so it reads only its own replies), subscribes to
-//! its command subject, and runs four tasks: commands, the outbox publisher, heartbeats and
-//! (for the daemon) the automation events. It starts even when no server is reachable: the
+//! its command subject and its desired-state notices, and runs five tasks: commands, desired
+//! state ([`converge`]), the outbox publisher, heartbeats and (for the daemon) the automation
+//! events. It starts even when no server is reachable: the
 //! client keeps trying, commands wait for a connection, results wait in the outbox.
 //!
 //! Everything it needs comes in: the identity, the state file, the agent behind the
@@ -13,7 +14,7 @@ use super::heartbeat::{self, HeartbeatSettings};
 use super::identity::FleetIdentity;
 use super::seam::FleetAgent;
 use super::store::{FleetStore, StoreError};
-use super::{commands, events, publisher};
+use super::{commands, converge, events, publisher};
 use crate::daemon::events::AgentEvent as DaemonEvent;
 use async_nats::{ConnectOptions, Event};
 use serde_json::json;
@@ -148,6 +149,11 @@ impl FleetLink {
             .subscribe(subject.clone())
             .await
             .map_err(|e| LinkError::Nats(format!("subscribing {subject}: {e}")))?;
+        let desired = subjects::desired(&core.identity.tenant, &agent);
+        let notices = client
+            .subscribe(desired.clone())
+            .await
+            .map_err(|e| LinkError::Nats(format!("subscribing {desired}: {e}")))?;
         core.audit(
             "fleet.link-started",
             json!({ "urls": self.settings.urls, "tls": self.settings.tls }),
@@ -159,6 +165,13 @@ impl FleetLink {
             tokio::spawn(publisher::run(
                 core.clone(),
                 client.clone(),
+                connected.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(converge::run(
+                core.clone(),
+                client.clone(),
+                notices,
                 connected.clone(),
                 stop_rx.clone(),
             )),

@@ -8,11 +8,16 @@
 //! survive restarts and days offline, published in order, retried until the server has them).
 //! docs/FLEET.md, "Agent side", has the whole story.
 //!
+//! Desired state ([`converge`], issue 16): on connect and on each notice of its own key the
+//! link reads its desired document, fetches missing bundles by digest, installs them through
+//! the agent's one install path and reports each item through the outbox.
+//!
 //! Wire-free of the gRPC adapter: enrollment (the controller's gRPC API) lives in
 //! `grpc/enroll_client.rs`; this module speaks only NATS and `warden-fleet-wire`.
 
 mod commands;
 pub mod config;
+mod converge;
 mod core;
 mod events;
 pub mod heartbeat;
@@ -32,5 +37,7 @@ pub use heartbeat::HeartbeatSettings;
 pub use identity::{FleetIdentity, IdentityError, store_credentials};
 pub use link::{FleetLink, LinkError, LinkSettings, RunningLink};
 pub use publisher::{ACK_TIMEOUT, DRAIN_AT_STOP, RETRY_MAX, RETRY_MIN};
-pub use seam::{FleetAgent, FleetRun, Inventory, RunEnd, RunOutcome, RunRefused};
+pub use seam::{
+    FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd, RunOutcome, RunRefused,
+};
 pub use store::{FleetStore, StoreError};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::oneshot;
-use warden_fleet_wire::{PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis};
+use warden_fleet_wire::{DeployRefusal, PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -75,6 +75,30 @@ pub struct Inventory {
     pub open_incidents: u32,
 }
 
+/// A plugin the agent installed for its desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub name: String,
+    pub version: String,
+}
+
+/// Why the agent did not install a bundle of its desired state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", reason.name())]
+pub struct InstallRefused {
+    pub reason: DeployRefusal,
+    pub message: String,
+}
+
+impl InstallRefused {
+    pub fn new(reason: DeployRefusal, message: impl Into<String>) -> InstallRefused {
+        InstallRefused {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
 pub trait FleetAgent: Send + Sync + 'static {
     /// Check the runbook against the agent's own trust policy and run it. `accepted` is sent
     /// once the run is queued (the link then publishes `running`); the future ends with the run.
@@ -86,4 +110,9 @@ pub trait FleetAgent: Send + Sync + 'static {
 
     /// Installed plugins and open incidents. Blocking (store and history reads).
     fn inventory(&self) -> Inventory;
+
+    /// Install a signed plugin bundle of the desired state through the agent's one install
+    /// path: the publisher signature against the agent's own trust policy, the anti-rollback
+    /// high-water marks, the audit record. `source` names it for the audit log. Blocking.
+    fn install(&self, bundle: &[u8], source: &str) -> Result<Installed, InstallRefused>;
 }

@@ -65,6 +65,14 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         "/warden.fleet.v1.Fleet/WatchEvents",
         Access::Bearer(Role::Viewer),
     ),
+    (
+        "/warden.fleet.v1.Fleet/Publish",
+        Access::Bearer(Role::Operator),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/DeployStatus",
+        Access::Bearer(Role::Viewer),
+    ),
 ];
 
 pub struct Authenticator {

@@ -20,11 +20,15 @@ use warden_proto::fleet::enrollment_server::{Enrollment, EnrollmentServer};
 use warden_proto::fleet::fleet_server::{Fleet, FleetServer};
 
 use crate::controller::{AgentFilter, AgentView, Controller, DispatchRequest, FleetError};
+use crate::distribution::DeployState;
 use crate::runs::RunView;
 
 /// Largest request the API decodes: 1 MiB (a dispatch with a bundle at the wire's 256 KiB cap
-/// and its params fits; nothing else comes close).
+/// and its params fits; nothing else comes close but a publish).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// A publish carries a whole plugin bundle: up to the distributed cap, plus the target.
+pub const MAX_PUBLISH_BYTES: usize =
+    warden_fleet_wire::desired::MAX_BLOB_BYTES as usize + 64 * 1024;
 
 /// Serve the API on `listener` until `shutdown`.
 pub async fn serve(
@@ -38,8 +42,10 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .layer(auth::AuthLayer(auth))
         .add_service(
+            // The authentication layer runs before decoding: only a caller with a token gets
+            // to send a publish-sized body.
             FleetServer::new(FleetApi(controller.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(MAX_PUBLISH_BYTES),
         )
         .add_service(
             EnrollmentServer::new(EnrollmentApi(controller))
@@ -243,6 +249,64 @@ impl Fleet for FleetApi {
             run_id: d.run.to_string(),
             agents: d.agents.into_iter().map(|a| a.to_string()).collect(),
             expires_at: d.expires_at.as_millis(),
+        }))
+    }
+
+    async fn publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        if r.bundle.len() > MAX_PUBLISH_BYTES {
+            return Err(Status::invalid_argument("the bundle is too large"));
+        }
+        let p = self
+            .0
+            .publish(&caller, &r.bundle, &r.target)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::PublishResponse {
+            plugin: p.artifact.name,
+            version: p.artifact.version,
+            sha256: p.artifact.sha256,
+            size: p.artifact.size,
+            agents: p.agents.into_iter().map(|a| a.to_string()).collect(),
+        }))
+    }
+
+    async fn deploy_status(
+        &self,
+        req: Request<pb::DeployStatusRequest>,
+    ) -> Result<Response<pb::DeployStatusResponse>, Status> {
+        let caller = caller(&req)?;
+        let plugin = req.into_inner().plugin;
+        let c = self.0.clone();
+        let s = blocking(move || c.deploy_status(&caller, &plugin)).await?;
+        Ok(Response::new(pb::DeployStatusResponse {
+            plugin: s.plugin,
+            agents: s
+                .agents
+                .into_iter()
+                .map(|a| {
+                    let (reason, error) = match &a.state {
+                        DeployState::Refused { reason, error } => {
+                            (reason.clone(), error.clone().unwrap_or_default())
+                        }
+                        _ => (String::new(), String::new()),
+                    };
+                    pb::AgentDeploy {
+                        agent: a.agent.to_string(),
+                        tenant: a.tenant.to_string(),
+                        version: a.version,
+                        sha256: a.sha256,
+                        state: a.state.name().to_string(),
+                        reason,
+                        error,
+                        reported_at: a.reported_at.map_or(0, |t| t.as_millis()),
+                    }
+                })
+                .collect(),
         }))
     }
 

@@ -112,6 +112,33 @@ pub struct Seen {
     pub revoked: bool,
 }
 
+/// One plugin desired on one agent (issue 16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRecord {
+    pub agent: AgentId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub version: String,
+    /// The bundle's (blob's) SHA-256.
+    pub sha256: String,
+    pub size: u64,
+    pub published_at: UnixMillis,
+    pub published_by: String,
+}
+
+/// An agent's latest report about one bundle digest of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployRecord {
+    pub agent: AgentId,
+    pub sha256: String,
+    /// `installed` or `refused`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    /// The agent's time of the report.
+    pub at: UnixMillis,
+}
+
 /// The controller's persistent state.
 pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// Record an enrollment (a new agent, or a re-enrolled one's name and tags).
@@ -166,6 +193,22 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     fn results(&self, run: &RunId) -> Result<Vec<ResultRecord>, StoreError>;
     /// Open runs targeting `agent` that it has not answered at all.
     fn unanswered_for(&self, agent: &AgentId) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Desire these plugins (one row per agent and plugin name, replacing what was desired).
+    fn set_desired(&self, rows: &[DesiredRecord]) -> Result<(), StoreError>;
+    /// What is desired on `agent`, by plugin name.
+    fn desired_for(&self, agent: &AgentId) -> Result<Vec<DesiredRecord>, StoreError>;
+    /// Every agent's desired row for plugin `name`.
+    fn desired_of(&self, name: &str) -> Result<Vec<DesiredRecord>, StoreError>;
+    /// Store deploy reports in one commit; `true` for each that changed what is stored (a
+    /// redelivery or an older report for the same digest changes nothing).
+    fn record_deploy_reports(
+        &self,
+        reports: &[warden_fleet_wire::DeployReport],
+        received: UnixMillis,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Every agent's latest report per digest of plugin `name`.
+    fn deploy_reports(&self, name: &str) -> Result<Vec<DeployRecord>, StoreError>;
 
     /// Store an event; `false` if it was stored already (same agent and seq).
     fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError>;

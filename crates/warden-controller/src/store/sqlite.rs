@@ -16,8 +16,11 @@ use warden_fleet_wire::{
 };
 
 use super::{
-    AgentRecord, FleetStore, ResultRecord, RunRecord, Seen, StoreError, Stored, TargetRecord,
+    AgentRecord, DeployRecord, DesiredRecord, FleetStore, ResultRecord, RunRecord, Seen,
+    StoreError, Stored, TargetRecord,
 };
+
+mod desired;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -121,6 +124,7 @@ impl SqliteStore {
         db.pragma_update(None, "foreign_keys", "ON")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
+        db.execute_batch(desired::SCHEMA)?;
         Ok(SqliteStore { db: Mutex::new(db) })
     }
 
@@ -462,6 +466,30 @@ impl FleetStore for SqliteStore {
              ORDER BY r.id"
         ))?;
         collect(&mut stmt, [agent.as_str()], run_from)
+    }
+
+    fn set_desired(&self, rows: &[DesiredRecord]) -> Result<(), StoreError> {
+        desired::set_desired(&mut self.db(), rows)
+    }
+
+    fn desired_for(&self, agent: &AgentId) -> Result<Vec<DesiredRecord>, StoreError> {
+        desired::desired_for(&self.db(), agent)
+    }
+
+    fn desired_of(&self, name: &str) -> Result<Vec<DesiredRecord>, StoreError> {
+        desired::desired_of(&self.db(), name)
+    }
+
+    fn record_deploy_reports(
+        &self,
+        reports: &[warden_fleet_wire::DeployReport],
+        received: UnixMillis,
+    ) -> Result<Vec<bool>, StoreError> {
+        desired::record_reports(&mut self.db(), reports, received)
+    }
+
+    fn deploy_reports(&self, name: &str) -> Result<Vec<DeployRecord>, StoreError> {
+        desired::reports_of(&self.db(), name)
     }
 
     fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError> {

@@ -1,0 +1,339 @@
+//! Desired state (issue 16): bring the installed plugins to what the agent's desired document
+//! names, on connect and at each notice of its own key.
+//!
+//! 1. Direct-Get the agent's own key `<tenant>.<agent>` of the KV bucket `desired` (no
+//!    consumer, no watcher: the notice on `fleet.desired.<t>.<a>` only says "read again").
+//! 2. For each item not yet settled in this process: if the plugin is installed at the desired
+//!    version, report `installed`; else fetch the bundle's chunks by digest
+//!    (`fleet.blob.<t>.<sha256>.<n>`, Direct-Get), check size and SHA-256, check the statement
+//!    names the desired plugin and version, and install it through the agent's one install
+//!    path ([`FleetAgent::install`]: the publisher signature against the agent's own trust
+//!    policy, the anti-rollback marks). The controller is trusted for nothing but the choice:
+//!    a refusal keeps the installed version, is audited, and is reported.
+//! 3. Each outcome goes through the outbox as a [`DeployReport`] (JetStream, `Nats-Msg-Id`).
+//!
+//! Idempotent: a digest settled (installed or refused for good) is remembered for the life of
+//! the process, so a re-announce of the same state does nothing; a transient refusal
+//! (blob missing, agent store failing) is tried again at the next notice. After a restart
+//! every item is evaluated once more (the trust policy may have changed); an installed one
+//! costs a version comparison and a report the controller already has.
+
+use super::core::LinkCore;
+use super::outbox::{OutboxKind, Outgoing};
+use super::seam::InstallRefused;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use warden_fleet_identity::subjects;
+use warden_fleet_wire::desired::MAX_BLOB_BYTES;
+use warden_fleet_wire::result::MAX_ERROR_LEN;
+use warden_fleet_wire::{
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, UnixMillis,
+    WIRE_VERSION, decode, encode, one_line,
+};
+
+/// What the agent decided about one digest in this process.
+type Settled = HashMap<String, DeployOutcome>;
+
+/// Why the desired document could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("reading the desired state: {0}")]
+    Nats(String),
+    #[error("the desired state is unreadable: {0}")]
+    Wire(#[from] warden_fleet_wire::WireError),
+    #[error("the desired state names {tenant}.{agent}, not this agent")]
+    Misaddressed { tenant: String, agent: String },
+}
+
+/// The task: converge at each (re)connect and each notice, until `stop`.
+pub(crate) async fn run(
+    core: Arc<LinkCore>,
+    client: async_nats::Client,
+    mut notices: async_nats::Subscriber,
+    mut connected: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut settled = Settled::new();
+    loop {
+        // Wait until connected, then converge; then for a notice or a reconnect.
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            ready = connected.wait_for(|c| *c) => if ready.is_err() { break },
+        }
+        converge(&core, &client, &mut settled).await;
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            notice = notices.next() => if notice.is_none() { break },
+            // A reconnect: read again (a notice may have been lost while away).
+            changed = async {
+                let _ = connected.wait_for(|c| !*c).await;
+                connected.wait_for(|c| *c).await.map(|_| ())
+            } => if changed.is_err() { break },
+        }
+        // Notices that came meanwhile are covered by the read that follows.
+        while let Some(Some(_)) = notices.next().now_or_never() {}
+    }
+    let _ = notices.unsubscribe().await;
+}
+
+/// `Option` of a ready future without waiting.
+trait NowOrNever: std::future::Future + Sized {
+    fn now_or_never(self) -> Option<Self::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(self);
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+}
+impl<F: std::future::Future> NowOrNever for F {}
+
+async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &mut Settled) {
+    let desired = match read_desired(core, client).await {
+        Ok(Some(desired)) => desired,
+        Ok(None) => return,
+        // The transport: tried again at the next notice or reconnect.
+        Err(e @ ReadError::Nats(_)) => {
+            tracing::warn!("fleet: {e}");
+            return;
+        }
+        // What the controller wrote is refused: audited.
+        Err(e) => {
+            tracing::warn!("fleet: {e}");
+            core.audit(
+                "fleet.desired-refused",
+                json!({ "error": one_line(&e.to_string(), MAX_ERROR_LEN) }),
+            );
+            return;
+        }
+    };
+    let pending: Vec<DesiredPlugin> = desired
+        .plugins
+        .into_iter()
+        .filter(|p| !settled.contains_key(&p.sha256))
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let inventory = {
+        let core = core.clone();
+        match tokio::task::spawn_blocking(move || core.agent.inventory()).await {
+            Ok(inventory) => inventory,
+            Err(e) => {
+                tracing::error!("fleet: the inventory task failed: {e}");
+                return;
+            }
+        }
+    };
+    for item in pending {
+        let present = inventory
+            .plugins
+            .iter()
+            .any(|p| p.name == item.name && p.version == item.version);
+        let outcome = if present {
+            Ok(())
+        } else {
+            install(core, client, &item).await
+        };
+        let (outcome, error) = match outcome {
+            Ok(()) => (DeployOutcome::Installed, None),
+            Err(refused) => (
+                DeployOutcome::Refused {
+                    reason: refused.reason,
+                },
+                Some(one_line(&refused.message, MAX_ERROR_LEN)),
+            ),
+        };
+        let reason = match outcome {
+            DeployOutcome::Refused { reason } => Some(reason),
+            DeployOutcome::Installed => None,
+        };
+        core.audit(
+            "fleet.deploy",
+            json!({
+                "plugin": item.name, "version": item.version, "sha256": item.sha256,
+                "outcome": outcome.name(), "already": present,
+                "reason": reason.map(DeployRefusal::name), "error": error,
+            }),
+        );
+        let transient = reason.is_some_and(DeployRefusal::is_transient);
+        if !transient {
+            settled.insert(item.sha256.clone(), outcome);
+        }
+        report(core, &item, outcome, error).await;
+    }
+}
+
+/// The agent's own desired document; `None` when it has none.
+async fn read_desired(
+    core: &LinkCore,
+    client: &async_nats::Client,
+) -> Result<Option<DesiredState>, ReadError> {
+    let (tenant, agent) = (&core.identity.tenant, &core.identity.agent);
+    let reply = client
+        .request(subjects::desired_direct_get(tenant, agent), "".into())
+        .await
+        .map_err(|e| ReadError::Nats(e.to_string()))?;
+    if reply.status == Some(async_nats::StatusCode::NOT_FOUND) {
+        return Ok(None);
+    }
+    if let Some(status) = reply.status
+        && status != async_nats::StatusCode::OK
+    {
+        return Err(ReadError::Nats(format!(
+            "status {status}: {}",
+            reply.description.unwrap_or_default()
+        )));
+    }
+    // A KV delete or purge leaves an empty marker: nothing desired.
+    if reply.payload.is_empty() {
+        return Ok(None);
+    }
+    let desired: DesiredState = decode(&reply.payload)?;
+    if &desired.tenant != tenant || &desired.agent != agent {
+        return Err(ReadError::Misaddressed {
+            tenant: desired.tenant.to_string(),
+            agent: desired.agent.to_string(),
+        });
+    }
+    Ok(Some(desired))
+}
+
+/// Fetch, check and install one item.
+async fn install(
+    core: &Arc<LinkCore>,
+    client: &async_nats::Client,
+    item: &DesiredPlugin,
+) -> Result<(), InstallRefused> {
+    let bytes = fetch(core, client, item).await?;
+    let parsed = warden_bundle::Bundle::parse(&bytes)
+        .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
+    let statement = &parsed.statement;
+    if statement.kind != "plugin"
+        || statement.name != item.name
+        || statement.version != item.version
+    {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!(
+                "the bundle is {} `{}` {}, the desired state names plugin `{}` {}",
+                statement.kind, statement.name, statement.version, item.name, item.version
+            ),
+        ));
+    }
+    let source = format!("fleet:desired:{}", item.sha256);
+    let installed = {
+        let core = core.clone();
+        tokio::task::spawn_blocking(move || core.agent.install(&bytes, &source))
+            .await
+            .map_err(|e| {
+                InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
+            })??
+    };
+    if installed.name != item.name || installed.version != item.version {
+        // The install path read the same statement: this cannot differ, but a report must
+        // never claim a version that is not there.
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!(
+                "installed `{}` {}, not the desired {}",
+                installed.name, installed.version, item.version
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The blob's chunks by Direct-Get, checked against the desired size and digest.
+async fn fetch(
+    core: &LinkCore,
+    client: &async_nats::Client,
+    item: &DesiredPlugin,
+) -> Result<Vec<u8>, InstallRefused> {
+    let unavailable = |m: String| InstallRefused::new(DeployRefusal::Unavailable, m);
+    if item.size > MAX_BLOB_BYTES {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!("{} bytes, over {MAX_BLOB_BYTES}", item.size),
+        ));
+    }
+    let size = usize::try_from(item.size)
+        .map_err(|_| InstallRefused::new(DeployRefusal::Mismatch, "size too large"))?;
+    let mut bytes = Vec::with_capacity(size);
+    let tenant = &core.identity.tenant;
+    for n in 0..item.chunks() {
+        let reply = client
+            .request(
+                subjects::blob_direct_get(tenant, &item.sha256, n),
+                "".into(),
+            )
+            .await
+            .map_err(|e| unavailable(format!("chunk {n}: {e}")))?;
+        if let Some(status) = reply.status
+            && status != async_nats::StatusCode::OK
+        {
+            return Err(unavailable(format!(
+                "chunk {n} of {}: status {status}",
+                item.sha256
+            )));
+        }
+        if bytes.len() + reply.payload.len() > size {
+            return Err(InstallRefused::new(
+                DeployRefusal::Mismatch,
+                format!("the blob is longer than the desired {size} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&reply.payload);
+    }
+    if bytes.len() != size {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!("the blob is {} bytes, the desired {size}", bytes.len()),
+        ));
+    }
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != item.sha256 {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!("the blob's sha256 is {digest}, the desired {}", item.sha256),
+        ));
+    }
+    Ok(bytes)
+}
+
+async fn report(
+    core: &Arc<LinkCore>,
+    item: &DesiredPlugin,
+    outcome: DeployOutcome,
+    error: Option<String>,
+) {
+    let report = DeployReport {
+        v: WIRE_VERSION,
+        tenant: core.identity.tenant.clone(),
+        agent: core.identity.agent.clone(),
+        name: item.name.clone(),
+        version: item.version.clone(),
+        sha256: item.sha256.clone(),
+        outcome,
+        error,
+        at: UnixMillis::now(),
+    };
+    match encode(&report) {
+        Ok(payload) => {
+            core.enqueue(Outgoing {
+                kind: OutboxKind::Result,
+                subject: report.nats_subject(),
+                msg_id: report.msg_id(),
+                payload,
+            })
+            .await;
+        }
+        Err(e) => tracing::error!("fleet: the deploy report of {} is not sent: {e}", item.name),
+    }
+}

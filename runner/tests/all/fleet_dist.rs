@@ -1,0 +1,298 @@
+//! Desired state on a real agent (issue 16), against a real nats-server 2.12.8 in operator
+//! mode, with the controller played by a NATS client holding the controller's credentials: the
+//! test writes the desired documents and the blobs itself, as the controller does
+//! (`warden_controller::nats::distribution_streams` creates the same bucket and stream), and
+//! therefore also as a **compromised controller** would. The agent trusts one publisher key and
+//! refuses unsigned plugins; each outcome is checked in its deploy report (a copy of what it
+//! publishes into the results stream), its audit log and its heartbeat inventory.
+
+use std::path::Path;
+
+use warden_fleet_identity::subjects;
+use warden_fleet_wire::desired::BLOB_CHUNK_BYTES;
+use warden_fleet_wire::{
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, Heartbeat, RunRunbook,
+    RunStatus, UnixMillis, decode, encode,
+};
+
+use crate::daemon::{Agent, built, serve_in_process};
+use crate::fleet::{Fleet, final_result, first_heartbeat, next, ok, round_trip};
+
+const PLUGIN: &str = "disk-usage";
+
+/// `disk-usage` at `version` as a plugin directory.
+fn plugin_dir(scratch: &Path, version: &str) -> std::path::PathBuf {
+    let dir = scratch.join(format!("{PLUGIN}-{version}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let src = built(PLUGIN);
+    std::fs::copy(src.join("plugin.wasm"), dir.join("plugin.wasm")).expect("copy");
+    let manifest = std::fs::read_to_string(src.join("plugin.toml"))
+        .expect("manifest")
+        .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+    std::fs::write(dir.join("plugin.toml"), manifest).expect("manifest");
+    dir
+}
+
+/// `disk-usage` at `version`, signed by the trusted publisher.
+fn signed(fleet: &Fleet, agent: &Agent, version: &str) -> Vec<u8> {
+    let dir = plugin_dir(fleet.keys.path(), version);
+    let out = fleet
+        .keys
+        .path()
+        .join(format!("{PLUGIN}-{version}.wbundle"));
+    ok(agent.warden(&[
+        "plugin",
+        "pack",
+        &dir.display().to_string(),
+        "--key",
+        &fleet
+            .keys
+            .path()
+            .join("publisher.key")
+            .display()
+            .to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]));
+    std::fs::read(out).expect("bundle")
+}
+
+/// The controller's side: the bundle's chunks, then the agent's whole desired document.
+async fn desire(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
+    let js = async_nats::jetstream::new(fleet.controller.clone());
+    let sha256 = warden_core::sha256_hex(bundle);
+    for (n, chunk) in (0u32..).zip(bundle.chunks(BLOB_CHUNK_BYTES)) {
+        js.publish(
+            subjects::blob_chunk(&fleet.acme, &sha256, n),
+            chunk.to_vec().into(),
+        )
+        .await
+        .expect("chunk")
+        .await
+        .expect("chunk stored");
+    }
+    let mut doc = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    doc.plugins.push(DesiredPlugin {
+        name: PLUGIN.into(),
+        version: version.into(),
+        sha256: sha256.clone(),
+        size: bundle.len() as u64,
+    });
+    put_desired(fleet, &doc).await;
+    sha256
+}
+
+async fn put_desired(fleet: &Fleet, doc: &DesiredState) {
+    async_nats::jetstream::new(fleet.controller.clone())
+        .publish(
+            format!("$KV.{}.{}", subjects::DESIRED_BUCKET, doc.key()),
+            encode(doc).expect("encode").into(),
+        )
+        .await
+        .expect("put")
+        .await
+        .expect("stored");
+}
+
+/// The next deploy report about `sha256`.
+async fn report_for(sub: &mut async_nats::Subscriber, sha256: &str) -> DeployReport {
+    loop {
+        let (_, report) = next(sub, "a deploy report", |b| decode::<DeployReport>(b).ok()).await;
+        if report.sha256 == sha256 {
+            return report;
+        }
+    }
+}
+
+/// The version of `disk-usage` the agent reports after `after` (its clock): the heartbeat
+/// following the first one sent after it, whose inventory was read after `after` for sure.
+async fn installed_version(hb: &mut async_nats::Subscriber, after: UnixMillis) -> String {
+    loop {
+        let beat: Heartbeat = first_heartbeat(hb).await;
+        if beat.sent_at > after {
+            break;
+        }
+    }
+    let beat: Heartbeat = first_heartbeat(hb).await;
+    beat.plugins
+        .iter()
+        .find(|p| p.name == PLUGIN)
+        .map(|p| p.version.clone())
+        .unwrap_or_default()
+}
+
+fn audited(agent: &Agent, event: &str, needle: &str) -> usize {
+    agent
+        .audit_log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"{event}\"")) && l.contains(needle))
+        .count()
+}
+
+fn refused(report: &DeployReport) -> Option<DeployRefusal> {
+    match report.outcome {
+        DeployOutcome::Refused { reason } => Some(reason),
+        DeployOutcome::Installed => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_controller() {
+    let fleet = Fleet::start().await;
+    warden_controller::nats::distribution_streams(&fleet.controller, 1)
+        .await
+        .expect("desired bucket and blob stream");
+    let mut heartbeats = fleet.heartbeats().await;
+    let mut reports = fleet
+        .controller
+        .subscribe(format!(
+            "{}.deploy",
+            subjects::result(&fleet.acme, &fleet.agent_id)
+        ))
+        .await
+        .expect("subscribe");
+    round_trip(&fleet.controller).await;
+
+    // The harness installs its plugins in development mode; this agent then runs signed-only.
+    let mut agent = fleet.agent();
+    first_heartbeat(&mut heartbeats).await;
+    assert!(agent.terminate().0.is_ok());
+    let policy = agent.root().join("warden.toml");
+    let text = std::fs::read_to_string(&policy).expect("policy");
+    std::fs::write(
+        &policy,
+        text.replace("allow-unsigned = true", "allow-unsigned = false"),
+    )
+    .expect("policy");
+    agent.serving = serve_in_process(agent.root()).0;
+    assert_eq!(
+        installed_version(&mut heartbeats, UnixMillis::now()).await,
+        "0.1.0"
+    );
+
+    // A signed new version converges; the agent reports it and its inventory shows it.
+    let v2 = signed(&fleet, &agent, "0.2.0");
+    let v2_sha = desire(&fleet, &v2, "0.2.0").await;
+    let report = report_for(&mut reports, &v2_sha).await;
+    assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
+    assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.2.0");
+
+    // A compromised controller: each artifact is refused for its reason, audited and
+    // reported, and the agent keeps 0.2.0.
+    let dir = plugin_dir(fleet.keys.path(), "0.3.0");
+    let unsigned = warden_bundle::Bundle::from_plugin_dir(&dir, 30)
+        .expect("bundle")
+        .to_bytes()
+        .expect("bytes");
+    let v3 = signed(&fleet, &agent, "0.3.0");
+    let mut widened = warden_bundle::Bundle::parse(&v3).expect("parse");
+    let before = widened.statement_text.clone();
+    widened.statement_text = widened.statement_text.replace(
+        r#"sysinfo = [\"disks\"]"#,
+        r#"sysinfo = [\"disks\", \"processes\"]"#,
+    );
+    assert_ne!(
+        widened.statement_text, before,
+        "the manifest must really widen"
+    );
+    let widened = widened.to_bytes().expect("bytes");
+    let downgrade = signed(&fleet, &agent, "0.1.0");
+    // The same state announced again first: nothing is done about it.
+    let mut again = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    again.plugins.push(DesiredPlugin {
+        name: PLUGIN.into(),
+        version: "0.2.0".into(),
+        sha256: v2_sha.clone(),
+        size: v2.len() as u64,
+    });
+    put_desired(&fleet, &again).await;
+    for (bundle, version, reason) in [
+        (&unsigned, "0.3.0", DeployRefusal::Untrusted),
+        (&widened, "0.3.0", DeployRefusal::Untrusted),
+        (&downgrade, "0.1.0", DeployRefusal::Rollback),
+    ] {
+        let sha = desire(&fleet, bundle, version).await;
+        let report = report_for(&mut reports, &sha).await;
+        assert_eq!(refused(&report), Some(reason), "{version}: {report:?}");
+        assert!(report.error.is_some(), "{report:?}");
+        assert_eq!(
+            audited(&agent, "fleet.deploy", &sha),
+            1,
+            "{version} audited once"
+        );
+        assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.2.0");
+    }
+    assert_eq!(
+        audited(&agent, "plugin.install-refused", "fleet:desired:"),
+        3
+    );
+    assert_eq!(
+        audited(&agent, "fleet.deploy", &v2_sha),
+        1,
+        "the re-announced state was acted on again"
+    );
+
+    // Bytes that are not what the document names never reach the install path.
+    let mut lying = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    lying.plugins.push(DesiredPlugin {
+        name: PLUGIN.into(),
+        version: "0.9.0".into(),
+        sha256: "0".repeat(64),
+        size: v2.len() as u64,
+    });
+    let js = async_nats::jetstream::new(fleet.controller.clone());
+    for (n, chunk) in (0u32..).zip(v2.chunks(BLOB_CHUNK_BYTES)) {
+        js.publish(
+            subjects::blob_chunk(&fleet.acme, &"0".repeat(64), n),
+            chunk.to_vec().into(),
+        )
+        .await
+        .expect("chunk")
+        .await
+        .expect("stored");
+    }
+    put_desired(&fleet, &lying).await;
+    let report = report_for(&mut reports, &"0".repeat(64)).await;
+    assert_eq!(
+        refused(&report),
+        Some(DeployRefusal::Mismatch),
+        "{report:?}"
+    );
+    assert_eq!(
+        audited(&agent, "plugin.install-refused", "fleet:desired:"),
+        3
+    );
+
+    // It keeps running: a command still runs.
+    let mut copies = fleet.result_copies().await;
+    let command = fleet.command(RunRunbook {
+        runbook: Some("fleet-hello".into()),
+        bundle: None,
+        params: Default::default(),
+        dry_run: false,
+    });
+    fleet.send(&command).await;
+    let (_, result) = final_result(&mut copies, &command.run).await;
+    assert_eq!(result.status, RunStatus::Succeeded);
+
+    // Offline during a publish: it converges when it starts again.
+    assert!(agent.terminate().0.is_ok());
+    let v4 = signed(&fleet, &agent, "0.4.0");
+    let v4_sha = desire(&fleet, &v4, "0.4.0").await;
+    agent.serving = serve_in_process(agent.root()).0;
+    let report = report_for(&mut reports, &v4_sha).await;
+    assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
+    assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.4.0");
+}
