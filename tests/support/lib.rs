@@ -4,6 +4,8 @@
 //! each guest is compiled once per machine, not once per test.
 
 pub mod http_server;
+pub mod fake_psa;
+pub mod psa_server;
 
 use std::path::{Path, PathBuf};
 use warden_agent::PluginManager;
