@@ -439,7 +439,7 @@ impl RoleTemplates {
                     ),
                 ],
             }),
-            Role::CheckRemediation => Err(ScaffoldError::UnsupportedRole { role }),
+            Role::CheckRemediation | Role::Ticketing => Err(ScaffoldError::UnsupportedRole { role }),
         }
     }
 }

@@ -166,6 +166,8 @@ pub struct Machine {
     incident: Option<Incident>,
     /// Trigger times of recent incidents, for the recurrence limit.
     recent: VecDeque<DateTime<Utc>>,
+    /// Failing checks since the incident escalated.
+    failing_while_escalated: u32,
 }
 
 impl Machine {
