@@ -28,8 +28,8 @@ use crate::plugins::inventory_reports_host_os_disks_and_debian_packages as inven
 use crate::plugins::service_health_restarts_a_stopped_service_and_verifies as service_health;
 use crate::runbooks::a_dry_run_plans_but_never_applies as tracer;
 use crate::tickets::autotask_sends_its_three_headers_maps_the_queue_and_reads_the_due_dates as ticket_autotask;
-use crate::tickets::halo_gets_a_client_credentials_token_then_creates_notes_and_closes_with_bearer as ticket_halo;
 use crate::tickets::connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_and_reads_the_sla as ticket_connectwise;
+use crate::tickets::halo_gets_a_client_credentials_token_then_creates_notes_and_closes_with_bearer as ticket_halo;
 use crate::tickets::webhook_opens_signed_once_per_key_then_notes_and_closes as ticket_webhook;
 // The connectors' shared library: its templates, signatures and tenant mapping are what the
 // connector tests exercise.
@@ -55,9 +55,18 @@ fn flag() {
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(status(&runner), (warden_core::report::CheckStatus::Ok, "no flag".into()));
+    assert_eq!(
+        status(&runner),
+        (warden_core::report::CheckStatus::Ok, "no flag".into())
+    );
     std::fs::write(&path, "up").expect("flag");
-    assert_eq!(status(&runner), (warden_core::report::CheckStatus::Critical, "flag raised".into()));
+    assert_eq!(
+        status(&runner),
+        (
+            warden_core::report::CheckStatus::Critical,
+            "flag raised".into()
+        )
+    );
 }
 
 /// The benchmark's baseline guest: a check that calls nothing and says `ok`.

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use warden_agent::PluginManager;
 use warden_agent::daemon::config::AgentConfig;
+use warden_core::RunError;
 use warden_core::RunRequest;
 use warden_core::report::{Invocation, Output};
 use warden_core::ticket::{IncidentRef, NewTicket, Ticket, TicketCall, TicketNote};
-use warden_core::RunError;
 use warden_tests::Sandbox;
 use warden_tests::fake_psa::{self, FakeConnectWise, FakeWebhook};
 
@@ -60,10 +60,19 @@ fn note(id: &str, text: &str, close: bool) -> TicketCall {
         ticket_id: id.into(),
         text: text.into(),
     };
-    if close { TicketCall::Close(n) } else { TicketCall::Note(n) }
+    if close {
+        TicketCall::Close(n)
+    } else {
+        TicketCall::Note(n)
+    }
 }
 
-fn call(runner: &PluginManager, plugin: &str, config: &Value, c: TicketCall) -> Result<Ticket, RunError> {
+fn call(
+    runner: &PluginManager,
+    plugin: &str,
+    config: &Value,
+    c: TicketCall,
+) -> Result<Ticket, RunError> {
     match runner
         .run(&RunRequest::new(plugin, Invocation::Ticket(c)).with_config(config.clone()))
         .result
@@ -107,19 +116,44 @@ pub(crate) fn webhook_opens_signed_once_per_key_then_notes_and_closes() {
     assert_eq!(again.id, "WH-1001");
     assert_eq!(hook.desk.tickets().len(), 1);
 
-    call(&runner, "ticket-webhook", &config, note("WH-1001", "still failing", false)).expect("noted");
-    call(&runner, "ticket-webhook", &config, note("WH-1001", "resolved", true)).expect("closed");
+    call(
+        &runner,
+        "ticket-webhook",
+        &config,
+        note("WH-1001", "still failing", false),
+    )
+    .expect("noted");
+    call(
+        &runner,
+        "ticket-webhook",
+        &config,
+        note("WH-1001", "resolved", true),
+    )
+    .expect("closed");
     let [ticket] = hook.desk.tickets().try_into().expect("one ticket");
     assert_eq!(ticket.notes, ["still failing", "resolved"]);
     assert_eq!(ticket.status, "closed");
-    assert_eq!(ticket.external_ref, "warden:root-disk:root-disk-1764619200000");
+    assert_eq!(
+        ticket.external_ref,
+        "warden:root-disk:root-disk-1764619200000"
+    );
 
     let first = &hook.server.requests()[0];
     assert_eq!(first.target, "/hooks/warden");
-    assert_eq!(first.header("idempotency-key"), Some("warden:root-disk:root-disk-1764619200000:open"));
-    assert!(first.header("x-warden-signature").is_some_and(|s| s.starts_with("sha256=")));
+    assert_eq!(
+        first.header("idempotency-key"),
+        Some("warden:root-disk:root-disk-1764619200000:open")
+    );
+    assert!(
+        first
+            .header("x-warden-signature")
+            .is_some_and(|s| s.starts_with("sha256="))
+    );
     let audit = std::fs::read_to_string(sb.data_dir().join("audit/audit.log")).expect("audit");
-    assert!(!audit.contains(fake_psa::WEBHOOK_HMAC_KEY), "the key reached the audit log");
+    assert!(
+        !audit.contains(fake_psa::WEBHOOK_HMAC_KEY),
+        "the key reached the audit log"
+    );
 }
 
 #[test]
@@ -150,7 +184,8 @@ fn connectwise_config(url: &str) -> Value {
 }
 
 #[test]
-pub(crate) fn connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_and_reads_the_sla() {
+pub(crate) fn connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_and_reads_the_sla()
+{
     let cw = FakeConnectWise::start();
     let sb = Sandbox::new();
     let runner = connector(&sb, "ticket-connectwise", &cw.server.origin());
@@ -167,7 +202,12 @@ pub(crate) fn connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_
         json!({ "board": {"name": "Managed Services"}, "company": {"identifier": "ACME"},
                 "priority": {"name": "Priority 2 - High"} })
     );
-    let methods: Vec<String> = cw.server.requests().iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+    let methods: Vec<String> = cw
+        .server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
     assert_eq!(
         methods,
         [
@@ -176,8 +216,20 @@ pub(crate) fn connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_
         ]
     );
 
-    call(&runner, "ticket-connectwise", &config, note("1001", "still failing", false)).expect("noted");
-    let closed = call(&runner, "ticket-connectwise", &config, note("1001", "resolved", true)).expect("closed");
+    call(
+        &runner,
+        "ticket-connectwise",
+        &config,
+        note("1001", "still failing", false),
+    )
+    .expect("noted");
+    let closed = call(
+        &runner,
+        "ticket-connectwise",
+        &config,
+        note("1001", "resolved", true),
+    )
+    .expect("closed");
     assert_eq!(closed.id, "1001");
     let [ticket] = cw.desk.tickets().try_into().expect("one ticket");
     assert_eq!(ticket.notes, ["still failing", "resolved"]);
@@ -185,13 +237,19 @@ pub(crate) fn connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_
 
     // A tenant without its own entry goes to the default board.
     let other = call(&runner, "ticket-connectwise", &config, open("globex")).expect("default");
-    assert_eq!(other.id, "1001", "the same incident: found by its external reference");
+    assert_eq!(
+        other.id, "1001",
+        "the same incident: found by its external reference"
+    );
 }
 
 #[test]
 fn connectwise_finds_the_ticket_whose_create_answer_was_lost_instead_of_creating_another() {
     let cw = FakeConnectWise::start();
-    cw.desk.faults.lose_first_create.store(true, std::sync::atomic::Ordering::SeqCst);
+    cw.desk
+        .faults
+        .lose_first_create
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let sb = Sandbox::new();
     let runner = connector(&sb, "ticket-connectwise", &cw.server.origin());
     let config = connectwise_config(&cw.server.origin());
@@ -212,8 +270,14 @@ fn connectwise_with_the_wrong_keys_is_http_401_and_a_down_psa_503() {
     config["secrets"]["private-key"] = json!("wrong");
     let (code, message) = plugin_error(call(&runner, "ticket-connectwise", &config, open("acme")));
     assert_eq!(code, "http-401", "{message}");
-    assert!(!message.contains("wrong") && !message.contains(fake_psa::CW_PUBLIC), "{message}");
-    cw.desk.faults.down_for.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !message.contains("wrong") && !message.contains(fake_psa::CW_PUBLIC),
+        "{message}"
+    );
+    cw.desk
+        .faults
+        .down_for
+        .store(1, std::sync::atomic::Ordering::SeqCst);
     let config = connectwise_config(&cw.server.origin());
     let (code, _) = plugin_error(call(&runner, "ticket-connectwise", &config, open("acme")));
     assert_eq!(code, "http-503");
@@ -234,7 +298,8 @@ impl Agent {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<String>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || -> Result<(), String> {
-            let runtime = warden_agent::daemon::runtime::build(&config).map_err(|e| e.to_string())?;
+            let runtime =
+                warden_agent::daemon::runtime::build(&config).map_err(|e| e.to_string())?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
@@ -261,7 +326,9 @@ impl Agent {
             let _ = stop.send("test".into());
         }
         if let Some(t) = self.thread.take() {
-            t.join().expect("the agent thread").expect("the agent stopped cleanly");
+            t.join()
+                .expect("the agent thread")
+                .expect("the agent stopped cleanly");
         }
     }
 }
@@ -324,13 +391,21 @@ fn agent_runner(sb: &Sandbox, origin: &str) -> PluginManager {
          [capabilities.fs]\nread = [{s:?}]\n"
     );
     sb.install(&runner, "flag", Some(&flag));
-    sb.install(&runner, "ticket-webhook", Some(&connector_manifest("ticket-webhook", origin)));
+    sb.install(
+        &runner,
+        "ticket-webhook",
+        Some(&connector_manifest("ticket-webhook", origin)),
+    );
     runner
 }
 
 fn secrets_file(sb: &Sandbox) -> PathBuf {
     let path = sb.dir.path().join("psa-secrets.json");
-    std::fs::write(&path, json!({ "hmac-key": fake_psa::WEBHOOK_HMAC_KEY }).to_string()).expect("secrets");
+    std::fs::write(
+        &path,
+        json!({ "hmac-key": fake_psa::WEBHOOK_HMAC_KEY }).to_string(),
+    )
+    .expect("secrets");
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
@@ -339,9 +414,7 @@ fn secrets_file(sb: &Sandbox) -> PathBuf {
 fn posts_with(requests: &[warden_tests::http_server::Recorded], event: &str) -> usize {
     requests
         .iter()
-        .filter(|r| {
-            serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["event"] == event)
-        })
+        .filter(|r| serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["event"] == event))
         .count()
 }
 
@@ -350,8 +423,14 @@ fn an_escalation_opens_one_ticket_once_the_psa_is_back_notes_recurrence_and_clos
     let hook = FakeWebhook::start();
     // Down for the first two attempts, then it creates the ticket but the answer is lost: the
     // third attempt's retry must get the same ticket, not a second one.
-    hook.desk.faults.down_for.store(2, std::sync::atomic::Ordering::SeqCst);
-    hook.desk.faults.lose_first_create.store(true, std::sync::atomic::Ordering::SeqCst);
+    hook.desk
+        .faults
+        .down_for
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    hook.desk
+        .faults
+        .lose_first_create
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let sb = Sandbox::new();
     let origin = hook.server.origin();
     let flag = sb.scratch().join("flag");
@@ -361,56 +440,105 @@ fn an_escalation_opens_one_ticket_once_the_psa_is_back_notes_recurrence_and_clos
     let mut agent = Agent::start(runner, config);
 
     // Recurrence: every 2 failing checks after the escalation, a note.
-    hook.server.wait_until("a recurrence note", |r| posts_with(r, "note") >= 1);
+    hook.server
+        .wait_until("a recurrence note", |r| posts_with(r, "note") >= 1);
     std::fs::remove_file(&flag).expect("lower the flag");
-    hook.server.wait_until("the close", |r| posts_with(r, "close") >= 1);
+    hook.server
+        .wait_until("the close", |r| posts_with(r, "close") >= 1);
     agent.stop();
 
     let [ticket] = hook.desk.tickets().try_into().expect("exactly one ticket");
     assert_eq!(ticket.status, "closed");
-    assert!(ticket.summary.contains("flagged: no remediation runbook configured"), "{ticket:?}");
-    assert!(ticket.notes.iter().any(|n| n.starts_with("Still failing")), "{ticket:?}");
-    assert!(ticket.notes.last().is_some_and(|n| n.starts_with("Resolved")), "{ticket:?}");
+    assert!(
+        ticket
+            .summary
+            .contains("flagged: no remediation runbook configured"),
+        "{ticket:?}"
+    );
+    assert!(
+        ticket.notes.iter().any(|n| n.starts_with("Still failing")),
+        "{ticket:?}"
+    );
+    assert!(
+        ticket
+            .notes
+            .last()
+            .is_some_and(|n| n.starts_with("Resolved")),
+        "{ticket:?}"
+    );
     let requests = hook.server.requests();
-    assert!(posts_with(&requests, "open") >= 4, "two 503s, one lost answer, one retry");
+    assert!(
+        posts_with(&requests, "open") >= 4,
+        "two 503s, one lost answer, one retry"
+    );
 
     let history = warden_history::History::open(&sb.data_dir()).expect("history");
-    let incident = ticket.external_ref.trim_start_matches("warden:flagged:").to_string();
-    let recorded = history.incident_ticket(&incident).expect("read").expect("recorded");
+    let incident = ticket
+        .external_ref
+        .trim_start_matches("warden:flagged:")
+        .to_string();
+    let recorded = history
+        .incident_ticket(&incident)
+        .expect("read")
+        .expect("recorded");
     assert_eq!(recorded.ticket_id, "WH-1001");
     assert_eq!(recorded.respond_by.as_deref(), Some("2026-12-01T21:00:00Z"));
     assert_eq!(recorded.resolve_by.as_deref(), Some("2026-12-02T04:00:00Z"));
     assert_eq!(recorded.status, "closed");
     let audit = std::fs::read_to_string(sb.data_dir().join("audit/audit.log")).expect("audit");
-    for kind in ["ticket.queued", "ticket.retry", "ticket.opened", "ticket.noted", "ticket.closed"] {
-        assert!(audit.contains(&format!("\"{kind}\"")), "no {kind} in the audit log");
+    for kind in [
+        "ticket.queued",
+        "ticket.retry",
+        "ticket.opened",
+        "ticket.noted",
+        "ticket.closed",
+    ] {
+        assert!(
+            audit.contains(&format!("\"{kind}\"")),
+            "no {kind} in the audit log"
+        );
     }
-    assert!(!audit.contains(fake_psa::WEBHOOK_HMAC_KEY), "the secret reached the audit log");
+    assert!(
+        !audit.contains(fake_psa::WEBHOOK_HMAC_KEY),
+        "the secret reached the audit log"
+    );
 }
 
 #[test]
 fn a_ticket_queued_while_the_psa_is_down_survives_a_restart_and_is_created_once() {
     let hook = FakeWebhook::start();
-    hook.desk.faults.down_for.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    hook.desk
+        .faults
+        .down_for
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
     let sb = Sandbox::new();
     let origin = hook.server.origin();
     let flag = sb.scratch().join("flag");
     std::fs::write(&flag, "up").expect("raise the flag");
     let secrets = secrets_file(&sb);
-    let mut agent = Agent::start(agent_runner(&sb, &origin), agent_config(&sb, &origin, &flag, &secrets));
-    hook.server.wait_until("a first attempt", |r| posts_with(r, "open") >= 1);
+    let mut agent = Agent::start(
+        agent_runner(&sb, &origin),
+        agent_config(&sb, &origin, &flag, &secrets),
+    );
+    hook.server
+        .wait_until("a first attempt", |r| posts_with(r, "open") >= 1);
     agent.stop();
     drop(agent);
     assert!(hook.desk.tickets().is_empty());
-    let store = warden_agent::tickets::store::TicketStore::open(&sb.data_dir().join("tickets.sqlite"))
-        .expect("outbox");
+    let store =
+        warden_agent::tickets::store::TicketStore::open(&sb.data_dir().join("tickets.sqlite"))
+            .expect("outbox");
     assert_eq!(store.queued().expect("queued"), 1, "the open waits on disk");
     drop(store);
 
-    hook.desk.faults.down_for.store(0, std::sync::atomic::Ordering::SeqCst);
+    hook.desk
+        .faults
+        .down_for
+        .store(0, std::sync::atomic::Ordering::SeqCst);
     let runner = sb.runner(&policy(&sb, &origin));
     let _agent = Agent::start(runner, agent_config(&sb, &origin, &flag, &secrets));
-    hook.server.wait_until("the ticket", |_| !hook.desk.tickets().is_empty());
+    hook.server
+        .wait_until("the ticket", |_| !hook.desk.tickets().is_empty());
     assert_eq!(hook.desk.tickets().len(), 1);
 }
 
@@ -428,7 +556,10 @@ fn autotask_config(origin: &str) -> Value {
 pub(crate) fn autotask_sends_its_three_headers_maps_the_queue_and_reads_the_due_dates() {
     use warden_tests::fake_psa::FakeAutotask;
     let at = FakeAutotask::start();
-    at.desk.faults.lose_first_create.store(true, std::sync::atomic::Ordering::SeqCst);
+    at.desk
+        .faults
+        .lose_first_create
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let sb = Sandbox::new();
     let runner = connector(&sb, "ticket-autotask", &at.server.origin());
     let config = autotask_config(&at.server.origin());
@@ -438,10 +569,25 @@ pub(crate) fn autotask_sends_its_three_headers_maps_the_queue_and_reads_the_due_
     assert_eq!(t.id, "1001");
     assert_eq!(t.respond_by.as_deref(), Some(fake_psa::AT_RESPOND_BY));
     assert_eq!(t.resolve_by.as_deref(), Some(fake_psa::AT_RESOLVE_BY));
-    call(&runner, "ticket-autotask", &config, note("1001", "still failing", false)).expect("noted");
-    call(&runner, "ticket-autotask", &config, note("1001", "resolved", true)).expect("closed");
+    call(
+        &runner,
+        "ticket-autotask",
+        &config,
+        note("1001", "still failing", false),
+    )
+    .expect("noted");
+    call(
+        &runner,
+        "ticket-autotask",
+        &config,
+        note("1001", "resolved", true),
+    )
+    .expect("closed");
     let [ticket] = at.desk.tickets().try_into().expect("exactly one ticket");
-    assert_eq!(ticket.placed, json!({ "companyID": 174, "queueID": 29683481, "priority": 2 }));
+    assert_eq!(
+        ticket.placed,
+        json!({ "companyID": 174, "queueID": 29683481, "priority": 2 })
+    );
     assert_eq!(ticket.notes, ["still failing", "resolved"]);
     assert_eq!(ticket.status, "5");
     let (code, _) = plugin_error(call(&runner, "ticket-autotask", &config, open("globex")));
@@ -467,7 +613,10 @@ fn autotask_keeps_a_long_reference_within_external_id_and_stable() {
     let second = call(&runner, "ticket-autotask", &config, long).expect("found");
     assert_eq!(first.id, second.id);
     let [ticket] = at.desk.tickets().try_into().expect("one ticket");
-    assert!(ticket.external_ref.len() <= 50 && ticket.external_ref.starts_with("warden:"), "{ticket:?}");
+    assert!(
+        ticket.external_ref.len() <= 50 && ticket.external_ref.starts_with("warden:"),
+        "{ticket:?}"
+    );
 }
 
 fn halo_config(origin: &str) -> Value {
@@ -483,7 +632,10 @@ fn halo_config(origin: &str) -> Value {
 pub(crate) fn halo_gets_a_client_credentials_token_then_creates_notes_and_closes_with_bearer() {
     use warden_tests::fake_psa::FakeHalo;
     let halo = FakeHalo::start();
-    halo.desk.faults.lose_first_create.store(true, std::sync::atomic::Ordering::SeqCst);
+    halo.desk
+        .faults
+        .lose_first_create
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let sb = Sandbox::new();
     let runner = connector(&sb, "ticket-halo", &halo.server.origin());
     let config = halo_config(&halo.server.origin());
@@ -493,12 +645,26 @@ pub(crate) fn halo_gets_a_client_credentials_token_then_creates_notes_and_closes
     assert_eq!(t.id, "1001");
     assert_eq!(t.respond_by.as_deref(), Some(fake_psa::HALO_RESPOND_BY));
     assert_eq!(t.resolve_by.as_deref(), Some(fake_psa::HALO_FIX_BY));
-    call(&runner, "ticket-halo", &config, note("1001", "resolved", true)).expect("closed");
+    call(
+        &runner,
+        "ticket-halo",
+        &config,
+        note("1001", "resolved", true),
+    )
+    .expect("closed");
     let [ticket] = halo.desk.tickets().try_into().expect("exactly one ticket");
-    assert_eq!(ticket.placed, json!({ "client_id": 12, "tickettype_id": 3, "priority_id": 2 }));
+    assert_eq!(
+        ticket.placed,
+        json!({ "client_id": 12, "tickettype_id": 3, "priority_id": 2 })
+    );
     assert_eq!(ticket.notes, ["resolved"]);
     assert_eq!(ticket.status, "9");
-    let token_posts = halo.server.requests().iter().filter(|r| r.target == "/auth/token").count();
+    let token_posts = halo
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.target == "/auth/token")
+        .count();
     assert_eq!(token_posts, 3, "one token per call");
     let mut wrong = halo_config(&halo.server.origin());
     wrong["secrets"]["client-secret"] = json!("nope");

@@ -110,7 +110,9 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(b)) => {
                 out.push(b);
@@ -163,14 +165,22 @@ fn webhook(desk: &Desk, answers: &Mutex<Vec<(String, Value)>>, r: &Recorded) -> 
     if desk.faults.down() {
         return Answer::Json(503, json!({"error": "maintenance"}));
     }
-    let signature = format!("sha256={}", hmac_sha256_hex(WEBHOOK_HMAC_KEY.as_bytes(), &r.body));
+    let signature = format!(
+        "sha256={}",
+        hmac_sha256_hex(WEBHOOK_HMAC_KEY.as_bytes(), &r.body)
+    );
     if r.header("x-warden-signature") != Some(signature.as_str()) {
         return Answer::Json(401, json!({"error": "bad signature"}));
     }
     let Some(key) = r.header("idempotency-key").map(str::to_string) else {
         return Answer::Json(400, json!({"error": "no Idempotency-Key"}));
     };
-    if let Some((_, answer)) = answers.lock().expect("answers").iter().find(|(k, _)| *k == key) {
+    if let Some((_, answer)) = answers
+        .lock()
+        .expect("answers")
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
         return Answer::Json(200, answer.clone());
     }
     let body = body_json(r);
@@ -237,7 +247,11 @@ fn basic(user: &str, password: &str) -> String {
     let input = format!("{user}:{password}").into_bytes();
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -286,11 +300,18 @@ fn connectwise(desk: &Desk, r: &Recorded) -> Answer {
         return Answer::Json(503, Value::Null);
     }
     let expected = basic(&format!("{CW_COMPANY}+{CW_PUBLIC}"), CW_PRIVATE);
-    if r.header("authorization") != Some(expected.as_str()) || r.header("clientid") != Some(CW_CLIENT_ID)
+    if r.header("authorization") != Some(expected.as_str())
+        || r.header("clientid") != Some(CW_CLIENT_ID)
     {
-        return Answer::Json(401, json!({"code": "Unauthorized", "message": "bad credentials or clientId"}));
+        return Answer::Json(
+            401,
+            json!({"code": "Unauthorized", "message": "bad credentials or clientId"}),
+        );
     }
-    let Some(rest) = r.target.strip_prefix("/v4_6_release/apis/3.0/service/tickets") else {
+    let Some(rest) = r
+        .target
+        .strip_prefix("/v4_6_release/apis/3.0/service/tickets")
+    else {
         return Answer::Json(404, json!({"code": "NotFound"}));
     };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -309,17 +330,33 @@ fn connectwise(desk: &Desk, r: &Recorded) -> Answer {
             else {
                 return Answer::Json(400, json!({"code": "InvalidObject", "message": conditions}));
             };
-            Answer::Json(200, Value::Array(desk.by_ref(wanted).iter().map(cw_json).collect()))
+            Answer::Json(
+                200,
+                Value::Array(desk.by_ref(wanted).iter().map(cw_json).collect()),
+            )
         }
         ("POST", [], _) => {
             let b = body_json(r);
-            for field in ["/summary", "/board/name", "/company/identifier", "/priority/name"] {
+            for field in [
+                "/summary",
+                "/board/name",
+                "/company/identifier",
+                "/priority/name",
+            ] {
                 if text(&b, field).is_empty() {
-                    return Answer::Json(400, json!({"code": "InvalidObject", "message": format!("{field} is required")}));
+                    return Answer::Json(
+                        400,
+                        json!({"code": "InvalidObject", "message": format!("{field} is required")}),
+                    );
                 }
             }
-            if text(&b, "/recordType") != "ServiceTicket" || text(&b, "/summary").chars().count() > 100 {
-                return Answer::Json(400, json!({"code": "InvalidObject", "message": "recordType/summary"}));
+            if text(&b, "/recordType") != "ServiceTicket"
+                || text(&b, "/summary").chars().count() > 100
+            {
+                return Answer::Json(
+                    400,
+                    json!({"code": "InvalidObject", "message": "recordType/summary"}),
+                );
             }
             let t = desk.create(FakeTicket {
                 id: 0,
@@ -343,7 +380,10 @@ fn connectwise(desk: &Desk, r: &Recorded) -> Answer {
             let b = body_json(r);
             let note = text(&b, "/text");
             match desk.update(id, |t| t.notes.push(note.clone())) {
-                Some(t) => Answer::Json(201, json!({ "id": t.notes.len(), "ticketId": id, "text": note })),
+                Some(t) => Answer::Json(
+                    201,
+                    json!({ "id": t.notes.len(), "ticketId": id, "text": note }),
+                ),
                 None => Answer::Json(404, json!({"code": "NotFound"})),
             }
         }
@@ -351,11 +391,17 @@ fn connectwise(desk: &Desk, r: &Recorded) -> Answer {
             let b = body_json(r);
             let Some(status) = b
                 .as_array()
-                .and_then(|ops| ops.iter().find(|op| op["op"] == "replace" && op["path"] == "status/name"))
+                .and_then(|ops| {
+                    ops.iter()
+                        .find(|op| op["op"] == "replace" && op["path"] == "status/name")
+                })
                 .and_then(|op| op["value"].as_str())
                 .map(str::to_string)
             else {
-                return Answer::Json(400, json!({"code": "InvalidObject", "message": "expected a JSON Patch of status/name"}));
+                return Answer::Json(
+                    400,
+                    json!({"code": "InvalidObject", "message": "expected a JSON Patch of status/name"}),
+                );
             };
             match desk.update(id, |t| t.status = status) {
                 Some(t) => Answer::Json(200, cw_json(&t)),
@@ -424,12 +470,18 @@ fn autotask(desk: &Desk, r: &Recorded) -> Answer {
     let b = body_json(r);
     match (r.method.as_str(), segments.as_slice()) {
         ("POST", ["Tickets", "query"]) => {
-            let Some(f) = b.pointer("/filter/0").filter(|f| f["op"] == "eq" && f["field"] == "externalID") else {
+            let Some(f) = b
+                .pointer("/filter/0")
+                .filter(|f| f["op"] == "eq" && f["field"] == "externalID")
+            else {
                 return Answer::Json(500, json!({"errors": ["unsupported filter"]}));
             };
             let wanted = f["value"].as_str().unwrap_or_default();
             let items: Vec<Value> = desk.by_ref(wanted).iter().map(at_json).collect();
-            Answer::Json(200, json!({ "items": items, "pageDetails": { "count": items.len() } }))
+            Answer::Json(
+                200,
+                json!({ "items": items, "pageDetails": { "count": items.len() } }),
+            )
         }
         ("POST", ["Tickets"]) => {
             for field in ["companyID", "queueID", "priority", "status"] {
@@ -468,7 +520,10 @@ fn autotask(desk: &Desk, r: &Recorded) -> Answer {
         },
         ("POST", ["Tickets", id, "Notes"]) => {
             let id: u64 = id.parse().unwrap_or(0);
-            if b["ticketID"].as_u64() != Some(id) || !b["noteType"].is_u64() || text(&b, "/title").is_empty() {
+            if b["ticketID"].as_u64() != Some(id)
+                || !b["noteType"].is_u64()
+                || text(&b, "/title").is_empty()
+            {
                 return Answer::Json(500, json!({"errors": ["ticketID / noteType / title"]}));
             }
             let note = text(&b, "/description");
@@ -544,7 +599,10 @@ fn halo(desk: &Desk, r: &Recorded) -> Answer {
         {
             return Answer::Json(401, json!({"error": "invalid_client"}));
         }
-        return Answer::Json(200, json!({ "access_token": HALO_TOKEN, "token_type": "Bearer", "expires_in": 3600 }));
+        return Answer::Json(
+            200,
+            json!({ "access_token": HALO_TOKEN, "token_type": "Bearer", "expires_in": 3600 }),
+        );
     }
     if r.header("authorization") != Some(format!("Bearer {HALO_TOKEN}").as_str()) {
         return Answer::Json(401, json!({"error": "invalid_token"}));
@@ -565,7 +623,10 @@ fn halo(desk: &Desk, r: &Recorded) -> Answer {
             let hits: Vec<Value> = desk
                 .tickets()
                 .iter()
-                .filter(|t| !search.is_empty() && (t.description.contains(&search) || t.summary.contains(&search)))
+                .filter(|t| {
+                    !search.is_empty()
+                        && (t.description.contains(&search) || t.summary.contains(&search))
+                })
                 .map(halo_json)
                 .collect();
             Answer::Json(200, json!({ "record_count": hits.len(), "tickets": hits }))

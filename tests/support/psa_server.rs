@@ -87,7 +87,10 @@ impl PsaServer {
         assert!(
             !timeout.timed_out(),
             "the fake PSA never saw {what}; it saw: {:#?}",
-            guard.iter().map(|r| format!("{} {}", r.method, r.target)).collect::<Vec<_>>()
+            guard
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.target))
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -439,7 +439,9 @@ impl RoleTemplates {
                     ),
                 ],
             }),
-            Role::CheckRemediation | Role::Ticketing => Err(ScaffoldError::UnsupportedRole { role }),
+            Role::CheckRemediation | Role::Ticketing => {
+                Err(ScaffoldError::UnsupportedRole { role })
+            }
         }
     }
 }

@@ -176,7 +176,9 @@ impl AutomationEvent {
             } => format!("incident {incident} escalated: {reason}"),
             AutomationEvent::IncidentStillFailing {
                 incident, failures, ..
-            } => format!("incident {incident} still failing: {failures} failing check(s) since it escalated"),
+            } => format!(
+                "incident {incident} still failing: {failures} failing check(s) since it escalated"
+            ),
             AutomationEvent::IncidentResolved { incident, .. } => {
                 format!("incident {} resolved", incident.id)
             }

@@ -50,7 +50,10 @@ impl History {
     }
 
     /// The ticket of `incident_id`, if it has one.
-    pub fn incident_ticket(&self, incident_id: &str) -> Result<Option<IncidentTicketRow>, HistoryError> {
+    pub fn incident_ticket(
+        &self,
+        incident_id: &str,
+    ) -> Result<Option<IncidentTicketRow>, HistoryError> {
         self.with(|c| {
             c.query_row(
                 "SELECT incident_id, monitor, plugin, ticket_id, respond_by, resolve_by, status,

@@ -109,14 +109,19 @@ fn numeric_id(id: &str) -> Result<i64, PluginError> {
 }
 
 fn ticket_of(item: &Value) -> Result<Ticket, PluginError> {
-    Ok(Ticket::new(api::text_at(item, "/id", "Autotask ticket")?).due(
-        api::optional_text_at(item, "/firstResponseDueDateTime"),
-        api::optional_text_at(item, "/resolvedDueDateTime"),
-    ))
+    Ok(
+        Ticket::new(api::text_at(item, "/id", "Autotask ticket")?).due(
+            api::optional_text_at(item, "/firstResponseDueDateTime"),
+            api::optional_text_at(item, "/resolvedDueDateTime"),
+        ),
+    )
 }
 
 fn get(config: &Config, id: &str) -> Result<Ticket, PluginError> {
-    let body = api::send_ok("Autotask ticket", config.request("GET", &format!("/Tickets/{id}")))?;
+    let body = api::send_ok(
+        "Autotask ticket",
+        config.request("GET", &format!("/Tickets/{id}")),
+    )?;
     ticket_of(body.get("item").unwrap_or(&Value::Null))
 }
 
@@ -143,7 +148,10 @@ impl Ticketing for Autotask {
         let tenant = tenants::select(&config.tenants, &req.incident.tenant)?;
         let external = external_id(&req.incident.external_ref);
         let query = json!({ "filter": [{ "op": "eq", "field": "externalID", "value": external }] });
-        let found = api::send_ok("Autotask ticket lookup", config.json("POST", "/Tickets/query", &query))?;
+        let found = api::send_ok(
+            "Autotask ticket lookup",
+            config.json("POST", "/Tickets/query", &query),
+        )?;
         if let Some(item) = found.pointer("/items/0") {
             return ticket_of(item);
         }
@@ -156,8 +164,14 @@ impl Ticketing for Autotask {
             "description": req.description,
             "externalID": external,
         });
-        let created = api::send_ok("Autotask ticket create", config.json("POST", "/Tickets", &body))?;
-        get(&config, &api::text_at(&created, "/itemId", "Autotask ticket create")?)
+        let created = api::send_ok(
+            "Autotask ticket create",
+            config.json("POST", "/Tickets", &body),
+        )?;
+        get(
+            &config,
+            &api::text_at(&created, "/itemId", "Autotask ticket create")?,
+        )
     }
 
     fn note(config: &str, req: TicketNote) -> Result<Ticket, PluginError> {
@@ -172,7 +186,10 @@ impl Ticketing for Autotask {
         add_note(&config, &req)?;
         if let Some(status) = tenant.complete_status {
             let patch = json!({ "id": numeric_id(&req.ticket_id)?, "status": status });
-            api::send_ok("Autotask ticket close", config.json("PATCH", "/Tickets", &patch))?;
+            api::send_ok(
+                "Autotask ticket close",
+                config.json("PATCH", "/Tickets", &patch),
+            )?;
         }
         get(&config, &req.ticket_id)
     }

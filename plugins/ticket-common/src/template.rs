@@ -70,7 +70,8 @@ mod tests {
 
     #[test]
     fn placeholders_are_replaced_inside_strings_only() {
-        let t = json!({"title": "[{{incident.monitor}}] down", "n": 3, "list": ["{{ note.text }}"]});
+        let t =
+            json!({"title": "[{{incident.monitor}}] down", "n": 3, "list": ["{{ note.text }}"]});
         let out = render(&t, &vars()).expect("renders");
         assert_eq!(
             out,
@@ -80,7 +81,9 @@ mod tests {
 
     #[test]
     fn an_unknown_or_unclosed_placeholder_is_a_config_error() {
-        let err = render(&json!("{{incident.monitr}}"), &vars()).err().expect("unknown");
+        let err = render(&json!("{{incident.monitr}}"), &vars())
+            .err()
+            .expect("unknown");
         assert_eq!(err.code, "bad-config");
         assert!(err.message.contains("incident.monitr"), "{}", err.message);
         assert!(render(&json!("{{open"), &vars()).is_err());

@@ -24,7 +24,10 @@ mod tests {
 
     #[test]
     fn encodes_reserved_characters_and_joins_without_double_slashes() {
-        assert_eq!(encode("externalXRef=\"warden:a b\""), "externalXRef%3D%22warden%3Aa%20b%22");
+        assert_eq!(
+            encode("externalXRef=\"warden:a b\""),
+            "externalXRef%3D%22warden%3Aa%20b%22"
+        );
         assert_eq!(join("https://x/", "/api"), "https://x/api");
         assert_eq!(join("https://x", "/api"), "https://x/api");
     }

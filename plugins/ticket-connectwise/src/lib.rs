@@ -79,7 +79,10 @@ impl Config {
     fn request(&self, method: &str, path: &str) -> Request {
         let user = format!("{}+{}", self.company_id, self.secrets.public_key);
         Request::new(method, url::join(&self.url, &format!("{API}{path}")))
-            .header("authorization", sign::basic(&user, &self.secrets.private_key))
+            .header(
+                "authorization",
+                sign::basic(&user, &self.secrets.private_key),
+            )
             .header("clientid", self.client_id.clone())
             .header("accept", "application/json")
     }
@@ -95,7 +98,10 @@ impl Config {
 fn plus_minutes(t: &str, minutes: Option<i64>) -> Option<String> {
     let at = chrono::DateTime::parse_from_rfc3339(t).ok()?;
     let due = at.checked_add_signed(chrono::TimeDelta::try_minutes(minutes?)?)?;
-    Some(due.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    Some(
+        due.to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// The ticket id and SLA due times of a ConnectWise ticket.
@@ -160,7 +166,10 @@ impl Ticketing for ConnectWise {
         if let Some(status) = &tenant.status {
             body["status"] = json!({ "name": status });
         }
-        let reply = api::send("ConnectWise ticket create", config.json("POST", "/service/tickets", &body))?;
+        let reply = api::send(
+            "ConnectWise ticket create",
+            config.json("POST", "/service/tickets", &body),
+        )?;
         if reply.status != 201 && reply.status != 200 {
             return Err(api::status_error("ConnectWise ticket create", &reply));
         }
@@ -183,7 +192,11 @@ impl Ticketing for ConnectWise {
         let patch = json!([{ "op": "replace", "path": "status/name", "value": status }]);
         ticket_of(&api::send_ok(
             "ConnectWise ticket close",
-            config.json("PATCH", &format!("/service/tickets/{}", req.ticket_id), &patch),
+            config.json(
+                "PATCH",
+                &format!("/service/tickets/{}", req.ticket_id),
+                &patch,
+            ),
         )?)
     }
 }

@@ -162,12 +162,20 @@ impl Ticketing for Halo {
             "Halo ticket lookup",
             session.request(
                 "GET",
-                &format!("/Tickets?search={}", url::encode(&req.incident.external_ref)),
+                &format!(
+                    "/Tickets?search={}",
+                    url::encode(&req.incident.external_ref)
+                ),
             ),
         )?;
-        let list = found.get("tickets").or(Some(&found)).and_then(Value::as_array);
+        let list = found
+            .get("tickets")
+            .or(Some(&found))
+            .and_then(Value::as_array);
         if let Some(t) = list.into_iter().flatten().find(|t| {
-            t.get("details").and_then(Value::as_str).is_some_and(|d| d.contains(&line))
+            t.get("details")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(&line))
         }) {
             return ticket_of(t);
         }
@@ -181,7 +189,10 @@ impl Ticketing for Halo {
         if let Some(team) = &tenant.team {
             ticket["team"] = json!(team);
         }
-        ticket_of(&api::send_ok("Halo ticket create", session.post("/Tickets", &json!([ticket])))?)
+        ticket_of(&api::send_ok(
+            "Halo ticket create",
+            session.post("/Tickets", &json!([ticket])),
+        )?)
     }
 
     fn note(config: &str, req: TicketNote) -> Result<Ticket, PluginError> {

@@ -130,7 +130,10 @@ pub fn build(
         "note" => config.templates.note.as_ref(),
         _ => config.templates.close.as_ref(),
     };
-    let body = template::render(&chosen.cloned().unwrap_or_else(|| default_template(event)), vars)?;
+    let body = template::render(
+        &chosen.cloned().unwrap_or_else(|| default_template(event)),
+        vars,
+    )?;
     let bytes = serde_json::to_vec(&body)
         .map_err(|e| PluginError::new("failed", format!("cannot encode the body: {e}")))?;
     let mut req = Request::post(config.url.clone())
@@ -151,7 +154,10 @@ fn ticket_from(config: &Config, body: &Value, fallback_id: &str) -> Ticket {
     Ticket::new(
         api::optional_text_at(body, &config.id_pointer).unwrap_or_else(|| fallback_id.to_string()),
     )
-    .due(at(&config.respond_by_pointer), at(&config.resolve_by_pointer))
+    .due(
+        at(&config.respond_by_pointer),
+        at(&config.resolve_by_pointer),
+    )
 }
 
 fn note_call(config: &str, req: TicketNote, event: &'static str) -> Result<Ticket, PluginError> {
@@ -161,7 +167,10 @@ fn note_call(config: &str, req: TicketNote, event: &'static str) -> Result<Ticke
     vars.insert("note.text", req.text.clone());
     let text_hash = sign::hex(&sign::hmac_sha256(b"idempotency", req.text.as_bytes()));
     let key = format!("{}:{event}:{}", req.incident.external_ref, &text_hash[..16]);
-    let body = api::send_ok(&format!("webhook {event}"), build(&config, event, &vars, &key)?)?;
+    let body = api::send_ok(
+        &format!("webhook {event}"),
+        build(&config, event, &vars, &key)?,
+    )?;
     Ok(ticket_from(&config, &body, &req.ticket_id))
 }
 

@@ -27,7 +27,11 @@ impl Backoff {
         let nominal = self.nominal(failures);
         let half = nominal / 2;
         let spread = u64::try_from((nominal - half).as_millis()).unwrap_or(u64::MAX);
-        half + Duration::from_millis(if spread == 0 { 0 } else { random % (spread + 1) })
+        half + Duration::from_millis(if spread == 0 {
+            0
+        } else {
+            random % (spread + 1)
+        })
     }
 }
 
@@ -48,7 +52,10 @@ mod tests {
         assert_eq!(b.delay(2, 10_000), Duration::from_secs(20));
         for r in [1, 999, 123_456_789, u64::MAX] {
             let d = b.delay(3, r);
-            assert!(d >= Duration::from_secs(20) && d <= Duration::from_secs(40), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(20) && d <= Duration::from_secs(40),
+                "{d:?}"
+            );
         }
     }
 }

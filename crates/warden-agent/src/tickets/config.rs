@@ -204,13 +204,17 @@ mod tests {
         let c = parse("plugin = \"ticket-webhook\"\nsecrets-file = \"psa.json\"\n").expect("ok");
         assert_eq!(c.open_on, OpenOn::Escalation);
         assert_eq!(c.on_resolve, OnResolve::Close);
-        assert_eq!(c.secrets_file.as_deref(), Some(Path::new("/etc/warden/psa.json")));
+        assert_eq!(
+            c.secrets_file.as_deref(),
+            Some(Path::new("/etc/warden/psa.json"))
+        );
         assert!(c.covers("anything"));
     }
 
     #[test]
     fn credentials_in_the_config_and_a_backwards_retry_are_refused() {
-        let err = parse("plugin = \"p\"\n[config]\nsecrets = { key = \"x\" }\n").expect_err("secrets");
+        let err =
+            parse("plugin = \"p\"\n[config]\nsecrets = { key = \"x\" }\n").expect_err("secrets");
         assert!(err.contains("secrets-file"), "{err}");
         let err = parse("plugin = \"p\"\nretry-initial = \"10m\"\nretry-max = \"1m\"\n")
             .expect_err("retry");

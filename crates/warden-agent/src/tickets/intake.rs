@@ -49,8 +49,8 @@ fn opened_text(i: &Incident) -> String {
 /// The call `ev` asks for under `policy`, on the agent `host`.
 pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call> {
     match ev {
-        AutomationEvent::IncidentOpened { incident } => (policy.open_on == OpenOn::Incident)
-            .then(|| {
+        AutomationEvent::IncidentOpened { incident } => {
+            (policy.open_on == OpenOn::Incident).then(|| {
                 call(
                     &incident.monitor,
                     &incident.id,
@@ -58,7 +58,8 @@ pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call
                     title(host, &incident.monitor, "incident opened"),
                     opened_text(incident),
                 )
-            }),
+            })
+        }
         AutomationEvent::RemediationFinished {
             monitor,
             incident,
@@ -122,7 +123,13 @@ pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call
                 OnResolve::Close => Op::Close,
                 OnResolve::Note => Op::Note,
             };
-            Some(call(&incident.monitor, &incident.id, op, String::new(), text))
+            Some(call(
+                &incident.monitor,
+                &incident.id,
+                op,
+                String::new(),
+                text,
+            ))
         }
         _ => None,
     }
@@ -173,20 +180,34 @@ mod tests {
         };
         let open = call_for(&escalated, ESCALATION, "web-1").expect("a call");
         assert_eq!(open.op, Op::Open);
-        assert_eq!(open.summary, "[web-1] disk: remediation failed after 2 attempt(s)");
-        let opened = AutomationEvent::IncidentOpened { incident: incident() };
+        assert_eq!(
+            open.summary,
+            "[web-1] disk: remediation failed after 2 attempt(s)"
+        );
+        let opened = AutomationEvent::IncidentOpened {
+            incident: incident(),
+        };
         assert_eq!(call_for(&opened, ESCALATION, "web-1"), None);
         let early = Policy {
             open_on: OpenOn::Incident,
             on_resolve: OnResolve::Note,
         };
         assert_eq!(call_for(&opened, early, "h").map(|c| c.op), Some(Op::Open));
-        assert_eq!(call_for(&escalated, early, "h").map(|c| c.op), Some(Op::Note));
+        assert_eq!(
+            call_for(&escalated, early, "h").map(|c| c.op),
+            Some(Op::Note)
+        );
         let resolved = AutomationEvent::resolved(incident());
         let close = call_for(&resolved, ESCALATION, "h").expect("close");
         assert_eq!(close.op, Op::Close);
-        assert_eq!(close.text, "Resolved: the check is healthy again after 4m 10s.");
-        assert_eq!(call_for(&resolved, early, "h").map(|c| c.op), Some(Op::Note));
+        assert_eq!(
+            close.text,
+            "Resolved: the check is healthy again after 4m 10s."
+        );
+        assert_eq!(
+            call_for(&resolved, early, "h").map(|c| c.op),
+            Some(Op::Note)
+        );
     }
 
     #[test]
@@ -207,6 +228,9 @@ mod tests {
             incident: "disk-1".into(),
             failures: 6,
         };
-        assert_eq!(call_for(&again, ESCALATION, "h").map(|c| c.op), Some(Op::Note));
+        assert_eq!(
+            call_for(&again, ESCALATION, "h").map(|c| c.op),
+            Some(Op::Note)
+        );
     }
 }

@@ -125,9 +125,12 @@ impl TicketStore {
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(TicketStore {
             path: path.to_path_buf(),
@@ -226,11 +229,7 @@ impl TicketStore {
     }
 
     /// The PSA answered call `id`: remove it and record the ticket, in one transaction.
-    pub fn answered(
-        &self,
-        id: i64,
-        ticket: &TicketRow,
-    ) -> Result<(), StoreError> {
+    pub fn answered(&self, id: i64, ticket: &TicketRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])
@@ -301,7 +300,8 @@ impl TicketStore {
 }
 
 /// The oldest call of each incident.
-const HEADS: &str = "SELECT o.id, o.monitor, o.incident, o.op, o.summary, o.text, o.queued_ms, o.attempts
+const HEADS: &str =
+    "SELECT o.id, o.monitor, o.incident, o.op, o.summary, o.text, o.queued_ms, o.attempts
      FROM outbox o WHERE o.id =
      (SELECT MIN(id) FROM outbox WHERE monitor = o.monitor AND incident = o.incident)";
 
@@ -403,7 +403,9 @@ mod tests {
         let next = s.next_due(1_000).expect("due").expect("the close");
         assert_eq!(next.call.op, Op::Close);
         assert_eq!(
-            s.ticket("disk", "i1").expect("row").and_then(|t| t.ticket_id),
+            s.ticket("disk", "i1")
+                .expect("row")
+                .and_then(|t| t.ticket_id),
             Some("T-1".into())
         );
     }
@@ -418,7 +420,13 @@ mod tests {
         let head = s.next_due(0).expect("due").expect("a call");
         assert_eq!(s.give_up(&head, 5).expect("give up"), 2);
         assert_eq!(s.queued().expect("count"), 1);
-        assert_eq!(s.ticket("disk", "i1").expect("row").map(|t| t.status), Some("abandoned".into()));
-        assert!(!s.enqueue(&call("i1", Op::Note), 6).expect("no ticket to note"));
+        assert_eq!(
+            s.ticket("disk", "i1").expect("row").map(|t| t.status),
+            Some("abandoned".into())
+        );
+        assert!(
+            !s.enqueue(&call("i1", Op::Note), 6)
+                .expect("no ticket to note")
+        );
     }
 }

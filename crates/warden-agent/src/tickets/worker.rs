@@ -136,7 +136,11 @@ impl Worker {
     }
 
     fn publish(&self, kind: &str, q: &Queued, message: String, detail: serde_json::Value) {
-        if let Err(e) = self.tickets.audit.append(&format!("ticket.{kind}"), detail.clone()) {
+        if let Err(e) = self
+            .tickets
+            .audit
+            .append(&format!("ticket.{kind}"), detail.clone())
+        {
             tracing::error!("cannot audit ticket.{kind}: {e}");
         }
         let _ = self.events.send(AgentEvent {
@@ -193,7 +197,10 @@ impl Worker {
             Op::Note => "noted",
             Op::Close => "closed",
         };
-        let mut message = format!("ticket {} {kind} for incident {}", ticket.id, q.call.incident);
+        let mut message = format!(
+            "ticket {} {kind} for incident {}",
+            ticket.id, q.call.incident
+        );
         if let Some(due) = &row.resolve_by {
             message.push_str(&format!(", resolve by {due}"));
         }
@@ -229,14 +236,10 @@ impl Worker {
     }
 
     fn give_up(&self, q: &Queued, error: &str) {
-        let dropped = self
-            .tickets
-            .store
-            .give_up(q, now_ms())
-            .unwrap_or_else(|e| {
-                tracing::error!("ticket outbox: cannot drop a call: {e}");
-                0
-            });
+        let dropped = self.tickets.store.give_up(q, now_ms()).unwrap_or_else(|e| {
+            tracing::error!("ticket outbox: cannot drop a call: {e}");
+            0
+        });
         let detail = json!({ "monitor": q.call.monitor, "incident": q.call.incident,
             "op": q.call.op.as_str(), "attempts": q.attempts + 1, "error": error,
             "dropped": dropped });

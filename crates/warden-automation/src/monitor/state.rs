@@ -336,7 +336,10 @@ impl Machine {
             (MonitorState::Escalated, Verdict::Healthy) => self.resolve(now, &mut out),
             (MonitorState::Escalated, Verdict::Failing) => {
                 self.failing_while_escalated = self.failing_while_escalated.saturating_add(1);
-                if self.failing_while_escalated % self.t.failures_to_trigger.max(1) == 0 {
+                if self
+                    .failing_while_escalated
+                    .is_multiple_of(self.t.failures_to_trigger.max(1))
+                {
                     out.push(Action::StillFailing {
                         failures: self.failing_while_escalated,
                     });
