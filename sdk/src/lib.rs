@@ -5,8 +5,8 @@
 //! # Choosing the role
 //!
 //! The role is the macro that registers the plugin type, because it selects the WIT world of the
-//! component: [`discovery!`], [`check!`], [`remediation!`], or [`check_remediation!`] (a
-//! remediation that also checks what it fixes). Each generates the bindings of its world inside
+//! component: [`discovery!`], [`check!`], [`remediation!`], [`check_remediation!`] (a
+//! remediation that also checks what it fixes), or [`ticketing!`] (a PSA connector). Each generates the bindings of its world inside
 //! the plugin crate, so the SDK itself has no role features and any set of plugins builds
 //! together, in one `cargo build --workspace`:
 //!
@@ -40,6 +40,7 @@ mod error;
 pub mod check;
 pub mod discovery;
 pub mod remediation;
+pub mod ticketing;
 
 pub mod exec;
 pub mod fs;
@@ -56,6 +57,7 @@ pub use config::config;
 pub use discovery::{Discovery, Fact, FactGroup, FactValue};
 pub use error::{CapError, PluginError};
 pub use remediation::{Action, ActionKind, ActionOutcome, OutcomeStatus, Remediation};
+pub use ticketing::{IncidentRef, NewTicket, Ticket, TicketNote, Ticketing};
 
 mod roles;
 

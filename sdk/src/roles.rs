@@ -42,6 +42,15 @@ macro_rules! check_remediation {
     };
 }
 
+/// Register `$plugin`, which implements [`Ticketing`](crate::Ticketing), as this component's
+/// ticketing plugin, a PSA connector (world `ticketing-plugin`). Call it once per plugin crate.
+#[macro_export]
+macro_rules! ticketing {
+    ($plugin:ty $(,)?) => {
+        $crate::__warden_plugin!($plugin, "ticketing-plugin", [ticketing]);
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __warden_plugin {
@@ -202,6 +211,72 @@ macro_rules! __warden_export {
                         })
                         .collect(),
                 )
+            }
+        }
+    };
+    (ticketing, $plugin:ty) => {
+        type __IncidentRef = __warden_world::exports::warden::plugin::ticketing::IncidentRef;
+        type __Ticket = __warden_world::exports::warden::plugin::ticketing::Ticket;
+        type __NewTicket = __warden_world::exports::warden::plugin::ticketing::NewTicket;
+        type __TicketNote = __warden_world::exports::warden::plugin::ticketing::TicketNote;
+
+        fn __sdk_incident(i: __IncidentRef) -> $crate::IncidentRef {
+            $crate::IncidentRef {
+                monitor: i.monitor,
+                incident: i.incident,
+                external_ref: i.external_ref,
+                tenant: i.tenant,
+                host: i.host,
+            }
+        }
+
+        fn __sdk_note(n: __TicketNote) -> $crate::TicketNote {
+            $crate::TicketNote {
+                incident: __sdk_incident(n.incident),
+                ticket_id: n.ticket_id,
+                text: n.text,
+            }
+        }
+
+        fn __raw_ticket(t: $crate::Ticket) -> __Ticket {
+            __Ticket {
+                id: t.id,
+                respond_by: t.respond_by,
+                resolve_by: t.resolve_by,
+            }
+        }
+
+        impl __warden_world::exports::warden::plugin::ticketing::Guest for __WardenPlugin {
+            fn open(
+                config: ::std::string::String,
+                req: __NewTicket,
+            ) -> ::core::result::Result<__Ticket, $crate::__private::RawPluginError> {
+                let req = $crate::NewTicket {
+                    incident: __sdk_incident(req.incident),
+                    summary: req.summary,
+                    description: req.description,
+                };
+                ::core::result::Result::Ok(__raw_ticket(
+                    <$plugin as $crate::Ticketing>::open(&config, req)?,
+                ))
+            }
+
+            fn note(
+                config: ::std::string::String,
+                req: __TicketNote,
+            ) -> ::core::result::Result<__Ticket, $crate::__private::RawPluginError> {
+                ::core::result::Result::Ok(__raw_ticket(
+                    <$plugin as $crate::Ticketing>::note(&config, __sdk_note(req))?,
+                ))
+            }
+
+            fn close(
+                config: ::std::string::String,
+                req: __TicketNote,
+            ) -> ::core::result::Result<__Ticket, $crate::__private::RawPluginError> {
+                ::core::result::Result::Ok(__raw_ticket(
+                    <$plugin as $crate::Ticketing>::close(&config, __sdk_note(req))?,
+                ))
             }
         }
     };

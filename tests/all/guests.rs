@@ -27,6 +27,47 @@ use crate::plugins::disk_usage_applies_thresholds as disk_usage;
 use crate::plugins::inventory_reports_host_os_disks_and_debian_packages as inventory;
 use crate::plugins::service_health_restarts_a_stopped_service_and_verifies as service_health;
 use crate::runbooks::a_dry_run_plans_but_never_applies as tracer;
+use crate::tickets::autotask_sends_its_three_headers_maps_the_queue_and_reads_the_due_dates as ticket_autotask;
+use crate::tickets::connectwise_creates_with_basic_auth_and_client_id_maps_the_tenant_and_reads_the_sla as ticket_connectwise;
+use crate::tickets::halo_gets_a_client_credentials_token_then_creates_notes_and_closes_with_bearer as ticket_halo;
+use crate::tickets::webhook_opens_signed_once_per_key_then_notes_and_closes as ticket_webhook;
+// The connectors' shared library: its templates, signatures and tenant mapping are what the
+// connector tests exercise.
+use crate::tickets::webhook_opens_signed_once_per_key_then_notes_and_closes as ticket_common;
+
+/// A check the test controls: critical while the flag file exists, ok when it does not.
+#[test]
+fn flag() {
+    let sb = Sandbox::new();
+    let runner = sb.runner(&sb.standard_policy(""));
+    let s = sb.scratch().display().to_string();
+    let manifest = format!(
+        "name = \"flag\"\nversion = \"0.1.0\"\nrole = \"check\"\ncomponent = \"plugin.wasm\"\n\
+         [capabilities.fs]\nread = [{s:?}]\n"
+    );
+    sb.install(&runner, "flag", Some(&manifest));
+    let path = sb.scratch().join("flag");
+    let status = |runner: &warden_agent::PluginManager| {
+        let req = RunRequest::new("flag", Invocation::Check)
+            .with_config(json!({ "path": path.display().to_string() }));
+        match runner.run(&req).result {
+            Ok(Output::Check(c)) => (c.status, c.summary),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        status(&runner),
+        (warden_core::report::CheckStatus::Ok, "no flag".into())
+    );
+    std::fs::write(&path, "up").expect("flag");
+    assert_eq!(
+        status(&runner),
+        (
+            warden_core::report::CheckStatus::Critical,
+            "flag raised".into()
+        )
+    );
+}
 
 /// The benchmark's baseline guest: a check that calls nothing and says `ok`.
 #[test]

@@ -14,3 +14,4 @@ mod plugins;
 mod polyglot;
 mod runbooks;
 mod testkit;
+mod tickets;

@@ -3,7 +3,9 @@
 //! plugin under a manifest the test writes. All tests share one precompiled-component cache, so
 //! each guest is compiled once per machine, not once per test.
 
+pub mod fake_psa;
 pub mod http_server;
+pub mod psa_server;
 
 use std::path::{Path, PathBuf};
 use warden_agent::PluginManager;

@@ -10,6 +10,7 @@ pub mod install;
 pub mod plugins;
 pub mod record_cache;
 pub mod store;
+pub mod tickets;
 
 pub use plugins::{PluginManager, WarmUp};
 pub use warden_core::RunRequest;

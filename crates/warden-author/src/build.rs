@@ -10,7 +10,7 @@ use std::time::Instant;
 use warden_core::manifest::Manifest;
 
 /// The warden WIT package, as `wit/deps/warden-plugin/` of a Python or JavaScript build.
-const WARDEN_WIT: [(&str, &str); 10] = [
+const WARDEN_WIT: [(&str, &str); 11] = [
     ("exec.wit", include_str!("../../../wit/exec.wit")),
     ("fs.wit", include_str!("../../../wit/fs.wit")),
     ("http.wit", include_str!("../../../wit/http.wit")),
@@ -19,6 +19,7 @@ const WARDEN_WIT: [(&str, &str); 10] = [
     ("roles.wit", include_str!("../../../wit/roles.wit")),
     ("service.wit", include_str!("../../../wit/service.wit")),
     ("sysinfo.wit", include_str!("../../../wit/sysinfo.wit")),
+    ("ticketing.wit", include_str!("../../../wit/ticketing.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
 ];

@@ -493,7 +493,9 @@ impl RoleTemplates {
                     ),
                 ],
             }),
-            Role::CheckRemediation => Err(ScaffoldError::UnsupportedRole { role }),
+            Role::CheckRemediation | Role::Ticketing => {
+                Err(ScaffoldError::UnsupportedRole { role })
+            }
         }
     }
 }

@@ -73,6 +73,12 @@ pub enum AutomationEvent {
         #[serde(flatten)]
         reason: EscalationReason,
     },
+    /// An escalated incident's check keeps failing (see `monitor::Action::StillFailing`).
+    IncidentStillFailing {
+        monitor: String,
+        incident: String,
+        failures: u32,
+    },
     IncidentResolved {
         incident: Incident,
         time_to_detect_ms: i64,
@@ -96,6 +102,7 @@ impl AutomationEvent {
             AutomationEvent::RemediationStarted { .. } => "automation.remediation-started",
             AutomationEvent::RemediationFinished { .. } => "automation.remediation-finished",
             AutomationEvent::Escalated { .. } => "automation.escalated",
+            AutomationEvent::IncidentStillFailing { .. } => "automation.incident-still-failing",
             AutomationEvent::IncidentResolved { .. } => "automation.incident-resolved",
         }
     }
@@ -167,6 +174,11 @@ impl AutomationEvent {
             AutomationEvent::Escalated {
                 incident, reason, ..
             } => format!("incident {incident} escalated: {reason}"),
+            AutomationEvent::IncidentStillFailing {
+                incident, failures, ..
+            } => format!(
+                "incident {incident} still failing: {failures} failing check(s) since it escalated"
+            ),
             AutomationEvent::IncidentResolved { incident, .. } => {
                 format!("incident {} resolved", incident.id)
             }

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod report;
 pub mod request;
 pub mod run_status;
+pub mod ticket;
 
 pub use cancel::CancelToken;
 pub use capability::Capability;

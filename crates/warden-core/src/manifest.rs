@@ -23,6 +23,8 @@ pub enum Role {
     Remediation,
     /// Exports both `check` and `remediation`.
     CheckRemediation,
+    /// Exports `ticketing`: a PSA connector the agent's ticket outbox calls.
+    Ticketing,
 }
 
 impl Role {
@@ -32,6 +34,7 @@ impl Role {
             Role::Check => "check",
             Role::Remediation => "remediation",
             Role::CheckRemediation => "check-remediation",
+            Role::Ticketing => "ticketing",
         }
     }
 
@@ -39,7 +42,7 @@ impl Role {
     pub fn may_change_machine(self) -> bool {
         match self {
             Role::Remediation | Role::CheckRemediation => true,
-            Role::Discovery | Role::Check => false,
+            Role::Discovery | Role::Check | Role::Ticketing => false,
         }
     }
 
@@ -58,6 +61,7 @@ impl Role {
             Invocation::Discover => self == Role::Discovery,
             Invocation::Check => self.exports_check(),
             Invocation::Plan | Invocation::Apply(_) => self.may_change_machine(),
+            Invocation::Ticket(_) => self == Role::Ticketing,
         };
         if exported {
             return Ok(());

@@ -13,6 +13,8 @@ pub enum Invocation {
     Plan,
     /// Apply exactly these actions (the approved plan).
     Apply(Vec<Action>),
+    /// One call of a ticketing plugin's `ticketing` export.
+    Ticket(crate::ticket::TicketCall),
 }
 
 impl Invocation {
@@ -22,6 +24,7 @@ impl Invocation {
             Invocation::Check => "check",
             Invocation::Plan => "plan",
             Invocation::Apply(_) => "apply",
+            Invocation::Ticket(_) => "ticket",
         }
     }
 }
@@ -109,6 +112,7 @@ pub enum Output {
     Check(CheckResult),
     Plan(Vec<Action>),
     Applied(Vec<ActionOutcome>),
+    Ticket(crate::ticket::Ticket),
 }
 
 /// Everything about one run.
@@ -221,6 +225,7 @@ pub enum Export {
     Check,
     Plan,
     Apply,
+    Ticket,
 }
 
 impl Export {
@@ -230,6 +235,7 @@ impl Export {
             Invocation::Check => Export::Check,
             Invocation::Plan => Export::Plan,
             Invocation::Apply(_) => Export::Apply,
+            Invocation::Ticket(_) => Export::Ticket,
         }
     }
 
@@ -239,6 +245,7 @@ impl Export {
             Export::Check => "check",
             Export::Plan => "plan",
             Export::Apply => "apply",
+            Export::Ticket => "ticket",
         }
     }
 
@@ -246,7 +253,7 @@ impl Export {
     pub fn may_change_machine(self) -> bool {
         match self {
             Export::Apply => true,
-            Export::Discover | Export::Check | Export::Plan => false,
+            Export::Discover | Export::Check | Export::Plan | Export::Ticket => false,
         }
     }
 }

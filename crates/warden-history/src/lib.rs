@@ -6,9 +6,11 @@
 mod incidents;
 pub mod migrations;
 mod schedules;
+mod tickets;
 
 pub use incidents::{IncidentRow, MonitorSla};
 pub use schedules::ScheduleRow;
+pub use tickets::IncidentTicketRow;
 
 mod inventory;
 

@@ -33,6 +33,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "who or what asked for each run (runs.requested_by)",
         apply: |tx| tx.execute_batch("ALTER TABLE runs ADD COLUMN requested_by TEXT;"),
     },
+    Migration {
+        what: "the PSA ticket of each escalated incident (incident_tickets)",
+        apply: |tx| tx.execute_batch(super::tickets::SCHEMA),
+    },
 ];
 
 /// The schema version this build writes.

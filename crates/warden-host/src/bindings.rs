@@ -11,5 +11,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::exports::warden::plugin::{check, discovery, remediation};
+pub use self::exports::warden::plugin::{check, discovery, remediation, ticketing};
 pub use self::warden::plugin::types::{CapError, Field, PluginError};

@@ -1,6 +1,6 @@
 //! Conversions between the WIT types a plugin returns and the domain types of the run report.
 
-use crate::bindings::{check, discovery, remediation};
+use crate::bindings::{check, discovery, remediation, ticketing};
 use warden_core::report::{
     Action, ActionKind, ActionOutcome, CheckResult, CheckStatus, FactGroup, Metric, OutcomeStatus,
 };
@@ -110,6 +110,48 @@ impl From<remediation::ActionOutcome> for ActionOutcome {
             id: o.id,
             status,
             detail: o.detail,
+        }
+    }
+}
+
+impl From<&warden_core::ticket::IncidentRef> for ticketing::IncidentRef {
+    fn from(i: &warden_core::ticket::IncidentRef) -> Self {
+        ticketing::IncidentRef {
+            monitor: i.monitor.clone(),
+            incident: i.incident.clone(),
+            external_ref: i.external_ref.clone(),
+            tenant: i.tenant.clone(),
+            host: i.host.clone(),
+        }
+    }
+}
+
+impl From<&warden_core::ticket::NewTicket> for ticketing::NewTicket {
+    fn from(t: &warden_core::ticket::NewTicket) -> Self {
+        ticketing::NewTicket {
+            incident: (&t.incident).into(),
+            summary: t.summary.clone(),
+            description: t.description.clone(),
+        }
+    }
+}
+
+impl From<&warden_core::ticket::TicketNote> for ticketing::TicketNote {
+    fn from(n: &warden_core::ticket::TicketNote) -> Self {
+        ticketing::TicketNote {
+            incident: (&n.incident).into(),
+            ticket_id: n.ticket_id.clone(),
+            text: n.text.clone(),
+        }
+    }
+}
+
+impl From<ticketing::Ticket> for warden_core::ticket::Ticket {
+    fn from(t: ticketing::Ticket) -> Self {
+        warden_core::ticket::Ticket {
+            id: t.id,
+            respond_by: t.respond_by,
+            resolve_by: t.resolve_by,
         }
     }
 }

@@ -33,6 +33,7 @@ fn required_exports(role: Role) -> &'static [&'static str] {
         Role::Check => &["check"],
         Role::Remediation => &["remediation"],
         Role::CheckRemediation => &["check", "remediation"],
+        Role::Ticketing => &["ticketing"],
     }
 }
 

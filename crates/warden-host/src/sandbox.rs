@@ -7,7 +7,7 @@
 //! those; a [`UseObserver`] hears of every capability use the moment the chokepoint decides it,
 //! so the caller can record the trail as the run goes.
 
-use crate::bindings::{RunnerHost, check, discovery, remediation};
+use crate::bindings::{RunnerHost, check, discovery, remediation, ticketing};
 use crate::capabilities::log::{CapturedOutput, OutputBudget};
 use crate::capabilities::{CapFailure, Export, HostState, MemoryLimiter, RunContext, UseObserver};
 use crate::engine::{CodeQuality, CompileCache, EpochTicker, new_engine_with, new_pooled_engine};
@@ -418,6 +418,16 @@ fn call(
             guest
                 .call_apply(&mut *store, config, &actions)?
                 .map(|outcomes| Output::Applied(outcomes.into_iter().map(Into::into).collect()))
+        }
+        Invocation::Ticket(call) => {
+            use warden_core::ticket::TicketCall;
+            let guest = ticketing::GuestIndices::new(pre)?.load(&mut *store, &instance)?;
+            let replied = match call {
+                TicketCall::Open(t) => guest.call_open(&mut *store, config, &t.into())?,
+                TicketCall::Note(n) => guest.call_note(&mut *store, config, &n.into())?,
+                TicketCall::Close(n) => guest.call_close(&mut *store, config, &n.into())?,
+            };
+            replied.map(|t| Output::Ticket(t.into()))
         }
     })
 }

@@ -184,6 +184,7 @@ fn summarize(output: &Output) -> String {
                 .filter(|o| o.status == warden_core::report::OutcomeStatus::Applied)
                 .count()
         ),
+        Output::Ticket(t) => format!("ticket {}", t.id),
     }
 }
 

@@ -55,6 +55,7 @@ fn describe(run: &CaseRun) -> String {
         Ok(Output::Facts(groups)) => format!("discover: {} fact group(s)", groups.len()),
         Ok(Output::Plan(actions)) => format!("plan: {} action(s)", actions.len()),
         Ok(Output::Applied(outcomes)) => format!("apply: {} outcome(s)", outcomes.len()),
+        Ok(Output::Ticket(t)) => format!("ticket: {}", t.id),
     }
 }
 

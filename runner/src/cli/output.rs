@@ -231,6 +231,14 @@ pub fn print_report(report: &RunReport) {
                 );
             }
         }
+        Ok(Output::Ticket(t)) => {
+            println!("ticket {}: {}", who, inert(&t.id));
+            for (what, due) in [("respond by", &t.respond_by), ("resolve by", &t.resolve_by)] {
+                if let Some(due) = due {
+                    println!("  {what:<12} {}", inert(due));
+                }
+            }
+        }
         Err(e) => eprintln!("warden: {who}: {}", inert_lines(&e.to_string())),
     }
     for l in &report.logs {

@@ -105,6 +105,9 @@ fn first_invocation(role: Role, args: &RunArgs) -> Invocation {
         Role::Remediation | Role::CheckRemediation if args.plan || args.apply => Invocation::Plan,
         Role::CheckRemediation => Invocation::Check,
         Role::Remediation => Invocation::Plan,
+        // A ticketing plugin acts only for the agent's ticket outbox (a call would open a real
+        // ticket); asked for a check, the run says which role it has and what it exports.
+        Role::Ticketing => Invocation::Check,
     }
 }
 

@@ -15,7 +15,7 @@ const PACKAGE: &str = "warden:plugin@0.1.0";
 
 /// Every file of `wit/`. A file missing here makes `generate!` report the interface it lacks;
 /// the `lists_every_wit_file` test catches it first.
-const WIT_FILES: [(&str, &str); 10] = [
+const WIT_FILES: [(&str, &str); 11] = [
     ("exec.wit", include_str!("../../../wit/exec.wit")),
     ("fs.wit", include_str!("../../../wit/fs.wit")),
     ("http.wit", include_str!("../../../wit/http.wit")),
@@ -24,6 +24,7 @@ const WIT_FILES: [(&str, &str); 10] = [
     ("roles.wit", include_str!("../../../wit/roles.wit")),
     ("service.wit", include_str!("../../../wit/service.wit")),
     ("sysinfo.wit", include_str!("../../../wit/sysinfo.wit")),
+    ("ticketing.wit", include_str!("../../../wit/ticketing.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
 ];
@@ -40,11 +41,12 @@ const SDK_INTERFACES: [&str; 8] = [
 const MACHINE_INTERFACES: [&str; 2] = ["fs-write", "service-control"];
 
 /// The worlds a plugin may be built for, and whether each may change the machine.
-const WORLDS: [(&str, bool); 4] = [
+const WORLDS: [(&str, bool); 5] = [
     ("discovery-plugin", false),
     ("check-plugin", false),
     ("remediation-plugin", true),
     ("check-remediation-plugin", true),
+    ("ticketing-plugin", false),
 ];
 
 /// `world!("check-plugin")` expands to `mod __warden_world { ... }`: the `wit-bindgen`

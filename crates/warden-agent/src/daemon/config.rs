@@ -35,6 +35,9 @@ pub struct AgentConfig {
     /// `[fleet]`: the NATS link to the fleet's controller; absent, the agent has none.
     #[serde(default)]
     pub fleet: Option<FleetConfig>,
+    /// `[tickets]`: escalations to a PSA through a ticketing plugin (docs/AUTOMATION.md).
+    #[serde(default)]
+    pub tickets: Option<crate::tickets::config::TicketsConfig>,
     /// Validated automation (relative runbook paths resolved against the config's directory).
     #[serde(skip)]
     pub automation: Automation,
@@ -297,6 +300,9 @@ impl AgentConfig {
         if let Some(fleet) = &mut config.fleet {
             fleet.validate().map_err(invalid)?;
             fleet.resolve(base);
+        }
+        if let Some(tickets) = &mut config.tickets {
+            tickets.validate(base).map_err(invalid)?;
         }
         config.automation = AutomationConfig {
             schedules: config.schedules.clone(),

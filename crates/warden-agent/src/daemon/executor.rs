@@ -80,6 +80,9 @@ impl Executor for DaemonExecutor {
     }
 
     fn event(&self, ev: AutomationEvent) {
+        if let Some(tickets) = &self.state.tickets {
+            tickets.on_event(&ev);
+        }
         let detail = ev.to_json();
         let subject = ["schedule", "monitor"]
             .iter()

@@ -38,6 +38,8 @@ pub struct AgentState {
     /// Flips to true when the agent is stopping; open streams end.
     pub stopping: watch::Receiver<bool>,
     pub started: Instant,
+    /// The ticket outbox of `[tickets]`, fed with every automation event.
+    pub tickets: Option<Arc<crate::tickets::Tickets>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub enum DaemonError {
     Fleet(String),
     #[error("monitor `{monitor}`: {message}")]
     Monitor { monitor: String, message: String },
+    #[error(transparent)]
+    Tickets(#[from] crate::tickets::TicketsError),
 }
 
 impl AgentState {
@@ -362,6 +366,43 @@ fn check_monitor_plugins(runner: &PluginManager, config: &AgentConfig) -> Result
     Ok(())
 }
 
+/// The `[tickets]` plugin is installed and is a ticketing plugin; then its outbox opens.
+fn open_tickets(
+    runner: &PluginManager,
+    config: &AgentConfig,
+) -> Result<Option<Arc<crate::tickets::Tickets>>, DaemonError> {
+    use crate::tickets::{Tickets, TicketsError};
+    use warden_core::manifest::Role;
+    let Some(tickets) = &config.tickets else {
+        return Ok(None);
+    };
+    let refuse = |m: String| DaemonError::Tickets(TicketsError::Config(m));
+    match runner.store().get(&tickets.plugin) {
+        Ok(Some(p)) if p.manifest.role == Role::Ticketing => {}
+        Ok(Some(p)) => {
+            return Err(refuse(format!(
+                "plugin `{}` is a {} plugin; tickets go through a ticketing plugin",
+                tickets.plugin, p.manifest.role
+            )));
+        }
+        Ok(None) => {
+            return Err(refuse(format!(
+                "plugin `{}` is not installed on this agent (`warden plugin install` it)",
+                tickets.plugin
+            )));
+        }
+        Err(e) => return Err(refuse(format!("plugin `{}`: {e}", tickets.plugin))),
+    }
+    let tenant = config.fleet.as_ref().map(|f| f.tenant.to_string());
+    Ok(Some(Arc::new(Tickets::open(
+        tickets,
+        &runner.data_dir(),
+        tenant,
+        host_id(),
+        runner.audit_shared(),
+    )?)))
+}
+
 /// [`serve`], applying the configs `reloads` brings (see [`reload`]).
 pub async fn serve_reloading(
     runner: PluginManager,
@@ -372,6 +413,7 @@ pub async fn serve_reloading(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), DaemonError> {
     check_monitor_plugins(&runner, &config)?;
+    let tickets = open_tickets(&runner, &config)?;
     if let Some(key) = &config.audit.checkpoint_key {
         let signer = warden_audit::CheckpointSigner::load(
             key,
@@ -405,6 +447,7 @@ pub async fn serve_reloading(
         events,
         stopping,
         started: Instant::now(),
+        tickets: tickets.clone(),
     });
 
     let addr = config.api.listen;
@@ -465,6 +508,16 @@ pub async fn serve_reloading(
     };
     let automation =
         warden_automation::spawn(config.automation.clone(), executor, deps, auto_stop)?;
+    let (tickets_stop_tx, tickets_stop) = watch::channel(false);
+    let ticket_worker = tickets.map(|tickets| {
+        let worker = crate::tickets::worker::Worker {
+            tickets,
+            runner: runner.clone(),
+            history: runs.history().clone(),
+            events: state.events.clone(),
+        };
+        tokio::spawn(worker.run(tickets_stop))
+    });
     tracing::info!("listening on {bound}");
     ready(bound);
     // Loading an interpreter plugin's code is about half of its first run: do it for every
@@ -485,6 +538,11 @@ pub async fn serve_reloading(
     // Schedules and monitors start nothing new; then the runs get their grace period.
     let _ = auto_stop_tx.send(true);
     automation.join().await;
+    // After the drivers, so their last events are queued; what is queued waits on disk.
+    let _ = tickets_stop_tx.send(true);
+    if let Some(worker) = ticket_worker {
+        let _ = worker.await;
+    }
     runs.shutdown(config.shutdown_grace()).await;
     // After the runs: the results of fleet runs cancelled at shutdown are in its outbox.
     if let Some(link) = fleet_link {

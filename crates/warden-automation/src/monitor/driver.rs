@@ -196,6 +196,17 @@ impl MonitorDriver {
                         reason,
                     });
                 }
+                Action::StillFailing { failures } => {
+                    self.emit(AutomationEvent::IncidentStillFailing {
+                        monitor: name,
+                        incident: self
+                            .machine
+                            .incident()
+                            .map(|i| i.id.clone())
+                            .unwrap_or_default(),
+                        failures,
+                    });
+                }
                 Action::Resolved(incident) => {
                     self.save_incident(&incident);
                     self.emit(AutomationEvent::resolved(incident));

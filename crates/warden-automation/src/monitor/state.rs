@@ -148,6 +148,11 @@ pub enum Action {
     Escalate {
         reason: EscalationReason,
     },
+    /// The escalated incident's check is still failing: every `failures-to-trigger` failing
+    /// checks after the escalation (what would have opened a new incident), `failures` in all.
+    StillFailing {
+        failures: u32,
+    },
     Resolved(Incident),
 }
 
@@ -161,6 +166,8 @@ pub struct Machine {
     incident: Option<Incident>,
     /// Trigger times of recent incidents, for the recurrence limit.
     recent: VecDeque<DateTime<Utc>>,
+    /// Failing checks since the incident escalated.
+    failing_while_escalated: u32,
 }
 
 impl Machine {
@@ -189,6 +196,7 @@ impl Machine {
             streak_started: open.as_ref().map(|i| i.detected_at),
             incident: open,
             recent: recent.into(),
+            failing_while_escalated: 0,
         }
     }
 
@@ -215,6 +223,7 @@ impl Machine {
             i.escalated = Some(reason.clone());
             i.escalated_at = Some(now);
         }
+        self.failing_while_escalated = 0;
         self.set(MonitorState::Escalated, out);
         out.push(Action::Escalate { reason });
     }
@@ -325,7 +334,18 @@ impl Machine {
                 self.retry_or_escalate(now, attempt, reason, &mut out);
             }
             (MonitorState::Escalated, Verdict::Healthy) => self.resolve(now, &mut out),
-            (MonitorState::Escalated, _) => {}
+            (MonitorState::Escalated, Verdict::Failing) => {
+                self.failing_while_escalated = self.failing_while_escalated.saturating_add(1);
+                if self
+                    .failing_while_escalated
+                    .is_multiple_of(self.t.failures_to_trigger.max(1))
+                {
+                    out.push(Action::StillFailing {
+                        failures: self.failing_while_escalated,
+                    });
+                }
+            }
+            (MonitorState::Escalated, Verdict::Unknown) => {}
         }
         out
     }

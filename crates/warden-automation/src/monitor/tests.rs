@@ -308,3 +308,38 @@ fn sla_figures_come_from_the_stored_incidents() {
         Some(EscalationReason::RemediationFailed { attempts: 2 })
     );
 }
+
+#[test]
+fn an_escalated_incident_still_failing_reports_it_every_failures_to_trigger_checks() {
+    let mut m = machine(Thresholds {
+        has_remediation: false,
+        ..thresholds()
+    });
+    let escalated = trigger(&mut m, 0);
+    assert!(
+        escalated
+            .iter()
+            .any(|a| matches!(a, Action::Escalate { .. }))
+    );
+    let still: Vec<Vec<Action>> = (1..=6)
+        .map(|i| m.on_check(t(120 + 60 * i), Verdict::Failing))
+        .collect();
+    let reported: Vec<u32> = still
+        .iter()
+        .flatten()
+        .filter_map(|a| match a {
+            Action::StillFailing { failures } => Some(*failures),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, [3, 6]);
+    assert!(
+        m.on_check(t(600), Verdict::Unknown).is_empty(),
+        "unknown is not a failure"
+    );
+    assert!(
+        m.on_check(t(660), Verdict::Healthy)
+            .iter()
+            .any(|a| matches!(a, Action::Resolved(_)))
+    );
+}
