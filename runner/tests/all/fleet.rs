@@ -24,7 +24,7 @@ use warden_fleet_wire::{
     AgentEvent, Bundle, Command, EventKind, Heartbeat, MSG_ID_HEADER, RefusalReason, RunId,
     RunResult, RunRunbook, RunStatus, UnixMillis, decode, encode,
 };
-use warden_natstest::{Nats, Options};
+use warden_natstest::{Nats, Options, ServerTls};
 use warden_proto::fleet as pb;
 
 use crate::daemon::{Agent, sleepy_runbook};
@@ -123,14 +123,16 @@ impl pb::enrollment_server::Enrollment for Enroller {
 
 /// A NATS server in operator mode, the controller's client, the results stream, one enrolled
 /// agent's credentials and a publisher key the agent trusts.
-struct Fleet {
-    nats: Nats,
-    authority: Arc<Mutex<FleetAuthority>>,
-    acme: TenantId,
-    controller: async_nats::Client,
+pub(crate) struct Fleet {
+    pub(crate) nats: Nats,
+    pub(crate) authority: Arc<Mutex<FleetAuthority>>,
+    pub(crate) acme: TenantId,
+    pub(crate) controller: async_nats::Client,
     keys: tempfile::TempDir,
-    creds: PathBuf,
-    agent_id: AgentId,
+    pub(crate) creds: PathBuf,
+    pub(crate) agent_id: AgentId,
+    /// With TLS on the server: the CA the controller's client (and a trusting agent) uses.
+    ca_file: Option<PathBuf>,
 }
 
 fn warden(args: &[&str], data: &Path) -> std::process::Output {
@@ -152,7 +154,12 @@ fn ok(out: std::process::Output) -> String {
 }
 
 impl Fleet {
-    async fn start() -> Fleet {
+    pub(crate) async fn start() -> Fleet {
+        Fleet::start_with(None).await
+    }
+
+    /// With `tls`, the server takes TLS clients only: (its certificate, the CA that signed it).
+    pub(crate) async fn start_with(tls: Option<(ServerTls, PathBuf)>) -> Fleet {
         let mut authority = FleetAuthority::generate();
         let acme = TenantId::new("acme").expect("tenant");
         authority.add_tenant(&acme).expect("acme");
@@ -164,18 +171,30 @@ impl Fleet {
                 1,
                 Options {
                     extra_config: config,
+                    tls: tls.as_ref().map(|(server, _)| server.clone()),
                     ..Options::default()
                 },
             )
         })
         .expect("nats-server in operator mode (run `cargo xtask nats` first)");
+        let ca_file = tls.map(|(_, ca)| ca);
         let creds = authority
             .controller_credentials(unix_now())
             .expect("controller creds");
-        let controller = async_nats::ConnectOptions::with_credentials(&creds.creds())
+        let mut options = async_nats::ConnectOptions::with_credentials(&creds.creds())
             .expect("creds")
-            .retry_on_initial_connect()
-            .connect(nats.url(0))
+            .retry_on_initial_connect();
+        if let Some(ca) = &ca_file {
+            options = options.require_tls(true).add_root_certificates(ca.clone());
+        }
+        // By name with TLS: the server's certificate may be for `localhost` only (the test of a
+        // certificate for another name than the agent's `127.0.0.1`).
+        let url = match &ca_file {
+            Some(_) => nats.url(0).replacen("127.0.0.1", "localhost", 1),
+            None => nats.url(0),
+        };
+        let controller = options
+            .connect(url)
             .await
             .expect("controller connects");
         create_stream(&controller).await;
@@ -202,6 +221,7 @@ impl Fleet {
             keys,
             creds,
             agent_id,
+            ca_file,
         }
     }
 
@@ -214,16 +234,36 @@ impl Fleet {
     }
 
     fn fleet_section(&self) -> String {
+        match &self.ca_file {
+            None => self.fleet_section_for(&self.nats.url(0), None),
+            Some(ca) => self.fleet_section_for(&self.tls_url(), Some(ca)),
+        }
+    }
+
+    /// `tls://127.0.0.1:<port>` of the server.
+    pub(crate) fn tls_url(&self) -> String {
+        self.nats.url(0).replacen("nats://", "tls://", 1)
+    }
+
+    /// A `[fleet]` section with this agent's credentials, reaching `url`, trusting `ca`.
+    pub(crate) fn fleet_section_for(&self, url: &str, ca: Option<&Path>) -> String {
+        let ca = ca
+            .map(|ca| format!("ca-file = {:?}\n", ca.display().to_string()))
+            .unwrap_or_default();
         format!(
-            "[fleet]\nurls = [{:?}]\ntenant = \"acme\"\ncredentials = {:?}\nheartbeat-interval-secs = 1\n[fleet.tags]\nrole = \"db\"\nsite = \"paris\"\n",
-            self.nats.url(0),
+            "[fleet]\nurls = [{url:?}]\ntenant = \"acme\"\ncredentials = {:?}\nheartbeat-interval-secs = 1\n{ca}[fleet.tags]\nrole = \"db\"\nsite = \"paris\"\n",
             self.creds.display().to_string()
         )
     }
 
     /// An agent of this fleet, with `fleet-hello` installed signed by the trusted publisher.
-    fn agent(&self) -> Agent {
+    pub(crate) fn agent(&self) -> Agent {
         self.agent_with(&[], "")
+    }
+
+    /// An agent with its own `[fleet]` section (and nothing installed).
+    pub(crate) fn agent_with_section(&self, section: &str) -> Agent {
+        Agent::start_full("", &[], section, &self.trust())
     }
 
     /// With `runbooks` (plain, for schedules) and `automation` before the `[fleet]` section.
@@ -286,7 +326,7 @@ impl Fleet {
         std::fs::read(out).expect("bundle")
     }
 
-    fn command(&self, spec: RunRunbook) -> Command {
+    pub(crate) fn command(&self, spec: RunRunbook) -> Command {
         let now = UnixMillis::now();
         let mut random = [0u8; 10];
         getrandom_fill(&mut random);
@@ -300,7 +340,7 @@ impl Fleet {
         )
     }
 
-    async fn send(&self, command: &Command) {
+    pub(crate) async fn send(&self, command: &Command) {
         self.controller
             .publish(
                 subjects::command(&self.acme, &self.agent_id),
@@ -312,7 +352,7 @@ impl Fleet {
     }
 
     /// Every result the agent publishes (core subscription: duplicates included).
-    async fn result_copies(&self) -> async_nats::Subscriber {
+    pub(crate) async fn result_copies(&self) -> async_nats::Subscriber {
         let sub = self
             .controller
             .subscribe(subjects::result(&self.acme, &self.agent_id))
@@ -322,7 +362,7 @@ impl Fleet {
         sub
     }
 
-    async fn heartbeats(&self) -> async_nats::Subscriber {
+    pub(crate) async fn heartbeats(&self) -> async_nats::Subscriber {
         let sub = self
             .controller
             .subscribe(subjects::heartbeat(&self.acme, &self.agent_id))
@@ -509,7 +549,7 @@ async fn next<T>(
 }
 
 /// The next result of `run` whose status is final, with its `Nats-Msg-Id`.
-async fn final_result(sub: &mut async_nats::Subscriber, run: &RunId) -> (String, RunResult) {
+pub(crate) async fn final_result(sub: &mut async_nats::Subscriber, run: &RunId) -> (String, RunResult) {
     loop {
         let (message, result) = next(sub, "a result", |b| decode::<RunResult>(b).ok()).await;
         if &result.run == run && result.status.is_final() {
@@ -543,7 +583,7 @@ fn refusals(agent: &Agent, reason: &str) -> usize {
 }
 
 /// The agent is connected and subscribed: a heartbeat arrived after its subscription.
-async fn first_heartbeat(hb: &mut async_nats::Subscriber) -> Heartbeat {
+pub(crate) async fn first_heartbeat(hb: &mut async_nats::Subscriber) -> Heartbeat {
     next(hb, "a heartbeat", |b| decode::<Heartbeat>(b).ok())
         .await
         .1

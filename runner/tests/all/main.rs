@@ -12,3 +12,4 @@ mod daemon;
 mod fleet;
 mod fleet_e2e;
 mod fleet_scale;
+mod fleet_tls;

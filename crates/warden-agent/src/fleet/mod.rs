@@ -24,6 +24,7 @@ pub mod outbox;
 mod publisher;
 pub mod seam;
 pub mod store;
+pub mod tls;
 
 pub use commands::INTERRUPTED;
 pub use config::FleetConfig;
