@@ -69,6 +69,8 @@ pub struct Progress {
     pub results: u64,
     pub heartbeats: u64,
     pub events: u64,
+    /// Renewal requests answered (renewed or refused).
+    pub renewals: u64,
     /// Commands published (first sends and re-sends).
     pub sends: u64,
     /// Something a run view shows changed.
@@ -135,7 +137,7 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -10,6 +10,7 @@
 //! | `fleet.evt.<t>.<a>` and `fleet.evt.<t>.<a>.>` | the agent | controller (or a stream) |
 //! | `fleet.desired.<t>.>` | KV RePublish of bucket `desired` | every agent of `<t>` |
 //! | `$JS.API.DIRECT.GET.KV_desired.$KV.desired.<t>.>` | the agent (Direct-Get on connect) | the bucket's stream |
+//! | `fleet.renew.<t>.<a>` | the agent (request: a new JWT at half-life) | controller, replying to the agent's inbox |
 //! | `_INBOX.<a>.>` | the server (replies: PubAcks, Direct-Get answers) | the agent |
 //!
 //! The agent must set its client's inbox prefix to [`inbox_prefix`]: the default `_INBOX.>`
@@ -26,6 +27,7 @@ pub const RESULTS: &str = "fleet.res";
 pub const HEARTBEATS: &str = "fleet.hb";
 pub const EVENTS: &str = "fleet.evt";
 pub const DESIRED: &str = "fleet.desired";
+pub const RENEWALS: &str = "fleet.renew";
 /// The KV bucket holding the desired state; its stream is `KV_desired`, its keys
 /// `<tenant>.<...>`, and it RePublishes `$KV.desired.>` to `fleet.desired.>`.
 pub const DESIRED_BUCKET: &str = "desired";
@@ -50,6 +52,10 @@ pub fn result(tenant: &TenantId, agent: &AgentId) -> String {
 
 pub fn heartbeat(tenant: &TenantId, agent: &AgentId) -> String {
     format!("{HEARTBEATS}.{tenant}.{agent}")
+}
+
+pub fn renewal(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{RENEWALS}.{tenant}.{agent}")
 }
 
 pub fn event(tenant: &TenantId, agent: &AgentId) -> String {
@@ -95,6 +101,7 @@ pub(crate) fn shared_subjects() -> Vec<(&'static str, String, Flow)> {
         ("results", RESULTS.to_string(), Flow::ToFleet),
         ("heartbeats", HEARTBEATS.to_string(), Flow::ToFleet),
         ("events", EVENTS.to_string(), Flow::ToFleet),
+        ("renewals", RENEWALS.to_string(), Flow::ToFleet),
         ("desired-get", desired_direct_get_root(), Flow::ToFleet),
     ]
 }
@@ -111,6 +118,7 @@ pub(crate) fn agent_template(tenant: &TenantId) -> UserPermissionLimits {
                     own(RESULTS),
                     format!("{}.>", own(RESULTS)),
                     own(HEARTBEATS),
+                    own(RENEWALS),
                     own(EVENTS),
                     format!("{}.>", own(EVENTS)),
                     format!("{}.{tenant}.>", desired_direct_get_root()),

@@ -11,5 +11,6 @@ mod common;
 mod daemon;
 mod fleet;
 mod fleet_e2e;
+mod fleet_renewal;
 mod fleet_scale;
 mod fleet_tls;

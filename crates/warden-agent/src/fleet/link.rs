@@ -13,6 +13,7 @@ use super::heartbeat::{self, HeartbeatSettings};
 use super::identity::FleetIdentity;
 use super::seam::FleetAgent;
 use super::store::{FleetStore, StoreError};
+use super::renewal::{self, CredsSlot};
 use super::{commands, events, publisher};
 use crate::daemon::events::AgentEvent as DaemonEvent;
 use async_nats::{ConnectOptions, Event};
@@ -43,6 +44,9 @@ pub struct LinkSettings {
     pub ca_file: Option<PathBuf>,
     pub heartbeat: HeartbeatSettings,
     pub outbox_cap: usize,
+    /// The `.creds` file: renewed credentials replace it (atomically, mode 0600). `None`: the
+    /// credentials live in memory only and are never renewed (simulated agents).
+    pub credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +127,17 @@ impl FleetLink {
         };
         let refusals = tls.as_ref().map(|(_, refusals)| refusals.clone());
         let event_core = core.clone();
-        let mut options = ConnectOptions::with_credentials(&core.identity.creds)
-            .map_err(|e| LinkError::Credentials(e.to_string()))?
-            .custom_inbox_prefix(subjects::inbox_prefix(&agent))
+        // Read at every (re)connect: a renewal replaces what is in it.
+        let creds = CredsSlot::new(core.identity.creds.clone());
+        creds
+            .sign(b"")
+            .map_err(|e| LinkError::Credentials(e.to_string()))?;
+        let signer = creds.clone();
+        let mut options = ConnectOptions::with_auth_callback(move |nonce: Vec<u8>| {
+            let signer = signer.clone();
+            async move { signer.sign(&nonce) }
+        })
+        .custom_inbox_prefix(subjects::inbox_prefix(&agent))
             .name(format!("warden-agent {agent}"))
             .retry_on_initial_connect()
             .max_reconnects(None)
@@ -185,10 +197,20 @@ impl FleetLink {
                 core.clone(),
                 client.clone(),
                 self.settings.heartbeat,
-                connected,
+                connected.clone(),
                 stop_rx.clone(),
             )),
         ];
+        if let Some(path) = self.settings.credentials_file.clone() {
+            tasks.push(tokio::spawn(renewal::run(
+                core.clone(),
+                client.clone(),
+                creds,
+                path,
+                connected.clone(),
+                stop_rx.clone(),
+            )));
+        }
         if let Some(events) = self.events {
             tasks.push(tokio::spawn(events::run(core.clone(), events, stop_rx)));
         }

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod link;
 pub mod outbox;
 mod publisher;
+pub mod renewal;
 pub mod seam;
 pub mod store;
 pub mod tls;
