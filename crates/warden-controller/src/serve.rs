@@ -149,6 +149,7 @@ pub async fn start(
             deny,
             pending: Default::default(),
         }),
+        enrollments: Default::default(),
         agent_urls: config.agent_urls(),
         command_ttl_secs: config.command_ttl_secs,
         progress,
