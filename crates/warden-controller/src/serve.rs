@@ -284,7 +284,10 @@ pub async fn start(
     tasks.push(tokio::spawn(async move {
         while let Some(message) = renewals.next().await {
             let Some(reply) = message.reply.clone() else {
-                tracing::warn!("a renewal request on {} without a reply subject", message.subject);
+                tracing::warn!(
+                    "a renewal request on {} without a reply subject",
+                    message.subject
+                );
                 continue;
             };
             let c2 = c.clone();

@@ -326,8 +326,12 @@ async fn an_agent_renews_its_jwt_over_its_connection_and_a_revoked_key_is_refuse
         expires_at: reply.expires_at.expect("expiry"),
     };
     let before = fleet.progress().heartbeats;
-    let mut again =
-        SimAgent::connect(&fleet.nats.url(0), AgentKey::from_seed(a.key.seed().expect("seed").expose()).expect("key"), renewed_jwt).await;
+    let mut again = SimAgent::connect(
+        &fleet.nats.url(0),
+        AgentKey::from_seed(a.key.seed().expect("seed").expose()).expect("key"),
+        renewed_jwt,
+    )
+    .await;
     let hb = again.heartbeat_with("linux", &[]);
     again.send_heartbeat(&hb).await;
     fleet
@@ -341,7 +345,10 @@ async fn an_agent_renews_its_jwt_over_its_connection_and_a_revoked_key_is_refuse
     let reply = ask_renewal(&a.client, &a.tenant, &a.id, &forged).await;
     assert!(reply.jwt.is_none());
     assert!(
-        reply.error.as_deref().is_some_and(|e| e.contains("signature")),
+        reply
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("signature")),
         "{reply:?}"
     );
 
@@ -356,11 +363,9 @@ async fn an_agent_renews_its_jwt_over_its_connection_and_a_revoked_key_is_refuse
         })
         .await
         .expect("revoke");
-    let (authority, _) = warden_controller::keys::load_or_create(
-        &fleet.config.data_dir,
-        &fleet.config.tenants,
-    )
-    .expect("keys");
+    let (authority, _) =
+        warden_controller::keys::load_or_create(&fleet.config.data_dir, &fleet.config.tenants)
+            .expect("keys");
     let controller_creds = authority
         .controller_credentials(warden_fleet_identity::unix_now())
         .expect("creds");
@@ -373,12 +378,19 @@ async fn an_agent_renews_its_jwt_over_its_connection_and_a_revoked_key_is_refuse
     let reply = ask_renewal(&fleet_client, &b.tenant, &b.id, &request).await;
     assert!(reply.jwt.is_none());
     assert!(
-        reply.error.as_deref().is_some_and(|e| e.contains("revoked")),
+        reply
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("revoked")),
         "{reply:?}"
     );
     let refused = audit_records(&fleet, "fleet.renew-refused");
     assert_eq!(refused.len(), 2, "{refused:?}");
-    assert!(refused.iter().any(|r| r["data"]["agent"] == b.id.as_str()
-        && r["data"]["error"].as_str().is_some_and(|e| e.contains("revoked"))));
+    assert!(refused.iter().any(|r| {
+        r["data"]["agent"] == b.id.as_str()
+            && r["data"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("revoked"))
+    }));
     assert_eq!(audit_records(&fleet, "fleet.renewed").len(), 1);
 }

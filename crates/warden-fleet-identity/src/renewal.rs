@@ -217,7 +217,14 @@ mod tests {
         let now = 1_900_000_000;
         let request = key.renewal_request(&acme, now).expect("request");
         let jwt = authority
-            .renew(&request, &acme, &key.id(), "host", &DenyList::new(), now + 10)
+            .renew(
+                &request,
+                &acme,
+                &key.id(),
+                "host",
+                &DenyList::new(),
+                now + 10,
+            )
             .expect("renewed");
         assert_eq!(jwt.agent, key.id());
         assert_eq!(jwt.issued_at, now + 10);
@@ -261,7 +268,14 @@ mod tests {
         ));
         // Replayed later than the skew allows.
         assert!(matches!(
-            authority.renew(&request, &acme, &key.id(), "h", &deny, now + RENEWAL_SKEW + 1),
+            authority.renew(
+                &request,
+                &acme,
+                &key.id(),
+                "h",
+                &deny,
+                now + RENEWAL_SKEW + 1
+            ),
             Err(RenewalError::Skewed { .. })
         ));
         // A denied key.

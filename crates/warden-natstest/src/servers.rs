@@ -653,7 +653,9 @@ mod tests {
         };
         let text = single.config(&[], &options).expect("config");
         assert!(
-            text.contains("tls {\n  cert_file: \"/tmp/x/server.pem\"\n  key_file: \"/tmp/x/server.key\""),
+            text.contains(
+                "tls {\n  cert_file: \"/tmp/x/server.pem\"\n  key_file: \"/tmp/x/server.key\""
+            ),
             "{text}"
         );
     }

@@ -193,10 +193,7 @@ impl Fleet {
             Some(_) => nats.url(0).replacen("127.0.0.1", "localhost", 1),
             None => nats.url(0),
         };
-        let controller = options
-            .connect(url)
-            .await
-            .expect("controller connects");
+        let controller = options.connect(url).await.expect("controller connects");
         create_stream(&controller).await;
         let authority = Arc::new(Mutex::new(authority));
         let keys = tempfile::tempdir().expect("tempdir");
@@ -549,7 +546,10 @@ async fn next<T>(
 }
 
 /// The next result of `run` whose status is final, with its `Nats-Msg-Id`.
-pub(crate) async fn final_result(sub: &mut async_nats::Subscriber, run: &RunId) -> (String, RunResult) {
+pub(crate) async fn final_result(
+    sub: &mut async_nats::Subscriber,
+    run: &RunId,
+) -> (String, RunResult) {
     loop {
         let (message, result) = next(sub, "a result", |b| decode::<RunResult>(b).ok()).await;
         if &result.run == run && result.status.is_final() {

@@ -103,7 +103,11 @@ async fn an_agent_past_half_life_renews_replaces_its_creds_and_reconnects_with_t
 
     let agent = fleet.agent();
     let records = audited(&agent, "fleet.credentials-renewed").await;
-    let new_jwt = issued.lock().expect("issued").clone().expect("a JWT was issued");
+    let new_jwt = issued
+        .lock()
+        .expect("issued")
+        .clone()
+        .expect("a JWT was issued");
     assert_ne!(new_jwt, aged.jwt);
     assert!(
         records[0]["data"]["expires_at"].as_i64() > Some(aged.expires_at),
@@ -133,12 +137,12 @@ async fn an_agent_past_half_life_renews_replaces_its_creds_and_reconnects_with_t
             .into_iter()
             .filter(|c| c["name"] == name.as_str())
             .collect();
-        let open_with_new = mine.iter().any(|c| {
-            c["stop"].is_null() && c["jwt"].as_str() == Some(new_jwt.as_str())
-        });
-        let closed_old = mine.iter().any(|c| {
-            !c["stop"].is_null() && c["jwt"].as_str() == Some(aged.jwt.as_str())
-        });
+        let open_with_new = mine
+            .iter()
+            .any(|c| c["stop"].is_null() && c["jwt"].as_str() == Some(new_jwt.as_str()));
+        let closed_old = mine
+            .iter()
+            .any(|c| !c["stop"].is_null() && c["jwt"].as_str() == Some(aged.jwt.as_str()));
         if open_with_new && closed_old {
             break;
         }

@@ -48,7 +48,10 @@ pub(crate) async fn audited(agent: &Agent, event: &str) -> Vec<serde_json::Value
 
 /// The server's connections, open and closed (`/connz?state=all`), as its monitor lists them.
 pub(crate) fn connections(fleet: &Fleet) -> Vec<serde_json::Value> {
-    let url = format!("{}/connz?state=all&auth=true&limit=1024", fleet.nats.monitor_url(0));
+    let url = format!(
+        "{}/connz?state=all&auth=true&limit=1024",
+        fleet.nats.monitor_url(0)
+    );
     let body = http_get(&url);
     let connz: serde_json::Value = serde_json::from_str(&body).expect("connz JSON");
     connz["connections"].as_array().cloned().unwrap_or_default()
@@ -103,11 +106,17 @@ async fn an_agent_trusting_the_ca_connects_over_tls_and_runs_a_command() {
         .collect();
     assert!(!mine.is_empty(), "the agent's connection is listed");
     assert!(
-        mine.iter()
-            .all(|c| c["tls_version"].as_str().is_some_and(|v| v.starts_with("1."))),
+        mine.iter().all(|c| c["tls_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1."))),
         "{mine:?}"
     );
-    assert!(agent.audit_log().lines().all(|l| !l.contains("fleet.tls-refused")));
+    assert!(
+        agent
+            .audit_log()
+            .lines()
+            .all(|l| !l.contains("fleet.tls-refused"))
+    );
 }
 
 /// An agent given `ca` facing the fleet's server: it says why it refused, and the server never
@@ -115,7 +124,10 @@ async fn an_agent_trusting_the_ca_connects_over_tls_and_runs_a_command() {
 async fn refused(fleet: &Fleet, ca: &Path, expected: &str) {
     let agent = fleet.agent_with_section(&fleet.fleet_section_for(&fleet.tls_url(), Some(ca)));
     let records = audited(&agent, "fleet.tls-refused").await;
-    let reason = records[0]["data"]["reason"].as_str().unwrap_or_default().to_string();
+    let reason = records[0]["data"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         reason.contains("the certificate of 127.0.0.1 was refused") && reason.contains(expected),
         "{reason}"
@@ -192,7 +204,11 @@ async fn an_agent_requiring_tls_sends_nothing_in_clear_to_a_plain_server() {
         .await
         .expect("the agent sent something")
         .expect("listener");
-    assert_eq!(bytes.first(), Some(&0x16), "a TLS handshake record: {bytes:?}");
+    assert_eq!(
+        bytes.first(),
+        Some(&0x16),
+        "a TLS handshake record: {bytes:?}"
+    );
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("CONNECT"), "{text}");
     assert!(!text.contains("eyJ"), "no JWT in clear: {text}");

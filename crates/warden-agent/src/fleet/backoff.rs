@@ -103,7 +103,10 @@ mod tests {
             for _ in 0..50 {
                 let pause = backoff.next_pause();
                 assert!(pause >= MIN && pause <= MAX, "seed {seed}: {pause:?}");
-                assert!(pause <= last * GROWTH, "seed {seed}: {pause:?} after {last:?}");
+                assert!(
+                    pause <= last * GROWTH,
+                    "seed {seed}: {pause:?} after {last:?}"
+                );
                 last = pause;
             }
             backoff.reset();
@@ -131,7 +134,10 @@ mod tests {
             *slots.entry(t.as_millis() / 10).or_default() += 1;
         }
         let busiest = slots.values().max().copied().unwrap_or(0);
-        assert!(busiest < 50, "{busiest} of 1,000 third retries in one 10 ms slot");
+        assert!(
+            busiest < 50,
+            "{busiest} of 1,000 third retries in one 10 ms slot"
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@
 use super::core::LinkCore;
 use super::heartbeat::{self, HeartbeatSettings};
 use super::identity::FleetIdentity;
+use super::renewal::{self, CredsSlot};
 use super::seam::FleetAgent;
 use super::store::{FleetStore, StoreError};
-use super::renewal::{self, CredsSlot};
 use super::{commands, events, publisher};
 use crate::daemon::events::AgentEvent as DaemonEvent;
 use async_nats::{ConnectOptions, Event};
@@ -138,35 +138,35 @@ impl FleetLink {
             async move { signer.sign(&nonce) }
         })
         .custom_inbox_prefix(subjects::inbox_prefix(&agent))
-            .name(format!("warden-agent {agent}"))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .event_callback(move |event| {
-                let connected_tx = connected_tx.clone();
-                let refused = refusals.as_ref().and_then(super::tls::Refusals::take);
-                let core = event_core.clone();
-                async move {
-                    match event {
-                        Event::Connected => {
-                            tracing::info!("fleet: connected");
-                            *core
-                                .tls_refused
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner) = None;
-                            let _ = connected_tx.send(true);
-                        }
-                        Event::Disconnected | Event::Closed => {
-                            tracing::warn!("fleet: {event}");
-                            let _ = connected_tx.send(false);
-                        }
-                        Event::ClientError(error) => match refused {
-                            Some(reason) => tls_refused(&core, reason).await,
-                            None => tracing::warn!("fleet: client error: {error}"),
-                        },
-                        other => tracing::warn!("fleet: {other}"),
+        .name(format!("warden-agent {agent}"))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let connected_tx = connected_tx.clone();
+            let refused = refusals.as_ref().and_then(super::tls::Refusals::take);
+            let core = event_core.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        tracing::info!("fleet: connected");
+                        *core
+                            .tls_refused
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = None;
+                        let _ = connected_tx.send(true);
                     }
+                    Event::Disconnected | Event::Closed => {
+                        tracing::warn!("fleet: {event}");
+                        let _ = connected_tx.send(false);
+                    }
+                    Event::ClientError(error) => match refused {
+                        Some(reason) => tls_refused(&core, reason).await,
+                        None => tracing::warn!("fleet: client error: {error}"),
+                    },
+                    other => tracing::warn!("fleet: {other}"),
                 }
-            });
+            }
+        });
         if let Some((config, _)) = tls {
             options = options.require_tls(true).tls_client_config(config);
         }
@@ -256,7 +256,10 @@ impl RunningLink {
 /// the credentials go after the handshake.
 async fn tls_refused(core: &Arc<LinkCore>, reason: String) {
     let new = {
-        let mut last = core.tls_refused.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = core
+            .tls_refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let new = last.as_deref() != Some(reason.as_str());
         *last = Some(reason.clone());
         new

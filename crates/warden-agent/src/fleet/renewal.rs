@@ -39,7 +39,10 @@ impl CredsSlot {
     }
 
     pub fn get(&self) -> String {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set(&self, creds: String) {
@@ -51,7 +54,11 @@ impl CredsSlot {
         let creds = self.get();
         let (jwt, seed) = match (identity::jwt_of(&creds), identity::seed_of(&creds)) {
             (Some(jwt), Some(seed)) => (jwt, seed),
-            _ => return Err(AuthError::new("the fleet credentials lost their JWT or seed")),
+            _ => {
+                return Err(AuthError::new(
+                    "the fleet credentials lost their JWT or seed",
+                ));
+            }
         };
         let key = nkeys::KeyPair::from_seed(seed)
             .map_err(|e| AuthError::new(format!("the fleet seed: {e}")))?;
@@ -68,7 +75,8 @@ impl CredsSlot {
 /// `(issued_at, expires_at)` of the JWT in `creds`, Unix seconds.
 pub fn jwt_times(creds: &str) -> Option<(i64, i64)> {
     let jwt = identity::jwt_of(creds)?;
-    let claims = warden_fleet_identity::jwt::decode::<warden_fleet_identity::jwt::User>(jwt).ok()?;
+    let claims =
+        warden_fleet_identity::jwt::decode::<warden_fleet_identity::jwt::User>(jwt).ok()?;
     Some((claims.issued_at, claims.expires?))
 }
 
@@ -179,9 +187,7 @@ async fn renew(
             "a JWT for another key or with another expiry than announced".into(),
         ));
     }
-    let seed = key
-        .seed()
-        .map_err(|e| RenewError::Request(e.to_string()))?;
+    let seed = key.seed().map_err(|e| RenewError::Request(e.to_string()))?;
     let creds = Credentials::new(jwt, seed, expires_at);
     let target = path.to_path_buf();
     let written = creds.clone();

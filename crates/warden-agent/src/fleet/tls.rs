@@ -166,7 +166,10 @@ mod tests {
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate\n").expect("write");
         let err = client_config(Some(&path)).expect_err("no certificate");
-        assert!(err.to_string().contains("no usable PEM certificate"), "{err}");
+        assert!(
+            err.to_string().contains("no usable PEM certificate"),
+            "{err}"
+        );
         let err = client_config(Some(&dir.path().join("missing.pem"))).expect_err("missing");
         assert!(err.to_string().contains("cannot read"), "{err}");
     }

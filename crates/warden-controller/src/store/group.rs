@@ -115,7 +115,10 @@ mod tests {
         let mut all = relock(&committed).clone();
         all.sort_unstable();
         assert_eq!(all, (0..64).collect::<Vec<_>>(), "each committed once");
-        assert!(commits.load(Ordering::SeqCst) < 64, "some commits were shared");
+        assert!(
+            commits.load(Ordering::SeqCst) < 64,
+            "some commits were shared"
+        );
     }
 
     #[test]

@@ -191,11 +191,7 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// Record enrollments in one commit: each one's spent token ([`FleetStore::spend_token`])
     /// and its agent ([`FleetStore::enroll_agent`]). Concurrent enrollments are grouped into
     /// one call ([`group::GroupCommit`]), so this is one flush for all of them.
-    fn record_enrollments(
-        &self,
-        batch: &[NewEnrollment],
-        now_secs: i64,
-    ) -> Result<(), StoreError>;
+    fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError>;
     /// The spent tokens not expired by `now_secs`: (id, its token's expiry).
     fn spent_tokens(&self, now_secs: i64) -> Result<Vec<(String, i64)>, StoreError>;
 

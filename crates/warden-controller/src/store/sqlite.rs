@@ -485,11 +485,7 @@ impl FleetStore for SqliteStore {
         })
     }
 
-    fn record_enrollments(
-        &self,
-        batch: &[NewEnrollment],
-        now_secs: i64,
-    ) -> Result<(), StoreError> {
+    fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         for e in batch {
