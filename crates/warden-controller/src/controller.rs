@@ -69,6 +69,8 @@ pub struct Progress {
     pub results: u64,
     pub heartbeats: u64,
     pub events: u64,
+    /// Renewal requests answered (renewed or refused).
+    pub renewals: u64,
     /// Commands published (first sends and re-sends).
     pub sends: u64,
     /// Something a run view shows changed.
@@ -118,6 +120,8 @@ pub struct Controller {
     pub(crate) nats: Client,
     pub(crate) system: Client,
     pub(crate) enrollment: Mutex<EnrollmentState>,
+    /// Concurrent enrollments' store writes, committed together.
+    pub(crate) enrollments: crate::store::group::GroupCommit<crate::store::NewEnrollment>,
     pub(crate) agent_urls: Vec<String>,
     pub(crate) command_ttl_secs: i64,
     pub(crate) progress: watch::Sender<Progress>,
@@ -135,7 +139,19 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A durable append that shares its flush with concurrent callers: queued, then the queue
+/// written (by this caller, or by one that took the writer first: either way, once this returns
+/// `Ok` the record is on disk).
+pub(crate) fn audit_grouped(
+    log: &AuditLog,
+    event: &str,
+    data: &serde_json::Value,
+) -> Result<(), warden_audit::AuditError> {
+    log.append_lazy(vec![warden_audit::Pending::new(event, data)?])?;
+    log.flush()
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -189,8 +205,11 @@ impl Controller {
         self.progress.send_modify(f);
     }
 
+    /// Append an audit record durably: it is written and flushed before this returns. Queued,
+    /// then flushed with whatever else is queued: concurrent callers (enrollments, API calls)
+    /// share one flush (`warden-audit`'s group commit) instead of taking turns.
     pub(crate) fn audit(&self, event: &str, data: serde_json::Value) -> Result<(), FleetError> {
-        self.audit.append(event, data)?;
+        audit_grouped(&self.audit, event, &data)?;
         Ok(())
     }
 
@@ -795,11 +814,13 @@ impl Controller {
         };
         let token_expires_at = pending.token_expires_at;
         let EnrollmentState { spent, deny, .. } = &mut *state;
-        let mut spent_after = spent.clone();
+        // The token is spent in memory at once, so a second answer with it is refused while
+        // this one commits; should the commit fail, it stays spent (fail closed: the agent asks
+        // for a new token) rather than being spendable twice.
         let done = lock(&self.authority).complete_enrollment(
             &pending,
             response,
-            &mut spent_after,
+            spent,
             deny,
             now.as_secs(),
         );
@@ -814,12 +835,7 @@ impl Controller {
                 return Err(e.into());
             }
         };
-        spent_after.prune(now.as_secs());
-        // This token's id only, one row: rewriting the whole set (every token spent within a
-        // token's lifetime) at each enrollment made enrolling N agents O(N²), minutes at 10,000.
-        self.store
-            .spend_token(&enrolled.token_id, token_expires_at, now.as_secs())?;
-        *spent = spent_after;
+        spent.prune(now.as_secs());
         drop(state);
         let tags: BTreeMap<String, String> = enrolled
             .tags
@@ -829,13 +845,20 @@ impl Controller {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect();
-        self.store.enroll_agent(
-            &enrolled.jwt.agent,
-            &enrolled.jwt.tenant,
-            &enrolled.name,
-            &tags,
-            now,
-        )?;
+        // The token's row and the agent's, committed with those of the enrollments completing
+        // meanwhile (one flush for all), before the JWT is returned.
+        let row = crate::store::NewEnrollment {
+            token_id: enrolled.token_id.clone(),
+            token_expires_at,
+            agent: enrolled.jwt.agent.clone(),
+            tenant: enrolled.jwt.tenant.clone(),
+            name: enrolled.name.clone(),
+            tags,
+            at: now,
+        };
+        self.enrollments.commit(row, |batch| {
+            self.store.record_enrollments(batch, now.as_secs())
+        })?;
         self.audit(
             "fleet.enrolled",
             serde_json::json!({

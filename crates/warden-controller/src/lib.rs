@@ -11,7 +11,8 @@
 //! - [`distribution`]: desired state (`publish`, `status`) and the agents' deploy reports.
 //! - [`presence`], [`runs`], [`target`]: pure, clock-injected rules.
 //! - [`nats`]: connections, the results stream and its one consumer; [`serve`]: the loops.
-//! - [`enrollment`], [`keys`]: enrollment state and the fleet's keys on disk.
+//! - [`enrollment`], [`keys`]: enrollment state and the fleet's keys on disk; [`renewal`]: new
+//!   agent JWTs at half-life, asked over NATS.
 //! - [`grpc`]: the API adapter (protobuf types stop there).
 
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod grpc;
 pub mod keys;
 pub mod nats;
 pub mod presence;
+pub mod renewal;
 pub mod runs;
 pub mod serve;
 pub mod store;

@@ -149,6 +149,7 @@ pub async fn start(
             deny,
             pending: Default::default(),
         }),
+        enrollments: Default::default(),
         agent_urls: config.agent_urls(),
         command_ttl_secs: config.command_ttl_secs,
         progress,
@@ -276,6 +277,48 @@ pub async fn start(
             }
         }));
     }
+    // Renewal requests: each answered on its reply subject, after its audit record.
+    let subject = format!("{}.>", warden_fleet_identity::subjects::RENEWALS);
+    let mut renewals = client
+        .queue_subscribe(subject.clone(), CONTROLLERS_QUEUE.to_string())
+        .await
+        .map_err(|e| FleetError::Nats(format!("subscribing {subject}: {e}")))?;
+    let c = controller.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(message) = renewals.next().await {
+            let Some(reply) = message.reply.clone() else {
+                tracing::warn!(
+                    "a renewal request on {} without a reply subject",
+                    message.subject
+                );
+                continue;
+            };
+            let c2 = c.clone();
+            let subject = message.subject.to_string();
+            let payload = message.payload.to_vec();
+            let answer =
+                tokio::task::spawn_blocking(move || c2.take_renewal(&subject, &payload)).await;
+            let answer = match answer {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => {
+                    tracing::error!("a renewal was not answered: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!("a renewal was not answered: {e}");
+                    continue;
+                }
+            };
+            match serde_json::to_vec(&answer) {
+                Ok(bytes) => {
+                    if let Err(e) = c.nats.publish(reply, bytes.into()).await {
+                        tracing::warn!("answering a renewal: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("encoding a renewal answer: {e}"),
+            }
+        }
+    }));
     client
         .flush()
         .await

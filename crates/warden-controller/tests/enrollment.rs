@@ -260,3 +260,137 @@ async fn an_agents_events_are_stored_once_and_streamed_to_its_tenant_only() {
         .expect("events");
     assert_eq!(all.len(), 2);
 }
+
+/// A renewal request on `agent`'s subject from `client`, and the controller's answer.
+async fn ask_renewal(
+    client: &async_nats::Client,
+    tenant_id: &warden_fleet_identity::TenantId,
+    agent: &warden_fleet_identity::AgentId,
+    request: &warden_fleet_identity::RenewalRequest,
+) -> warden_fleet_identity::RenewalReply {
+    let answer = client
+        .request(
+            warden_fleet_identity::subjects::renewal(tenant_id, agent),
+            serde_json::to_vec(request).expect("json").into(),
+        )
+        .await
+        .expect("the controller answers");
+    serde_json::from_slice(&answer.payload).expect("a renewal reply")
+}
+
+fn audit_records(fleet: &Fleet, event: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["event"] == event)
+        .collect()
+}
+
+/// Renewal over the agent's own connection: a request signed by its key gets a new JWT for
+/// that key, issued at the controller's (injected) time, and the agent connects with it; a
+/// request signed by another key, and one for a revoked agent, are refused; each answer is
+/// audited before it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_renews_its_jwt_over_its_connection_and_a_revoked_key_is_refused() {
+    let fleet = Fleet::start().await;
+    let a = fleet.agent("acme", "laptop").await;
+    let b = fleet.agent("acme", "stolen").await;
+    // Half a (short) lifetime later on the controller's clock.
+    fleet.clock.advance_ms(90_000);
+    let now = warden_controller::Clock::now(&fleet.clock).as_secs();
+
+    let request = a.key.renewal_request(&a.tenant, now).expect("request");
+    let reply = ask_renewal(&a.client, &a.tenant, &a.id, &request).await;
+    assert_eq!(reply.error, None, "{reply:?}");
+    let jwt = reply.jwt.clone().expect("a new JWT");
+    assert_ne!(jwt, a.jwt.jwt, "a new JWT");
+    let claims = warden_fleet_identity::jwt::decode::<warden_fleet_identity::jwt::User>(&jwt)
+        .expect("a user JWT");
+    assert_eq!(claims.subject, a.id.as_str(), "for the same key");
+    assert_eq!(claims.issued_at, now, "issued at the controller's time");
+    assert_eq!(
+        reply.expires_at,
+        Some(now + warden_fleet_identity::AGENT_JWT_LIFETIME)
+    );
+    let renewed = audit_records(&fleet, "fleet.renewed");
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
+    assert_eq!(renewed[0]["data"]["agent"], a.id.as_str());
+
+    // The agent connects with the new JWT and is heard.
+    let renewed_jwt = warden_fleet_identity::AgentJwt {
+        tenant: a.tenant.clone(),
+        agent: a.id.clone(),
+        jwt,
+        issued_at: now,
+        expires_at: reply.expires_at.expect("expiry"),
+    };
+    let before = fleet.progress().heartbeats;
+    let mut again = SimAgent::connect(
+        &fleet.nats.url(0),
+        AgentKey::from_seed(a.key.seed().expect("seed").expose()).expect("key"),
+        renewed_jwt,
+    )
+    .await;
+    let hb = again.heartbeat_with("linux", &[]);
+    again.send_heartbeat(&hb).await;
+    fleet
+        .wait_for("the renewed agent's heartbeat", |p| p.heartbeats > before)
+        .await;
+
+    // Signed by another key (a neighbour asking for the laptop's credentials on its subject
+    // is impossible: the server forbids it; so the laptop's own connection carries it).
+    let mut forged = b.key.renewal_request(&a.tenant, now).expect("request");
+    forged.agent = a.id.to_string();
+    let reply = ask_renewal(&a.client, &a.tenant, &a.id, &forged).await;
+    assert!(reply.jwt.is_none());
+    assert!(
+        reply
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("signature")),
+        "{reply:?}"
+    );
+
+    // A revoked agent: the server cuts its connection; a request of its that was on the way
+    // (sent here by a client of the fleet account) is refused by the controller itself.
+    fleet
+        .api(NOC_ADMIN)
+        .await
+        .revoke(pb::RevokeRequest {
+            agent: b.id.to_string(),
+            reason: "stolen".into(),
+        })
+        .await
+        .expect("revoke");
+    let (authority, _) =
+        warden_controller::keys::load_or_create(&fleet.config.data_dir, &fleet.config.tenants)
+            .expect("keys");
+    let controller_creds = authority
+        .controller_credentials(warden_fleet_identity::unix_now())
+        .expect("creds");
+    let fleet_client = async_nats::ConnectOptions::with_credentials(&controller_creds.creds())
+        .expect("creds")
+        .connect(fleet.nats.url(0))
+        .await
+        .expect("a fleet-account client");
+    let request = b.key.renewal_request(&b.tenant, now).expect("request");
+    let reply = ask_renewal(&fleet_client, &b.tenant, &b.id, &request).await;
+    assert!(reply.jwt.is_none());
+    assert!(
+        reply
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("revoked")),
+        "{reply:?}"
+    );
+    let refused = audit_records(&fleet, "fleet.renew-refused");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().any(|r| {
+        r["data"]["agent"] == b.id.as_str()
+            && r["data"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("revoked"))
+    }));
+    assert_eq!(audit_records(&fleet, "fleet.renewed").len(), 1);
+}

@@ -480,6 +480,11 @@ impl AgentKey {
         })
     }
 
+    /// Sign `bytes` with the agent's key (callers add a context string: see the renewal).
+    pub(crate) fn sign(&self, bytes: &[u8]) -> Result<Vec<u8>, AuthorityError> {
+        self.0.sign(bytes).map_err(AuthorityError::Key)
+    }
+
     /// The agent's NATS credentials: the JWT it was issued and its own seed.
     pub fn credentials(&self, jwt: &AgentJwt) -> Result<Credentials, AuthorityError> {
         Ok(Credentials::new(

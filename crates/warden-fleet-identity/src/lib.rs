@@ -49,6 +49,7 @@ pub mod creds;
 pub mod enroll;
 pub mod ids;
 pub mod jwt;
+pub mod renewal;
 pub mod revocation;
 pub mod subjects;
 
@@ -62,6 +63,7 @@ pub use enroll::{
     EnrollmentToken, PendingEnrollment, SpentTokens,
 };
 pub use ids::{AgentId, InvalidId, TenantId};
+pub use renewal::{RenewalError, RenewalReply, RenewalRequest};
 pub use revocation::{DenyList, Revoked};
 
 use serde::Deserialize;

@@ -12,6 +12,7 @@
 //! | `$JS.API.DIRECT.GET.KV_desired.$KV.desired.<t>.<a>` | the agent (Direct-Get of its own key) | the bucket's stream |
 //! | `fleet.blob.<t>.<sha256>.<n>` | controller (chunks of a signed bundle) | stream `FLEET_BLOBS` |
 //! | `$JS.API.DIRECT.GET.FLEET_BLOBS.fleet.blob.<t>.>` | the agent (Direct-Get of a chunk) | the blob stream |
+//! | `fleet.renew.<t>.<a>` | the agent (request: a new JWT at half-life) | controller, replying to the agent's inbox |
 //! | `_INBOX.<a>.>` | the server (replies: PubAcks, Direct-Get answers) | the agent |
 //!
 //! The agent must set its client's inbox prefix to [`inbox_prefix`]: the default `_INBOX.>`
@@ -31,6 +32,7 @@ pub const DESIRED: &str = "fleet.desired";
 pub const BLOBS: &str = "fleet.blob";
 /// The stream holding the blobs (chunks of signed bundles), one message per chunk subject.
 pub const BLOBS_STREAM: &str = "FLEET_BLOBS";
+pub const RENEWALS: &str = "fleet.renew";
 /// The KV bucket holding the desired state; its stream is `KV_desired`, its keys
 /// `<tenant>.<...>`, and it RePublishes `$KV.desired.>` to `fleet.desired.>`.
 pub const DESIRED_BUCKET: &str = "desired";
@@ -55,6 +57,10 @@ pub fn result(tenant: &TenantId, agent: &AgentId) -> String {
 
 pub fn heartbeat(tenant: &TenantId, agent: &AgentId) -> String {
     format!("{HEARTBEATS}.{tenant}.{agent}")
+}
+
+pub fn renewal(tenant: &TenantId, agent: &AgentId) -> String {
+    format!("{RENEWALS}.{tenant}.{agent}")
 }
 
 pub fn event(tenant: &TenantId, agent: &AgentId) -> String {
@@ -122,6 +128,7 @@ pub(crate) fn shared_subjects() -> Vec<(&'static str, String, Flow)> {
         ("results", RESULTS.to_string(), Flow::ToFleet),
         ("heartbeats", HEARTBEATS.to_string(), Flow::ToFleet),
         ("events", EVENTS.to_string(), Flow::ToFleet),
+        ("renewals", RENEWALS.to_string(), Flow::ToFleet),
         ("desired-get", desired_direct_get_root(), Flow::ToFleet),
         (
             "blob-get",
@@ -143,6 +150,7 @@ pub(crate) fn agent_template(tenant: &TenantId) -> UserPermissionLimits {
                     own(RESULTS),
                     format!("{}.>", own(RESULTS)),
                     own(HEARTBEATS),
+                    own(RENEWALS),
                     own(EVENTS),
                     format!("{}.>", own(EVENTS)),
                     // Its own desired document only; blobs of its tenant (a blob is a signed

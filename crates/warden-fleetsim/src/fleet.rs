@@ -181,6 +181,8 @@ pub(crate) async fn start_links(
                 hostname: format!("sim-{:05}", agent.index),
             },
             outbox_cap: OUTBOX_CAP,
+            // Fresh credentials, never due for renewal within a benchmark.
+            credentials_file: None,
         };
         starting.spawn(async move {
             let _permit = permits.acquire_owned().await.map_err(setup)?;

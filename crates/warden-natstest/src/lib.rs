@@ -9,6 +9,9 @@
 //! reaps every server and removes the directory; on Linux the servers also die with the test
 //! process if it is SIGKILLed (see `spawn`).
 //!
+//! With [`Options::tls`] the client port takes TLS only; [`TestPki`] makes a throw-away CA and
+//! server certificates for it in the test.
+//!
 //! The binary is the pinned release `cargo xtask nats` installs, or `WARDEN_NATS_SERVER`
 //! ([`NatsBinary::find`]); servers older than 2.10 are refused.
 //!
@@ -18,6 +21,7 @@
 //! running meanwhile.
 
 mod binary;
+mod pki;
 mod servers;
 mod spawn;
 
@@ -25,7 +29,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use binary::{ENV_VAR, MIN_VERSION, NatsBinary, PINNED_VERSION, Version, pinned_path};
-pub use servers::{Health, Nats, Options};
+pub use pki::TestPki;
+pub use servers::{Health, Nats, Options, ServerTls};
 #[cfg(target_os = "linux")]
 pub use servers::{live_processes_mentioning, process_is_live};
 
@@ -68,6 +73,8 @@ pub enum Error {
          control character)"
     )]
     UnquotablePath(PathBuf),
+    #[error("making a test certificate: {0}")]
+    Certificate(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -19,6 +19,9 @@ const POLL: Duration = Duration::from_millis(25);
 const START_ATTEMPTS: usize = 3;
 /// How much of a server's log an error shows.
 const LOG_TAIL_LINES: usize = 40;
+/// The TLS handshake's timeout in the servers' config: nats-server's 0.5 s default is tight for
+/// a loaded 2-core machine doing a handshake per agent.
+const TLS_TIMEOUT_SECS: u32 = 5;
 /// The cluster name every test cluster uses; clusters never meet, each has its own ports.
 const CLUSTER_NAME: &str = "warden-test";
 
@@ -67,6 +70,16 @@ pub struct Options {
     /// Config text appended to every node's config, at the top level (operator mode and its
     /// account resolver, say). Relative paths in it are relative to the node's directory.
     pub extra_config: String,
+    /// TLS on the client port: every client must handshake (nats-server's `tls` block), the
+    /// monitoring endpoint stays plain HTTP for the health polls. `None`: plain TCP.
+    pub tls: Option<ServerTls>,
+}
+
+/// A server certificate and its key, PEM files (as [`crate::TestPki`] writes them).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl Default for Options {
@@ -78,6 +91,7 @@ impl Default for Options {
             max_file_store: 256 << 20,
             start_timeout: Duration::from_secs(30),
             extra_config: String::new(),
+            tls: None,
         }
     }
 }
@@ -126,6 +140,13 @@ impl Node {
             memory = options.max_memory_store,
             file = options.max_file_store,
         );
+        if let Some(tls) = &options.tls {
+            text.push_str(&format!(
+                "tls {{\n  cert_file: {cert}\n  key_file: {key}\n  timeout: {TLS_TIMEOUT_SECS}\n}}\n",
+                cert = quoted(&tls.cert_file)?,
+                key = quoted(&tls.key_file)?,
+            ));
+        }
         if let Some(route_port) = self.route_port {
             let routes: String = peer_routes
                 .iter()
@@ -622,6 +643,21 @@ mod tests {
         };
         let text = single.config(&[], &options).expect("config");
         assert!(text.ends_with("system_account: SYS\n"), "{text}");
+        assert!(!text.contains("tls {"), "{text}");
+        let options = Options {
+            tls: Some(ServerTls {
+                cert_file: PathBuf::from("/tmp/x/server.pem"),
+                key_file: PathBuf::from("/tmp/x/server.key"),
+            }),
+            ..Options::default()
+        };
+        let text = single.config(&[], &options).expect("config");
+        assert!(
+            text.contains(
+                "tls {\n  cert_file: \"/tmp/x/server.pem\"\n  key_file: \"/tmp/x/server.key\""
+            ),
+            "{text}"
+        );
     }
 
     #[test]

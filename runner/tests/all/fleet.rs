@@ -24,7 +24,7 @@ use warden_fleet_wire::{
     AgentEvent, Bundle, Command, EventKind, Heartbeat, MSG_ID_HEADER, RefusalReason, RunId,
     RunResult, RunRunbook, RunStatus, UnixMillis, decode, encode,
 };
-use warden_natstest::{Nats, Options};
+use warden_natstest::{Nats, Options, ServerTls};
 use warden_proto::fleet as pb;
 
 use crate::daemon::{Agent, sleepy_runbook};
@@ -125,12 +125,14 @@ impl pb::enrollment_server::Enrollment for Enroller {
 /// agent's credentials and a publisher key the agent trusts.
 pub(crate) struct Fleet {
     pub(crate) nats: Nats,
-    authority: Arc<Mutex<FleetAuthority>>,
+    pub(crate) authority: Arc<Mutex<FleetAuthority>>,
     pub(crate) acme: TenantId,
     pub(crate) controller: async_nats::Client,
     pub(crate) keys: tempfile::TempDir,
-    creds: PathBuf,
+    pub(crate) creds: PathBuf,
     pub(crate) agent_id: AgentId,
+    /// With TLS on the server: the CA the controller's client (and a trusting agent) uses.
+    ca_file: Option<PathBuf>,
 }
 
 fn warden(args: &[&str], data: &Path) -> std::process::Output {
@@ -153,6 +155,11 @@ pub(crate) fn ok(out: std::process::Output) -> String {
 
 impl Fleet {
     pub(crate) async fn start() -> Fleet {
+        Fleet::start_with(None).await
+    }
+
+    /// With `tls`, the server takes TLS clients only: (its certificate, the CA that signed it).
+    pub(crate) async fn start_with(tls: Option<(ServerTls, PathBuf)>) -> Fleet {
         let mut authority = FleetAuthority::generate();
         let acme = TenantId::new("acme").expect("tenant");
         authority.add_tenant(&acme).expect("acme");
@@ -164,20 +171,29 @@ impl Fleet {
                 1,
                 Options {
                     extra_config: config,
+                    tls: tls.as_ref().map(|(server, _)| server.clone()),
                     ..Options::default()
                 },
             )
         })
         .expect("nats-server in operator mode (run `cargo xtask nats` first)");
+        let ca_file = tls.map(|(_, ca)| ca);
         let creds = authority
             .controller_credentials(unix_now())
             .expect("controller creds");
-        let controller = async_nats::ConnectOptions::with_credentials(&creds.creds())
+        let mut options = async_nats::ConnectOptions::with_credentials(&creds.creds())
             .expect("creds")
-            .retry_on_initial_connect()
-            .connect(nats.url(0))
-            .await
-            .expect("controller connects");
+            .retry_on_initial_connect();
+        if let Some(ca) = &ca_file {
+            options = options.require_tls(true).add_root_certificates(ca.clone());
+        }
+        // By name with TLS: the server's certificate may be for `localhost` only (the test of a
+        // certificate for another name than the agent's `127.0.0.1`).
+        let url = match &ca_file {
+            Some(_) => nats.url(0).replacen("127.0.0.1", "localhost", 1),
+            None => nats.url(0),
+        };
+        let controller = options.connect(url).await.expect("controller connects");
         create_stream(&controller).await;
         let authority = Arc::new(Mutex::new(authority));
         let keys = tempfile::tempdir().expect("tempdir");
@@ -202,6 +218,7 @@ impl Fleet {
             keys,
             creds,
             agent_id,
+            ca_file,
         }
     }
 
@@ -214,9 +231,24 @@ impl Fleet {
     }
 
     fn fleet_section(&self) -> String {
+        match &self.ca_file {
+            None => self.fleet_section_for(&self.nats.url(0), None),
+            Some(ca) => self.fleet_section_for(&self.tls_url(), Some(ca)),
+        }
+    }
+
+    /// `tls://127.0.0.1:<port>` of the server.
+    pub(crate) fn tls_url(&self) -> String {
+        self.nats.url(0).replacen("nats://", "tls://", 1)
+    }
+
+    /// A `[fleet]` section with this agent's credentials, reaching `url`, trusting `ca`.
+    pub(crate) fn fleet_section_for(&self, url: &str, ca: Option<&Path>) -> String {
+        let ca = ca
+            .map(|ca| format!("ca-file = {:?}\n", ca.display().to_string()))
+            .unwrap_or_default();
         format!(
-            "[fleet]\nurls = [{:?}]\ntenant = \"acme\"\ncredentials = {:?}\nheartbeat-interval-secs = 1\n[fleet.tags]\nrole = \"db\"\nsite = \"paris\"\n",
-            self.nats.url(0),
+            "[fleet]\nurls = [{url:?}]\ntenant = \"acme\"\ncredentials = {:?}\nheartbeat-interval-secs = 1\n{ca}[fleet.tags]\nrole = \"db\"\nsite = \"paris\"\n",
             self.creds.display().to_string()
         )
     }
@@ -224,6 +256,11 @@ impl Fleet {
     /// An agent of this fleet, with `fleet-hello` installed signed by the trusted publisher.
     pub(crate) fn agent(&self) -> Agent {
         self.agent_with(&[], "")
+    }
+
+    /// An agent with its own `[fleet]` section (and nothing installed).
+    pub(crate) fn agent_with_section(&self, section: &str) -> Agent {
+        Agent::start_full("", &[], section, &self.trust())
     }
 
     /// With `runbooks` (plain, for schedules) and `automation` before the `[fleet]` section.

@@ -13,4 +13,6 @@ mod daemon;
 mod fleet;
 mod fleet_dist;
 mod fleet_e2e;
+mod fleet_renewal;
 mod fleet_scale;
+mod fleet_tls;

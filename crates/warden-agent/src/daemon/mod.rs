@@ -248,6 +248,7 @@ async fn start_fleet_link(
                 hostname: host_id(),
             },
             outbox_cap: fleet.outbox_cap,
+            credentials_file: Some(fleet.credentials.clone()),
         },
         state: state.runner.data_dir().join("fleet").join("state.sqlite"),
         agent: Arc::new(fleet::DaemonFleetAgent {

@@ -23,6 +23,8 @@ pub(crate) struct LinkCore {
     pub wake: Notify,
     /// Run ids accepted by this process and not finished yet.
     pub in_flight: InFlight,
+    /// The last TLS refusal said, so a client retrying every few seconds says it once.
+    pub tls_refused: std::sync::Mutex<Option<String>>,
 }
 
 impl LinkCore {

@@ -87,6 +87,16 @@ impl FleetIdentity {
     }
 }
 
+/// The user JWT of a `.creds` text.
+pub(crate) fn jwt_of(creds: &str) -> Option<&str> {
+    block_after(creds, JWT_BEGIN)
+}
+
+/// The user seed of a `.creds` text.
+pub(crate) fn seed_of(creds: &str) -> Option<&str> {
+    block_after(creds, SEED_BEGIN)
+}
+
 /// The first non-empty line after `marker`.
 fn block_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
     let (_, rest) = text.split_once(marker)?;

@@ -12,6 +12,7 @@
 use super::core::LinkCore;
 use super::heartbeat::{self, HeartbeatSettings};
 use super::identity::FleetIdentity;
+use super::renewal::{self, CredsSlot};
 use super::seam::FleetAgent;
 use super::store::{FleetStore, StoreError};
 use super::{commands, converge, events, publisher};
@@ -19,7 +20,7 @@ use crate::daemon::events::AgentEvent as DaemonEvent;
 use async_nats::{ConnectOptions, Event};
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
@@ -44,6 +45,9 @@ pub struct LinkSettings {
     pub ca_file: Option<PathBuf>,
     pub heartbeat: HeartbeatSettings,
     pub outbox_cap: usize,
+    /// The `.creds` file: renewed credentials replace it (atomically, mode 0600). `None`: the
+    /// credentials live in memory only and are never renewed (simulated agents).
+    pub credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,8 @@ pub enum LinkError {
     Credentials(String),
     #[error("fleet NATS: {0}")]
     Nats(String),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsSetupError),
 }
 
 /// One identity's link, not started yet.
@@ -101,6 +107,7 @@ impl FleetLink {
             outbox_cap: self.settings.outbox_cap,
             wake: Notify::new(),
             in_flight: Default::default(),
+            tls_refused: Default::default(),
         });
         settle_interrupted(&core).await?;
         let pruned = core
@@ -112,33 +119,57 @@ impl FleetLink {
 
         let (connected_tx, connected) = watch::channel(false);
         let agent = core.identity.agent.clone();
-        let mut options = ConnectOptions::with_credentials(&core.identity.creds)
-            .map_err(|e| LinkError::Credentials(e.to_string()))?
-            .custom_inbox_prefix(subjects::inbox_prefix(&agent))
-            .name(format!("warden-agent {agent}"))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .event_callback(move |event| {
-                let connected_tx = connected_tx.clone();
-                async move {
-                    match event {
-                        Event::Connected => {
-                            tracing::info!("fleet: connected");
-                            let _ = connected_tx.send(true);
-                        }
-                        Event::Disconnected | Event::Closed => {
-                            tracing::warn!("fleet: {event}");
-                            let _ = connected_tx.send(false);
-                        }
-                        other => tracing::warn!("fleet: {other}"),
+        // Built before connecting: a CA file that cannot be read fails the start, not every
+        // reconnect.
+        let tls = if self.settings.tls {
+            Some(super::tls::client_config(self.settings.ca_file.as_deref())?)
+        } else {
+            None
+        };
+        let refusals = tls.as_ref().map(|(_, refusals)| refusals.clone());
+        let event_core = core.clone();
+        // Read at every (re)connect: a renewal replaces what is in it.
+        let creds = CredsSlot::new(core.identity.creds.clone());
+        creds
+            .sign(b"")
+            .map_err(|e| LinkError::Credentials(e.to_string()))?;
+        let signer = creds.clone();
+        let mut options = ConnectOptions::with_auth_callback(move |nonce: Vec<u8>| {
+            let signer = signer.clone();
+            async move { signer.sign(&nonce) }
+        })
+        .custom_inbox_prefix(subjects::inbox_prefix(&agent))
+        .name(format!("warden-agent {agent}"))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let connected_tx = connected_tx.clone();
+            let refused = refusals.as_ref().and_then(super::tls::Refusals::take);
+            let core = event_core.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        tracing::info!("fleet: connected");
+                        *core
+                            .tls_refused
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = None;
+                        let _ = connected_tx.send(true);
                     }
+                    Event::Disconnected | Event::Closed => {
+                        tracing::warn!("fleet: {event}");
+                        let _ = connected_tx.send(false);
+                    }
+                    Event::ClientError(error) => match refused {
+                        Some(reason) => tls_refused(&core, reason).await,
+                        None => tracing::warn!("fleet: client error: {error}"),
+                    },
+                    other => tracing::warn!("fleet: {other}"),
                 }
-            });
-        if self.settings.tls {
-            options = options.require_tls(true);
-        }
-        if let Some(ca) = &self.settings.ca_file {
-            options = options.add_root_certificates(ca.clone());
+            }
+        });
+        if let Some((config, _)) = tls {
+            options = options.require_tls(true).tls_client_config(config);
         }
         let client = options
             .connect(self.settings.urls.as_slice())
@@ -179,10 +210,20 @@ impl FleetLink {
                 core.clone(),
                 client.clone(),
                 self.settings.heartbeat,
-                connected,
+                connected.clone(),
                 stop_rx.clone(),
             )),
         ];
+        if let Some(path) = self.settings.credentials_file.clone() {
+            tasks.push(tokio::spawn(renewal::run(
+                core.clone(),
+                client.clone(),
+                creds,
+                path,
+                connected.clone(),
+                stop_rx.clone(),
+            )));
+        }
         if let Some(events) = self.events {
             tasks.push(tokio::spawn(events::run(core.clone(), events, stop_rx)));
         }
@@ -221,6 +262,31 @@ impl RunningLink {
     pub async fn outbox_len(&self) -> Result<(u64, u64), StoreError> {
         self.core.blocking(|core| core.store.outbox_len()).await
     }
+}
+
+/// A server whose certificate the agent does not trust: said once per distinct reason (the
+/// client retries every few seconds), audited as `fleet.tls-refused`. Nothing was sent to it:
+/// the credentials go after the handshake.
+async fn tls_refused(core: &Arc<LinkCore>, reason: String) {
+    let new = {
+        let mut last = core
+            .tls_refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let new = last.as_deref() != Some(reason.as_str());
+        *last = Some(reason.clone());
+        new
+    };
+    if !new {
+        return;
+    }
+    tracing::error!("fleet: not connecting: {reason}");
+    let _ = core
+        .blocking(move |core| {
+            core.audit("fleet.tls-refused", json!({ "reason": reason }));
+            Ok(())
+        })
+        .await;
 }
 
 /// Take commands until `stop`, each on its own task (at most [`MAX_COMMANDS_IN_FLIGHT`]);

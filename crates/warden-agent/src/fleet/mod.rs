@@ -15,6 +15,7 @@
 //! Wire-free of the gRPC adapter: enrollment (the controller's gRPC API) lives in
 //! `grpc/enroll_client.rs`; this module speaks only NATS and `warden-fleet-wire`.
 
+mod backoff;
 mod commands;
 pub mod config;
 mod converge;
@@ -27,8 +28,10 @@ pub mod ledger;
 pub mod link;
 pub mod outbox;
 mod publisher;
+pub mod renewal;
 pub mod seam;
 pub mod store;
+pub mod tls;
 
 pub use commands::INTERRUPTED;
 pub use config::FleetConfig;

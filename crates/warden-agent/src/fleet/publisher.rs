@@ -1,9 +1,11 @@
 //! The outbox's publisher: oldest entry first, one at a time, only while connected. A result
 //! is a JetStream publish with `Nats-Msg-Id`, removed on its PubAck (a duplicate ack counts:
 //! the stream has it); an event is a core NATS publish with the same header, removed once the
-//! connection flushed it to the server. A failure is retried with a growing pause; nothing is
-//! skipped, so order holds.
+//! connection flushed it to the server. A failure is retried with a growing, jittered pause
+//! ([`super::backoff`]: agents held by the same leader election do not retry in lockstep);
+//! nothing is skipped, so order holds.
 
+use super::backoff::{Backoff, Rng};
 use super::core::LinkCore;
 use super::outbox::{OutboxKind, Outgoing};
 use async_nats::jetstream;
@@ -12,8 +14,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use warden_fleet_wire::MSG_ID_HEADER;
 
-/// First pause after a failed publish; doubled up to [`RETRY_MAX`]. Short, because the usual
-/// failure is a server that just restarted or a stream leader election (seconds).
+/// The least pause after a failed publish; each next pause is drawn from up to three times the
+/// last, at most [`RETRY_MAX`] (decorrelated jitter). Short, because the usual failure is a
+/// server that just restarted or a stream leader election (seconds).
 pub const RETRY_MIN: Duration = Duration::from_millis(100);
 /// Longest pause: the client reconnects on its own; this only paces retries of a stream that
 /// answers with an error (missing, full) so the agent does not spin on it.
@@ -76,7 +79,7 @@ pub(crate) async fn run(
     let js = jetstream::ContextBuilder::new()
         .timeout(ACK_TIMEOUT)
         .build(client.clone());
-    let mut pause = RETRY_MIN;
+    let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX, Rng::from_os());
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         if deadline.is_none() && *stop.borrow() {
@@ -110,14 +113,13 @@ pub(crate) async fn run(
             }
             Err(e) => {
                 tracing::error!("fleet outbox unreadable: {e}");
-                sleep_or_stop(pause, &mut stop, deadline).await;
-                pause = (pause * 2).min(RETRY_MAX);
+                sleep_or_stop(backoff.next_pause(), &mut stop, deadline).await;
                 continue;
             }
         };
         match publish(&client, &js, &queued.item).await {
             Ok(()) => {
-                pause = RETRY_MIN;
+                backoff.reset();
                 let id = queued.id;
                 if let Err(e) = core.blocking(move |core| core.store.remove(id)).await {
                     // Published again at the next pass: deduplicated by its msg id.
@@ -128,12 +130,12 @@ pub(crate) async fn run(
                 }
             }
             Err(e) => {
+                let pause = backoff.next_pause();
                 tracing::debug!(
                     "fleet: {} not published yet ({e}); retry in {pause:?}",
                     queued.item.msg_id
                 );
                 sleep_or_stop(pause, &mut stop, deadline).await;
-                pause = (pause * 2).min(RETRY_MAX);
             }
         }
     }

@@ -142,7 +142,8 @@ impl Authenticator {
             "tenant": caller.as_ref().and_then(|c| c.scope.tenant()),
             "decision": decision,
         });
-        if let Err(e) = self.audit.append("api.call", record) {
+        // Durable, its flush shared with the calls and enrollments in flight meanwhile.
+        if let Err(e) = crate::controller::audit_grouped(&self.audit, "api.call", &record) {
             tracing::error!("cannot audit an API call: {e}");
             return Err(Status::unavailable(
                 "the controller cannot write its audit log; no call is served until it can",

@@ -7,6 +7,7 @@
 //! the uniqueness of a result per run and agent is the database's constraint, so two
 //! controllers taking redeliveries of one result from the shared consumer still store it once.
 
+pub mod group;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -102,6 +103,18 @@ pub enum Stored {
     Duplicate,
     /// The run did not target this agent (or does not exist): dropped.
     NotTargeted,
+}
+
+/// One enrollment to record: the token it spent and the agent it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrollment {
+    pub token_id: String,
+    pub token_expires_at: i64,
+    pub agent: AgentId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    pub at: UnixMillis,
 }
 
 /// What the store knew of an agent before a heartbeat.
@@ -218,6 +231,10 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// Record a spent enrollment token (until its token's expiry), and forget those expired
     /// by `now_secs`: one row per token, so an enrollment costs the same at the 10,000th.
     fn spend_token(&self, id: &str, expires_at: i64, now_secs: i64) -> Result<(), StoreError>;
+    /// Record enrollments in one commit: each one's spent token ([`FleetStore::spend_token`])
+    /// and its agent ([`FleetStore::enroll_agent`]). Concurrent enrollments are grouped into
+    /// one call ([`group::GroupCommit`]), so this is one flush for all of them.
+    fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError>;
     /// The spent tokens not expired by `now_secs`: (id, its token's expiry).
     fn spent_tokens(&self, now_secs: i64) -> Result<Vec<(String, i64)>, StoreError>;
 

@@ -16,8 +16,8 @@ use warden_fleet_wire::{
 };
 
 use super::{
-    AgentRecord, DeployRecord, DesiredRecord, FleetStore, ResultRecord, RunRecord, Seen,
-    StoreError, Stored, TargetRecord,
+    AgentRecord, DeployRecord, DesiredRecord, FleetStore, NewEnrollment, ResultRecord, RunRecord,
+    Seen, StoreError, Stored, TargetRecord,
 };
 
 mod desired;
@@ -510,6 +510,25 @@ impl FleetStore for SqliteStore {
             let body: String = row.get(0)?;
             parse::<AgentEvent>("event", &body)
         })
+    }
+
+    fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        for e in batch {
+            tx.execute(
+                "INSERT OR REPLACE INTO spent_tokens (id, expires_s) VALUES (?1, ?2)",
+                params![e.token_id, e.token_expires_at],
+            )?;
+            tx.execute(
+                "INSERT INTO agents (id, tenant, name, tags, enrolled_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET name = ?3, tags = ?4, enrolled_at_ms = ?5",
+                params![e.agent.as_str(), e.tenant.as_str(), e.name, json(&e.tags), e.at.as_millis()],
+            )?;
+        }
+        tx.execute("DELETE FROM spent_tokens WHERE expires_s < ?1", [now_secs])?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn spend_token(&self, id: &str, expires_at: i64, now_secs: i64) -> Result<(), StoreError> {
