@@ -1,6 +1,8 @@
 //! `cargo xtask test`: build the tests (and `warden`), the guest plugins the end-to-end tests
 //! load and the Python environment of the example NOC client, then run the root workspace's
-//! tests, passing any extra arguments through to `cargo test`.
+//! tests, passing any extra arguments through to `cargo test`; then the host-side unit tests
+//! of the guests' shared library crates (without extra arguments only: those are filters for the
+//! root workspace).
 
 use std::path::Path;
 
@@ -18,5 +20,28 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "grpc-venv",
         &root.join("examples/noc-client/requirements.txt"),
     )?;
-    util::run(util::cargo(root).args(["test", "--workspace"]).args(args))
+    util::run(util::cargo(root).args(["test", "--workspace"]).args(args))?;
+    if args.is_empty() {
+        guest_library_tests(root)?;
+    }
+    Ok(())
+}
+
+/// Guest crates that are libraries shared by plugins (not components): their unit tests run on
+/// the host. A component crate (`cdylib`) does not link for the host, so it is tested through
+/// the sandbox instead (`tests/all`).
+const GUEST_LIBRARIES: [(&str, &str); 1] = [("plugins", "ticket-common")];
+
+fn guest_library_tests(root: &Path) -> anyhow::Result<()> {
+    for (workspace, package) in GUEST_LIBRARIES {
+        let manifest = root.join(workspace).join("Cargo.toml");
+        util::run(
+            util::cargo(root)
+                .args(["test", "--manifest-path"])
+                .arg(&manifest)
+                .args(["-p", package, "--target-dir"])
+                .arg(root.join("target/guest-tests")),
+        )?;
+    }
+    Ok(())
 }
