@@ -14,6 +14,10 @@
 //! role = "admin"                             # viewer | operator | admin
 //! sha256 = "<hex sha256 of the token>"
 //! # tenant = "acme"                         # confine to one tenant (co-managed client IT)
+//!
+//! [audit]
+//! rotate-bytes = 67108864                    # seal the live file at 64 MiB
+//! retention-days = 2190                      # remove sealed files older than six years
 //! ```
 
 use std::net::SocketAddr;
@@ -56,7 +60,19 @@ struct RawConfig {
     command_ttl_secs: Option<i64>,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
+    audit: Option<RawAudit>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAudit {
+    rotate_bytes: Option<u64>,
+    retention_days: Option<u32>,
+}
+
+/// Smallest `[audit] rotate-bytes`, as on the agent: below a MiB the sealed files would number
+/// in the thousands a year, each rotation a few fsyncs, for nothing a smaller file buys.
+pub const MIN_AUDIT_ROTATE_BYTES: u64 = 1 << 20;
 
 /// A checked config.
 #[derive(Debug, Clone)]
@@ -70,6 +86,11 @@ pub struct ControllerConfig {
     pub results_replicas: usize,
     pub command_ttl_secs: i64,
     pub tokens: Vec<TokenEntry>,
+    /// The live audit file is sealed once it is this long.
+    pub audit_rotate_bytes: u64,
+    /// Sealed audit files whose last record is older than this many days are removed. At
+    /// least 1: a zero would read as "keep nothing" or "keep forever".
+    pub audit_retention_days: u32,
 }
 
 impl ControllerConfig {
@@ -86,6 +107,8 @@ impl ControllerConfig {
             results_replicas: 1,
             command_ttl_secs: DEFAULT_COMMAND_TTL_SECS,
             tokens: Vec::new(),
+            audit_rotate_bytes: warden_audit::files::DEFAULT_ROTATE_BYTES,
+            audit_retention_days: crate::audit_retention::DEFAULT_RETENTION_DAYS,
         }
     }
 
@@ -151,6 +174,24 @@ impl ControllerConfig {
             }
         }
         config.tokens = raw.tokens;
+        if let Some(audit) = raw.audit {
+            if let Some(bytes) = audit.rotate_bytes {
+                if bytes < MIN_AUDIT_ROTATE_BYTES {
+                    return Err(invalid(format!(
+                        "[audit] rotate-bytes {bytes}: at least {MIN_AUDIT_ROTATE_BYTES}"
+                    )));
+                }
+                config.audit_rotate_bytes = bytes;
+            }
+            if let Some(days) = audit.retention_days {
+                if days == 0 {
+                    return Err(invalid(
+                        "[audit] retention-days 0: at least 1 (to keep the log forever, set more days than the machine will live)".into(),
+                    ));
+                }
+                config.audit_retention_days = days;
+            }
+        }
         Ok(config)
     }
 
@@ -190,5 +231,34 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         assert!(ControllerConfig::parse("results-replicas = 2", path).is_err());
         assert!(ControllerConfig::parse("tenants = [\"Acme\"]", path).is_err());
+    }
+
+    #[test]
+    fn the_audit_section_sets_rotation_and_retention_within_bounds() {
+        let path = Path::new("/etc/warden/controller.toml");
+        let c = ControllerConfig::parse("", path).expect("defaults");
+        assert_eq!(c.audit_retention_days, 2190);
+        assert_eq!(
+            c.audit_rotate_bytes,
+            warden_audit::files::DEFAULT_ROTATE_BYTES
+        );
+        let c =
+            ControllerConfig::parse("[audit]\nrotate-bytes = 2097152\nretention-days = 30", path)
+                .expect("config");
+        assert_eq!(
+            (c.audit_rotate_bytes, c.audit_retention_days),
+            (2 << 20, 30)
+        );
+        for bad in [
+            "[audit]\nretention-days = 0",
+            "[audit]\nrotate-bytes = 1",
+            "[audit]\nkeep = 1",
+        ] {
+            let err = ControllerConfig::parse(bad, path).expect_err(bad);
+            assert!(
+                err.to_string().contains("audit") || err.to_string().contains("unknown"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

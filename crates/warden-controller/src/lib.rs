@@ -15,6 +15,7 @@
 //!   agent JWTs at half-life, asked over NATS.
 //! - [`grpc`]: the API adapter (protobuf types stop there).
 
+pub mod audit_retention;
 pub mod clock;
 pub mod config;
 pub mod controller;

@@ -156,6 +156,8 @@ pub async fn start(
         returning: returning_tx,
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
     });
+    controller.audit.set_rotate_bytes(config.audit_rotate_bytes);
+    prune_audit(&controller, config.audit_retention_days).await;
     let pushed = controller.push_all_accounts().await?;
     controller.audit(
         "controller.started",
@@ -169,6 +171,17 @@ pub async fn start(
         .map_err(|e| FleetError::Nats(e.to_string()))?;
 
     let mut tasks = Vec::new();
+    // The audit log's sealed files past the retention: at start (above) and daily.
+    let c = controller.clone();
+    let retention_days = config.audit_retention_days;
+    tasks.push(tokio::spawn(async move {
+        let mut daily = tokio::time::interval(crate::audit_retention::PRUNE_INTERVAL);
+        daily.tick().await;
+        loop {
+            daily.tick().await;
+            prune_audit(&c, retention_days).await;
+        }
+    }));
     // Results: one durable pull consumer; ack only what the store has.
     let c = controller.clone();
     tasks.push(tokio::spawn(async move {
@@ -391,4 +404,19 @@ pub async fn serve(
     let result = crate::grpc::serve(running.controller.clone(), tokens, listener, shutdown).await;
     running.stop().await;
     result
+}
+
+/// Prune the audit log off the async workers; a failure is logged and the log kept (the safe
+/// side).
+async fn prune_audit(controller: &Arc<Controller>, retention_days: u32) {
+    let c = controller.clone();
+    let pruned = tokio::task::spawn_blocking(move || {
+        crate::audit_retention::prune(&c.audit, retention_days, c.now())
+    })
+    .await;
+    match pruned {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("cannot prune the audit log: {e}"),
+        Err(e) => tracing::error!("cannot prune the audit log: {e}"),
+    }
 }
