@@ -337,6 +337,24 @@ impl Fleet {
         )
     }
 
+    /// Send a command that runs `runbook` (installed, by name) and wait for its final result:
+    /// the command, the result's message id and the result.
+    pub(crate) async fn run_by_name(
+        &self,
+        copies: &mut async_nats::Subscriber,
+        runbook: &str,
+    ) -> (Command, String, RunResult) {
+        let command = self.command(RunRunbook {
+            runbook: Some(runbook.into()),
+            bundle: None,
+            params: Default::default(),
+            dry_run: false,
+        });
+        self.send(&command).await;
+        let (id, result) = final_result(copies, &command.run).await;
+        (command, id, result)
+    }
+
     pub(crate) async fn send(&self, command: &Command) {
         self.controller
             .publish(
@@ -613,14 +631,7 @@ async fn a_command_runs_a_signed_runbook_once_and_its_result_is_stored_and_repub
     assert!(later.seq > hb.seq, "heartbeats keep coming");
 
     // By name: the runbook installed signed.
-    let by_name = fleet.command(RunRunbook {
-        runbook: Some("fleet-hello".into()),
-        bundle: None,
-        params: Default::default(),
-        dry_run: false,
-    });
-    fleet.send(&by_name).await;
-    let (id, result) = final_result(&mut copies, &by_name.run).await;
+    let (by_name, id, result) = fleet.run_by_name(&mut copies, "fleet-hello").await;
     assert_eq!(result.status, RunStatus::Succeeded, "{result:?}");
     assert_eq!(id, format!("{}.{}", by_name.run, fleet.agent_id));
     assert_eq!(result.steps.len(), 1);

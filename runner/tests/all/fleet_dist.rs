@@ -11,12 +11,12 @@ use std::path::Path;
 use warden_fleet_identity::subjects;
 use warden_fleet_wire::desired::BLOB_CHUNK_BYTES;
 use warden_fleet_wire::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, Heartbeat, RunRunbook,
-    RunStatus, UnixMillis, decode, encode,
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, Heartbeat, RunStatus,
+    UnixMillis, decode, encode,
 };
 
 use crate::daemon::{Agent, built, serve_in_process};
-use crate::fleet::{Fleet, final_result, first_heartbeat, next, ok, round_trip};
+use crate::fleet::{Fleet, first_heartbeat, next, ok, round_trip};
 
 const PLUGIN: &str = "disk-usage";
 
@@ -277,14 +277,7 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
 
     // It keeps running: a command still runs.
     let mut copies = fleet.result_copies().await;
-    let command = fleet.command(RunRunbook {
-        runbook: Some("fleet-hello".into()),
-        bundle: None,
-        params: Default::default(),
-        dry_run: false,
-    });
-    fleet.send(&command).await;
-    let (_, result) = final_result(&mut copies, &command.run).await;
+    let (_, _, result) = fleet.run_by_name(&mut copies, "fleet-hello").await;
     assert_eq!(result.status, RunStatus::Succeeded);
 
     // Offline during a publish: it converges when it starts again.

@@ -11,11 +11,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use warden_fleet_wire::{RunRunbook, RunStatus};
+use warden_fleet_wire::RunStatus;
 use warden_natstest::TestPki;
 
 use crate::daemon::Agent;
-use crate::fleet::{Fleet, final_result, first_heartbeat, runs_of};
+use crate::fleet::{Fleet, first_heartbeat, runs_of};
 
 /// Bound on every wait for something that should happen.
 const WAIT: Duration = Duration::from_secs(30);
@@ -86,14 +86,7 @@ async fn an_agent_trusting_the_ca_connects_over_tls_and_runs_a_command() {
     let hb = first_heartbeat(&mut heartbeats).await;
     assert_eq!(hb.agent, fleet.agent_id);
 
-    let command = fleet.command(RunRunbook {
-        runbook: Some("fleet-hello".into()),
-        bundle: None,
-        params: Default::default(),
-        dry_run: false,
-    });
-    fleet.send(&command).await;
-    let (_, result) = final_result(&mut copies, &command.run).await;
+    let (command, _, result) = fleet.run_by_name(&mut copies, "fleet-hello").await;
     assert_eq!(result.status, RunStatus::Succeeded, "{result:?}");
     assert_eq!(runs_of(&agent, &command.run), 1);
 
