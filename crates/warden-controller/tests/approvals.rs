@@ -433,3 +433,37 @@ async fn a_viewer_cannot_approve_and_a_tenant_scoped_approver_cannot_approve_ano
         .expect("acme's operator approves acme's request");
     assert_eq!(approved.state, "consumed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvers_at_once_dispatch_the_run_once() {
+    let fleet = fleet().await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    let (one, two) = tokio::join!(
+        approve(&fleet, OP_B, &pending.id),
+        approve(&fleet, NOC_ADMIN, &pending.id)
+    );
+    let won: Vec<&pb::ApprovalView> = [&one, &two].into_iter().flatten().collect();
+    assert_eq!(won.len(), 1, "{one:?} {two:?}");
+    let lost = [one.as_ref().err(), two.as_ref().err()]
+        .into_iter()
+        .flatten()
+        .next()
+        .expect("one refused");
+    assert_eq!(lost.code(), Code::FailedPrecondition, "{lost:?}");
+    assert_eq!(fleet.progress().sends, 2, "one run to two agents");
+    let runs = fleet
+        .api(NOC_VIEWER)
+        .await
+        .list_runs(pb::ListRunsRequest {
+            tenant: String::new(),
+            limit: 0,
+        })
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].run_id, won[0].run_id);
+}
