@@ -467,3 +467,21 @@ async fn two_approvers_at_once_dispatch_the_run_once() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].run_id, won[0].run_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_survives_a_controller_restart_and_is_approved_after_it() {
+    let mut fleet = fleet().await;
+    let mut a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "7")).await;
+    fleet.restart_controller(async {}).await;
+    let after = state_of(&fleet, &pending.id).await;
+    assert_eq!(
+        (after.state.as_str(), after.digest.as_str()),
+        ("pending", pending.digest.as_str())
+    );
+    let approved = approve(&fleet, OP_B, &pending.id)
+        .await
+        .expect("approved after the restart");
+    assert_eq!(a.next_command().await.run.as_str(), approved.run_id);
+}
