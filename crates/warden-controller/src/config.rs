@@ -15,6 +15,9 @@
 //! sha256 = "<hex sha256 of the token>"
 //! # tenant = "acme"                         # confine to one tenant (co-managed client IT)
 //!
+//! [approvals]                                # four eyes: see crate::approvals::policy
+//! max-agents = 50
+//!
 //! [audit]
 //! rotate-bytes = 67108864                    # seal the live file at 64 MiB
 //! retention-days = 2190                      # remove sealed files older than six years
@@ -61,6 +64,7 @@ struct RawConfig {
     #[serde(default)]
     tokens: Vec<TokenEntry>,
     audit: Option<RawAudit>,
+    approvals: Option<crate::approvals::policy::RawApprovals>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +95,8 @@ pub struct ControllerConfig {
     /// Sealed audit files whose last record is older than this many days are removed. At
     /// least 1: a zero would read as "keep nothing" or "keep forever".
     pub audit_retention_days: u32,
+    /// Four eyes (`[approvals]`, [`crate::approvals::policy`]); `None`: no run waits.
+    pub approvals: Option<crate::approvals::ApprovalPolicy>,
 }
 
 impl ControllerConfig {
@@ -109,6 +115,7 @@ impl ControllerConfig {
             tokens: Vec::new(),
             audit_rotate_bytes: warden_audit::files::DEFAULT_ROTATE_BYTES,
             audit_retention_days: crate::audit_retention::DEFAULT_RETENTION_DAYS,
+            approvals: None,
         }
     }
 
@@ -192,6 +199,10 @@ impl ControllerConfig {
                 config.audit_retention_days = days;
             }
         }
+        if let Some(raw) = raw.approvals {
+            config.approvals =
+                Some(crate::approvals::ApprovalPolicy::from_raw(raw).map_err(invalid)?);
+        }
         Ok(config)
     }
 
@@ -231,6 +242,28 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         assert!(ControllerConfig::parse("results-replicas = 2", path).is_err());
         assert!(ControllerConfig::parse("tenants = [\"Acme\"]", path).is_err());
+    }
+
+    #[test]
+    fn the_approvals_section_is_optional_and_checked() {
+        let path = Path::new("/etc/warden/controller.toml");
+        let c = ControllerConfig::parse("", path).expect("defaults");
+        assert_eq!(c.approvals, None, "no section: nothing waits");
+        let c = ControllerConfig::parse("[approvals]\nmax-agents = 5\nmulti-tenant = true", path)
+            .expect("config");
+        let p = c.approvals.expect("a policy");
+        assert_eq!((p.max_agents, p.multi_tenant), (Some(5), true));
+        for bad in [
+            "[approvals]",
+            "[approvals]\nmax-percent = 0",
+            "[approvals]\nmax = 1",
+        ] {
+            let err = ControllerConfig::parse(bad, path).expect_err(bad);
+            assert!(
+                err.to_string().contains("approvals") || err.to_string().contains("unknown"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

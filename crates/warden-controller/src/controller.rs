@@ -60,6 +60,12 @@ pub enum FleetError {
     Keys(#[from] crate::keys::KeysError),
     #[error("internal: {0}")]
     Internal(String),
+    /// Refused by the four-eyes rules ([`crate::approvals`]).
+    #[error(transparent)]
+    Approval(#[from] crate::approvals::ApprovalError),
+    /// Above the `[approvals]` threshold: not sent; recorded as this request.
+    #[error("this needs a second operator's approval: request {0}")]
+    NeedsApproval(crate::approvals::RequestId),
 }
 
 /// Counters the loops move, for a caller (a test, a watcher) to await instead of sleeping.
@@ -129,6 +135,8 @@ pub struct Controller {
     pub(crate) returning: mpsc::UnboundedSender<AgentId>,
     /// New events, for the API's watchers (a slow watcher misses some and is told so).
     pub(crate) events: tokio::sync::broadcast::Sender<AgentEvent>,
+    /// The four-eyes policy (`[approvals]`); `None`: every run proceeds.
+    pub(crate) approvals: Option<crate::approvals::ApprovalPolicy>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -168,7 +176,7 @@ pub(crate) fn need(caller: &Caller, role: Role) -> Result<(), FleetError> {
     }
 }
 
-fn covers(caller: &Caller, tenant: &TenantId) -> Result<(), FleetError> {
+pub(crate) fn covers(caller: &Caller, tenant: &TenantId) -> Result<(), FleetError> {
     if caller.scope.covers(tenant.as_str()) {
         Ok(())
     } else {
@@ -255,14 +263,15 @@ impl Controller {
 
     // ---- runs -----------------------------------------------------------------------------
 
-    /// Resolve the target, record the run, audit it, send one command per agent.
+    /// Resolve the target, pass the approvals gate, record the run, audit it, send one
+    /// command per agent. Above the `[approvals]` threshold nothing is sent:
+    /// [`FleetError::NeedsApproval`] names the request recorded instead.
     pub async fn dispatch(
         &self,
         caller: &Caller,
         req: DispatchRequest,
     ) -> Result<Dispatched, FleetError> {
         need(caller, Role::Operator)?;
-        let now = self.now();
         let ttl_ms = req
             .ttl_secs
             .unwrap_or(self.command_ttl_secs)
@@ -274,46 +283,81 @@ impl Controller {
                 warden_fleet_wire::command::MAX_COMMAND_LIFETIME_MS / 1000
             )));
         }
-        let expires_at = now.plus_millis(ttl_ms);
         let (selector, targets) = self.resolve_targets(caller, &req.target)?;
-        let run = RunId::from_parts(now, random_bytes::<10>()?);
-        let mut tenants: Vec<TenantId> = targets.iter().map(|a| a.tenant.clone()).collect();
-        tenants.sort();
-        tenants.dedup();
-        let record = RunRecord {
-            id: run.clone(),
-            runbook: req.runbook.clone(),
-            target: selector.to_string(),
-            params: req.params.clone(),
-            dry_run: req.dry_run,
-            requested_by: caller.name.clone(),
-            created_at: now,
-            expires_at,
-            tenants,
-            bundle: req.bundle.clone(),
-            closed_at: None,
-        };
-        // Checked once on the first agent's command: every command differs only in address.
-        warden_fleet_wire::encode(&command_for(&record, &targets[0].tenant, &targets[0].id))?;
         let pairs: Vec<(AgentId, TenantId)> = targets
             .iter()
             .map(|a| (a.id.clone(), a.tenant.clone()))
             .collect();
+        let target = selector.to_string();
+        let subject = crate::approvals::flow::run_subject(&req, target.clone(), &pairs, ttl_ms);
+        if let crate::approvals::Gate::Pending(id) =
+            self.gate_with_bundle(caller, subject, req.bundle.as_deref())?
+        {
+            return Err(FleetError::NeedsApproval(id));
+        }
+        self.start_run(
+            &caller.name,
+            req,
+            ttl_ms,
+            target,
+            pairs,
+            serde_json::Value::Null,
+        )
+        .await
+    }
+
+    /// Record the run of `req` to `pairs` (resolved and past the gate), audit it (with the
+    /// approval that let it through, if any), send it.
+    pub(crate) async fn start_run(
+        &self,
+        requested_by: &str,
+        req: DispatchRequest,
+        ttl_ms: i64,
+        target: String,
+        pairs: Vec<(AgentId, TenantId)>,
+        approval: serde_json::Value,
+    ) -> Result<Dispatched, FleetError> {
+        let now = self.now();
+        let expires_at = now.plus_millis(ttl_ms);
+        let (first_agent, first_tenant) = pairs
+            .first()
+            .cloned()
+            .ok_or_else(|| FleetError::NoTargets(target.clone()))?;
+        let run = RunId::from_parts(now, random_bytes::<10>()?);
+        let mut tenants: Vec<TenantId> = pairs.iter().map(|(_, t)| t.clone()).collect();
+        tenants.sort();
+        tenants.dedup();
+        let record = RunRecord {
+            id: run.clone(),
+            runbook: req.runbook,
+            target,
+            params: req.params,
+            dry_run: req.dry_run,
+            requested_by: requested_by.to_string(),
+            created_at: now,
+            expires_at,
+            tenants,
+            bundle: req.bundle,
+            closed_at: None,
+        };
+        // Checked once on the first agent's command: every command differs only in address.
+        warden_fleet_wire::encode(&command_for(&record, &first_tenant, &first_agent))?;
         self.store.create_run(&record, &pairs)?;
-        self.audit(
-            "fleet.dispatch",
-            serde_json::json!({
-                "run": run.as_str(),
-                "runbook": record.runbook,
-                "target": record.target,
-                "params": record.params,
-                "dry_run": record.dry_run,
-                "bundle_bytes": record.bundle.as_ref().map(Vec::len),
-                "agents": pairs.len(),
-                "caller": caller.name,
-                "expires_at": expires_at.as_millis(),
-            }),
-        )?;
+        let mut data = serde_json::json!({
+            "run": run.as_str(),
+            "runbook": record.runbook,
+            "target": record.target,
+            "params": record.params,
+            "dry_run": record.dry_run,
+            "bundle_bytes": record.bundle.as_ref().map(Vec::len),
+            "agents": pairs.len(),
+            "caller": requested_by,
+            "expires_at": expires_at.as_millis(),
+        });
+        if !approval.is_null() {
+            data["approval"] = approval;
+        }
+        self.audit("fleet.dispatch", data)?;
         self.send(&record, &pairs).await?;
         Ok(Dispatched {
             run,

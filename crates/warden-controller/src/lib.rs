@@ -13,8 +13,10 @@
 //! - [`nats`]: connections, the results stream and its one consumer; [`serve`]: the loops.
 //! - [`enrollment`], [`keys`]: enrollment state and the fleet's keys on disk; [`renewal`]: new
 //!   agent JWTs at half-life, asked over NATS.
+//! - [`approvals`]: four eyes: runs above a blast-radius threshold wait for a second operator.
 //! - [`grpc`]: the API adapter (protobuf types stop there).
 
+pub mod approvals;
 pub mod audit_retention;
 pub mod clock;
 pub mod config;

@@ -155,6 +155,7 @@ pub async fn start(
         progress,
         returning: returning_tx,
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
+        approvals: config.approvals.clone(),
     });
     controller.audit.set_rotate_bytes(config.audit_rotate_bytes);
     prune_audit(&controller, config.audit_retention_days).await;

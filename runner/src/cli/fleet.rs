@@ -112,6 +112,20 @@ pub enum FleetCommand {
     /// N of M targeted agents on a plugin's desired version; who refused and why, who has
     /// not reported. Exits 0 when all are on it, 1 otherwise.
     Status { plugin: String },
+    /// Runs waiting for a second operator's approval (four eyes), newest first.
+    Approvals {
+        /// Decided and expired requests too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve another operator's request: a run's approval dispatches exactly the bound run.
+    Approve { id: String },
+    /// Deny a request (or withdraw your own).
+    Deny {
+        id: String,
+        #[arg(long, default_value = "denied")]
+        reason: String,
+    },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -121,7 +135,7 @@ pub enum FleetCommand {
 }
 
 #[derive(Debug, Clone)]
-struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+pub(super) struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -130,7 +144,7 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-type Client = FleetClient<InterceptedService<Channel, Bearer>>;
+pub(super) type Client = FleetClient<InterceptedService<Channel, Bearer>>;
 
 async fn connect(args: &FleetArgs) -> Result<Client> {
     let token = match (&args.token, &args.token_file) {
@@ -154,12 +168,12 @@ async fn connect(args: &FleetArgs) -> Result<Client> {
     Ok(FleetClient::with_interceptor(channel, bearer))
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
+pub(super) fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow!("{:?}: {}", s.code(), inert(s.message()))
 }
 
 /// Unix ms as RFC 3339 (seconds), or `-` (the shared [`times::at_ms`]).
-fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     times::at_ms(ms)
 }
 
@@ -178,7 +192,7 @@ fn ago(ms: i64) -> String {
 }
 
 /// Print rows under headers, aligned (see [`output::table`]).
-fn table(headers: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut t = output::headed(headers);
     for row in rows {
         t.add_row(row.clone());
@@ -186,7 +200,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
     output::print_table(&t);
 }
 
-fn short(agent: &str) -> String {
+pub(super) fn short(agent: &str) -> String {
     agent.chars().take(12).collect()
 }
 
@@ -285,6 +299,9 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
+            if let Some(approval) = &started.approval {
+                return super::fleet_approvals::print_pending(cx, approval);
+            }
             if detach {
                 if cx.json {
                     print_json(&serde_json::json!({ "dispatched": started }))?;
@@ -336,6 +353,11 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                 last.ok_or_else(|| anyhow!("the controller closed the watch without a view"))?;
             print_run(cx, &view)?;
             Ok(run_exit(&view))
+        }
+        FleetCommand::Approvals { all } => super::fleet_approvals::list(cx, &mut client, all).await,
+        FleetCommand::Approve { id } => super::fleet_approvals::approve(cx, &mut client, id).await,
+        FleetCommand::Deny { id, reason } => {
+            super::fleet_approvals::deny(cx, &mut client, id, reason).await
         }
         FleetCommand::Publish { bundle, target } => {
             let bytes = std::fs::read(&bundle)

@@ -7,6 +7,7 @@ mod controller;
 mod ctl;
 mod enroll;
 mod fleet;
+mod fleet_approvals;
 mod key;
 mod output;
 mod paint;

@@ -11,6 +11,7 @@ mod cli_output;
 mod common;
 mod daemon;
 mod fleet;
+mod fleet_approvals;
 mod fleet_dist;
 mod fleet_e2e;
 mod fleet_renewal;

@@ -73,6 +73,18 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         "/warden.fleet.v1.Fleet/DeployStatus",
         Access::Bearer(Role::Viewer),
     ),
+    (
+        "/warden.fleet.v1.Fleet/ListApprovals",
+        Access::Bearer(Role::Viewer),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/Approve",
+        Access::Bearer(Role::Operator),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/Deny",
+        Access::Bearer(Role::Operator),
+    ),
 ];
 
 pub struct Authenticator {

@@ -2,6 +2,7 @@
 //! stop here. [`auth`] guards every method; the handlers turn requests into the core's calls
 //! ([`crate::controller::Controller`]), which check the caller's tenant scope.
 
+mod approvals;
 pub mod auth;
 
 use std::collections::BTreeMap;
@@ -65,11 +66,24 @@ fn status(e: FleetError) -> Status {
         }
         e @ FleetError::NotFound(_) => Status::not_found(e.to_string()),
         e @ FleetError::NoTargets(_) => Status::failed_precondition(e.to_string()),
+        FleetError::Approval(e) => approval_status(e),
+        e @ FleetError::NeedsApproval(_) => Status::failed_precondition(e.to_string()),
         FleetError::Enroll(e) => enroll_status(e),
         e @ (FleetError::Nats(_) | FleetError::Audit(_) | FleetError::Store(_)) => {
             Status::unavailable(e.to_string())
         }
         e => Status::internal(e.to_string()),
+    }
+}
+
+fn approval_status(e: crate::approvals::ApprovalError) -> Status {
+    use crate::approvals::ApprovalError as E;
+    match e {
+        E::BadId(_) => Status::invalid_argument(e.to_string()),
+        E::NotFound(_) => Status::not_found(e.to_string()),
+        E::SelfApproval { .. } => Status::permission_denied(e.to_string()),
+        // Expired, decided already, bound to something else, changed since.
+        _ => Status::failed_precondition(e.to_string()),
     }
 }
 
@@ -244,11 +258,18 @@ impl Fleet for FleetApi {
             ttl_secs: (r.ttl_seconds != 0).then_some(r.ttl_seconds),
             bundle: (!r.bundle.is_empty()).then_some(r.bundle),
         };
-        let d = self.0.dispatch(&caller, request).await.map_err(status)?;
+        let d = match self.0.dispatch(&caller, request).await {
+            Ok(d) => d,
+            Err(FleetError::NeedsApproval(id)) => {
+                return approvals::pending(&self.0, caller, id).await;
+            }
+            Err(e) => return Err(status(e)),
+        };
         Ok(Response::new(pb::DispatchResponse {
             run_id: d.run.to_string(),
             agents: d.agents.into_iter().map(|a| a.to_string()).collect(),
             expires_at: d.expires_at.as_millis(),
+            approval: None,
         }))
     }
 
@@ -446,6 +467,30 @@ impl Fleet for FleetApi {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(out),
         )))
+    }
+
+    async fn list_approvals(
+        &self,
+        req: Request<pb::ListApprovalsRequest>,
+    ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        let caller = caller(&req)?;
+        approvals::list(&self.0, caller, req.into_inner()).await
+    }
+
+    async fn approve(
+        &self,
+        req: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::ApprovalView>, Status> {
+        let caller = caller(&req)?;
+        approvals::approve(&self.0, caller, req.into_inner()).await
+    }
+
+    async fn deny(
+        &self,
+        req: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::ApprovalView>, Status> {
+        let caller = caller(&req)?;
+        approvals::deny(&self.0, caller, req.into_inner()).await
     }
 
     async fn revoke(

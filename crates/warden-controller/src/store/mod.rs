@@ -7,6 +7,7 @@
 //! the uniqueness of a result per run and agent is the database's constraint, so two
 //! controllers taking redeliveries of one result from the shared consumer still store it once.
 
+pub mod approvals;
 pub mod group;
 mod sqlite;
 
@@ -241,4 +242,7 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// A small named state document (the spent enrollment tokens, the deny list), as JSON.
     fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn save_state(&self, key: &str, json: &str) -> Result<(), StoreError>;
+
+    /// Approval requests (issue 16, [`approvals::ApprovalStore`]).
+    fn approvals(&self) -> &dyn approvals::ApprovalStore;
 }

@@ -20,6 +20,7 @@ use super::{
     Seen, StoreError, Stored, TargetRecord,
 };
 
+mod approvals;
 mod desired;
 
 const SCHEMA: &str = "
@@ -125,6 +126,7 @@ impl SqliteStore {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(desired::SCHEMA)?;
+        db.execute_batch(approvals::SCHEMA)?;
         Ok(SqliteStore { db: Mutex::new(db) })
     }
 
@@ -564,6 +566,10 @@ impl FleetStore for SqliteStore {
             params![key, json],
         )?;
         Ok(())
+    }
+
+    fn approvals(&self) -> &dyn super::approvals::ApprovalStore {
+        self
     }
 }
 

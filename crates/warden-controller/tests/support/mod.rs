@@ -73,7 +73,7 @@ async fn start_controller(
     (running, grpc, stop)
 }
 
-fn token(name: &str, role: Role, token: &str, tenant: Option<&str>) -> TokenEntry {
+pub fn token(name: &str, role: Role, token: &str, tenant: Option<&str>) -> TokenEntry {
     TokenEntry {
         name: name.into(),
         role,
@@ -84,6 +84,11 @@ fn token(name: &str, role: Role, token: &str, tenant: Option<&str>) -> TokenEntr
 
 impl Fleet {
     pub async fn start() -> Fleet {
+        Fleet::start_with(|_| {}).await
+    }
+
+    /// [`Fleet::start`] with `tweak` applied to the controller's config first.
+    pub async fn start_with(tweak: impl FnOnce(&mut ControllerConfig)) -> Fleet {
         let dir = tempfile::tempdir().expect("tmp");
         let mut config = ControllerConfig::new(dir.path().join("controller"));
         config.tenants = vec![tenant("acme"), tenant("globex")];
@@ -93,6 +98,7 @@ impl Fleet {
             token("acme-admin", Role::Admin, ACME_ADMIN, Some("acme")),
             token("acme-operator", Role::Operator, ACME_OPERATOR, Some("acme")),
         ];
+        tweak(&mut config);
         let fragment = serve::write_nats_config(&config.data_dir, &config).expect("nats config");
         let extra_config = std::fs::read_to_string(fragment).expect("fragment");
         let nats = tokio::task::block_in_place(|| {

@@ -1,0 +1,487 @@
+//! Four eyes (issue 16) against a real nats-server and the controller's gRPC API: a run above
+//! the `[approvals]` threshold is not sent but waits as a request; a second operator's approval
+//! dispatches exactly the bound run; the requester cannot approve its own; an expired request,
+//! a viewer and an approver scoped to another tenant are refused; an approval presented for
+//! other parameters, another target or another artifact digest is refused and not spent; a
+//! request whose target now resolves to other agents is void.
+//!
+//! "Nothing was sent" is the controller's own counter of published commands
+//! ([`Progress::sends`]), which a dispatch moves before it returns.
+
+mod support;
+
+use support::*;
+use tonic::Code;
+use warden_access::{Caller, Role, Scope};
+use warden_controller::approvals::{ApprovalError, ApprovalSubject, Gate, SubjectKind};
+use warden_controller::{FleetError, approvals::ApprovalPolicy};
+use warden_proto::fleet as pb;
+
+const OP_A: &str = "tok-noc-operator-a";
+const OP_B: &str = "tok-noc-operator-b";
+const GLOBEX_OPERATOR: &str = "tok-globex-operator";
+/// The request lifetime of these tests.
+const REQUEST_TTL_SECS: i64 = 600;
+
+/// A controller whose policy asks for approval above one agent or across tenants, with two
+/// MSP-wide operators and a globex-scoped one besides the support's tokens.
+async fn fleet() -> Fleet {
+    Fleet::start_with(|config| {
+        config.approvals = Some(ApprovalPolicy {
+            max_agents: Some(1),
+            max_percent: None,
+            multi_tenant: true,
+            request_ttl_secs: REQUEST_TTL_SECS,
+        });
+        config.tokens.extend([
+            token("noc-op-a", Role::Operator, OP_A, None),
+            token("noc-op-b", Role::Operator, OP_B, None),
+            token(
+                "globex-operator",
+                Role::Operator,
+                GLOBEX_OPERATOR,
+                Some("globex"),
+            ),
+        ]);
+    })
+    .await
+}
+
+fn run(target: &str, kb: &str) -> pb::DispatchRequest {
+    pb::DispatchRequest {
+        runbook: "patch".into(),
+        target: target.into(),
+        params: [("kb".to_string(), kb.to_string())].into(),
+        dry_run: false,
+        ttl_seconds: 0,
+        bundle: vec![],
+    }
+}
+
+fn decide(id: &str) -> pb::DecideApprovalRequest {
+    pb::DecideApprovalRequest {
+        id: id.into(),
+        reason: String::new(),
+    }
+}
+
+/// Dispatch `req` as `token`; the request it became (the run must not have been sent).
+async fn request(fleet: &Fleet, token: &str, req: pb::DispatchRequest) -> pb::ApprovalView {
+    let sends = fleet.progress().sends;
+    let answer = fleet
+        .api(token)
+        .await
+        .dispatch(req)
+        .await
+        .expect("dispatch answers")
+        .into_inner();
+    assert_eq!(answer.run_id, "", "no run was started");
+    assert_eq!(fleet.progress().sends, sends, "nothing was sent");
+    answer.approval.expect("the dispatch became a request")
+}
+
+async fn approve(fleet: &Fleet, token: &str, id: &str) -> Result<pb::ApprovalView, tonic::Status> {
+    fleet
+        .api(token)
+        .await
+        .approve(decide(id))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Approving `id` as `token` is refused with `code`, saying `says`.
+async fn refused(fleet: &Fleet, token: &str, id: &str, code: Code, says: &str) {
+    let status = approve(fleet, token, id)
+        .await
+        .expect_err("the approval is refused");
+    assert_eq!(status.code(), code, "{token}: {status:?}");
+    assert!(status.message().contains(says), "{token}: {status:?}");
+}
+
+async fn listening(fleet: &Fleet, tenant: &str, name: &str) -> SimAgent {
+    let mut a = fleet.agent(tenant, name).await;
+    a.listen().await;
+    a
+}
+
+async fn list(fleet: &Fleet, token: &str, all: bool) -> Vec<pb::ApprovalView> {
+    fleet
+        .api(token)
+        .await
+        .list_approvals(pb::ListApprovalsRequest { all })
+        .await
+        .expect("list")
+        .into_inner()
+        .approvals
+}
+
+async fn state_of(fleet: &Fleet, id: &str) -> pb::ApprovalView {
+    list(fleet, NOC_VIEWER, true)
+        .await
+        .into_iter()
+        .find(|a| a.id == id)
+        .expect("listed")
+}
+
+fn audit(fleet: &Fleet) -> String {
+    std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log")).expect("audit")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_above_the_threshold_waits_and_runs_once_a_second_operator_approves() {
+    let fleet = fleet().await;
+    let mut a = listening(&fleet, "acme", "db-1").await;
+    let mut b = listening(&fleet, "acme", "db-2").await;
+
+    // One agent is within the policy: sent at once.
+    let small = fleet
+        .api(OP_A)
+        .await
+        .dispatch(run(&format!("agent={}", a.id), "1"))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert!(small.approval.is_none());
+    assert_eq!(a.next_command().await.run.as_str(), small.run_id);
+
+    let pending = request(&fleet, OP_A, run("tenant=acme", "5031356")).await;
+    assert_eq!(pending.state, "pending");
+    assert_eq!(pending.requested_by, "noc-op-a");
+    assert_eq!(pending.target, "tenant=acme");
+    assert_eq!(pending.agents.len(), 2);
+    assert_eq!(pending.reasons, vec!["2 agents, over max-agents 1"]);
+    let waiting = list(&fleet, OP_B, false).await;
+    assert_eq!(
+        waiting.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        vec![pending.id.as_str()]
+    );
+
+    let approved = approve(&fleet, OP_B, &pending.id)
+        .await
+        .expect("a second operator approves");
+    assert_eq!(approved.state, "consumed");
+    assert_eq!(approved.decided_by, "noc-op-b");
+    assert!(!approved.run_id.is_empty(), "{approved:?}");
+    // Exactly the bound run, to both agents: the next command each gets.
+    for agent in [&mut a, &mut b] {
+        let c = agent.next_command().await;
+        assert_eq!(c.run.as_str(), approved.run_id);
+        let warden_fleet_wire::CommandKind::RunRunbook(r) = &c.kind;
+        assert_eq!(r.runbook.as_deref(), Some("patch"));
+        assert_eq!(r.params.get("kb").map(String::as_str), Some("5031356"));
+    }
+    let view = fleet
+        .api(NOC_VIEWER)
+        .await
+        .get_run(pb::GetRunRequest {
+            run_id: approved.run_id.clone(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(view.requested_by, "noc-op-a", "the requester's run");
+    assert_eq!(view.agents.len(), 2);
+
+    // An approval is consumed once.
+    refused(
+        &fleet,
+        NOC_ADMIN,
+        &pending.id,
+        Code::FailedPrecondition,
+        "consumed",
+    )
+    .await;
+    let log = audit(&fleet);
+    for event in [
+        "fleet.approval.requested",
+        "fleet.approval.approved",
+        "fleet.approval.refused",
+    ] {
+        assert!(log.contains(event), "{event} audited");
+    }
+    assert!(log.contains("\"approved_by\":\"noc-op-b\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_approval_is_refused() {
+    let fleet = fleet().await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    refused(
+        &fleet,
+        OP_A,
+        &pending.id,
+        Code::PermissionDenied,
+        "a second operator must approve it",
+    )
+    .await;
+    assert_eq!(state_of(&fleet, &pending.id).await.state, "pending");
+    assert!(audit(&fleet).contains("fleet.approval.refused"));
+    // The requester may withdraw its own request.
+    let denied = fleet
+        .api(OP_A)
+        .await
+        .deny(pb::DecideApprovalRequest {
+            id: pending.id.clone(),
+            reason: "wrong KB".into(),
+        })
+        .await
+        .expect("withdrawn")
+        .into_inner();
+    assert_eq!(
+        (denied.state.as_str(), denied.note.as_str()),
+        ("denied", "wrong KB")
+    );
+    refused(
+        &fleet,
+        OP_B,
+        &pending.id,
+        Code::FailedPrecondition,
+        "denied",
+    )
+    .await;
+    assert_eq!(fleet.progress().sends, 0);
+}
+
+fn op(name: &str) -> Caller {
+    Caller {
+        name: name.into(),
+        role: Role::Operator,
+        scope: Scope::AllTenants,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_replayed_for_other_parameters_or_another_target_is_refused() {
+    let fleet = fleet().await;
+    let a = fleet.agent("acme", "db-1").await;
+    let b = fleet.agent("acme", "db-2").await;
+    let c = fleet.agent("acme", "web-1").await;
+    let controller = &fleet.running.controller;
+    // A rollout's start (the seam): bound to its plugin's digest, params, target and agents.
+    let subject = ApprovalSubject {
+        kind: SubjectKind::Rollout,
+        artifact: "patcher".into(),
+        sha256: Some("ab".repeat(32)),
+        params: [("wave".to_string(), "canary".to_string())].into(),
+        dry_run: false,
+        ttl_ms: 3_600_000,
+        target: "tenant=acme".into(),
+        agents: vec![
+            (a.id.clone(), a.tenant.clone()),
+            (b.id.clone(), b.tenant.clone()),
+        ],
+        approval: None,
+    };
+    let Gate::Pending(id) = controller
+        .gate(&op("noc-op-a"), subject.clone())
+        .expect("gate")
+    else {
+        panic!("two agents are above the threshold");
+    };
+    let approved = approve(&fleet, OP_B, id.as_str()).await.expect("approved");
+    assert_eq!(
+        approved.state, "approved",
+        "a rollout's waits for its start"
+    );
+
+    let presented = |change: fn(&mut ApprovalSubject)| {
+        let mut s = subject.clone();
+        s.approval = Some(id.clone());
+        change(&mut s);
+        s
+    };
+    let replays: [(&str, ApprovalSubject); 4] = [
+        (
+            "other parameters",
+            presented(|s| {
+                s.params.insert("wave".into(), "all".into());
+            }),
+        ),
+        ("another target", presented(|s| s.target = "*".into())),
+        (
+            "another artifact digest",
+            presented(|s| s.sha256 = Some("cd".repeat(32))),
+        ),
+        ("other agents", presented(|s| s.agents.truncate(1))),
+    ];
+    for (what, replay) in replays {
+        let err = controller.gate(&op("noc-op-a"), replay).expect_err(what);
+        assert!(
+            matches!(err, FleetError::Approval(ApprovalError::Mismatch { .. })),
+            "{what}: {err}"
+        );
+    }
+    let mut other_agents = presented(|_| {});
+    other_agents.agents.push((c.id.clone(), c.tenant.clone()));
+    assert!(controller.gate(&op("noc-op-a"), other_agents).is_err());
+    assert_eq!(
+        state_of(&fleet, id.as_str()).await.state,
+        "approved",
+        "not spent"
+    );
+
+    // Exactly what was approved proceeds, once.
+    assert_eq!(
+        controller
+            .gate(&op("noc-op-a"), presented(|_| {}))
+            .expect("the bound subject"),
+        Gate::Proceed
+    );
+    let twice = controller
+        .gate(&op("noc-op-a"), presented(|_| {}))
+        .expect_err("consumed once");
+    assert!(
+        matches!(
+            twice,
+            FleetError::Approval(ApprovalError::NotPending { .. })
+        ),
+        "{twice}"
+    );
+    assert!(audit(&fleet).matches("fleet.approval.refused").count() >= 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_target_now_resolves_to_other_agents_is_not_sent() {
+    let fleet = fleet().await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    // A third acme agent enrolls: the same selector now means three agents.
+    let _c = fleet.agent("acme", "db-3").await;
+    refused(
+        &fleet,
+        OP_B,
+        &pending.id,
+        Code::FailedPrecondition,
+        "the target's agents (+1 -0, 3 now)",
+    )
+    .await;
+    let view = state_of(&fleet, &pending.id).await;
+    assert_eq!(view.state, "void");
+    assert_eq!(view.run_id, "");
+    assert_eq!(fleet.progress().sends, 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_request_is_refused() {
+    let fleet = fleet().await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    fleet.clock.advance_ms(REQUEST_TTL_SECS * 1000);
+    refused(
+        &fleet,
+        OP_B,
+        &pending.id,
+        Code::FailedPrecondition,
+        "expired at",
+    )
+    .await;
+    assert_eq!(state_of(&fleet, &pending.id).await.state, "expired");
+    let waiting = list(&fleet, OP_B, false).await;
+    assert!(waiting.is_empty(), "{waiting:?}");
+    assert_eq!(fleet.progress().sends, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_cannot_approve_and_a_tenant_scoped_approver_cannot_approve_another_tenants_request()
+ {
+    let fleet = fleet().await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let _g = listening(&fleet, "globex", "db-1").await;
+    let acme = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    let both = request(&fleet, OP_A, run("*", "1")).await;
+    assert_eq!(both.tenants, vec!["acme", "globex"]);
+    assert!(
+        both.reasons.iter().any(|r| r.contains("multi-tenant")),
+        "{both:?}"
+    );
+
+    refused(
+        &fleet,
+        NOC_VIEWER,
+        &acme.id,
+        Code::PermissionDenied,
+        "operator",
+    )
+    .await;
+    for (token, id) in [
+        (GLOBEX_OPERATOR, &acme.id),
+        (GLOBEX_OPERATOR, &both.id),
+        (ACME_OPERATOR, &both.id),
+    ] {
+        refused(
+            &fleet,
+            token,
+            id,
+            Code::PermissionDenied,
+            "may act on tenant",
+        )
+        .await;
+    }
+    // A scoped operator does not even see another tenant's requests.
+    let seen = list(&fleet, GLOBEX_OPERATOR, true).await;
+    assert!(seen.is_empty(), "{seen:?}");
+    assert_eq!(state_of(&fleet, &acme.id).await.state, "pending");
+    assert_eq!(state_of(&fleet, &both.id).await.state, "pending");
+    // Within its tenant, another identity's scoped approval is good.
+    let approved = approve(&fleet, ACME_OPERATOR, &acme.id)
+        .await
+        .expect("acme's operator approves acme's request");
+    assert_eq!(approved.state, "consumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvers_at_once_dispatch_the_run_once() {
+    let fleet = fleet().await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    let (one, two) = tokio::join!(
+        approve(&fleet, OP_B, &pending.id),
+        approve(&fleet, NOC_ADMIN, &pending.id)
+    );
+    let won: Vec<&pb::ApprovalView> = [&one, &two].into_iter().flatten().collect();
+    assert_eq!(won.len(), 1, "{one:?} {two:?}");
+    let lost = [one.as_ref().err(), two.as_ref().err()]
+        .into_iter()
+        .flatten()
+        .next()
+        .expect("one refused");
+    assert_eq!(lost.code(), Code::FailedPrecondition, "{lost:?}");
+    assert_eq!(fleet.progress().sends, 2, "one run to two agents");
+    let runs = fleet
+        .api(NOC_VIEWER)
+        .await
+        .list_runs(pb::ListRunsRequest {
+            tenant: String::new(),
+            limit: 0,
+        })
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].run_id, won[0].run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_survives_a_controller_restart_and_is_approved_after_it() {
+    let mut fleet = fleet().await;
+    let mut a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "7")).await;
+    fleet.restart_controller(async {}).await;
+    let after = state_of(&fleet, &pending.id).await;
+    assert_eq!(
+        (after.state.as_str(), after.digest.as_str()),
+        ("pending", pending.digest.as_str())
+    );
+    let approved = approve(&fleet, OP_B, &pending.id)
+        .await
+        .expect("approved after the restart");
+    assert_eq!(a.next_command().await.run.as_str(), approved.run_id);
+}
