@@ -368,6 +368,20 @@ pub async fn start(
             }
         }));
     }
+    // Staged rollouts: their releases and gates, on the same beat.
+    if let Some(every) = options.tick {
+        let c = controller.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(e) = c.tick_rollouts().await {
+                    tracing::warn!("rollout pass: {e}");
+                }
+            }
+        }));
+    }
     Ok(Running { controller, tasks })
 }
 
