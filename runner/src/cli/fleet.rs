@@ -21,6 +21,8 @@ use super::Context;
 use super::output::{inert, parse_params, print_json};
 use super::times;
 
+mod rollout;
+
 #[derive(Debug, Args)]
 pub struct FleetArgs {
     /// The controller's address.
@@ -112,6 +114,12 @@ pub enum FleetCommand {
     /// N of M targeted agents on a plugin's desired version; who refused and why, who has
     /// not reported. Exits 0 when all are on it, 1 otherwise.
     Status { plugin: String },
+    /// Staged rollouts: release a plugin wave by wave, halting by itself when a wave fails
+    /// its health gate.
+    Rollout {
+        #[command(subcommand)]
+        command: rollout::RolloutCommand,
+    },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -350,6 +358,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             print_run(cx, &view)?;
             Ok(run_exit(&view))
         }
+        FleetCommand::Rollout { command } => rollout::run(cx, &mut client, command).await,
         FleetCommand::Publish { bundle, target } => {
             let bytes = std::fs::read(&bundle)
                 .with_context(|| format!("cannot read {}", bundle.display()))?;
