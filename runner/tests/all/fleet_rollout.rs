@@ -138,9 +138,11 @@ fn a_bundle_the_canary_refuses_fails_its_gate_halts_at_the_canary_and_rollback_r
     ];
 
     // The good version, in full: canary, then up to 50 %, then all. Paused at once, it
-    // releases nothing past the canary until resumed.
+    // releases nothing past the canary until resumed (a one-second soak keeps the pause from
+    // racing a canary that installs before the pause command even starts).
     let mut args = vec!["start", good.to_str().expect("path")];
     args.extend_from_slice(&plan);
+    args.extend_from_slice(&["--soak", "1"]);
     let (code, first) = rollout(&fleet, &args);
     assert_eq!(code, Some(0), "{first}");
     let id = first["id"].as_str().expect("an id").to_string();
@@ -164,6 +166,23 @@ fn a_bundle_the_canary_refuses_fails_its_gate_halts_at_the_canary_and_rollback_r
             ("canary".into(), 1, 1, 0, "passed".into()),
             ("wave 1".into(), 2, 2, 0, "passed".into()),
             ("wave 2".into(), 2, 2, 0, "passed".into()),
+        ]
+    );
+    // In the audit: the canary's release, the pause and resume, then the two waves'.
+    assert_eq!(
+        rollout_audit(&fleet, &id),
+        [
+            "fleet.rollout.start",
+            "fleet.rollout.release",
+            "fleet.rollout.running",
+            "fleet.rollout.pause",
+            "fleet.rollout.resume",
+            // Each wave that starts is a transition (`running`, its wave), then its release.
+            "fleet.rollout.running",
+            "fleet.rollout.release",
+            "fleet.rollout.running",
+            "fleet.rollout.release",
+            "fleet.rollout.completed",
         ]
     );
     let table = fleet.fleet_human(&["rollout", "status", &id]);
@@ -280,4 +299,106 @@ fn rollout_code(fleet: &Fleet, args: &[&str]) -> Option<i32> {
     let mut all = vec!["rollout"];
     all.extend_from_slice(args);
     fleet.fleet_try_exit(&all)
+}
+
+#[test]
+fn a_rollback_after_the_canary_installed_the_newer_version_is_refused_unless_a_newer_signed_bundle_is_named()
+ {
+    let fleet = Fleet::start();
+    let agents: Vec<FleetAgent> = (0..3)
+        .map(|i| fleet.agent("acme", &format!("rb-{i}"), "", "1"))
+        .collect();
+    for a in &agents {
+        fleet.wait_presence(a, true);
+    }
+    // A long soak holds the canary wave: the rollback comes before wave 1 could start.
+    let plan = [
+        "--target",
+        "tenant=acme",
+        "--canary",
+        "1",
+        "--waves",
+        "100%",
+        "--soak",
+        "600",
+    ];
+    let start = |bundle: &PathBuf| {
+        let mut args = vec!["start", bundle.to_str().expect("path")];
+        args.extend_from_slice(&plan);
+        let (code, v) = rollout(&fleet, &args);
+        assert_eq!(code, Some(0), "{v}");
+        v["id"].as_str().expect("an id").to_string()
+    };
+    let old = pack(&fleet, "0.2.0", "publisher");
+    let (code, published) = fleet.fleet_exit(&[
+        "publish",
+        old.to_str().expect("path"),
+        "--target",
+        "tenant=acme",
+    ]);
+    assert_eq!(code, Some(0), "{published}");
+    wait_for("every agent on 0.2.0", || {
+        let rows = desired(&fleet);
+        (rows.len() == 3
+            && rows
+                .iter()
+                .all(|(_, v, s)| v == "0.2.0" && s == "installed"))
+        .then_some(())
+    });
+
+    // 0.3.0 is trusted: the canary installs it; soaking there, it goes no further.
+    let second = start(&pack(&fleet, "0.3.0", "publisher"));
+    let v = wait_for("the canary on 0.3.0", || {
+        let (_, v) = rollout(&fleet, &["status", &second]);
+        (v["waves"][0]["healthy"] == 1).then_some(v)
+    });
+    let canary = v["agents"][0]["agent"].as_str().expect("id").to_string();
+    assert_eq!(v["agents"][0]["wave"], "canary");
+
+    // A plain rollback to 0.2.0 would be refused by the canary's anti-rollback: the
+    // controller says so instead of pretending, and changes nothing.
+    let refused = fleet
+        .try_fleet(&["rollout", "rollback", &second])
+        .expect_err("a downgrade below what the canary installed");
+    assert!(
+        refused.contains("anti-rollback") && refused.contains("--to"),
+        "{refused}"
+    );
+    assert_eq!(rollout(&fleet, &["status", &second]).1["state"], "running");
+
+    // The old code signed as 0.3.1: the canary takes it; the others never left 0.2.0.
+    let fixed = pack(&fleet, "0.3.1", "publisher");
+    let (code, back) = rollout(
+        &fleet,
+        &["rollback", &second, "--to", fixed.to_str().expect("path")],
+    );
+    assert_eq!(code, Some(0), "{back}");
+    assert_eq!(back["state"], "rolled-back");
+    wait_for("the canary desired and installed at 0.3.1", || {
+        desired(&fleet)
+            .iter()
+            .all(|(a, v, s)| {
+                let want = if *a == canary { "0.3.1" } else { "0.2.0" };
+                v == want && s == "installed"
+            })
+            .then_some(())
+    });
+    let canary_agent = agents
+        .iter()
+        .find(|a| a.id == canary)
+        .expect("the canary is ours");
+    wait_for("the canary's inventory lists 0.3.1", || {
+        (inventory_version(&fleet, canary_agent)? == "0.3.1").then_some(())
+    });
+}
+
+/// The controller's audit events about rollout `id`, in order.
+fn rollout_audit(fleet: &Fleet, id: &str) -> Vec<String> {
+    std::fs::read_to_string(fleet.data_dir().join("audit/audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(id))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["event"].as_str().map(str::to_string))
+        .collect()
 }
