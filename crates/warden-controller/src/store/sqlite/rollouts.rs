@@ -196,3 +196,91 @@ pub(super) fn release(
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::{Phase, Plan, PlanRequest};
+    use crate::store::{FleetStore, SqliteStore};
+
+    const NOW: UnixMillis = UnixMillis(1_764_590_000_000);
+
+    fn agent() -> AgentId {
+        AgentId::new(nkeys::KeyPair::new_user().public_key()).expect("agent")
+    }
+
+    fn record(id: &str) -> RolloutRecord {
+        RolloutRecord {
+            id: id.into(),
+            plugin: "disk-usage".into(),
+            version: "0.3.0".into(),
+            sha256: "b".repeat(64),
+            size: 3,
+            bundle: vec![1, 2, 3],
+            target: "tenant=acme".into(),
+            tenants: vec![TenantId::new("acme").expect("tenant")],
+            plan: Plan::parse(&PlanRequest {
+                canary: 1,
+                waves: "100%".into(),
+                max_failures: "0%".into(),
+                ..PlanRequest::default()
+            })
+            .expect("plan"),
+            state: State::new(),
+            created_at: NOW,
+            created_by: "noc".into(),
+            updated_at: NOW,
+        }
+    }
+
+    #[test]
+    fn a_rollout_round_trips_and_only_pending_or_running_ones_are_active() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("fleet.db")).expect("store");
+        let (a, b) = (agent(), agent());
+        let acme = TenantId::new("acme").expect("tenant");
+        let row = |agent: &AgentId, wave| RolloutAgent {
+            agent: agent.clone(),
+            tenant: acme.clone(),
+            wave,
+            released_at: None,
+            previous: None,
+        };
+        store
+            .create_rollout(&record("ro-1"), &[row(&a, 0), row(&b, 1)])
+            .expect("create");
+        assert_eq!(store.rollout("ro-1").expect("get"), Some(record("ro-1")));
+        // The same id again is refused, not merged.
+        assert!(store.create_rollout(&record("ro-1"), &[]).is_err());
+        assert_eq!(store.active_rollouts().expect("active").len(), 1);
+
+        let previous = Previous {
+            version: "0.2.0".into(),
+            sha256: "a".repeat(64),
+            size: 2,
+        };
+        store
+            .release_rollout_agents("ro-1", &[(a.clone(), Some(previous.clone()))], NOW)
+            .expect("release");
+        // A second release of the same agent keeps its first record (the way back).
+        store
+            .release_rollout_agents("ro-1", &[(a.clone(), None)], NOW.plus_millis(5))
+            .expect("release again");
+        let agents = store.rollout_agents("ro-1").expect("agents");
+        assert_eq!(agents[0].agent, a);
+        assert_eq!(agents[0].released_at, Some(NOW));
+        assert_eq!(agents[0].previous, Some(previous));
+        assert_eq!((agents[1].wave, agents[1].released_at), (1, None));
+
+        let mut halted = State::new();
+        halted.phase = Phase::Halted;
+        store
+            .save_rollout_state("ro-1", &halted, NOW.plus_millis(9))
+            .expect("save");
+        assert!(store.active_rollouts().expect("active").is_empty());
+        let stored = store.rollout("ro-1").expect("get").expect("there");
+        assert_eq!(stored.state.phase, Phase::Halted);
+        assert_eq!(stored.updated_at, NOW.plus_millis(9));
+        assert!(store.save_rollout_state("ro-2", &halted, NOW).is_err());
+    }
+}
