@@ -777,3 +777,100 @@ fn a_heartbeat(a: &SimAgent) -> warden_fleet_wire::Heartbeat {
     hb.agent_version = "0.1.0".into();
     hb
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_calls_need_an_operator_to_change_a_viewer_to_read_and_stay_in_the_callers_tenants()
+{
+    let fleet = Fleet::start().await;
+    let mut agents = Vec::new();
+    for (tenant, name) in [("acme", "db-1"), ("acme", "db-2"), ("globex", "db-3")] {
+        let a = fleet.agent(tenant, name).await;
+        a.send_heartbeat(&a_heartbeat(&a)).await;
+        agents.push(a);
+    }
+    fleet
+        .wait_for("three heartbeats", |p| p.heartbeats >= 3)
+        .await;
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    let start = |target: &str| pb::StartRolloutRequest {
+        bundle: bundle.clone(),
+        target: target.into(),
+        canary: 1,
+        waves: "100%".into(),
+        max_failures: "0%".into(),
+        ..Default::default()
+    };
+    let id = |id: &str| pb::RolloutRequest { id: id.into() };
+    let mut viewer = fleet.api(NOC_VIEWER).await;
+    let denied = viewer
+        .start_rollout(start("*"))
+        .await
+        .expect_err("a viewer starts a rollout");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // An acme-scoped operator's `*` is acme only; the canary is released at the start.
+    let mut acme = fleet.api(ACME_OPERATOR).await;
+    let v = acme
+        .start_rollout(start("*"))
+        .await
+        .expect("start")
+        .into_inner();
+    assert_eq!(v.agents.len(), 2);
+    assert!(v.agents.iter().all(|a| a.tenant == "acme"));
+    assert_eq!((v.state.as_str(), v.wave.as_str()), ("running", "canary"));
+    assert_eq!((v.waves[0].released, v.waves[1].released), (1, 0));
+
+    // A viewer reads it but may not pause it; the operator pauses and resumes.
+    let read = viewer
+        .get_rollout(id(&v.id))
+        .await
+        .expect("a viewer reads")
+        .into_inner();
+    assert_eq!(read.id, v.id);
+    let denied = viewer
+        .pause_rollout(id(&v.id))
+        .await
+        .expect_err("a viewer pauses");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let paused = acme.pause_rollout(id(&v.id)).await.expect("pause");
+    assert_eq!(paused.into_inner().state, "paused");
+    let resumed = acme.resume_rollout(id(&v.id)).await.expect("resume");
+    assert_eq!(resumed.into_inner().state, "running");
+
+    // Another tenant's rollout does not exist for the acme operator.
+    let globex = fleet
+        .api(NOC_ADMIN)
+        .await
+        .start_rollout(start("tenant=globex"))
+        .await
+        .expect("start on globex")
+        .into_inner();
+    let hidden = acme
+        .get_rollout(id(&globex.id))
+        .await
+        .expect_err("acme reads globex's rollout");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let hidden = acme
+        .rollback_rollout(pb::RollbackRolloutRequest {
+            id: globex.id.clone(),
+            to_bundle: Vec::new(),
+        })
+        .await
+        .expect_err("acme rolls back globex's rollout");
+    assert_eq!(hidden.code(), Code::NotFound);
+
+    // A plan that leaves agents out is a clear refusal, and records nothing.
+    let bad = acme
+        .start_rollout(pb::StartRolloutRequest {
+            waves: "10%,50%".into(),
+            ..start("*")
+        })
+        .await
+        .expect_err("an incomplete plan");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("100%"), "{}", bad.message());
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    assert_eq!(audit.matches("\"fleet.rollout.start\"").count(), 2);
+    assert_eq!(audit.matches("\"fleet.rollout.pause\"").count(), 1);
+}
