@@ -874,3 +874,131 @@ async fn rollout_calls_need_an_operator_to_change_a_viewer_to_read_and_stay_in_t
     assert_eq!(audit.matches("\"fleet.rollout.start\"").count(), 2);
     assert_eq!(audit.matches("\"fleet.rollout.pause\"").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_the_canary_opens_during_its_soak_fails_the_gate_and_halts_the_rollout() {
+    use warden_controller::Clock as _;
+    use warden_fleet_wire::{AgentEvent, DeployOutcome, EventKind};
+    let fleet = Fleet::start().await;
+    let mut agents = Vec::new();
+    for name in ["db-1", "db-2", "db-3"] {
+        let a = fleet.agent("acme", name).await;
+        a.send_heartbeat(&a_heartbeat(&a)).await;
+        agents.push(a);
+    }
+    fleet
+        .wait_for("three heartbeats", |p| p.heartbeats >= 3)
+        .await;
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    let sha256 = warden_core::sha256_hex(&bundle);
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let v = api
+        .start_rollout(pb::StartRolloutRequest {
+            bundle,
+            target: "tenant=acme".into(),
+            canary: 1,
+            waves: "100%".into(),
+            max_failures: "0%".into(),
+            soak_secs: 60,
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let canary = v
+        .agents
+        .iter()
+        .find(|a| a.wave == "canary")
+        .expect("a canary");
+    let canary = agents
+        .iter()
+        .find(|a| a.id.as_str() == canary.agent)
+        .expect("one of ours");
+    let status = |api: &mut FleetClientOf| {
+        let mut api = api.clone();
+        let id = v.id.clone();
+        async move {
+            api.get_rollout(pb::RolloutRequest { id })
+                .await
+                .expect("status")
+                .into_inner()
+        }
+    };
+
+    // Installed: the wave soaks (60 s), the next wave waits.
+    let before = fleet.progress().results;
+    let at = fleet.clock.now().as_millis();
+    publish_report(
+        canary,
+        &report(canary, &sha256, DeployOutcome::Installed, at),
+    )
+    .await;
+    fleet
+        .wait_for("the canary's report", |p| p.results > before)
+        .await;
+    fleet.clock.advance_ms(30_000);
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let soaking = status(&mut api).await;
+    assert_eq!(soaking.state, "running");
+    assert_eq!(
+        (soaking.waves[0].healthy, soaking.waves[1].released),
+        (1, 0)
+    );
+
+    // Its monitor opens an incident within the soak: the gate fails, nothing more goes out.
+    let events = fleet.progress().events;
+    let e = AgentEvent::new(
+        canary.tenant.clone(),
+        canary.id.clone(),
+        1,
+        fleet.clock.now(),
+        EventKind::IncidentOpened,
+        "disk-space",
+    );
+    canary
+        .client
+        .publish(
+            e.nats_subject(),
+            warden_fleet_wire::encode(&e).expect("encode").into(),
+        )
+        .await
+        .expect("publish");
+    canary.client.flush().await.expect("flush");
+    fleet.wait_for("the incident", |p| p.events > events).await;
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let halted = status(&mut api).await;
+    assert_eq!(
+        (halted.state.as_str(), halted.wave.as_str()),
+        ("halted", "canary")
+    );
+    assert_eq!((halted.waves[0].failed, halted.waves[1].released), (1, 0));
+    let row = halted
+        .agents
+        .iter()
+        .find(|a| a.agent == canary.id.as_str())
+        .expect("the canary's row");
+    assert_eq!(row.detail, "incident: disk-space");
+    // Past the soak, a halted rollout still releases nothing.
+    fleet.clock.advance_ms(60_000);
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    assert_eq!(status(&mut api).await.waves[1].released, 0);
+}
+
+type FleetClientOf = warden_proto::fleet::fleet_client::FleetClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
