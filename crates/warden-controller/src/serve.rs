@@ -365,17 +365,7 @@ pub async fn start(
                 if let Err(e) = c.tick().await {
                     tracing::warn!("re-send pass: {e}");
                 }
-            }
-        }));
-    }
-    // Staged rollouts: their releases and gates, on the same beat.
-    if let Some(every) = options.tick {
-        let c = controller.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
+                // Staged rollouts: their releases and gates, on the same beat.
                 if let Err(e) = c.tick_rollouts().await {
                     tracing::warn!("rollout pass: {e}");
                 }

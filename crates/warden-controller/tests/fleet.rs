@@ -781,17 +781,8 @@ fn a_heartbeat(a: &SimAgent) -> warden_fleet_wire::Heartbeat {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_calls_need_an_operator_to_change_a_viewer_to_read_and_stay_in_the_callers_tenants()
 {
-    let fleet = Fleet::start().await;
-    let mut agents = Vec::new();
-    for (tenant, name) in [("acme", "db-1"), ("acme", "db-2"), ("globex", "db-3")] {
-        let a = fleet.agent(tenant, name).await;
-        a.send_heartbeat(&a_heartbeat(&a)).await;
-        agents.push(a);
-    }
-    fleet
-        .wait_for("three heartbeats", |p| p.heartbeats >= 3)
-        .await;
-    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    let (fleet, _agents, bundle) =
+        rollout_fleet(&[("acme", "db-1"), ("acme", "db-2"), ("globex", "db-3")]).await;
     let start = |target: &str| pb::StartRolloutRequest {
         bundle: bundle.clone(),
         target: target.into(),
@@ -879,17 +870,8 @@ async fn rollout_calls_need_an_operator_to_change_a_viewer_to_read_and_stay_in_t
 async fn an_incident_the_canary_opens_during_its_soak_fails_the_gate_and_halts_the_rollout() {
     use warden_controller::Clock as _;
     use warden_fleet_wire::{AgentEvent, DeployOutcome, EventKind};
-    let fleet = Fleet::start().await;
-    let mut agents = Vec::new();
-    for name in ["db-1", "db-2", "db-3"] {
-        let a = fleet.agent("acme", name).await;
-        a.send_heartbeat(&a_heartbeat(&a)).await;
-        agents.push(a);
-    }
-    fleet
-        .wait_for("three heartbeats", |p| p.heartbeats >= 3)
-        .await;
-    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    let (fleet, agents, bundle) =
+        rollout_fleet(&[("acme", "db-1"), ("acme", "db-2"), ("acme", "db-3")]).await;
     let sha256 = warden_core::sha256_hex(&bundle);
     let mut api = fleet.api(NOC_ADMIN).await;
     let v = api
@@ -1002,3 +984,20 @@ async fn an_incident_the_canary_opens_during_its_soak_fails_the_gate_and_halts_t
 type FleetClientOf = warden_proto::fleet::fleet_client::FleetClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
 >;
+
+/// A controller with these agents (tenant, name), each heartbeating once, and a 0.2.0 bundle.
+async fn rollout_fleet(names: &[(&str, &str)]) -> (Fleet, Vec<SimAgent>, Vec<u8>) {
+    let fleet = Fleet::start().await;
+    let mut agents = Vec::new();
+    for (tenant, name) in names {
+        let a = fleet.agent(tenant, name).await;
+        a.send_heartbeat(&a_heartbeat(&a)).await;
+        agents.push(a);
+    }
+    let n = names.len() as u64;
+    fleet
+        .wait_for("the heartbeats", |p| p.heartbeats >= n)
+        .await;
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    (fleet, agents, bundle)
+}

@@ -190,14 +190,7 @@ impl Fleet {
 
     /// `warden --json fleet <args>` against the controller; its JSON, or why it failed.
     pub(crate) fn try_fleet(&self, args: &[&str]) -> Result<Value, String> {
-        let out = warden()
-            .arg("--data-dir")
-            .arg(self.dir.path().join("noc-data"))
-            .args(["--json", "fleet", "--addr", &self.controller.addr])
-            .args(args)
-            .env("WARDEN_TOKEN", NOC_TOKEN)
-            .output()
-            .expect("warden runs");
+        let out = self.noc(true, args);
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
@@ -211,14 +204,7 @@ impl Fleet {
 
     /// `warden --json fleet <args>` whatever its exit: (exit code, JSON printed).
     pub(crate) fn fleet_exit(&self, args: &[&str]) -> (Option<i32>, Value) {
-        let out = warden()
-            .arg("--data-dir")
-            .arg(self.dir.path().join("noc-data"))
-            .args(["--json", "fleet", "--addr", &self.controller.addr])
-            .args(args)
-            .env("WARDEN_TOKEN", NOC_TOKEN)
-            .output()
-            .expect("warden runs");
+        let out = self.noc(true, args);
         let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "warden fleet {args:?}: not JSON ({e}): {}",
@@ -230,16 +216,21 @@ impl Fleet {
 
     /// The exit code of `warden fleet <args>` (a refusal prints no JSON).
     pub(crate) fn fleet_try_exit(&self, args: &[&str]) -> Option<i32> {
-        warden()
-            .arg("--data-dir")
-            .arg(self.dir.path().join("noc-data"))
-            .args(["fleet", "--addr", &self.controller.addr])
+        self.noc(false, args).status.code()
+    }
+
+    /// `warden [--json] fleet <args>` against the controller with the NOC's token.
+    fn noc(&self, json: bool, args: &[&str]) -> std::process::Output {
+        let mut cmd = warden();
+        cmd.arg("--data-dir").arg(self.dir.path().join("noc-data"));
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["fleet", "--addr", &self.controller.addr])
             .args(args)
             .env("WARDEN_TOKEN", NOC_TOKEN)
             .output()
             .expect("warden runs")
-            .status
-            .code()
     }
 
     /// The scratch dir (keys, bundles).

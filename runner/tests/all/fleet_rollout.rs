@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::daemon::built;
+use crate::fleet_dist::plugin_dir;
 use crate::fleet_e2e::{Fleet, FleetAgent, ok, wait_for, warden};
 
 const PLUGIN: &str = "disk-usage";
@@ -21,14 +21,7 @@ const AGENTS: usize = 5;
 /// `disk-usage` at `version`, packed and signed with the key `<scratch>/<key>.key`.
 fn pack(fleet: &Fleet, version: &str, key: &str) -> PathBuf {
     let scratch = fleet.scratch();
-    let dir = scratch.join(format!("{PLUGIN}-{version}"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let src = built(PLUGIN);
-    std::fs::copy(src.join("plugin.wasm"), dir.join("plugin.wasm")).expect("copy");
-    let manifest = std::fs::read_to_string(src.join("plugin.toml"))
-        .expect("manifest")
-        .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
-    std::fs::write(dir.join("plugin.toml"), manifest).expect("manifest");
+    let dir = plugin_dir(scratch, version);
     let out = scratch.join(format!("{PLUGIN}-{version}.wbundle"));
     ok(
         warden()
@@ -45,6 +38,17 @@ fn pack(fleet: &Fleet, version: &str, key: &str) -> PathBuf {
         "plugin pack",
     );
     out
+}
+
+/// `n` acme agents named `<prefix>-<i>`, online.
+fn online(fleet: &Fleet, prefix: &str, n: usize) -> Vec<FleetAgent> {
+    let agents: Vec<FleetAgent> = (0..n)
+        .map(|i| fleet.agent("acme", &format!("{prefix}-{i}"), "", "1"))
+        .collect();
+    for a in &agents {
+        fleet.wait_presence(a, true);
+    }
+    agents
 }
 
 fn rollout(fleet: &Fleet, args: &[&str]) -> (Option<i32>, Value) {
@@ -120,12 +124,7 @@ fn a_bundle_the_canary_refuses_fails_its_gate_halts_at_the_canary_and_rollback_r
             .expect("warden runs"),
         "key generate",
     );
-    let agents: Vec<FleetAgent> = (0..AGENTS)
-        .map(|i| fleet.agent("acme", &format!("ro-{i}"), "", "1"))
-        .collect();
-    for a in &agents {
-        fleet.wait_presence(a, true);
-    }
+    let agents = online(&fleet, "ro", AGENTS);
     let good = pack(&fleet, "0.2.0", "publisher");
     let bad = pack(&fleet, "0.3.0", "rogue");
     let plan = [
@@ -305,12 +304,7 @@ fn rollout_code(fleet: &Fleet, args: &[&str]) -> Option<i32> {
 fn a_rollback_after_the_canary_installed_the_newer_version_is_refused_unless_a_newer_signed_bundle_is_named()
  {
     let fleet = Fleet::start();
-    let agents: Vec<FleetAgent> = (0..3)
-        .map(|i| fleet.agent("acme", &format!("rb-{i}"), "", "1"))
-        .collect();
-    for a in &agents {
-        fleet.wait_presence(a, true);
-    }
+    let agents = online(&fleet, "rb", 3);
     // A long soak holds the canary wave: the rollback comes before wave 1 could start.
     let plan = [
         "--target",
