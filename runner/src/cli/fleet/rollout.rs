@@ -19,6 +19,7 @@ pub enum RolloutCommand {
     /// Start releasing a signed plugin bundle to a target, wave by wave; each wave must pass
     /// its health gate (deploy reports, incidents) before the next one gets it.
     Start {
+        /// The signed plugin bundle (.wbundle).
         bundle: PathBuf,
         /// Which agents: `tenant=acme,role=db,os=linux`, or `*` for all you may see.
         #[arg(long)]
@@ -26,10 +27,11 @@ pub enum RolloutCommand {
         /// Agents in the first, canary wave (0: none).
         #[arg(long, default_value_t = 1)]
         canary: u32,
-        /// Cumulative waves after the canary: percentages or counts, the last reaching all.
+        /// Cumulative waves, percentages of the targets or counts (the canary counts towards
+        /// them); the last must reach every target.
         #[arg(long, default_value = "100%")]
         waves: String,
-        /// Agents of a wave released before earlier ones report (0: the whole wave).
+        /// At most this many agents of a wave awaiting their report (0: the whole wave at once).
         #[arg(long, default_value_t = 0)]
         max_in_flight: u32,
         /// A wave fails its gate when more than this share of its agents failed.
