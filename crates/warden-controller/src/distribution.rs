@@ -244,6 +244,17 @@ impl Controller {
             })
             .collect();
         self.store.set_desired(&rows)?;
+        self.write_desired_documents(targets).await
+    }
+
+    /// Write each agent's whole desired document (from the store's rows) into the KV bucket;
+    /// its RePublish is the agent's notice. Rollback uses this after restoring rows.
+    pub(crate) async fn write_desired_documents(
+        &self,
+        targets: &[AgentRecord],
+    ) -> Result<(), FleetError> {
+        let js = jetstream::new(self.nats.clone());
+        let now = self.now();
         let mut acks = Vec::with_capacity(targets.len());
         for agent in targets {
             let mut doc = DesiredState::new(agent.tenant.clone(), agent.id.clone(), now);

@@ -9,6 +9,7 @@
 //! - [`controller`]: the core every adapter calls; scope checks and audit live there.
 //! - [`store`]: the store seam and the embedded SQLite store.
 //! - [`distribution`]: desired state (`publish`, `status`) and the agents' deploy reports.
+//! - [`rollout`]: staged rollouts, wave by wave, gated on health, halting themselves.
 //! - [`presence`], [`runs`], [`target`]: pure, clock-injected rules.
 //! - [`nats`]: connections, the results stream and its one consumer; [`serve`]: the loops.
 //! - [`enrollment`], [`keys`]: enrollment state and the fleet's keys on disk; [`renewal`]: new
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod nats;
 pub mod presence;
 pub mod renewal;
+pub mod rollout;
 pub mod runs;
 pub mod serve;
 pub mod store;

@@ -366,6 +366,10 @@ pub async fn start(
                 if let Err(e) = c.tick().await {
                     tracing::warn!("re-send pass: {e}");
                 }
+                // Staged rollouts: their releases and gates, on the same beat.
+                if let Err(e) = c.tick_rollouts().await {
+                    tracing::warn!("rollout pass: {e}");
+                }
             }
         }));
     }

@@ -777,3 +777,227 @@ fn a_heartbeat(a: &SimAgent) -> warden_fleet_wire::Heartbeat {
     hb.agent_version = "0.1.0".into();
     hb
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_calls_need_an_operator_to_change_a_viewer_to_read_and_stay_in_the_callers_tenants()
+{
+    let (fleet, _agents, bundle) =
+        rollout_fleet(&[("acme", "db-1"), ("acme", "db-2"), ("globex", "db-3")]).await;
+    let start = |target: &str| pb::StartRolloutRequest {
+        bundle: bundle.clone(),
+        target: target.into(),
+        canary: 1,
+        waves: "100%".into(),
+        max_failures: "0%".into(),
+        ..Default::default()
+    };
+    let id = |id: &str| pb::RolloutRequest { id: id.into() };
+    let mut viewer = fleet.api(NOC_VIEWER).await;
+    let denied = viewer
+        .start_rollout(start("*"))
+        .await
+        .expect_err("a viewer starts a rollout");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // An acme-scoped operator's `*` is acme only; the canary is released at the start.
+    let mut acme = fleet.api(ACME_OPERATOR).await;
+    let v = acme
+        .start_rollout(start("*"))
+        .await
+        .expect("start")
+        .into_inner();
+    assert_eq!(v.agents.len(), 2);
+    assert!(v.agents.iter().all(|a| a.tenant == "acme"));
+    assert_eq!((v.state.as_str(), v.wave.as_str()), ("running", "canary"));
+    assert_eq!((v.waves[0].released, v.waves[1].released), (1, 0));
+
+    // A viewer reads it but may not pause it; the operator pauses and resumes.
+    let read = viewer
+        .get_rollout(id(&v.id))
+        .await
+        .expect("a viewer reads")
+        .into_inner();
+    assert_eq!(read.id, v.id);
+    let denied = viewer
+        .pause_rollout(id(&v.id))
+        .await
+        .expect_err("a viewer pauses");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let paused = acme.pause_rollout(id(&v.id)).await.expect("pause");
+    assert_eq!(paused.into_inner().state, "paused");
+    let resumed = acme.resume_rollout(id(&v.id)).await.expect("resume");
+    assert_eq!(resumed.into_inner().state, "running");
+
+    // Another tenant's rollout does not exist for the acme operator.
+    let globex = fleet
+        .api(NOC_ADMIN)
+        .await
+        .start_rollout(start("tenant=globex"))
+        .await
+        .expect("start on globex")
+        .into_inner();
+    let hidden = acme
+        .get_rollout(id(&globex.id))
+        .await
+        .expect_err("acme reads globex's rollout");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let hidden = acme
+        .rollback_rollout(pb::RollbackRolloutRequest {
+            id: globex.id.clone(),
+            to_bundle: Vec::new(),
+        })
+        .await
+        .expect_err("acme rolls back globex's rollout");
+    assert_eq!(hidden.code(), Code::NotFound);
+
+    // A plan that leaves agents out is a clear refusal, and records nothing.
+    let bad = acme
+        .start_rollout(pb::StartRolloutRequest {
+            waves: "10%,50%".into(),
+            ..start("*")
+        })
+        .await
+        .expect_err("an incomplete plan");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("100%"), "{}", bad.message());
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    assert_eq!(audit.matches("\"fleet.rollout.start\"").count(), 2);
+    assert_eq!(audit.matches("\"fleet.rollout.pause\"").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_the_canary_opens_during_its_soak_fails_the_gate_and_halts_the_rollout() {
+    use warden_controller::Clock as _;
+    use warden_fleet_wire::{AgentEvent, DeployOutcome, EventKind};
+    let (fleet, agents, bundle) =
+        rollout_fleet(&[("acme", "db-1"), ("acme", "db-2"), ("acme", "db-3")]).await;
+    let sha256 = warden_core::sha256_hex(&bundle);
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let v = api
+        .start_rollout(pb::StartRolloutRequest {
+            bundle,
+            target: "tenant=acme".into(),
+            canary: 1,
+            waves: "100%".into(),
+            max_failures: "0%".into(),
+            soak_secs: 60,
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let canary = v
+        .agents
+        .iter()
+        .find(|a| a.wave == "canary")
+        .expect("a canary");
+    let canary = agents
+        .iter()
+        .find(|a| a.id.as_str() == canary.agent)
+        .expect("one of ours");
+    let status = |api: &mut FleetClientOf| {
+        let mut api = api.clone();
+        let id = v.id.clone();
+        async move {
+            api.get_rollout(pb::RolloutRequest { id })
+                .await
+                .expect("status")
+                .into_inner()
+        }
+    };
+
+    // Installed: the wave soaks (60 s), the next wave waits.
+    let before = fleet.progress().results;
+    let at = fleet.clock.now().as_millis();
+    publish_report(
+        canary,
+        &report(canary, &sha256, DeployOutcome::Installed, at),
+    )
+    .await;
+    fleet
+        .wait_for("the canary's report", |p| p.results > before)
+        .await;
+    fleet.clock.advance_ms(30_000);
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let soaking = status(&mut api).await;
+    assert_eq!(soaking.state, "running");
+    assert_eq!(
+        (soaking.waves[0].healthy, soaking.waves[1].released),
+        (1, 0)
+    );
+
+    // Its monitor opens an incident within the soak: the gate fails, nothing more goes out.
+    let events = fleet.progress().events;
+    let e = AgentEvent::new(
+        canary.tenant.clone(),
+        canary.id.clone(),
+        1,
+        fleet.clock.now(),
+        EventKind::IncidentOpened,
+        "disk-space",
+    );
+    canary
+        .client
+        .publish(
+            e.nats_subject(),
+            warden_fleet_wire::encode(&e).expect("encode").into(),
+        )
+        .await
+        .expect("publish");
+    canary.client.flush().await.expect("flush");
+    fleet.wait_for("the incident", |p| p.events > events).await;
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let halted = status(&mut api).await;
+    assert_eq!(
+        (halted.state.as_str(), halted.wave.as_str()),
+        ("halted", "canary")
+    );
+    assert_eq!((halted.waves[0].failed, halted.waves[1].released), (1, 0));
+    let row = halted
+        .agents
+        .iter()
+        .find(|a| a.agent == canary.id.as_str())
+        .expect("the canary's row");
+    assert_eq!(row.detail, "incident: disk-space");
+    // Past the soak, a halted rollout still releases nothing.
+    fleet.clock.advance_ms(60_000);
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    assert_eq!(status(&mut api).await.waves[1].released, 0);
+}
+
+type FleetClientOf = warden_proto::fleet::fleet_client::FleetClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+/// A controller with these agents (tenant, name), each heartbeating once, and a 0.2.0 bundle.
+async fn rollout_fleet(names: &[(&str, &str)]) -> (Fleet, Vec<SimAgent>, Vec<u8>) {
+    let fleet = Fleet::start().await;
+    let mut agents = Vec::new();
+    for (tenant, name) in names {
+        let a = fleet.agent(tenant, name).await;
+        a.send_heartbeat(&a_heartbeat(&a)).await;
+        agents.push(a);
+    }
+    let n = names.len() as u64;
+    fleet
+        .wait_for("the heartbeats", |p| p.heartbeats >= n)
+        .await;
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    (fleet, agents, bundle)
+}

@@ -21,6 +21,8 @@ use super::Context;
 use super::output::{self, inert, parse_params, print_json};
 use super::{paint, times};
 
+mod rollout;
+
 #[derive(Debug, Args)]
 pub struct FleetArgs {
     /// The controller's address.
@@ -125,6 +127,12 @@ pub enum FleetCommand {
         id: String,
         #[arg(long, default_value = "denied")]
         reason: String,
+    },
+    /// Staged rollouts: release a plugin wave by wave, halting by itself when a wave fails
+    /// its health gate.
+    Rollout {
+        #[command(subcommand)]
+        command: rollout::RolloutCommand,
     },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
@@ -359,6 +367,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
         FleetCommand::Deny { id, reason } => {
             super::fleet_approvals::deny(cx, &mut client, id, reason).await
         }
+        FleetCommand::Rollout { command } => rollout::run(cx, &mut client, command).await,
         FleetCommand::Publish { bundle, target } => {
             let bytes = std::fs::read(&bundle)
                 .with_context(|| format!("cannot read {}", bundle.display()))?;

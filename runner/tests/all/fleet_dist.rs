@@ -21,7 +21,7 @@ use crate::fleet::{Fleet, first_heartbeat, next, ok, round_trip};
 const PLUGIN: &str = "disk-usage";
 
 /// `disk-usage` at `version` as a plugin directory.
-fn plugin_dir(scratch: &Path, version: &str) -> std::path::PathBuf {
+pub(crate) fn plugin_dir(scratch: &Path, version: &str) -> std::path::PathBuf {
     let dir = scratch.join(format!("{PLUGIN}-{version}"));
     std::fs::create_dir_all(&dir).expect("dir");
     let src = built(PLUGIN);

@@ -24,7 +24,7 @@ use crate::fleet::{RUNBOOK, runs_of};
 
 /// Bound on every wait for something that should happen (a loaded 2-core machine runs
 /// several of these tests and the sandbox's first compile of a plugin at once).
-const WAIT: Duration = Duration::from_secs(90);
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
 /// Between two looks at the API or a file while waiting.
 const POLL: Duration = Duration::from_millis(100);
 /// The NOC's admin token in the controller's config.
@@ -32,11 +32,11 @@ const NOC_TOKEN: &str = "tok-e2e-noc-admin-0123456789";
 /// What the controller's serve prints once its API listens.
 const API_LINE: &str = "warden controller: API on ";
 
-fn warden() -> Process {
+pub(crate) fn warden() -> Process {
     Process::new(env!("CARGO_BIN_EXE_warden"))
 }
 
-fn ok(out: std::process::Output, what: &str) -> String {
+pub(crate) fn ok(out: std::process::Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what}: {}{}",
@@ -47,7 +47,7 @@ fn ok(out: std::process::Output, what: &str) -> String {
 }
 
 /// Poll `f` until it gives a value, at most [`WAIT`].
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(v) = f() {
@@ -120,7 +120,7 @@ impl Drop for Controller {
 }
 
 /// NATS, the controller, a publisher key, and a scratch dir for enrollments.
-struct Fleet {
+pub(crate) struct Fleet {
     // Dropped in this order: agents (the tests' own) first, then the controller, then NATS.
     controller: Controller,
     nats: Nats,
@@ -128,7 +128,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn start() -> Fleet {
+    pub(crate) fn start() -> Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("controller.toml");
         let write_config = |nats_url: &str| {
@@ -184,33 +184,62 @@ impl Fleet {
         }
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("controller-data")
     }
 
     /// `warden --json fleet <args>` against the controller; its JSON, or why it failed.
-    fn try_fleet(&self, args: &[&str]) -> Result<Value, String> {
-        let out = warden()
-            .arg("--data-dir")
-            .arg(self.dir.path().join("noc-data"))
-            .args(["--json", "fleet", "--addr", &self.controller.addr])
-            .args(args)
-            .env("WARDEN_TOKEN", NOC_TOKEN)
-            .output()
-            .expect("warden runs");
+    pub(crate) fn try_fleet(&self, args: &[&str]) -> Result<Value, String> {
+        let out = self.noc(true, args);
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
         serde_json::from_slice(&out.stdout).map_err(|e| format!("not JSON: {e}"))
     }
 
-    fn fleet(&self, args: &[&str]) -> Value {
+    pub(crate) fn fleet(&self, args: &[&str]) -> Value {
         self.try_fleet(args)
             .unwrap_or_else(|e| panic!("warden fleet {args:?}: {e}"))
     }
 
+    /// `warden --json fleet <args>` whatever its exit: (exit code, JSON printed).
+    pub(crate) fn fleet_exit(&self, args: &[&str]) -> (Option<i32>, Value) {
+        let out = self.noc(true, args);
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "warden fleet {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), json)
+    }
+
+    /// The exit code of `warden fleet <args>` (a refusal prints no JSON).
+    pub(crate) fn fleet_try_exit(&self, args: &[&str]) -> Option<i32> {
+        self.noc(false, args).status.code()
+    }
+
+    /// `warden [--json] fleet <args>` against the controller with the NOC's token.
+    fn noc(&self, json: bool, args: &[&str]) -> std::process::Output {
+        let mut cmd = warden();
+        cmd.arg("--data-dir").arg(self.dir.path().join("noc-data"));
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["fleet", "--addr", &self.controller.addr])
+            .args(args)
+            .env("WARDEN_TOKEN", NOC_TOKEN)
+            .output()
+            .expect("warden runs")
+    }
+
+    /// The scratch dir (keys, bundles).
+    pub(crate) fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// `warden fleet <args>` as a person reads it.
-    fn fleet_human(&self, args: &[&str]) -> String {
+    pub(crate) fn fleet_human(&self, args: &[&str]) -> String {
         ok(
             warden()
                 .arg("--data-dir")
@@ -236,7 +265,7 @@ impl Fleet {
     /// Enroll with a token from the controller (`warden fleet enroll-token`, `warden enroll`),
     /// then start a `warden serve` process with that identity and `tags`, with `fleet-hello`
     /// and `sleepy` (a nap of `nap` seconds) installed signed by the trusted publisher.
-    fn agent(&self, tenant: &str, name: &str, tags: &str, nap: &str) -> FleetAgent {
+    pub(crate) fn agent(&self, tenant: &str, name: &str, tags: &str, nap: &str) -> FleetAgent {
         let token = self.fleet(&["enroll-token", "--tenant", tenant])["token"]["token"]
             .as_str()
             .expect("a token")
@@ -300,7 +329,7 @@ impl Fleet {
     }
 
     /// The controller's view of `agent` (from `warden fleet agents`).
-    fn agent_view(&self, agent: &str) -> Option<Value> {
+    pub(crate) fn agent_view(&self, agent: &str) -> Option<Value> {
         self.try_fleet(&["agents"]).ok()?["agents"]
             .as_array()?
             .iter()
@@ -308,7 +337,7 @@ impl Fleet {
             .cloned()
     }
 
-    fn wait_presence(&self, agent: &FleetAgent, online: bool) {
+    pub(crate) fn wait_presence(&self, agent: &FleetAgent, online: bool) {
         wait_for(&format!("agent {} online = {online}", agent.id), || {
             self.agent_view(&agent.id)
                 .filter(|a| (a["presence"] == "online") == online)
@@ -357,7 +386,7 @@ impl Fleet {
     }
 
     /// Records of the controller's audit log of `event` naming `run`.
-    fn controller_audits(&self, event: &str, run: &str) -> Vec<Value> {
+    pub(crate) fn controller_audits(&self, event: &str, run: &str) -> Vec<Value> {
         std::fs::read_to_string(self.data_dir().join("audit/audit.log"))
             .unwrap_or_default()
             .lines()
@@ -368,9 +397,9 @@ impl Fleet {
 }
 
 /// An agent process of the fleet and its id (its user public key).
-struct FleetAgent {
-    agent: Agent,
-    id: String,
+pub(crate) struct FleetAgent {
+    pub(crate) agent: Agent,
+    pub(crate) id: String,
 }
 
 impl FleetAgent {

@@ -15,5 +15,6 @@ mod fleet_approvals;
 mod fleet_dist;
 mod fleet_e2e;
 mod fleet_renewal;
+mod fleet_rollout;
 mod fleet_scale;
 mod fleet_tls;

@@ -85,6 +85,27 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         "/warden.fleet.v1.Fleet/Deny",
         Access::Bearer(Role::Operator),
     ),
+    // Staged rollouts.
+    (
+        "/warden.fleet.v1.Fleet/StartRollout",
+        Access::Bearer(Role::Operator),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/GetRollout",
+        Access::Bearer(Role::Viewer),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/PauseRollout",
+        Access::Bearer(Role::Operator),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/ResumeRollout",
+        Access::Bearer(Role::Operator),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/RollbackRollout",
+        Access::Bearer(Role::Operator),
+    ),
 ];
 
 pub struct Authenticator {

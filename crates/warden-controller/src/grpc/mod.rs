@@ -4,6 +4,7 @@
 
 mod approvals;
 pub mod auth;
+mod rollout;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -294,6 +295,41 @@ impl Fleet for FleetApi {
             size: p.artifact.size,
             agents: p.agents.into_iter().map(|a| a.to_string()).collect(),
         }))
+    }
+
+    async fn start_rollout(
+        &self,
+        req: Request<pb::StartRolloutRequest>,
+    ) -> Result<Response<pb::RolloutView>, Status> {
+        rollout::start(&self.0, req).await
+    }
+
+    async fn get_rollout(
+        &self,
+        req: Request<pb::RolloutRequest>,
+    ) -> Result<Response<pb::RolloutView>, Status> {
+        rollout::get(&self.0, req).await
+    }
+
+    async fn pause_rollout(
+        &self,
+        req: Request<pb::RolloutRequest>,
+    ) -> Result<Response<pb::RolloutView>, Status> {
+        rollout::command(&self.0, req, crate::rollout::Command::Pause).await
+    }
+
+    async fn resume_rollout(
+        &self,
+        req: Request<pb::RolloutRequest>,
+    ) -> Result<Response<pb::RolloutView>, Status> {
+        rollout::command(&self.0, req, crate::rollout::Command::Resume).await
+    }
+
+    async fn rollback_rollout(
+        &self,
+        req: Request<pb::RollbackRolloutRequest>,
+    ) -> Result<Response<pb::RolloutView>, Status> {
+        rollout::rollback(&self.0, req).await
     }
 
     async fn deploy_status(

@@ -1,5 +1,6 @@
 //! The controller's store seam: agents (inventory and presence), runs, their targets and the
-//! agents' results, events, and the enrollment state (spent tokens, the deny list).
+//! agents' results, events, desired state and rollouts, and the enrollment state (spent
+//! tokens, the deny list).
 //!
 //! [`FleetStore`] is what the controller needs, nothing about SQL. The embedded default is
 //! [`SqliteStore`] (one file in the data dir, one controller process). PostgreSQL would serve
@@ -238,6 +239,32 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError>;
     /// The spent tokens not expired by `now_secs`: (id, its token's expiry).
     fn spent_tokens(&self, now_secs: i64) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Record a new rollout and its targeted agents, none released (issue 16).
+    fn create_rollout(
+        &self,
+        rollout: &crate::rollout::RolloutRecord,
+        agents: &[crate::rollout::RolloutAgent],
+    ) -> Result<(), StoreError>;
+    fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError>;
+    /// Rollouts the tick still drives (pending or running), oldest first.
+    fn active_rollouts(&self) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError>;
+    fn save_rollout_state(
+        &self,
+        id: &str,
+        state: &crate::rollout::State,
+        at: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// By wave, then agent.
+    fn rollout_agents(&self, id: &str) -> Result<Vec<crate::rollout::RolloutAgent>, StoreError>;
+    /// Mark agents released, each with what was desired on it before (for rollback); an
+    /// agent released already keeps its first record.
+    fn release_rollout_agents(
+        &self,
+        id: &str,
+        released: &[(AgentId, Option<crate::rollout::Previous>)],
+        at: UnixMillis,
+    ) -> Result<(), StoreError>;
 
     /// A small named state document (the spent enrollment tokens, the deny list), as JSON.
     fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;

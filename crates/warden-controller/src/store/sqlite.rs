@@ -22,6 +22,7 @@ use super::{
 
 mod approvals;
 mod desired;
+mod rollouts;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -127,6 +128,7 @@ impl SqliteStore {
         db.execute_batch(SCHEMA)?;
         db.execute_batch(desired::SCHEMA)?;
         db.execute_batch(approvals::SCHEMA)?;
+        db.execute_batch(rollouts::SCHEMA)?;
         Ok(SqliteStore { db: Mutex::new(db) })
     }
 
@@ -492,6 +494,44 @@ impl FleetStore for SqliteStore {
 
     fn deploy_reports(&self, name: &str) -> Result<Vec<DeployRecord>, StoreError> {
         desired::reports_of(&self.db(), name)
+    }
+
+    fn create_rollout(
+        &self,
+        rollout: &crate::rollout::RolloutRecord,
+        agents: &[crate::rollout::RolloutAgent],
+    ) -> Result<(), StoreError> {
+        rollouts::create(&mut self.db(), rollout, agents)
+    }
+
+    fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError> {
+        rollouts::get(&self.db(), id)
+    }
+
+    fn active_rollouts(&self) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError> {
+        rollouts::active(&self.db())
+    }
+
+    fn save_rollout_state(
+        &self,
+        id: &str,
+        state: &crate::rollout::State,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        rollouts::save_state(&self.db(), id, state, at)
+    }
+
+    fn rollout_agents(&self, id: &str) -> Result<Vec<crate::rollout::RolloutAgent>, StoreError> {
+        rollouts::agents(&self.db(), id)
+    }
+
+    fn release_rollout_agents(
+        &self,
+        id: &str,
+        released: &[(AgentId, Option<crate::rollout::Previous>)],
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        rollouts::release(&mut self.db(), id, released, at)
     }
 
     fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError> {
