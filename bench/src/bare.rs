@@ -144,8 +144,8 @@ impl BareHost {
         // satisfies it. A guest that calls a capability would fail here, which is intended.
         let types = format!(
             "{}/types@{}",
-            warden_host::interfaces::PACKAGE,
-            warden_host::interfaces::PACKAGE_VERSION
+            warden_core::contract::PACKAGE,
+            warden_core::contract::PACKAGE_VERSION
         );
         linker.instance(&types)?;
         let pre = linker

@@ -83,6 +83,8 @@ pub struct BuildReport {
     pub component: PathBuf,
     pub bytes: u64,
     pub seconds: f64,
+    /// Capabilities the manifest requests and the component never uses.
+    pub warnings: Vec<String>,
 }
 
 /// Options of one build.
@@ -130,9 +132,18 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
                     .arg("-o")
                     .arg(&out)
                     // Bytecode caches would land in the project.
-                    .env("PYTHONDONTWRITEBYTECODE", "1"),
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    // The tool's own Rust backtrace says nothing about the author's code.
+                    .env("RUST_BACKTRACE", "0"),
                 "",
-            )?;
+            )
+            .map_err(|e| match e {
+                BuildError::Tool { command, message } => BuildError::Tool {
+                    command,
+                    message: python_failure(&message),
+                },
+                other => other,
+            })?;
         }
         Language::Javascript => {
             let js = toolchain::ensure_componentize_js(&opts.toolchains, progress)?;
@@ -152,16 +163,53 @@ pub fn build(opts: &BuildOptions, progress: &dyn Fn(&str)) -> Result<BuildReport
             )?;
         }
     }
-    let bytes = std::fs::metadata(&out)
-        .map_err(|e| BuildError::io(&out, e))?
-        .len();
+    let component = std::fs::read(&out).map_err(|e| BuildError::io(&out, e))?;
+    // Checked here as an agent checks it at install, so the author hears it now.
+    let warnings = crate::contract::check(&component, &manifest)?;
     Ok(BuildReport {
         plugin: manifest.name,
         language,
         component: out,
-        bytes,
+        bytes: u64::try_from(component.len()).unwrap_or(u64::MAX),
         seconds: started.elapsed().as_secs_f64(),
+        warnings,
     })
+}
+
+/// What a failed componentize-py run says, for an author: the app's own Python traceback once
+/// (the tool wraps it in an `AssertionError` of its own and repeats it under "Caused by:"), and
+/// when the app imports a warden interface its world does not, the line of WIT to add.
+fn python_failure(output: &str) -> String {
+    let inner = output
+        .split_once("AssertionError: ")
+        .map_or(output, |(_, rest)| rest);
+    let inner = inner.split("\nCaused by:").next().unwrap_or(inner);
+    let inner = inner
+        .split("\nStack backtrace:")
+        .next()
+        .unwrap_or(inner)
+        .trim();
+    match missing_import(inner) {
+        Some(interface) => format!(
+            "{inner}\n`{interface}` is a warden interface that world.wit does not import: add `{}` to world.wit (and request the capability in plugin.toml)",
+            warden_core::contract::import_line(&interface)
+        ),
+        None => inner.to_string(),
+    }
+}
+
+/// The warden interface a Python `ImportError` names: `cannot import name 'fs' from
+/// 'wit_world.imports'` (Python spells `service-control` as `service_control`).
+fn missing_import(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("cannot import name '")?;
+    let (name, rest) = rest.split_once('\'')?;
+    if !rest.trim_start().starts_with("from 'wit_world.imports'") {
+        return None;
+    }
+    let interface = name.replace('_', "-");
+    let known = matches!(interface.as_str(), "log" | "types")
+        || warden_core::Capability::from_interface(&interface).is_some();
+    known.then_some(interface)
 }
 
 /// A temporary `wit/` of the project's world and the warden package as its dependency.
@@ -236,4 +284,38 @@ fn build_rust(dir: &Path, out: &Path, progress: &dyn Fn(&str)) -> Result<(), Bui
         })?;
     std::fs::copy(&artifact, out).map_err(|e| BuildError::io(&artifact, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What componentize-py 0.25 printed for an app importing `fs` with no `import` in its world.
+    const MISSING_FS: &str = "Traceback (most recent call last):\n  File \"/x/bin/componentize-py\", line 8, in <module>\n    sys.exit(script())\nAssertionError: Traceback (most recent call last):\n  File \"/0/app.py\", line 12, in <module>\n    from wit_world.imports import fs, log\nImportError: cannot import name 'fs' from 'wit_world.imports' (/world/wit_world/imports/__init__.py)\n\n\nCaused by:\n    ImportError: cannot import name 'fs' from 'wit_world.imports' (/world/wit_world/imports/__init__.py)\n (exit status: 1)";
+
+    #[test]
+    fn a_missing_world_import_is_named_with_its_line_and_the_traceback_said_once() {
+        let said = python_failure(MISSING_FS);
+        assert!(
+            said.ends_with("add `import warden:plugin/fs@0.1.0;` to world.wit (and request the capability in plugin.toml)"),
+            "{said}"
+        );
+        assert_eq!(said.matches("Traceback").count(), 1, "{said}");
+        assert_eq!(said.matches("ImportError").count(), 1, "{said}");
+        assert!(said.contains("File \"/0/app.py\", line 12"), "{said}");
+    }
+
+    #[test]
+    fn other_import_errors_get_no_made_up_hint() {
+        let said = python_failure(
+            "AssertionError: Traceback (most recent call last):\nImportError: cannot import name 'nope' from 'wit_world.imports'",
+        );
+        assert!(!said.contains("world.wit"), "{said}");
+        let said = python_failure("ImportError: cannot import name 'x' from 'json'");
+        assert!(!said.contains("world.wit"), "{said}");
+        assert_eq!(
+            missing_import("cannot import name 'service_control' from 'wit_world.imports'"),
+            Some("service-control".into())
+        );
+    }
 }

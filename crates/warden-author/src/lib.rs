@@ -2,6 +2,7 @@
 //! language, and builds with pinned toolchains. Testing a built plugin is `testkit`.
 
 pub mod build;
+pub mod contract;
 pub mod scaffold;
 pub mod toolchain;
 
@@ -19,6 +20,11 @@ pub enum BuildError {
         "{dir} has no world.wit (nor wit/world.wit): Python and JavaScript plugins declare a world `plugin` importing the capabilities they use (see `warden plugin new`)"
     )]
     MissingWorld { dir: String },
+    #[error("the built file is not a plugin component: {why}")]
+    NotAComponent { why: String },
+    /// The component and its manifest disagree: an agent would refuse to install it.
+    #[error("the component does not match plugin.toml, and an agent would refuse it: {why}")]
+    Contract { why: String },
     #[error("`{command}`: {message}")]
     Tool { command: String, message: String },
     // `error`, not `source`: the message already says it, and a source would repeat it.

@@ -9,6 +9,7 @@
 pub mod cancel;
 pub mod capability;
 pub mod config_schema;
+pub mod contract;
 pub mod egress;
 pub mod error;
 pub mod fsutil;

@@ -135,6 +135,9 @@ pub fn build_plugin(args: BuildArgs, json: bool) -> Result<ExitCode> {
             report.bytes.div_ceil(1024),
             report.seconds
         );
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,8 @@ use super::Context;
 use super::output::{
     align_right, inert, inert_lines, parse_params, print_facts, print_json, print_table, table,
 };
-use super::times;
+use super::run_json::{RunJson, RunList};
+use super::{paint, times};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -226,15 +227,15 @@ async fn follow(
                     format!("  {} ({}) ...", inert(&event.step), inert(&event.message))
                 }
                 Ok(pb::EventKind::StepFinished) => format!(
-                    "  {:<10} {} {}",
-                    inert(&event.status),
+                    "  {} {} {}",
+                    paint::status_padded(&inert(&event.status), 10),
                     inert(&event.step),
                     inert(&event.message)
                 ),
                 Ok(pb::EventKind::RunFinished) => format!(
                     "run {}: {} {}",
                     inert(&event.run_id),
-                    inert(&event.status),
+                    paint::status(&inert(&event.status)),
                     inert(&event.message)
                 ),
                 _ => format!("{} {}", kind_name(event.kind), inert(&event.message)),
@@ -330,7 +331,14 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
             }))
             .await?;
             if cx.json {
-                print_json(&runs)?;
+                print_json(&RunList {
+                    next_page: (!runs.next_page_token.is_empty()).then_some(runs.next_page_token),
+                    runs: runs
+                        .runs
+                        .into_iter()
+                        .map(|r| RunJson::from_api(r, false))
+                        .collect(),
+                })?;
             } else {
                 if runs.runs.is_empty() {
                     println!("no runs");
@@ -341,7 +349,7 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                     for r in runs.runs {
                         rows.add_row([
                             inert(&r.run_id).into_owned(),
-                            inert(&r.status).into_owned(),
+                            paint::status(&inert(&r.status)),
                             inert(&r.runbook).into_owned(),
                             origin(&r.requested_by),
                             if r.dry_run { "yes" } else { "no" }.into(),
@@ -364,13 +372,13 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
         CtlCommand::Show { run_id } => {
             let run = ask(runbooks.get_run(pb::GetRunRequest { run_id })).await?;
             if cx.json {
-                print_json(&run)?;
+                print_json(&RunJson::from_api(run, true))?;
             } else {
                 println!(
                     "run {} of `{}`: {}",
                     inert(&run.run_id),
                     inert(&run.runbook),
-                    inert(&run.status)
+                    paint::status(&inert(&run.status))
                 );
                 println!(
                     "  asked by {}, started {}, took {}",
@@ -380,8 +388,8 @@ async fn run_async(cx: &Context, args: CtlArgs) -> Result<ExitCode> {
                 );
                 for s in run.steps {
                     println!(
-                        "  {:<10} {:<16} {} {}{}",
-                        inert(&s.status),
+                        "  {} {:<16} {} {}{}",
+                        paint::status_padded(&inert(&s.status), 10),
                         inert(&s.step),
                         inert(&s.plugin),
                         inert(&s.plugin_version),

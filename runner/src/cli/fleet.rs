@@ -18,8 +18,8 @@ use warden_proto::fleet as pb;
 use warden_proto::fleet::fleet_client::FleetClient;
 
 use super::Context;
-use super::output::{inert, parse_params, print_json};
-use super::times;
+use super::output::{self, inert, parse_params, print_json};
+use super::{paint, times};
 
 #[derive(Debug, Args)]
 pub struct FleetArgs {
@@ -177,26 +177,13 @@ fn ago(ms: i64) -> String {
     }
 }
 
-/// Print rows under headers, each column as wide as its widest cell.
+/// Print rows under headers, aligned (see [`output::table`]).
 fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut t = output::headed(headers);
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+        t.add_row(row.clone());
     }
-    let line = |cells: Vec<String>| {
-        let text: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
-    }
+    output::print_table(&t);
 }
 
 fn short(agent: &str) -> String {
@@ -240,9 +227,9 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                         a.tenant.clone(),
                         inert(&a.hostname).into_owned(),
                         if a.revoked {
-                            "revoked".into()
+                            paint::status("revoked")
                         } else {
-                            a.presence.clone()
+                            paint::status(&a.presence)
                         },
                         ago(a.last_seen),
                         inert(&a.os).into_owned(),
@@ -406,9 +393,9 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|a| {
                         let state = if a.reason.is_empty() {
-                            a.state.clone()
+                            paint::status(&a.state)
                         } else {
-                            format!("{} ({})", a.state, inert(&a.reason))
+                            format!("{} ({})", paint::status(&a.state), inert(&a.reason))
                         };
                         vec![
                             short(&a.agent),
@@ -610,9 +597,9 @@ fn print_run(cx: &Context, view: &pb::RunView) -> Result<()> {
         .iter()
         .map(|a| {
             let state = if a.reason.is_empty() {
-                a.state.clone()
+                paint::status(&inert(&a.state))
             } else {
-                format!("{} ({})", a.state, a.reason)
+                format!("{} ({})", paint::status(&inert(&a.state)), inert(&a.reason))
             };
             let took = if a.started_at > 0 && a.finished_at >= a.started_at {
                 times::span_ms(a.finished_at - a.started_at)

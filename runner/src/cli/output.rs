@@ -97,6 +97,11 @@ const COLUMN_GAP: u16 = 2;
 /// An aligned table for people: a header row, columns [`COLUMN_GAP`] spaces apart, no borders
 /// (output is read and grepped, and often lands in tickets). Print it with [`print_table`].
 pub fn table<const N: usize>(header: [&str; N]) -> Table {
+    headed(&header)
+}
+
+/// A [`table`] whose header is only known at run time.
+pub fn headed(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)

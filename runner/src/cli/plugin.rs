@@ -202,6 +202,7 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
             });
         }
         StoreCommand::Install { path } => {
+            say_compiling(&path);
             let report = if path.is_dir() {
                 runner.install_dir(&path)?
             } else {
@@ -366,4 +367,29 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// A component is compiled to native code at install (once; runs use the compiled copy), which
+/// takes seconds for a large one: a Python plugin is ~18 MB and ~5 s on 2 cores. Above this size
+/// the install says so on stderr instead of looking hung; a Rust plugin (~0.2 MB) installs at
+/// once and says nothing.
+const SAY_COMPILING_ABOVE_BYTES: u64 = 2 << 20;
+
+/// Say on stderr that a large component is being compiled (the bundle's size, or a plugin
+/// directory's component).
+fn say_compiling(path: &std::path::Path) {
+    let size = if path.is_dir() {
+        PluginStore::read_plugin_dir(path)
+            .map(|(_, bytes)| bytes.len() as u64)
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    };
+    if size > SAY_COMPILING_ABOVE_BYTES {
+        eprintln!(
+            "compiling {} ({:.1} MB) to native code: a large component takes a few seconds",
+            inert(&path.display().to_string()),
+            size as f64 / 1e6
+        );
+    }
 }

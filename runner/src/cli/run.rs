@@ -88,7 +88,7 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
         bail!("the run's audit records could not be written: {e}");
     }
     if cx.json {
-        print_json(&reports)?;
+        print_json(&ReportJson::of(&reports))?;
     }
     let failed = reports.iter().any(|r| r.result.is_err());
     Ok(if failed {
@@ -96,6 +96,31 @@ pub fn run(cx: &Context, args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `warden run --json`: one object, the report of the last invocation; after `--apply` it holds
+/// the report of the plan it applied as `plan`.
+#[derive(serde::Serialize)]
+struct ReportJson<'a> {
+    #[serde(flatten)]
+    report: Option<&'a RunReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a RunReport>,
+}
+
+impl<'a> ReportJson<'a> {
+    fn of(reports: &'a [RunReport]) -> ReportJson<'a> {
+        match reports {
+            [plan, apply] => ReportJson {
+                report: Some(apply),
+                plan: Some(plan),
+            },
+            _ => ReportJson {
+                report: reports.last(),
+                plan: None,
+            },
+        }
+    }
 }
 
 fn first_invocation(role: Role, args: &RunArgs) -> Invocation {
@@ -119,7 +144,7 @@ fn check(cx: &Context, runner: &PluginManager, args: &RunArgs) -> Result<ExitCod
         bail!("the run's audit records could not be written: {e}");
     }
     if cx.json {
-        print_json(&[&report])?;
+        print_json(&ReportJson::of(std::slice::from_ref(&report)))?;
     }
     Ok(ExitCode::from(check_exit_code(&report)))
 }

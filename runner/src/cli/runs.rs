@@ -2,7 +2,8 @@
 
 use super::Context;
 use super::output::{align_right, inert, inert_lines, print_json, print_table, table};
-use super::times;
+use super::run_json::{RunJson, RunList};
+use super::{paint, times};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -24,7 +25,10 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
     let Some(history) = History::open_existing(&cx.data_dir)? else {
         return match cmd {
             RunsCommand::List { .. } if cx.json => {
-                print_json(&Vec::<warden_history::RunRow>::new())?;
+                print_json(&RunList {
+                    runs: Vec::new(),
+                    next_page: None,
+                })?;
                 Ok(ExitCode::SUCCESS)
             }
             RunsCommand::List { .. } => {
@@ -42,7 +46,13 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
         RunsCommand::List { n } => {
             let runs = history.list(n)?;
             if cx.json {
-                print_json(&runs)?;
+                print_json(&RunList {
+                    runs: runs
+                        .into_iter()
+                        .map(|r| RunJson::from_history(r, None))
+                        .collect(),
+                    next_page: None,
+                })?;
             } else if runs.is_empty() {
                 println!("no runs yet");
             } else {
@@ -53,7 +63,7 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     rows.add_row([
                         inert(&r.id).into_owned(),
                         inert(&r.runbook).into_owned(),
-                        inert(&r.status).into_owned(),
+                        paint::status(&inert(&r.status)),
                         // A run without a recorded origin was started from the command line.
                         inert(r.requested_by.as_deref().unwrap_or("cli")).into_owned(),
                         if r.dry_run { "yes" } else { "no" }.into(),
@@ -70,7 +80,7 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                 bail!("no run `{}` in the history", inert(&id));
             };
             if cx.json {
-                print_json(&serde_json::json!({ "run": run, "steps": steps }))?;
+                print_json(&RunJson::from_history(run, Some(steps)))?;
             } else {
                 // Everything stored came from a runbook, its plugins or an API caller.
                 println!(
@@ -78,7 +88,7 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                     inert(&run.id),
                     inert(&run.runbook),
                     inert(&run.file),
-                    inert(&run.status)
+                    paint::status(&inert(&run.status))
                 );
                 println!(
                     "  started {}, took {}",
@@ -92,12 +102,12 @@ pub fn run(cx: &Context, cmd: RunsCommand) -> Result<ExitCode> {
                 for s in steps {
                     let took = times::took(s.started_ms, s.ended_ms);
                     println!(
-                        "  [{}] {:<16} {} {} {:<8} attempts {} {took}",
+                        "  [{}] {:<16} {} {} {} attempts {} {took}",
                         s.index,
                         inert(&s.step),
                         inert(&s.plugin),
                         inert(s.version.as_deref().unwrap_or("-")),
-                        inert(&s.status),
+                        paint::status_padded(&inert(&s.status), 8),
                         s.attempts
                     );
                     if let Some(e) = &s.error {

@@ -177,6 +177,40 @@ fn scaffold_builds_and_passes_its_tests(role: &str, lang: &str) {
     assert!(out.status.success(), "build: {}", text(&out));
     assert!(project.join("plugin.wasm").is_file());
 
+    if lang == "python" {
+        // Installing compiles ~18 MB of code: the install says so rather than look hung.
+        let config = tmp.path().join("warden.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "cache-dir = {:?}\n[trust]\nallow-unsigned = true\n",
+                repo().join("target/test-cache").display().to_string()
+            ),
+        )
+        .expect("config");
+        let data = tmp.path().join("data").display().to_string();
+        let config = config.display().to_string();
+        let project = project.display().to_string();
+        let out = warden(
+            &[
+                "--data-dir",
+                &data,
+                "--config",
+                &config,
+                "plugin",
+                "install",
+                &project,
+            ],
+            tmp.path(),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "install: {}", text(&out));
+        assert!(
+            err.contains("compiling") && err.contains("MB) to native code"),
+            "{err}"
+        );
+    }
+
     let out = warden(&["plugin", "test"], &project);
     let shown = text(&out);
     assert!(out.status.success(), "test: {shown}");
@@ -364,4 +398,56 @@ fn the_errors_an_author_meets_say_what_to_change() {
             && shown.contains("\"service\" is a required property"),
         "{shown}"
     );
+}
+
+/// A Python scaffold of `role`, made in a new temporary directory: (the directory, the project).
+fn python_scaffold(role: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = warden(
+        &["plugin", "new", "probe", "--role", role, "--lang", "python"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "new: {}", text(&out));
+    let project = tmp.path().join("probe");
+    (tmp, project)
+}
+
+#[test]
+fn plugin_build_refuses_a_component_that_imports_what_its_manifest_does_not_request() {
+    let (_tmp, project) = python_scaffold("check");
+    // The world still imports fs (app.py uses it); the manifest no longer requests it.
+    let manifest = std::fs::read_to_string(project.join("plugin.toml")).expect("manifest");
+    let cut = manifest.replace("[capabilities.fs]\nread = [\"/var/log\"]\n", "");
+    assert_ne!(cut, manifest, "the scaffold requests fs");
+    std::fs::write(project.join("plugin.toml"), cut).expect("manifest");
+
+    let out = warden(&["plugin", "build"], &project);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("does not match plugin.toml, and an agent would refuse it")
+            && shown.contains(
+                "imports `warden:plugin/fs@0.1.0`, which its manifest does not request: add it to [capabilities] in plugin.toml"
+            ),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_python_import_missing_from_the_world_names_the_line_to_add_once() {
+    let (_tmp, project) = python_scaffold("check");
+    let world_wit = project.join("wit/world.wit");
+    let world = std::fs::read_to_string(&world_wit).expect("world");
+    let cut = world.replace("    import warden:plugin/fs@0.1.0;\n", "");
+    assert_ne!(cut, world, "the scaffold's world imports fs");
+    std::fs::write(&world_wit, cut).expect("world");
+
+    let out = warden(&["plugin", "build"], &project);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("add `import warden:plugin/fs@0.1.0;` to world.wit"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("Traceback").count(), 1, "said once: {shown}");
 }

@@ -106,10 +106,10 @@ fn install_list_inspect_run_and_remove() {
         r#"{"warning_percent": 100, "critical_percent": 100}"#,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    assert_eq!(reports[0]["result"]["ok"]["type"], "check");
-    assert_eq!(reports[0]["result"]["ok"]["value"]["status"], "ok");
-    assert_eq!(reports[0]["capability_uses"][0]["capability"], "sysinfo");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["result"]["ok"]["type"], "check");
+    assert_eq!(report["result"]["ok"]["value"]["status"], "ok");
+    assert_eq!(report["capability_uses"][0]["capability"], "sysinfo");
 
     let out = cli.warden(&["plugin", "remove", "disk-usage"]);
     assert!(out.status.success());
@@ -164,9 +164,9 @@ fn a_check_run_exits_with_the_nagios_code_of_its_status() {
         // --json reports the same run with the same code.
         let out = cli.warden(&["run", "disk-usage", "--json", "--config", config]);
         assert_eq!(out.status.code(), Some(code), "{config} --json");
-        let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(
-            reports[0]["result"]["ok"]["value"]["status"],
+            report["result"]["ok"]["value"]["status"],
             word.to_lowercase()
         );
     }
@@ -399,9 +399,9 @@ fn a_run_killed_mid_step_is_interrupted_and_the_audit_log_verifies() {
 
     let out = cli.warden(&["runs", "list", "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(runs[0]["runbook"], "slow");
-    assert_eq!(runs[0]["status"], "interrupted", "{runs}");
-    let out = cli.warden(&["runs", "show", runs[0]["id"].as_str().expect("id")]);
+    assert_eq!(runs["runs"][0]["runbook"], "slow");
+    assert_eq!(runs["runs"][0]["status"], "interrupted", "{runs}");
+    let out = cli.warden(&["runs", "show", runs["runs"][0]["id"].as_str().expect("id")]);
     assert!(
         text(&out.stdout).contains("interrupted"),
         "{}",
@@ -482,7 +482,7 @@ const ESCAPED: &str =
     "\\u{1b}[2J\\u{7}bell\\u{0}nul\\u{d}CR\\u{1b}]0;pwned\\u{7}\\u{202e}evil\\u{2066}iso";
 
 /// A CLI with the `hostile` guest installed, granted what it imports.
-fn hostile_cli() -> Cli {
+pub(crate) fn hostile_cli() -> Cli {
     let cli = Cli::new(
         "[allow]\nexec = [{ program = \"/bin/echo\", args = [\"*\"] }, { program = \"/bin/sleep\", args = [\"*\"] }]\n\
          fs-read = [\"/tmp\"]\nfs-write = [\"/tmp\"]\nkv = true\nsysinfo = [\"hostname\", \"os\"]\nservices = [\"dbus\"]\n",
@@ -543,12 +543,12 @@ fn plugin_output_reaches_the_terminal_inert_and_json_keeps_it() {
         "--config",
         r#"{"attack": "escapes"}"#,
     ]);
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let check = &reports[0]["result"]["ok"]["value"];
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let check = &report["result"]["ok"]["value"];
     assert_eq!(check["summary"], format!("summary {ESCAPES}"));
     assert_eq!(check["metrics"][0]["name"], format!("metric{ESCAPES}"));
     assert_eq!(
-        reports[0]["logs"][0]["message"],
+        report["logs"][0]["message"],
         format!("log {ESCAPES}\nsecond line")
     );
 
@@ -589,7 +589,7 @@ fn runbook_progress_summary_and_history_are_inert() {
 
     let out = cli.warden(&["runs", "list", "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let id = runs[0]["id"].as_str().expect("id");
+    let id = runs["runs"][0]["id"].as_str().expect("id");
     let out = cli.warden(&["runs", "show", id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_inert("runs show", &out.stdout);

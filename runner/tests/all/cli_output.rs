@@ -151,7 +151,8 @@ fn read_only_commands_create_nothing_and_say_there_is_nothing() {
         text(&out.stdout)
     );
     let out = cli.warden(&["--json", "runs", "list"]);
-    assert_eq!(text(&out.stdout).trim(), "[]");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(listed, serde_json::json!({"runs": [], "next_page": null}));
     let out = cli.warden(&["runs", "show", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!data.exists(), "runs created the data dir");
@@ -203,4 +204,72 @@ fn global_flags_work_after_the_subcommand_and_logs_to_a_pipe_have_no_colors() {
         !err.contains('\u{1b}'),
         "no ANSI escapes into a pipe: {err:?}"
     );
+}
+
+/// Text without its ANSI color sequences (`ESC [ ... m`).
+fn uncolored(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn status_words_are_colored_for_a_terminal_and_the_table_stays_aligned() {
+    let cli = crate::cli::hostile_cli();
+    let runbook = cli.tmp.path().join("attack.toml");
+    // One run that succeeds, one whose plugin fails: two status words.
+    for (name, attack) in [("fine", "escapes"), ("broken", "escapes-error")] {
+        std::fs::write(
+            &runbook,
+            format!(
+                "name = \"{name}\"\n[[steps]]\nid = \"go\"\nplugin = \"hostile\"\naction = \"check\"\nconfig = {{ attack = \"{attack}\" }}\n"
+            ),
+        )
+        .expect("runbook");
+        let _ = cli.warden(&["runbook", "run", &runbook.display().to_string()]);
+    }
+
+    // CLICOLOR_FORCE stands for a terminal (as under `less -R`).
+    let out = cli
+        .command(&["runs", "list"])
+        .env("CLICOLOR_FORCE", "1")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("warden runs");
+    let shown = text(&out.stdout);
+    assert!(shown.contains("\x1b[32msucceeded\x1b[0m"), "{shown:?}");
+    assert!(shown.contains("\x1b[31mfailed\x1b[0m"), "{shown:?}");
+    // Aligned as people see it: every column after STATUS starts where its header does.
+    let lines: Vec<String> = shown.lines().map(uncolored).collect();
+    let at = lines[0].find("ORIGIN").expect("header");
+    for line in &lines[1..] {
+        assert_eq!(
+            line.get(at..at + 3),
+            Some("cli"),
+            "the ORIGIN column is aligned: {lines:#?}"
+        );
+    }
+
+    // A pipe gets plain words, and NO_COLOR wins over CLICOLOR_FORCE.
+    let plain = cli.warden(&["runs", "list"]);
+    assert!(!text(&plain.stdout).contains('\x1b'));
+    let out = cli
+        .command(&["runs", "list"])
+        .env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("warden runs");
+    assert!(!text(&out.stdout).contains('\x1b'));
+    assert_eq!(text(&out.stdout), text(&plain.stdout));
 }

@@ -1074,7 +1074,7 @@ async fn sigterm_mid_run_cancels_after_the_grace_period_and_closes_the_audit_log
     let out = agent.warden(&["runs", "show", &started.run_id, "--json"]);
     let shown: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
-    assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
+    assert_eq!(shown["status"], "cancelled", "{shown}");
     let out = agent.warden(&["audit", "verify"]);
     assert!(
         out.status.success(),
@@ -1477,6 +1477,44 @@ async fn warden_ctl_triggers_watches_lists_and_reports_errors() {
     assert!(out.status.success());
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+
+    // One `--json` shape whether a run is read from the history beside the agent or from its
+    // API: the same keys, JSON values (not JSON in strings), `null` for "none".
+    let json = |out: std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("json: {out:?}"))
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let local = json(agent.warden(&["--json", "runs", "list"]));
+    assert_eq!(keys(&local), keys(&runs));
+    assert_eq!(
+        keys(&local["runs"][0]),
+        keys(&runs["runs"][0]),
+        "{local} {runs}"
+    );
+    let id = runs["runs"][0]["id"]
+        .as_str()
+        .expect("a run id")
+        .to_string();
+    let remote = json(ctl(Role::Viewer, &["--json", "show", &id]));
+    let local = json(agent.warden(&["--json", "runs", "show", &id]));
+    assert_eq!(keys(&local), keys(&remote), "{local} {remote}");
+    assert_eq!(keys(&local["steps"][0]), keys(&remote["steps"][0]));
+    for field in [
+        "id",
+        "runbook",
+        "status",
+        "params",
+        "started_ms",
+        "ended_ms",
+    ] {
+        assert_eq!(local[field], remote[field], "{field}: {local} {remote}");
+    }
+    assert_eq!(remote["params"]["path"], trace.display().to_string());
+    assert_eq!(remote["requested_by"], "operator-olga", "{remote}");
 
     // The address without a scheme, as the Python client takes it; a table for people.
     let out = Command::new(env!("CARGO_BIN_EXE_warden"))

@@ -385,7 +385,8 @@ impl FleetAgent {
     /// The agent's run history (`warden runs list`): (runbook, status), newest first.
     fn history(&self) -> Vec<(String, String)> {
         let out = ok(self.agent.warden(&["--json", "runs", "list"]), "runs list");
-        let rows: Vec<Value> = serde_json::from_str(&out).expect("history JSON");
+        let listed: Value = serde_json::from_str(&out).expect("history JSON");
+        let rows = listed["runs"].as_array().cloned().unwrap_or_default();
         rows.iter()
             .map(|r| {
                 (
