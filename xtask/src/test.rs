@@ -27,10 +27,11 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Guest crates that are libraries shared by plugins (not components): their unit tests run on
-/// the host. A component crate (`cdylib`) does not link for the host, so it is tested through
-/// the sandbox instead (`tests/all`).
-const GUEST_LIBRARIES: [(&str, &str); 1] = [("plugins", "ticket-common")];
+/// Guest crates whose unit tests run on the host: libraries shared by plugins, and `inventory`,
+/// whose parsers (dpkg status, passwd, the kernel's socket tables) are pure and whose test
+/// binary links on the host. Other component crates (`cdylib`) are tested through the sandbox
+/// (`tests/all`).
+const GUEST_LIBRARIES: [(&str, &str); 2] = [("plugins", "ticket-common"), ("plugins", "inventory")];
 
 fn guest_library_tests(root: &Path) -> anyhow::Result<()> {
     for (workspace, package) in GUEST_LIBRARIES {

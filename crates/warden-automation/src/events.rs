@@ -37,22 +37,18 @@ pub enum AutomationEvent {
         status: RunStatus,
     },
     /// The runbook could not be launched or did not finish with a result.
-    ScheduleRunFailed {
-        schedule: String,
-        error: String,
-    },
+    ScheduleRunFailed { schedule: String, error: String },
     MonitorStateChanged {
         monitor: String,
         from: MonitorState,
         to: MonitorState,
     },
     /// The check itself could not run (counts as `unknown`).
-    MonitorCheckFailed {
-        monitor: String,
-        error: String,
-    },
+    MonitorCheckFailed { monitor: String, error: String },
     IncidentOpened {
         incident: Incident,
+        /// The summary of the check that opened it (what drifted, which disk is full).
+        check: String,
     },
     RemediationStarted {
         monitor: String,
@@ -146,7 +142,7 @@ impl AutomationEvent {
             AutomationEvent::MonitorCheckFailed { error, .. } => {
                 format!("the check could not run: {error}")
             }
-            AutomationEvent::IncidentOpened { incident } => {
+            AutomationEvent::IncidentOpened { incident, .. } => {
                 format!("incident {} opened", incident.id)
             }
             AutomationEvent::RemediationStarted {

@@ -2,6 +2,7 @@
 //! config, the [`Executor`] trait the daemon implements to run things, the events it reports,
 //! and [`spawn`], which starts the schedule and monitor drivers. See docs/AUTOMATION.md.
 
+pub mod baseline;
 pub mod clock;
 pub mod duration;
 pub mod events;

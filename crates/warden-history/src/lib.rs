@@ -3,11 +3,13 @@
 //! A run left `running` by a process that died is marked `interrupted` at the next open.
 //! Schedule state and monitor incidents live in the same database (their own tables).
 
+mod baselines;
 mod incidents;
 pub mod migrations;
 mod schedules;
 mod tickets;
 
+pub use baselines::{BaselineRow, NewBaseline};
 pub use incidents::{IncidentRow, MonitorSla};
 pub use schedules::ScheduleRow;
 pub use tickets::IncidentTicketRow;
@@ -714,6 +716,57 @@ mod tests {
             .and_then(|mut q| q.exists([]))
             .expect("query");
         assert!(indexed, "version 2 adds the index of runs by start");
+    }
+
+    #[test]
+    fn an_older_history_gains_the_baseline_versions_and_keeps_its_inventory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let old = Connection::open(dir.path().join("history.db")).expect("db");
+        old.execute_batch(VERSION_1_DDL).expect("version 1");
+        old.execute_batch(
+            "INSERT INTO inventory VALUES ('inventory', '0.1.0', 1000, '[{\"kind\":\"os\",\"facts\":{}}]');",
+        )
+        .expect("rows");
+        drop(old);
+
+        let history = History::open(dir.path()).expect("migrates");
+        assert_eq!(
+            history.inventory().expect("inventory")[0].plugin,
+            "inventory"
+        );
+        assert_eq!(
+            history.baseline(None).expect("read"),
+            None,
+            "no baseline yet"
+        );
+        let new = |sha: &str| NewBaseline {
+            sha256: sha.into(),
+            taken_ms: 2000,
+            taken_by: "ada".into(),
+            reason: "first".into(),
+            source: "inventory 0.1.0".into(),
+            items: "{}".into(),
+        };
+        assert_eq!(history.save_baseline(&new("aa")).expect("save").version, 1);
+        assert_eq!(history.save_baseline(&new("bb")).expect("save").version, 2);
+        drop(history);
+        let history = History::open(dir.path()).expect("opens again");
+        let versions: Vec<(i64, String)> = history
+            .baselines()
+            .expect("list")
+            .into_iter()
+            .map(|b| (b.version, b.sha256))
+            .collect();
+        assert_eq!(versions, [(1, "aa".to_string()), (2, "bb".to_string())]);
+        assert_eq!(
+            history.baseline(None).expect("read").map(|b| b.version),
+            Some(2)
+        );
+        assert_eq!(
+            history.baseline(Some(1)).expect("read").map(|b| b.sha256),
+            Some("aa".into())
+        );
+        assert_eq!(history.baseline(Some(3)).expect("read"), None);
     }
 
     #[test]

@@ -37,6 +37,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "the PSA ticket of each escalated incident (incident_tickets)",
         apply: |tx| tx.execute_batch(super::tickets::SCHEMA),
     },
+    Migration {
+        what: "the versions of the baseline configuration (baselines)",
+        apply: |tx| tx.execute_batch(super::baselines::SCHEMA),
+    },
 ];
 
 /// The schema version this build writes.

@@ -1,8 +1,12 @@
 //! `inventory`: a discovery plugin that reports the host, its operating system, CPU, memory,
 //! disks, network interfaces and uptime, plus the installed Debian packages read from the dpkg
-//! status database (absent on other systems, which then simply report no packages).
+//! status database (absent on other systems, which then simply report no packages), the local
+//! accounts, the listening TCP ports and the services enabled at boot: what a baseline
+//! configuration records (docs/AUTOMATION.md, "Baselines and drift").
 
+mod accounts;
 mod dpkg;
+mod ports;
 
 use serde::Deserialize;
 use warden_sdk::{CapError, Discovery, FactGroup, PluginError, fs, log, sysinfo};
@@ -16,7 +20,22 @@ struct Config {
     /// Whether to list installed packages at all (the list is long).
     #[serde(default = "default_true")]
     packages: bool,
+    /// Local accounts, listening TCP ports, services enabled at boot.
+    #[serde(default = "default_true")]
+    accounts: bool,
+    #[serde(default = "default_true")]
+    listening_ports: bool,
+    #[serde(default = "default_true")]
+    services: bool,
 }
+
+/// The account database.
+const PASSWD: &str = "/etc/passwd";
+/// The kernel's TCP socket tables, by protocol name.
+const TCP_TABLES: [(&str, &str); 2] = [("tcp", "/proc/net/tcp"), ("tcp6", "/proc/net/tcp6")];
+/// Units systemd starts at boot for the normal (multi-user) target: the links `systemctl
+/// enable` makes.
+const ENABLED_UNITS: &str = "/etc/systemd/system/multi-user.target.wants";
 
 fn default_dpkg_status() -> String {
     "/var/lib/dpkg/status".to_string()
@@ -94,6 +113,32 @@ impl Discovery for Inventory {
         if config.packages {
             groups.extend(packages(&config.dpkg_status)?);
         }
+        if config.accounts
+            && let Some(text) = optional_read("accounts", PASSWD)?
+        {
+            groups.extend(accounts::accounts(&text).into_iter().map(|a| {
+                FactGroup::new("user")
+                    .fact("name", a.name)
+                    .fact("uid", a.uid)
+                    .fact("shell", a.shell)
+            }));
+        }
+        if config.listening_ports {
+            for (protocol, path) in TCP_TABLES {
+                let Some(text) = optional_read("listening ports", path)? else {
+                    continue;
+                };
+                groups.extend(ports::listeners(&text).into_iter().map(|l| {
+                    FactGroup::new("listening-port")
+                        .fact("protocol", protocol)
+                        .fact("address", l.address)
+                        .fact("port", u32::from(l.port))
+                }));
+            }
+        }
+        if config.services {
+            groups.extend(enabled_services()?);
+        }
         Ok(groups)
     }
 }
@@ -142,6 +187,55 @@ fn packages(path: &str) -> Result<Vec<FactGroup>, PluginError> {
                 .fact("name", p.name)
                 .fact("version", p.version)
                 .fact("architecture", p.architecture)
+        })
+        .collect())
+}
+
+/// Where a category beyond the core inventory comes from, read as text; `None` (and a
+/// warning) when the file does not exist on this system or the site policy does not grant it:
+/// a site may leave accounts or sockets out of its inventory, and the rest still reports.
+fn optional_read(category: &str, path: &str) -> Result<Option<String>, PluginError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(CapError::NotFound(_)) => {
+            log::warn(
+                "not on this system; left out",
+                &[("category", category), ("path", path)],
+            );
+            Ok(None)
+        }
+        Err(CapError::Denied(why)) => {
+            log::warn(
+                "not granted by the site policy; left out",
+                &[("category", category), ("path", path), ("reason", &why)],
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The systemd units enabled for the multi-user target (`ssh.service`, ...), `enabled`.
+fn enabled_services() -> Result<Vec<FactGroup>, PluginError> {
+    let entries = match fs::list_dir(ENABLED_UNITS) {
+        Ok(entries) => entries,
+        Err(CapError::NotFound(_) | CapError::Denied(_)) => {
+            log::warn(
+                "no enabled units readable; services left out",
+                &[("path", ENABLED_UNITS)],
+            );
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            FactGroup::new("service")
+                .fact("name", name)
+                .fact("state", "enabled")
         })
         .collect())
 }

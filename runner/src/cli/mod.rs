@@ -3,6 +3,7 @@
 
 mod audit;
 mod author;
+mod baseline;
 mod controller;
 mod ctl;
 mod enroll;
@@ -69,6 +70,9 @@ pub enum Command {
     Runs(runs::RunsCommand),
     /// SLA figures of the monitors: incidents, time to detect, time to remediate, MTTR.
     Report(report::ReportArgs),
+    /// The baseline configuration: take, show its versions, diff the inventory, accept drift.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
     /// Verify or show the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -198,6 +202,7 @@ fn dispatch(cx: &Context, command: Command) -> Result<ExitCode> {
         Command::Policy(cmd) => policy::run(cx, cmd),
         Command::Key(cmd) => key::run(cx, cmd),
         Command::Audit(cmd) => audit::run(cx, cmd),
+        Command::Baseline(cmd) => baseline::run(cx, cmd),
         Command::Runbook(cmd) => runbook::run(cx, cmd),
         Command::Runs(cmd) => runs::run(cx, cmd),
         Command::Serve(args) => serve::serve(cx, args),

@@ -2268,3 +2268,108 @@ async fn the_agent_prunes_sealed_audit_files_older_than_the_retention_when_it_st
     );
     assert!(stdout.contains("in 1 file(s)"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_drift_monitor_raises_an_incident_within_one_interval_of_an_unauthorized_change() {
+    // The drift check runs the real inventory plugin each second. Its first inventory becomes
+    // the baseline with one package more than the machine has (an authorized tool, say):
+    // the next check finds it removed and opens an incident naming it.
+    let agent = Agent::start_with(
+        "",
+        &[],
+        r#"
+[[monitor]]
+name = "config-drift"
+plugin = "builtin:drift"
+config = { plugin = "inventory" }
+interval = "1s"
+failures-to-trigger = 1
+fail-on = "critical"
+"#,
+    );
+    let mut events = agent_events(&agent).await;
+    let data = agent.root().join("data");
+    let history = warden_history::History::open(&data).expect("history");
+    crate::fleet::wait_until(|| history.inventory().is_ok_and(|i| !i.is_empty())).await;
+    let mut facts = history.inventory().expect("inventory")[0].facts.clone();
+    facts["value"]
+        .as_array_mut()
+        .expect("fact groups, as a discover step stores them")
+        .push(serde_json::json!({"kind": "package", "facts": {"name": "approved-tool", "version": "1.0"}}));
+    // Under a name of its own, so the monitor's next inventory cannot replace it first.
+    history
+        .record_inventory("golden", "0.1.0", &facts)
+        .expect("record");
+    let out = agent.warden(&[
+        "baseline",
+        "take",
+        "--plugin",
+        "golden",
+        "--by",
+        "ada",
+        "--reason",
+        "golden image",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let taken = std::time::Instant::now();
+
+    let opened = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(&mut events, |e| e.kind == "incident-opened"),
+    )
+    .await
+    .expect("an incident");
+    let after = taken.elapsed();
+    assert!(opened.detail_json.contains("config-drift"), "{opened:?}");
+    assert!(
+        opened
+            .detail_json
+            .contains("removed package approved-tool 1.0"),
+        "the alert names the drift: {opened:?}"
+    );
+    // Within one interval of the check after the change (1 s), plus the check's own time.
+    assert!(after < Duration::from_secs(10), "took {after:?}");
+    eprintln!(
+        "drift incident {after:?} after the baseline was taken: {}",
+        opened.detail_json
+    );
+
+    // Accepting the change makes the next baseline version; the next check is healthy and
+    // resolves the incident.
+    let out = agent.warden(&[
+        "baseline",
+        "accept",
+        "--by",
+        "ada",
+        "--reason",
+        "tool retired CHG-7",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("baseline 2 recorded"));
+    let resolved = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(&mut events, |e| e.kind == "incident-resolved"),
+    )
+    .await
+    .expect("resolved once the change is accepted");
+    assert!(
+        resolved.detail_json.contains("config-drift"),
+        "{resolved:?}"
+    );
+
+    let log = agent.audit_log();
+    assert!(log.contains("\"automation.incident-opened\""), "{log}");
+    assert_eq!(log.matches("\"baseline.recorded\"").count(), 2, "{log}");
+    assert!(
+        log.contains("\"check\":\"builtin:drift\""),
+        "the sandboxed run is audited"
+    );
+}

@@ -7,6 +7,7 @@
 
 mod author;
 mod cli;
+mod cli_baseline;
 mod cli_output;
 mod common;
 mod daemon;

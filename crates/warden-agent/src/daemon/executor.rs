@@ -1,19 +1,21 @@
 //! How the agent carries out what schedules and monitors decide: runbooks go through the same
 //! run queue as API triggers (same validation, concurrency cap, history, audit and cancel), checks
-//! run on the runner directly, and automation events are published on `Agent.WatchEvents`.
+//! run on the runner directly (a built-in check such as `builtin:drift` around its plugin), and
+//! automation events are published on `Agent.WatchEvents`.
 
 use super::AgentState;
 use super::events::AgentEvent;
 use super::trigger::{RunbookSource, TriggerRequest};
 use serde_json::json;
 use std::sync::Arc;
+use warden_automation::baseline::{BuiltinCheck, DriftCheckConfig, check};
 use warden_automation::{
     AutomationEvent, BoxFuture, CheckLaunch, CheckOutcome, Executor, LaunchError, LaunchOrigin,
     RunOutcome, RunbookLaunch,
 };
 use warden_core::RunRequest;
 use warden_core::report::{Invocation, Output};
-use warden_history::now_ms;
+use warden_history::{History, now_ms};
 
 pub struct DaemonExecutor {
     pub state: Arc<AgentState>,
@@ -57,8 +59,15 @@ impl Executor for DaemonExecutor {
 
     fn run_check(&self, req: CheckLaunch) -> BoxFuture<Result<CheckOutcome, LaunchError>> {
         let runner = self.state.runner.clone();
+        let history = self.state.runs.history().clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
+                // Validated when the config was loaded; parsed again for its typed config.
+                if let Some(BuiltinCheck::Drift(drift)) =
+                    BuiltinCheck::parse(&req.plugin, &req.config).map_err(LaunchError)?
+                {
+                    return drift_check(&runner, &history, &req.monitor, &drift);
+                }
                 let mut run =
                     RunRequest::new(&req.plugin, Invocation::Check).with_config(req.config);
                 run.audit_context = json!({ "monitor": req.monitor });
@@ -98,5 +107,34 @@ impl Executor for DaemonExecutor {
             subject,
             detail,
         });
+    }
+}
+
+/// `builtin:drift`: a fresh inventory from the discovery plugin, sandboxed, audited and
+/// limited like any run, compared with the latest baseline.
+fn drift_check(
+    runner: &crate::PluginManager,
+    history: &History,
+    monitor: &str,
+    drift: &DriftCheckConfig,
+) -> Result<CheckOutcome, LaunchError> {
+    let mut run =
+        RunRequest::new(&drift.plugin, Invocation::Discover).with_config(drift.config.clone());
+    run.audit_context = json!({ "monitor": monitor, "check": "builtin:drift" });
+    let report = runner.run(&run);
+    let version = report
+        .plugin
+        .as_ref()
+        .map(|p| p.version.clone())
+        .unwrap_or_default();
+    match report.result {
+        Ok(Output::Facts(facts)) => {
+            Ok(check::drift_check(history, &drift.plugin, &version, &facts))
+        }
+        Ok(_) => Err(LaunchError(format!(
+            "{} did not return facts for the drift check",
+            drift.plugin
+        ))),
+        Err(e) => Err(LaunchError(e.to_string())),
     }
 }

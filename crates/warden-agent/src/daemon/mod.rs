@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
+use warden_automation::baseline::BuiltinCheck;
 use warden_history::History;
 use warden_runbook::source::{self, LoadedRunbook, RunbookSourceError};
 
@@ -346,22 +347,31 @@ fn check_monitor_plugins(runner: &PluginManager, config: &AgentConfig) -> Result
             monitor: monitor.name.clone(),
             message,
         };
-        match runner.store().get(&monitor.plugin) {
-            Ok(Some(p)) if matches!(p.manifest.role, Role::Check | Role::CheckRemediation) => {}
+        // A built-in check runs a plugin of its own: the drift check a discovery plugin.
+        let builtin = BuiltinCheck::parse(&monitor.plugin, &monitor.config).map_err(&refuse)?;
+        let (plugin, runs) = match &builtin {
+            Some(BuiltinCheck::Drift(drift)) => (&drift.plugin, "the drift check runs a discovery"),
+            None => (&monitor.plugin, "a monitor runs a check"),
+        };
+        let fits = |role: Role| match builtin {
+            Some(BuiltinCheck::Drift(_)) => matches!(role, Role::Discovery),
+            None => matches!(role, Role::Check | Role::CheckRemediation),
+        };
+        match runner.store().get(plugin) {
+            Ok(Some(p)) if fits(p.manifest.role) => {}
             Ok(Some(p)) => {
                 return Err(refuse(format!(
-                    "plugin `{}` is a {} plugin; a monitor runs a check plugin",
-                    monitor.plugin, p.manifest.role
+                    "plugin `{plugin}` is a {} plugin; {runs} plugin",
+                    p.manifest.role
                 )));
             }
             Ok(None) => {
                 return Err(refuse(format!(
-                    "plugin `{}` is not installed on this agent (`warden plugin install` it, or \
-                     remove the monitor)",
-                    monitor.plugin
+                    "plugin `{plugin}` is not installed on this agent (`warden plugin install` it, \
+                     or remove the monitor)"
                 )));
             }
-            Err(e) => return Err(refuse(format!("plugin `{}`: {e}", monitor.plugin))),
+            Err(e) => return Err(refuse(format!("plugin `{plugin}`: {e}"))),
         }
     }
     Ok(())

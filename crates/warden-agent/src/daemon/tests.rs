@@ -15,8 +15,9 @@ fn config(monitor_plugin: &str, base: &Path) -> AgentConfig {
     AgentConfig::parse(&text, "agent.toml", base).expect("config")
 }
 
-#[tokio::test]
-async fn a_monitor_naming_a_plugin_that_is_not_installed_is_refused_at_start() {
+/// Why an agent with one monitor naming `monitor_plugin`, on a store with nothing installed,
+/// refuses to start.
+async fn refused_at_start(monitor_plugin: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let runner =
         PluginManager::new(dir.path(), SitePolicy::embedded_default()).expect("plugin manager");
@@ -26,17 +27,29 @@ async fn a_monitor_naming_a_plugin_that_is_not_installed_is_refused_at_start() {
     // Told to stop at once: an agent that starts returns Ok after its shutdown.
     let started = serve(
         runner,
-        config("disk-usage", dir.path()),
+        config(monitor_plugin, dir.path()),
         listener,
         async { "test".to_string() },
         |_| {},
     )
     .await;
-    let err = started
-        .expect_err("the monitor's plugin is not installed")
-        .to_string();
+    started.expect_err("refused at start").to_string()
+}
+
+#[tokio::test]
+async fn a_monitor_naming_a_plugin_that_is_not_installed_is_refused_at_start() {
+    let err = refused_at_start("disk-usage").await;
     assert!(
         err.contains("monitor `root-disk`") && err.contains("`disk-usage` is not installed"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_drift_monitor_whose_discovery_plugin_is_not_installed_is_refused_at_start() {
+    let err = refused_at_start("builtin:drift").await;
+    assert!(
+        err.contains("monitor `root-disk`") && err.contains("`inventory` is not installed"),
         "{err}"
     );
 }

@@ -49,8 +49,8 @@ fn opened_text(i: &Incident) -> String {
 /// The call `ev` asks for under `policy`, on the agent `host`.
 pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call> {
     match ev {
-        AutomationEvent::IncidentOpened { incident } => {
-            (policy.open_on == OpenOn::Incident).then(|| {
+        AutomationEvent::IncidentOpened { incident, .. } => (policy.open_on == OpenOn::Incident)
+            .then(|| {
                 call(
                     &incident.monitor,
                     &incident.id,
@@ -58,8 +58,7 @@ pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call
                     title(host, &incident.monitor, "incident opened"),
                     opened_text(incident),
                 )
-            })
-        }
+            }),
         AutomationEvent::RemediationFinished {
             monitor,
             incident,
@@ -186,6 +185,7 @@ mod tests {
         );
         let opened = AutomationEvent::IncidentOpened {
             incident: incident(),
+            check: "92% used".into(),
         };
         assert_eq!(call_for(&opened, ESCALATION, "web-1"), None);
         let early = Policy {

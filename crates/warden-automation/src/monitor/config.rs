@@ -2,6 +2,7 @@
 //! a streak of failures becomes an incident, which runbook remediates it, and when to escalate.
 
 use crate::ConfigError;
+use crate::baseline::BuiltinCheck;
 use crate::duration::HumanDuration;
 use crate::schedule::config::{check_name, param_string, resolve_path};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub struct MonitorConfig {
     /// Unique among monitors; the key of its incidents.
     pub name: String,
-    /// The installed check plugin to run.
+    /// The installed check plugin to run, or a built-in check (`builtin:drift`).
     pub plugin: String,
     /// The plugin's config (validated by the plugin's schema when it runs).
     #[serde(default)]
@@ -157,7 +158,15 @@ impl MonitorConfig {
             message,
         };
         check_name("monitor", &self.name).map_err(err)?;
-        names::validate_plugin_name(&self.plugin).map_err(err)?;
+        let config = serde_json::to_value(&self.config).map_err(|e| err(format!("config: {e}")))?;
+        // A built-in check's config is the host's to validate, now; a plugin's is checked
+        // against its schema when it runs.
+        if BuiltinCheck::parse(&self.plugin, &config)
+            .map_err(err)?
+            .is_none()
+        {
+            names::validate_plugin_name(&self.plugin).map_err(err)?;
+        }
         if self.interval.0 < MIN_INTERVAL {
             return Err(err(format!("interval {} is below 1s", self.interval)));
         }
@@ -173,7 +182,6 @@ impl MonitorConfig {
                 "escalation.max-incidents and escalation.window must be more than 0".into(),
             ));
         }
-        let config = serde_json::to_value(&self.config).map_err(|e| err(format!("config: {e}")))?;
         let remediation = self
             .remediation
             .as_ref()

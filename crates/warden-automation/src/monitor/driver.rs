@@ -16,6 +16,8 @@ use warden_history::HistoryError;
 pub struct MonitorDriver {
     monitor: Monitor,
     machine: Machine,
+    /// The summary of the latest check that produced one, for the incident it opens.
+    last_summary: String,
     executor: Arc<dyn Executor>,
     deps: Deps,
 }
@@ -43,6 +45,7 @@ impl MonitorDriver {
         Ok(MonitorDriver {
             monitor,
             machine,
+            last_summary: String::new(),
             executor,
             deps,
         })
@@ -58,7 +61,7 @@ impl MonitorDriver {
         }
     }
 
-    async fn check(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Verdict, Stop> {
+    async fn check(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<Verdict, Stop> {
         let fut = self.executor.run_check(CheckLaunch {
             monitor: self.monitor.name.clone(),
             plugin: self.monitor.plugin.clone(),
@@ -69,11 +72,14 @@ impl MonitorDriver {
             _ = stopped(shutdown) => return Err(Stop),
         };
         Ok(match result {
-            Ok(outcome) => match self.monitor.fail_on.failing(outcome.status) {
-                Some(true) => Verdict::Failing,
-                Some(false) => Verdict::Healthy,
-                None => Verdict::Unknown,
-            },
+            Ok(outcome) => {
+                self.last_summary = outcome.summary;
+                match self.monitor.fail_on.failing(outcome.status) {
+                    Some(true) => Verdict::Failing,
+                    Some(false) => Verdict::Healthy,
+                    None => Verdict::Unknown,
+                }
+            }
             Err(e) => {
                 self.emit(AutomationEvent::MonitorCheckFailed {
                     monitor: self.monitor.name.clone(),
@@ -163,7 +169,10 @@ impl MonitorDriver {
                 }
                 Action::IncidentOpened(incident) => {
                     self.save_incident(&incident);
-                    self.emit(AutomationEvent::IncidentOpened { incident });
+                    self.emit(AutomationEvent::IncidentOpened {
+                        incident,
+                        check: self.last_summary.clone(),
+                    });
                 }
                 Action::RunRemediation { attempt } => {
                     if let Some(i) = self.machine.incident() {

@@ -343,3 +343,24 @@ fn an_escalated_incident_still_failing_reports_it_every_failures_to_trigger_chec
             .any(|a| matches!(a, Action::Resolved(_)))
     );
 }
+
+#[test]
+fn a_monitor_names_a_builtin_check_whose_config_is_checked_up_front() {
+    let compile = |text: &str| {
+        toml::from_str::<super::MonitorConfig>(text)
+            .expect("toml")
+            .compile(std::path::Path::new("/etc/warden"))
+    };
+    let drift = compile(
+        "name = \"drift\"\nplugin = \"builtin:drift\"\nconfig = { plugin = \"inventory\" }",
+    )
+    .expect("compiles");
+    assert_eq!(drift.plugin, "builtin:drift");
+    let err = compile(
+        "name = \"drift\"\nplugin = \"builtin:drift\"\nconfig = { plugins = \"inventory\" }",
+    )
+    .expect_err("a typo in its config");
+    assert!(err.to_string().contains("plugins"), "{err}");
+    let err = compile("name = \"drift\"\nplugin = \"builtin:nope\"").expect_err("no such check");
+    assert!(err.to_string().contains("not a built-in check"), "{err}");
+}

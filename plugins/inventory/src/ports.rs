@@ -1,0 +1,107 @@
+//! Parser for the kernel's socket tables (`/proc/net/tcp`, `/proc/net/tcp6`): the TCP sockets in
+//! the LISTEN state (`st` `0A`), with their local address and port. The addresses are hex in the
+//! kernel's byte order: IPv4 one little-endian 32-bit word, IPv6 four of them.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// LISTEN in `include/net/tcp_states.h`.
+const LISTEN: &str = "0A";
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub address: String,
+    pub port: u16,
+}
+
+/// Listening sockets of one table, sorted and without duplicates (one socket per worker
+/// with `SO_REUSEPORT` is still one listening port). Lines that do not parse are skipped.
+pub fn listeners(table: &str) -> Vec<Listener> {
+    let mut out: Vec<Listener> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state) = (fields.get(1)?, fields.get(3)?);
+            if *state != LISTEN {
+                return None;
+            }
+            let (addr, port) = local.split_once(':')?;
+            Some(Listener {
+                address: address(addr)?,
+                port: u16::from_str_radix(port, 16).ok()?,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+    out.dedup();
+    out
+}
+
+/// A hex address of 8 (IPv4) or 32 (IPv6) digits, each 32-bit word little-endian.
+fn address(hex: &str) -> Option<String> {
+    let words: Vec<u32> = (0..hex.len() / 8)
+        .map(|i| {
+            hex.get(i * 8..i * 8 + 8)
+                .and_then(|w| u32::from_str_radix(w, 16).ok())
+        })
+        .collect::<Option<_>>()?;
+    if words.len() * 8 != hex.len() {
+        return None;
+    }
+    match words[..] {
+        [w] => Some(Ipv4Addr::from(w.swap_bytes()).to_string()),
+        [a, b, c, d] => {
+            let mut bytes = [0u8; 16];
+            for (i, w) in [a, b, c, d].iter().enumerate() {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            Some(Ipv6Addr::from(bytes).to_string())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_sockets_are_decoded_and_the_rest_skipped() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+   1: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1\n\
+   2: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1\n\
+   3: 0F02000A:0016 0202000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 4 1\n\
+   4: garbage\n";
+        assert_eq!(
+            listeners(tcp),
+            [
+                Listener {
+                    address: "0.0.0.0".into(),
+                    port: 22
+                },
+                Listener {
+                    address: "127.0.0.1".into(),
+                    port: 631
+                },
+            ]
+        );
+        let tcp6 = "header\n\
+   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1\n\
+   1: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1\n";
+        assert_eq!(
+            listeners(tcp6),
+            [
+                Listener {
+                    address: "::".into(),
+                    port: 22
+                },
+                Listener {
+                    address: "::1".into(),
+                    port: 8080
+                },
+            ]
+        );
+    }
+}

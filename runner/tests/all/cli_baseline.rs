@@ -1,0 +1,384 @@
+//! `warden baseline`: take a baseline, change the inventory, see the drift (table, JSON, exit
+//! codes), accept part of it then the rest, list the versions with their hashes, and find each
+//! version in the audit log. The inventory is the history's, as discovery records it: a fixture
+//! written through the history itself, and the real `inventory` plugin run by a runbook.
+
+use crate::cli::{Cli, POLICY, plugin_dir, text};
+use serde_json::{Value, json};
+use warden_history::History;
+
+fn package(name: &str, version: &str) -> Value {
+    json!({"kind": "package", "facts": {"name": name, "version": version, "architecture": "amd64"}})
+}
+
+/// What the inventory plugin reports, trimmed: the host with its volatile uptime, the OS, memory
+/// (left out of baselines) and packages.
+fn facts(uptime: u64, packages: &[Value]) -> Value {
+    let mut groups = vec![
+        json!({"kind": "host", "facts": {"hostname": "web1", "uptime_secs": uptime}}),
+        json!({"kind": "os", "facts": {"family": "linux", "name": "Debian GNU/Linux",
+               "version": "12", "kernel": "6.1.0-18-amd64", "arch": "x86_64"}}),
+        json!({"kind": "memory", "facts": {"total_bytes": 8, "available_bytes": uptime}}),
+    ];
+    groups.extend(packages.iter().cloned());
+    Value::Array(groups)
+}
+
+fn record(cli: &Cli, facts: &Value) {
+    let history = History::open(&cli.tmp.path().join("data")).expect("history");
+    history
+        .record_inventory("inventory", "0.1.0", facts)
+        .expect("inventory");
+}
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+#[test]
+fn take_drift_accept_part_then_the_rest_with_versions_hashed_and_audited() {
+    let cli = Cli::new(POLICY);
+    let out = cli.warden(&["baseline", "diff"]);
+    assert_eq!(
+        code(&out),
+        Some(2),
+        "no baseline is not drift: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("no baseline"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    record(
+        &cli,
+        &facts(100, &[package("bash", "5.2"), package("openssl", "3.0.11")]),
+    );
+    let out = cli.warden(&[
+        "baseline",
+        "take",
+        "--by",
+        "ada",
+        "--reason",
+        "initial build",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("baseline 1 recorded: 8 items"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Only the volatile facts moved: no drift.
+    record(
+        &cli,
+        &facts(999, &[package("bash", "5.2"), package("openssl", "3.0.11")]),
+    );
+    let out = cli.warden(&["baseline", "diff"]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("no drift"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // An unauthorized package and an upgrade.
+    record(
+        &cli,
+        &facts(
+            1000,
+            &[
+                package("bash", "5.2"),
+                package("nmap", "7.93"),
+                package("openssl", "3.0.13"),
+            ],
+        ),
+    );
+    let out = cli.warden(&["baseline", "diff"]);
+    assert_eq!(code(&out), Some(1), "drift exits 1: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[1].starts_with("CATEGORY  CHANGE   ITEM"), "{shown}");
+    let added = lines
+        .iter()
+        .find(|l| l.contains("nmap:amd64"))
+        .expect("nmap row");
+    assert_eq!(
+        added.split_whitespace().collect::<Vec<_>>(),
+        ["package", "added", "nmap:amd64", "-", "7.93"]
+    );
+    let changed = lines
+        .iter()
+        .find(|l| l.contains("openssl"))
+        .expect("openssl row");
+    assert_eq!(
+        changed.split_whitespace().collect::<Vec<_>>(),
+        ["package", "changed", "openssl:amd64", "3.0.11", "3.0.13"]
+    );
+    assert_eq!(
+        added.find("nmap"),
+        changed.find("openssl"),
+        "aligned:\n{shown}"
+    );
+    assert!(shown.contains("2 change(s): package +1 ~1"), "{shown}");
+
+    let out = cli.warden(&["--json", "baseline", "diff"]);
+    assert_eq!(code(&out), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["drift"], true);
+    assert_eq!(v["baseline"]["version"], 1);
+    assert_eq!(
+        v["counts"]["package"],
+        json!({"added": 1, "removed": 0, "changed": 1})
+    );
+    assert_eq!(v["changes"][0]["item"], "nmap:amd64");
+    assert_eq!(v["changes"][0]["change"], "added");
+
+    let out = cli.warden(&["baseline", "accept", "--only", "package:openssl:amd64"]);
+    assert_eq!(code(&out), Some(2), "a reason is required");
+    assert!(
+        text(&out.stderr).contains("--reason"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli.warden(&["baseline", "accept", "--only", "user", "--reason", "x"]);
+    assert_eq!(code(&out), Some(2), "nothing matches");
+    assert!(
+        text(&out.stderr).contains("no drift matches --only"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli.warden(&[
+        "baseline",
+        "accept",
+        "--only",
+        "package:openssl:amd64",
+        "--by",
+        "bob",
+        "--reason",
+        "CHG-1042 openssl update",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("baseline 2 recorded"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli.warden(&["--json", "baseline", "diff"]);
+    assert_eq!(code(&out), Some(1), "nmap is still drift");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["changes"][0]["item"], "nmap:amd64");
+
+    let out = cli.warden(&[
+        "baseline",
+        "accept",
+        "--by",
+        "bob",
+        "--reason",
+        "nmap approved for the audit",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli.warden(&["baseline", "diff"]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stdout));
+    let out = cli.warden(&["baseline", "accept", "--reason", "again"]);
+    assert_eq!(code(&out), Some(2));
+    assert!(
+        text(&out.stderr).contains("nothing to accept: no drift"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli.warden(&["baseline", "show"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{listed}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], (i + 1).to_string(), "{listed}");
+        assert!(
+            row[3].len() == 64 && row[3].chars().all(|c| c.is_ascii_hexdigit()),
+            "{listed}"
+        );
+    }
+    assert_eq!(rows[1][2], "bob");
+    assert!(listed.contains("CHG-1042 openssl update"), "{listed}");
+    assert_ne!(rows[0][3], rows[1][3], "a new version, a new hash");
+
+    // Earlier versions are kept as they were (CM-2(3)).
+    let out = cli.warden(&["baseline", "show", "--version", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = text(&out.stdout);
+    assert!(
+        first.starts_with("baseline 1 taken ") && first.contains("by ada: initial build"),
+        "{first}"
+    );
+    assert!(first.contains(&format!("sha256 {}", rows[0][3])), "{first}");
+    let openssl = first
+        .lines()
+        .find(|l| l.contains("openssl"))
+        .expect("openssl");
+    assert_eq!(
+        openssl.split_whitespace().collect::<Vec<_>>(),
+        ["package", "openssl:amd64", "3.0.11"]
+    );
+    assert!(
+        !first.contains("nmap") && !first.contains("uptime"),
+        "{first}"
+    );
+    let out = cli.warden(&["baseline", "show", "--version", "9"]);
+    assert_eq!(code(&out), Some(2));
+    // Against an earlier version, what was accepted since is drift again.
+    let out = cli.warden(&["--json", "baseline", "diff", "--version", "1"]);
+    assert_eq!(code(&out), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["baseline"]["version"], 1);
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(2), "{v}");
+
+    let log = std::fs::read_to_string(cli.tmp.path().join("data/audit/audit.log")).expect("audit");
+    let recorded: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["event"] == "baseline.recorded")
+        .collect();
+    assert_eq!(recorded.len(), 3, "{log}");
+    assert_eq!(recorded[1]["data"]["taken_by"], "bob");
+    assert_eq!(recorded[1]["data"]["reason"], "CHG-1042 openssl update");
+    assert_eq!(recorded[1]["data"]["sha256"], rows[1][3]);
+    assert_eq!(recorded[1]["data"]["accepted"][0]["item"], "openssl:amd64");
+}
+
+#[test]
+fn the_real_inventory_plugin_feeds_a_baseline_and_its_drift() {
+    let cli = Cli::new(
+        "[allow]\nfs-read = [\"/var/lib/dpkg/status\"]\n\
+         sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n",
+    );
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("inventory").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runbook = |packages: bool| {
+        let path = cli.tmp.path().join(format!("discover-{packages}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"discover\"\n[[steps]]\nid = \"facts\"\nplugin = \"inventory\"\n\
+                 action = \"discover\"\nconfig = {{ packages = {packages} }}\n"
+            ),
+        )
+        .expect("runbook");
+        let out = cli.warden(&["runbook", "run", &path.display().to_string()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    runbook(false);
+    let out = cli.warden(&["baseline", "take", "--reason", "without packages"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    runbook(false);
+    let out = cli.warden(&["baseline", "diff"]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "a second inventory of the same machine: {}",
+        text(&out.stdout)
+    );
+
+    let has_dpkg = std::path::Path::new("/var/lib/dpkg/status").exists();
+    runbook(true);
+    let out = cli.warden(&["--json", "baseline", "diff"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    if has_dpkg {
+        assert_eq!(code(&out), Some(1), "{v}");
+        let changes = v["changes"].as_array().expect("changes");
+        assert!(
+            changes
+                .iter()
+                .all(|c| c["category"] == "package" && c["change"] == "added"),
+            "{v}"
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| c["item"].as_str().is_some_and(|i| i.starts_with("bash"))),
+            "{v}"
+        );
+    } else {
+        assert_eq!(code(&out), Some(0), "{v}");
+    }
+}
+
+/// The inventory plugin on a fake machine (the test harness): the accounts, listening TCP
+/// ports and enabled services a baseline records come from its files, parsed in the sandbox.
+#[test]
+fn the_inventory_plugin_reports_accounts_listening_ports_and_enabled_services() {
+    let harness = warden_testkit::Harness::new(
+        &plugin_dir("inventory"),
+        &crate::cli::repo().join("target/test-cache"),
+    )
+    .expect("harness");
+    let fixture = warden_testkit::Fixture::parse(
+        r#"
+run = "discover"
+[files]
+"/var/lib/dpkg/status" = "Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n"
+"/etc/passwd" = "root:x:0:0:root:/root:/bin/bash\n# local\nada:x:1000:1000:Ada,,,:/home/ada:/bin/zsh\nbroken:x:nope:0::/:/bin/sh\n"
+"/proc/net/tcp" = """
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1
+   2: 0F02000A:0016 0202000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1
+"""
+"/proc/net/tcp6" = """
+  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1
+"""
+"/etc/systemd/system/multi-user.target.wants/ssh.service" = ""
+"/etc/systemd/system/multi-user.target.wants/cron.service" = ""
+[sysinfo]
+hostname = "web-01"
+uptime-secs = 86400
+unsupported = ["cpu", "memory", "disks", "network"]
+[sysinfo.os]
+family = "linux"
+name = "Debian GNU/Linux"
+version = "12"
+kernel = "6.1.0-18-amd64"
+arch = "x86_64"
+[expect]
+facts = [
+  { kind = "user", facts = { name = "ada", uid = 1000, shell = "/bin/zsh" } },
+  { kind = "listening-port", facts = { protocol = "tcp", address = "127.0.0.1", port = 631 } },
+  { kind = "listening-port", facts = { protocol = "tcp6", address = "::1", port = 8080 } },
+  { kind = "service", facts = { name = "ssh.service", state = "enabled" } },
+]
+"#,
+        "inline",
+    )
+    .expect("fixture");
+    let run = harness.run(&fixture).expect("case runs");
+    let verdict = warden_testkit::verdict(&fixture, &run);
+    assert!(verdict.passed, "{verdict:#?}");
+    let Ok(warden_core::report::Output::Facts(groups)) = &run.reports[0].result else {
+        panic!("no facts: {:?}", run.reports[0].result);
+    };
+    let snap = warden_automation::baseline::Snapshot::from_facts(groups);
+    let text = snap.canonical();
+    assert_eq!(
+        text,
+        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"","tcp/127.0.0.1:631":"","tcp6/[::1]:8080":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
+    );
+}
