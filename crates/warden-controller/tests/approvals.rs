@@ -485,3 +485,94 @@ async fn a_request_survives_a_controller_restart_and_is_approved_after_it() {
         .expect("approved after the restart");
     assert_eq!(a.next_command().await.run.as_str(), approved.run_id);
 }
+
+fn rollout(bundle: &[u8], target: &str, waves: &str, approval: &str) -> pb::StartRolloutRequest {
+    pb::StartRolloutRequest {
+        bundle: bundle.to_vec(),
+        target: target.into(),
+        canary: 1,
+        waves: waves.into(),
+        max_failures: "0%".into(),
+        approval: approval.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_above_the_threshold_starts_only_with_an_approval_bound_to_its_plan() {
+    let fleet = fleet().await;
+    let _a = fleet.agent("acme", "db-1").await;
+    let _b = fleet.agent("acme", "db-2").await;
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    let start = |token: &'static str, req: pb::StartRolloutRequest| {
+        let fleet = &fleet;
+        async move { fleet.api(token).await.start_rollout(req).await }
+    };
+
+    // Two agents, over max-agents 1: not started, a request instead, naming how to go on.
+    let refused = start(OP_A, rollout(&bundle, "tenant=acme", "100%", ""))
+        .await
+        .expect_err("waits for approval");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("--approval"), "{refused:?}");
+    let pending = list(&fleet, OP_B, false).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let request = &pending[0];
+    assert_eq!(request.kind, "rollout");
+    assert_eq!(request.sha256, warden_core::sha256_hex(&bundle));
+    assert_eq!(
+        request.params.get("waves").map(String::as_str),
+        Some("100%")
+    );
+    assert!(
+        audit(&fleet).contains("fleet.approval.requested"),
+        "audited"
+    );
+
+    // The requester cannot approve its own; another operator can.
+    refused_self(&fleet, &request.id).await;
+    let approved = approve(&fleet, OP_B, &request.id).await.expect("approved");
+    assert_eq!(
+        approved.state, "approved",
+        "a rollout's approval waits to be presented"
+    );
+
+    // Presented for another plan or another bundle: refused, and not spent.
+    let other_plan = start(
+        OP_A,
+        rollout(&bundle, "tenant=acme", "50%,100%", &request.id),
+    )
+    .await
+    .expect_err("another plan");
+    assert_eq!(
+        other_plan.code(),
+        Code::FailedPrecondition,
+        "{other_plan:?}"
+    );
+    let newer = plugin_bundle(&fleet.dir.path().join("newer"), "0.3.0", 1024);
+    let other_bundle = start(OP_A, rollout(&newer, "tenant=acme", "100%", &request.id))
+        .await
+        .expect_err("another bundle");
+    assert_eq!(
+        other_bundle.code(),
+        Code::FailedPrecondition,
+        "{other_bundle:?}"
+    );
+
+    // The exact start proceeds once; presenting the approval again is refused.
+    let started = start(OP_A, rollout(&bundle, "tenant=acme", "100%", &request.id))
+        .await
+        .expect("the approved rollout starts")
+        .into_inner();
+    assert_eq!(started.agents.len(), 2);
+    let again = start(OP_A, rollout(&bundle, "tenant=acme", "100%", &request.id))
+        .await
+        .expect_err("an approval is used once");
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+}
+
+/// The requester approving its own request is refused.
+async fn refused_self(fleet: &Fleet, id: &str) {
+    let status = approve(fleet, OP_A, id).await.expect_err("self-approval");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+}

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use warden_proto::fleet as pb;
 
 use super::{MAX_PUBLISH_BYTES, blocking, caller, status};
-use crate::controller::Controller;
+use crate::controller::{Controller, FleetError};
 use crate::rollout::{Command, PlanRequest, RolloutView, StartRollout};
 
 fn count(n: usize) -> u32 {
@@ -93,8 +93,23 @@ pub(super) async fn start(
             soak_secs: r.soak_secs,
             wave_timeout_secs: r.wave_timeout_secs,
         },
+        approval: match r.approval.trim() {
+            "" => None,
+            id => Some(
+                crate::approvals::RequestId::parse(id)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+        },
     };
-    let v = c.start_rollout(&caller, request).await.map_err(status)?;
+    let v = c
+        .start_rollout(&caller, request)
+        .await
+        .map_err(|e| match e {
+            FleetError::NeedsApproval(id) => Status::failed_precondition(format!(
+                "this rollout needs a second operator's approval: request {id}; once another operator approves it (warden fleet approve {id}), start the same rollout again with --approval {id}"
+            )),
+            other => status(other),
+        })?;
     Ok(Response::new(view_pb(v)))
 }
 

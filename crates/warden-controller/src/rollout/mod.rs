@@ -51,6 +51,8 @@ pub struct StartRollout {
     pub bundle: Vec<u8>,
     pub target: String,
     pub plan: PlanRequest,
+    /// An approved four-eyes request presented for this start.
+    pub approval: Option<crate::approvals::RequestId>,
 }
 
 fn invalid(e: impl std::fmt::Display) -> FleetError {
@@ -79,7 +81,9 @@ impl Controller {
                 artifact: &artifact,
                 selector: &selector,
                 plan: &plan,
+                asked: &req.plan,
                 targets: &targets,
+                approval: req.approval.clone(),
             },
         )?;
         let waves = sizes

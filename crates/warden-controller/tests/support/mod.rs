@@ -369,3 +369,21 @@ impl SimAgent {
         ack.duplicate
     }
 }
+
+/// A plugin bundle of `size` component bytes (unsigned: the controller does not judge trust).
+pub fn plugin_bundle(dir: &std::path::Path, version: &str, size: usize) -> Vec<u8> {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(
+        dir.join("plugin.toml"),
+        format!(
+            "name = \"disk-usage\"\nversion = \"{version}\"\nrole = \"check\"\ncomponent = \"plugin.wasm\"\n"
+        ),
+    )
+    .expect("manifest");
+    let component: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("plugin.wasm"), component).expect("component");
+    warden_bundle::Bundle::from_plugin_dir(dir, 30)
+        .expect("bundle")
+        .to_bytes()
+        .expect("bytes")
+}

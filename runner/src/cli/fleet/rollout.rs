@@ -44,6 +44,10 @@ pub enum RolloutCommand {
         /// unreported then count as failed.
         #[arg(long, default_value_t = 0)]
         wave_timeout: i64,
+        /// The approved request of this exact start, when `[approvals]` asked for one (the
+        /// refusal of the first start names it).
+        #[arg(long, value_name = "ID")]
+        approval: Option<String>,
     },
     /// The plan, each wave's counts and state, and every agent.
     Status { id: String },
@@ -80,6 +84,7 @@ pub(super) async fn run(
             max_failures,
             soak,
             wave_timeout,
+            approval,
         } => {
             client
                 .start_rollout(pb::StartRolloutRequest {
@@ -91,6 +96,7 @@ pub(super) async fn run(
                     max_failures,
                     soak_secs: soak,
                     wave_timeout_secs: wave_timeout,
+                    approval: approval.unwrap_or_default(),
                 })
                 .await
         }
