@@ -68,6 +68,10 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         controller: String::new(),
         token: String::new(),
     };
+    println!(
+        "starting the fleet: nats-server, a controller, two agents; runs, then two rollouts \
+         (about 10 s once built)"
+    );
     let mut procs = Processes::default();
     let started = Instant::now();
     let result = drive(root, &nats_server, w, &mut procs);
