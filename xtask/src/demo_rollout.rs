@@ -186,7 +186,7 @@ fn show_exit(w: &Warden, args: &[&str], code: i32, meaning: &str) -> anyhow::Res
         }
         other => bail!(
             "`warden fleet {}` exited {other:?}, not {code}",
-            args.join(" ")
+            util::shell_line(args)
         ),
     }
 }
@@ -202,7 +202,7 @@ fn fleet_json(w: &Warden, args: &[&str]) -> anyhow::Result<(i32, Value)> {
     let v = serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
             "`warden --json fleet {}` exited {code} without JSON: {}",
-            args.join(" "),
+            util::shell_line(args),
             String::from_utf8_lossy(&out.stderr).trim()
         )
     })?;
