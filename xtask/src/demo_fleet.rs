@@ -2,7 +2,9 @@
 //! pinned nats-server (`cargo xtask nats`), writes a controller config and the server's
 //! operator-mode config from it, starts nats-server, `warden controller serve` and two agents
 //! (`warden serve`) in two tenants, enrolls them with single-use tokens, runs a signed runbook
-//! on a target and on every agent, prints what the NOC sees, and stops everything.
+//! on a target and on every agent, prints what the NOC sees, rolls a new version of a plugin out
+//! with a canary wave and shows a bad one halt itself ([`crate::demo_rollout`]), and stops
+//! everything.
 //!
 //! Every process it starts is stopped before it returns, on success or error (SIGTERM, then
 //! SIGKILL after [`STOP_GRACE`]); every wait is bounded.
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::{build_plugins, nats, util};
+use crate::{build_plugins, demo_rollout, nats, util};
 
 /// Bound on each start (a server ready, an API listening, agents seen online). Generous: on a
 /// loaded 2-core machine the agents' first run compiles a plugin.
@@ -66,14 +68,21 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         controller: String::new(),
         token: String::new(),
     };
+    println!(
+        "starting the fleet: nats-server, a controller, two agents; runs, then two rollouts \
+         (about 10 s once built)"
+    );
     let mut procs = Processes::default();
+    let started = Instant::now();
     let result = drive(root, &nats_server, w, &mut procs);
     // Whatever happened: stop what runs, agents first, NATS last.
     let stopped = procs.stop_all();
     result?;
     stopped?;
     println!(
-        "\nfleet demo finished; everything it started is stopped. Files and logs: {}",
+        "\nfleet demo finished in {} s (after the build); everything it started is stopped. \
+         Files and logs: {}",
+        started.elapsed().as_secs(),
         demo.display()
     );
     Ok(())
@@ -184,7 +193,7 @@ fn drive(
     w.fleet(&["run", "health-check", "--target", "tenant=acme,role=db"])?;
     w.fleet(&["run", "health-check", "--target", "*"])?;
     w.fleet(&["runs"])?;
-    Ok(())
+    demo_rollout::show(root, &w)
 }
 
 /// One agent: its policy trusting the demo's publisher, the inventory plugin and the runbook
@@ -361,9 +370,9 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
 }
 
 /// The `warden` binary, the demo's dir, the controller's address and the NOC token.
-struct Warden {
+pub(crate) struct Warden {
     bin: PathBuf,
-    demo: PathBuf,
+    pub(crate) demo: PathBuf,
     controller: String,
     token: String,
 }
@@ -377,17 +386,17 @@ impl Warden {
         cmd
     }
 
-    fn output(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn output(&self, args: &[&str]) -> anyhow::Result<String> {
         output(&mut self.command(args))
     }
 
     /// Show the command, run it with its output on the terminal.
-    fn show(&self, args: &[&str]) -> anyhow::Result<()> {
+    pub(crate) fn show(&self, args: &[&str]) -> anyhow::Result<()> {
         println!("\n$ warden {}", util::shell_line(args));
         util::run(&mut self.command(args))
     }
 
-    fn fleet_command(&self, json: bool, args: &[&str]) -> Command {
+    pub(crate) fn fleet_command(&self, json: bool, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--data-dir").arg(self.demo.join("noc-data"));
         if json {
@@ -400,23 +409,13 @@ impl Warden {
     }
 
     /// `warden fleet <args>`'s standard output, not shown.
-    fn output_fleet(&self, json: bool, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn output_fleet(&self, json: bool, args: &[&str]) -> anyhow::Result<String> {
         output(&mut self.fleet_command(json, args))
     }
 
     /// `warden fleet <args>` as the NOC runs it (WARDEN_TOKEN set), its output shown.
-    fn fleet(&self, args: &[&str]) -> anyhow::Result<()> {
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| {
-                if a.contains(['*', ',', ' ']) {
-                    format!("'{a}'")
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect();
-        println!("\n$ warden fleet {}", shown.join(" "));
+    pub(crate) fn fleet(&self, args: &[&str]) -> anyhow::Result<()> {
+        println!("\n$ warden fleet {}", util::shell_line(args));
         util::run(&mut self.fleet_command(false, args))
     }
 }

@@ -5,6 +5,7 @@
 mod build_plugins;
 mod demo;
 mod demo_fleet;
+mod demo_rollout;
 mod fuzz;
 mod layers;
 mod lint;

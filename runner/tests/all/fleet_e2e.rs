@@ -240,16 +240,15 @@ impl Fleet {
 
     /// `warden fleet <args>` as a person reads it.
     pub(crate) fn fleet_human(&self, args: &[&str]) -> String {
-        ok(
-            warden()
-                .arg("--data-dir")
-                .arg(self.dir.path().join("noc-data"))
-                .args(["fleet", "--addr", &self.controller.addr])
-                .args(args)
-                .env("WARDEN_TOKEN", NOC_TOKEN)
-                .output()
-                .expect("warden runs"),
-            &format!("warden fleet {args:?}"),
+        ok(self.noc(false, args), &format!("warden fleet {args:?}"))
+    }
+
+    /// `warden fleet <args>` as a person reads it, whatever its exit: (exit code, output).
+    pub(crate) fn fleet_human_exit(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = self.noc(false, args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     }
 

@@ -1,7 +1,8 @@
 //! The `warden` binary's tests, in one test binary: the author kit (`author`), the command line
 //! (`cli`, `cli_output`), the agent's fleet link (`fleet`: real nats-server in operator mode; `fleet_dist`: its desired
 //! state against a compromised controller), the
-//! whole fleet (`fleet_e2e`: nats-server, controller and agents as processes; `fleet_scale`: 1,000
+//! whole fleet (`fleet_e2e`: nats-server, controller and agents as processes; `fleet_publish`:
+//! publish and status as the NOC reads them; `fleet_scale`: 1,000
 //! simulated agents on a 3-node cluster) and the agent (`daemon`: in-process on port 0, and a
 //! spawned binary for signals and crashes). `common` holds what several of them use.
 
@@ -15,6 +16,7 @@ mod fleet;
 mod fleet_approvals;
 mod fleet_dist;
 mod fleet_e2e;
+mod fleet_publish;
 mod fleet_renewal;
 mod fleet_rollout;
 mod fleet_scale;

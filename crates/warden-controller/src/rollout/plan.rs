@@ -122,6 +122,17 @@ pub fn parse_threshold(text: &str) -> Result<u32, PlanError> {
 }
 
 impl Plan {
+    /// What the NOC calls wave `wave` (0-based): `canary` when the plan has one, then
+    /// `wave 1`, `wave 2`, ... In one place so that a halt's reason and the status table
+    /// name the same wave.
+    pub fn wave_name(&self, wave: usize) -> String {
+        match (self.canary > 0, wave) {
+            (true, 0) => "canary".into(),
+            (true, n) => format!("wave {n}"),
+            (false, n) => format!("wave {}", n + 1),
+        }
+    }
+
     pub fn parse(req: &PlanRequest) -> Result<Plan, PlanError> {
         let waves = req
             .waves

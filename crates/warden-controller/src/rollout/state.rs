@@ -167,15 +167,15 @@ pub fn tick(
         next.phase = Phase::Halted;
         next.reason = Some(if counted > failed {
             format!(
-                "wave {}: {failed} of {size} agents failed and {} did not report in time (more than {}% allowed)",
-                next.wave + 1,
+                "{}: {failed} of {size} agents failed and {} did not report in time (more than {}% allowed)",
+                plan.wave_name(next.wave),
                 counted - failed,
                 plan.max_failure_percent
             )
         } else {
             format!(
-                "wave {}: {failed} of {size} agents failed (more than {}% allowed)",
-                next.wave + 1,
+                "{}: {failed} of {size} agents failed (more than {}% allowed)",
+                plan.wave_name(next.wave),
                 plan.max_failure_percent
             )
         });
@@ -345,7 +345,9 @@ mod tests {
             d.state
                 .reason
                 .as_deref()
-                .is_some_and(|r| r.contains("1 of 1"))
+                .is_some_and(|r| r.starts_with("canary: 1 of 1")),
+            "the reason names the wave as the status table does: {:?}",
+            d.state.reason
         );
         // And it stays halted: a later tick does nothing.
         let again = tick(&plan(0, "0%", 0), &d.state, 3, &[Healthy], at(2));
@@ -431,7 +433,7 @@ mod tests {
         );
         let halted = State {
             phase: Phase::Halted,
-            reason: Some("wave 1: 1 of 1 agents failed".into()),
+            reason: Some("canary: 1 of 1 agents failed".into()),
             ..running(0, 0)
         };
         assert!(command(&halted, Command::Resume, "ann", now).is_err());

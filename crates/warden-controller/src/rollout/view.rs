@@ -51,18 +51,6 @@ fn member_name(m: Member) -> &'static str {
     }
 }
 
-fn wave_name(record: &RolloutRecord, wave: usize) -> String {
-    if record.plan.canary > 0 {
-        if wave == 0 {
-            "canary".into()
-        } else {
-            format!("wave {wave}")
-        }
-    } else {
-        format!("wave {}", wave + 1)
-    }
-}
-
 pub(super) fn build(
     record: RolloutRecord,
     agents: Vec<RolloutAgent>,
@@ -88,7 +76,7 @@ pub(super) fn build(
                 Phase::Halted | Phase::RolledBack => "not released",
             };
             WaveView {
-                name: wave_name(&record, w),
+                name: record.plan.wave_name(w),
                 size: of.len(),
                 released: of.len() - n(Member::Unreleased),
                 healthy: n(Member::Healthy),
@@ -102,7 +90,7 @@ pub(super) fn build(
         .into_iter()
         .zip(health)
         .map(|(a, (m, detail))| AgentInRollout {
-            wave: wave_name(&record, a.wave),
+            wave: record.plan.wave_name(a.wave),
             agent: a.agent,
             tenant: a.tenant,
             state: member_name(m),
