@@ -54,7 +54,7 @@ summary = "/ on /dev/sda1 has no dm-crypt layer (no CRYPT- dm uuid under it); /s
 }
 
 #[test]
-fn disk_encryption_is_unknown_in_a_container_overlay() {
+fn disk_encryption_is_unknown_in_a_container_overlay_or_on_a_device_alias() {
     case(
         "disk-encryption",
         r##"
@@ -65,6 +65,20 @@ run = "check"
 [expect]
 status = "unknown"
 summary = "/ is on overlay (overlay), not a block device"
+"##,
+    );
+    case(
+        "disk-encryption",
+        r##"
+run = "check"
+[files]
+"/proc/mounts" = "/dev/disk/by-uuid/0f1e /data ext4 rw 0 0\n"
+"/sys/devices/virtual/block/loop0" = { dir = true }
+[config]
+mounts = ["/data"]
+[expect]
+status = "unknown"
+summary = "/data is on /dev/disk/by-uuid/0f1e, which is not a device-mapper or kernel device name"
 "##,
     );
 }

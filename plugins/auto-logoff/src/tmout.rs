@@ -41,7 +41,7 @@ pub fn settings(path: &str, text: &str) -> Vec<Setting> {
 /// The statements of one line (`;`-separated), each read for a `TMOUT` word.
 fn parse_line(line: &str) -> Option<(String, bool)> {
     let code = line.split('#').next().unwrap_or_default();
-    code.split(';').filter_map(parse_statement).last()
+    code.split(';').filter_map(parse_statement).next_back()
 }
 
 fn parse_statement(statement: &str) -> Option<(String, bool)> {

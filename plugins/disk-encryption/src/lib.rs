@@ -140,7 +140,7 @@ fn mounted_on(mounts: &str, mount: &str) -> Option<(String, String)> {
             let (device, point, fstype) = (f.next()?, f.next()?, f.next()?);
             (unescape(point) == mount).then(|| (unescape(device), fstype.to_string()))
         })
-        .last()
+        .next_back()
 }
 
 fn find(mapper: &Mapper, mounts: &str, mount: &str) -> Finding {
@@ -152,12 +152,24 @@ fn find(mapper: &Mapper, mounts: &str, mount: &str) -> Finding {
             "{mount} is on {device} ({fstype}), not a block device: check the host that holds its disk"
         ));
     }
-    match mapper
-        .kernel_name(&device)
-        .and_then(|dm| mapper.crypt_layer(&dm, 0))
-    {
-        Some(mapping) => Finding::Encrypted { device, mapping },
-        None => Finding::Plain { device },
+    if let Some(dm) = mapper.kernel_name(&device) {
+        return match mapper.crypt_layer(&dm, 0) {
+            Some(mapping) => Finding::Encrypted { device, mapping },
+            None => Finding::Plain { device },
+        };
+    }
+    // A kernel device name (`/dev/sda1`, `/dev/nvme0n1p2`) is a plain partition or disk; a
+    // symlink or alias (`/dev/disk/by-uuid/...`, `/dev/root`, an unknown mapper name) is not
+    // judged by its name.
+    let kernel_device = device
+        .strip_prefix("/dev/")
+        .is_some_and(|name| !name.contains('/') && name != "root");
+    if kernel_device {
+        Finding::Plain { device }
+    } else {
+        Finding::Unknown(format!(
+            "{mount} is on {device}, which is not a device-mapper or kernel device name"
+        ))
     }
 }
 
