@@ -215,6 +215,7 @@ fn manifests() -> Vec<Vec<u8>> {
         "plugins/service-health",
         "plugins/clean-temp",
         "plugins/inventory",
+        "plugins/disk-encryption",
         "examples/python-check",
     ]
     .iter()

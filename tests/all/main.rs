@@ -6,6 +6,7 @@ mod attacks_sandbox;
 mod audit_trail;
 mod bundles;
 mod capabilities;
+mod compliance;
 mod fuzz_parsers;
 mod guests;
 mod hostile;

@@ -27,11 +27,15 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Guest crates whose unit tests run on the host: libraries shared by plugins, and `inventory`,
-/// whose parsers (dpkg status, passwd, the kernel's socket tables) are pure and whose test
-/// binary links on the host. Other component crates (`cdylib`) are tested through the sandbox
+/// Guest crates whose unit tests run on the host: libraries shared by plugins, and `inventory`
+/// and `auto-logoff`, whose parsers (dpkg status, passwd, the kernel's socket tables, `TMOUT`
+/// lines) are pure and whose test binaries link on the host. Other component crates (`cdylib`) are tested through the sandbox
 /// (`tests/all`).
-const GUEST_LIBRARIES: [(&str, &str); 2] = [("plugins", "ticket-common"), ("plugins", "inventory")];
+const GUEST_LIBRARIES: [(&str, &str); 3] = [
+    ("plugins", "ticket-common"),
+    ("plugins", "inventory"),
+    ("plugins", "auto-logoff"),
+];
 
 fn guest_library_tests(root: &Path) -> anyhow::Result<()> {
     for (workspace, package) in GUEST_LIBRARIES {

@@ -8,6 +8,7 @@
 
 pub mod cancel;
 pub mod capability;
+pub mod compliance;
 pub mod config_schema;
 pub mod contract;
 pub mod egress;

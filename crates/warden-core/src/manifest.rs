@@ -3,6 +3,7 @@
 //! into a [`Manifest`] before anything else looks at it.
 
 use crate::capability::Capability;
+use crate::compliance::ComplianceTags;
 use crate::names::{validate_plugin_name, validate_service_name};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -208,6 +209,9 @@ pub struct Manifest {
     /// JSON Schema of the plugin's configuration, written as TOML.
     #[serde(default)]
     pub config_schema: Option<serde_json::Value>,
+    /// The HIPAA safeguards and CMMC practices the plugin gives evidence for.
+    #[serde(default, skip_serializing_if = "ComplianceTags::is_empty")]
+    pub compliance: ComplianceTags,
 }
 
 fn default_component() -> String {
@@ -354,6 +358,7 @@ impl Manifest {
         if self.limits.memory_mb == Some(0) || self.limits.timeout_ms == Some(0) {
             return Err("limits: memory-mb and timeout-ms must be greater than zero".into());
         }
+        self.compliance.validate()?;
         Ok(())
     }
 }
@@ -418,6 +423,23 @@ mod tests {
         let text = format!("component = \"../evil.wasm\"\n{GOOD}");
         assert!(
             matches!(Manifest::parse(&text), Err(ParseFailure::Invalid(m)) if m.contains("component"))
+        );
+    }
+
+    #[test]
+    fn compliance_tags_are_parsed_and_validated() {
+        let text =
+            format!("{GOOD}\n[compliance]\nhipaa = [\"164.312(b)\"]\ncmmc = [\"AU.L2-3.3.1\"]\n");
+        let m = Manifest::parse(&text).expect("valid");
+        assert_eq!(m.compliance.summary(), "HIPAA 164.312(b); CMMC AU.L2-3.3.1");
+        assert!(Manifest::parse(GOOD).expect("valid").compliance.is_empty());
+        let bad = text.replace("AU.L2-3.3.1", "AU-3.3.1");
+        assert!(
+            matches!(Manifest::parse(&bad), Err(ParseFailure::Invalid(m)) if m.contains("compliance.cmmc"))
+        );
+        let unknown = format!("{GOOD}\n[compliance]\nsoc2 = [\"CC6.1\"]\n");
+        assert!(
+            matches!(Manifest::parse(&unknown), Err(ParseFailure::Syntax(m)) if m.contains("soc2"))
         );
     }
 }

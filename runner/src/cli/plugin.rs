@@ -267,6 +267,9 @@ fn run_on_store(cx: &Context, cmd: StoreCommand) -> Result<ExitCode> {
                     m.role
                 );
                 println!("  {}", inert(&m.description));
+                if !m.compliance.is_empty() {
+                    println!("  evidence for {}", inert(&m.compliance.summary()));
+                }
                 println!(
                     "  sha256 {}  {} bytes",
                     installed.sha256, installed.size_bytes

@@ -9,6 +9,7 @@
 mod author;
 mod cli;
 mod cli_baseline;
+mod cli_compliance;
 mod cli_output;
 mod common;
 mod daemon;
