@@ -137,6 +137,8 @@ pub struct Controller {
     pub(crate) events: tokio::sync::broadcast::Sender<AgentEvent>,
     /// The four-eyes policy (`[approvals]`); `None`: every run proceeds.
     pub(crate) approvals: Option<crate::approvals::ApprovalPolicy>,
+    /// Serialises every change of every rollout (see `rollout`'s module doc).
+    pub(crate) rollouts: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Controller {

@@ -156,6 +156,7 @@ pub async fn start(
         returning: returning_tx,
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
         approvals: config.approvals.clone(),
+        rollouts: tokio::sync::Mutex::new(()),
     });
     controller.audit.set_rotate_bytes(config.audit_rotate_bytes);
     prune_audit(&controller, config.audit_retention_days).await;

@@ -381,13 +381,16 @@ const SAY_COMPILING_ABOVE_BYTES: u64 = 2 << 20;
 /// Say on stderr that a large component is being compiled (the bundle's size, or a plugin
 /// directory's component).
 fn say_compiling(path: &std::path::Path) {
-    let size = if path.is_dir() {
-        PluginStore::read_plugin_dir(path)
-            .map(|(_, bytes)| bytes.len() as u64)
-            .unwrap_or(0)
+    // Sizes from metadata only: the install reads the component itself.
+    let file = if path.is_dir() {
+        match warden_core::Manifest::load(&path.join("plugin.toml")) {
+            Ok(m) => path.join(m.component),
+            Err(_) => return,
+        }
     } else {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+        path.to_path_buf()
     };
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     if size > SAY_COMPILING_ABOVE_BYTES {
         eprintln!(
             "compiling {} ({:.1} MB) to native code: a large component takes a few seconds",

@@ -94,12 +94,17 @@ impl Controller {
         let Some(policy) = &self.approvals else {
             return Ok(Gate::Proceed);
         };
-        let fleet = self
-            .store
-            .agents(None)?
-            .iter()
-            .filter(|a| a.revoked_at.is_none() && caller.scope.covers(a.tenant.as_str()))
-            .count();
+        // The fleet in the caller's view, read only when a percent limit needs it: a dispatch
+        // should not load every agent record to compare counts it does not use.
+        let fleet = match policy.max_percent {
+            Some(_) => self
+                .store
+                .agents(None)?
+                .iter()
+                .filter(|a| a.revoked_at.is_none() && caller.scope.covers(a.tenant.as_str()))
+                .count(),
+            None => 0,
+        };
         let reasons = policy.reasons(subject.agents.len(), tenants.len(), fleet);
         if reasons.is_empty() {
             return Ok(Gate::Proceed);

@@ -42,9 +42,6 @@ use crate::store::{AgentRecord, DesiredRecord};
 /// Events scanned for a wave's incidents.
 const EVENT_SCAN: usize = 5_000;
 
-/// Serialises every change of every rollout (see the module doc).
-static ROLLOUTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// `warden fleet rollout start`, as the API hands it over.
 #[derive(Debug, Clone)]
 pub struct StartRollout {
@@ -132,7 +129,7 @@ impl Controller {
         )?;
         self.store.create_rollout(&record, &agents)?;
         {
-            let _guard = ROLLOUTS.lock().await;
+            let _guard = self.rollouts.lock().await;
             self.drive(&record.id).await?;
         }
         self.rollout_view(&record.id)
@@ -158,7 +155,7 @@ impl Controller {
                 "rollback goes through rollback_rollout".into(),
             ));
         }
-        let _guard = ROLLOUTS.lock().await;
+        let _guard = self.rollouts.lock().await;
         let record = self.visible_rollout(caller, id)?;
         let now = self.now();
         let next = state::command(&record.state, cmd, &caller.name, now).map_err(invalid)?;
@@ -182,7 +179,7 @@ impl Controller {
         to: Option<&[u8]>,
     ) -> Result<RolloutView, FleetError> {
         need(caller, Role::Operator)?;
-        let _guard = ROLLOUTS.lock().await;
+        let _guard = self.rollouts.lock().await;
         let record = self.visible_rollout(caller, id)?;
         let now = self.now();
         let next =
@@ -227,7 +224,7 @@ impl Controller {
 
     /// One pass over every active rollout (the serve loop's tick).
     pub async fn tick_rollouts(&self) -> Result<(), FleetError> {
-        let _guard = ROLLOUTS.lock().await;
+        let _guard = self.rollouts.lock().await;
         for record in self.store.active_rollouts()? {
             if let Err(e) = self.drive(&record.id).await {
                 tracing::warn!("rollout {}: {e}", record.id);
@@ -237,7 +234,7 @@ impl Controller {
     }
 
     /// Tick one rollout until it stops moving (a wave that passes starts the next at once).
-    /// The caller holds [`ROLLOUTS`].
+    /// The caller holds `Controller::rollouts`.
     async fn drive(&self, id: &str) -> Result<(), FleetError> {
         // Each pass moves at most one wave: bounded by the waves (20) and a start.
         for _ in 0..=plan::MAX_WAVES + 1 {
