@@ -1,6 +1,6 @@
 //! Warden's domain, shared by every other crate: what a plugin is (its manifest), what a site
 //! allows (its policy), what a run may do (the grant, resolved from both, and the one permission
-//! check), the named limits, validated names, the run report, publisher keys, cancellation.
+//! check), the named limits, validated names, the run report, publisher keys, cancellation, retry pauses.
 //!
 //! It links no sandbox, no async runtime, no database and no wire format (`cargo xtask layers`
 //! checks it), so that a controller, a plugin author's test harness or a tool reading reports
@@ -22,6 +22,7 @@ pub mod names;
 pub mod policy;
 pub mod report;
 pub mod request;
+pub mod retry;
 pub mod run_status;
 pub mod ticket;
 

@@ -320,10 +320,11 @@ impl Engine<'_> {
                             last: Some(report),
                         });
                     }
-                    let shift = (attempt - 1).min(16);
-                    let backoff =
-                        Duration::from_millis(step.retries.backoff_ms.saturating_mul(1 << shift))
-                            .min(super::MAX_BACKOFF);
+                    let backoff = warden_core::retry::Retry::fixed(
+                        Duration::from_millis(step.retries.backoff_ms),
+                        super::MAX_BACKOFF,
+                    )
+                    .pause(attempt);
                     on_event(&RunEvent::StepRetrying {
                         index,
                         step: step.id.clone(),

@@ -15,7 +15,6 @@
 //! Wire-free of the gRPC adapter: enrollment (the controller's gRPC API) lives in
 //! `grpc/enroll_client.rs`; this module speaks only NATS and `warden-fleet-wire`.
 
-mod backoff;
 mod commands;
 pub mod config;
 mod converge;

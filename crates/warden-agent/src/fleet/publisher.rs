@@ -2,22 +2,23 @@
 //! is a JetStream publish with `Nats-Msg-Id`, removed on its PubAck (a duplicate ack counts:
 //! the stream has it); an event is a core NATS publish with the same header, removed once the
 //! connection flushed it to the server. A failure is retried with a growing, jittered pause
-//! ([`super::backoff`]: agents held by the same leader election do not retry in lockstep);
+//! ([`warden_core::retry`]: agents held by the same leader election do not retry in lockstep);
 //! nothing is skipped, so order holds.
 
-use super::backoff::{Backoff, Rng};
 use super::core::LinkCore;
 use super::outbox::{OutboxKind, Outgoing};
 use async_nats::jetstream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use warden_core::retry::Retry;
 use warden_fleet_wire::MSG_ID_HEADER;
 
-/// The least pause after a failed publish; each next pause is drawn from up to three times the
-/// last, at most [`RETRY_MAX`] (decorrelated jitter). Short, because the usual failure is a
-/// server that just restarted or a stream leader election (seconds).
-pub const RETRY_MIN: Duration = Duration::from_millis(100);
+/// The nominal pause after a first failed publish (the pause itself is drawn from its upper
+/// half, 100-200 ms); it doubles with each failure in a row up to [`RETRY_MAX`]. Short,
+/// because the usual failure is a server that just restarted or a stream leader election
+/// (seconds).
+pub const RETRY_MIN: Duration = Duration::from_millis(200);
 /// Longest pause: the client reconnects on its own; this only paces retries of a stream that
 /// answers with an error (missing, full) so the agent does not spin on it.
 pub const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -79,7 +80,9 @@ pub(crate) async fn run(
     let js = jetstream::ContextBuilder::new()
         .timeout(ACK_TIMEOUT)
         .build(client.clone());
-    let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX, Rng::from_os());
+    let retry = Retry::jittered_from_os(RETRY_MIN, RETRY_MAX);
+    // Failures in a row: the publisher's whole retry state.
+    let mut failures = 0u32;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         if deadline.is_none() && *stop.borrow() {
@@ -113,13 +116,14 @@ pub(crate) async fn run(
             }
             Err(e) => {
                 tracing::error!("fleet outbox unreadable: {e}");
-                sleep_or_stop(backoff.next_pause(), &mut stop, deadline).await;
+                failures = failures.saturating_add(1);
+                sleep_or_stop(retry.pause(failures), &mut stop, deadline).await;
                 continue;
             }
         };
         match publish(&client, &js, &queued.item).await {
             Ok(()) => {
-                backoff.reset();
+                failures = 0;
                 let id = queued.id;
                 if let Err(e) = core.blocking(move |core| core.store.remove(id)).await {
                     // Published again at the next pass: deduplicated by its msg id.
@@ -130,7 +134,8 @@ pub(crate) async fn run(
                 }
             }
             Err(e) => {
-                let pause = backoff.next_pause();
+                failures = failures.saturating_add(1);
+                let pause = retry.pause(failures);
                 tracing::debug!(
                     "fleet: {} not published yet ({e}); retry in {pause:?}",
                     queued.item.msg_id

@@ -7,8 +7,11 @@
 //! audit `fleet.credentials-renewed`, and reconnect with it. A refusal is audited
 //! (`fleet.renewal-refused`) and retried later: the current JWT stays valid until it expires.
 //!
-//! When to ask is pure ([`next_attempt`]): at half-life, then after a failure
-//! [`RETRY_MIN`] doubling to [`RETRY_MAX`]. Waits are cut into [`RECHECK`] pieces: the
+//! When to ask is pure ([`next_attempt`]): at half-life plus a share of
+//! [`HALF_LIFE_SPREAD`], then after a failure [`RETRY_MIN`] doubling to [`RETRY_MAX`] with equal
+//! jitter ([`warden_core::retry`]), both drawn from a seed each agent takes from its OS: a
+//! thousand agents enrolled in the same minute, or cut off by the same controller outage, do not
+//! all ask in the same second. Waits are cut into [`RECHECK`] pieces: the
 //! monotonic clock stops while a laptop sleeps, the JWT's times are wall-clock.
 
 use super::core::LinkCore;
@@ -19,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
+use warden_core::retry::{Retry, os_seed};
 use warden_fleet_identity::renewal::MAX_RENEWAL_BYTES;
 use warden_fleet_identity::{AgentKey, Credentials, RenewalReply, subjects, unix_now};
 
@@ -26,6 +30,9 @@ use warden_fleet_identity::{AgentKey, Credentials, RenewalReply, subjects, unix_
 pub const RETRY_MIN: Duration = Duration::from_secs(60);
 /// Retries at most this far apart: 1 hour. Half a lifetime (15 days) leaves hundreds of tries.
 pub const RETRY_MAX: Duration = Duration::from_secs(60 * 60);
+/// Renewals are spread over this share of the lifetime after half-life (a tenth: 3 days of a
+/// 30-day JWT, which still leaves 12 days of retries before it expires).
+pub const HALF_LIFE_SPREAD: f64 = 0.1;
 /// The longest single wait before the schedule is computed again from the wall clock.
 pub const RECHECK: Duration = Duration::from_secs(60 * 60);
 
@@ -81,18 +88,20 @@ pub fn jwt_times(creds: &str) -> Option<(i64, i64)> {
 }
 
 /// When to ask for new credentials (Unix seconds), for a JWT valid `issued_at..expires_at`,
-/// after `failures` failed attempts in a row: at half-life; after a failure, not before
-/// [`RETRY_MIN`] doubling to [`RETRY_MAX`] from `now`.
-pub fn next_attempt(issued_at: i64, expires_at: i64, now: i64, failures: u32) -> i64 {
-    let half_life = issued_at + (expires_at - issued_at) / 2;
+/// after `failures` failed attempts in a row, for an agent whose jitter comes from `seed`: at
+/// half-life plus up to [`HALF_LIFE_SPREAD`] of the lifetime; after a failure, not before a
+/// pause from [`RETRY_MIN`] doubling to [`RETRY_MAX`] (each in its upper half) from `now`.
+pub fn next_attempt(issued_at: i64, expires_at: i64, now: i64, failures: u32, seed: u64) -> i64 {
+    let lifetime = expires_at.saturating_sub(issued_at).max(0);
+    // The seed's top 53 bits as a fraction in [0, 1).
+    let share = (seed >> 11) as f64 / (1u64 << 53) as f64;
+    let spread = (lifetime as f64 * HALF_LIFE_SPREAD * share) as i64;
+    let due = issued_at + lifetime / 2 + spread;
     if failures == 0 {
-        return half_life;
+        return due;
     }
-    let min = RETRY_MIN.as_secs();
-    let backoff = min
-        .saturating_mul(1u64 << failures.saturating_sub(1).min(20))
-        .min(RETRY_MAX.as_secs());
-    half_life.max(now.saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX)))
+    let pause = Retry::jittered(RETRY_MIN, RETRY_MAX, seed).pause(failures);
+    due.max(now.saturating_add(i64::try_from(pause.as_secs()).unwrap_or(i64::MAX)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,12 +126,13 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
+    let seed = os_seed();
     loop {
         let Some((issued_at, expires_at)) = jwt_times(&slot.get()) else {
             tracing::warn!("fleet: the credentials' JWT has no expiry; never renewed");
             return;
         };
-        let at = next_attempt(issued_at, expires_at, unix_now(), failures);
+        let at = next_attempt(issued_at, expires_at, unix_now(), failures, seed);
         let wait = u64::try_from(at.saturating_sub(unix_now())).unwrap_or(0);
         if wait > 0 {
             let wait = Duration::from_secs(wait).min(RECHECK);
@@ -214,30 +224,52 @@ mod tests {
     const DAY: i64 = 24 * 60 * 60;
 
     #[test]
-    fn the_first_attempt_is_at_half_life_and_failures_back_off_within_bounds() {
+    fn the_first_attempt_is_at_half_life_plus_a_seeded_share_of_a_tenth_of_the_lifetime() {
         let iat = 1_900_000_000;
         let exp = iat + 30 * DAY;
         let half = iat + 15 * DAY;
-        // Before half-life: at half-life, however early it is asked.
-        assert_eq!(next_attempt(iat, exp, iat, 0), half);
-        assert_eq!(next_attempt(iat, exp, half - 1, 0), half);
-        // Past it: due now (the schedule says a time already passed).
-        assert_eq!(next_attempt(iat, exp, half + 100, 0), half);
-        // After failures: RETRY_MIN doubling, capped at RETRY_MAX, never before half-life.
-        let now = half + 10;
-        let min = RETRY_MIN.as_secs() as i64;
-        assert_eq!(next_attempt(iat, exp, now, 1), now + min);
-        assert_eq!(next_attempt(iat, exp, now, 2), now + 2 * min);
-        assert_eq!(next_attempt(iat, exp, now, 3), now + 4 * min);
-        for failures in 7..40 {
-            assert_eq!(
-                next_attempt(iat, exp, now, failures),
-                now + RETRY_MAX.as_secs() as i64,
-                "{failures}"
-            );
+        let spread = 3 * DAY;
+        // Seed 0 asks at half-life exactly, however early it is asked or past it.
+        assert_eq!(next_attempt(iat, exp, iat, 0, 0), half);
+        assert_eq!(next_attempt(iat, exp, half + 100, 0, 0), half);
+        // The largest seed: just under three days later.
+        let last = next_attempt(iat, exp, iat, 0, u64::MAX);
+        assert!(last > half + spread - 60 && last < half + spread, "{last}");
+        // 1,000 agents enrolled in the same second spread over the three days.
+        let mut hours = std::collections::BTreeSet::new();
+        for agent in 0..1000u64 {
+            let seed = agent.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let at = next_attempt(iat, exp, iat, 0, seed);
+            assert!(at >= half && at < half + spread, "agent {agent}: {at}");
+            hours.insert((at - half) / 3600);
         }
-        assert_eq!(next_attempt(iat, exp, iat, 1), half);
-        // A short injected lifetime: 10 minutes, half-life after 5.
-        assert_eq!(next_attempt(iat, iat + 600, iat, 0), iat + 300);
+        assert!(hours.len() > 60, "{} of 72 hours used", hours.len());
+        // A short injected lifetime: 10 minutes, due after 5 (and at most 1 more).
+        let short = next_attempt(iat, iat + 600, iat, 0, u64::MAX / 2);
+        assert!((iat + 300..iat + 360).contains(&short), "{short}");
+    }
+
+    #[test]
+    fn failures_back_off_within_their_upper_half_and_never_before_the_due_time() {
+        let iat = 1_900_000_000;
+        let exp = iat + 30 * DAY;
+        let now = iat + 20 * DAY;
+        let (min, max) = (RETRY_MIN.as_secs() as i64, RETRY_MAX.as_secs() as i64);
+        for seed in [0, 1, 42, u64::MAX] {
+            for (failures, nominal) in [(1, min), (2, 2 * min), (3, 4 * min)] {
+                let at = next_attempt(iat, exp, now, failures, seed);
+                assert!(
+                    at >= now + nominal / 2 && at <= now + nominal,
+                    "seed {seed}, failure {failures}: {}",
+                    at - now
+                );
+            }
+            for failures in 7..40 {
+                let at = next_attempt(iat, exp, now, failures, seed);
+                assert!(at >= now + max / 2 && at <= now + max, "{failures}: {}", at - now);
+            }
+        }
+        // A failure before the due time does not bring the next attempt forward.
+        assert_eq!(next_attempt(iat, exp, iat, 1, 0), iat + 15 * DAY);
     }
 }

@@ -118,11 +118,9 @@ impl TicketsConfig {
         Ok(())
     }
 
-    pub fn retry(&self) -> super::backoff::Backoff {
-        super::backoff::Backoff {
-            initial: self.retry_initial.0,
-            max: self.retry_max.0,
-        }
+    /// The retry schedule of `[tickets]`, its jitter drawn from `seed`.
+    pub fn retry(&self, seed: u64) -> warden_core::retry::Retry {
+        warden_core::retry::Retry::jittered(self.retry_initial.0, self.retry_max.0, seed)
     }
 
     pub fn give_up_after(&self) -> Duration {

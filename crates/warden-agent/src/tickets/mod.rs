@@ -1,12 +1,11 @@
 //! Escalation to a PSA: the agent's side of the `ticketing` plugins. Automation events become
 //! ticket calls ([`intake`]) queued in a durable outbox ([`store`]); a worker ([`worker`])
 //! hands each to the configured ticketing plugin, retries failures with capped exponential
-//! backoff and jitter ([`backoff`]), and records the ticket id and SLA due times the PSA gave
+//! backoff and jitter ([`warden_core::retry`]), and records the ticket id and SLA due times the PSA gave
 //! on the incident (history table `incident_tickets`), every step audited (`ticket.*`). The
 //! connectors themselves are plugins (`plugins/ticket-*`): a new PSA ships like any plugin.
 //! See docs/AUTOMATION.md, "Escalation to a PSA".
 
-pub mod backoff;
 pub mod config;
 pub mod intake;
 pub mod store;

@@ -29,13 +29,6 @@ pub struct Worker {
     pub events: broadcast::Sender<AgentEvent>,
 }
 
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // Without randomness the jitter is only less spread; the backoff still holds.
-    let _ = getrandom::fill(&mut bytes);
-    u64::from_le_bytes(bytes)
-}
-
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -218,7 +211,7 @@ impl Worker {
         if age >= t.config.give_up_after() {
             return self.give_up(q, error);
         }
-        let delay = t.config.retry().delay(attempts, random_u64());
+        let delay = t.config.retry(warden_core::retry::os_seed()).pause(attempts);
         let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         if let Err(e) = t.store.failed(q.id, error, next) {
             tracing::error!("ticket outbox: cannot schedule the retry: {e}");
