@@ -1,5 +1,5 @@
-//! The compliance check plugins (`disk-encryption`, `auto-logoff`, `host-firewall`,
-//! `audit-daemon`) on fake machines: for each control a host that meets it, one that does not
+//! The compliance check plugins (`disk-encryption`, `auto-logoff`, `screen-lock`,
+//! `host-firewall`, `audit-daemon`) on fake machines: for each control a host that meets it, one that does not
 //! and one where the evidence cannot be seen, each judged by status and by the evidence the
 //! summary names (file and line, device, service state).
 
@@ -167,6 +167,106 @@ summary = "TMOUT=$IDLE_LIMIT at /etc/profile:1 is not a literal number"
     );
 }
 
+/// A GNOME desktop whose dconf `local` database sets what `extra` adds to it.
+fn gnome_host(keyfile: &str, locks: &str) -> String {
+    format!(
+        r##"
+run = "check"
+[files]
+"/usr/share/xsessions/gnome-xorg.desktop" = "[Desktop Entry]\nName=GNOME on Xorg\n"
+"/usr/share/wayland-sessions/gnome.desktop" = "[Desktop Entry]\nName=GNOME\n"
+"/etc/dconf/profile/user" = "user-db:user\nsystem-db:local\n"
+"/etc/dconf/db/local.d/00-defaults" = "[org/gnome/desktop/session]\nidle-delay=uint32 1800\n"
+"/etc/dconf/db/local.d/50-screenlock" = "{keyfile}"
+"/etc/dconf/db/local.d/locks/screenlock" = "{locks}"
+"##
+    )
+}
+
+#[test]
+pub(crate) fn screen_lock_names_each_value_and_lock_that_makes_a_gnome_session_lock() {
+    let host = gnome_host(
+        r"# CMMC AC.L2-3.1.10\n[org/gnome/desktop/session]\nidle-delay=uint32 600\n\n[org/gnome/desktop/screensaver]\nlock-enabled=true\nlock-delay=uint32 30\n",
+        r"/org/gnome/desktop/session/idle-delay\n/org/gnome/desktop/screensaver/lock-enabled\n",
+    );
+    case(
+        "screen-lock",
+        &format!(
+            "{host}[expect]\nstatus = \"ok\"\nsummary = \"the screen locks after 630 s idle (idle-delay=600 at /etc/dconf/db/local.d/50-screenlock:3, lock-enabled=true at /etc/dconf/db/local.d/50-screenlock:6, lock-delay=30 at /etc/dconf/db/local.d/50-screenlock:7); locked at /etc/dconf/db/local.d/locks/screenlock:1, /etc/dconf/db/local.d/locks/screenlock:2\"\n"
+        ),
+    );
+}
+
+#[test]
+fn screen_lock_is_critical_unset_disabled_or_too_late_and_warns_when_a_user_can_change_it() {
+    // The later file of the database overrides the earlier one's 1800 s.
+    let too_late = gnome_host(
+        r"[org/gnome/desktop/session]\nidle-delay=uint32 900\n[org/gnome/desktop/screensaver]\nlock-enabled=true\nlock-delay=uint32 60\n",
+        "",
+    );
+    case(
+        "screen-lock",
+        &format!("{too_late}[expect]\nstatus = \"critical\"\nsummary = \"the screen locks after 960 s idle, above the maximum of 900 s\"\n"),
+    );
+    let disabled = gnome_host(r"[org/gnome/desktop/screensaver]\nlock-enabled=false\n", "");
+    case(
+        "screen-lock",
+        &format!("{disabled}[expect]\nstatus = \"critical\"\nsummary = \"lock-enabled=false at /etc/dconf/db/local.d/50-screenlock:2: an idle session blanks but does not lock\"\n"),
+    );
+    let unset = gnome_host(r"# nothing yet\n", "");
+    case(
+        "screen-lock",
+        &format!("{unset}[expect]\nstatus = \"critical\"\nsummary = \"org/gnome/desktop/screensaver lock-enabled is set in no system dconf database (local)\"\n"),
+    );
+    let unlocked = gnome_host(
+        r"[org/gnome/desktop/session]\nidle-delay=uint32 300\n[org/gnome/desktop/screensaver]\nlock-enabled=true\n",
+        r"/org/gnome/desktop/session/idle-delay\n",
+    );
+    case(
+        "screen-lock",
+        &format!("{unlocked}[expect]\nstatus = \"warning\"\nsummary = \"but lock-enabled is not in a locks file: a user can change it\"\n"),
+    );
+    case(
+        "screen-lock",
+        r##"
+run = "check"
+[files]
+"/usr/share/wayland-sessions/ubuntu.desktop" = "[Desktop Entry]\n"
+"/etc/dconf/db/local.d/50-screenlock" = "[org/gnome/desktop/screensaver]\nlock-enabled=true\n"
+[expect]
+status = "critical"
+summary = "GNOME is installed (ubuntu) and there is no /etc/dconf/profile/user"
+"##,
+    );
+}
+
+#[test]
+fn screen_lock_is_ok_without_a_desktop_and_unknown_for_another_one() {
+    case(
+        "screen-lock",
+        r##"
+run = "check"
+[files]
+"/etc/hostname" = "db-01\n"
+[expect]
+status = "ok"
+summary = "no graphical session type is installed"
+"##,
+    );
+    case(
+        "screen-lock",
+        r##"
+run = "check"
+[files]
+"/usr/share/xsessions/plasma.desktop" = "[Desktop Entry]\n"
+"/usr/share/xsessions/xfce.desktop" = "[Desktop Entry]\n"
+[expect]
+status = "unknown"
+summary = "the installed sessions (plasma, xfce) are not GNOME's"
+"##,
+    );
+}
+
 #[test]
 pub(crate) fn host_firewall_is_ok_with_nftables_running() {
     case(
@@ -292,7 +392,7 @@ summary = "auditd unknown; boot enablement not judged"
 }
 
 #[test]
-fn the_example_monitors_load_as_an_agent_config_and_cover_the_four_controls() {
+fn the_example_monitors_load_as_an_agent_config_and_cover_the_five_controls() {
     let path = warden_tests::repo_root().join("examples/compliance-monitors.toml");
     // The example is the monitors to add to an agent config; this is the rest of one.
     let api = "[api]\nlisten = \"127.0.0.1:0\"\n[[api.token]]\nname = \"noc\"\nrole = \"viewer\"\n\
@@ -310,6 +410,7 @@ fn the_example_monitors_load_as_an_agent_config_and_cover_the_four_controls() {
         [
             "disk-encryption",
             "auto-logoff",
+            "screen-lock",
             "host-firewall",
             "audit-daemon"
         ]

@@ -24,6 +24,7 @@ use crate::compliance::audit_daemon_is_ok_running_and_enabled_with_its_rules as 
 use crate::compliance::auto_logoff_names_the_file_and_line_that_sets_a_readonly_tmout as auto_logoff;
 use crate::compliance::disk_encryption_follows_lvm_down_to_luks as disk_encryption;
 use crate::compliance::host_firewall_is_ok_with_nftables_running as host_firewall;
+use crate::compliance::screen_lock_names_each_value_and_lock_that_makes_a_gnome_session_lock as screen_lock;
 use crate::hostile::importing_an_interface_not_requested_is_refused_naming_it as sneaky;
 use crate::http::allowed_get_and_post_carry_headers_and_body_and_are_audited as fetch;
 use crate::plugins::clean_temp_plans_without_side_effects_and_applies_exactly_the_plan as clean_temp;

@@ -27,14 +27,15 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Guest crates whose unit tests run on the host: libraries shared by plugins, and `inventory`
-/// and `auto-logoff`, whose parsers (dpkg status, passwd, the kernel's socket tables, `TMOUT`
-/// lines) are pure and whose test binaries link on the host. Other component crates (`cdylib`) are tested through the sandbox
+/// Guest crates whose unit tests run on the host: libraries shared by plugins, and `inventory`,
+/// `auto-logoff` and `screen-lock`, whose parsers (dpkg status, passwd, the kernel's socket
+/// tables, `TMOUT` lines, dconf keyfiles) are pure and whose test binaries link on the host. Other component crates (`cdylib`) are tested through the sandbox
 /// (`tests/all`).
-const GUEST_LIBRARIES: [(&str, &str); 3] = [
+const GUEST_LIBRARIES: [(&str, &str); 4] = [
     ("plugins", "ticket-common"),
     ("plugins", "inventory"),
     ("plugins", "auto-logoff"),
+    ("plugins", "screen-lock"),
 ];
 
 fn guest_library_tests(root: &Path) -> anyhow::Result<()> {

@@ -5,11 +5,12 @@
 
 use crate::cli::{Cli, plugin_dir, text};
 
-/// A site policy that grants exactly what the four manifests request.
+/// A site policy that grants exactly what the five manifests request.
 const POLICY: &str = r#"[allow]
 fs-read = [
     "/proc/mounts", "/sys/devices/virtual/block", "/etc/crypttab",
     "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc",
+    "/usr/share/xsessions", "/usr/share/wayland-sessions", "/etc/dconf",
     "/etc/nftables.conf", "/etc/ufw/ufw.conf", "/etc/firewalld/firewalld.conf",
     "/etc/systemd/system/multi-user.target.wants", "/etc/audit/rules.d", "/etc/audit/audit.rules",
 ]
@@ -18,7 +19,7 @@ services = ["nftables", "ufw", "firewalld", "auditd"]
 
 /// Each plugin, its HIPAA and CMMC references, and words its summary must contain whatever the
 /// machine's state: the evidence it looked at.
-const CONTROLS: [(&str, &str, &str, &[&str]); 4] = [
+const CONTROLS: [(&str, &str, &str, &[&str]); 5] = [
     (
         "disk-encryption",
         "164.312(a)(2)(iv)",
@@ -30,6 +31,12 @@ const CONTROLS: [(&str, &str, &str, &[&str]); 4] = [
         "164.312(a)(2)(iii)",
         "AC.L2-3.1.11",
         &["TMOUT", "/etc/"],
+    ),
+    (
+        "screen-lock",
+        "164.312(a)(2)(iii)",
+        "AC.L2-3.1.10",
+        &["session"],
     ),
     (
         "host-firewall",
