@@ -305,3 +305,64 @@ fn decide_reboot(
 }
 
 warden_sdk::remediation!(AptPatch);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apt_common::simulate::{Severity, Update};
+
+    fn update(name: &str, candidate: &str) -> Update {
+        Update {
+            name: name.into(),
+            installed: Some("1.0".into()),
+            candidate: candidate.into(),
+            origins: vec![],
+            arch: "amd64".into(),
+            severity: Severity::Security,
+        }
+    }
+
+    fn upgrade(target: &str) -> Action {
+        Action::new("upgrade-1", ActionKind::Modify, target, "")
+    }
+
+    #[test]
+    fn apply_rechecks_every_action_against_the_fresh_simulation() {
+        let ssl = update("libssl3", "3.0.13-1");
+        let bash = update("bash", "5.3-1");
+        let verdicts = vec![
+            (&ssl, Verdict::Approved),
+            (
+                &bash,
+                Verdict::Denied {
+                    pattern: "ba*".into(),
+                },
+            ),
+        ];
+        assert_eq!(
+            recheck(&upgrade("libssl3=3.0.13-1"), &verdicts),
+            Ok("libssl3=3.0.13-1".into())
+        );
+        assert_eq!(
+            recheck(&upgrade("libssl3=3.0.12-1"), &verdicts),
+            Err("libssl3's candidate is now 3.0.13-1, not 3.0.12-1".into())
+        );
+        assert_eq!(
+            recheck(&upgrade("bash=5.3-1"), &verdicts),
+            Err("no longer approved: denied by ba*".into())
+        );
+        assert_eq!(
+            recheck(&upgrade("zsh=5.9-1"), &verdicts),
+            Err("zsh is no longer upgradable".into())
+        );
+        // An action list that is not this plugin's plan never reaches apt.
+        for action in [
+            upgrade("-oDpkg::Pre-Invoke::=touch /x"),
+            upgrade("libssl3"),
+            Action::new("upgrade-1", ActionKind::Delete, "libssl3=3.0.13-1", ""),
+            Action::new("other-1", ActionKind::Modify, "libssl3=3.0.13-1", ""),
+        ] {
+            assert!(recheck(&action, &verdicts).is_err(), "{action:?}");
+        }
+    }
+}
