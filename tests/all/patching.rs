@@ -111,11 +111,21 @@ fn cut_malformed_or_failed_apt_output_is_a_typed_error_not_a_short_list() {
     let short = "3 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\nInst bash [5.2.15-2+b2] (5.2.15-2+b7 Debian:12.5/stable [amd64])\n";
     for (stdout, says) in [
         (cut, "[apt-output]: apt output has no `N upgraded"),
-        (malformed, "[apt-output]: apt output line 2 is not understood (no (candidate ...) part)"),
-        (short, "[apt-output]: apt's summary says 3 upgraded but 1 are listed"),
+        (
+            malformed,
+            "[apt-output]: apt output line 2 is not understood (no (candidate ...) part)",
+        ),
+        (
+            short,
+            "[apt-output]: apt's summary says 3 upgraded but 1 are listed",
+        ),
     ] {
         for plugin in ["apt-updates", "apt-patch"] {
-            let run = if plugin == "apt-updates" { "discover" } else { "plan" };
+            let run = if plugin == "apt-updates" {
+                "discover"
+            } else {
+                "plan"
+            };
             case(
                 plugin,
                 &format!(
@@ -221,7 +231,10 @@ calls = ["kv.get first-seen", "kv.set first-seen"]
         seen.keys().collect::<Vec<_>>(),
         ["bash=5.2.15-2+b7", "libssl3=3.0.11-1~deb12u2"]
     );
-    assert_eq!(seen["bash=5.2.15-2+b7"], 1_000_000_000, "first-seen is kept");
+    assert_eq!(
+        seen["bash=5.2.15-2+b7"], 1_000_000_000,
+        "first-seen is kept"
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -323,7 +336,10 @@ error-contains = "[window-slot-used]: window slot {SLOT} was already used"
         "{:?}",
         v.calls
     );
-    assert_eq!(run.kv["window-slot"], recorded, "the slot record is unchanged");
+    assert_eq!(
+        run.kv["window-slot"], recorded,
+        "the slot record is unchanged"
+    );
     // The next window's slot runs, with the same state.
     let next = format!(
         r#"

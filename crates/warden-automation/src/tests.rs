@@ -453,7 +453,10 @@ runbook = "patch.toml"
 cron = "0 0 * * *"
 "#;
     for (extra, why) in [
-        ("window-slot-param = \"window_slot\"\n", "only meaningful with `maintenance = true`"),
+        (
+            "window-slot-param = \"window_slot\"\n",
+            "only meaningful with `maintenance = true`",
+        ),
         (
             "maintenance = true\nexpected-duration = \"5m\"\nwindow-slot-param = \"Slot\"\n",
             "is not a runbook parameter name",

@@ -54,7 +54,9 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 #[test]
 fn apt_plugins_on_this_machines_real_apt_in_simulate_mode_and_the_slot_is_used_once() {
     if !Path::new(APT_GET).exists() {
-        eprintln!("SKIPPED: {APT_GET} is absent on this machine; the fixture cases in tests/all/patching.rs still ran");
+        eprintln!(
+            "SKIPPED: {APT_GET} is absent on this machine; the fixture cases in tests/all/patching.rs still ran"
+        );
         return;
     }
     let cli = Cli::new(POLICY);
@@ -67,11 +69,24 @@ fn apt_plugins_on_this_machines_real_apt_in_simulate_mode_and_the_slot_is_used_o
 
     // The example runbook validates against these plugins and this policy, and its dry run
     // scans and plans on the real apt (a dry run never applies).
-    let runbook = crate::cli::repo().join("examples/patch-apt.toml").display().to_string();
+    let runbook = crate::cli::repo()
+        .join("examples/patch-apt.toml")
+        .display()
+        .to_string();
     let out = cli.warden(&["runbook", "validate", &runbook]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let out = cli.warden(&["runbook", "run", &runbook, "--dry-run", "--json"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 
     // Discovery: the same count apt prints, every update a pin, a state that follows.
     let out = cli.warden(&["run", "apt-updates", "--json"]);
@@ -92,7 +107,10 @@ fn apt_plugins_on_this_machines_real_apt_in_simulate_mode_and_the_slot_is_used_o
         .find(|g| g["kind"] == "patch-status")
         .unwrap_or_else(|| panic!("no patch-status in {report}"));
     assert_eq!(fact(status, "upgradable"), serde_json::json!(expected));
-    let updates: Vec<_> = groups.iter().filter(|g| g["kind"] == "apt-update").collect();
+    let updates: Vec<_> = groups
+        .iter()
+        .filter(|g| g["kind"] == "apt-update")
+        .collect();
     assert_eq!(updates.len() as u64, expected);
     let reboot = Path::new("/run/reboot-required").exists();
     let state = match (reboot, expected) {

@@ -221,8 +221,12 @@ impl ScheduleConfig {
                     "`window-slot-param` is only meaningful with `maintenance = true`".into(),
                 ));
             }
-            let ident = p.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            let ident = p
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ident {
                 return Err(err(format!(
                     "`window-slot-param` `{p}` is not a runbook parameter name ([a-z_][a-z0-9_]*)"
