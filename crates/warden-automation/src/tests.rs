@@ -467,12 +467,13 @@ cron = "0 0 * * *"
         ),
     ] {
         let text = format!("{base}{extra}");
-        let err = AutomationConfig::parse(&text, Path::new("/etc/warden/agent.toml"))
+        let compiled = AutomationConfig::parse(&text, Path::new("/etc/warden/agent.toml"))
             .expect("parses")
-            .compile(Path::new("/etc/warden"))
-            .err()
-            .expect("refused")
-            .to_string();
+            .compile(Path::new("/etc/warden"));
+        let Err(err) = compiled else {
+            panic!("{extra}: accepted");
+        };
+        let err = err.to_string();
         assert!(err.contains(why), "{extra}: {err}");
     }
 }
