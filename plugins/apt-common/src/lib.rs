@@ -15,6 +15,7 @@ pub mod policy;
 pub mod reboot;
 pub mod simulate;
 pub mod slot;
+pub mod time;
 
 /// The program both plugins run, by the absolute path the site policy grants.
 pub const APT_GET: &str = "/usr/bin/apt-get";

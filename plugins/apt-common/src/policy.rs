@@ -90,7 +90,7 @@ impl Verdict {
             Verdict::Denied { pattern } => format!("denied by {pattern}"),
             Verdict::Ignored => "ignored by the severity rule".into(),
             Verdict::NeedsApproval => "needs approval (manual)".into(),
-            Verdict::Deferred { until } => format!("deferred until {until} (unix seconds)"),
+            Verdict::Deferred { until } => format!("deferred until {}", crate::time::utc(*until)),
         }
     }
 

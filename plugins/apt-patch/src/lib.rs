@@ -175,8 +175,9 @@ fn claim_slot(window_slot: &str) -> Result<(), PluginError> {
         return Err(PluginError::new(
             "window-slot-used",
             format!(
-                "window slot {} was already used (recorded at {} unix seconds): a run stopped half-way is a missed window, not a second patch; the next window runs",
-                r.slot, r.recorded_at
+                "window slot {} was already used (recorded at {}): a run stopped half-way is a missed window, not a second patch; the next window runs",
+                r.slot,
+                apt_common::time::utc(r.recorded_at)
             ),
         ));
     }
