@@ -27,7 +27,11 @@ use crate::compliance::host_firewall_is_ok_with_nftables_running as host_firewal
 use crate::compliance::screen_lock_names_each_value_and_lock_that_makes_a_gnome_session_lock as screen_lock;
 use crate::hostile::importing_an_interface_not_requested_is_refused_naming_it as sneaky;
 use crate::http::allowed_get_and_post_carry_headers_and_body_and_are_audited as fetch;
+use crate::patching::a_crash_mid_window_is_a_missed_window_not_a_second_patch as apt_patch;
+use crate::patching::apt_updates_reports_security_and_normal_updates_and_what_is_kept_back as apt_updates;
 use crate::plugins::clean_temp_plans_without_side_effects_and_applies_exactly_the_plan as clean_temp;
+// The patching plugins' shared library: its parser and rules are what both plugins' cases run.
+use crate::patching::apt_patch_plans_security_automatically_and_normal_only_when_approved as apt_common;
 use crate::plugins::disk_usage_applies_thresholds as disk_usage;
 use crate::plugins::inventory_reports_host_os_disks_and_debian_packages as inventory;
 use crate::plugins::service_health_restarts_a_stopped_service_and_verifies as service_health;

@@ -11,6 +11,7 @@ mod fuzz_parsers;
 mod guests;
 mod hostile;
 mod http;
+mod patching;
 mod plugins;
 mod polyglot;
 mod runbooks;

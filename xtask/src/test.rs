@@ -27,12 +27,16 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Guest crates whose unit tests run on the host: libraries shared by plugins, and `inventory`,
-/// `auto-logoff` and `screen-lock`, whose parsers (dpkg status, passwd, the kernel's socket
-/// tables, `TMOUT` lines, dconf keyfiles) are pure and whose test binaries link on the host. Other component crates (`cdylib`) are tested through the sandbox
-/// (`tests/all`).
-const GUEST_LIBRARIES: [(&str, &str); 4] = [
+/// Guest crates whose unit tests run on the host: libraries shared by plugins (`ticket-common`,
+/// `apt-common`: the apt output parser and the patch approval rules), `apt-patch` (the re-check
+/// of a plan in apply), and `inventory`, `auto-logoff` and `screen-lock`, whose parsers (dpkg
+/// status, passwd, the kernel's socket tables, `TMOUT` lines, dconf keyfiles) are pure and whose
+/// test binaries link on the host. Other component crates (`cdylib`) are tested through the
+/// sandbox (`tests/all`).
+const GUEST_LIBRARIES: [(&str, &str); 6] = [
     ("plugins", "ticket-common"),
+    ("plugins", "apt-common"),
+    ("plugins", "apt-patch"),
     ("plugins", "inventory"),
     ("plugins", "auto-logoff"),
     ("plugins", "screen-lock"),

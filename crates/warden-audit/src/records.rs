@@ -7,12 +7,19 @@ use serde::Serialize;
 use warden_core::report::CapabilityUse;
 use warden_core::report::{PluginRef, RunReport};
 
+/// Longest error text a `plugin.run` record keeps (the message comes from the plugin).
+pub const MAX_ERROR_CHARS: usize = 512;
+
 #[derive(Serialize)]
 struct RunRecord<'a> {
     plugin: &'a Option<PluginRef>,
     invocation: &'a str,
     context: &'a serde_json::Value,
     result: &'a str,
+    /// Why it failed, cut to [`MAX_ERROR_CHARS`]: a plugin's refusal (`window-slot-used`) is
+    /// evidence too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     capability_uses: usize,
     capability_uses_dropped: u64,
 }
@@ -41,6 +48,13 @@ pub fn run_record(
                 Ok(_) => "ok",
                 Err(e) => e.kind(),
             },
+            error: report.result.as_ref().err().map(|e| {
+                let text = e.to_string();
+                match text.char_indices().nth(MAX_ERROR_CHARS) {
+                    Some((cut, _)) => format!("{}...", &text[..cut]),
+                    None => text,
+                }
+            }),
             capability_uses: report.capability_uses.len(),
             capability_uses_dropped: report.capability_uses_dropped,
         },

@@ -17,6 +17,10 @@ pub enum AutomationEvent {
         /// Earlier slots coalesced into this run (downtime, clock jump).
         missed: u64,
         window: Option<String>,
+        /// The window's occurrence (`name@opened`), passed to the runbook as its
+        /// `window-slot-param` when the schedule names one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window_slot: Option<String>,
     },
     ScheduleSkipped {
         schedule: String,

@@ -389,6 +389,95 @@ expected-duration = "15s"
     rig.shutdown().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_schedule_passes_the_window_slot_as_the_named_param() {
+    let config = r#"
+[[maintenance-window]]
+name = "midnight"
+cron = "0 0 * * *"
+duration = "1m"
+
+[[schedule]]
+name = "patch"
+runbook = "patch.toml"
+params = { reboot = "never" }
+cron = "*/20 * * * * *"
+maintenance = true
+expected-duration = "5s"
+window-slot-param = "window_slot"
+"#;
+    let (fake, mut rx) = Fake::new(Duration::from_secs(1));
+    let rig = start(config, t(0, 0, 3), fake.clone());
+    let fired = expect(&mut rx, "a firing", |e| {
+        matches!(e, AutomationEvent::ScheduleFired { .. })
+    })
+    .await;
+    assert!(
+        matches!(&fired, AutomationEvent::ScheduleFired { window_slot: Some(s), .. } if s == "midnight@2026-05-01T00:00:00Z"),
+        "{fired:?}"
+    );
+    // The next firing in the same window occurrence carries the same slot: the runbook, not
+    // the schedule, refuses to act twice in it.
+    expect(&mut rx, "a second firing", |e| {
+        matches!(e, AutomationEvent::ScheduleFired { .. })
+    })
+    .await;
+    let launches = fake.launches();
+    assert!(launches.len() >= 2, "{launches:?}");
+    for launch in &launches[..2] {
+        assert_eq!(
+            launch.params,
+            vec![
+                ("reboot".to_string(), "never".to_string()),
+                (
+                    "window_slot".to_string(),
+                    "midnight@2026-05-01T00:00:00Z".to_string()
+                ),
+            ]
+        );
+    }
+    rig.shutdown().await;
+}
+
+#[test]
+fn window_slot_param_needs_a_maintenance_schedule_and_a_free_param_name() {
+    let base = r#"
+[[maintenance-window]]
+name = "midnight"
+cron = "0 0 * * *"
+duration = "1h"
+
+[[schedule]]
+name = "patch"
+runbook = "patch.toml"
+cron = "0 0 * * *"
+"#;
+    for (extra, why) in [
+        (
+            "window-slot-param = \"window_slot\"\n",
+            "only meaningful with `maintenance = true`",
+        ),
+        (
+            "maintenance = true\nexpected-duration = \"5m\"\nwindow-slot-param = \"Slot\"\n",
+            "is not a runbook parameter name",
+        ),
+        (
+            "maintenance = true\nexpected-duration = \"5m\"\nparams = { slot = \"x\" }\nwindow-slot-param = \"slot\"\n",
+            "both in `params` and the `window-slot-param`",
+        ),
+    ] {
+        let text = format!("{base}{extra}");
+        let compiled = AutomationConfig::parse(&text, Path::new("/etc/warden/agent.toml"))
+            .expect("parses")
+            .compile(Path::new("/etc/warden"));
+        let Err(err) = compiled else {
+            panic!("{extra}: accepted");
+        };
+        let err = err.to_string();
+        assert!(err.contains(why), "{extra}: {err}");
+    }
+}
+
 const DISK: &str = r#"
 [[monitor]]
 name = "disk"

@@ -169,18 +169,28 @@ impl Grant {
         let allow = &policy.allow;
 
         let mut exec = Vec::new();
+        // Several entries for one program are separate argv shapes (`apt-get -s dist-upgrade`
+        // and `apt-get install pkg=version`): a call must fit one manifest entry and one policy
+        // entry as a whole, so two shapes never mix into a third.
         for rule in &caps.exec {
-            match allow.exec.iter().find(|p| p.program == rule.program) {
-                Some(p) => exec.push(ExecGrant {
-                    program: rule.program.clone(),
-                    manifest_args: rule.args.clone(),
-                    policy_args: p.args.clone(),
-                }),
-                None => refuse(
+            let mut allowed = allow
+                .exec
+                .iter()
+                .filter(|p| p.program == rule.program)
+                .peekable();
+            if allowed.peek().is_none() {
+                refuse(
                     Subject::Capability(Capability::Exec),
                     rule.program.clone(),
                     "program not allowed by the site policy",
-                ),
+                );
+            }
+            for p in allowed {
+                exec.push(ExecGrant {
+                    program: rule.program.clone(),
+                    manifest_args: rule.args.clone(),
+                    policy_args: p.args.clone(),
+                });
             }
         }
         let fs_read = intersect_paths(
@@ -348,22 +358,27 @@ impl Grant {
     pub fn authorize(&self, op: &Operation<'_>) -> Result<(), String> {
         match op {
             Operation::Exec { program, args } => {
-                let rule = self
-                    .exec
-                    .iter()
-                    .find(|g| g.program == *program)
-                    .ok_or_else(|| format!("program `{program}` is not granted"))?;
-                for arg in args.iter() {
-                    if !matches_any(&rule.manifest_args, arg)
-                        || !matches_any(&rule.policy_args, arg)
-                    {
-                        return Err(format!(
-                            "argument `{}` of `{program}` is not granted",
-                            arg.escape_debug()
-                        ));
+                let mut refused = None;
+                for rule in self.exec.iter().filter(|g| g.program == *program) {
+                    let first_bad = args.iter().find(|arg| {
+                        !matches_any(&rule.manifest_args, arg)
+                            || !matches_any(&rule.policy_args, arg)
+                    });
+                    match first_bad {
+                        None => return Ok(()),
+                        // The first entry's refusal names the argument, as with one entry.
+                        Some(arg) => {
+                            refused.get_or_insert(arg);
+                        }
                     }
                 }
-                Ok(())
+                Err(match refused {
+                    None => format!("program `{program}` is not granted"),
+                    Some(arg) => format!(
+                        "argument `{}` of `{program}` is not granted",
+                        arg.escape_debug()
+                    ),
+                })
             }
             Operation::FsRead { path } => {
                 // Writable paths are readable too: a remediation must see what it changes.
@@ -646,6 +661,31 @@ mod tests {
             "nothing of sysinfo is granted: {:?}",
             report.refusals
         );
+    }
+
+    #[test]
+    fn entries_for_one_program_are_separate_argv_shapes() {
+        let shapes = "exec = [\
+            { program = \"/usr/bin/apt-get\", args = [\"-s\", \"dist-upgrade\"] },\
+            { program = \"/usr/bin/apt-get\", args = [\"install\", \"-y\", \"[a-z0-9]*=[0-9]*\"] },\
+        ]";
+        let m = manifest(&format!("[capabilities]\n{shapes}"));
+        let g = Grant::resolve(&m, &policy(shapes)).grant;
+        let call = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            g.authorize(&Operation::Exec {
+                program: "/usr/bin/apt-get",
+                args: &args,
+            })
+        };
+        assert!(call(&["-s", "dist-upgrade"]).is_ok());
+        assert!(call(&["install", "-y", "libssl3=3.0.11-1"]).is_ok());
+        // Mixing the two shapes would be a real dist-upgrade: neither entry admits it.
+        assert_eq!(
+            call(&["dist-upgrade", "-y"]),
+            Err("argument `-y` of `/usr/bin/apt-get` is not granted".to_string())
+        );
+        assert!(call(&["install", "-y", "-oDpkg::Pre-Invoke::=x"]).is_err());
     }
 
     #[test]

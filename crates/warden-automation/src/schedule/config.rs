@@ -48,6 +48,10 @@ pub struct ScheduleConfig {
     /// Plan without changing anything.
     #[serde(default)]
     pub dry_run: bool,
+    /// Maintenance only: pass the window slot the run fits in (`nightly@2026-12-02T02:00:00Z`)
+    /// as this runbook parameter, for a runbook that must act at most once per window.
+    #[serde(default)]
+    pub window_slot_param: Option<String>,
 }
 
 /// One `[[maintenance-window]]` entry: it opens at each `cron` firing and stays open `duration`.
@@ -85,6 +89,7 @@ pub struct Schedule {
     pub expected_duration: Duration,
     pub windows: Vec<String>,
     pub dry_run: bool,
+    pub window_slot_param: Option<String>,
 }
 
 /// A maintenance window that passed validation.
@@ -210,6 +215,29 @@ impl ScheduleConfig {
                 "`windows` is only meaningful with `maintenance = true`".into(),
             ));
         }
+        if let Some(p) = &self.window_slot_param {
+            if !self.maintenance {
+                return Err(err(
+                    "`window-slot-param` is only meaningful with `maintenance = true`".into(),
+                ));
+            }
+            let ident = p
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ident {
+                return Err(err(format!(
+                    "`window-slot-param` `{p}` is not a runbook parameter name ([a-z_][a-z0-9_]*)"
+                )));
+            }
+            if self.params.contains_key(p) {
+                return Err(err(format!(
+                    "`{p}` is both in `params` and the `window-slot-param`: the schedule sets it"
+                )));
+            }
+        }
         let expected = self.expected_duration.map(|d| d.0).unwrap_or_default();
         if self.maintenance {
             if self.expected_duration.is_none_or(|d| d.0.is_zero()) {
@@ -246,6 +274,7 @@ impl ScheduleConfig {
             expected_duration: expected,
             windows: self.windows.clone(),
             dry_run: self.dry_run,
+            window_slot_param: self.window_slot_param.clone(),
         })
     }
 }

@@ -101,17 +101,22 @@ impl ScheduleDriver {
                 slot,
                 missed,
                 window,
+                window_slot,
             } => {
                 let Some(s) = self.scheduler.schedule(&schedule) else {
                     return;
                 };
+                let mut params = s.params.clone();
+                if let (Some(name), Some(slot)) = (&s.window_slot_param, &window_slot) {
+                    params.push((name.clone(), slot.clone()));
+                }
                 let launch = RunbookLaunch {
                     origin: LaunchOrigin::Schedule {
                         name: schedule.clone(),
                         slot,
                     },
                     runbook: s.runbook.clone(),
-                    params: s.params.clone(),
+                    params,
                     dry_run: s.dry_run,
                 };
                 let audited = self.emit(AutomationEvent::ScheduleFired {
@@ -119,6 +124,7 @@ impl ScheduleDriver {
                     slot,
                     missed,
                     window,
+                    window_slot,
                 });
                 if !audited {
                     // Fail closed: nothing runs that the audit log does not show.

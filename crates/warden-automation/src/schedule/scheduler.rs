@@ -71,6 +71,9 @@ pub enum Decision {
         missed: u64,
         /// The window the run fits in, for maintenance schedules.
         window: Option<String>,
+        /// That window's occurrence, `name@opened` ([`window::slot_name`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window_slot: Option<String>,
     },
     Skip {
         schedule: String,
@@ -270,12 +273,18 @@ impl Scheduler {
                 continue;
             }
             let mut fits_in = None;
+            let mut window_slot = None;
             if e.schedule.maintenance {
                 let usable = self.windows.iter().filter(|w| {
                     e.schedule.windows.is_empty() || e.schedule.windows.contains(&w.name)
                 });
                 match window::check(usable, now, e.schedule.expected_duration) {
-                    WindowVerdict::Fits { window, .. } => fits_in = Some(window),
+                    WindowVerdict::Fits {
+                        window, opened_at, ..
+                    } => {
+                        window_slot = Some(window::slot_name(&window, opened_at));
+                        fits_in = Some(window);
+                    }
                     WindowVerdict::NotOpen => {
                         out.push(Decision::Skip {
                             schedule: name,
@@ -310,6 +319,7 @@ impl Scheduler {
                 slot: latest,
                 missed,
                 window: fits_in,
+                window_slot,
             });
         }
         out

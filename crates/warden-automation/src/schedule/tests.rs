@@ -27,6 +27,7 @@ fn cfg(name: &str, cron: &str) -> ScheduleConfig {
         expected_duration: None,
         windows: vec![],
         dry_run: false,
+        window_slot_param: None,
     }
 }
 
@@ -280,7 +281,8 @@ fn a_maintenance_run_that_would_end_after_the_window_is_not_started() {
     );
     assert!(matches!(
         fits.poll(at(3, 30, 0)).as_slice(),
-        [Decision::Fire { window: Some(w), .. }] if w == "night"
+        [Decision::Fire { window: Some(w), window_slot: Some(slot), .. }]
+            if w == "night" && slot == "night@2026-03-10T02:00:00Z"
     ));
 
     let mut outside = scheduler(

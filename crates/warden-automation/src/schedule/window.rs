@@ -10,9 +10,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum WindowVerdict {
-    /// `window` is open and closes at or after the run's expected end.
+    /// `window` is open and closes at or after the run's expected end. `opened_at` names the
+    /// occurrence: with the window's name it is the window slot ([`slot_name`]).
     Fits {
         window: String,
+        opened_at: DateTime<Utc>,
         closes_at: DateTime<Utc>,
     },
     /// No usable window is open.
@@ -42,6 +44,15 @@ impl MaintenanceWindow {
     }
 }
 
+/// The name of one occurrence of a window, `nightly@2026-12-02T02:00:00Z`: what a maintenance
+/// run records to do its work at most once per window (the `apt-patch` plugin does).
+pub fn slot_name(window: &str, opened_at: DateTime<Utc>) -> String {
+    format!(
+        "{window}@{}",
+        opened_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
 pub fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
@@ -55,15 +66,16 @@ pub fn check<'a>(
 ) -> WindowVerdict {
     let best = windows
         .into_iter()
-        .filter_map(|w| w.open_at(start).map(|(_, closes)| (w, closes)))
-        .max_by_key(|(_, closes)| *closes);
-    let Some((w, closes_at)) = best else {
+        .filter_map(|w| w.open_at(start).map(|(opened, closes)| (w, opened, closes)))
+        .max_by_key(|(_, _, closes)| *closes);
+    let Some((w, opened_at, closes_at)) = best else {
         return WindowVerdict::NotOpen;
     };
     let would_end_at = start + delta(expected);
     if would_end_at <= closes_at {
         WindowVerdict::Fits {
             window: w.name.clone(),
+            opened_at,
             closes_at,
         }
     } else {
