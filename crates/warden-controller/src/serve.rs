@@ -157,6 +157,7 @@ pub async fn start(
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
         approvals: config.approvals.clone(),
         rollouts: tokio::sync::Mutex::new(()),
+        metrics: Default::default(),
     });
     controller.audit.set_rotate_bytes(config.audit_rotate_bytes);
     prune_audit(&controller, config.audit_retention_days).await;
@@ -374,7 +375,34 @@ pub async fn start(
             }
         }));
     }
+    if let Some(metrics) = &config.metrics {
+        tasks.push(start_metrics(&controller, metrics).await?);
+    }
     Ok(Running { controller, tasks })
+}
+
+/// `[metrics]`: bind its address and serve `/metrics` until the loops stop.
+async fn start_metrics(
+    controller: &Arc<Controller>,
+    metrics: &warden_metrics::MetricsConfig,
+) -> Result<JoinHandle<()>, FleetError> {
+    let addr = metrics.listen;
+    let failed = |source| FleetError::Metrics { addr, source };
+    let listener = warden_metrics::bind(metrics).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    controller.audit(
+        "metrics.started",
+        serde_json::json!({ "listen": bound.to_string() }),
+    )?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    let source = Arc::new(crate::metrics::ControllerSource {
+        controller: controller.clone(),
+    });
+    Ok(tokio::spawn(async move {
+        // Aborted with the other loops by `Running::stop`; nothing else stops it.
+        let (_never, stop) = watch::channel(false);
+        warden_metrics::serve(listener, source, stop).await;
+    }))
 }
 
 /// The stream's next item if it is ready now, without waiting: `None` when it would wait.
