@@ -195,7 +195,9 @@ impl AgentSource {
             return;
         };
         match open {
-            Ok(n) => m.incidents_open.set(gauge(n)),
+            Ok(n) => {
+                m.incidents_open.set(gauge(n));
+            }
             Err(e) => tracing::warn!("metrics: cannot count the open incidents: {e}"),
         }
         m.fleet_connected

@@ -189,7 +189,7 @@ mod tests {
         .await;
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains(CONTENT_TYPE), "{ok}");
-        assert!(ok.contains("\r\nwarden_test_things_total 3\n"), "{ok}");
+        assert!(ok.contains("\nwarden_test_things_total 3\n"), "{ok}");
         assert!(ok.ends_with("# EOF\n"), "{ok}");
 
         let missing = ask(
