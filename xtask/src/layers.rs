@@ -128,6 +128,12 @@ const RULES: &[Rule] = &[
             "rusqlite",
         ],
     },
+    // Client reports: pure computation and rendering over events the caller read.
+    Rule {
+        krate: "warden-report",
+        may_use: &[],
+        never: HEAVY,
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],
