@@ -109,8 +109,8 @@ mod tests {
                 kind: EventKind::Opened,
             },
         ];
-        let report = compute("acme", 0, 86_400_000, &events, &TenantSettings::default())
-            .expect("report");
+        let report =
+            compute("acme", 0, 86_400_000, &events, &TenantSettings::default()).expect("report");
         let text = render(&report);
         let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
         assert_eq!(lines[0], HEADER.join(","));

@@ -51,7 +51,11 @@ fn uptime_chart(services: &[&ServiceReport]) -> String {
     for (i, s) in services.iter().enumerate() {
         let y = i * ROW;
         let share = ((s.uptime_pct - 90.0) / 10.0).clamp(0.0, 1.0);
-        let colour = if s.breaches() > 0 { "#b00020" } else { "#2e7d32" };
+        let colour = if s.breaches() > 0 {
+            "#b00020"
+        } else {
+            "#2e7d32"
+        };
         let _ = write!(
             svg,
             "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text>\
@@ -98,7 +102,11 @@ pub fn render(report: &Report) -> String {
          <th>Breached</th><th>Met</th><th>MTTR</th></tr>",
     );
     for p in &report.priorities {
-        let class = if p.breached > 0 { " class=\"breach\"" } else { "" };
+        let class = if p.breached > 0 {
+            " class=\"breach\""
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\"{class}>{}</td>\
@@ -131,7 +139,11 @@ pub fn render(report: &Report) -> String {
             uptime_chart(&services)
         );
         for s in services {
-            let class = if s.breaches() > 0 { " class=\"breach\"" } else { "" };
+            let class = if s.breaches() > 0 {
+                " class=\"breach\""
+            } else {
+                ""
+            };
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.3} %</td>\
@@ -171,13 +183,16 @@ mod tests {
             monitor: "disk\"><img src=x onerror=alert(2)>".into(),
             kind: EventKind::Opened,
         }];
-        let report = compute("a&b", 0, 86_400_000, &events, &TenantSettings::default())
-            .expect("report");
+        let report =
+            compute("a&b", 0, 86_400_000, &events, &TenantSettings::default()).expect("report");
         let html = render(&report);
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains('\u{1b}'), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
         assert!(html.contains("Service report: a&amp;b"), "{html}");
         assert!(html.contains("<svg"), "a chart: {html}");
         assert!(html.contains("<h2>Detect (DE.CM)</h2>"), "{html}");

@@ -38,9 +38,12 @@ fn settings() -> TenantSettings {
                 category: CsfCategory::DeCm,
             },
         ],
-        targets: [(Priority::P1, 30 * MIN as u64), (Priority::P2, 4 * HOUR as u64)]
-            .into_iter()
-            .collect(),
+        targets: [
+            (Priority::P1, 30 * MIN as u64),
+            (Priority::P2, 4 * HOUR as u64),
+        ]
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -61,11 +64,18 @@ fn downtime_uptime_and_mttr_of_resolved_incidents() {
     let disk = only(&report);
     assert_eq!(disk.downtime_ms, 4 * HOUR);
     let expected = 100.0 * (TO - 4 * HOUR) as f64 / TO as f64;
-    assert!((disk.uptime_pct - expected).abs() < 1e-9, "{}", disk.uptime_pct);
+    assert!(
+        (disk.uptime_pct - expected).abs() < 1e-9,
+        "{}",
+        disk.uptime_pct
+    );
     assert_eq!(disk.incidents.len(), 2);
     assert_eq!(disk.resolved(), 2);
     assert_eq!(disk.mttr_ms, Some(2.0 * HOUR as f64));
-    assert_eq!((disk.priority, disk.category), (Priority::P2, CsfCategory::DeCm));
+    assert_eq!(
+        (disk.priority, disk.category),
+        (Priority::P2, CsfCategory::DeCm)
+    );
     assert_eq!(disk.breaches(), 0, "both within the 4 h target");
 }
 
@@ -94,7 +104,10 @@ fn an_incident_carried_over_counts_downtime_from_the_start_but_is_not_counted() 
     let report = compute("acme", from, TO, &events, &settings()).expect("report");
     let disk = only(&report);
     assert_eq!(disk.downtime_ms, HOUR, "from the period's start only");
-    assert!(disk.incidents.is_empty(), "it was opened in an earlier period");
+    assert!(
+        disk.incidents.is_empty(),
+        "it was opened in an earlier period"
+    );
     assert_eq!(disk.mttr_ms, None);
 }
 
@@ -103,13 +116,22 @@ fn an_incident_open_at_the_end_is_down_to_the_end_and_breaches_once_past_its_tar
     let events = [opened(TO - 2 * HOUR, "backup-nightly")];
     let report = compute("acme", 0, TO, &events, &settings()).expect("report");
     let backup = only(&report);
-    assert_eq!((backup.priority, backup.category), (Priority::P1, CsfCategory::RcRp));
+    assert_eq!(
+        (backup.priority, backup.category),
+        (Priority::P1, CsfCategory::RcRp)
+    );
     assert_eq!(backup.downtime_ms, 2 * HOUR);
     assert_eq!(backup.incidents[0].resolved_ms, None);
-    assert!(backup.incidents[0].breached, "2 h open against a 30 min target");
+    assert!(
+        backup.incidents[0].breached,
+        "2 h open against a 30 min target"
+    );
     assert_eq!(backup.mttr_ms, None, "nothing restored");
     let p1 = &report.priorities[0];
-    assert_eq!((p1.priority, p1.incidents, p1.breached), (Priority::P1, 1, 1));
+    assert_eq!(
+        (p1.priority, p1.incidents, p1.breached),
+        (Priority::P1, 1, 1)
+    );
     assert_eq!(p1.met_pct, Some(0.0));
 }
 
@@ -131,7 +153,10 @@ fn breaches_are_against_the_priority_target_and_met_percent_counts_them() {
     assert_eq!(p1.met_pct, Some(50.0));
     assert_eq!(p1.mttr_ms, Some(32.5 * MIN as f64));
     let p3 = &report.priorities[2];
-    assert_eq!((p3.priority, p3.incidents, p3.breached), (Priority::P3, 1, 0));
+    assert_eq!(
+        (p3.priority, p3.incidents, p3.breached),
+        (Priority::P3, 1, 0)
+    );
     assert_eq!(p3.target_ms, None);
     assert_eq!(p3.met_pct, Some(100.0));
     let p4 = &report.priorities[3];

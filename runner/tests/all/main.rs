@@ -11,6 +11,7 @@ mod cli;
 mod cli_baseline;
 mod cli_compliance;
 mod cli_output;
+mod cli_report;
 mod common;
 mod daemon;
 mod fleet;

@@ -269,14 +269,12 @@ async fn start_fleet_link(
         .map_err(|e| DaemonError::Fleet(e.to_string()))
 }
 
-/// `[metrics]`: bind its address and serve `/metrics` until the agent stops.
-async fn start_metrics(
+/// `[metrics]`: bind its address (before anything is spawned, so a port in use fails the
+/// start cleanly) and audit where it serves.
+async fn bind_metrics(
     metrics: &warden_metrics::MetricsConfig,
-    runner: &Arc<PluginManager>,
-    runs: &Arc<RunManager>,
-    link: Option<&crate::fleet::RunningLink>,
-    stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+    runner: &PluginManager,
+) -> Result<tokio::net::TcpListener, DaemonError> {
     let addr = metrics.listen;
     let listener = warden_metrics::bind(metrics)
         .await
@@ -288,12 +286,23 @@ async fn start_metrics(
     runner
         .audit()
         .append("metrics.started", json!({ "listen": bound.to_string() }))?;
+    Ok(listener)
+}
+
+/// Serve `/metrics` on `listener` until `stop`.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    runner: &Arc<PluginManager>,
+    runs: &Arc<RunManager>,
+    link: Option<&crate::fleet::RunningLink>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let source = Arc::new(crate::metrics::AgentSource {
         metrics: runner.metrics().clone(),
         runs: runs.clone(),
         link: link.map(crate::fleet::RunningLink::probe),
     });
-    Ok(tokio::spawn(warden_metrics::serve(listener, source, stop)))
+    tokio::spawn(warden_metrics::serve(listener, source, stop))
 }
 
 /// Largest enrollment token file read (a token is a JWT of well under 2 KiB).
@@ -513,25 +522,25 @@ pub async fn serve_reloading(
     )?;
     // Vouches for everything before this start, including what the CLI appended meanwhile.
     runner.audit().checkpoint(true)?;
+    let metrics_listener = match &config.metrics {
+        Some(metrics) => Some(bind_metrics(metrics, &runner).await?),
+        None => None,
+    };
     // Before any task is spawned, so a link that cannot start leaves nothing running; and
     // subscribed to the agent's events before the automation can send any.
     let fleet_link = match &config.fleet {
         Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
         None => None,
     };
-    let metrics_server = match &config.metrics {
-        Some(metrics) => Some(
-            start_metrics(
-                metrics,
-                &runner,
-                &runs,
-                fleet_link.as_ref(),
-                stop_tx.subscribe(),
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    let metrics_server = metrics_listener.map(|listener| {
+        serve_metrics(
+            listener,
+            &runner,
+            &runs,
+            fleet_link.as_ref(),
+            stop_tx.subscribe(),
+        )
+    });
     let (checkpoint_stop_tx, checkpoint_stop) = watch::channel(false);
     let checkpointer = config.audit.checkpoint_key.is_some().then(|| {
         tokio::spawn(checkpoints(
