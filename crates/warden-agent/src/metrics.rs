@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use warden_metrics::{BoxFuture, Source};
+use warden_metrics::{BoxFuture, Source, registered};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
@@ -56,83 +56,77 @@ pub struct AgentMetrics {
 
 impl Default for AgentMetrics {
     fn default() -> AgentMetrics {
-        let mut registry = Registry::with_prefix("warden_agent");
-        let runs_started = Counter::default();
-        registry.register(
-            "runs_started",
-            "Runbook runs that got a slot and started",
-            runs_started.clone(),
-        );
-        let runs_finished = Family::<StatusLabel, Counter>::default();
-        registry.register(
-            "runs_finished",
-            "Runbook runs finished, by final status (cancelled while queued included)",
-            runs_finished.clone(),
-        );
+        let mut r = Registry::with_prefix("warden_agent");
         let run_duration = Histogram::new(duration_buckets());
-        registry.register_with_unit(
+        r.register_with_unit(
             "run_duration",
             "Time from a run's start to its end, of runs that started",
             prometheus_client::registry::Unit::Seconds,
             run_duration.clone(),
         );
-        let runs_queued = Gauge::default();
-        registry.register(
-            "runs_queued",
-            "Runs waiting for a free slot (the run queue's depth)",
-            runs_queued.clone(),
-        );
-        let runs_running = Gauge::default();
-        registry.register("runs_running", "Runs holding a slot", runs_running.clone());
-        let capability_uses = Family::<CapabilityLabel, Counter>::default();
-        registry.register(
-            "capability_uses",
-            "Capability uses decided by the host's chokepoint, by capability and decision",
-            capability_uses.clone(),
-        );
-        let monitor_checks = Family::<StatusLabel, Counter>::default();
-        registry.register(
-            "monitor_checks",
-            "Monitor checks, by result (ok, warning, critical, unknown; error: the check could not run)",
-            monitor_checks.clone(),
-        );
-        let incidents_open = Gauge::default();
-        registry.register(
-            "incidents_open",
-            "Monitor incidents not resolved yet",
-            incidents_open.clone(),
-        );
-        let plugin_installs_refused = Counter::default();
-        registry.register(
-            "plugin_installs_refused",
-            "Plugin installs refused (signature, trust, policy, rollback)",
-            plugin_installs_refused.clone(),
-        );
-        let fleet_connected = Gauge::default();
-        registry.register(
-            "fleet_connected",
-            "1 while the fleet link is connected to NATS, 0 otherwise or without [fleet]",
-            fleet_connected.clone(),
-        );
-        let fleet_outbox = Family::<KindLabel, Gauge>::default();
-        registry.register(
-            "fleet_outbox",
-            "Messages waiting in the fleet link's outbox, by kind (result, event)",
-            fleet_outbox.clone(),
-        );
         AgentMetrics {
-            registry,
-            runs_started,
-            runs_finished,
+            runs_started: registered(
+                &mut r,
+                "runs_started",
+                "Runbook runs that got a slot and started",
+                Counter::default(),
+            ),
+            runs_finished: registered(
+                &mut r,
+                "runs_finished",
+                "Runbook runs finished, by final status (cancelled while queued included)",
+                Family::<StatusLabel, Counter>::default(),
+            ),
             run_duration,
-            runs_queued,
-            runs_running,
-            capability_uses,
-            monitor_checks,
-            incidents_open,
-            plugin_installs_refused,
-            fleet_connected,
-            fleet_outbox,
+            runs_queued: registered(
+                &mut r,
+                "runs_queued",
+                "Runs waiting for a free slot (the run queue's depth)",
+                Gauge::default(),
+            ),
+            runs_running: registered(
+                &mut r,
+                "runs_running",
+                "Runs holding a slot",
+                Gauge::default(),
+            ),
+            capability_uses: registered(
+                &mut r,
+                "capability_uses",
+                "Capability uses decided by the host's chokepoint, by capability and decision",
+                Family::<CapabilityLabel, Counter>::default(),
+            ),
+            monitor_checks: registered(
+                &mut r,
+                "monitor_checks",
+                "Monitor checks, by result (ok, warning, critical, unknown; error: the check could not run)",
+                Family::<StatusLabel, Counter>::default(),
+            ),
+            incidents_open: registered(
+                &mut r,
+                "incidents_open",
+                "Monitor incidents not resolved yet",
+                Gauge::default(),
+            ),
+            plugin_installs_refused: registered(
+                &mut r,
+                "plugin_installs_refused",
+                "Plugin installs refused (signature, trust, policy, rollback)",
+                Counter::default(),
+            ),
+            fleet_connected: registered(
+                &mut r,
+                "fleet_connected",
+                "1 while the fleet link is connected to NATS, 0 otherwise or without [fleet]",
+                Gauge::default(),
+            ),
+            fleet_outbox: registered(
+                &mut r,
+                "fleet_outbox",
+                "Messages waiting in the fleet link's outbox, by kind (result, event)",
+                Family::<KindLabel, Gauge>::default(),
+            ),
+            registry: r,
         }
     }
 }

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use warden_metrics::{BoxFuture, Source};
+use warden_metrics::{BoxFuture, Source, registered};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AgentsLabel {
@@ -64,69 +64,64 @@ pub struct ControllerMetrics {
 
 impl Default for ControllerMetrics {
     fn default() -> ControllerMetrics {
-        let mut registry = Registry::with_prefix("warden_controller");
-        let runs_dispatched = Counter::default();
-        registry.register(
-            "runs_dispatched",
-            "Fleet runs dispatched (recorded and sent; not those waiting for an approval)",
-            runs_dispatched.clone(),
-        );
-        let commands_sent = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "commands_sent",
-            "Commands published to agents: first sends and re-sends (unanswered, or an agent back online)",
-            commands_sent.clone(),
-        );
-        let results = Family::<StatusLabel, Counter>::default();
-        registry.register(
-            "results",
-            "Run results stored, by status (a duplicate delivery is not counted)",
-            results.clone(),
-        );
-        let results_ingested = Counter::default();
-        registry.register(
-            "results_ingested",
-            "Messages taken from the results stream (stored, duplicate or dropped)",
-            results_ingested.clone(),
-        );
-        let enrollments = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "enrollments",
-            "Enrollments completed, by outcome (enrolled, refused)",
-            enrollments.clone(),
-        );
-        let agents = Family::<AgentsLabel, Gauge>::default();
-        registry.register(
-            "agents",
-            "Enrolled agents by tenant and presence (online, overdue, offline, never-seen, revoked)",
-            agents.clone(),
-        );
-        let nats_connected = Gauge::default();
-        registry.register(
-            "nats_connected",
-            "1 while the controller's NATS connection is up, 0 otherwise",
-            nats_connected.clone(),
-        );
-        let approvals_pending = Gauge::default();
-        registry.register(
-            "approvals_pending",
-            "Four-eyes requests waiting for a second operator (not expired)",
-            approvals_pending.clone(),
-        );
-        let rollouts = Family::<PhaseLabel, Gauge>::default();
-        registry.register("rollouts", "Staged rollouts by phase", rollouts.clone());
+        let mut r = Registry::with_prefix("warden_controller");
         ControllerMetrics {
-            registry,
-            runs_dispatched,
-            commands_sent,
-            results,
-            results_ingested,
-            enrollments,
-            agents,
-            nats_connected,
-            approvals_pending,
-            rollouts,
+            runs_dispatched: registered(
+                &mut r,
+                "runs_dispatched",
+                "Fleet runs dispatched (recorded and sent; not those waiting for an approval)",
+                Counter::default(),
+            ),
+            commands_sent: registered(
+                &mut r,
+                "commands_sent",
+                "Commands published to agents: first sends and re-sends (unanswered, or an agent back online)",
+                Family::<KindLabel, Counter>::default(),
+            ),
+            results: registered(
+                &mut r,
+                "results",
+                "Run results stored, by status (a duplicate delivery is not counted)",
+                Family::<StatusLabel, Counter>::default(),
+            ),
+            results_ingested: registered(
+                &mut r,
+                "results_ingested",
+                "Messages taken from the results stream (stored, duplicate or dropped)",
+                Counter::default(),
+            ),
+            enrollments: registered(
+                &mut r,
+                "enrollments",
+                "Enrollments completed, by outcome (enrolled, refused)",
+                Family::<OutcomeLabel, Counter>::default(),
+            ),
+            agents: registered(
+                &mut r,
+                "agents",
+                "Enrolled agents by tenant and presence (online, overdue, offline, never-seen, revoked)",
+                Family::<AgentsLabel, Gauge>::default(),
+            ),
+            nats_connected: registered(
+                &mut r,
+                "nats_connected",
+                "1 while the controller's NATS connection is up, 0 otherwise",
+                Gauge::default(),
+            ),
+            approvals_pending: registered(
+                &mut r,
+                "approvals_pending",
+                "Four-eyes requests waiting for a second operator (not expired)",
+                Gauge::default(),
+            ),
+            rollouts: registered(
+                &mut r,
+                "rollouts",
+                "Staged rollouts by phase",
+                Family::<PhaseLabel, Gauge>::default(),
+            ),
             scraping: tokio::sync::Mutex::new(()),
+            registry: r,
         }
     }
 }

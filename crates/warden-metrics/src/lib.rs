@@ -14,3 +14,18 @@ mod server;
 pub use config::{MetricsConfig, MetricsConfigError};
 pub use prometheus_client;
 pub use server::{BoxFuture, CONTENT_TYPE, Source, bind, render, serve};
+
+/// Register `metric` as `name` in `registry` and hand it back: the registry keeps a clone, and
+/// clones share their value, so the owner moves what the registry encodes.
+pub fn registered<M>(
+    registry: &mut prometheus_client::registry::Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
