@@ -112,6 +112,28 @@ const RULES: &[Rule] = &[
         may_use: &[],
         never: HEAVY,
     },
+    // The Prometheus endpoint: an HTTP server and the metric types, nothing of either owner;
+    // the agent and the controller define what they count.
+    Rule {
+        krate: "warden-metrics",
+        may_use: &[],
+        never: &[
+            "wasmtime",
+            "wasmtime-wasi",
+            "warden-host",
+            "warden-agent",
+            "warden-controller",
+            "tonic",
+            "prost",
+            "rusqlite",
+        ],
+    },
+    // Client reports: pure computation and rendering over events the caller read.
+    Rule {
+        krate: "warden-report",
+        may_use: &[],
+        never: HEAVY,
+    },
     Rule {
         krate: "warden-audit",
         may_use: &["warden-core"],
@@ -166,6 +188,7 @@ const RULES: &[Rule] = &[
             "warden-fleet-identity",
             "warden-fleet-wire",
             "warden-access",
+            "warden-metrics",
         ],
         never: &[],
     },
@@ -180,6 +203,7 @@ const RULES: &[Rule] = &[
             "warden-access",
             "warden-fleet-identity",
             "warden-fleet-wire",
+            "warden-metrics",
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },

@@ -138,6 +138,7 @@ impl PluginManager {
 
     /// Record a refusal, then return it. An audit failure wins: it is the more urgent problem.
     fn refuse(&self, source: &str, err: InstallError) -> InstallError {
+        self.metrics.plugin_installs_refused.inc();
         match self.audit.append(
             "plugin.install-refused",
             json!({ "source": source, "reason": err.to_string() }),

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod fleet;
 pub mod grpc;
 pub mod install;
+pub mod metrics;
 pub mod plugins;
 pub mod record_cache;
 pub mod store;

@@ -4,6 +4,7 @@
 //! the sandbox runs it: the installed record, the grant (resolved once per run), the role, and an
 //! apply's durable audit record. Installs live in `install.rs`.
 
+use crate::metrics::AgentMetrics;
 use crate::record_cache::RecordCache;
 use crate::store::{InstalledPlugin, PluginStore, StoreError};
 use serde_json::Value;
@@ -40,6 +41,8 @@ pub struct PluginManager {
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) high_water: HighWaterMarks,
     records: RecordCache,
+    /// Counted here: capability uses and install refusals; the daemon adds the rest.
+    pub(crate) metrics: Arc<AgentMetrics>,
 }
 
 fn store_error(e: StoreError) -> RunError {
@@ -98,7 +101,13 @@ impl PluginManager {
             audit: Arc::new(audit),
             high_water: HighWaterMarks::new(data_dir),
             records: Default::default(),
+            metrics: Default::default(),
         })
+    }
+
+    /// The agent's metrics (docs/METRICS.md).
+    pub fn metrics(&self) -> &Arc<AgentMetrics> {
+        &self.metrics
     }
 
     pub fn policy(&self) -> &SitePolicy {
@@ -295,6 +304,7 @@ impl PluginManager {
             plugin: req.plugin.clone(),
             context: req.audit_context.clone(),
             durable: apply,
+            metrics: self.metrics.clone(),
         });
         self.sandbox.run(Job {
             manifest,
@@ -316,10 +326,12 @@ struct AuditTrail {
     plugin: String,
     context: Value,
     durable: bool,
+    metrics: Arc<AgentMetrics>,
 }
 
 impl UseObserver for AuditTrail {
     fn used(&self, used: &CapabilityUse) -> Result<(), String> {
+        self.metrics.capability_used(&used.capability, used.allowed);
         let record = use_record(&self.plugin, &self.context, used).map_err(|e| e.to_string())?;
         let written = if self.durable {
             self.audit.append_now(vec![record]).map(drop)

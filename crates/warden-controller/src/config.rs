@@ -65,6 +65,7 @@ struct RawConfig {
     tokens: Vec<TokenEntry>,
     audit: Option<RawAudit>,
     approvals: Option<crate::approvals::policy::RawApprovals>,
+    metrics: Option<warden_metrics::MetricsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +98,8 @@ pub struct ControllerConfig {
     pub audit_retention_days: u32,
     /// Four eyes (`[approvals]`, [`crate::approvals::policy`]); `None`: no run waits.
     pub approvals: Option<crate::approvals::ApprovalPolicy>,
+    /// `[metrics]`: the Prometheus endpoint (docs/METRICS.md); `None`: none is served.
+    pub metrics: Option<warden_metrics::MetricsConfig>,
 }
 
 impl ControllerConfig {
@@ -116,6 +119,7 @@ impl ControllerConfig {
             audit_rotate_bytes: warden_audit::files::DEFAULT_ROTATE_BYTES,
             audit_retention_days: crate::audit_retention::DEFAULT_RETENTION_DAYS,
             approvals: None,
+            metrics: None,
         }
     }
 
@@ -181,6 +185,10 @@ impl ControllerConfig {
             }
         }
         config.tokens = raw.tokens;
+        if let Some(metrics) = raw.metrics {
+            metrics.validate().map_err(|e| invalid(e.to_string()))?;
+            config.metrics = Some(metrics);
+        }
         if let Some(audit) = raw.audit {
             if let Some(bytes) = audit.rotate_bytes {
                 if bytes < MIN_AUDIT_ROTATE_BYTES {

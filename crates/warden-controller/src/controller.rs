@@ -60,6 +60,11 @@ pub enum FleetError {
     Keys(#[from] crate::keys::KeysError),
     #[error("internal: {0}")]
     Internal(String),
+    #[error("cannot serve the metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     /// Refused by the four-eyes rules ([`crate::approvals`]).
     #[error(transparent)]
     Approval(#[from] crate::approvals::ApprovalError),
@@ -139,6 +144,8 @@ pub struct Controller {
     pub(crate) approvals: Option<crate::approvals::ApprovalPolicy>,
     /// Serialises every change of every rollout (see `rollout`'s module doc).
     pub(crate) rollouts: tokio::sync::Mutex<()>,
+    /// What `/metrics` shows (docs/METRICS.md).
+    pub(crate) metrics: Arc<crate::metrics::ControllerMetrics>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -360,7 +367,8 @@ impl Controller {
             data["approval"] = approval;
         }
         self.audit("fleet.dispatch", data)?;
-        self.send(&record, &pairs).await?;
+        self.send(&record, &pairs, false).await?;
+        self.metrics.runs_dispatched.inc();
         Ok(Dispatched {
             run,
             agents: pairs.into_iter().map(|(a, _)| a).collect(),
@@ -406,10 +414,12 @@ impl Controller {
     }
 
     /// Publish the run's command to each of `agents`, then record the sends.
+    /// Publish `run`'s command to `agents`; `resend`: they were sent it before (counted apart).
     pub(crate) async fn send(
         &self,
         run: &RunRecord,
         agents: &[(AgentId, TenantId)],
+        resend: bool,
     ) -> Result<(), FleetError> {
         if agents.is_empty() {
             return Ok(());
@@ -429,6 +439,7 @@ impl Controller {
         let ids: Vec<AgentId> = agents.iter().map(|(a, _)| a.clone()).collect();
         self.store.record_sends(&run.id, &ids, self.now())?;
         let n = u64::try_from(agents.len()).unwrap_or(u64::MAX);
+        self.metrics.sent(resend, n);
         self.bump(|p| {
             p.sends += n;
             p.changes += 1;
@@ -517,7 +528,7 @@ impl Controller {
                     .filter(|t| due.contains(&t.agent))
                     .map(|t| (t.agent.clone(), t.tenant.clone()))
                     .collect();
-                self.send(&run, &pairs).await?;
+                self.send(&run, &pairs, true).await?;
             }
             if runs::can_close(&run, &targets, &results, now) {
                 let expired: Vec<&str> = targets
@@ -555,7 +566,7 @@ impl Controller {
             else {
                 continue;
             };
-            self.send(&run, &[(t.agent, t.tenant)]).await?;
+            self.send(&run, &[(t.agent, t.tenant)], true).await?;
         }
         Ok(())
     }
@@ -696,6 +707,7 @@ impl Controller {
         let mut changed = 0u64;
         for (result, outcome) in valid.iter().zip(&stored) {
             if matches!(outcome, Stored::New | Stored::Final) {
+                self.metrics.result_stored(result.status.name());
                 audits.push((
                     "fleet.result".to_string(),
                     serde_json::json!({
@@ -712,6 +724,7 @@ impl Controller {
             self.audit.append_batch(audits)?;
         }
         let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        self.metrics.results_ingested.inc_by(n);
         self.bump(|p| {
             p.results += n;
             if changed > 0 {
@@ -852,6 +865,7 @@ impl Controller {
         let mut state = lock(&self.enrollment);
         let Some(pending) = state.pending.take(response) else {
             drop(state);
+            self.metrics.enrollment(false);
             self.audit(
                 "fleet.enroll.refused",
                 serde_json::json!({ "step": "complete", "agent": response.agent, "error": "no such challenge" }),
@@ -874,6 +888,7 @@ impl Controller {
             Ok(e) => e,
             Err(e) => {
                 drop(state);
+                self.metrics.enrollment(false);
                 self.audit(
                     "fleet.enroll.refused",
                     serde_json::json!({ "step": "complete", "agent": response.agent, "error": e.to_string() }),
@@ -905,6 +920,7 @@ impl Controller {
         self.enrollments.commit(row, |batch| {
             self.store.record_enrollments(batch, now.as_secs())
         })?;
+        self.metrics.enrollment(true);
         self.audit(
             "fleet.enrolled",
             serde_json::json!({

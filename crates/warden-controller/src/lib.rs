@@ -26,6 +26,7 @@ pub mod distribution;
 pub mod enrollment;
 pub mod grpc;
 pub mod keys;
+pub mod metrics;
 pub mod nats;
 pub mod presence;
 pub mod renewal;

@@ -157,6 +157,7 @@ pub async fn start(
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
         approvals: config.approvals.clone(),
         rollouts: tokio::sync::Mutex::new(()),
+        metrics: Default::default(),
     });
     controller.audit.set_rotate_bytes(config.audit_rotate_bytes);
     prune_audit(&controller, config.audit_retention_days).await;
@@ -172,6 +173,10 @@ pub async fn start(
         .await
         .map_err(|e| FleetError::Nats(e.to_string()))?;
 
+    let metrics_listener = match &config.metrics {
+        Some(metrics) => Some(bind_metrics(&controller, metrics).await?),
+        None => None,
+    };
     let mut tasks = Vec::new();
     // The audit log's sealed files past the retention: at start (above) and daily.
     let c = controller.clone();
@@ -374,7 +379,39 @@ pub async fn start(
             }
         }));
     }
+    if let Some(listener) = metrics_listener {
+        tasks.push(serve_metrics(&controller, listener));
+    }
     Ok(Running { controller, tasks })
+}
+
+/// `[metrics]`: bind its address (before any loop is spawned, so a port in use fails the start
+/// with nothing left running) and audit where it serves.
+async fn bind_metrics(
+    controller: &Controller,
+    metrics: &warden_metrics::MetricsConfig,
+) -> Result<TcpListener, FleetError> {
+    let addr = metrics.listen;
+    let failed = |source| FleetError::Metrics { addr, source };
+    let listener = warden_metrics::bind(metrics).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    controller.audit(
+        "metrics.started",
+        serde_json::json!({ "listen": bound.to_string() }),
+    )?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(listener)
+}
+
+/// Serve `/metrics` on `listener`; aborted with the other loops by [`Running::stop`].
+fn serve_metrics(controller: &Arc<Controller>, listener: TcpListener) -> JoinHandle<()> {
+    let source = Arc::new(crate::metrics::ControllerSource {
+        controller: controller.clone(),
+    });
+    tokio::spawn(async move {
+        let (_never, stop) = watch::channel(false);
+        warden_metrics::serve(listener, source, stop).await;
+    })
 }
 
 /// The stream's next item if it is ready now, without waiting: `None` when it would wait.

@@ -108,6 +108,18 @@ impl History {
         })
     }
 
+    /// Incidents not resolved yet, of every monitor.
+    pub fn open_incident_count(&self) -> Result<u64, HistoryError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM incidents WHERE resolved_ms IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
     /// Trigger times of `monitor`'s incidents at or after `since`.
     pub fn incident_triggers_since(
         &self,

@@ -4,6 +4,7 @@
 mod audit;
 mod author;
 mod baseline;
+mod client_report;
 mod controller;
 mod ctl;
 mod enroll;

@@ -1,7 +1,9 @@
 //! `warden report`: the SLA figures of the monitors over a period, from the incidents in the
-//! history database (incidents counted by when they triggered).
+//! history database (incidents counted by when they triggered); with `--format html|csv`, the
+//! client report of the same history (`client_report`).
 
 use super::Context;
+use super::client_report::{self, Format};
 use super::output::inert;
 use super::times;
 use anyhow::{Context as _, Result, bail};
@@ -11,11 +13,24 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use warden_history::{History, MonitorSla};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ReportArgs {
     /// The last DAYS days up to now (default 30).
-    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to"])]
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["from", "to", "month"])]
     pub since: Option<u32>,
+    /// A calendar month, UTC: `2026-11`.
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
+    pub month: Option<String>,
+    /// `html` or `csv`: the client report (uptime per service, SLA per priority, by NIST CSF
+    /// function) instead of the table.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// The client report's services and SLA targets (a TOML file; see docs/AUTOMATION.md).
+    #[arg(long, value_name = "FILE")]
+    pub sla: Option<std::path::PathBuf>,
+    /// The client's name on the client report (default `local`).
+    #[arg(long, value_name = "NAME", default_value = "local")]
+    pub tenant: String,
     /// Start of the period: a date (`2026-05-01`, UTC midnight) or an RFC 3339 time.
     #[arg(long, value_name = "WHEN")]
     pub from: Option<String>,
@@ -36,7 +51,21 @@ fn parse_when(text: &str) -> Result<DateTime<Utc>> {
     Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
+/// `2026-11`: its first day and the next month's, UTC.
+fn month(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let first = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
+        .with_context(|| format!("`{text}` is not a month (YYYY-MM)"))?;
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .with_context(|| format!("`{text}`: no month after it"))?;
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    Ok((midnight(first), midnight(next)))
+}
+
 fn period(args: &ReportArgs, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    if let Some(m) = &args.month {
+        return month(m);
+    }
     let (from, to) = match &args.from {
         Some(f) => (
             parse_when(f)?,
@@ -103,6 +132,17 @@ fn render(from: DateTime<Utc>, to: DateTime<Utc>, rows: &[MonitorSla]) -> String
 fn report(cx: &Context, args: &ReportArgs, now: DateTime<Utc>) -> Result<String> {
     let (from, to) = period(args, now)?;
     let history = History::open(&cx.data_dir)?;
+    if args.format != Format::Text {
+        let settings = client_report::settings(args.sla.as_deref())?;
+        return client_report::render(
+            &history,
+            (from, to),
+            args.monitor.as_deref(),
+            &args.tenant,
+            &settings,
+            args.format,
+        );
+    }
     let rows = history.sla_report(from, to, args.monitor.as_deref())?;
     if cx.json {
         let doc = serde_json::json!({ "from": from, "to": to, "monitors": rows });
@@ -166,10 +206,11 @@ mod tests {
 
     fn args(from: &str, to: &str, monitor: Option<&str>) -> ReportArgs {
         ReportArgs {
-            since: None,
             from: Some(from.into()),
             to: Some(to.into()),
             monitor: monitor.map(Into::into),
+            tenant: "local".into(),
+            ..ReportArgs::default()
         }
     }
 
@@ -216,9 +257,7 @@ mod tests {
         let (_dir, cx) = seeded(false);
         let since = ReportArgs {
             since: Some(2),
-            from: None,
-            to: None,
-            monitor: None,
+            ..ReportArgs::default()
         };
         // From May 3 00:00 to May 5 00:00: d2 and w1.
         let out = report(&cx, &since, t(5, 0)).expect("report");
@@ -231,5 +270,59 @@ mod tests {
         assert!(report(&cx, &args("yesterday", "2026-05-01", None), t(9, 0)).is_err());
         let empty = report(&cx, &args("2025-01-01", "2025-02-01", None), t(9, 0)).expect("report");
         assert!(empty.contains("no incidents in this period"));
+    }
+
+    #[test]
+    fn the_client_report_of_a_month_in_csv_and_html() {
+        let (dir, cx) = seeded(false);
+        let sla = dir.path().join("sla.toml");
+        std::fs::write(
+            &sla,
+            "[targets]\nP1 = 30\n[[service]]\nmonitor = \"disk\"\npriority = \"P1\"\ncsf = \"PR.PS\"\n",
+        )
+        .expect("sla file");
+        let mut args = ReportArgs {
+            month: Some("2026-05".into()),
+            format: Format::Csv,
+            sla: Some(sla),
+            tenant: "acme".into(),
+            ..ReportArgs::default()
+        };
+        let csv = report(&cx, &args, t(20, 0)).expect("csv");
+        let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines[0], warden_report::csv::HEADER.join(","));
+        assert_eq!(lines.len(), 3, "{csv}");
+        // disk: `old` opened May 1 00:00 and d1's opening (May 2 00:00) repeats it: one incident,
+        // closed by d1's resolve (+180 s; `old`'s later resolve is stray); d2 is 3780 s. Both
+        // are over the 30 min P1 target.
+        let disk: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(
+            &disk[..3],
+            ["acme", "2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"]
+        );
+        assert_eq!(&disk[3..5], ["Protect", "PR.PS"]);
+        assert_eq!(&disk[6..8], ["disk", "P1"]);
+        assert_eq!(
+            &disk[9..],
+            ["90360", "2", "2", "0", "2", "45180", "1800"],
+            "{}",
+            lines[1]
+        );
+        // web: open since May 4, P3 without a target.
+        let web: Vec<&str> = lines[2].split(',').collect();
+        assert_eq!(
+            (web[3], web[4], web[6], web[7]),
+            ("Detect", "DE.CM", "web", "P3")
+        );
+        assert_eq!(&web[10..14], ["1", "0", "1", "0"], "{}", lines[2]);
+        args.format = Format::Html;
+        let html = report(&cx, &args, t(20, 0)).expect("html");
+        assert!(
+            html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+            "{html}"
+        );
+        assert!(html.contains("Protect (PR.PS)") && html.contains("Detect (DE.CM)"));
+        args.month = Some("2026-13".into());
+        assert!(report(&cx, &args, t(20, 0)).is_err(), "no 13th month");
     }
 }

@@ -251,14 +251,14 @@ impl Agent {
             .expect("connect")
     }
 
-    async fn runbooks(&self, role: Role) -> pb::runbooks_client::RunbooksClient<Authed> {
+    pub(crate) async fn runbooks(&self, role: Role) -> pb::runbooks_client::RunbooksClient<Authed> {
         pb::runbooks_client::RunbooksClient::with_interceptor(
             self.channel().await,
             bearer(token(role)),
         )
     }
 
-    async fn plugins(&self, role: Role) -> pb::plugins_client::PluginsClient<Authed> {
+    pub(crate) async fn plugins(&self, role: Role) -> pb::plugins_client::PluginsClient<Authed> {
         pb::plugins_client::PluginsClient::with_interceptor(
             self.channel().await,
             bearer(token(role)),
@@ -394,10 +394,10 @@ impl Drop for Agent {
     }
 }
 
-type Authed = InterceptedService<Channel, Bearer>;
+pub(crate) type Authed = InterceptedService<Channel, Bearer>;
 
 #[derive(Clone)]
-struct Bearer(Option<String>);
+pub(crate) struct Bearer(Option<String>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -458,7 +458,7 @@ async fn raw_call(channel: Channel, path: &str, token: Option<&str>) -> tonic::S
     }
 }
 
-async fn watch_all(
+pub(crate) async fn watch_all(
     client: &mut pb::runbooks_client::RunbooksClient<Authed>,
     run_id: &str,
 ) -> Vec<pb::RunEvent> {
@@ -513,7 +513,7 @@ async fn start_sleepy(
     (started, stream)
 }
 
-async fn trigger(
+pub(crate) async fn trigger(
     client: &mut pb::runbooks_client::RunbooksClient<Authed>,
     name: &str,
     params: &[(&str, &str)],

@@ -129,6 +129,11 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     pub(crate) fn start() -> Fleet {
+        Fleet::start_with("")
+    }
+
+    /// With `extra` appended to the controller's config (after its tables).
+    pub(crate) fn start_with(extra: &str) -> Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("controller.toml");
         let write_config = |nats_url: &str| {
@@ -137,7 +142,7 @@ impl Fleet {
                 format!(
                     "data-dir = \"controller-data\"\nlisten = \"127.0.0.1:0\"\nnats-url = {nats_url:?}\n\
                      tenants = [\"acme\", \"globex\"]\n\
-                     [[tokens]]\nname = \"noc\"\nrole = \"admin\"\nsha256 = {:?}\n",
+                     [[tokens]]\nname = \"noc\"\nrole = \"admin\"\nsha256 = {:?}\n{extra}",
                     token_hash(NOC_TOKEN)
                 ),
             )
@@ -265,6 +270,18 @@ impl Fleet {
     /// then start a `warden serve` process with that identity and `tags`, with `fleet-hello`
     /// and `sleepy` (a nap of `nap` seconds) installed signed by the trusted publisher.
     pub(crate) fn agent(&self, tenant: &str, name: &str, tags: &str, nap: &str) -> FleetAgent {
+        self.agent_with(tenant, name, tags, nap, "")
+    }
+
+    /// [`Fleet::agent`] with `extra` appended to its agent.toml (after `[fleet]`).
+    pub(crate) fn agent_with(
+        &self,
+        tenant: &str,
+        name: &str,
+        tags: &str,
+        nap: &str,
+        extra: &str,
+    ) -> FleetAgent {
         let token = self.fleet(&["enroll-token", "--tenant", tenant])["token"]["token"]
             .as_str()
             .expect("a token")
@@ -298,7 +315,7 @@ impl Fleet {
         let id = printed["agent"].as_str().expect("agent id").to_string();
         let section = format!(
             "[fleet]\nurls = [{:?}]\ntenant = {tenant:?}\ncredentials = {:?}\nheartbeat-interval-secs = 1\n\
-             [fleet.tags]\n{tags}\n",
+             [fleet.tags]\n{tags}\n{extra}",
             self.nats.url(0),
             creds.display().to_string()
         );

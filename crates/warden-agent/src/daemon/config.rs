@@ -38,6 +38,9 @@ pub struct AgentConfig {
     /// `[tickets]`: escalations to a PSA through a ticketing plugin (docs/AUTOMATION.md).
     #[serde(default)]
     pub tickets: Option<crate::tickets::config::TicketsConfig>,
+    /// `[metrics]`: the Prometheus endpoint (docs/METRICS.md); absent, none is served.
+    #[serde(default)]
+    pub metrics: Option<warden_metrics::MetricsConfig>,
     /// Validated automation (relative runbook paths resolved against the config's directory).
     #[serde(skip)]
     pub automation: Automation,
@@ -303,6 +306,9 @@ impl AgentConfig {
         }
         if let Some(tickets) = &mut config.tickets {
             tickets.validate(base).map_err(invalid)?;
+        }
+        if let Some(metrics) = &config.metrics {
+            metrics.validate().map_err(|e| invalid(e.to_string()))?;
         }
         config.automation = AutomationConfig {
             schedules: config.schedules.clone(),

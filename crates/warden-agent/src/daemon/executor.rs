@@ -14,7 +14,7 @@ use warden_automation::{
     RunOutcome, RunbookLaunch,
 };
 use warden_core::RunRequest;
-use warden_core::report::{Invocation, Output};
+use warden_core::report::{CheckStatus, Invocation, Output};
 use warden_history::{History, now_ms};
 
 pub struct DaemonExecutor {
@@ -60,31 +60,19 @@ impl Executor for DaemonExecutor {
     fn run_check(&self, req: CheckLaunch) -> BoxFuture<Result<CheckOutcome, LaunchError>> {
         let runner = self.state.runner.clone();
         let history = self.state.runs.history().clone();
+        let metrics = runner.metrics().clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                // Validated when the config was loaded; parsed again for its typed config.
-                if let Some(BuiltinCheck::Drift(drift)) =
-                    BuiltinCheck::parse(&req.plugin, &req.config).map_err(LaunchError)?
-                {
-                    return drift_check(&runner, &history, &req.monitor, &drift);
-                }
-                let mut run =
-                    RunRequest::new(&req.plugin, Invocation::Check).with_config(req.config);
-                run.audit_context = json!({ "monitor": req.monitor });
-                match runner.run(&run).result {
-                    Ok(Output::Check(c)) => Ok(CheckOutcome {
-                        status: c.status,
-                        summary: c.summary,
-                    }),
-                    Ok(_) => Err(LaunchError(format!(
-                        "{} did not return a check result",
-                        req.plugin
-                    ))),
-                    Err(e) => Err(LaunchError(e.to_string())),
-                }
-            })
-            .await
-            .map_err(blocking_error)?
+            let outcome = run_check(runner, history, req).await;
+            metrics.monitor_checked(match &outcome {
+                Ok(c) => match c.status {
+                    CheckStatus::Ok => "ok",
+                    CheckStatus::Warning => "warning",
+                    CheckStatus::Critical => "critical",
+                    CheckStatus::Unknown => "unknown",
+                },
+                Err(_) => "error",
+            });
+            outcome
         })
     }
 
@@ -108,6 +96,37 @@ impl Executor for DaemonExecutor {
             detail,
         });
     }
+}
+
+/// One check: a built-in one around its plugin, or the plugin's `check`, off the async workers.
+async fn run_check(
+    runner: Arc<crate::PluginManager>,
+    history: Arc<History>,
+    req: CheckLaunch,
+) -> Result<CheckOutcome, LaunchError> {
+    tokio::task::spawn_blocking(move || {
+        // Validated when the config was loaded; parsed again for its typed config.
+        if let Some(BuiltinCheck::Drift(drift)) =
+            BuiltinCheck::parse(&req.plugin, &req.config).map_err(LaunchError)?
+        {
+            return drift_check(&runner, &history, &req.monitor, &drift);
+        }
+        let mut run = RunRequest::new(&req.plugin, Invocation::Check).with_config(req.config);
+        run.audit_context = json!({ "monitor": req.monitor });
+        match runner.run(&run).result {
+            Ok(Output::Check(c)) => Ok(CheckOutcome {
+                status: c.status,
+                summary: c.summary,
+            }),
+            Ok(_) => Err(LaunchError(format!(
+                "{} did not return a check result",
+                req.plugin
+            ))),
+            Err(e) => Err(LaunchError(e.to_string())),
+        }
+    })
+    .await
+    .map_err(blocking_error)?
 }
 
 /// `builtin:drift`: a fresh inventory from the discovery plugin, sandboxed, audited and

@@ -68,6 +68,11 @@ pub enum DaemonError {
     Monitor { monitor: String, message: String },
     #[error(transparent)]
     Tickets(#[from] crate::tickets::TicketsError),
+    #[error("cannot serve the metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl AgentState {
@@ -262,6 +267,42 @@ async fn start_fleet_link(
     link.start()
         .await
         .map_err(|e| DaemonError::Fleet(e.to_string()))
+}
+
+/// `[metrics]`: bind its address (before anything is spawned, so a port in use fails the
+/// start cleanly) and audit where it serves.
+async fn bind_metrics(
+    metrics: &warden_metrics::MetricsConfig,
+    runner: &PluginManager,
+) -> Result<tokio::net::TcpListener, DaemonError> {
+    let addr = metrics.listen;
+    let listener = warden_metrics::bind(metrics)
+        .await
+        .map_err(|source| DaemonError::Metrics { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Metrics { addr, source })?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    runner
+        .audit()
+        .append("metrics.started", json!({ "listen": bound.to_string() }))?;
+    Ok(listener)
+}
+
+/// Serve `/metrics` on `listener` until `stop`.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    runner: &Arc<PluginManager>,
+    runs: &Arc<RunManager>,
+    link: Option<&crate::fleet::RunningLink>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let source = Arc::new(crate::metrics::AgentSource {
+        metrics: runner.metrics().clone(),
+        runs: runs.clone(),
+        link: link.map(crate::fleet::RunningLink::probe),
+    });
+    tokio::spawn(warden_metrics::serve(listener, source, stop))
 }
 
 /// Largest enrollment token file read (a token is a JWT of well under 2 KiB).
@@ -481,12 +522,25 @@ pub async fn serve_reloading(
     )?;
     // Vouches for everything before this start, including what the CLI appended meanwhile.
     runner.audit().checkpoint(true)?;
+    let metrics_listener = match &config.metrics {
+        Some(metrics) => Some(bind_metrics(metrics, &runner).await?),
+        None => None,
+    };
     // Before any task is spawned, so a link that cannot start leaves nothing running; and
     // subscribed to the agent's events before the automation can send any.
     let fleet_link = match &config.fleet {
         Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
         None => None,
     };
+    let metrics_server = metrics_listener.map(|listener| {
+        serve_metrics(
+            listener,
+            &runner,
+            &runs,
+            fleet_link.as_ref(),
+            stop_tx.subscribe(),
+        )
+    });
     let (checkpoint_stop_tx, checkpoint_stop) = watch::channel(false);
     let checkpointer = config.audit.checkpoint_key.is_some().then(|| {
         tokio::spawn(checkpoints(
@@ -561,6 +615,9 @@ pub async fn serve_reloading(
     }
     api.health.stopping().await;
     let _ = stop_tx.send(true);
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
     let _ = server_stop_tx.send(());
     // Open streams end with `stopping`; a connection that lingers does not hold the agent up.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

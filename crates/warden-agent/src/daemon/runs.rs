@@ -299,6 +299,17 @@ impl RunManager {
         &self.history
     }
 
+    /// Runs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Runs holding a slot.
+    pub fn running(&self) -> usize {
+        self.max_running
+            .saturating_sub(self.slots.available_permits())
+    }
+
     pub fn live(&self, id: &str) -> Option<Arc<LiveRun>> {
         self.live.lock().ok()?.get(id)
     }
@@ -393,6 +404,7 @@ impl RunManager {
                 }
             };
             job.live.started.store(true, Ordering::SeqCst);
+            job.runner.metrics().runs_started.inc();
             let finished = job.execute().await;
             drop(permit);
             let _ = done_tx.send(finished);
@@ -471,6 +483,7 @@ struct Job {
 
 impl Job {
     fn announce(&self, status: RunStatus) {
+        self.runner.metrics().run_finished(status);
         let _ = self.events.send(AgentEvent {
             at_ms: now_ms(),
             kind: "run.finished".into(),
@@ -502,6 +515,7 @@ impl Job {
     }
 
     async fn execute(self) -> Finished {
+        let started = Instant::now();
         let (runner, history, live, spec) = (
             self.runner.clone(),
             self.history.clone(),
@@ -538,6 +552,11 @@ impl Job {
             self.live.finish(RunStatus::Failed, message);
         }
         let status = self.live.status().unwrap_or(RunStatus::Failed);
+        // Before the announcement, so whoever hears of the end sees its duration counted.
+        self.runner
+            .metrics()
+            .run_duration
+            .observe(started.elapsed().as_secs_f64());
         self.announce(status);
         Finished {
             run_id: self.live.id.clone(),

@@ -81,6 +81,26 @@ pub struct RunningLink {
     tasks: Vec<JoinHandle<()>>,
     client: async_nats::Client,
     core: Arc<LinkCore>,
+    connected: watch::Receiver<bool>,
+}
+
+/// What the agent's metrics read of a running link at each scrape.
+#[derive(Clone)]
+pub struct LinkProbe {
+    connected: watch::Receiver<bool>,
+    store: Arc<FleetStore>,
+}
+
+impl LinkProbe {
+    /// Connected to a NATS server now.
+    pub fn connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Entries waiting in the outbox: (results, events). Blocking (SQLite).
+    pub fn outbox_len(&self) -> Result<(u64, u64), StoreError> {
+        self.store.outbox_len()
+    }
 }
 
 impl std::fmt::Debug for RunningLink {
@@ -233,6 +253,7 @@ impl FleetLink {
             tasks,
             client,
             core,
+            connected,
         })
     }
 }
@@ -256,6 +277,14 @@ impl RunningLink {
         }
         let _ = self.client.drain().await;
         self.core.audit("fleet.link-stopped", json!({}));
+    }
+
+    /// What the metrics read of this link.
+    pub fn probe(&self) -> LinkProbe {
+        LinkProbe {
+            connected: self.connected.clone(),
+            store: self.core.store.clone(),
+        }
     }
 
     /// Entries waiting in the outbox: (results, events).

@@ -37,7 +37,7 @@ pub use config::FleetConfig;
 pub use events::fleet_kind;
 pub use heartbeat::HeartbeatSettings;
 pub use identity::{FleetIdentity, IdentityError, store_credentials};
-pub use link::{FleetLink, LinkError, LinkSettings, RunningLink};
+pub use link::{FleetLink, LinkError, LinkProbe, LinkSettings, RunningLink};
 pub use publisher::{ACK_TIMEOUT, DRAIN_AT_STOP, RETRY_MAX, RETRY_MIN};
 pub use seam::{
     FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd, RunOutcome, RunRefused,

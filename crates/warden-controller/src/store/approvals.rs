@@ -22,6 +22,8 @@ pub trait ApprovalStore: Send + Sync {
     fn approval(&self, id: &RequestId) -> Result<Option<ApprovalRecord>, StoreError>;
     /// Newest first.
     fn approvals(&self, limit: usize) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// Requests still waiting for a decision at `now` (pending and not expired).
+    fn pending_approvals(&self, now: UnixMillis) -> Result<u64, StoreError>;
     /// Apply `decision` if the request is in its `from` state; `false` if it was not (decided
     /// meanwhile, or no such request).
     fn decide_approval(&self, id: &RequestId, decision: &Decision<'_>) -> Result<bool, StoreError>;

@@ -249,6 +249,8 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError>;
     /// Rollouts the tick still drives (pending or running), oldest first.
     fn active_rollouts(&self) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError>;
+    /// How many rollouts are in each phase (phases with none are absent).
+    fn rollout_phases(&self) -> Result<Vec<(String, u64)>, StoreError>;
     fn save_rollout_state(
         &self,
         id: &str,

@@ -512,6 +512,10 @@ impl FleetStore for SqliteStore {
         rollouts::active(&self.db())
     }
 
+    fn rollout_phases(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        rollouts::phases(&self.db())
+    }
+
     fn save_rollout_state(
         &self,
         id: &str,

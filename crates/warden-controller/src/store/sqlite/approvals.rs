@@ -105,6 +105,15 @@ impl ApprovalStore for SqliteStore {
         collect(&mut stmt, params![limit], record_from)
     }
 
+    fn pending_approvals(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let n: i64 = self.db().query_row(
+            "SELECT COUNT(*) FROM approval_requests WHERE state = ?1 AND expires_ms > ?2",
+            params![ApprovalState::Pending.name(), now.as_millis()],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn decide_approval(&self, id: &RequestId, d: &Decision<'_>) -> Result<bool, StoreError> {
         let changed = self.db().execute(
             "UPDATE approval_requests

@@ -123,6 +123,14 @@ pub(super) fn active(db: &Connection) -> Result<Vec<RolloutRecord>, StoreError> 
     collect(&mut stmt, [], record)
 }
 
+pub(super) fn phases(db: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt =
+        db.prepare("SELECT phase, COUNT(*) FROM rollouts GROUP BY phase ORDER BY phase")?;
+    collect(&mut stmt, [], |r| {
+        Ok((r.get(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+    })
+}
+
 pub(super) fn save_state(
     db: &Connection,
     id: &str,

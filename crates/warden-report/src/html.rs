@@ -1,0 +1,211 @@
+//! The report as one self-contained HTML file: inline CSS, SVG charts, no script, no external
+//! resource (a client opens it offline, or prints it to PDF). Every text that came from an agent
+//! or a config (tenant, agent and monitor names) goes through [`escape`].
+
+use crate::{CsfCategory, Report, ServiceReport, time};
+use std::fmt::Write as _;
+
+/// Text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters (ANSI escapes among them) are shown inert, as U+FFFD.
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:0.5em 0 1.5em}\
+th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}\
+.breach{color:#b00020;font-weight:600}h2{margin-top:1.5em}";
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2} %")).unwrap_or_else(|| "—".into())
+}
+
+fn dur(v: Option<f64>) -> String {
+    v.map(time::duration).unwrap_or_else(|| "—".into())
+}
+
+/// Horizontal bars of each service's uptime (the axis from 90 % to 100 %, where SLAs live; a
+/// lower uptime is drawn at the left edge).
+fn uptime_chart(services: &[&ServiceReport]) -> String {
+    const ROW: usize = 22;
+    const LABEL: usize = 260;
+    const BAR: f64 = 400.0;
+    let height = services.len() * ROW + 24;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"uptime per service\">",
+        LABEL + BAR as usize + 80
+    );
+    for (i, s) in services.iter().enumerate() {
+        let y = i * ROW;
+        let share = ((s.uptime_pct - 90.0) / 10.0).clamp(0.0, 1.0);
+        let colour = if s.breaches() > 0 {
+            "#b00020"
+        } else {
+            "#2e7d32"
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text>\
+             <rect x=\"{LABEL}\" y=\"{}\" width=\"{:.1}\" height=\"16\" fill=\"{colour}\"/>\
+             <text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{:.2} %</text>",
+            y + 14,
+            escape(&format!("{} / {}", s.agent, s.monitor)),
+            y + 2,
+            share * BAR,
+            LABEL as f64 + share * BAR + 6.0,
+            y + 14,
+            s.uptime_pct
+        );
+    }
+    let axis = services.len() * ROW + 16;
+    let _ = write!(
+        svg,
+        "<text x=\"{LABEL}\" y=\"{axis}\" font-size=\"11\">90 %</text>\
+         <text x=\"{}\" y=\"{axis}\" font-size=\"11\">100 %</text></svg>",
+        LABEL + BAR as usize - 30
+    );
+    svg
+}
+
+/// The HTML text.
+pub fn render(report: &Report) -> String {
+    let tenant = escape(&report.tenant);
+    let period = format!(
+        "{} – {}",
+        time::date(report.from_ms),
+        time::date(report.to_ms - 1)
+    );
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Service report: {tenant}, {period}</title><style>{STYLE}</style></head><body>\
+         <h1>Service report: {tenant}</h1><p>Period {period} (UTC). Uptime, incidents and time \
+         to restore per monitored service, against the SLA targets per priority, grouped by NIST \
+         CSF 2.0 function.</p>"
+    );
+    h.push_str(
+        "<h2>SLA by priority</h2><table><tr><th>Priority</th><th>Target</th><th>Incidents</th>\
+         <th>Breached</th><th>Met</th><th>MTTR</th></tr>",
+    );
+    for p in &report.priorities {
+        let class = if p.breached > 0 {
+            " class=\"breach\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\"{class}>{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            p.priority.name(),
+            dur(p.target_ms.map(|t| t as f64)),
+            p.incidents,
+            p.breached,
+            pct(p.met_pct),
+            dur(p.mttr_ms)
+        );
+    }
+    h.push_str("</table>");
+    for category in CsfCategory::ALL {
+        let services: Vec<&ServiceReport> = report
+            .services
+            .iter()
+            .filter(|s| s.category == category)
+            .collect();
+        if services.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            h,
+            "<h2>{} ({})</h2>{}<table><tr><th>Agent</th><th>Service</th><th>Priority</th>\
+             <th>Uptime</th><th>Downtime</th><th>Incidents</th><th>Open</th><th>Breached</th>\
+             <th>MTTR</th></tr>",
+            category.function(),
+            category.id(),
+            uptime_chart(&services)
+        );
+        for s in services {
+            let class = if s.breaches() > 0 {
+                " class=\"breach\""
+            } else {
+                ""
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.3} %</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\"{class}>{}</td><td class=\"n\">{}</td></tr>",
+                escape(&s.agent),
+                escape(&s.monitor),
+                s.priority.name(),
+                s.uptime_pct,
+                time::duration(s.downtime_ms as f64),
+                s.incidents.len(),
+                s.incidents.len() - s.resolved(),
+                s.breaches(),
+                dur(s.mttr_ms)
+            );
+        }
+        h.push_str("</table>");
+    }
+    if report.services.is_empty() {
+        h.push_str("<p>No incident in this period.</p>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Event, EventKind, TenantSettings, compute};
+
+    #[test]
+    fn text_from_agents_is_escaped_and_the_file_is_self_contained() {
+        let hostile = "<script>alert(1)</script>\u{1b}[31m";
+        let events = [Event {
+            at_ms: 1_000,
+            agent: hostile.into(),
+            monitor: "disk\"><img src=x onerror=alert(2)>".into(),
+            kind: EventKind::Opened,
+        }];
+        let report =
+            compute("a&b", 0, 86_400_000, &events, &TenantSettings::default()).expect("report");
+        let html = render(&report);
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains('\u{1b}'), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("Service report: a&amp;b"), "{html}");
+        assert!(html.contains("<svg"), "a chart: {html}");
+        assert!(html.contains("<h2>Detect (DE.CM)</h2>"), "{html}");
+        for external in ["http://", "https://", "src=\"", "<link", "@import"] {
+            let outside_svg_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+            assert!(!outside_svg_ns.contains(external), "{external} in {html}");
+        }
+    }
+
+    #[test]
+    fn an_empty_period_says_so() {
+        let report =
+            compute("acme", 0, 86_400_000, &[], &TenantSettings::default()).expect("report");
+        assert!(render(&report).contains("No incident in this period."));
+    }
+}

@@ -1,0 +1,150 @@
+//! `warden report --format html|csv`: the client report (`warden-report`) of this agent's own
+//! history: its incidents as opened (the first failing check) and resolved events, classed by
+//! the `--sla` file's services and measured against its targets.
+//!
+//! The `--sla` file:
+//!
+//! ```toml
+//! [targets]            # longest time to restore, in minutes, per priority
+//! P1 = 60
+//! P2 = 240
+//! [[service]]          # first match wins; a monitor no entry names is P3 in DE.CM
+//! monitor = "backup*"  # a name, or a prefix ending in `*`
+//! priority = "P1"
+//! csf = "RC.RP"        # GV, ID.AM, PR.PS, DE.CM, RS.MI, RC.RP
+//! ```
+
+use anyhow::{Context as _, Result, bail};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use warden_history::History;
+use warden_report::{CsfCategory, Event, EventKind, Priority, ServiceRule, TenantSettings};
+
+/// The formats of `warden report`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The SLA table for people (the default).
+    #[default]
+    Text,
+    /// The client report as one self-contained HTML file.
+    Html,
+    /// The client report as CSV, one row per service.
+    Csv,
+}
+
+/// Largest `--sla` file read.
+const MAX_SLA_FILE_BYTES: u64 = 256 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaFile {
+    #[serde(default)]
+    targets: BTreeMap<String, u64>,
+    #[serde(default, rename = "service")]
+    services: Vec<RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    monitor: String,
+    priority: String,
+    csf: String,
+}
+
+fn priority(text: &str) -> Result<Priority> {
+    Priority::parse(text).with_context(|| format!("priority `{text}`: one of P1, P2, P3, P4"))
+}
+
+/// The report settings of `--sla` (none: every monitor P3 in DE.CM, no targets).
+pub fn settings(path: Option<&Path>) -> Result<TenantSettings> {
+    let Some(path) = path else {
+        return Ok(TenantSettings::default());
+    };
+    let bytes = warden_core::fsutil::read_capped(path, MAX_SLA_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{} is not text", path.display()))?;
+    let file: SlaFile =
+        toml::from_str(&text).with_context(|| format!("{}: not an SLA file", path.display()))?;
+    let mut targets = BTreeMap::new();
+    for (name, minutes) in file.targets {
+        if minutes == 0 {
+            bail!("{}: target {name} = 0 minutes", path.display());
+        }
+        targets.insert(priority(&name)?, minutes.saturating_mul(60_000));
+    }
+    let mut rules = Vec::new();
+    for s in file.services {
+        if s.monitor.is_empty() {
+            bail!("{}: a [[service]] has an empty monitor", path.display());
+        }
+        rules.push(ServiceRule {
+            priority: priority(&s.priority)?,
+            category: CsfCategory::parse(&s.csf).with_context(|| {
+                format!(
+                    "csf `{}`: one of GV, ID.AM, PR.PS, DE.CM, RS.MI, RC.RP",
+                    s.csf
+                )
+            })?,
+            monitor: s.monitor,
+        });
+    }
+    Ok(TenantSettings { rules, targets })
+}
+
+/// This agent's incidents up to `to` as report events (earlier ones decide what is open at
+/// `from`).
+fn events(
+    history: &History,
+    to: DateTime<Utc>,
+    monitor: Option<&str>,
+    agent: &str,
+) -> Result<Vec<Event>> {
+    let rows = history.incident_rows(DateTime::<Utc>::UNIX_EPOCH, to, monitor)?;
+    let mut events = Vec::with_capacity(rows.len() * 2);
+    for row in rows {
+        events.push(Event {
+            at_ms: row.detected_at.timestamp_millis(),
+            agent: agent.to_string(),
+            monitor: row.monitor.clone(),
+            kind: EventKind::Opened,
+        });
+        if let Some(resolved) = row.resolved_at {
+            events.push(Event {
+                at_ms: resolved.timestamp_millis(),
+                agent: agent.to_string(),
+                monitor: row.monitor,
+                kind: EventKind::Resolved,
+            });
+        }
+    }
+    Ok(events)
+}
+
+/// The client report of `[from, to)` in `format` (HTML or CSV).
+pub fn render(
+    history: &History,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    monitor: Option<&str>,
+    tenant: &str,
+    settings: &TenantSettings,
+    format: Format,
+) -> Result<String> {
+    let (from, to) = period;
+    let agent = warden_agent::daemon::host_name();
+    let events = events(history, to, monitor, &agent)?;
+    let report = warden_report::compute(
+        tenant,
+        from.timestamp_millis(),
+        to.timestamp_millis(),
+        &events,
+        settings,
+    )?;
+    Ok(match format {
+        Format::Csv => warden_report::csv::render(&report),
+        Format::Html | Format::Text => warden_report::html::render(&report),
+    })
+}
