@@ -183,6 +183,24 @@ const RULES: &[Rule] = &[
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },
+    // The web console (issue 18): an HTTP adapter over the controller's core, as the gRPC one
+    // is; it renders what the controller knows and never the sandbox or the agent.
+    Rule {
+        krate: "warden-console",
+        may_use: &[
+            "warden-controller",
+            "warden-access",
+            "warden-fleet-identity",
+            "warden-fleet-wire",
+        ],
+        never: &[
+            "warden-host",
+            "warden-agent",
+            "wasmtime",
+            "wasmtime-wasi",
+            "warden-proto",
+        ],
+    },
     // The binary, the tests, the benchmark and the tooling sit on top and may use anything;
     // so does the simulated fleet, test support for the scale test and the benchmark only.
     Rule {
