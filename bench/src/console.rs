@@ -138,7 +138,8 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
     })?;
     config.nats_url = nats.url(0);
     let clock = ManualClock::new(UnixMillis::now());
-    let mut running = serve::start(&config, Arc::new(clock.clone()), Options { tick: None }).await?;
+    let mut running =
+        serve::start(&config, Arc::new(clock.clone()), Options { tick: None }).await?;
     let controller = running.controller.clone();
 
     let started = Instant::now();

@@ -346,7 +346,10 @@ fn run(o: &Options) -> anyhow::Result<()> {
         println!();
         println!("machine:  {}", system::machine());
         println!("build:    {}", system::profile());
-        println!("load:     {} (1, 5, 15 min) at the start", system::load_average());
+        println!(
+            "load:     {} (1, 5, 15 min) at the start",
+            system::load_average()
+        );
         return console::run(bench);
     }
     let plugins = setup::plugins_dir(o.plugins.as_deref())?;

@@ -44,7 +44,10 @@ pub fn ensure(root: &Path) -> anyhow::Result<PathBuf> {
     let browser = version_of(CHROMIUM)?;
     let driver = version_of(CHROMEDRIVER)?;
     if browser != driver {
-        bail!("Chromium is {browser} but chromedriver is {driver}: upgrade both (apt-get install {})", PACKAGES.join(" "));
+        bail!(
+            "Chromium is {browser} but chromedriver is {driver}: upgrade both (apt-get install {})",
+            PACKAGES.join(" ")
+        );
     }
     let packages = Command::new("dpkg-query")
         .args(["-W", "-f", "${Package} ${Version}\n"])

@@ -19,7 +19,9 @@ pub const MAX_TERMS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error("unknown state {0:?}: use is:online, is:overdue, is:offline, is:never-seen or is:failing")]
+    #[error(
+        "unknown state {0:?}: use is:online, is:overdue, is:offline, is:never-seen or is:failing"
+    )]
     UnknownState(String),
     #[error("{0:?} is not tag:key=value")]
     BadTag(String),

@@ -76,6 +76,10 @@ mod tests {
         assert_eq!(text("a\u{0}b\rc\u{8}"), "a\\u{0}b\\u{d}c\\u{8}");
         assert_eq!(text("line\n\tindent"), "line\n\tindent");
         assert_eq!(text("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
-        assert_eq!(text("<script>x</script>"), "<script>x</script>", "escaping is the template's");
+        assert_eq!(
+            text("<script>x</script>"),
+            "<script>x</script>",
+            "escaping is the template's"
+        );
     }
 }

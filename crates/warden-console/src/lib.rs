@@ -91,7 +91,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConsoleError> {
     // The peer address goes into the audit records of sign-ins.
-    let app = router(controller, tokens, options).into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        router(controller, tokens, options).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -47,8 +47,14 @@ pub fn router(console: Shared) -> Router {
         .route("/agents/{id}/runs", post(trigger))
         .route("/runs/{id}", get(run))
         .route("/runs/{id}/live", get(live))
-        .route("/assets/console.css", get(|| async { asset("text/css", CSS) }))
-        .route("/assets/console.js", get(|| async { asset("text/javascript", JS) }))
+        .route(
+            "/assets/console.css",
+            get(|| async { asset("text/css", CSS) }),
+        )
+        .route(
+            "/assets/console.js",
+            get(|| async { asset("text/javascript", JS) }),
+        )
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
 }
@@ -59,9 +65,18 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 
 async fn secure_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -82,7 +97,11 @@ fn cookie_of(headers: &HeaderMap) -> Option<String> {
 }
 
 fn set_cookie(c: &Console, id: &str) -> (header::HeaderName, String) {
-    let secure = if c.options.secure_cookies { "; Secure" } else { "" };
+    let secure = if c.options.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     (
         header::SET_COOKIE,
         format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}"),
@@ -168,9 +187,17 @@ async fn check_csrf(
     if given.is_some_and(|t| same_token(t, &session.csrf)) {
         return Ok(());
     }
-    let mut data = session.caller.as_ref().map(caller_record).unwrap_or(json!({}));
+    let mut data = session
+        .caller
+        .as_ref()
+        .map(caller_record)
+        .unwrap_or(json!({}));
     data["action"] = json!(action);
-    data["reason"] = json!(if given.is_some() { "wrong token" } else { "no token" });
+    data["reason"] = json!(if given.is_some() {
+        "wrong token"
+    } else {
+        "no token"
+    });
     audit(c, "console.csrf-refused", data).await?;
     Err((
         StatusCode::FORBIDDEN,
@@ -192,7 +219,11 @@ struct SigninQuery {
 
 fn signin_page(c: &Shared, status: StatusCode, message: Option<&str>) -> Response {
     match c.sessions.create(None, c.controller.now(), &c.options) {
-        Ok((id, s)) => (status, [set_cookie(c, &id)], pages::signin::page(&s.csrf, message))
+        Ok((id, s)) => (
+            status,
+            [set_cookie(c, &id)],
+            pages::signin::page(&s.csrf, message),
+        )
             .into_response(),
         Err(e) => internal(&format!("no randomness for a session: {e}")),
     }
@@ -230,7 +261,11 @@ async fn signin(
         if let Err(r) = audit(&c, "console.signin-failed", data).await {
             return r;
         }
-        return signin_page(&c, StatusCode::FORBIDDEN, Some("The sign-in form expired; try again."));
+        return signin_page(
+            &c,
+            StatusCode::FORBIDDEN,
+            Some("The sign-in form expired; try again."),
+        );
     };
     if let Err(r) = check_csrf(&c, &session, form.csrf.as_deref(), "signin").await {
         return r;
@@ -260,7 +295,12 @@ async fn signin(
         c.sessions.remove(&id);
         return r;
     }
-    (StatusCode::SEE_OTHER, [set_cookie(&c, &id)], Redirect::to("/")).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [set_cookie(&c, &id)],
+        Redirect::to("/"),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,7 +309,11 @@ struct CsrfForm {
     csrf: Option<String>,
 }
 
-async fn signout(State(c): State<Shared>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn signout(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let (id, session, caller) = match signed_in(&c, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -281,7 +325,12 @@ async fn signout(State(c): State<Shared>, headers: HeaderMap, Form(form): Form<C
     if let Err(r) = audit(&c, "console.signout", caller_record(&caller)).await {
         return r;
     }
-    (StatusCode::SEE_OTHER, [clear_cookie()], Redirect::to("/signin")).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [clear_cookie()],
+        Redirect::to("/signin"),
+    )
+        .into_response()
 }
 
 // ---- pages ----------------------------------------------------------------------------------
@@ -290,7 +339,11 @@ fn internal(message: &str) -> Response {
     tracing::error!("console: {message}");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        pages::problem("Error", None, "Something went wrong on the controller; it is logged."),
+        pages::problem(
+            "Error",
+            None,
+            "Something went wrong on the controller; it is logged.",
+        ),
     )
         .into_response()
 }
@@ -327,13 +380,21 @@ struct FleetParams {
     page: Option<usize>,
 }
 
-async fn fleet(State(c): State<Shared>, headers: HeaderMap, Query(p): Query<FleetParams>) -> Response {
+async fn fleet(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Query(p): Query<FleetParams>,
+) -> Response {
     let (_, session, caller) = match signed_in(&c, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let view = pages::fleet::View {
-        sort: p.sort.as_deref().and_then(SortKey::parse).unwrap_or_default(),
+        sort: p
+            .sort
+            .as_deref()
+            .and_then(SortKey::parse)
+            .unwrap_or_default(),
         descending: p.dir.as_deref() == Some("desc"),
         page: p.page.unwrap_or(1).clamp(1, 1_000_000),
         filter: p.q,
@@ -425,7 +486,10 @@ async fn trigger(
         return failure(&session, &e);
     }
     if runbook.is_empty() {
-        return failure(&session, &FleetError::Invalid("name a runbook to run".into()));
+        return failure(
+            &session,
+            &FleetError::Invalid("name a runbook to run".into()),
+        );
     }
     let request = DispatchRequest {
         runbook,
@@ -469,7 +533,13 @@ fn run_state(
     c: &Console,
     caller: &Caller,
     run: &RunId,
-) -> Result<(warden_controller::runs::RunView, Vec<(String, Vec<StepSummary>)>), FleetError> {
+) -> Result<
+    (
+        warden_controller::runs::RunView,
+        Vec<(String, Vec<StepSummary>)>,
+    ),
+    FleetError,
+> {
     let view = c.controller.run_view(caller, run)?;
     let steps = c
         .controller
@@ -523,11 +593,17 @@ async fn live(State(c): State<Shared>, headers: HeaderMap, Path(id): Path<String
                 break;
             };
             let html: Markup = pages::run::agents_table(&view, &steps);
-            if tx.send(Ok(Event::default().event("state").data(html.into_string()))).await.is_err() {
+            if tx
+                .send(Ok(Event::default().event("state").data(html.into_string())))
+                .await
+                .is_err()
+            {
                 break;
             }
             if view.done {
-                let _ = tx.send(Ok(Event::default().event("done").data("done"))).await;
+                let _ = tx
+                    .send(Ok(Event::default().event("done").data("done")))
+                    .await;
                 break;
             }
             if progress.changed().await.is_err() {

@@ -200,7 +200,11 @@ mod tests {
             why(s.touch(&id, UnixMillis(t0.as_millis() + 61_000), &o)),
             Err(Ended::Idle)
         );
-        assert_eq!(why(s.touch(&id, t0, &o)), Err(Ended::Unknown), "removed once ended");
+        assert_eq!(
+            why(s.touch(&id, t0, &o)),
+            Err(Ended::Unknown),
+            "removed once ended"
+        );
         let (id, _) = s.create(Some(caller()), t0, &o).expect("session");
         let mut t = t0.as_millis();
         while t < t0.as_millis() + 350_000 {

@@ -31,7 +31,13 @@ mod tests {
         assert_eq!(utc(now), "2025-12-02 06:40 UTC");
         assert_eq!(ago(UnixMillis(now.as_millis() - 2_000), now), "just now");
         assert_eq!(ago(UnixMillis(now.as_millis() - 42_000), now), "42 s ago");
-        assert_eq!(ago(UnixMillis(now.as_millis() - 600_000), now), "10 min ago");
-        assert_eq!(ago(UnixMillis(now.as_millis() - 3 * 86_400_000), now), "3 days ago");
+        assert_eq!(
+            ago(UnixMillis(now.as_millis() - 600_000), now),
+            "10 min ago"
+        );
+        assert_eq!(
+            ago(UnixMillis(now.as_millis() - 3 * 86_400_000), now),
+            "3 days ago"
+        );
     }
 }

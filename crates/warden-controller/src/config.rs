@@ -300,7 +300,10 @@ mod tests {
     #[test]
     fn the_console_section_sets_its_listen_address_and_timeouts() {
         let path = Path::new("/etc/warden/controller.toml");
-        assert_eq!(ControllerConfig::parse("", path).expect("defaults").console, None);
+        assert_eq!(
+            ControllerConfig::parse("", path).expect("defaults").console,
+            None
+        );
         let c = ControllerConfig::parse("[console]\nlisten = \"127.0.0.1:7480\"", path)
             .expect("config");
         let console = c.console.expect("a console");

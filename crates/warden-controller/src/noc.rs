@@ -31,7 +31,11 @@ pub struct AgentDetail {
 
 impl Controller {
     /// The page of agents `query` selects among those `caller` may see.
-    pub fn fleet_page(&self, caller: &Caller, mut query: AgentQuery) -> Result<FleetPage, FleetError> {
+    pub fn fleet_page(
+        &self,
+        caller: &Caller,
+        mut query: AgentQuery,
+    ) -> Result<FleetPage, FleetError> {
         need(caller, Role::Viewer)?;
         match (&query.tenant, caller.scope.tenant()) {
             (Some(t), _) => covers(caller, t)?,

@@ -21,8 +21,15 @@ fn when(t: Option<UnixMillis>, now: UnixMillis) -> Markup {
 
 pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup {
     let a = &detail.agent.record;
-    let host = if a.hostname.is_empty() { &a.name } else { &a.hostname };
-    let may_run = session.caller.as_ref().is_some_and(|c| c.role >= Role::Operator);
+    let host = if a.hostname.is_empty() {
+        &a.name
+    } else {
+        &a.hostname
+    };
+    let may_run = session
+        .caller
+        .as_ref()
+        .is_some_and(|c| c.role >= Role::Operator);
     let body = html! {
         h1 #host { (shown(host)) }
         section {

@@ -10,7 +10,10 @@ use crate::session::Session;
 use crate::times;
 
 /// The agents' table (the live part).
-pub fn agents_table(view: &RunView, steps: &[(String, Vec<warden_fleet_wire::StepSummary>)]) -> Markup {
+pub fn agents_table(
+    view: &RunView,
+    steps: &[(String, Vec<warden_fleet_wire::StepSummary>)],
+) -> Markup {
     html! {
         p #summary { @if view.done { "Finished" } @else { "In progress" } ": "
             (view.agents.iter().filter(|a| a.state.is_settled()).count()) " of " (view.agents.len()) " agents settled" }

@@ -26,7 +26,10 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_httponly_cookie() {
     let csp = form_page
         .header(header::CONTENT_SECURITY_POLICY)
         .expect("a CSP");
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let csrf = form_page.csrf().expect("csrf");
     let r = c
         .post("/signin", &form(&[("csrf", &csrf), ("token", NOC_VIEWER)]))
@@ -37,7 +40,11 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_httponly_cookie() {
     assert_eq!(session.len(), 64);
     let r = c.get("/").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.contains("noc-viewer (viewer, all tenants)"), "{}", r.body);
+    assert!(
+        r.body.contains("noc-viewer (viewer, all tenants)"),
+        "{}",
+        r.body
+    );
     let signins = h.audited("console.signin");
     assert_eq!(signins.len(), 1);
     assert_eq!(signins[0]["caller"], "noc-viewer");
@@ -51,13 +58,20 @@ async fn a_wrong_token_is_refused_and_audited_without_the_token() {
     let r = c.sign_in("tok-not-configured").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("not valid"), "{}", r.body);
-    assert_eq!(c.get("/").await.status, StatusCode::SEE_OTHER, "not signed in");
+    assert_eq!(
+        c.get("/").await.status,
+        StatusCode::SEE_OTHER,
+        "not signed in"
+    );
     let failed = h.audited("console.signin-failed");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["reason"], "unknown token");
     let text = serde_json::to_string(&h.audit().iter().map(|r| &r.data).collect::<Vec<_>>())
         .expect("json");
-    assert!(!text.contains("tok-not-configured"), "the token is never logged");
+    assert!(
+        !text.contains("tok-not-configured"),
+        "the token is never logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,7 +94,11 @@ async fn a_post_without_its_csrf_token_is_refused_and_audited() {
     }
     // Sign-out is a POST too.
     assert_eq!(c.post("/signout", "").await.status, StatusCode::FORBIDDEN);
-    assert_eq!(h.controller().progress().borrow().sends, sends, "nothing was sent");
+    assert_eq!(
+        h.controller().progress().borrow().sends,
+        sends,
+        "nothing was sent"
+    );
     let refused = h.audited("console.csrf-refused");
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert_eq!(refused[0]["reason"], "no token");
@@ -90,7 +108,11 @@ async fn a_post_without_its_csrf_token_is_refused_and_audited() {
         .post(&path, &form(&[("runbook", "disk-check"), ("csrf", &csrf)]))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert!(r.header(header::LOCATION).expect("to the run").starts_with("/runs/"));
+    assert!(
+        r.header(header::LOCATION)
+            .expect("to the run")
+            .starts_with("/runs/")
+    );
     assert_eq!(h.controller().progress().borrow().sends, sends + 1);
     let actions = h.audited("console.action");
     assert_eq!(actions.last().expect("audited")["decision"], "dispatched");
@@ -106,7 +128,10 @@ async fn a_viewer_gets_no_run_form_and_403_and_nothing_is_sent() {
     c.sign_in(NOC_VIEWER).await;
     let page = c.get(&format!("/agents/{}", agent.id)).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(!page.body.contains("id=\"trigger\""), "no run form for a viewer");
+    assert!(
+        !page.body.contains("id=\"trigger\""),
+        "no run form for a viewer"
+    );
     let csrf = page.csrf().expect("the sign-out form's token");
     let r = c
         .post(
@@ -133,11 +158,21 @@ async fn a_tenant_scoped_session_sees_and_acts_on_its_tenant_only() {
     c.sign_in(ACME_OPERATOR).await;
     let fleet = c.get("/").await;
     assert!(fleet.body.contains("acme-web"), "{}", fleet.body);
-    assert!(!fleet.body.contains("globex-web"), "another tenant's agent is not listed");
+    assert!(
+        !fleet.body.contains("globex-web"),
+        "another tenant's agent is not listed"
+    );
     assert!(fleet.body.contains("1 agent,"), "{}", fleet.body);
-    assert_eq!(c.get("/?q=tenant%3Aglobex").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.get("/?q=tenant%3Aglobex").await.status,
+        StatusCode::FORBIDDEN
+    );
     let other = c.get(&format!("/agents/{}", theirs.id)).await;
-    assert_eq!(other.status, StatusCode::NOT_FOUND, "not even its existence");
+    assert_eq!(
+        other.status,
+        StatusCode::NOT_FOUND,
+        "not even its existence"
+    );
     let csrf = fleet.csrf().expect("csrf");
     let r = c
         .post(
@@ -154,14 +189,18 @@ async fn sessions_end_when_idle_at_the_absolute_limit_and_at_sign_out() {
     let h = Harness::start().await;
     let mut c = Client::new(&h.url);
     c.sign_in(NOC_VIEWER).await;
-    h.clock.advance_ms(i64::try_from(IDLE.as_millis()).expect("ms") + 1_000);
+    h.clock
+        .advance_ms(i64::try_from(IDLE.as_millis()).expect("ms") + 1_000);
     let r = c.get("/").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(
         r.header(header::LOCATION).as_deref(),
         Some("/signin?ended=idle-timeout")
     );
-    assert_eq!(c.get("/").await.header(header::LOCATION).as_deref(), Some("/signin"));
+    assert_eq!(
+        c.get("/").await.header(header::LOCATION).as_deref(),
+        Some("/signin")
+    );
 
     // Used every 4 minutes (under the idle timeout) it still ends at the absolute limit.
     let mut c = Client::new(&h.url);
@@ -191,6 +230,10 @@ async fn sessions_end_when_idle_at_the_absolute_limit_and_at_sign_out() {
     let r = c.post("/signout", &form(&[("csrf", &csrf)])).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     c.cookie = kept;
-    assert_eq!(c.get("/").await.status, StatusCode::SEE_OTHER, "the old id is dead");
+    assert_eq!(
+        c.get("/").await.status,
+        StatusCode::SEE_OTHER,
+        "the old id is dead"
+    );
     assert_eq!(h.audited("console.signout").len(), 1);
 }

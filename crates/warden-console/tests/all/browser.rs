@@ -4,7 +4,9 @@
 //! "Does not run" is checked where it would show: a stored script would set
 //! `window.__pwned`, which must stay undefined, and the text must be on the page as text.
 
-use warden_fleet_wire::{RunId, RunResult, RunStatus, StepStatus, StepSummary, UnixMillis, WIRE_VERSION};
+use warden_fleet_wire::{
+    RunId, RunResult, RunStatus, StepStatus, StepSummary, UnixMillis, WIRE_VERSION,
+};
 
 use crate::support::webdriver::Browser;
 use crate::support::*;
@@ -51,9 +53,14 @@ async fn a_noc_signs_in_filters_1000_agents_and_opens_one() {
         .filter(|a| a.tags.get("role").map(String::as_str) == Some("db"))
         .count();
     assert_eq!(expected, 40);
-    b.wait_text("#count", |t| t.starts_with(&format!("{expected} agents"))).await;
+    b.wait_text("#count", |t| t.starts_with(&format!("{expected} agents")))
+        .await;
     assert_eq!(b.count("tr.agent").await, expected);
-    assert_eq!(b.count("tr.agent .state.offline").await, expected, "every row offline");
+    assert_eq!(
+        b.count("tr.agent .state.offline").await,
+        expected,
+        "every row offline"
+    );
     let shown = b
         .eval("return [...document.querySelectorAll('tr.agent a.host')].map(a => a.textContent);")
         .await;
@@ -63,7 +70,10 @@ async fn a_noc_signs_in_filters_1000_agents_and_opens_one() {
         .map(|a| a.hostname.clone())
         .collect();
     for host in shown.as_array().expect("hosts") {
-        assert!(offline_db.contains(&host.as_str().unwrap_or_default().to_string()), "{host}");
+        assert!(
+            offline_db.contains(&host.as_str().unwrap_or_default().to_string()),
+            "{host}"
+        );
     }
 
     // Sort by host, descending: the last offline db host first.
@@ -113,7 +123,10 @@ async fn a_post_without_the_csrf_token_is_refused() {
     b.goto(&format!("{}/agents/{}", h.url, agent.id)).await;
     b.find("#trigger").await;
     let path = format!("/agents/{}/runs", agent.id);
-    assert_eq!(post_from_page(&b, &path, "{ runbook: 'disk-check' }").await, 403);
+    assert_eq!(
+        post_from_page(&b, &path, "{ runbook: 'disk-check' }").await,
+        403
+    );
     assert_eq!(
         post_from_page(&b, &path, "{ runbook: 'disk-check', csrf: 'f00d' }").await,
         403
@@ -126,8 +139,11 @@ async fn a_post_without_the_csrf_token_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_triggers_a_run_and_its_result_arrives_live_and_inert() {
     let h = Harness::start().await;
-    let mut agent = SeedAgent::new("acme", "<script>window.__pwned=1</script>web\u{202e}gpj.exe")
-        .tag("note", "<img src=x onerror=\"window.__pwned=2\">");
+    let mut agent = SeedAgent::new(
+        "acme",
+        "<script>window.__pwned=1</script>web\u{202e}gpj.exe",
+    )
+    .tag("note", "<img src=x onerror=\"window.__pwned=2\">");
     agent.plugins.push(warden_fleet_wire::PluginInfo {
         name: "inventory".into(),
         version: "1.0.0".into(),
@@ -147,10 +163,15 @@ async fn an_operator_triggers_a_run_and_its_result_arrives_live_and_inert() {
     assert_eq!(b.eval(NOT_PWNED).await, "undefined");
     b.type_into("#runbook", "disk-check").await;
     b.click("#run").await;
-    b.wait_text("#summary", |t| t.starts_with("In progress")).await;
+    b.wait_text("#summary", |t| t.starts_with("In progress"))
+        .await;
     let url = b.url().await;
     let run = RunId::parse(url.rsplit('/').next().unwrap_or_default()).expect("a run page");
-    assert_eq!(h.controller().progress().borrow().sends, 1, "sent to the agent");
+    assert_eq!(
+        h.controller().progress().borrow().sends,
+        1,
+        "sent to the agent"
+    );
 
     // The agent answers; the page (already open, over server-sent events) shows it.
     let now = UnixMillis::now();
@@ -190,7 +211,8 @@ async fn an_idle_session_ends_and_the_browser_is_sent_to_sign_in() {
     let h = Harness::start().await;
     let b = Browser::start().await;
     b.sign_in(&h.url, NOC_VIEWER).await;
-    h.clock.advance_ms(i64::try_from(IDLE.as_millis()).expect("ms") + 1_000);
+    h.clock
+        .advance_ms(i64::try_from(IDLE.as_millis()).expect("ms") + 1_000);
     b.goto(&h.url).await;
     b.find("#token").await;
     assert!(b.url().await.ends_with("/signin?ended=idle-timeout"));

@@ -23,7 +23,10 @@ fn ids(h: &Harness, query: &AgentQuery) -> (BTreeSet<String>, usize) {
     q.limit = 500;
     let mut found = BTreeSet::new();
     loop {
-        let page = h.controller().fleet_page(&noc(), q.clone()).expect("a page");
+        let page = h
+            .controller()
+            .fleet_page(&noc(), q.clone())
+            .expect("a page");
         let n = page.agents.len();
         for a in page.agents {
             assert!(found.insert(a.record.id.to_string()), "pages overlap");
@@ -64,11 +67,18 @@ async fn store_filters_agree_with_the_presence_rule_and_tags_at_1000_agents() {
         );
         assert_eq!(found, expected, "{}", presence.name());
         assert_eq!(total, expected.len());
-        assert!(!expected.is_empty(), "{} agents in the seed", presence.name());
+        assert!(
+            !expected.is_empty(),
+            "{} agents in the seed",
+            presence.name()
+        );
     }
     let expected: BTreeSet<String> = all
         .iter()
-        .filter(|a| a.presence == Presence::Offline && a.record.tags.get("role").map(String::as_str) == Some("db"))
+        .filter(|a| {
+            a.presence == Presence::Offline
+                && a.record.tags.get("role").map(String::as_str) == Some("db")
+        })
         .filter(|a| a.record.open_incidents > 0)
         .map(|a| a.record.id.to_string())
         .collect();
@@ -98,7 +108,11 @@ async fn store_filters_agree_with_the_presence_rule_and_tags_at_1000_agents() {
             },
         )
         .expect("page");
-    let hosts: Vec<&str> = page.agents.iter().map(|a| a.record.hostname.as_str()).collect();
+    let hosts: Vec<&str> = page
+        .agents
+        .iter()
+        .map(|a| a.record.hostname.as_str())
+        .collect();
     assert_eq!(hosts.len(), 50);
     assert_eq!(hosts[0], "host-0999");
     assert!(hosts.windows(2).all(|w| w[0] > w[1]), "{hosts:?}");

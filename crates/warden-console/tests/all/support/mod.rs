@@ -115,7 +115,10 @@ impl Harness {
             .iter()
             .map(|a| {
                 let hb = a.heartbeat();
-                (hb.nats_subject(), warden_fleet_wire::encode(&hb).expect("encodes"))
+                (
+                    hb.nats_subject(),
+                    warden_fleet_wire::encode(&hb).expect("encodes"),
+                )
             })
             .collect();
         for chunk in encoded.chunks(256) {
@@ -123,7 +126,9 @@ impl Harness {
                 .iter()
                 .map(|(s, p)| (s.as_str(), p.as_slice()))
                 .collect();
-            self.controller().take_heartbeats(&refs).expect("heartbeats taken");
+            self.controller()
+                .take_heartbeats(&refs)
+                .expect("heartbeats taken");
         }
     }
 

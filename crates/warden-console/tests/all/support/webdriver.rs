@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// W3C's key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f323ad5d0b8";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// Bound on every wait for the page.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -156,7 +156,10 @@ impl Browser {
             if let Some(e) = self.try_find(css).await {
                 return e;
             }
-            assert!(Instant::now() < deadline, "no element {css} on {}", self.url().await);
+            if Instant::now() >= deadline {
+                let source = self.cmd(Method::GET, "/source", None).await;
+                panic!("no element {css} on {}: {source:?}", self.url().await);
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -187,23 +190,37 @@ impl Browser {
     pub async fn wait_text(&self, css: &str, f: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
+            // The live table is replaced under the reader now and then: a stale element is
+            // read again on the next pass.
             let t = match self.try_find(css).await {
-                Some(_) => self.text(css).await,
+                Some(e) => self
+                    .cmd(Method::GET, &format!("/element/{e}/text"), None)
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 None => String::new(),
             };
             if f(&t) {
                 return t;
             }
-            assert!(Instant::now() < deadline, "{css} never matched; last text {t:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{css} never matched; last text {t:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.cmd(Method::POST, &format!("/element/{e}/clear"), Some(json!({})))
-            .await
-            .expect("clears");
+        self.cmd(
+            Method::POST,
+            &format!("/element/{e}/clear"),
+            Some(json!({})),
+        )
+        .await
+        .expect("clears");
         self.cmd(
             Method::POST,
             &format!("/element/{e}/value"),
@@ -215,9 +232,13 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        self.cmd(Method::POST, &format!("/element/{e}/click"), Some(json!({})))
-            .await
-            .expect("clicks");
+        self.cmd(
+            Method::POST,
+            &format!("/element/{e}/click"),
+            Some(json!({})),
+        )
+        .await
+        .expect("clicks");
     }
 
     /// Run `script` (a function body) in the page; its return value.

@@ -118,7 +118,11 @@ pub(super) fn agent_page(
         order(q),
         q.offset
     ))?;
-    let agents = collect(&mut stmt, rusqlite::params_from_iter(args.iter()), agent_from)?;
+    let agents = collect(
+        &mut stmt,
+        rusqlite::params_from_iter(args.iter()),
+        agent_from,
+    )?;
     Ok(AgentPage {
         agents,
         total: usize::try_from(total).unwrap_or(0),
@@ -137,23 +141,19 @@ pub(super) fn agent_runs(
          WHERE t.agent = ?1 ORDER BY r.created_ms DESC, r.id DESC LIMIT ?2",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    collect(
-        &mut stmt,
-        rusqlite::params![agent.as_str(), limit],
-        |row| {
-            let id: String = row.get(0)?;
-            Ok(AgentRunRow {
-                run: RunId::parse(id).map_err(|e| corrupt("run id")(e.to_string()))?,
-                runbook: row.get(1)?,
-                requested_by: row.get(2)?,
-                created_at: UnixMillis(row.get(3)?),
-                status: row.get(4)?,
-                error: row.get(5)?,
-                finished_at: ms(row.get(6)?),
-                agent: agent.clone(),
-            })
-        },
-    )
+    collect(&mut stmt, rusqlite::params![agent.as_str(), limit], |row| {
+        let id: String = row.get(0)?;
+        Ok(AgentRunRow {
+            run: RunId::parse(id).map_err(|e| corrupt("run id")(e.to_string()))?,
+            runbook: row.get(1)?,
+            requested_by: row.get(2)?,
+            created_at: UnixMillis(row.get(3)?),
+            status: row.get(4)?,
+            error: row.get(5)?,
+            finished_at: ms(row.get(6)?),
+            agent: agent.clone(),
+        })
+    })
 }
 
 pub(super) fn agent_events(
@@ -161,14 +161,11 @@ pub(super) fn agent_events(
     agent: &AgentId,
     limit: usize,
 ) -> Result<Vec<AgentEvent>, StoreError> {
-    let mut stmt = db.prepare("SELECT body FROM events WHERE agent = ?1 ORDER BY seq DESC LIMIT ?2")?;
+    let mut stmt =
+        db.prepare("SELECT body FROM events WHERE agent = ?1 ORDER BY seq DESC LIMIT ?2")?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    collect(
-        &mut stmt,
-        rusqlite::params![agent.as_str(), limit],
-        |row| {
-            let body: String = row.get(0)?;
-            parse::<AgentEvent>("event", &body)
-        },
-    )
+    collect(&mut stmt, rusqlite::params![agent.as_str(), limit], |row| {
+        let body: String = row.get(0)?;
+        parse::<AgentEvent>("event", &body)
+    })
 }
