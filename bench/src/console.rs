@@ -80,10 +80,15 @@ fn heartbeat(i: usize) -> anyhow::Result<Heartbeat> {
         tenant,
         agent_version: "0.1.0".into(),
         hostname: format!("host-{i:05}"),
-        os: if i % 3 == 0 { "windows" } else { "linux" }.into(),
+        os: if i.is_multiple_of(3) {
+            "windows"
+        } else {
+            "linux"
+        }
+        .into(),
         tags,
         plugins: Vec::new(),
-        open_incidents: u32::from(i % 11 == 0),
+        open_incidents: u32::from(i.is_multiple_of(11)),
         sent_at: UnixMillis::now(),
         seq: 1,
         interval_ms: 15_000,

@@ -528,18 +528,15 @@ async fn trigger(
     }
 }
 
+/// Each agent's step summaries, by agent id.
+type Steps = Vec<(String, Vec<StepSummary>)>;
+
 /// A run's view and each agent's steps, as `caller` may see them.
 fn run_state(
     c: &Console,
     caller: &Caller,
     run: &RunId,
-) -> Result<
-    (
-        warden_controller::runs::RunView,
-        Vec<(String, Vec<StepSummary>)>,
-    ),
-    FleetError,
-> {
+) -> Result<(warden_controller::runs::RunView, Steps), FleetError> {
     let view = c.controller.run_view(caller, run)?;
     let steps = c
         .controller

@@ -210,13 +210,17 @@ impl SeedAgent {
 pub fn fleet_of(n: usize) -> Vec<SeedAgent> {
     (0..n)
         .map(|i| {
-            let t = if i % 2 == 0 { "acme" } else { "globex" };
+            let t = if i.is_multiple_of(2) {
+                "acme"
+            } else {
+                "globex"
+            };
             let mut a = SeedAgent::new(t, &format!("host-{i:04}"))
-                .tag("role", if i % 10 == 0 { "db" } else { "web" });
-            if i % 7 == 0 {
+                .tag("role", if i.is_multiple_of(10) { "db" } else { "web" });
+            if i.is_multiple_of(7) {
                 a.open_incidents = 1;
             }
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 a.os = "windows".into();
             }
             a

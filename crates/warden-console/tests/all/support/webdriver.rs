@@ -28,10 +28,11 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.driver.id()) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            }
+        if let Some(pid) = i32::try_from(self.driver.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
         let _ = self.driver.wait();
     }
