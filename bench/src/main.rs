@@ -33,6 +33,7 @@
 
 mod api;
 mod bare;
+mod console;
 mod daemon;
 mod fleet;
 mod measure;
@@ -60,6 +61,7 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
                     [--tmp DIR]
        warden-bench --spin runner|floor|calls:<kind>:<n> SECONDS
        warden-bench --fleet [--agents N,N...] [--idle SECS] [--markdown] [--tmp DIR]
+       warden-bench --console [--iterations N] [--quick] [--markdown]
 
   --iterations N   samples of each in-process scenario of table 1 (default 2000); the other
                    benchmarks scale from it (process spawns get fewer samples)
@@ -72,6 +74,8 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
   --fleet          run only the fleet benchmark (table 7): a 3-node nats-server cluster, the
                    controller and --agents simulated agents in this process
   --agents LIST    fleet sizes of --fleet (default 1000,10000)
+  --console        run only the web console's benchmark: its fleet table at 10,000 agents
+                   (first page, filters, a deep page), --iterations requests of each (100)
   --idle SECS      the idle window of --fleet's wakeup count (default 60)
   --spin S SECS    run only scenario S in a loop for SECS seconds (for perf, strace, callgrind):
                    runner, floor, python (the Python plugin, steady state), python-fresh (a new
@@ -88,6 +92,7 @@ struct Options {
     tmp: Option<PathBuf>,
     spin: Option<(String, f64)>,
     fleet: Option<fleet::FleetBench>,
+    console: Option<console::ConsoleBench>,
 }
 
 fn parse_args() -> anyhow::Result<Option<Options>> {
@@ -100,11 +105,13 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
         tmp: None,
         spin: None,
         fleet: None,
+        console: None,
     };
     let mut iterations = None;
     let mut fleet_sizes = vec![1_000, 10_000];
     let mut idle = Duration::from_secs(60);
     let mut fleet = false;
+    let mut console = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().with_context(|| format!("{arg} needs {what}"));
@@ -133,6 +140,7 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
                 o.spin = Some((scenario, secs));
             }
             "--fleet" => fleet = true,
+            "--console" => console = true,
             "--agents" => {
                 fleet_sizes = value("a list of fleet sizes")?
                     .split(',')
@@ -148,6 +156,13 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
+    }
+    if console {
+        o.console = Some(console::ConsoleBench {
+            agents: if o.quick { 200 } else { 10_000 },
+            requests: iterations.unwrap_or(if o.quick { 5 } else { 100 }),
+            markdown: o.markdown,
+        });
     }
     if fleet {
         o.fleet = Some(fleet::FleetBench {
@@ -326,6 +341,17 @@ fn find_python(given: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn run(o: &Options) -> anyhow::Result<()> {
+    if let Some(bench) = &o.console {
+        println!("# warden-bench --console");
+        println!();
+        println!("machine:  {}", system::machine());
+        println!("build:    {}", system::profile());
+        println!(
+            "load:     {} (1, 5, 15 min) at the start",
+            system::load_average()
+        );
+        return console::run(bench);
+    }
     let plugins = setup::plugins_dir(o.plugins.as_deref())?;
     if let Some(bench) = &o.fleet {
         println!("# warden-bench --fleet");

@@ -116,7 +116,8 @@ fn drive(
             "# Written by `cargo xtask demo fleet`.\ndata-dir = \"controller-data\"\n\
              listen = \"127.0.0.1:0\"\nnats-url = \"nats://127.0.0.1:{nats_port}\"\n\
              tenants = [\"acme\", \"globex\"]\n\n\
-             [[tokens]]\nname = \"noc\"\nrole = \"admin\"\nsha256 = {sha256:?}\n"
+             [[tokens]]\nname = \"noc\"\nrole = \"admin\"\nsha256 = {sha256:?}\n\n\
+             [console]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )?;
     println!("\ncontroller config: {}", config.display());
@@ -172,6 +173,13 @@ fn drive(
         .context("the controller printed no API address")?;
     w.controller = format!("http://{addr}");
     println!("controller API: {}", w.controller);
+    if let Some(console) = line.split("console on ").nth(1) {
+        println!(
+            "web console: {} (sign in with the NOC token: {})",
+            console.trim(),
+            w.token
+        );
+    }
 
     let mut ids = Vec::new();
     for (tenant, name, tags) in AGENTS {

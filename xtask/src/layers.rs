@@ -207,6 +207,20 @@ const RULES: &[Rule] = &[
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },
+    // The web console (issue 18): an HTTP adapter over the controller's core, as the gRPC one
+    // is; it renders what the controller knows and never the sandbox or the agent. (The
+    // protobuf types come with the controller's own gRPC adapter; the source rule below keeps
+    // them out of the console's code.)
+    Rule {
+        krate: "warden-console",
+        may_use: &[
+            "warden-controller",
+            "warden-access",
+            "warden-fleet-identity",
+            "warden-fleet-wire",
+        ],
+        never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
+    },
     // The binary, the tests, the benchmark and the tooling sit on top and may use anything;
     // so does the simulated fleet, test support for the scale test and the benchmark only.
     Rule {

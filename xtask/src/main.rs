@@ -3,6 +3,7 @@
 //! command; this file only dispatches.
 
 mod build_plugins;
+mod chromium;
 mod demo;
 mod demo_fleet;
 mod demo_rollout;
@@ -30,6 +31,8 @@ commands:
   lint                 cargo fmt --check and clippy -D warnings on every workspace
   layers               check the dependency rules between the workspace's crates
   nats                 install the pinned nats-server into target/tools/ and print its path
+  chromium             install headless Chromium and chromedriver (Debian packages) for the
+                       console's browser tests, and record their version
   demo                 run the demo
   demo fleet           the fleet demo: nats-server, a controller and two agents in two tenants
   check-windows        check that the warden binary compiles for x86_64-pc-windows-gnu
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Some("lint") => lint::run(root, &rest),
         Some("layers") => layers::run(root, &rest),
         Some("nats") => nats::run(root, &rest),
+        Some("chromium") => chromium::run(root, &rest),
         Some("demo") => match rest.first().map(String::as_str) {
             None => demo::run(root),
             Some("fleet") => demo_fleet::run(root),

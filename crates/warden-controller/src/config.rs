@@ -66,7 +66,36 @@ struct RawConfig {
     audit: Option<RawAudit>,
     approvals: Option<crate::approvals::policy::RawApprovals>,
     metrics: Option<warden_metrics::MetricsConfig>,
+    console: Option<RawConsole>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConsole {
+    listen: String,
+    idle_timeout_secs: Option<u64>,
+    absolute_timeout_secs: Option<u64>,
+    #[serde(default)]
+    secure_cookies: bool,
+}
+
+/// The web console (`[console]`, issue 18): served beside the gRPC API when configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub listen: SocketAddr,
+    /// A session unused this long is signed out.
+    pub idle_timeout_secs: u64,
+    /// A session is signed out this long after sign-in, used or not.
+    pub absolute_timeout_secs: u64,
+    /// Mark the session cookie `Secure`: set it when the console is reached over TLS (a
+    /// terminating proxy), so the browser never sends it in the clear.
+    pub secure_cookies: bool,
+}
+
+/// `[console] idle-timeout-secs` default: 30 minutes.
+pub const DEFAULT_CONSOLE_IDLE_SECS: u64 = 30 * 60;
+/// `[console] absolute-timeout-secs` default: 12 hours (a NOC shift).
+pub const DEFAULT_CONSOLE_ABSOLUTE_SECS: u64 = 12 * 3600;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -100,6 +129,8 @@ pub struct ControllerConfig {
     pub approvals: Option<crate::approvals::ApprovalPolicy>,
     /// `[metrics]`: the Prometheus endpoint (docs/METRICS.md); `None`: none is served.
     pub metrics: Option<warden_metrics::MetricsConfig>,
+    /// The web console (`[console]`); `None`: not served.
+    pub console: Option<ConsoleSettings>,
 }
 
 impl ControllerConfig {
@@ -120,6 +151,7 @@ impl ControllerConfig {
             audit_retention_days: crate::audit_retention::DEFAULT_RETENTION_DAYS,
             approvals: None,
             metrics: None,
+            console: None,
         }
     }
 
@@ -211,6 +243,27 @@ impl ControllerConfig {
             config.approvals =
                 Some(crate::approvals::ApprovalPolicy::from_raw(raw).map_err(invalid)?);
         }
+        if let Some(raw) = raw.console {
+            let listen = raw
+                .listen
+                .parse()
+                .map_err(|e| invalid(format!("[console] listen {:?}: {e}", raw.listen)))?;
+            let idle = raw.idle_timeout_secs.unwrap_or(DEFAULT_CONSOLE_IDLE_SECS);
+            let absolute = raw
+                .absolute_timeout_secs
+                .unwrap_or(DEFAULT_CONSOLE_ABSOLUTE_SECS);
+            if idle == 0 || absolute < idle {
+                return Err(invalid(format!(
+                    "[console] idle-timeout-secs {idle} must be at least 1 and at most absolute-timeout-secs {absolute}"
+                )));
+            }
+            config.console = Some(ConsoleSettings {
+                listen,
+                idle_timeout_secs: idle,
+                absolute_timeout_secs: absolute,
+                secure_cookies: raw.secure_cookies,
+            });
+        }
         Ok(config)
     }
 
@@ -250,6 +303,28 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         assert!(ControllerConfig::parse("results-replicas = 2", path).is_err());
         assert!(ControllerConfig::parse("tenants = [\"Acme\"]", path).is_err());
+    }
+
+    #[test]
+    fn the_console_section_sets_its_listen_address_and_timeouts() {
+        let path = Path::new("/etc/warden/controller.toml");
+        assert_eq!(
+            ControllerConfig::parse("", path).expect("defaults").console,
+            None
+        );
+        let c = ControllerConfig::parse("[console]\nlisten = \"127.0.0.1:7480\"", path)
+            .expect("config");
+        let console = c.console.expect("a console");
+        assert_eq!(console.listen.port(), 7480);
+        assert_eq!(console.idle_timeout_secs, DEFAULT_CONSOLE_IDLE_SECS);
+        for bad in [
+            "[console]",
+            "[console]\nlisten = \"nowhere\"",
+            "[console]\nlisten = \"127.0.0.1:1\"\nidle-timeout-secs = 0",
+            "[console]\nlisten = \"127.0.0.1:1\"\nidle-timeout-secs = 10\nabsolute-timeout-secs = 5",
+        ] {
+            assert!(ControllerConfig::parse(bad, path).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -225,7 +225,8 @@ impl Controller {
     /// Append an audit record durably: it is written and flushed before this returns. Queued,
     /// then flushed with whatever else is queued: concurrent callers (enrollments, API calls)
     /// share one flush (`warden-audit`'s group commit) instead of taking turns.
-    pub(crate) fn audit(&self, event: &str, data: serde_json::Value) -> Result<(), FleetError> {
+    /// Adapters (the web console) record their own decisions, sign-ins and actions with it.
+    pub fn audit(&self, event: &str, data: serde_json::Value) -> Result<(), FleetError> {
         audit_grouped(&self.audit, event, &data)?;
         Ok(())
     }

@@ -16,6 +16,8 @@
 //!   agent JWTs at half-life, asked over NATS.
 //! - [`approvals`]: four eyes: runs above a blast-radius threshold wait for a second operator.
 //! - [`grpc`]: the API adapter (protobuf types stop there).
+//! - [`noc`]: what the web console (`warden-console`, issue 18) reads: fleet pages the store
+//!   filters, sorts and pages itself, and one agent's detail.
 
 pub mod approvals;
 pub mod audit_retention;
@@ -28,6 +30,7 @@ pub mod grpc;
 pub mod keys;
 pub mod metrics;
 pub mod nats;
+pub mod noc;
 pub mod presence;
 pub mod renewal;
 pub mod rollout;

@@ -424,12 +424,15 @@ fn ready<S: tokio_stream::Stream + Unpin>(stream: &mut S) -> Option<Option<S::It
     }
 }
 
-/// Start everything and serve the gRPC API on `listener` until `shutdown`.
+/// Start everything and serve the gRPC API on `listener` until `shutdown`. `adapters` gets the
+/// started controller first, to serve it otherwise too (the web console, which this crate
+/// does not link).
 pub async fn serve(
     config: &ControllerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(SocketAddr),
+    adapters: impl FnOnce(&Arc<Controller>),
 ) -> Result<(), FleetError> {
     let running = start(
         config,
@@ -442,6 +445,7 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| FleetError::Internal(e.to_string()))?;
+    adapters(&running.controller);
     ready(addr);
     let mut running = running;
     let result = crate::grpc::serve(running.controller.clone(), tokens, listener, shutdown).await;

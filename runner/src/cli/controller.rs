@@ -94,13 +94,43 @@ fn serve(config: &ControllerConfig) -> Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let started = warden_controller::serve::serve(config, listener, shutdown, |addr| {
-            eprintln!(
-                "warden controller: API on {addr}, NATS {}, data in {}",
-                config.nats_url,
-                config.data_dir.display()
-            );
-        })
+        // The web console (`[console]`): bound first, so a taken port fails the start.
+        let mut console = match &config.console {
+            Some(settings) => Some((warden_console::bind(settings.listen).await?, settings)),
+            None => None,
+        };
+        let console_url = match &console {
+            Some((listener, _)) => format!(", console on http://{}", listener.local_addr()?),
+            None => String::new(),
+        };
+        let tokens = warden_access::Tokens::new(&config.tokens)?;
+        let started = warden_controller::serve::serve(
+            config,
+            listener,
+            shutdown,
+            |addr| {
+                eprintln!(
+                    "warden controller: API on {addr}, NATS {}, data in {}{console_url}",
+                    config.nats_url,
+                    config.data_dir.display()
+                );
+            },
+            |controller| {
+                if let Some((listener, settings)) = console.take() {
+                    let options = warden_console::Options::from_settings(settings);
+                    let controller = controller.clone();
+                    tokio::spawn(async move {
+                        // Ends with the runtime, when the API's shutdown returns.
+                        let stop = std::future::pending::<()>();
+                        if let Err(e) =
+                            warden_console::serve(controller, tokens, options, listener, stop).await
+                        {
+                            eprintln!("warden controller: {e}");
+                        }
+                    });
+                }
+            },
+        )
         .await;
         match started {
             Ok(()) => Ok(ExitCode::SUCCESS),

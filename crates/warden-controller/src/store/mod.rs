@@ -10,6 +10,7 @@
 
 pub mod approvals;
 pub mod group;
+pub mod query;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -271,6 +272,21 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// A small named state document (the spent enrollment tokens, the deny list), as JSON.
     fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn save_state(&self, key: &str, json: &str) -> Result<(), StoreError>;
+
+    /// One page of the agents `query` selects, presence judged at `now` (issue 18).
+    fn agent_page(
+        &self,
+        query: &query::AgentQuery,
+        now: UnixMillis,
+    ) -> Result<query::AgentPage, StoreError>;
+    /// The runs that targeted `agent`, newest first, with its result in each.
+    fn agent_runs(
+        &self,
+        agent: &AgentId,
+        limit: usize,
+    ) -> Result<Vec<query::AgentRunRow>, StoreError>;
+    /// The events `agent` sent, newest first.
+    fn agent_events(&self, agent: &AgentId, limit: usize) -> Result<Vec<AgentEvent>, StoreError>;
 
     /// Approval requests (issue 16, [`approvals::ApprovalStore`]).
     fn approvals(&self) -> &dyn approvals::ApprovalStore;

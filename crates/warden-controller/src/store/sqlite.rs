@@ -21,6 +21,7 @@ use super::{
 };
 
 mod approvals;
+mod console;
 mod desired;
 mod rollouts;
 
@@ -610,6 +611,26 @@ impl FleetStore for SqliteStore {
             params![key, json],
         )?;
         Ok(())
+    }
+
+    fn agent_page(
+        &self,
+        query: &super::query::AgentQuery,
+        now: UnixMillis,
+    ) -> Result<super::query::AgentPage, StoreError> {
+        console::agent_page(&self.db(), query, now)
+    }
+
+    fn agent_runs(
+        &self,
+        agent: &AgentId,
+        limit: usize,
+    ) -> Result<Vec<super::query::AgentRunRow>, StoreError> {
+        console::agent_runs(&self.db(), agent, limit)
+    }
+
+    fn agent_events(&self, agent: &AgentId, limit: usize) -> Result<Vec<AgentEvent>, StoreError> {
+        console::agent_events(&self.db(), agent, limit)
     }
 
     fn approvals(&self) -> &dyn super::approvals::ApprovalStore {

@@ -1,0 +1,113 @@
+//! One agent: its inventory facts, tags, installed plugins, incidents and recent runs, and
+//! (for operators and above) a form to run a runbook on it.
+
+use maud::{Markup, html};
+use warden_access::Role;
+use warden_controller::noc::AgentDetail;
+use warden_fleet_wire::{EventKind, UnixMillis};
+
+use super::{encode, layout, shown};
+use crate::session::Session;
+use crate::times;
+
+fn when(t: Option<UnixMillis>, now: UnixMillis) -> Markup {
+    html! {
+        @match t {
+            Some(t) => span title=(times::utc(t)) { (times::ago(t, now)) " (" (times::utc(t)) ")" },
+            None => "—",
+        }
+    }
+}
+
+pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup {
+    let a = &detail.agent.record;
+    let host = if a.hostname.is_empty() {
+        &a.name
+    } else {
+        &a.hostname
+    };
+    let may_run = session
+        .caller
+        .as_ref()
+        .is_some_and(|c| c.role >= Role::Operator);
+    let body = html! {
+        h1 #host { (shown(host)) }
+        section {
+            h2 { "Inventory" }
+            table.facts {
+                tr { th { "Agent id" } td { code { (a.id.as_str()) } } }
+                tr { th { "Tenant" } td { (a.tenant.as_str()) } }
+                tr { th { "Name" } td { (shown(&a.name)) } }
+                tr { th { "Host name" } td { (shown(&a.hostname)) } }
+                tr { th { "OS" } td { (shown(&a.os)) } }
+                tr { th { "Agent version" } td { (shown(&a.version)) } }
+                tr { th { "Status" } td { span class=(format!("state {}", detail.agent.presence.name())) {
+                    (detail.agent.presence.name()) } } }
+                tr { th { "Last seen" } td { (when(a.last_seen, now)) } }
+                tr { th { "Heartbeat interval" } td { (a.interval_ms / 1000) " s" } }
+                tr { th { "Enrolled" } td { (when(a.enrolled_at, now)) } }
+                @if a.revoked_at.is_some() {
+                    tr { th { "Revoked" } td { (when(a.revoked_at, now)) } }
+                }
+                tr { th { "Open incidents" } td { (a.open_incidents) } }
+            }
+        }
+        section {
+            h2 { "Tags" }
+            @if a.tags.is_empty() { p { "No tags." } }
+            ul #tags { @for (k, v) in &a.tags { li.tag { (shown(k)) "=" (shown(v)) } } }
+        }
+        section {
+            h2 { "Installed plugins" }
+            @if a.plugins.is_empty() { p { "None reported." } } @else {
+                table #plugins {
+                    thead { tr { th { "Plugin" } th { "Version" } th { "SHA-256" } } }
+                    tbody { @for p in &a.plugins { tr {
+                        td { (shown(&p.name)) } td { (shown(&p.version)) } td { code { (shown(&p.sha256)) } }
+                    } } }
+                }
+            }
+        }
+        section {
+            h2 { "Incidents" }
+            @if detail.events.is_empty() { p { "No incidents reported." } } @else {
+                table #events {
+                    thead { tr { th { "When" } th { "Event" } th { "Subject" } th { "Detail" } } }
+                    tbody { @for e in &detail.events { tr {
+                        td { (when(Some(e.at), now)) }
+                        td class=(if e.kind == EventKind::IncidentOpened { "bad" } else { "" }) { (e.kind.name()) }
+                        td { (shown(&e.subject)) }
+                        td { pre { (shown(&e.detail)) } }
+                    } } }
+                }
+            }
+        }
+        section {
+            h2 { "Recent runs" }
+            @if may_run {
+                form #trigger method="post" action=(format!("/agents/{}/runs", encode(a.id.as_str()))) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for="runbook" { "Runbook" }
+                    input #runbook type="text" name="runbook" required placeholder="disk-check";
+                    label { input type="checkbox" name="dry_run" value="on"; " dry run" }
+                    button #run type="submit" { "Run on this agent" }
+                }
+            } @else {
+                p.hint { "Triggering runs needs the operator role." }
+            }
+            @if detail.runs.is_empty() { p { "No runs yet." } } @else {
+                table #runs {
+                    thead { tr { th { "Started" } th { "Runbook" } th { "By" } th { "Result" } th { "Error" } } }
+                    tbody { @for r in &detail.runs { tr {
+                        td { a href=(format!("/runs/{}", encode(r.run.as_str()))) { (times::ago(r.created_at, now)) } }
+                        td { (shown(&r.runbook)) }
+                        td { (shown(&r.requested_by)) }
+                        td { (r.status.as_deref().unwrap_or("no answer yet")) }
+                        td { (shown(r.error.as_deref().unwrap_or(""))) }
+                    } } }
+                }
+            }
+        }
+    };
+    layout(host, Some(session), body)
+}

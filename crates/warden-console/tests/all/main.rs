@@ -1,0 +1,8 @@
+//! The console's tests: the auth rules over plain HTTP ([`auth`]), the store's fleet queries at
+//! 1,000 agents ([`queries`]), and the pages in headless Chromium ([`browser`]), all against a
+//! real nats-server, controller and SQLite store.
+
+mod auth;
+mod browser;
+mod queries;
+mod support;

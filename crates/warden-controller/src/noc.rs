@@ -1,0 +1,83 @@
+//! What the NOC's console reads (issue 18), with the same role and tenant-scope checks as
+//! every other caller's operation: a page of the fleet (filtered, sorted and paged by the
+//! store), one agent's detail, its runs and its events. A tenant-scoped caller's queries are
+//! confined to its tenant here, whatever the adapter asked for.
+
+use warden_access::{Caller, Role};
+use warden_fleet_identity::{AgentId, TenantId};
+use warden_fleet_wire::AgentEvent;
+
+use crate::controller::{AgentView, Controller, FleetError, covers, need};
+use crate::presence::presence;
+use crate::store::query::{AgentQuery, AgentRunRow};
+
+/// Runs and events shown for one agent at most.
+pub const AGENT_HISTORY: usize = 50;
+
+/// One page of the fleet, each agent with its presence now.
+#[derive(Debug, Clone)]
+pub struct FleetPage {
+    pub agents: Vec<AgentView>,
+    pub total: usize,
+}
+
+/// One agent and its recent history.
+#[derive(Debug, Clone)]
+pub struct AgentDetail {
+    pub agent: AgentView,
+    pub runs: Vec<AgentRunRow>,
+    pub events: Vec<AgentEvent>,
+}
+
+impl Controller {
+    /// The page of agents `query` selects among those `caller` may see.
+    pub fn fleet_page(
+        &self,
+        caller: &Caller,
+        mut query: AgentQuery,
+    ) -> Result<FleetPage, FleetError> {
+        need(caller, Role::Viewer)?;
+        match (&query.tenant, caller.scope.tenant()) {
+            (Some(t), _) => covers(caller, t)?,
+            (None, Some(own)) => {
+                query.tenant =
+                    Some(TenantId::new(own).map_err(|e| FleetError::Internal(e.to_string()))?);
+            }
+            (None, None) => {}
+        }
+        let now = self.now();
+        let page = self.store.agent_page(&query, now)?;
+        Ok(FleetPage {
+            total: page.total,
+            agents: page
+                .agents
+                .into_iter()
+                .map(|a| AgentView {
+                    presence: presence(a.last_seen, a.interval_ms, now),
+                    record: a,
+                })
+                .collect(),
+        })
+    }
+
+    /// One agent with its runs and events; another tenant's agent is "not found" to a scoped
+    /// caller (it does not learn the agent exists).
+    pub fn agent_detail(&self, caller: &Caller, id: &AgentId) -> Result<AgentDetail, FleetError> {
+        need(caller, Role::Viewer)?;
+        let record = self
+            .store
+            .agent(id)?
+            .filter(|a| caller.scope.covers(a.tenant.as_str()))
+            .ok_or_else(|| FleetError::NotFound(format!("agent {id}")))?;
+        let runs = self.store.agent_runs(id, AGENT_HISTORY)?;
+        let events = self.store.agent_events(id, AGENT_HISTORY)?;
+        Ok(AgentDetail {
+            agent: AgentView {
+                presence: presence(record.last_seen, record.interval_ms, self.now()),
+                record,
+            },
+            runs,
+            events,
+        })
+    }
+}
