@@ -23,6 +23,8 @@ pub type Handler = Arc<dyn Fn(&Recorded) -> Answer + Send + Sync>;
 
 struct Seen {
     requests: Mutex<Vec<Recorded>>,
+    /// Requests read and not yet recorded (their answer may already be out).
+    in_flight: Mutex<usize>,
     changed: Condvar,
 }
 
@@ -43,6 +45,7 @@ impl PsaServer {
         let addr = listener.local_addr().expect("local addr");
         let seen = Arc::new(Seen {
             requests: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(0),
             changed: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -72,7 +75,16 @@ impl PsaServer {
         format!("http://{}", self.addr)
     }
 
+    /// Every request answered so far, once those being answered are recorded: a call that
+    /// returned has its request here (the client can read an answer before the server thread
+    /// records it).
     pub fn requests(&self) -> Vec<Recorded> {
+        let deadline = std::time::Instant::now() + WAIT_LIMIT;
+        while *self.seen.in_flight.lock().expect("in flight") > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         self.seen.requests.lock().expect("requests").clone()
     }
 
@@ -113,6 +125,7 @@ fn serve(stream: TcpStream, handler: &Handler, seen: &Seen) {
     let Some(request) = read_request(&mut reader) else {
         return;
     };
+    *seen.in_flight.lock().expect("in flight") += 1;
     let answer = handler(&request);
     if let Answer::Json(status, body) = answer {
         let body = if body.is_null() {
@@ -131,5 +144,6 @@ fn serve(stream: TcpStream, handler: &Handler, seen: &Seen) {
     drop(writer);
     // Recorded after the answer went out: a test that saw the request sees its effect too.
     seen.requests.lock().expect("requests").push(request);
+    *seen.in_flight.lock().expect("in flight") -= 1;
     seen.changed.notify_all();
 }
