@@ -206,17 +206,23 @@ fn screen_lock_is_critical_unset_disabled_or_too_late_and_warns_when_a_user_can_
     );
     case(
         "screen-lock",
-        &format!("{too_late}[expect]\nstatus = \"critical\"\nsummary = \"the screen locks after 960 s idle, above the maximum of 900 s\"\n"),
+        &format!(
+            "{too_late}[expect]\nstatus = \"critical\"\nsummary = \"the screen locks after 960 s idle, above the maximum of 900 s\"\n"
+        ),
     );
     let disabled = gnome_host(r"[org/gnome/desktop/screensaver]\nlock-enabled=false\n", "");
     case(
         "screen-lock",
-        &format!("{disabled}[expect]\nstatus = \"critical\"\nsummary = \"lock-enabled=false at /etc/dconf/db/local.d/50-screenlock:2: an idle session blanks but does not lock\"\n"),
+        &format!(
+            "{disabled}[expect]\nstatus = \"critical\"\nsummary = \"lock-enabled=false at /etc/dconf/db/local.d/50-screenlock:2: an idle session blanks but does not lock\"\n"
+        ),
     );
     let unset = gnome_host(r"# nothing yet\n", "");
     case(
         "screen-lock",
-        &format!("{unset}[expect]\nstatus = \"critical\"\nsummary = \"org/gnome/desktop/screensaver lock-enabled is set in no system dconf database (local)\"\n"),
+        &format!(
+            "{unset}[expect]\nstatus = \"critical\"\nsummary = \"org/gnome/desktop/screensaver lock-enabled is set in no system dconf database (local)\"\n"
+        ),
     );
     let unlocked = gnome_host(
         r"[org/gnome/desktop/session]\nidle-delay=uint32 300\n[org/gnome/desktop/screensaver]\nlock-enabled=true\n",
@@ -224,7 +230,9 @@ fn screen_lock_is_critical_unset_disabled_or_too_late_and_warns_when_a_user_can_
     );
     case(
         "screen-lock",
-        &format!("{unlocked}[expect]\nstatus = \"warning\"\nsummary = \"but lock-enabled is not in a locks file: a user can change it\"\n"),
+        &format!(
+            "{unlocked}[expect]\nstatus = \"warning\"\nsummary = \"but lock-enabled is not in a locks file: a user can change it\"\n"
+        ),
     );
     case(
         "screen-lock",

@@ -82,18 +82,18 @@ impl Retry {
         // backon computes in f32 seconds: 0.1 s doubled is 199.99999 ms. Every caller counts
         // in milliseconds, so pauses are rounded to them, and a jittered pause is clamped into
         // its interval so that rounding never moves it out.
-        nominal.map(move |nominal| match jittered.as_mut().and_then(Iterator::next) {
-            None => nominal,
-            Some(pause) => whole_millis(pause).clamp(nominal / 2, nominal),
-        })
+        nominal.map(
+            move |nominal| match jittered.as_mut().and_then(Iterator::next) {
+                None => nominal,
+                Some(pause) => whole_millis(pause).clamp(nominal / 2, nominal),
+            },
+        )
     }
 
     /// The pause after the `failures`-th failure in a row (1-based; 0 is read as 1).
     pub fn pause(&self, failures: u32) -> Duration {
         let n = failures.clamp(1, DOUBLINGS_TO_ANY_CAP);
-        self.pauses()
-            .nth((n - 1) as usize)
-            .unwrap_or(self.cap)
+        self.pauses().nth((n - 1) as usize).unwrap_or(self.cap)
     }
 
     /// The nominal pause after the `failures`-th failure: the fixed schedule's value, the upper
@@ -126,7 +126,11 @@ mod tests {
         let r = Retry::fixed(Duration::from_secs(10), Duration::from_secs(60));
         let secs: Vec<u64> = (1..=6).map(|n| r.pause(n).as_secs()).collect();
         assert_eq!(secs, [10, 20, 40, 60, 60, 60]);
-        assert_eq!(r.pause(0), Duration::from_secs(10), "0 reads as the first failure");
+        assert_eq!(
+            r.pause(0),
+            Duration::from_secs(10),
+            "0 reads as the first failure"
+        );
         assert_eq!(r.pause(u32::MAX), Duration::from_secs(60));
         let walked: Vec<Duration> = r.pauses().take(6).collect();
         let indexed: Vec<Duration> = (1..=6).map(|n| r.pause(n)).collect();
@@ -163,7 +167,11 @@ mod tests {
         let a = Retry::jittered(first, cap, 42);
         assert_eq!(a.pause(5), Retry::jittered(first, cap, 42).pause(5));
         let walked: Vec<Duration> = a.pauses().take(5).collect();
-        assert_eq!(walked[4], a.pause(5), "the n-th pause is the same walked or indexed");
+        assert_eq!(
+            walked[4],
+            a.pause(5),
+            "the n-th pause is the same walked or indexed"
+        );
         let schedule = |seed| {
             let r = Retry::jittered(first, cap, seed);
             r.pauses().take(8).collect::<Vec<_>>()
@@ -183,13 +191,19 @@ mod tests {
         // The third retries fall in [350, 700) ms: 35 slots of 10 ms; evenly, ~29 each.
         let busiest = slots.values().max().copied().unwrap_or(0);
         assert!(slots.len() >= 30, "{} slots used", slots.len());
-        assert!(busiest < 80, "{busiest} of 1,000 third retries in one 10 ms slot");
+        assert!(
+            busiest < 80,
+            "{busiest} of 1,000 third retries in one 10 ms slot"
+        );
     }
 
     #[test]
     fn a_failure_count_of_days_offline_is_at_the_cap_and_cheap() {
         let r = Retry::jittered(Duration::from_secs(10), Duration::from_secs(3600), 7);
         let p = r.pause(1_000_000);
-        assert!(p >= Duration::from_secs(1800) && p <= Duration::from_secs(3600), "{p:?}");
+        assert!(
+            p >= Duration::from_secs(1800) && p <= Duration::from_secs(3600),
+            "{p:?}"
+        );
     }
 }

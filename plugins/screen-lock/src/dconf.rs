@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn a_lock_is_a_whole_line_naming_the_key_path() {
-        let text = "/org/gnome/desktop/session/idle-delay-extra\n/org/gnome/desktop/session/idle-delay\n";
+        let text =
+            "/org/gnome/desktop/session/idle-delay-extra\n/org/gnome/desktop/session/idle-delay\n";
         assert_eq!(
             locks("l", text, "org/gnome/desktop/session", "idle-delay").as_deref(),
             Some("l:2")

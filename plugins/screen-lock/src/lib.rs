@@ -139,37 +139,53 @@ fn judge(config: &Config, dbs: &[Db], names: &[String]) -> (Status, String) {
     let Some(idle_value) = &idle.value else {
         return (
             Status::Critical,
-            format!("{SESSION} idle-delay is set in no system dconf database ({where_}): each user's own setting decides"),
+            format!(
+                "{SESSION} idle-delay is set in no system dconf database ({where_}): each user's own setting decides"
+            ),
         );
     };
     let Some(enabled_value) = &enabled.value else {
         return (
             Status::Critical,
-            format!("{SCREENSAVER} lock-enabled is set in no system dconf database ({where_}): each user's own setting decides"),
+            format!(
+                "{SCREENSAVER} lock-enabled is set in no system dconf database ({where_}): each user's own setting decides"
+            ),
         );
     };
     let Some(idle_s) = idle_value.seconds() else {
         return (
             Status::Unknown,
-            format!("idle-delay={} at {} is not a number of seconds", idle_value.text, idle_value.at),
+            format!(
+                "idle-delay={} at {} is not a number of seconds",
+                idle_value.text, idle_value.at
+            ),
         );
     };
     let Some(lock_on) = enabled_value.boolean() else {
         return (
             Status::Unknown,
-            format!("lock-enabled={} at {} is not true or false", enabled_value.text, enabled_value.at),
+            format!(
+                "lock-enabled={} at {} is not true or false",
+                enabled_value.text, enabled_value.at
+            ),
         );
     };
     if idle_s == 0 {
         return (
             Status::Critical,
-            format!("idle-delay=0 at {}: the session never goes idle, so it never locks", idle_value.at),
+            format!(
+                "idle-delay=0 at {}: the session never goes idle, so it never locks",
+                idle_value.at
+            ),
         );
     }
     if !lock_on {
         return (
             Status::Critical,
-            format!("lock-enabled=false at {}: an idle session blanks but does not lock", enabled_value.at),
+            format!(
+                "lock-enabled=false at {}: an idle session blanks but does not lock",
+                enabled_value.at
+            ),
         );
     }
     let delay_s = match &delay.value {
@@ -179,7 +195,10 @@ fn judge(config: &Config, dbs: &[Db], names: &[String]) -> (Status, String) {
             None => {
                 return (
                     Status::Unknown,
-                    format!("lock-delay={} at {} is not a number of seconds", v.text, v.at),
+                    format!(
+                        "lock-delay={} at {} is not a number of seconds",
+                        v.text, v.at
+                    ),
                 );
             }
         },
@@ -198,7 +217,10 @@ fn judge(config: &Config, dbs: &[Db], names: &[String]) -> (Status, String) {
     if total > config.max_seconds {
         return (
             Status::Critical,
-            format!("the screen locks after {total} s idle, above the maximum of {} s ({evidence})", config.max_seconds),
+            format!(
+                "the screen locks after {total} s idle, above the maximum of {} s ({evidence})",
+                config.max_seconds
+            ),
         );
     }
     let unlocked: Vec<&str> = [("idle-delay", &idle.lock), ("lock-enabled", &enabled.lock)]

@@ -266,7 +266,11 @@ mod tests {
             }
             for failures in 7..40 {
                 let at = next_attempt(iat, exp, now, failures, seed);
-                assert!(at >= now + max / 2 && at <= now + max, "{failures}: {}", at - now);
+                assert!(
+                    at >= now + max / 2 && at <= now + max,
+                    "{failures}: {}",
+                    at - now
+                );
             }
         }
         // A failure before the due time does not bring the next attempt forward.

@@ -211,7 +211,10 @@ impl Worker {
         if age >= t.config.give_up_after() {
             return self.give_up(q, error);
         }
-        let delay = t.config.retry(warden_core::retry::os_seed()).pause(attempts);
+        let delay = t
+            .config
+            .retry(warden_core::retry::os_seed())
+            .pause(attempts);
         let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         if let Err(e) = t.store.failed(q.id, error, next) {
             tracing::error!("ticket outbox: cannot schedule the retry: {e}");
