@@ -81,9 +81,7 @@ mod tests {
 
     #[test]
     fn an_unknown_or_unclosed_placeholder_is_a_config_error() {
-        let err = render(&json!("{{incident.monitr}}"), &vars())
-            .err()
-            .expect("unknown");
+        let err = render(&json!("{{incident.monitr}}"), &vars()).expect_err("unknown");
         assert_eq!(err.code, "bad-config");
         assert!(err.message.contains("incident.monitr"), "{}", err.message);
         assert!(render(&json!("{{open"), &vars()).is_err());

@@ -30,7 +30,7 @@ mod tests {
         assert_eq!(select(&t, "acme").ok(), Some(&2));
         assert_eq!(select(&t, "other").ok(), Some(&1));
         t.remove("default");
-        let err = select(&t, "other").err().expect("no entry");
+        let err = select(&t, "other").expect_err("no entry");
         assert_eq!(err.code, "bad-config");
         assert!(err.message.contains("tenants.other"), "{}", err.message);
     }
