@@ -411,7 +411,7 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-fn bearer(token: &str) -> Bearer {
+pub(crate) fn bearer(token: &str) -> Bearer {
     Bearer(Some(token.to_string()))
 }
 
@@ -478,7 +478,7 @@ pub(crate) async fn watch_all(
 
 /// Read events (of a run or of the agent) until one matches `pred`; returns it (the stream stays
 /// open for more).
-async fn wait_for<T>(stream: &mut tonic::Streaming<T>, pred: impl Fn(&T) -> bool) -> T {
+pub(crate) async fn wait_for<T>(stream: &mut tonic::Streaming<T>, pred: impl Fn(&T) -> bool) -> T {
     loop {
         let e = stream
             .message()

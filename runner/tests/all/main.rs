@@ -4,8 +4,10 @@
 //! whole fleet (`fleet_e2e`: nats-server, controller and agents as processes; `fleet_publish`:
 //! publish and status as the NOC reads them; `fleet_scale`: 1,000
 //! simulated agents on a 3-node cluster) and the agent (`daemon`: in-process on port 0, and a
-//! spawned binary for signals and crashes). `common` holds what several of them use.
+//! spawned binary for signals and crashes; `agent_lifecycle`: compliance and patching plugins
+//! through it). `common` holds what several of them use.
 
+mod agent_lifecycle;
 mod author;
 mod cli;
 mod cli_baseline;
