@@ -72,6 +72,9 @@ pub enum AutomationEvent {
         incident: String,
         #[serde(flatten)]
         reason: EscalationReason,
+        /// The summary of the last failing check (what drifted, which disk is full): the
+        /// ticket an escalation opens says what a person is asked to look at.
+        check: String,
     },
     /// An escalated incident's check keeps failing (see `monitor::Action::StillFailing`).
     IncidentStillFailing {

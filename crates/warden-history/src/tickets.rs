@@ -49,6 +49,30 @@ impl History {
         })
     }
 
+    /// The tickets of the incidents that triggered in `[from, to)` (optionally of one
+    /// monitor), oldest incident first.
+    pub fn incident_tickets(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        monitor: Option<&str>,
+    ) -> Result<Vec<IncidentTicketRow>, HistoryError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT t.incident_id, t.monitor, t.plugin, t.ticket_id, t.respond_by,
+                 t.resolve_by, t.status, t.updated_ms
+                 FROM incident_tickets t JOIN incidents i ON i.id = t.incident_id
+                 WHERE i.triggered_ms >= ?1 AND i.triggered_ms < ?2
+                 AND (?3 IS NULL OR t.monitor = ?3) ORDER BY i.triggered_ms, t.incident_id",
+            )?;
+            stmt.query_map(
+                params![from.timestamp_millis(), to.timestamp_millis(), monitor],
+                ticket_row,
+            )?
+            .collect()
+        })
+    }
+
     /// The ticket of `incident_id`, if it has one.
     pub fn incident_ticket(
         &self,
@@ -59,20 +83,22 @@ impl History {
                 "SELECT incident_id, monitor, plugin, ticket_id, respond_by, resolve_by, status,
                  updated_ms FROM incident_tickets WHERE incident_id = ?1",
                 params![incident_id],
-                |r| {
-                    Ok(IncidentTicketRow {
-                        incident_id: r.get(0)?,
-                        monitor: r.get(1)?,
-                        plugin: r.get(2)?,
-                        ticket_id: r.get(3)?,
-                        respond_by: r.get(4)?,
-                        resolve_by: r.get(5)?,
-                        status: r.get(6)?,
-                        updated_ms: r.get(7)?,
-                    })
-                },
+                ticket_row,
             )
             .optional()
         })
     }
+}
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentTicketRow> {
+    Ok(IncidentTicketRow {
+        incident_id: r.get(0)?,
+        monitor: r.get(1)?,
+        plugin: r.get(2)?,
+        ticket_id: r.get(3)?,
+        respond_by: r.get(4)?,
+        resolve_by: r.get(5)?,
+        status: r.get(6)?,
+        updated_ms: r.get(7)?,
+    })
 }

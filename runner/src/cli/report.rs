@@ -1,6 +1,7 @@
 //! `warden report`: the SLA figures of the monitors over a period, from the incidents in the
-//! history database (incidents counted by when they triggered); with `--format html|csv`, the
-//! client report of the same history (`client_report`).
+//! history database (incidents counted by when they triggered), and the PSA tickets of those
+//! incidents (as the ticket outbox recorded them on the incident); with
+//! `--format html|csv`, the client report of the same history (`client_report`).
 
 use super::Context;
 use super::client_report::{self, Format};
@@ -11,7 +12,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::Args;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use warden_history::{History, MonitorSla};
+use warden_history::{History, IncidentTicketRow, MonitorSla};
 
 #[derive(Debug, Default, Args)]
 pub struct ReportArgs {
@@ -144,12 +145,63 @@ fn report(cx: &Context, args: &ReportArgs, now: DateTime<Utc>) -> Result<String>
         );
     }
     let rows = history.sla_report(from, to, args.monitor.as_deref())?;
+    let tickets = history.incident_tickets(from, to, args.monitor.as_deref())?;
     if cx.json {
-        let doc = serde_json::json!({ "from": from, "to": to, "monitors": rows });
+        let tickets: Vec<_> = tickets.iter().map(ticket_json).collect();
+        let doc =
+            serde_json::json!({ "from": from, "to": to, "monitors": rows, "tickets": tickets });
         Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?))
     } else {
-        Ok(render(from, to, &rows))
+        let mut out = render(from, to, &rows);
+        out.push_str(&render_tickets(&tickets));
+        Ok(out)
     }
+}
+
+fn ticket_json(t: &IncidentTicketRow) -> serde_json::Value {
+    serde_json::json!({
+        "monitor": t.monitor, "incident": t.incident_id, "plugin": t.plugin,
+        "ticket_id": t.ticket_id,
+        "status": t.status, "respond_by": t.respond_by, "resolve_by": t.resolve_by,
+        "updated_ms": t.updated_ms,
+    })
+}
+
+fn render_tickets(tickets: &[IncidentTicketRow]) -> String {
+    if tickets.is_empty() {
+        return String::new();
+    }
+    let mut table = super::output::table([
+        "INCIDENT",
+        "MONITOR",
+        "TICKET",
+        "STATUS",
+        "RESPOND BY",
+        "RESOLVE BY",
+    ]);
+    let or_dash = |v: &Option<String>| {
+        v.as_deref()
+            .map_or("-".to_string(), |v| inert(v).into_owned())
+    };
+    for t in tickets {
+        table.add_row([
+            inert(&t.incident_id).into_owned(),
+            inert(&t.monitor).into_owned(),
+            inert(&t.ticket_id).into_owned(),
+            inert(&t.status).into_owned(),
+            or_dash(&t.respond_by),
+            or_dash(&t.resolve_by),
+        ]);
+    }
+    let mut out = String::from("\nPSA tickets of these incidents:\n");
+    for line in table.lines() {
+        let line = line.trim_end();
+        if !line.is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 pub fn run(cx: &Context, args: ReportArgs) -> Result<ExitCode> {
@@ -233,6 +285,64 @@ mod tests {
         );
         let web: Vec<&str> = lines[3].split_whitespace().collect();
         assert_eq!(web, ["web", "1", "0", "0", "1", "2m", "00s", "-", "-"]);
+    }
+
+    #[test]
+    fn the_tickets_of_the_periods_incidents_are_listed_and_others_left_out() {
+        let (dir, cx) = seeded(false);
+        let out = report(&cx, &args("2026-05-02", "2026-05-05", None), t(9, 0)).expect("report");
+        assert!(!out.contains("PSA tickets"), "no ticket, no section: {out}");
+
+        let history = History::open(dir.path()).expect("history");
+        let ticket = |incident: &str, monitor: &str, id: &str, due: Option<&str>| {
+            history
+                .save_incident_ticket(&IncidentTicketRow {
+                    incident_id: incident.into(),
+                    monitor: monitor.into(),
+                    plugin: "ticket-connectwise".into(),
+                    ticket_id: id.into(),
+                    respond_by: due.map(Into::into),
+                    resolve_by: None,
+                    status: "open".into(),
+                    updated_ms: 1,
+                })
+                .expect("ticket");
+        };
+        ticket("w1", "web", "CW-4712", None);
+        ticket("d1", "disk", "CW-4711", Some("2026-05-02T01:00:00Z"));
+        ticket("old", "disk", "CW-4000", None);
+
+        let out = report(&cx, &args("2026-05-02", "2026-05-05", None), t(9, 0)).expect("report");
+        let section: Vec<&str> = out
+            .split("PSA tickets of these incidents:\n")
+            .nth(1)
+            .expect("a tickets section")
+            .lines()
+            .collect();
+        assert_eq!(
+            section.len(),
+            3,
+            "header, d1, w1 (old is out of the period): {out}"
+        );
+        let d1: Vec<&str> = section[1].split_whitespace().collect();
+        assert_eq!(
+            d1,
+            ["d1", "disk", "CW-4711", "open", "2026-05-02T01:00:00Z", "-"]
+        );
+        let w1: Vec<&str> = section[2].split_whitespace().collect();
+        assert_eq!(w1, ["w1", "web", "CW-4712", "open", "-", "-"]);
+
+        let cx_json = Context { json: true, ..cx };
+        let out = report(
+            &cx_json,
+            &args("2026-05-02", "2026-05-05", Some("web")),
+            t(9, 0),
+        )
+        .expect("json");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let tickets = v["tickets"].as_array().expect("tickets");
+        assert_eq!(tickets.len(), 1, "{v}");
+        assert_eq!(tickets[0]["ticket_id"], "CW-4712", "{v}");
     }
 
     #[test]

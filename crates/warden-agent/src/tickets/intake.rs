@@ -36,27 +36,40 @@ fn title(host: &str, monitor: &str, what: &str) -> String {
     format!("[{host}] {monitor}: {what}")
 }
 
-fn opened_text(i: &Incident) -> String {
-    format!(
-        "Monitor `{}` opened incident {} at {} (first failing check at {}).",
-        i.monitor,
-        i.id,
-        i.triggered_at.to_rfc3339(),
-        i.detected_at.to_rfc3339()
+/// `text` followed by the failing check's summary on a line of its own, when there is one.
+fn with_check(mut text: String, check: &str) -> String {
+    let check = check.trim();
+    if !check.is_empty() {
+        text.push_str("\nLast check: ");
+        text.push_str(check);
+    }
+    text
+}
+
+fn opened_text(i: &Incident, check: &str) -> String {
+    with_check(
+        format!(
+            "Monitor `{}` opened incident {} at {} (first failing check at {}).",
+            i.monitor,
+            i.id,
+            i.triggered_at.to_rfc3339(),
+            i.detected_at.to_rfc3339()
+        ),
+        check,
     )
 }
 
 /// The call `ev` asks for under `policy`, on the agent `host`.
 pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call> {
     match ev {
-        AutomationEvent::IncidentOpened { incident, .. } => (policy.open_on == OpenOn::Incident)
+        AutomationEvent::IncidentOpened { incident, check } => (policy.open_on == OpenOn::Incident)
             .then(|| {
                 call(
                     &incident.monitor,
                     &incident.id,
                     Op::Open,
                     title(host, &incident.monitor, "incident opened"),
-                    opened_text(incident),
+                    opened_text(incident, check),
                 )
             }),
         AutomationEvent::RemediationFinished {
@@ -81,18 +94,22 @@ pub fn call_for(ev: &AutomationEvent, policy: Policy, host: &str) -> Option<Call
             monitor,
             incident,
             reason,
+            check,
         } => {
-            let text = format!("Escalated: {reason}.");
+            let text = with_check(format!("Escalated: {reason}."), check);
             Some(match policy.open_on {
                 OpenOn::Escalation => call(
                     monitor,
                     incident,
                     Op::Open,
                     title(host, monitor, &reason.to_string()),
-                    format!(
-                        "Monitor `{monitor}` on {host} escalated incident {incident}: {reason}. \
-                         Warden will note what happens next on this ticket and close it when the \
-                         check is healthy again."
+                    with_check(
+                        format!(
+                            "Monitor `{monitor}` on {host} escalated incident {incident}: \
+                             {reason}. Warden will note what happens next on this ticket and \
+                             close it when the check is healthy again."
+                        ),
+                        check,
                     ),
                 ),
                 OpenOn::Incident => call(monitor, incident, Op::Note, String::new(), text),
@@ -176,12 +193,19 @@ mod tests {
             monitor: "disk".into(),
             incident: "disk-1".into(),
             reason: EscalationReason::RemediationFailed { attempts: 2 },
+            check: "/ 92% used (critical at 90%)".into(),
         };
         let open = call_for(&escalated, ESCALATION, "web-1").expect("a call");
         assert_eq!(open.op, Op::Open);
         assert_eq!(
             open.summary,
             "[web-1] disk: remediation failed after 2 attempt(s)"
+        );
+        assert!(
+            open.text
+                .ends_with("healthy again.\nLast check: / 92% used (critical at 90%)"),
+            "{}",
+            open.text
         );
         let opened = AutomationEvent::IncidentOpened {
             incident: incident(),
@@ -232,5 +256,43 @@ mod tests {
             call_for(&again, ESCALATION, "h").map(|c| c.op),
             Some(Op::Note)
         );
+    }
+
+    #[test]
+    fn a_drift_incident_opens_a_ticket_that_names_what_drifted_and_an_empty_check_adds_nothing() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let incident = Incident {
+            id: "config-drift-1".into(),
+            monitor: "config-drift".into(),
+            detected_at: t,
+            triggered_at: t,
+            remediated_at: None,
+            resolved_at: None,
+            escalated: None,
+            escalated_at: None,
+            attempts: 0,
+            last_run_id: None,
+        };
+        let policy = Policy {
+            open_on: OpenOn::Incident,
+            on_resolve: OnResolve::Close,
+        };
+        let drift = "drift since baseline 3: added listening-port tcp/0.0.0.0:8099; removed package approved-tool 1.0";
+        let opened = AutomationEvent::IncidentOpened {
+            incident: incident.clone(),
+            check: drift.into(),
+        };
+        let open = call_for(&opened, policy, "web-1").expect("open");
+        assert_eq!(open.op, Op::Open);
+        assert_eq!(
+            open.text.lines().nth(1),
+            Some(format!("Last check: {drift}").as_str())
+        );
+        let quiet = AutomationEvent::IncidentOpened {
+            incident,
+            check: "  ".into(),
+        };
+        let open = call_for(&quiet, policy, "web-1").expect("open");
+        assert_eq!(open.text.lines().count(), 1, "{}", open.text);
     }
 }

@@ -203,6 +203,7 @@ impl MonitorDriver {
                         monitor: name,
                         incident: incident.map(|i| i.id).unwrap_or_default(),
                         reason,
+                        check: self.last_summary.clone(),
                     });
                 }
                 Action::StillFailing { failures } => {
