@@ -38,6 +38,7 @@ mod daemon;
 mod fleet;
 mod measure;
 mod python;
+mod report;
 mod setup;
 mod system;
 
@@ -62,6 +63,7 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
        warden-bench --spin runner|floor|calls:<kind>:<n> SECONDS
        warden-bench --fleet [--agents N,N...] [--idle SECS] [--markdown] [--tmp DIR]
        warden-bench --console [--iterations N] [--quick] [--markdown]
+       warden-bench --report [--iterations N] [--quick] [--markdown]
 
   --iterations N   samples of each in-process scenario of table 1 (default 2000); the other
                    benchmarks scale from it (process spawns get fewer samples)
@@ -76,6 +78,8 @@ usage: warden-bench [--iterations N] [--quick] [--markdown] [--plugins DIR] [--p
   --agents LIST    fleet sizes of --fleet (default 1000,10000)
   --console        run only the web console's benchmark: its fleet table at 10,000 agents
                    (first page, filters, a deep page), --iterations requests of each (100)
+  --report         run only the client report's benchmark: a month of 1,000 agents' incidents,
+                   --iterations reports of each format (10)
   --idle SECS      the idle window of --fleet's wakeup count (default 60)
   --spin S SECS    run only scenario S in a loop for SECS seconds (for perf, strace, callgrind):
                    runner, floor, python (the Python plugin, steady state), python-fresh (a new
@@ -93,6 +97,7 @@ struct Options {
     spin: Option<(String, f64)>,
     fleet: Option<fleet::FleetBench>,
     console: Option<console::ConsoleBench>,
+    report: Option<report::ReportBench>,
 }
 
 fn parse_args() -> anyhow::Result<Option<Options>> {
@@ -106,12 +111,14 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
         spin: None,
         fleet: None,
         console: None,
+        report: None,
     };
     let mut iterations = None;
     let mut fleet_sizes = vec![1_000, 10_000];
     let mut idle = Duration::from_secs(60);
     let mut fleet = false;
     let mut console = false;
+    let mut report = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().with_context(|| format!("{arg} needs {what}"));
@@ -141,6 +148,7 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
             }
             "--fleet" => fleet = true,
             "--console" => console = true,
+            "--report" => report = true,
             "--agents" => {
                 fleet_sizes = value("a list of fleet sizes")?
                     .split(',')
@@ -156,6 +164,14 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
+    }
+    if report {
+        o.report = Some(report::ReportBench {
+            agents: if o.quick { 100 } else { 1_000 },
+            incidents: 6,
+            iterations: iterations.unwrap_or(if o.quick { 3 } else { 10 }),
+            markdown: o.markdown,
+        });
     }
     if console {
         o.console = Some(console::ConsoleBench {
@@ -341,6 +357,17 @@ fn find_python(given: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn run(o: &Options) -> anyhow::Result<()> {
+    if let Some(bench) = &o.report {
+        println!("# warden-bench --report");
+        println!();
+        println!("machine:  {}", system::machine());
+        println!("build:    {}", system::profile());
+        println!(
+            "load:     {} (1, 5, 15 min) at the start",
+            system::load_average()
+        );
+        return report::run(bench);
+    }
     if let Some(bench) = &o.console {
         println!("# warden-bench --console");
         println!();

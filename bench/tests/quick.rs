@@ -44,3 +44,24 @@ fn a_missing_plugins_dir_is_a_clear_error() {
         "the error should say how to build the guests: {stderr}"
     );
 }
+
+#[test]
+fn the_report_benchmark_runs_at_quick_size() {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden-bench"))
+        .args(["--report", "--quick"])
+        .output()
+        .expect("warden-bench starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("## Client report generation"), "{stdout}");
+    // 100 agents x 4 monitors: every service is in the report, every format has a size.
+    assert!(stdout.contains("400 services"), "{stdout}");
+    for format in ["HTML", "CSV", "PDF"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(format))
+            .unwrap_or_else(|| panic!("no {format} row in {stdout}"));
+        assert!(row.contains("KiB"), "{row}");
+    }
+}

@@ -3,8 +3,7 @@
 //! installing them with apt-get when missing, and record the versions in
 //! `target/tools/chromium.txt`.
 //!
-//! Debian's packages, not a downloaded browser: the distribution's security updates keep them
-//! current, and apt is reachable from every machine of the project. The two must be the same
+//! Debian's packages, not a downloaded browser (see [`crate::apt`]). The two must be the same
 //! build (chromedriver drives only its own Chromium version), which is checked here rather than
 //! found out as a session error in the middle of a test.
 
@@ -12,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-
-use crate::util;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -30,17 +27,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 
 /// Installed (with apt-get when missing) and of one version; the path of the record.
 pub fn ensure(root: &Path) -> anyhow::Result<PathBuf> {
-    if !(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()) {
-        println!("installing {} with apt-get", PACKAGES.join(" "));
-        util::run(Command::new("apt-get").arg("update"))
-            .context("apt-get update (the browser tests need root or a CI image with chromium)")?;
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
-                .args(PACKAGES),
-        )
-        .context("apt-get install chromium chromium-driver")?;
-    }
+    crate::apt::ensure(&PACKAGES, &[CHROMIUM, CHROMEDRIVER])?;
     let browser = version_of(CHROMIUM)?;
     let driver = version_of(CHROMEDRIVER)?;
     if browser != driver {

@@ -204,6 +204,7 @@ const RULES: &[Rule] = &[
             "warden-fleet-identity",
             "warden-fleet-wire",
             "warden-metrics",
+            "warden-report",
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },

@@ -2,6 +2,7 @@
 //! `target/plugins/`, runs the tests, lints every workspace, and runs the demo. One module per
 //! command; this file only dispatches.
 
+mod apt;
 mod build_plugins;
 mod chromium;
 mod demo;

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: build the tests (and `warden`), the guest plugins the end-to-end tests
-//! load, the Python environment of the example NOC client and headless Chromium (the console's
-//! browser tests), then run the root workspace's
+//! load, the Python environment of the example NOC client, headless Chromium (the console's
+//! browser tests) and poppler-utils (the PDF reports read back), then run the root workspace's
 //! tests, passing any extra arguments through to `cargo test`; then the host-side unit tests
 //! of the guests' shared library crates (without extra arguments only: those are filters for the
 //! root workspace).
@@ -17,6 +17,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     build_plugins::run(root, &[])?;
     crate::nats::ensure(root)?;
     crate::chromium::ensure(root)?;
+    crate::apt::ensure_poppler()?;
     python_env::ensure_requirements(
         root,
         "grpc-venv",

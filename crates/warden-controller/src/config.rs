@@ -18,6 +18,13 @@
 //! [approvals]                                # four eyes: see crate::approvals::policy
 //! max-agents = 50
 //!
+//! [reports.acme.targets]                   # client reports: SLA minutes per priority
+//! P1 = 60
+//! [[reports.acme.service]]                   # first match: priority and CSF category
+//! monitor = "backup*"
+//! priority = "P1"
+//! csf = "RC.RP"
+//!
 //! [audit]
 //! rotate-bytes = 67108864                    # seal the live file at 64 MiB
 //! retention-days = 2190                      # remove sealed files older than six years
@@ -67,6 +74,8 @@ struct RawConfig {
     approvals: Option<crate::approvals::policy::RawApprovals>,
     metrics: Option<warden_metrics::MetricsConfig>,
     console: Option<RawConsole>,
+    #[serde(default)]
+    reports: std::collections::BTreeMap<String, warden_report::settings::SlaConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +140,9 @@ pub struct ControllerConfig {
     pub metrics: Option<warden_metrics::MetricsConfig>,
     /// The web console (`[console]`); `None`: not served.
     pub console: Option<ConsoleSettings>,
+    /// Client report settings per tenant (`[reports.<tenant>]`); a tenant without one has
+    /// every monitor P3 in DE.CM and no SLA targets.
+    pub reports: std::collections::BTreeMap<TenantId, warden_report::TenantSettings>,
 }
 
 impl ControllerConfig {
@@ -152,6 +164,7 @@ impl ControllerConfig {
             approvals: None,
             metrics: None,
             console: None,
+            reports: std::collections::BTreeMap::new(),
         }
     }
 
@@ -239,6 +252,19 @@ impl ControllerConfig {
                 config.audit_retention_days = days;
             }
         }
+        for (tenant, sla) in &raw.reports {
+            let id = TenantId::new(tenant.clone())
+                .map_err(|e| invalid(format!("[reports.{tenant}]: {e}")))?;
+            if !config.tenants.contains(&id) {
+                return Err(invalid(format!(
+                    "[reports.{tenant}]: {tenant} is not one of the tenants"
+                )));
+            }
+            let settings = sla
+                .check()
+                .map_err(|e| invalid(format!("[reports.{tenant}]: {e}")))?;
+            config.reports.insert(id, settings);
+        }
         if let Some(raw) = raw.approvals {
             config.approvals =
                 Some(crate::approvals::ApprovalPolicy::from_raw(raw).map_err(invalid)?);
@@ -324,6 +350,41 @@ mod tests {
             "[console]\nlisten = \"127.0.0.1:1\"\nidle-timeout-secs = 10\nabsolute-timeout-secs = 5",
         ] {
             assert!(ControllerConfig::parse(bad, path).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_settings_are_per_known_tenant_and_checked() {
+        let path = Path::new("/etc/warden/controller.toml");
+        let c = ControllerConfig::parse(
+            "tenants = [\"acme\"]\n[reports.acme.targets]\nP1 = 60\n\
+             [[reports.acme.service]]\nmonitor = \"backup*\"\npriority = \"P1\"\ncsf = \"RC.RP\"\n",
+            path,
+        )
+        .expect("config");
+        let acme = TenantId::new("acme").expect("tenant");
+        let settings = c.reports.get(&acme).expect("acme's settings");
+        assert_eq!(
+            settings.targets.get(&warden_report::Priority::P1),
+            Some(&3_600_000)
+        );
+        assert_eq!(settings.rules.len(), 1);
+        for (bad, says) in [
+            (
+                "tenants = [\"acme\"]\n[reports.globex.targets]\nP1 = 1",
+                "not one of the tenants",
+            ),
+            (
+                "tenants = [\"acme\"]\n[reports.acme.targets]\nP7 = 1",
+                "[reports.acme]: priority `P7`",
+            ),
+            (
+                "tenants = [\"acme\"]\n[reports.acme]\nsla = 1",
+                "unknown field",
+            ),
+        ] {
+            let err = ControllerConfig::parse(bad, path).expect_err(bad);
+            assert!(err.to_string().contains(says), "{bad}: {err}");
         }
     }
 

@@ -142,6 +142,8 @@ pub struct Controller {
     pub(crate) events: tokio::sync::broadcast::Sender<AgentEvent>,
     /// The four-eyes policy (`[approvals]`); `None`: every run proceeds.
     pub(crate) approvals: Option<crate::approvals::ApprovalPolicy>,
+    /// Client report settings per tenant (`[reports.<tenant>]`).
+    pub(crate) reports: BTreeMap<TenantId, warden_report::TenantSettings>,
     /// Serialises every change of every rollout (see `rollout`'s module doc).
     pub(crate) rollouts: tokio::sync::Mutex<()>,
     /// What `/metrics` shows (docs/METRICS.md).

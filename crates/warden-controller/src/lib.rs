@@ -33,6 +33,7 @@ pub mod nats;
 pub mod noc;
 pub mod presence;
 pub mod renewal;
+pub mod report;
 pub mod rollout;
 pub mod runs;
 pub mod serve;

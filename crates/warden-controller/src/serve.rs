@@ -156,6 +156,7 @@ pub async fn start(
         returning: returning_tx,
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
         approvals: config.approvals.clone(),
+        reports: config.reports.clone(),
         rollouts: tokio::sync::Mutex::new(()),
         metrics: Default::default(),
     });

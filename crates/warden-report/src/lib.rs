@@ -1,7 +1,9 @@
 //! Client reports for one tenant and one period, from the incident events its agents sent the
 //! controller (`incident-opened`, `incident-resolved`). Pure: the caller reads the events and the
-//! tenant's report settings; this crate computes ([`compute`]) and renders ([`csv`], [`html`]).
-//! No clock, no I/O, no dependencies.
+//! tenant's report settings; this crate computes ([`compute`]) and renders ([`csv`], [`html`],
+//! [`pdf`]).
+//! No clock, no I/O; [`settings`] reads the SLA settings as written, [`pdf`] writes with
+//! `pdf-writer` (the base-14 fonts: nothing embedded).
 //!
 //! # What is computed (the spec the tests pin)
 //!
@@ -29,6 +31,8 @@
 
 pub mod csv;
 pub mod html;
+pub mod pdf;
+pub mod settings;
 pub mod time;
 
 use std::collections::BTreeMap;

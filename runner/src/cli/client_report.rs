@@ -2,25 +2,15 @@
 //! history: its incidents as opened (the first failing check) and resolved events, classed by
 //! the `--sla` file's services and measured against its targets.
 //!
-//! The `--sla` file:
-//!
-//! ```toml
-//! [targets]            # longest time to restore, in minutes, per priority
-//! P1 = 60
-//! P2 = 240
-//! [[service]]          # first match wins; a monitor no entry names is P3 in DE.CM
-//! monitor = "backup*"  # a name, or a prefix ending in `*`
-//! priority = "P1"
-//! csf = "RC.RP"        # GV, ID.AM, PR.PS, DE.CM, RS.MI, RC.RP
-//! ```
+//! The `--sla` file is a [`warden_report::settings::SlaConfig`] (`[targets]` in minutes per
+//! priority, `[[service]]` rules), the shape of the controller's `[reports.<tenant>]` too.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::Path;
 use warden_history::History;
-use warden_report::{CsfCategory, Event, EventKind, Priority, ServiceRule, TenantSettings};
+use warden_report::settings::SlaConfig;
+use warden_report::{Event, EventKind, TenantSettings};
 
 /// The formats of `warden report`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -37,27 +27,6 @@ pub enum Format {
 /// Largest `--sla` file read.
 const MAX_SLA_FILE_BYTES: u64 = 256 * 1024;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SlaFile {
-    #[serde(default)]
-    targets: BTreeMap<String, u64>,
-    #[serde(default, rename = "service")]
-    services: Vec<RawService>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    monitor: String,
-    priority: String,
-    csf: String,
-}
-
-fn priority(text: &str) -> Result<Priority> {
-    Priority::parse(text).with_context(|| format!("priority `{text}`: one of P1, P2, P3, P4"))
-}
-
 /// The report settings of `--sla` (none: every monitor P3 in DE.CM, no targets).
 pub fn settings(path: Option<&Path>) -> Result<TenantSettings> {
     let Some(path) = path else {
@@ -67,32 +36,10 @@ pub fn settings(path: Option<&Path>) -> Result<TenantSettings> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     let text =
         String::from_utf8(bytes).with_context(|| format!("{} is not text", path.display()))?;
-    let file: SlaFile =
+    let file: SlaConfig =
         toml::from_str(&text).with_context(|| format!("{}: not an SLA file", path.display()))?;
-    let mut targets = BTreeMap::new();
-    for (name, minutes) in file.targets {
-        if minutes == 0 {
-            bail!("{}: target {name} = 0 minutes", path.display());
-        }
-        targets.insert(priority(&name)?, minutes.saturating_mul(60_000));
-    }
-    let mut rules = Vec::new();
-    for s in file.services {
-        if s.monitor.is_empty() {
-            bail!("{}: a [[service]] has an empty monitor", path.display());
-        }
-        rules.push(ServiceRule {
-            priority: priority(&s.priority)?,
-            category: CsfCategory::parse(&s.csf).with_context(|| {
-                format!(
-                    "csf `{}`: one of GV, ID.AM, PR.PS, DE.CM, RS.MI, RC.RP",
-                    s.csf
-                )
-            })?,
-            monitor: s.monitor,
-        });
-    }
-    Ok(TenantSettings { rules, targets })
+    file.check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// This agent's incidents up to `to` as report events (earlier ones decide what is open at

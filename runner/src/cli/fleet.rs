@@ -21,6 +21,7 @@ use super::Context;
 use super::output::{self, inert, parse_params, print_json};
 use super::{paint, times};
 
+mod report;
 mod rollout;
 
 #[derive(Debug, Args)]
@@ -134,6 +135,9 @@ pub enum FleetCommand {
         #[command(subcommand)]
         command: rollout::RolloutCommand,
     },
+    /// A tenant's client report (uptime, incidents, MTTR against the SLA, by NIST CSF
+    /// function) for a month, a quarter or a period, as HTML, CSV or PDF.
+    Report(report::ReportArgs),
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -368,6 +372,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             super::fleet_approvals::deny(cx, &mut client, id, reason).await
         }
         FleetCommand::Rollout { command } => rollout::run(cx, &mut client, command).await,
+        FleetCommand::Report(report) => report::run(cx, &mut client, report).await,
         FleetCommand::Publish { bundle, target } => {
             let bytes = std::fs::read(&bundle)
                 .with_context(|| format!("cannot read {}", bundle.display()))?;

@@ -43,7 +43,7 @@ pub struct ReportArgs {
     pub monitor: Option<String>,
 }
 
-fn parse_when(text: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_when(text: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -53,12 +53,37 @@ fn parse_when(text: &str) -> Result<DateTime<Utc>> {
 }
 
 /// `2026-11`: its first day and the next month's, UTC.
-fn month(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+pub(crate) fn month(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let first = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
         .with_context(|| format!("`{text}` is not a month (YYYY-MM)"))?;
+    months_from(first, 1, text)
+}
+
+/// `2026-Q4`: its first day and the next quarter's, UTC.
+pub(crate) fn quarter(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let bad = || format!("`{text}` is not a quarter (YYYY-Q1 .. YYYY-Q4)");
+    let (year, q) = text.split_once(['-']).with_context(bad)?;
+    let q: u32 = match q.strip_prefix(['Q', 'q']).map(str::parse) {
+        Some(Ok(q @ 1..=4)) => q,
+        _ => bail!(bad()),
+    };
+    let year: i32 = year
+        .parse()
+        .ok()
+        .filter(|y| (1970..=9999).contains(y))
+        .with_context(bad)?;
+    let first = NaiveDate::from_ymd_opt(year, 3 * q - 2, 1).with_context(bad)?;
+    months_from(first, 3, text)
+}
+
+fn months_from(
+    first: NaiveDate,
+    months: u32,
+    text: &str,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .with_context(|| format!("`{text}`: no month after it"))?;
+        .checked_add_months(chrono::Months::new(months))
+        .with_context(|| format!("`{text}`: no period after it"))?;
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     Ok((midnight(first), midnight(next)))
 }

@@ -24,6 +24,7 @@ mod fleet_e2e;
 mod fleet_metrics;
 mod fleet_publish;
 mod fleet_renewal;
+mod fleet_report;
 mod fleet_rollout;
 mod fleet_scale;
 mod fleet_tls;

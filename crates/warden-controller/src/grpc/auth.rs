@@ -95,6 +95,10 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         Access::Bearer(Role::Viewer),
     ),
     (
+        "/warden.fleet.v1.Fleet/GetReport",
+        Access::Bearer(Role::Viewer),
+    ),
+    (
         "/warden.fleet.v1.Fleet/PauseRollout",
         Access::Bearer(Role::Operator),
     ),

@@ -4,6 +4,7 @@
 
 mod approvals;
 pub mod auth;
+mod report;
 mod rollout;
 
 use std::collections::BTreeMap;
@@ -309,6 +310,13 @@ impl Fleet for FleetApi {
         req: Request<pb::RolloutRequest>,
     ) -> Result<Response<pb::RolloutView>, Status> {
         rollout::get(&self.0, req).await
+    }
+
+    async fn get_report(
+        &self,
+        req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportFile>, Status> {
+        report::get(&self.0, req).await
     }
 
     async fn pause_rollout(

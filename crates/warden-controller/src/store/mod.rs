@@ -53,6 +53,17 @@ pub struct AgentRecord {
     pub revoked_at: Option<UnixMillis>,
 }
 
+/// An incident event as a client report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentEvent {
+    /// When the agent saw it (its clock).
+    pub at: UnixMillis,
+    /// The agent's host name (its enrolled name before its first heartbeat).
+    pub host: String,
+    pub monitor: String,
+    pub opened: bool,
+}
+
 /// A run as requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
@@ -230,6 +241,13 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError>;
     /// Newest first.
     fn events(&self, limit: usize) -> Result<Vec<AgentEvent>, StoreError>;
+    /// The incidents opened and resolved on the agents enrolled in `tenant` before `before`
+    /// (the client report's input), oldest first, each with its agent's host name.
+    fn incident_events(
+        &self,
+        tenant: &TenantId,
+        before: UnixMillis,
+    ) -> Result<Vec<IncidentEvent>, StoreError>;
 
     /// Record a spent enrollment token (until its token's expiry), and forget those expired
     /// by `now_secs`: one row per token, so an enrollment costs the same at the 10,000th.

@@ -16,8 +16,8 @@ use warden_fleet_wire::{
 };
 
 use super::{
-    AgentRecord, DeployRecord, DesiredRecord, FleetStore, NewEnrollment, ResultRecord, RunRecord,
-    Seen, StoreError, Stored, TargetRecord,
+    AgentRecord, DeployRecord, DesiredRecord, FleetStore, IncidentEvent, NewEnrollment,
+    ResultRecord, RunRecord, Seen, StoreError, Stored, TargetRecord,
 };
 
 mod approvals;
@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_ms INTEGER NOT NULL,
     UNIQUE (agent, seq)
 );
+CREATE INDEX IF NOT EXISTS events_agent ON events(agent);
 CREATE TABLE IF NOT EXISTS spent_tokens (
     id TEXT PRIMARY KEY,
     expires_s INTEGER NOT NULL
@@ -557,6 +558,38 @@ impl FleetStore for SqliteStore {
             let body: String = row.get(0)?;
             parse::<AgentEvent>("event", &body)
         })
+    }
+
+    fn incident_events(
+        &self,
+        tenant: &TenantId,
+        before: UnixMillis,
+    ) -> Result<Vec<IncidentEvent>, StoreError> {
+        // The tenant is the agent's enrolled one (the join), not what the body claims.
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT e.body, CASE a.hostname WHEN '' THEN a.name ELSE a.hostname END
+             FROM events e JOIN agents a ON a.id = e.agent
+             WHERE a.tenant = ?1
+               AND json_extract(e.body, '$.kind') IN ('incident-opened', 'incident-resolved')
+               AND json_extract(e.body, '$.at') < ?2",
+        )?;
+        let mut events = collect(
+            &mut stmt,
+            params![tenant.as_str(), before.as_millis()],
+            |row| {
+                let body: String = row.get(0)?;
+                let event = parse::<AgentEvent>("event", &body)?;
+                Ok(IncidentEvent {
+                    at: event.at,
+                    host: row.get(1)?,
+                    opened: event.kind == warden_fleet_wire::EventKind::IncidentOpened,
+                    monitor: event.subject,
+                })
+            },
+        )?;
+        events.sort_by_key(|e| e.at);
+        Ok(events)
     }
 
     fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError> {
