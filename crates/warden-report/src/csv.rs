@@ -22,6 +22,7 @@ pub const HEADER: &[&str] = &[
     "sla_breaches",
     "mttr_s",
     "sla_target_s",
+    "tickets",
 ];
 
 /// One text cell, quoted when it must be and defused when a spreadsheet would evaluate it.
@@ -65,6 +66,14 @@ pub fn render(report: &Report) -> String {
             s.breaches().to_string(),
             s.mttr_ms.map(seconds).unwrap_or_default(),
             s.target_ms.map(|t| seconds(t as f64)).unwrap_or_default(),
+            // The service's PSA tickets, `system:id` separated by spaces.
+            cell(
+                &report
+                    .tickets_of(&s.agent, &s.monitor)
+                    .map(|t| format!("{}:{}", t.system, t.id))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         ];
         out.push_str(&row.join(","));
         out.push_str("\r\n");
@@ -117,9 +126,9 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text}");
         assert_eq!(
             lines[1],
-            "acme,1970-01-01T00:00:00Z,1970-01-02T00:00:00Z,Detect,DE.CM,\"db,1\",disk,P3,99.931,60,1,1,0,0,60,"
+            "acme,1970-01-01T00:00:00Z,1970-01-02T00:00:00Z,Detect,DE.CM,\"db,1\",disk,P3,99.931,60,1,1,0,0,60,,"
         );
         assert!(lines[2].contains(",web,'=cmd,P3,"), "{}", lines[2]);
-        assert!(lines[2].ends_with(",1,0,1,0,,"), "{}", lines[2]);
+        assert!(lines[2].ends_with(",1,0,1,0,,,"), "{}", lines[2]);
     }
 }

@@ -165,6 +165,25 @@ pub fn render(report: &Report) -> String {
     if report.services.is_empty() {
         h.push_str("<p>No incident in this period.</p>");
     }
+    if !report.tickets.is_empty() {
+        h.push_str(
+            "<h2>PSA tickets</h2><table><tr><th>Agent</th><th>Service</th><th>PSA</th>\
+             <th>Ticket</th><th>Status</th><th>Resolve by</th></tr>",
+        );
+        for t in &report.tickets {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&t.agent),
+                escape(&t.monitor),
+                escape(&t.system),
+                escape(&t.id),
+                escape(&t.status),
+                escape(t.resolve_by.as_deref().unwrap_or("\u{2014}"))
+            );
+        }
+        h.push_str("</table>");
+    }
     h.push_str("</body></html>\n");
     h
 }
@@ -200,6 +219,28 @@ mod tests {
             let outside_svg_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
             assert!(!outside_svg_ns.contains(external), "{external} in {html}");
         }
+    }
+
+    #[test]
+    fn tickets_get_their_own_table_escaped() {
+        let report = compute("acme", 0, 86_400_000, &[], &TenantSettings::default())
+            .expect("report")
+            .with_tickets(vec![crate::Ticket {
+                agent: "db-1".into(),
+                monitor: "disk".into(),
+                system: "halo".into(),
+                id: "<b>4711</b>".into(),
+                status: "open".into(),
+                resolve_by: None,
+            }]);
+        let html = render(&report);
+        assert!(html.contains("<h2>PSA tickets</h2>"), "{html}");
+        assert!(
+            html.contains("<td>halo</td><td>&lt;b&gt;4711&lt;/b&gt;</td><td>open</td>"),
+            "{html}"
+        );
+        let none = compute("acme", 0, 86_400_000, &[], &TenantSettings::default()).expect("r");
+        assert!(!render(&none).contains("PSA tickets"), "no empty section");
     }
 
     #[test]

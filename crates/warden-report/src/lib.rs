@@ -222,6 +222,21 @@ pub struct PriorityReport {
     pub mttr_ms: Option<f64>,
 }
 
+/// A PSA ticket of one of the period's incidents, as the caller's records hold it (the
+/// agent's ticket outbox writes them on the incident).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub agent: String,
+    pub monitor: String,
+    /// The ticketing plugin (`connectwise`, `halo`, ...).
+    pub system: String,
+    pub id: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// The PSA's resolve-by time, as it answered it.
+    pub resolve_by: Option<String>,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -232,6 +247,29 @@ pub struct Report {
     pub services: Vec<ServiceReport>,
     /// Every priority, P1 first.
     pub priorities: Vec<PriorityReport>,
+    /// By agent, monitor and ticket id ([`Report::with_tickets`]); empty when the caller has
+    /// none.
+    pub tickets: Vec<Ticket>,
+}
+
+impl Report {
+    /// The report with the PSA tickets of its incidents.
+    pub fn with_tickets(mut self, mut tickets: Vec<Ticket>) -> Report {
+        tickets.sort_by(|a, b| (&a.agent, &a.monitor, &a.id).cmp(&(&b.agent, &b.monitor, &b.id)));
+        self.tickets = tickets;
+        self
+    }
+
+    /// The ticket ids of one service.
+    pub fn tickets_of<'a>(
+        &'a self,
+        agent: &'a str,
+        monitor: &'a str,
+    ) -> impl Iterator<Item = &'a Ticket> {
+        self.tickets
+            .iter()
+            .filter(move |t| t.agent == agent && t.monitor == monitor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,6 +403,7 @@ pub fn compute(
         to_ms,
         services,
         priorities,
+        tickets: Vec::new(),
     })
 }
 

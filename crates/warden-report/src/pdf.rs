@@ -1,5 +1,6 @@
 //! The report as PDF: A4 pages, the same sections as [`crate::html`] (the SLA by priority,
-//! then each CSF function with an uptime chart and its services' table), a footer with the
+//! then each CSF function with an uptime chart and its services' table, then the PSA tickets),
+//! a footer with the
 //! tenant, the period and "page i of n" on every page.
 //!
 //! Text is set in Helvetica, one of the PDF base-14 fonts every reader has, so no font is
@@ -307,6 +308,15 @@ const SERVICE_COLUMNS: [Column; 9] = [
     col("MTTR", 64.0, Align::Right),
 ];
 
+const TICKET_COLUMNS: [Column; 6] = [
+    col("Agent", 95.0, Align::Left),
+    col("Service", 90.0, Align::Left),
+    col("PSA", 70.0, Align::Left),
+    col("Ticket", 70.0, Align::Left),
+    col("Status", 50.0, Align::Left),
+    col("Resolve by", 120.0, Align::Left),
+];
+
 /// The PDF file.
 pub fn render(report: &Report) -> Vec<u8> {
     let period = format!(
@@ -393,6 +403,28 @@ pub fn render(report: &Report) -> Vec<u8> {
     }
     if report.services.is_empty() {
         l.line(REGULAR, BODY + 1.0, 4.0, "No incident in this period.");
+    }
+    if !report.tickets.is_empty() {
+        l.room(3.0 * ROW + 20.0);
+        l.line(BOLD, 13.0, 6.0, "PSA tickets");
+        let rows: Vec<(Vec<String>, Vec<bool>)> = report
+            .tickets
+            .iter()
+            .map(|t| {
+                (
+                    vec![
+                        t.agent.clone(),
+                        t.monitor.clone(),
+                        t.system.clone(),
+                        t.id.clone(),
+                        t.status.clone(),
+                        t.resolve_by.clone().unwrap_or_else(|| "\u{2014}".into()),
+                    ],
+                    Vec::new(),
+                )
+            })
+            .collect();
+        l.table(&TICKET_COLUMNS, &rows);
     }
     write(report, &period, l.finish())
 }

@@ -1,6 +1,7 @@
 //! `warden report --format html|csv`: the client report (`warden-report`) of this agent's own
 //! history: its incidents as opened (the first failing check) and resolved events, classed by
-//! the `--sla` file's services and measured against its targets.
+//! the `--sla` file's services and measured against its targets, with the PSA tickets the
+//! ticket outbox recorded on the period's incidents.
 //!
 //! The `--sla` file is a [`warden_report::settings::SlaConfig`] (`[targets]` in minutes per
 //! priority, `[[service]]` rules), the shape of the controller's `[reports.<tenant>]` too.
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 use std::path::Path;
 use warden_history::History;
 use warden_report::settings::SlaConfig;
-use warden_report::{Event, EventKind, TenantSettings};
+use warden_report::{Event, EventKind, TenantSettings, Ticket};
 
 /// The formats of `warden report`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -83,13 +84,26 @@ pub fn render(
     let (from, to) = period;
     let agent = warden_agent::daemon::host_name();
     let events = events(history, to, monitor, &agent)?;
+    let tickets = history
+        .incident_tickets(from, to, monitor)?
+        .into_iter()
+        .map(|t| Ticket {
+            agent: agent.clone(),
+            monitor: t.monitor,
+            system: t.plugin,
+            id: t.ticket_id,
+            status: t.status,
+            resolve_by: t.resolve_by,
+        })
+        .collect();
     let report = warden_report::compute(
         tenant,
         from.timestamp_millis(),
         to.timestamp_millis(),
         &events,
         settings,
-    )?;
+    )?
+    .with_tickets(tickets);
     Ok(match format {
         Format::Csv => warden_report::csv::render(&report),
         Format::Html | Format::Text => warden_report::html::render(&report),

@@ -416,6 +416,19 @@ mod tests {
             "[targets]\nP1 = 30\n[[service]]\nmonitor = \"disk\"\npriority = \"P1\"\ncsf = \"PR.PS\"\n",
         )
         .expect("sla file");
+        History::open(dir.path())
+            .expect("history")
+            .save_incident_ticket(&IncidentTicketRow {
+                incident_id: "d1".into(),
+                monitor: "disk".into(),
+                plugin: "ticket-halo".into(),
+                ticket_id: "HALO-88".into(),
+                respond_by: None,
+                resolve_by: Some("2026-05-02T04:00:00Z".into()),
+                status: "closed".into(),
+                updated_ms: 1,
+            })
+            .expect("ticket");
         let mut args = ReportArgs {
             month: Some("2026-05".into()),
             format: Format::Csv,
@@ -439,7 +452,16 @@ mod tests {
         assert_eq!(&disk[6..8], ["disk", "P1"]);
         assert_eq!(
             &disk[9..],
-            ["90360", "2", "2", "0", "2", "45180", "1800"],
+            [
+                "90360",
+                "2",
+                "2",
+                "0",
+                "2",
+                "45180",
+                "1800",
+                "ticket-halo:HALO-88"
+            ],
             "{}",
             lines[1]
         );
@@ -450,6 +472,7 @@ mod tests {
             ("Detect", "DE.CM", "web", "P3")
         );
         assert_eq!(&web[10..14], ["1", "0", "1", "0"], "{}", lines[2]);
+        assert_eq!(web.last(), Some(&""), "web has no ticket: {}", lines[2]);
         args.format = Format::Html;
         let html = report(&cx, &args, t(20, 0)).expect("html");
         assert!(
@@ -457,6 +480,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("Protect (PR.PS)") && html.contains("Detect (DE.CM)"));
+        assert!(
+            html.contains("<td>disk</td><td>ticket-halo</td><td>HALO-88</td><td>closed</td><td>2026-05-02T04:00:00Z</td>"),
+            "the incident's ticket: {html}"
+        );
         args.month = Some("2026-13".into());
         assert!(report(&cx, &args, t(20, 0)).is_err(), "no 13th month");
     }
