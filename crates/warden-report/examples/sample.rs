@@ -90,7 +90,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         NOVEMBER + DAYS * 24 * 60 * MINUTE,
         &events,
         &settings,
-    )?;
+    )?
+    .with_tickets(vec![
+        ticket(
+            "acme-fs-1",
+            "backup-nightly",
+            "CW-20931",
+            "open",
+            Some("2026-12-01T01:30:00Z"),
+        ),
+        ticket(
+            "acme-web-1",
+            "http",
+            "CW-20544",
+            "closed",
+            Some("2026-11-14T11:00:00Z"),
+        ),
+    ]);
     std::fs::write(
         dir.join("client-report.html"),
         warden_report::html::render(&report),
@@ -121,6 +137,23 @@ fn rule(monitor: &str, priority: Priority, category: CsfCategory) -> ServiceRule
         monitor: monitor.into(),
         priority,
         category,
+    }
+}
+
+fn ticket(
+    agent: &str,
+    monitor: &str,
+    id: &str,
+    status: &str,
+    resolve_by: Option<&str>,
+) -> warden_report::Ticket {
+    warden_report::Ticket {
+        agent: agent.into(),
+        monitor: monitor.into(),
+        system: "ticket-connectwise".into(),
+        id: id.into(),
+        status: status.into(),
+        resolve_by: resolve_by.map(Into::into),
     }
 }
 
