@@ -309,12 +309,12 @@ const SERVICE_COLUMNS: [Column; 9] = [
 ];
 
 const TICKET_COLUMNS: [Column; 6] = [
-    col("Agent", 95.0, Align::Left),
-    col("Service", 90.0, Align::Left),
-    col("PSA", 70.0, Align::Left),
-    col("Ticket", 70.0, Align::Left),
-    col("Status", 50.0, Align::Left),
-    col("Resolve by", 120.0, Align::Left),
+    col("Agent", 90.0, Align::Left),
+    col("Service", 85.0, Align::Left),
+    col("PSA", 95.0, Align::Left),
+    col("Ticket", 65.0, Align::Left),
+    col("Status", 45.0, Align::Left),
+    col("Resolve by", 115.0, Align::Left),
 ];
 
 /// The PDF file.
