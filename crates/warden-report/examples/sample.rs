@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ]),
     };
     let mut events = Vec::new();
-    let mut seed: u64 = 0x5eed_2026_11;
+    let mut seed: u64 = 0x5eed_2026_1101;
     let mut next = move |n: i64| {
         // xorshift64: fixed and dependency-free.
         seed ^= seed << 13;
