@@ -141,7 +141,7 @@ fn demo_policy(scratch: &Path, publisher: Option<&str>) -> String {
         "# Demo site policy written by `cargo xtask demo`.\n\
          [allow]\n\
          sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
-         fs-read = [\"/var/lib/dpkg/status\", \"/etc/passwd\", \"/proc/net/tcp\", \"/proc/net/tcp6\", \"/etc/systemd/system/multi-user.target.wants\", {s:?}]\n\
+         fs-read = [\"/var/lib/dpkg/status\", \"/etc/passwd\", \"/proc/net/tcp\", \"/proc/net/tcp6\", \"/proc/net/udp\", \"/proc/net/udp6\", \"/etc/systemd/system/multi-user.target.wants\", {s:?}]\n\
          fs-write = [{s:?}]\n\
          services = [\"dbus\"]\n\
          service-control = true\n\

@@ -226,7 +226,7 @@ fn start_agent(
         format!(
             "# Written by `cargo xtask demo fleet`.\n\
              [allow]\nsysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
-             fs-read = [\"/var/lib/dpkg/status\", \"/etc/passwd\", \"/proc/net/tcp\", \"/proc/net/tcp6\", \"/etc/systemd/system/multi-user.target.wants\"]\n\n\
+             fs-read = [\"/var/lib/dpkg/status\", \"/etc/passwd\", \"/proc/net/tcp\", \"/proc/net/tcp6\", \"/proc/net/udp\", \"/proc/net/udp6\", \"/etc/systemd/system/multi-user.target.wants\"]\n\n\
              [trust]\nallow-unsigned = false\n\
              [[trust.keys]]\nname = \"demo-publisher\"\npublic-key = {publisher:?}\n"
         ),

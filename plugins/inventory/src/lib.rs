@@ -31,8 +31,13 @@ struct Config {
 
 /// The account database.
 const PASSWD: &str = "/etc/passwd";
-/// The kernel's TCP socket tables, by protocol name.
-const TCP_TABLES: [(&str, &str); 2] = [("tcp", "/proc/net/tcp"), ("tcp6", "/proc/net/tcp6")];
+/// The kernel's socket tables, by protocol name.
+const SOCKET_TABLES: [(&str, &str, ports::Transport); 4] = [
+    ("tcp", "/proc/net/tcp", ports::Transport::Tcp),
+    ("tcp6", "/proc/net/tcp6", ports::Transport::Tcp),
+    ("udp", "/proc/net/udp", ports::Transport::Udp),
+    ("udp6", "/proc/net/udp6", ports::Transport::Udp),
+];
 /// Units systemd starts at boot for the normal (multi-user) target: the links `systemctl
 /// enable` makes.
 const ENABLED_UNITS: &str = "/etc/systemd/system/multi-user.target.wants";
@@ -124,11 +129,11 @@ impl Discovery for Inventory {
             }));
         }
         if config.listening_ports {
-            for (protocol, path) in TCP_TABLES {
+            for (protocol, path, transport) in SOCKET_TABLES {
                 let Some(text) = optional_read("listening ports", path)? else {
                     continue;
                 };
-                groups.extend(ports::listeners(&text).into_iter().map(|l| {
+                groups.extend(ports::listeners(&text, transport).into_iter().map(|l| {
                     FactGroup::new("listening-port")
                         .fact("protocol", protocol)
                         .fact("address", l.address)

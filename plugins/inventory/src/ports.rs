@@ -1,11 +1,23 @@
-//! Parser for the kernel's socket tables (`/proc/net/tcp`, `/proc/net/tcp6`): the TCP sockets in
-//! the LISTEN state (`st` `0A`), with their local address and port. The addresses are hex in the
+//! Parser for the kernel's socket tables (`/proc/net/tcp`, `tcp6`, `udp`, `udp6`): the sockets
+//! that wait for peers, with their local address and port. For TCP those in the LISTEN state
+//! (`st` `0A`); UDP has no listen, so a UDP socket waits for peers when it is bound and not
+//! connected: state `07` (the kernel's TCP_CLOSE, which UDP reuses) with no remote port (a
+//! connected client socket has one, and is not a service). The addresses are hex in the
 //! kernel's byte order: IPv4 one little-endian 32-bit word, IPv6 four of them.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// LISTEN in `include/net/tcp_states.h`.
 const LISTEN: &str = "0A";
+/// TCP_CLOSE, the state of an unconnected UDP socket.
+const UNCONNECTED: &str = "07";
+
+/// Which table is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
 
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,14 +28,18 @@ pub struct Listener {
 
 /// Listening sockets of one table, sorted and without duplicates (one socket per worker
 /// with `SO_REUSEPORT` is still one listening port). Lines that do not parse are skipped.
-pub fn listeners(table: &str) -> Vec<Listener> {
+pub fn listeners(table: &str, transport: Transport) -> Vec<Listener> {
     let mut out: Vec<Listener> = table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (local, state) = (fields.get(1)?, fields.get(3)?);
-            if *state != LISTEN {
+            let (local, remote, state) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
+            let waits = match transport {
+                Transport::Tcp => *state == LISTEN,
+                Transport::Udp => *state == UNCONNECTED && remote.ends_with(":0000"),
+            };
+            if !waits {
                 return None;
             }
             let (addr, port) = local.split_once(':')?;
@@ -75,7 +91,7 @@ mod tests {
    3: 0F02000A:0016 0202000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 4 1\n\
    4: garbage\n";
         assert_eq!(
-            listeners(tcp),
+            listeners(tcp, Transport::Tcp),
             [
                 Listener {
                     address: "0.0.0.0".into(),
@@ -91,7 +107,7 @@ mod tests {
    0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1\n\
    1: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1\n";
         assert_eq!(
-            listeners(tcp6),
+            listeners(tcp6, Transport::Tcp),
             [
                 Listener {
                     address: "::".into(),
@@ -103,5 +119,31 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn bound_unconnected_udp_sockets_wait_for_peers_and_connected_ones_do_not() {
+        let udp = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  10: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   102        0 11 2 0 0
+  11: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 12 2 0 0
+  12: 0F02000A:9C40 0202000A:0035 01 00000000:00000000 00:00000000 00000000  1000        0 13 2 0 0
+  13: 0F02000A:9C41 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 14 2 0 0
+";
+        assert_eq!(
+            listeners(udp, Transport::Udp),
+            [
+                Listener {
+                    address: "127.0.0.53".into(),
+                    port: 53
+                },
+                Listener {
+                    address: "0.0.0.0".into(),
+                    port: 68
+                },
+            ],
+            "the resolver and the DHCP client; not the connected socket to 10.0.2.2:53"
+        );
+        // The TCP reading of a UDP table finds only what is LISTEN (nothing real).
+        assert_eq!(listeners(udp, Transport::Tcp).len(), 1);
     }
 }

@@ -322,7 +322,8 @@ fn the_real_inventory_plugin_feeds_a_baseline_and_its_drift() {
 }
 
 /// The inventory plugin on a fake machine (the test harness): the accounts, listening TCP
-/// ports and enabled services a baseline records come from its files, parsed in the sandbox.
+/// ports (TCP listening, UDP bound and unconnected; `/proc/net/udp6` absent here: left out)
+/// and enabled services a baseline records come from its files, parsed in the sandbox.
 #[test]
 fn the_inventory_plugin_reports_accounts_listening_ports_and_enabled_services() {
     let harness = warden_testkit::Harness::new(
@@ -346,6 +347,11 @@ run = "discover"
   sl  local_address                         remote_address                        st
    0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1
 """
+"/proc/net/udp" = """
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  10: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   102        0 11 2 0 0
+  12: 0F02000A:9C40 0202000A:0035 01 00000000:00000000 00:00000000 00000000  1000        0 13 2 0 0
+"""
 "/etc/systemd/system/multi-user.target.wants/ssh.service" = ""
 "/etc/systemd/system/multi-user.target.wants/cron.service" = ""
 [sysinfo]
@@ -363,6 +369,7 @@ facts = [
   { kind = "user", facts = { name = "ada", uid = 1000, shell = "/bin/zsh" } },
   { kind = "listening-port", facts = { protocol = "tcp", address = "127.0.0.1", port = 631 } },
   { kind = "listening-port", facts = { protocol = "tcp6", address = "::1", port = 8080 } },
+  { kind = "listening-port", facts = { protocol = "udp", address = "127.0.0.53", port = 53 } },
   { kind = "service", facts = { name = "ssh.service", state = "enabled" } },
 ]
 "#,
@@ -379,6 +386,6 @@ facts = [
     let text = snap.canonical();
     assert_eq!(
         text,
-        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"","tcp/127.0.0.1:631":"","tcp6/[::1]:8080":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
+        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"","tcp/127.0.0.1:631":"","tcp6/[::1]:8080":"","udp/127.0.0.53:53":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
     );
 }
