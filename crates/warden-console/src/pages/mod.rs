@@ -3,7 +3,9 @@
 //! ([`shown`]).
 
 pub mod agent;
+pub mod approvals;
 pub mod fleet;
+pub mod rollouts;
 pub mod run;
 pub mod signin;
 
@@ -54,7 +56,11 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     a.brand href="/" { "warden" }
                     @if let Some(s) = session {
                         @if let Some(caller) = &s.caller {
-                            nav { a href="/" { "Fleet" } }
+                            nav {
+                                a href="/" { "Fleet" }
+                                a href="/rollouts" { "Rollouts" }
+                                a href="/approvals" { "Approvals" }
+                            }
                             span.who { (who(caller)) }
                             form.signout method="post" action="/signout" {
                                 input type="hidden" name="csrf" value=(s.csrf);

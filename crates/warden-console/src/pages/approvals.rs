@@ -1,0 +1,72 @@
+//! Four-eyes requests waiting for a second operator: what each is bound to (the kind, the
+//! artifact and its SHA-256, the parameters, the target and its agents, the expiry, who asked
+//! and why it needs approval), with approve and deny forms for operators. Every check
+//! (role, scope, not the requester, not expired, decided once) is the controller's; a refusal
+//! comes back as a page with its message.
+
+use maud::{Markup, html};
+use warden_access::Role;
+use warden_controller::approvals::{ApprovalRecord, ApprovalState};
+use warden_fleet_wire::UnixMillis;
+
+use super::{encode, layout, shown};
+use crate::session::Session;
+use crate::times;
+
+fn decide(session: &Session, r: &ApprovalRecord, what: &str, label: &str) -> Markup {
+    html! {
+        form.action method="post" action=(format!("/approvals/{}/{what}", encode(r.id.as_str()))) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            button class=(what) type="submit" { (label) }
+        }
+    }
+}
+
+pub fn page(session: &Session, approvals: &[ApprovalRecord], now: UnixMillis) -> Markup {
+    let caller = session.caller.as_ref();
+    let operator = caller.is_some_and(|c| c.role >= Role::Operator);
+    let body = html! {
+        h1 { "Approvals" }
+        @if approvals.is_empty() { p #none { "Nothing waits for approval." } }
+        @if !operator { p.hint { "Approving and denying need the operator role." } }
+        @for r in approvals {
+            @let s = &r.subject;
+            section.approval id=(format!("approval-{}", r.id)) {
+                h2 { (s.kind.name()) " " (shown(&s.artifact)) " · " code { (r.id.as_str()) } }
+                table.facts {
+                    tr { th { "State" } td { span.state class=(r.state.name()) { (r.state.name()) } } }
+                    tr { th { "Requested by" } td.requester { (shown(&r.requested_by)) } }
+                    tr { th { "Requested" } td { (times::ago(r.created_at, now)) " (" (times::utc(r.created_at)) ")" } }
+                    tr { th { "Expires" } td { (times::utc(r.expires_at)) } }
+                    tr { th { "Artifact SHA-256" } td { code.sha256 {
+                        @match &s.sha256 { Some(h) => (shown(h)), None => "— (each agent's own signed copy)" } } } }
+                    tr { th { "Target" } td { code { (shown(&s.target)) } " (" (s.agents.len()) " agent(s); tenants "
+                        (r.tenants.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) ")" } }
+                    @if s.dry_run { tr { th { "Dry run" } td { "yes" } } }
+                    tr { th { "Parameters" } td {
+                        @if s.params.is_empty() { "none" } @else {
+                            ul.params { @for (k, v) in &s.params { li { code { (shown(k)) "=" (shown(v)) } } } }
+                        } } }
+                    tr { th { "Why" } td { (r.reasons.join("; ")) } }
+                    tr { th { "Digest" } td { code { (r.digest) } } }
+                    @if let Some(by) = &r.decided_by { tr { th { "Decided by" } td.decider { (shown(by)) } } }
+                }
+                @if operator {
+                    div.actions {
+                        @if r.state == ApprovalState::Pending {
+                            @if caller.is_some_and(|c| c.name == r.requested_by) {
+                                p.hint { "You requested this: a second operator must approve it." }
+                            } @else {
+                                (decide(session, r, "approve", "Approve"))
+                            }
+                        }
+                        @if matches!(r.state, ApprovalState::Pending | ApprovalState::Approved) {
+                            (decide(session, r, "deny", "Deny"))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Approvals", Some(session), body)
+}
