@@ -70,3 +70,78 @@ pub fn page(session: &Session, approvals: &[ApprovalRecord], now: UnixMillis) ->
     };
     layout("Approvals", Some(session), body)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use warden_controller::approvals::{ApprovalSubject, RequestId, SubjectKind};
+    use warden_fleet_identity::{AgentKey, TenantId};
+
+    use super::*;
+    use crate::pages::test_session as session;
+
+    fn request() -> ApprovalRecord {
+        let tenant = TenantId::new("acme").expect("tenant");
+        ApprovalRecord {
+            id: RequestId::parse("01JD0000000000000000000000").expect("id"),
+            subject: ApprovalSubject {
+                kind: SubjectKind::Run,
+                artifact: "disk-check".into(),
+                sha256: Some("a".repeat(64)),
+                params: BTreeMap::from([("path".into(), "\u{1b}[2J/var<i>".into())]),
+                dry_run: false,
+                ttl_ms: 0,
+                target: "tenant=acme".into(),
+                agents: vec![(AgentKey::generate().id(), tenant.clone())],
+                approval: None,
+            },
+            bundle: None,
+            digest: "d".repeat(64),
+            reasons: vec!["2 agents, over 1".into()],
+            tenants: vec![tenant],
+            requested_by: "op-b".into(),
+            created_at: UnixMillis(0),
+            expires_at: UnixMillis(600_000),
+            state: ApprovalState::Pending,
+            decided_by: None,
+            decided_at: None,
+            run: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_request_shows_what_it_binds_inert_and_only_another_operator_gets_approve() {
+        let html = page(
+            &session("op-a", Role::Operator),
+            &[request()],
+            UnixMillis(0),
+        )
+        .into_string();
+        assert!(html.contains(&"a".repeat(64)), "the artifact's digest");
+        assert!(
+            html.contains("path=/var&lt;i&gt;"),
+            "the parameter, inert: {html}"
+        );
+        assert!(!html.contains('\u{1b}'));
+        assert!(html.contains("op-b") && html.contains("tenant=acme"));
+        assert!(html.contains("class=\"approve\"") && html.contains("class=\"deny\""));
+        let own = page(
+            &session("op-b", Role::Operator),
+            &[request()],
+            UnixMillis(0),
+        )
+        .into_string();
+        assert!(
+            !own.contains("class=\"approve\""),
+            "not the requester's own"
+        );
+        assert!(
+            own.contains("class=\"deny\""),
+            "the requester may withdraw it"
+        );
+        let viewer = page(&session("v", Role::Viewer), &[request()], UnixMillis(0)).into_string();
+        assert!(!viewer.contains("class=\"approve\"") && !viewer.contains("class=\"deny\""));
+    }
+}

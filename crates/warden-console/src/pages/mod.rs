@@ -87,3 +87,18 @@ pub fn problem(title: &str, session: Option<&Session>, message: &str) -> Markup 
         },
     )
 }
+
+/// A signed-in session for the pages' unit tests.
+#[cfg(test)]
+pub(crate) fn test_session(name: &str, role: warden_access::Role) -> Session {
+    Session {
+        caller: Some(Caller {
+            name: name.into(),
+            role,
+            scope: warden_access::Scope::AllTenants,
+        }),
+        csrf: "c5rf".into(),
+        created: warden_fleet_wire::UnixMillis(0),
+        last_used: warden_fleet_wire::UnixMillis(0),
+    }
+}

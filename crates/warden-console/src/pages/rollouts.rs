@@ -118,3 +118,84 @@ pub fn page(session: &Session, view: &RolloutView, now: UnixMillis) -> Markup {
     };
     layout("Rollout", Some(session), body)
 }
+
+#[cfg(test)]
+mod tests {
+    use warden_controller::rollout::{AgentInRollout, Plan, PlanRequest, State, WaveView};
+    use warden_fleet_identity::{AgentKey, TenantId};
+
+    use super::*;
+    use crate::pages::test_session as session;
+
+    /// A halted rollout whose reason and agent detail carry what a plugin wrote.
+    fn halted() -> RolloutView {
+        let tenant = TenantId::new("acme").expect("tenant");
+        let mut state = State::new();
+        state.phase = Phase::Halted;
+        state.reason = Some("incident: \u{1b}[31m<b>disk</b>\u{1b}[0m full".into());
+        let plan = Plan::parse(&PlanRequest {
+            canary: 1,
+            waves: "100%".into(),
+            max_failures: "0%".into(),
+            ..PlanRequest::default()
+        })
+        .expect("plan");
+        RolloutView {
+            record: RolloutRecord {
+                id: "ro-00112233aabbccdd".into(),
+                plugin: "disk-usage".into(),
+                version: "0.2.0".into(),
+                sha256: "b".repeat(64),
+                size: 3,
+                bundle: Vec::new(),
+                target: "tenant=acme".into(),
+                tenants: vec![tenant.clone()],
+                plan,
+                state,
+                created_at: UnixMillis(0),
+                created_by: "noc".into(),
+                updated_at: UnixMillis(0),
+            },
+            waves: vec![WaveView {
+                name: "canary".into(),
+                size: 1,
+                released: 1,
+                healthy: 0,
+                failed: 1,
+                in_flight: 0,
+                state: "halted",
+            }],
+            agents: vec![AgentInRollout {
+                agent: AgentKey::generate().id(),
+                tenant,
+                wave: "canary".into(),
+                state: "failed",
+                detail: Some("refused: \u{7}<script>x</script>".into()),
+                released_at: Some(UnixMillis(0)),
+                previous_version: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn what_plugins_wrote_is_inert_and_a_halted_rollout_offers_resume_and_rollback() {
+        let html = page(&session("noc", Role::Operator), &halted(), UnixMillis(0)).into_string();
+        assert!(
+            !html.contains('\u{1b}') && !html.contains('\u{7}'),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;disk&lt;/b&gt; full"), "{html}");
+        assert!(html.contains("refused: \\u{7}&lt;script&gt;"), "{html}");
+        assert!(html.contains("id=\"resume\"") && html.contains("id=\"rollback\""));
+        assert!(
+            !html.contains("id=\"pause\""),
+            "a halted rollout is not paused"
+        );
+        assert!(
+            html.contains("value=\"c5rf\""),
+            "the forms carry the CSRF token"
+        );
+        let html = page(&session("noc", Role::Viewer), &halted(), UnixMillis(0)).into_string();
+        assert!(!html.contains("id=\"resume\"") && !html.contains("id=\"rollback\""));
+    }
+}
