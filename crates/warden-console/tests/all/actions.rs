@@ -10,28 +10,30 @@ use warden_controller::approvals::{ApprovalState, RequestId};
 use warden_controller::controller::DispatchRequest;
 use warden_controller::rollout::Phase;
 
-use crate::support::http::{Client, form};
+use crate::support::http::{Client, Reply, form};
 use crate::support::*;
 
-/// Two acme agents and a running rollout of a plugin to them (its canary released).
-async fn running_rollout(h: &Harness) -> String {
-    let agents = [
-        SeedAgent::new("acme", "db-1"),
-        SeedAgent::new("acme", "db-2"),
-    ];
-    h.heartbeats(&agents);
+/// Agents of `tenant` named `hosts` and a running rollout of a plugin to them (its canary
+/// released), started by `noc-operator`.
+async fn running_rollout(h: &Harness, tenant: &str, hosts: &[&str]) -> String {
+    h.agents(tenant, hosts);
     let bundle = plugin_bundle(&h.dir.path().join("plugin"), "0.2.0");
     let v = h
         .start_rollout(
             &caller("noc-operator", Role::Operator),
             &bundle,
-            "tenant=acme",
+            &format!("tenant={tenant}"),
             None,
         )
         .await
         .expect("the rollout starts");
     assert_eq!(v.record.state.phase, Phase::Running);
     v.record.id
+}
+
+/// POST a form with only the CSRF token (what the page's buttons send).
+async fn act(c: &mut Client, path: &str, csrf: &str) -> Reply {
+    c.post(path, &form(&[("csrf", csrf)])).await
 }
 
 fn phase(h: &Harness, id: &str) -> Phase {
@@ -46,11 +48,7 @@ fn phase(h: &Harness, id: &str) -> Phase {
 /// A run over two agents requested by `noc-operator-b`: above the policy's one agent, so a
 /// request waits instead.
 async fn pending_run(h: &Harness) -> RequestId {
-    let agents = [
-        SeedAgent::new("acme", "web-1"),
-        SeedAgent::new("acme", "web-2"),
-    ];
-    h.heartbeats(&agents);
+    h.agents("acme", &["web-1", "web-2"]);
     let request = DispatchRequest {
         runbook: "disk-check".into(),
         target: "tenant=acme".into(),
@@ -81,20 +79,7 @@ async fn a_viewer_sees_rollouts_and_approvals_without_buttons_and_cannot_pause_o
     let h = Harness::with_approvals().await;
     let request = pending_run(&h).await;
     // One agent: within the policy, so this rollout starts without a request.
-    let db = SeedAgent::new("globex", "db-1");
-    h.heartbeats(std::slice::from_ref(&db));
-    let bundle = plugin_bundle(&h.dir.path().join("plugin"), "0.2.0");
-    let rollout = h
-        .start_rollout(
-            &caller("noc-operator", Role::Operator),
-            &bundle,
-            "tenant=globex",
-            None,
-        )
-        .await
-        .expect("starts")
-        .record
-        .id;
+    let rollout = running_rollout(&h, "globex", &["db-1"]).await;
 
     let mut c = Client::new(&h.url);
     c.sign_in(NOC_VIEWER).await;
@@ -125,21 +110,11 @@ async fn a_viewer_sees_rollouts_and_approvals_without_buttons_and_cannot_pause_o
     );
 
     let csrf = page.csrf().expect("the sign-out form's token");
-    let r = c
-        .post(
-            &format!("/rollouts/{rollout}/pause"),
-            &form(&[("csrf", &csrf)]),
-        )
-        .await;
+    let r = act(&mut c, &format!("/rollouts/{rollout}/pause"), &csrf).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(r.body.contains("operator role"), "{}", r.body);
     assert_eq!(phase(&h, &rollout), Phase::Running, "not paused");
-    let r = c
-        .post(
-            &format!("/approvals/{request}/approve"),
-            &form(&[("csrf", &csrf)]),
-        )
-        .await;
+    let r = act(&mut c, &format!("/approvals/{request}/approve"), &csrf).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(
         state_of(&h, &request),
@@ -161,7 +136,7 @@ async fn a_viewer_sees_rollouts_and_approvals_without_buttons_and_cannot_pause_o
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_pauses_resumes_and_rolls_back_a_rollout_from_its_page() {
     let h = Harness::start().await;
-    let rollout = running_rollout(&h).await;
+    let rollout = running_rollout(&h, "acme", &["db-1", "db-2"]).await;
     let mut c = Client::new(&h.url);
     c.sign_in(NOC_OPERATOR).await;
     let path = format!("/rollouts/{rollout}");
@@ -176,9 +151,7 @@ async fn an_operator_pauses_resumes_and_rolls_back_a_rollout_from_its_page() {
     assert_eq!(phase(&h, &rollout), Phase::Running);
 
     for (action, after) in [("pause", Phase::Paused), ("resume", Phase::Running)] {
-        let r = c
-            .post(&format!("{path}/{action}"), &form(&[("csrf", &csrf)]))
-            .await;
+        let r = act(&mut c, &format!("{path}/{action}"), &csrf).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{action}: {}", r.body);
         assert_eq!(r.header(header::LOCATION).as_deref(), Some(path.as_str()));
         assert_eq!(phase(&h, &rollout), after, "after {action}");
@@ -192,9 +165,7 @@ async fn an_operator_pauses_resumes_and_rolls_back_a_rollout_from_its_page() {
 
     // The canary had nothing desired before: the controller refuses a plain rollback and
     // says why; the page shows its message.
-    let r = c
-        .post(&format!("{path}/rollback"), &form(&[("csrf", &csrf)]))
-        .await;
+    let r = act(&mut c, &format!("{path}/rollback"), &csrf).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body.contains("no earlier desired version"), "{}", r.body);
     assert_eq!(phase(&h, &rollout), Phase::Running);
@@ -224,11 +195,7 @@ async fn an_operator_pauses_resumes_and_rolls_back_a_rollout_from_its_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_rolls_back_a_rollout_to_what_was_desired_before() {
     let h = Harness::start().await;
-    let agents = [
-        SeedAgent::new("acme", "db-1"),
-        SeedAgent::new("acme", "db-2"),
-    ];
-    h.heartbeats(&agents);
+    h.agents("acme", &["db-1", "db-2"]);
     let op = caller("noc-operator", Role::Operator);
     let old = plugin_bundle(&h.dir.path().join("old"), "0.1.0");
     h.controller()
@@ -246,9 +213,7 @@ async fn an_operator_rolls_back_a_rollout_to_what_was_desired_before() {
     c.sign_in(NOC_OPERATOR).await;
     let path = format!("/rollouts/{rollout}");
     let csrf = c.get(&path).await.csrf().expect("csrf");
-    let r = c
-        .post(&format!("{path}/rollback"), &form(&[("csrf", &csrf)]))
-        .await;
+    let r = act(&mut c, &format!("{path}/rollback"), &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(phase(&h, &rollout), Phase::RolledBack);
     let page = c.get(&path).await;
@@ -273,12 +238,12 @@ async fn an_operator_approves_another_operators_run_and_cannot_approve_its_own()
         page.body
     );
     let csrf = page.csrf().expect("csrf");
-    let r = requester
-        .post(
-            &format!("/approvals/{request}/approve"),
-            &form(&[("csrf", &csrf)]),
-        )
-        .await;
+    let r = act(
+        &mut requester,
+        &format!("/approvals/{request}/approve"),
+        &csrf,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(
         r.body.contains("`noc-operator-b` requested") && r.body.contains("second operator"),
@@ -293,12 +258,7 @@ async fn an_operator_approves_another_operators_run_and_cannot_approve_its_own()
     assert!(page.body.contains("class=\"approve\""), "{}", page.body);
     assert!(page.body.contains("noc-operator-b"), "the requester shown");
     let csrf = page.csrf().expect("csrf");
-    let r = c
-        .post(
-            &format!("/approvals/{request}/approve"),
-            &form(&[("csrf", &csrf)]),
-        )
-        .await;
+    let r = act(&mut c, &format!("/approvals/{request}/approve"), &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(
         state_of(&h, &request),
@@ -325,12 +285,7 @@ async fn an_operator_denies_a_request() {
     let mut c = Client::new(&h.url);
     c.sign_in(NOC_OPERATOR).await;
     let csrf = c.get("/approvals").await.csrf().expect("csrf");
-    let r = c
-        .post(
-            &format!("/approvals/{request}/deny"),
-            &form(&[("csrf", &csrf)]),
-        )
-        .await;
+    let r = act(&mut c, &format!("/approvals/{request}/deny"), &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(state_of(&h, &request), ApprovalState::Denied);
     let page = c.get("/approvals").await;

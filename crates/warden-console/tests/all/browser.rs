@@ -230,11 +230,7 @@ async fn an_idle_session_ends_and_the_browser_is_sent_to_sign_in() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_approves_a_pending_rollout_in_the_browser() {
     let h = Harness::with_approvals().await;
-    let agents = [
-        SeedAgent::new("acme", "db-1"),
-        SeedAgent::new("acme", "db-2"),
-    ];
-    h.heartbeats(&agents);
+    h.agents("acme", &["db-1", "db-2"]);
     let bundle = plugin_bundle(&h.dir.path().join("plugin"), "0.2.0");
     // Two agents, above the policy's one: operator B's start waits as a request.
     let requester = caller("noc-operator-b", Role::Operator);

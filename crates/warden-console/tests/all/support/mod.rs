@@ -157,6 +157,13 @@ impl Harness {
         }
     }
 
+    /// Agents of `tenant` with these host names, heartbeating now.
+    pub fn agents(&self, tenant: &str, hosts: &[&str]) -> Vec<SeedAgent> {
+        let agents: Vec<SeedAgent> = hosts.iter().map(|h| SeedAgent::new(tenant, h)).collect();
+        self.heartbeats(&agents);
+        agents
+    }
+
     /// Take a result as the results loop does.
     pub fn result(&self, result: &RunResult) {
         let bytes = warden_fleet_wire::encode(result).expect("encodes");
