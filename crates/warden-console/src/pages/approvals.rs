@@ -34,7 +34,7 @@ pub fn page(session: &Session, approvals: &[ApprovalRecord], now: UnixMillis) ->
             section.approval id=(format!("approval-{}", r.id)) {
                 h2 { (s.kind.name()) " " (shown(&s.artifact)) " · " code { (r.id.as_str()) } }
                 table.facts {
-                    tr { th { "State" } td { span.state class=(r.state.name()) { (r.state.name()) } } }
+                    tr { th { "State" } td { span class=(format!("state {}", r.state.name())) { (r.state.name()) } } }
                     tr { th { "Requested by" } td.requester { (shown(&r.requested_by)) } }
                     tr { th { "Requested" } td { (times::ago(r.created_at, now)) " (" (times::utc(r.created_at)) ")" } }
                     tr { th { "Expires" } td { (times::utc(r.expires_at)) } }

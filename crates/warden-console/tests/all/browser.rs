@@ -251,6 +251,9 @@ async fn an_operator_approves_a_pending_rollout_in_the_browser() {
     let sha = b.text(&format!("{section} code.sha256")).await;
     assert_eq!(sha, warden_core::sha256_hex(&bundle), "bound to the bundle");
     assert!(b.text(&section).await.contains("waves=100%"), "the plan");
+    if let Ok(path) = std::env::var("WARDEN_CONSOLE_APPROVALS_SCREENSHOT") {
+        std::fs::write(&path, b.screenshot().await).expect("screenshot written");
+    }
     b.click(&format!("{section} button.approve")).await;
     b.wait_text(&format!("{section} span.state"), |t| t == "approved")
         .await;
