@@ -675,7 +675,8 @@ async fn begin_action(
     let mut data = caller_record(&caller);
     data["action"] = json!(action);
     data[subject.0] = json!(subject.1);
-    need_operator(c, &session, &caller, data.clone(), action).await?;
+    let what = format!("`{action}`");
+    need_operator(c, &session, &caller, data.clone(), &what).await?;
     Ok((session, caller, data))
 }
 
