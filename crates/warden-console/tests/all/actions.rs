@@ -296,3 +296,30 @@ async fn an_operator_denies_a_request() {
     );
     assert_eq!(h.audited("fleet.approval.denied").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_scoped_operator_sees_and_pauses_its_tenants_rollouts_only() {
+    let h = Harness::start().await;
+    let ours = running_rollout(&h, "acme", &["acme-db"]).await;
+    let theirs = running_rollout(&h, "globex", &["globex-db"]).await;
+    let mut c = Client::new(&h.url);
+    c.sign_in(ACME_OPERATOR).await;
+    let list = c.get("/rollouts").await;
+    assert!(list.body.contains(&ours), "{}", list.body);
+    assert!(
+        !list.body.contains(&theirs),
+        "another tenant's rollout is not listed"
+    );
+    assert_eq!(
+        c.get(&format!("/rollouts/{theirs}")).await.status,
+        StatusCode::NOT_FOUND,
+        "not even its existence"
+    );
+    let csrf = list.csrf().expect("csrf");
+    let r = act(&mut c, &format!("/rollouts/{theirs}/pause"), &csrf).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(phase(&h, &theirs), Phase::Running);
+    let r = act(&mut c, &format!("/rollouts/{ours}/pause"), &csrf).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(phase(&h, &ours), Phase::Paused);
+}
