@@ -17,11 +17,13 @@ use maud::Markup;
 use serde::Deserialize;
 use serde_json::json;
 use warden_access::{Caller, Role};
-use warden_controller::FleetError;
+use warden_controller::approvals::{ApprovalError, RequestId};
 use warden_controller::controller::DispatchRequest;
+use warden_controller::rollout::Command;
 use warden_controller::store::query::SortKey;
+use warden_controller::{Controller, FleetError};
 use warden_fleet_identity::AgentId;
-use warden_fleet_wire::{RunId, StepSummary};
+use warden_fleet_wire::{RunId, StepSummary, UnixMillis};
 
 use crate::pages::{self, fleet::PAGE_SIZE};
 use crate::session::{COOKIE, Ended, Session, same_token};
@@ -47,6 +49,11 @@ pub fn router(console: Shared) -> Router {
         .route("/agents/{id}/runs", post(trigger))
         .route("/runs/{id}", get(run))
         .route("/runs/{id}/live", get(live))
+        .route("/rollouts", get(rollouts))
+        .route("/rollouts/{id}", get(rollout))
+        .route("/rollouts/{id}/{action}", post(rollout_action))
+        .route("/approvals", get(approvals))
+        .route("/approvals/{id}/{decision}", post(decide))
         .route(
             "/assets/console.css",
             get(|| async { asset("text/css", CSS) }),
@@ -357,6 +364,13 @@ fn failure(session: &Session, e: &FleetError) -> Response {
         | FleetError::NoTargets(_)
         | FleetError::Target(_)
         | FleetError::Wire(_) => (StatusCode::BAD_REQUEST, "Not valid"),
+        FleetError::Approval(a) => match a {
+            ApprovalError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            ApprovalError::SelfApproval { .. } => (StatusCode::FORBIDDEN, "Not allowed"),
+            ApprovalError::BadId(_) => (StatusCode::BAD_REQUEST, "Not valid"),
+            // Expired, decided already, void, mismatched: the request's state forbids it.
+            _ => (StatusCode::CONFLICT, "Not possible"),
+        },
         other => return internal(&other.to_string()),
     };
     (status, pages::problem(title, Some(session), &e.to_string())).into_response()
@@ -473,17 +487,8 @@ async fn trigger(
     data["agent"] = json!(agent.as_str());
     data["runbook"] = json!(runbook);
     data["dry_run"] = json!(form.dry_run.is_some());
-    if caller.role < Role::Operator {
-        data["decision"] = json!("denied");
-        if let Err(r) = audit(&c, "console.action", data).await {
-            return r;
-        }
-        let e = FleetError::Forbidden(format!(
-            "running a runbook needs the operator role; `{}` has {}",
-            caller.name,
-            caller.role.name()
-        ));
-        return failure(&session, &e);
+    if let Err(r) = need_operator(&c, &session, &caller, data.clone(), "running a runbook").await {
+        return r;
     }
     if runbook.is_empty() {
         return failure(
@@ -612,4 +617,184 @@ async fn live(State(c): State<Shared>, headers: HeaderMap, Path(id): Path<String
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+// ---- rollouts and approvals -----------------------------------------------------------------
+
+/// Rollouts the list shows.
+const ROLLOUTS_SHOWN: usize = 100;
+
+/// A read-only page: the session, `read` (a blocking controller read, as the caller) off the
+/// async workers, and `render` of what it gave, or the failure's page.
+async fn read_page<T: Send + 'static>(
+    c: &Shared,
+    headers: &HeaderMap,
+    read: impl FnOnce(&Controller, &Caller) -> Result<T, FleetError> + Send + 'static,
+    render: impl FnOnce(&Session, &T, UnixMillis) -> Markup,
+) -> Response {
+    let (_, session, caller) = match signed_in(c, headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let controller = c.controller.clone();
+    match blocking(move || read(&controller, &caller)).await {
+        Ok(found) => render(&session, &found, c.controller.now()).into_response(),
+        Err(e) => failure(&session, &e),
+    }
+}
+
+async fn rollouts(State(c): State<Shared>, headers: HeaderMap) -> Response {
+    let read = |ctl: &Controller, caller: &Caller| ctl.list_rollouts(caller, ROLLOUTS_SHOWN);
+    read_page(&c, &headers, read, |s, list: &Vec<_>, now| {
+        pages::rollouts::list(s, list, now)
+    })
+    .await
+}
+
+async fn rollout(State(c): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let read = move |ctl: &Controller, caller: &Caller| ctl.rollout_status(caller, &id);
+    read_page(&c, &headers, read, pages::rollouts::page).await
+}
+
+/// The start of an operator action named `action` (`None`: no such action, 404) on
+/// `subject` (its audit field and value): the session, its CSRF token, the audit record begun,
+/// and the operator role checked with a refusal audited. The controller checks the role too;
+/// checking here makes the refusal the console's audited action, as a trigger's is.
+async fn begin_action(
+    c: &Shared,
+    headers: &HeaderMap,
+    form: &CsrfForm,
+    action: Option<&str>,
+    subject: (&str, &str),
+) -> Result<(Session, Caller, serde_json::Value), Response> {
+    let (_, session, caller) = signed_in(c, headers).await?;
+    let Some(action) = action else {
+        return Err(not_found(&session, "action"));
+    };
+    check_csrf(c, &session, form.csrf.as_deref(), action).await?;
+    let mut data = caller_record(&caller);
+    data["action"] = json!(action);
+    data[subject.0] = json!(subject.1);
+    let what = format!("`{action}`");
+    need_operator(c, &session, &caller, data.clone(), &what).await?;
+    Ok((session, caller, data))
+}
+
+/// The caller's operator role, or the refusal (audited as `data` denied) for `what`.
+async fn need_operator(
+    c: &Shared,
+    session: &Session,
+    caller: &Caller,
+    mut data: serde_json::Value,
+    what: &str,
+) -> Result<(), Response> {
+    if caller.role >= Role::Operator {
+        return Ok(());
+    }
+    data["decision"] = json!("denied");
+    audit(c, "console.action", data).await?;
+    let e = FleetError::Forbidden(format!(
+        "{what} needs the operator role; `{}` has {}",
+        caller.name,
+        caller.role.name()
+    ));
+    Err(failure(session, &e))
+}
+
+/// Record how an action ended in its audit record.
+fn outcome_into<T>(data: &mut serde_json::Value, outcome: &Result<T, FleetError>) {
+    match outcome {
+        Ok(_) => data["decision"] = json!("done"),
+        Err(e) => {
+            data["decision"] = json!("failed");
+            data["error"] = json!(e.to_string());
+        }
+    }
+}
+
+async fn rollout_action(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let cmd = match action.as_str() {
+        "pause" => Some(Command::Pause),
+        "resume" => Some(Command::Resume),
+        "rollback" => Some(Command::Rollback),
+        _ => None,
+    };
+    let name = cmd.map(|cmd| format!("rollout-{}", cmd.name()));
+    let begun = begin_action(&c, &headers, &form, name.as_deref(), ("rollout", &id)).await;
+    let (session, caller, mut data) = match begun {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(cmd) = cmd else {
+        return not_found(&session, "action");
+    };
+    let outcome = match cmd {
+        Command::Rollback => c.controller.rollback_rollout(&caller, &id, None).await,
+        cmd => {
+            c.controller
+                .pause_or_resume_rollout(&caller, &id, cmd)
+                .await
+        }
+    };
+    outcome_into(&mut data, &outcome);
+    if let Err(r) = audit(&c, "console.action", data).await {
+        return r;
+    }
+    match outcome {
+        Ok(_) => Redirect::to(&format!("/rollouts/{}", pages::encode(&id))).into_response(),
+        Err(e) => failure(&session, &e),
+    }
+}
+
+async fn approvals(State(c): State<Shared>, headers: HeaderMap) -> Response {
+    let read = |ctl: &Controller, caller: &Caller| ctl.list_approvals(caller, false);
+    read_page(&c, &headers, read, |s, list: &Vec<_>, now| {
+        pages::approvals::page(s, list, now)
+    })
+    .await
+}
+
+async fn decide(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path((id, decision)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let name = ["approve", "deny"].into_iter().find(|d| *d == decision);
+    let begun = begin_action(&c, &headers, &form, name, ("request", &id)).await;
+    let (session, caller, mut data) = match begun {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let approving = name == Some("approve");
+    let id = match RequestId::parse(&id) {
+        Ok(id) => id,
+        Err(e) => return failure(&session, &FleetError::Approval(e)),
+    };
+    let outcome = if approving {
+        c.controller.approve(&caller, &id).await.map(|a| {
+            if let Some(d) = &a.dispatched {
+                data["run"] = json!(d.run.as_str());
+            }
+        })
+    } else {
+        let controller = c.controller.clone();
+        let (caller, id) = (caller.clone(), id.clone());
+        blocking(move || controller.deny(&caller, &id, "denied in the console"))
+            .await
+            .map(|_| ())
+    };
+    outcome_into(&mut data, &outcome);
+    if let Err(r) = audit(&c, "console.action", data).await {
+        return r;
+    }
+    match outcome {
+        Ok(()) => Redirect::to("/approvals").into_response(),
+        Err(e) => failure(&session, &e),
+    }
 }

@@ -832,6 +832,27 @@ async fn rollout_calls_need_an_operator_to_change_a_viewer_to_read_and_stay_in_t
         .expect_err("acme rolls back globex's rollout");
     assert_eq!(hidden.code(), Code::NotFound);
 
+    // The console's list: newest first, and only the rollouts within the caller's tenants.
+    let caller = |tenant: Option<&str>| warden_access::Caller {
+        name: "lister".into(),
+        role: warden_access::Role::Viewer,
+        scope: tenant.map_or(warden_access::Scope::AllTenants, |t| {
+            warden_access::Scope::Tenant(t.into())
+        }),
+    };
+    let listed = |tenant| -> Vec<String> {
+        fleet
+            .running
+            .controller
+            .list_rollouts(&caller(tenant), 10)
+            .expect("list")
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(listed(None), [globex.id.clone(), v.id.clone()]);
+    assert_eq!(listed(Some("acme")), std::slice::from_ref(&v.id));
+
     // A plan that leaves agents out is a clear refusal, and records nothing.
     let bad = acme
         .start_rollout(pb::StartRolloutRequest {

@@ -3,7 +3,9 @@
 //! ([`shown`]).
 
 pub mod agent;
+pub mod approvals;
 pub mod fleet;
+pub mod rollouts;
 pub mod run;
 pub mod signin;
 
@@ -54,7 +56,11 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     a.brand href="/" { "warden" }
                     @if let Some(s) = session {
                         @if let Some(caller) = &s.caller {
-                            nav { a href="/" { "Fleet" } }
+                            nav {
+                                a href="/" { "Fleet" }
+                                a href="/rollouts" { "Rollouts" }
+                                a href="/approvals" { "Approvals" }
+                            }
                             span.who { (who(caller)) }
                             form.signout method="post" action="/signout" {
                                 input type="hidden" name="csrf" value=(s.csrf);
@@ -80,4 +86,19 @@ pub fn problem(title: &str, session: Option<&Session>, message: &str) -> Markup 
             p { a href="/" { "Back to the fleet" } }
         },
     )
+}
+
+/// A signed-in session for the pages' unit tests.
+#[cfg(test)]
+pub(crate) fn test_session(name: &str, role: warden_access::Role) -> Session {
+    Session {
+        caller: Some(Caller {
+            name: name.into(),
+            role,
+            scope: warden_access::Scope::AllTenants,
+        }),
+        csrf: "c5rf".into(),
+        created: warden_fleet_wire::UnixMillis(0),
+        last_used: warden_fleet_wire::UnixMillis(0),
+    }
 }

@@ -8,6 +8,11 @@ use warden_fleet_wire::{
     RunId, RunResult, RunStatus, StepStatus, StepSummary, UnixMillis, WIRE_VERSION,
 };
 
+use warden_access::Role;
+use warden_controller::FleetError;
+use warden_controller::approvals::ApprovalState;
+use warden_controller::rollout::Phase;
+
 use crate::support::webdriver::Browser;
 use crate::support::*;
 
@@ -219,5 +224,63 @@ async fn an_idle_session_ends_and_the_browser_is_sent_to_sign_in() {
     assert!(b.text("main").await.contains("time without use"));
     // The cookie is HttpOnly: the page's scripts cannot read it.
     assert_eq!(b.eval("return document.cookie;").await, "");
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_approves_a_pending_rollout_in_the_browser() {
+    let h = Harness::with_approvals().await;
+    h.agents("acme", &["db-1", "db-2"]);
+    let bundle = plugin_bundle(&h.dir.path().join("plugin"), "0.2.0");
+    // Two agents, above the policy's one: operator B's start waits as a request.
+    let requester = caller("noc-operator-b", Role::Operator);
+    let request = match h
+        .start_rollout(&requester, &bundle, "tenant=acme", None)
+        .await
+    {
+        Err(FleetError::NeedsApproval(id)) => id,
+        other => panic!("expected a request, got {other:?}"),
+    };
+
+    let b = Browser::start().await;
+    b.sign_in(&h.url, NOC_OPERATOR).await;
+    b.click("nav a[href='/approvals']").await;
+    let section = format!("section[id='approval-{request}']");
+    b.wait_text(&format!("{section} .requester"), |t| t == "noc-operator-b")
+        .await;
+    let sha = b.text(&format!("{section} code.sha256")).await;
+    assert_eq!(sha, warden_core::sha256_hex(&bundle), "bound to the bundle");
+    assert!(b.text(&section).await.contains("waves=100%"), "the plan");
+    if let Ok(path) = std::env::var("WARDEN_CONSOLE_APPROVALS_SCREENSHOT") {
+        std::fs::write(&path, b.screenshot().await).expect("screenshot written");
+    }
+    b.click(&format!("{section} button.approve")).await;
+    b.wait_text(&format!("{section} span.state"), |t| t == "approved")
+        .await;
+    assert_eq!(
+        b.count(&format!("{section} button.approve")).await,
+        0,
+        "decided once"
+    );
+
+    // Recorded by the controller: approved by noc-operator, waiting to be presented.
+    let viewer = caller("test", Role::Viewer);
+    let record = h.controller().approval(&viewer, &request).expect("request");
+    assert_eq!(record.state, ApprovalState::Approved);
+    assert_eq!(record.decided_by.as_deref(), Some("noc-operator"));
+    let actions = h.audited("console.action");
+    assert_eq!(actions.last().expect("audited")["decision"], "done");
+
+    // The requester presents it and the rollout starts; the console lists it running.
+    let started = h
+        .start_rollout(&requester, &bundle, "tenant=acme", Some(request))
+        .await
+        .expect("the approved rollout starts");
+    assert_eq!(started.record.state.phase, Phase::Running);
+    b.click("nav a[href='/rollouts']").await;
+    b.click(&format!("a[href='/rollouts/{}']", started.record.id))
+        .await;
+    b.wait_text("#state", |t| t == "running").await;
+    assert_eq!(b.count("#pause").await, 1, "an operator may pause it");
     b.quit().await;
 }

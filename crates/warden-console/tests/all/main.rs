@@ -2,6 +2,7 @@
 //! 1,000 agents ([`queries`]), and the pages in headless Chromium ([`browser`]), all against a
 //! real nats-server, controller and SQLite store.
 
+mod actions;
 mod auth;
 mod browser;
 mod queries;

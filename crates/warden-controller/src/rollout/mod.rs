@@ -41,6 +41,8 @@ use crate::store::{AgentRecord, DesiredRecord};
 
 /// Events scanned for a wave's incidents.
 const EVENT_SCAN: usize = 5_000;
+/// Rollouts scanned for a listing.
+const LIST_SCAN: usize = 1_000;
 
 /// `warden fleet rollout start`, as the API hands it over.
 #[derive(Debug, Clone)]
@@ -140,6 +142,26 @@ impl Controller {
         need(caller, Role::Viewer)?;
         self.visible_rollout(caller, id)?;
         self.rollout_view(id)
+    }
+
+    /// The newest `limit` rollouts the caller may see (every tenant of each in its scope),
+    /// ended ones too: the console's list. Records only; [`Controller::rollout_status`] gives
+    /// one rollout's waves.
+    pub fn list_rollouts(
+        &self,
+        caller: &Caller,
+        limit: usize,
+    ) -> Result<Vec<RolloutRecord>, FleetError> {
+        need(caller, Role::Viewer)?;
+        // A scoped caller's rollouts may be behind others' newer ones: scan wider than asked.
+        let scan = limit.saturating_mul(10).min(LIST_SCAN);
+        Ok(self
+            .store
+            .recent_rollouts(scan)?
+            .into_iter()
+            .filter(|r| r.tenants.iter().all(|t| Controller::may_see(caller, t)))
+            .take(limit)
+            .collect())
     }
 
     /// Pause (nothing more is released) or resume a rollout.

@@ -268,6 +268,11 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     fn rollout(&self, id: &str) -> Result<Option<crate::rollout::RolloutRecord>, StoreError>;
     /// Rollouts the tick still drives (pending or running), oldest first.
     fn active_rollouts(&self) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError>;
+    /// Every rollout, ended ones too, newest first, at most `limit` (the console's list).
+    fn recent_rollouts(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError>;
     /// How many rollouts are in each phase (phases with none are absent).
     fn rollout_phases(&self) -> Result<Vec<(String, u64)>, StoreError>;
     fn save_rollout_state(

@@ -514,6 +514,13 @@ impl FleetStore for SqliteStore {
         rollouts::active(&self.db())
     }
 
+    fn recent_rollouts(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::rollout::RolloutRecord>, StoreError> {
+        rollouts::recent(&self.db(), limit)
+    }
+
     fn rollout_phases(&self) -> Result<Vec<(String, u64)>, StoreError> {
         rollouts::phases(&self.db())
     }

@@ -12,9 +12,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use warden_access::{Caller, Scope};
 use warden_access::{Role, TokenEntry, token_hash};
+use warden_controller::approvals::{ApprovalPolicy, RequestId};
+use warden_controller::rollout::{PlanRequest, RolloutView, StartRollout};
 use warden_controller::serve::{self, Options, Running};
-use warden_controller::{Controller, ControllerConfig, ManualClock};
+use warden_controller::{Controller, ControllerConfig, FleetError, ManualClock};
 use warden_fleet_identity::{AgentId, AgentKey, TenantId};
 use warden_fleet_wire::{Heartbeat, PluginInfo, RunResult, UnixMillis, WIRE_VERSION};
 use warden_natstest::{Nats, Options as NatsOptions};
@@ -22,6 +25,8 @@ use warden_natstest::{Nats, Options as NatsOptions};
 pub const NOC_OPERATOR: &str = "tok-console-noc-operator";
 pub const NOC_VIEWER: &str = "tok-console-noc-viewer";
 pub const ACME_OPERATOR: &str = "tok-console-acme-operator";
+/// A second MSP-wide operator: the requester whose requests `noc-operator` approves.
+pub const NOC_OPERATOR_B: &str = "tok-console-noc-operator-b";
 /// The simulated agents' heartbeat interval.
 pub const INTERVAL_MS: i64 = 15_000;
 /// Console sessions in these tests: idle 5 min, absolute 1 h.
@@ -53,6 +58,24 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Harness::start_with(|_| {}).await
+    }
+
+    /// A controller whose policy asks for a second operator above one agent.
+    pub async fn with_approvals() -> Harness {
+        Harness::start_with(|config| {
+            config.approvals = Some(ApprovalPolicy {
+                max_agents: Some(1),
+                max_percent: None,
+                multi_tenant: true,
+                request_ttl_secs: 600,
+            });
+        })
+        .await
+    }
+
+    /// [`Harness::start`] with `configure` applied to the controller's config first.
+    pub async fn start_with(configure: impl FnOnce(&mut ControllerConfig)) -> Harness {
         let dir = tempfile::tempdir().expect("tmp");
         let mut config = ControllerConfig::new(dir.path().join("controller"));
         config.tenants = vec![tenant("acme"), tenant("globex")];
@@ -60,7 +83,9 @@ impl Harness {
             token("noc-operator", Role::Operator, NOC_OPERATOR, None),
             token("noc-viewer", Role::Viewer, NOC_VIEWER, None),
             token("acme-operator", Role::Operator, ACME_OPERATOR, Some("acme")),
+            token("noc-operator-b", Role::Operator, NOC_OPERATOR_B, None),
         ];
+        configure(&mut config);
         let fragment = serve::write_nats_config(&config.data_dir, &config).expect("nats config");
         let extra_config = std::fs::read_to_string(fragment).expect("fragment");
         let nats = tokio::task::block_in_place(|| {
@@ -132,12 +157,42 @@ impl Harness {
         }
     }
 
+    /// Agents of `tenant` with these host names, heartbeating now.
+    pub fn agents(&self, tenant: &str, hosts: &[&str]) -> Vec<SeedAgent> {
+        let agents: Vec<SeedAgent> = hosts.iter().map(|h| SeedAgent::new(tenant, h)).collect();
+        self.heartbeats(&agents);
+        agents
+    }
+
     /// Take a result as the results loop does.
     pub fn result(&self, result: &RunResult) {
         let bytes = warden_fleet_wire::encode(result).expect("encodes");
         self.controller()
             .take_result(&result.nats_subject(), &bytes)
             .expect("result taken");
+    }
+
+    /// Start a rollout of `bundle` to `target` as `caller` (canary 1, then 100%), presenting
+    /// `approval` if given.
+    pub async fn start_rollout(
+        &self,
+        caller: &Caller,
+        bundle: &[u8],
+        target: &str,
+        approval: Option<RequestId>,
+    ) -> Result<RolloutView, FleetError> {
+        let request = StartRollout {
+            bundle: bundle.to_vec(),
+            target: target.into(),
+            plan: PlanRequest {
+                canary: 1,
+                waves: "100%".into(),
+                max_failures: "0%".into(),
+                ..PlanRequest::default()
+            },
+            approval,
+        };
+        self.controller().start_rollout(caller, request).await
     }
 
     /// The controller's audit records, oldest first.
@@ -234,4 +289,30 @@ pub fn seed(h: &Harness, fleet: &[SeedAgent], offline: usize) {
     h.heartbeats(&fleet[..offline]);
     h.clock.advance_ms(10 * 60_000);
     h.heartbeats(&fleet[offline..]);
+}
+
+/// An MSP-wide caller named as one of the harness's tokens.
+pub fn caller(name: &str, role: Role) -> Caller {
+    Caller {
+        name: name.into(),
+        role,
+        scope: Scope::AllTenants,
+    }
+}
+
+/// A plugin bundle (unsigned: the controller does not judge trust, the agents do).
+pub fn plugin_bundle(dir: &std::path::Path, version: &str) -> Vec<u8> {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(
+        dir.join("plugin.toml"),
+        format!(
+            "name = \"disk-usage\"\nversion = \"{version}\"\nrole = \"check\"\ncomponent = \"plugin.wasm\"\n"
+        ),
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("plugin.wasm"), b"\0asm-not-really").expect("component");
+    warden_bundle::Bundle::from_plugin_dir(dir, 30)
+        .expect("bundle")
+        .to_bytes()
+        .expect("bytes")
 }

@@ -123,6 +123,14 @@ pub(super) fn active(db: &Connection) -> Result<Vec<RolloutRecord>, StoreError> 
     collect(&mut stmt, [], record)
 }
 
+pub(super) fn recent(db: &Connection, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = db.prepare(&format!(
+        "SELECT {COLUMNS} FROM rollouts ORDER BY created_ms DESC, rowid DESC LIMIT ?1"
+    ))?;
+    collect(&mut stmt, [limit], record)
+}
+
 pub(super) fn phases(db: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
     let mut stmt =
         db.prepare("SELECT phase, COUNT(*) FROM rollouts GROUP BY phase ORDER BY phase")?;
@@ -286,9 +294,23 @@ mod tests {
             .save_rollout_state("ro-1", &halted, NOW.plus_millis(9))
             .expect("save");
         assert!(store.active_rollouts().expect("active").is_empty());
+        // The listing keeps the ended ones too, newest first, up to its limit.
+        let mut later = record("ro-2");
+        later.created_at = NOW.plus_millis(1);
+        store.create_rollout(&later, &[]).expect("create");
+        let ids = |n| -> Vec<String> {
+            store
+                .recent_rollouts(n)
+                .expect("recent")
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(ids(10), ["ro-2", "ro-1"]);
+        assert_eq!(ids(1), ["ro-2"]);
         let stored = store.rollout("ro-1").expect("get").expect("there");
         assert_eq!(stored.state.phase, Phase::Halted);
         assert_eq!(stored.updated_at, NOW.plus_millis(9));
-        assert!(store.save_rollout_state("ro-2", &halted, NOW).is_err());
+        assert!(store.save_rollout_state("ro-3", &halted, NOW).is_err());
     }
 }
