@@ -8,7 +8,8 @@
 //! - [`filter`]: the fleet table's filter language (`is:offline tag:role=db acme`).
 //! - [`inert`]: what agents and plugins wrote, made inert before it is rendered.
 //! - [`pages`]: the pages (maud templates: every interpolation is HTML-escaped).
-//! - [`routes`]: the handlers, their role checks and audit records.
+//! - [`routes`]: the handlers, their role checks and audit records; [`reports`]: the client
+//!   report download.
 //!
 //! Assets (CSS, one small script) are embedded in the binary: NOCs are often offline, so no
 //! CDN. Every response forbids inline scripts (Content-Security-Policy) as a second line
@@ -17,6 +18,7 @@
 pub mod filter;
 pub mod inert;
 pub mod pages;
+pub mod reports;
 pub mod routes;
 pub mod session;
 pub mod times;

@@ -38,7 +38,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// many times a second).
 const LIVE_EVERY: Duration = Duration::from_millis(250);
 
-type Shared = Arc<Console>;
+pub(crate) type Shared = Arc<Console>;
 
 pub fn router(console: Shared) -> Router {
     Router::new()
@@ -54,6 +54,8 @@ pub fn router(console: Shared) -> Router {
         .route("/rollouts/{id}/{action}", post(rollout_action))
         .route("/approvals", get(approvals))
         .route("/approvals/{id}/{decision}", post(decide))
+        .route("/reports", get(crate::reports::form))
+        .route("/reports/file", get(crate::reports::file))
         .route(
             "/assets/console.css",
             get(|| async { asset("text/css", CSS) }),
@@ -157,7 +159,10 @@ fn unavailable() -> Response {
 
 /// The signed-in session the request's cookie names, or the response sending the browser to
 /// sign in (an ended session's end audited).
-async fn signed_in(c: &Shared, headers: &HeaderMap) -> Result<(String, Session, Caller), Response> {
+pub(crate) async fn signed_in(
+    c: &Shared,
+    headers: &HeaderMap,
+) -> Result<(String, Session, Caller), Response> {
     let to_signin = |why: Option<Ended>| {
         let url = match why {
             Some(w) if w != Ended::Unknown => format!("/signin?ended={}", w.name()),
@@ -356,7 +361,7 @@ fn internal(message: &str) -> Response {
 }
 
 /// A refused or failed operation as a page with its status.
-fn failure(session: &Session, e: &FleetError) -> Response {
+pub(crate) fn failure(session: &Session, e: &FleetError) -> Response {
     let (status, title) = match e {
         FleetError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
         FleetError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
@@ -377,7 +382,7 @@ fn failure(session: &Session, e: &FleetError) -> Response {
 }
 
 /// Run a blocking controller read (SQLite) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, FleetError> + Send + 'static,
 ) -> Result<T, FleetError> {
     tokio::task::spawn_blocking(f)

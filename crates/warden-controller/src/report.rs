@@ -15,7 +15,78 @@ use crate::controller::{Controller, FleetError, covers, need};
 /// annual report must fit).
 pub const MAX_REPORT_PERIOD_MS: i64 = 367 * 86_400_000;
 
+/// The formats a report is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Html,
+    Csv,
+    Pdf,
+}
+
+impl ReportFormat {
+    pub fn parse(text: &str) -> Option<ReportFormat> {
+        match text {
+            "html" => Some(ReportFormat::Html),
+            "csv" => Some(ReportFormat::Csv),
+            "pdf" => Some(ReportFormat::Pdf),
+            _ => None,
+        }
+    }
+}
+
+/// A report rendered as one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFile {
+    pub content_type: &'static str,
+    /// `report-<tenant>-<first day>.<ext>`: letters, digits, `-` and `.` only (tenant ids are
+    /// lowercase letters, digits and `-`).
+    pub file_name: String,
+    pub body: Vec<u8>,
+    pub services: usize,
+    pub incidents: usize,
+}
+
 impl Controller {
+    /// The report of `tenant` over `[from, to)` rendered in `format` (the API's and the
+    /// console's download).
+    pub fn report_file(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        from: UnixMillis,
+        to: UnixMillis,
+        format: ReportFormat,
+    ) -> Result<ReportFile, FleetError> {
+        let report = self.report(caller, tenant, from, to)?;
+        let (content_type, ext, body) = match format {
+            ReportFormat::Html => (
+                "text/html; charset=utf-8",
+                "html",
+                warden_report::html::render(&report).into_bytes(),
+            ),
+            ReportFormat::Csv => (
+                "text/csv; charset=utf-8",
+                "csv",
+                warden_report::csv::render(&report).into_bytes(),
+            ),
+            ReportFormat::Pdf => (
+                "application/pdf",
+                "pdf",
+                warden_report::pdf::render(&report),
+            ),
+        };
+        Ok(ReportFile {
+            content_type,
+            file_name: format!(
+                "report-{tenant}-{}.{ext}",
+                warden_report::time::date(report.from_ms)
+            ),
+            body,
+            services: report.services.len(),
+            incidents: report.services.iter().map(|s| s.incidents.len()).sum(),
+        })
+    }
+
     /// The report of `tenant` over `[from, to)`.
     pub fn report(
         &self,

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod approvals;
 pub mod fleet;
+pub mod reports;
 pub mod rollouts;
 pub mod run;
 pub mod signin;
@@ -60,6 +61,7 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                                 a href="/" { "Fleet" }
                                 a href="/rollouts" { "Rollouts" }
                                 a href="/approvals" { "Approvals" }
+                                a href="/reports" { "Reports" }
                             }
                             span.who { (who(caller)) }
                             form.signout method="post" action="/signout" {

@@ -6,4 +6,5 @@ mod actions;
 mod auth;
 mod browser;
 mod queries;
+mod reports;
 mod support;

@@ -11,6 +11,7 @@ use warden_proto::fleet as pb;
 
 use super::{blocking, caller};
 use crate::controller::Controller;
+use crate::report::ReportFormat;
 
 pub(super) async fn get(
     c: &Arc<Controller>,
@@ -20,43 +21,20 @@ pub(super) async fn get(
     let r = req.into_inner();
     let tenant = TenantId::new(r.tenant.clone())
         .map_err(|e| Status::invalid_argument(format!("tenant {:?}: {e}", r.tenant)))?;
-    let format = pb::ReportFormat::try_from(r.format)
-        .ok()
-        .filter(|f| *f != pb::ReportFormat::Unspecified)
-        .ok_or_else(|| Status::invalid_argument("format: one of html, csv, pdf"))?;
+    let format = match pb::ReportFormat::try_from(r.format) {
+        Ok(pb::ReportFormat::Html) => ReportFormat::Html,
+        Ok(pb::ReportFormat::Csv) => ReportFormat::Csv,
+        Ok(pb::ReportFormat::Pdf) => ReportFormat::Pdf,
+        _ => return Err(Status::invalid_argument("format: one of html, csv, pdf")),
+    };
     let c = c.clone();
     let (from, to) = (UnixMillis(r.from_ms), UnixMillis(r.to_ms));
-    let file = blocking(move || {
-        let report = c.report(&caller, &tenant, from, to)?;
-        let (content_type, ext, body) = match format {
-            pb::ReportFormat::Csv => (
-                "text/csv; charset=utf-8",
-                "csv",
-                warden_report::csv::render(&report).into_bytes(),
-            ),
-            pb::ReportFormat::Pdf => (
-                "application/pdf",
-                "pdf",
-                warden_report::pdf::render(&report),
-            ),
-            _ => (
-                "text/html; charset=utf-8",
-                "html",
-                warden_report::html::render(&report).into_bytes(),
-            ),
-        };
-        let incidents: usize = report.services.iter().map(|s| s.incidents.len()).sum();
-        Ok(pb::ReportFile {
-            content_type: content_type.into(),
-            file_name: format!(
-                "report-{tenant}-{}.{ext}",
-                warden_report::time::date(report.from_ms)
-            ),
-            body,
-            services: u32::try_from(report.services.len()).unwrap_or(u32::MAX),
-            incidents: u32::try_from(incidents).unwrap_or(u32::MAX),
-        })
-    })
-    .await?;
-    Ok(Response::new(file))
+    let file = blocking(move || c.report_file(&caller, &tenant, from, to, format)).await?;
+    Ok(Response::new(pb::ReportFile {
+        content_type: file.content_type.into(),
+        file_name: file.file_name,
+        body: file.body,
+        services: u32::try_from(file.services).unwrap_or(u32::MAX),
+        incidents: u32::try_from(file.incidents).unwrap_or(u32::MAX),
+    }))
 }
