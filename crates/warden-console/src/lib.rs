@@ -5,6 +5,7 @@
 //!
 //! - [`session`]: sign-in with an API bearer token, server-side sessions (random id in an
 //!   HttpOnly, SameSite=Strict cookie), idle and absolute timeouts, a CSRF token per session.
+//! - [`throttle`]: failed sign-ins per address, refused (429) past a few in five minutes.
 //! - [`filter`]: the fleet table's filter language (`is:offline tag:role=db acme`).
 //! - [`inert`]: what agents and plugins wrote, made inert before it is rendered.
 //! - [`pages`]: the pages (maud templates: every interpolation is HTML-escaped).
@@ -21,6 +22,7 @@ pub mod pages;
 pub mod reports;
 pub mod routes;
 pub mod session;
+pub mod throttle;
 pub mod times;
 
 use std::future::Future;
@@ -70,6 +72,8 @@ pub struct Console {
     pub controller: Arc<Controller>,
     pub tokens: Tokens,
     pub sessions: session::Sessions,
+    /// Failed sign-ins per address ([`throttle`]).
+    pub throttle: throttle::Throttle,
     pub options: Options,
 }
 
@@ -79,6 +83,7 @@ pub fn router(controller: Arc<Controller>, tokens: Tokens, options: Options) -> 
         controller,
         tokens,
         sessions: session::Sessions::default(),
+        throttle: throttle::Throttle::default(),
         options,
     });
     routes::router(console)

@@ -282,10 +282,30 @@ async fn signin(
     if let Err(r) = check_csrf(&c, &session, form.csrf.as_deref(), "signin").await {
         return r;
     }
+    if let Err(wait_ms) = c.throttle.check(remote.ip(), now.as_millis()) {
+        // Rounded up: retrying at the time said must succeed.
+        let secs = (wait_ms + 999) / 1000;
+        let data = json!({ "remote": remote.to_string(), "retry_after_secs": secs });
+        if let Err(r) = audit(&c, "console.signin-throttled", data).await {
+            return r;
+        }
+        let minutes = (wait_ms + 59_999) / 60_000;
+        let message = format!(
+            "Too many failed sign-ins from your address; try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            pages::signin::page(&session.csrf, Some(&message)),
+        )
+            .into_response();
+    }
     let caller = c
         .tokens
         .identify(Some(&format!("Bearer {}", form.token.trim())));
     let Some(caller) = caller else {
+        c.throttle.failed(remote.ip(), now.as_millis());
         let data = json!({ "remote": remote.to_string(), "reason": "unknown token" });
         if let Err(r) = audit(&c, "console.signin-failed", data).await {
             return r;

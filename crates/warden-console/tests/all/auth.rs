@@ -75,6 +75,48 @@ async fn a_wrong_token_is_refused_and_audited_without_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn repeated_failed_sign_ins_are_throttled_per_address_until_the_window_passes() {
+    let h = Harness::start().await;
+    let mut c = Client::new(&h.url);
+    for i in 0..warden_console::throttle::MAX_FAILURES {
+        let r = c.sign_in(&format!("tok-guess-{i}")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    // Even the right token waits now: the limit is on the address, not on the guess.
+    let r = c.sign_in(NOC_VIEWER).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.header(header::RETRY_AFTER).as_deref(), Some("300"));
+    assert!(
+        r.body
+            .contains("Too many failed sign-ins from your address; try again in 5 minutes."),
+        "{}",
+        r.body
+    );
+    assert!(
+        c.get("/").await.status == StatusCode::SEE_OTHER,
+        "not signed in"
+    );
+    let throttled = h.audited("console.signin-throttled");
+    assert_eq!(throttled.len(), 1);
+    assert!(
+        throttled[0]["remote"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("127.0.0.1:")),
+        "{throttled:?}"
+    );
+    assert_eq!(h.audited("console.signin-failed").len(), 5);
+
+    h.clock.advance_ms(warden_console::throttle::WINDOW_MS);
+    let r = c.sign_in(NOC_VIEWER).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "the window passed: {}",
+        r.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_post_without_its_csrf_token_is_refused_and_audited() {
     let h = Harness::start().await;
     let agent = SeedAgent::new("acme", "web-01");
