@@ -25,6 +25,11 @@
 //! priority = "P1"
 //! csf = "RC.RP"
 //!
+//! [report-delivery]                         # every tenant's last month, written on day 1
+//! dir = "reports"                            # relative to the data dir
+//! formats = ["pdf", "csv"]
+//! day = 1
+//!
 //! [audit]
 //! rotate-bytes = 67108864                    # seal the live file at 64 MiB
 //! retention-days = 2190                      # remove sealed files older than six years
@@ -76,6 +81,16 @@ struct RawConfig {
     console: Option<RawConsole>,
     #[serde(default)]
     reports: std::collections::BTreeMap<String, warden_report::settings::SlaConfig>,
+    report_delivery: Option<RawReportDelivery>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawReportDelivery {
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    formats: Vec<String>,
+    day: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +158,8 @@ pub struct ControllerConfig {
     /// Client report settings per tenant (`[reports.<tenant>]`); a tenant without one has
     /// every monitor P3 in DE.CM and no SLA targets.
     pub reports: std::collections::BTreeMap<TenantId, warden_report::TenantSettings>,
+    /// `[report-delivery]`: every tenant's reports written each month; `None`: not.
+    pub report_delivery: Option<crate::report::delivery::ReportDelivery>,
 }
 
 impl ControllerConfig {
@@ -165,6 +182,7 @@ impl ControllerConfig {
             metrics: None,
             console: None,
             reports: std::collections::BTreeMap::new(),
+            report_delivery: None,
         }
     }
 
@@ -264,6 +282,40 @@ impl ControllerConfig {
                 .check()
                 .map_err(|e| invalid(format!("[reports.{tenant}]: {e}")))?;
             config.reports.insert(id, settings);
+        }
+        if let Some(raw) = raw.report_delivery {
+            let dir = match raw.dir {
+                Some(d) if d.is_relative() => config.data_dir.join(d),
+                Some(d) => d,
+                None => config.data_dir.join("reports"),
+            };
+            let mut formats = Vec::new();
+            for f in if raw.formats.is_empty() {
+                vec!["pdf".to_string()]
+            } else {
+                raw.formats
+            } {
+                let format = crate::report::ReportFormat::parse(&f).ok_or_else(|| {
+                    invalid(format!(
+                        "[report-delivery] format {f:?}: one of pdf, html, csv"
+                    ))
+                })?;
+                if !formats.contains(&format) {
+                    formats.push(format);
+                }
+            }
+            let day = raw.day.unwrap_or(1);
+            if !(1..=28).contains(&day) {
+                return Err(invalid(format!(
+                    "[report-delivery] day {day}: 1 ..= 28 (a day every month has)"
+                )));
+            }
+            config.report_delivery = Some(crate::report::delivery::ReportDelivery {
+                dir,
+                formats,
+                day,
+                tenants: config.tenants.clone(),
+            });
         }
         if let Some(raw) = raw.approvals {
             config.approvals =
@@ -382,6 +434,31 @@ mod tests {
                 "tenants = [\"acme\"]\n[reports.acme]\nsla = 1",
                 "unknown field",
             ),
+        ] {
+            let err = ControllerConfig::parse(bad, path).expect_err(bad);
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn report_delivery_defaults_to_pdf_on_day_one_in_the_data_dir() {
+        let path = Path::new("/etc/warden/controller.toml");
+        let c = ControllerConfig::parse(
+            "data-dir = \"/var/lib/wc\"\ntenants = [\"acme\"]\n[report-delivery]\n",
+            path,
+        )
+        .expect("config");
+        let d = c.report_delivery.expect("delivery");
+        assert_eq!(d.dir, Path::new("/var/lib/wc/reports"));
+        assert_eq!(d.formats, [crate::report::ReportFormat::Pdf]);
+        assert_eq!((d.day, d.tenants.len()), (1, 1));
+        for (bad, says) in [
+            ("[report-delivery]\nday = 29", "1 ..= 28"),
+            (
+                "[report-delivery]\nformats = [\"docx\"]",
+                "one of pdf, html, csv",
+            ),
+            ("[report-delivery]\nevery = 1", "unknown field"),
         ] {
             let err = ControllerConfig::parse(bad, path).expect_err(bad);
             assert!(err.to_string().contains(says), "{bad}: {err}");

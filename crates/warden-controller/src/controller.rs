@@ -144,6 +144,8 @@ pub struct Controller {
     pub(crate) approvals: Option<crate::approvals::ApprovalPolicy>,
     /// Client report settings per tenant (`[reports.<tenant>]`).
     pub(crate) reports: BTreeMap<TenantId, warden_report::TenantSettings>,
+    /// Reports written on a schedule (`[report-delivery]`); `None`: none.
+    pub(crate) report_delivery: Option<crate::report::delivery::ReportDelivery>,
     /// Serialises every change of every rollout (see `rollout`'s module doc).
     pub(crate) rollouts: tokio::sync::Mutex<()>,
     /// What `/metrics` shows (docs/METRICS.md).

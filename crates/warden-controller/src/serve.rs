@@ -157,6 +157,7 @@ pub async fn start(
         events: tokio::sync::broadcast::channel(EVENT_WATCH_BUFFER).0,
         approvals: config.approvals.clone(),
         reports: config.reports.clone(),
+        report_delivery: config.report_delivery.clone(),
         rollouts: tokio::sync::Mutex::new(()),
         metrics: Default::default(),
     });
@@ -376,6 +377,16 @@ pub async fn start(
                 // Staged rollouts: their releases and gates, on the same beat.
                 if let Err(e) = c.tick_rollouts().await {
                     tracing::warn!("rollout pass: {e}");
+                }
+                // Scheduled client reports: a few file writes a month, on the blocking pool.
+                let reporter = c.clone();
+                match tokio::task::spawn_blocking(move || reporter.deliver_reports()).await {
+                    Ok(Ok(files)) if !files.is_empty() => {
+                        tracing::info!("wrote {} scheduled client reports", files.len());
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("report delivery: {e}"),
+                    Err(e) => tracing::warn!("report delivery task: {e}"),
                 }
             }
         }));

@@ -4,6 +4,8 @@
 //! caller reads its own tenant's only. Each report read is audited (it is the client's data
 //! leaving the controller).
 
+pub mod delivery;
+
 use warden_access::{Caller, Role};
 use warden_fleet_identity::TenantId;
 use warden_fleet_wire::UnixMillis;
