@@ -110,6 +110,28 @@ fn take(
     Ok(())
 }
 
+/// A one-node nats-server in the controller's operator mode and the controller on it, its
+/// loops not ticking (the benchmarks drive the intake themselves). Keep the server alive.
+pub(crate) async fn start_controller(
+    config: &mut ControllerConfig,
+    clock: &ManualClock,
+) -> anyhow::Result<(warden_natstest::Nats, serve::Running)> {
+    let fragment = serve::write_nats_config(&config.data_dir, config)?;
+    let extra_config = std::fs::read_to_string(fragment)?;
+    let nats = tokio::task::block_in_place(|| {
+        warden_natstest::Nats::start(
+            1,
+            warden_natstest::Options {
+                extra_config,
+                ..warden_natstest::Options::default()
+            },
+        )
+    })?;
+    config.nats_url = nats.url(0);
+    let running = serve::start(config, Arc::new(clock.clone()), Options { tick: None }).await?;
+    Ok((nats, running))
+}
+
 pub fn run(bench: &ConsoleBench) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,21 +152,8 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
         sha256: token_hash(TOKEN),
         tenant: None,
     }];
-    let fragment = serve::write_nats_config(&config.data_dir, &config)?;
-    let extra_config = std::fs::read_to_string(fragment)?;
-    let nats = tokio::task::block_in_place(|| {
-        warden_natstest::Nats::start(
-            1,
-            warden_natstest::Options {
-                extra_config,
-                ..warden_natstest::Options::default()
-            },
-        )
-    })?;
-    config.nats_url = nats.url(0);
     let clock = ManualClock::new(UnixMillis::now());
-    let mut running =
-        serve::start(&config, Arc::new(clock.clone()), Options { tick: None }).await?;
+    let (_nats, mut running) = start_controller(&mut config, &clock).await?;
     let controller = running.controller.clone();
 
     let started = Instant::now();

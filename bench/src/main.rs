@@ -356,39 +356,30 @@ fn find_python(given: Option<&Path>) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// The title of a single benchmark's run and the machine it runs on.
+fn print_header(benchmark: &str) {
+    println!("# warden-bench --{benchmark}");
+    println!();
+    println!("machine:  {}", system::machine());
+    println!("build:    {}", system::profile());
+    println!(
+        "load:     {} (1, 5, 15 min) at the start",
+        system::load_average()
+    );
+}
+
 fn run(o: &Options) -> anyhow::Result<()> {
     if let Some(bench) = &o.report {
-        println!("# warden-bench --report");
-        println!();
-        println!("machine:  {}", system::machine());
-        println!("build:    {}", system::profile());
-        println!(
-            "load:     {} (1, 5, 15 min) at the start",
-            system::load_average()
-        );
+        print_header("report");
         return report::run(bench);
     }
     if let Some(bench) = &o.console {
-        println!("# warden-bench --console");
-        println!();
-        println!("machine:  {}", system::machine());
-        println!("build:    {}", system::profile());
-        println!(
-            "load:     {} (1, 5, 15 min) at the start",
-            system::load_average()
-        );
+        print_header("console");
         return console::run(bench);
     }
     let plugins = setup::plugins_dir(o.plugins.as_deref())?;
     if let Some(bench) = &o.fleet {
-        println!("# warden-bench --fleet");
-        println!();
-        println!("machine:  {}", system::machine());
-        println!("build:    {}", system::profile());
-        println!(
-            "load:     {} (1, 5, 15 min) at the start",
-            system::load_average()
-        );
+        print_header("fleet");
         fleet::run(bench, &plugins)?;
         println!();
         println!("load at the end: {} (1, 5, 15 min)", system::load_average());

@@ -8,13 +8,11 @@
 //! The store sits on /dev/shm when there is one: loading 100,000 events one commit each (the
 //! intake's durability) is not what is measured, and a disk's fsyncs would make it minutes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use warden_access::Caller;
 use warden_controller::controller::internal_caller;
-use warden_controller::serve::{self, Options};
 use warden_controller::{ControllerConfig, ManualClock};
 use warden_fleet_identity::{AgentId, AgentKey, TenantId};
 use warden_fleet_wire::{AgentEvent, EventKind, Heartbeat, UnixMillis, WIRE_VERSION};
@@ -123,20 +121,8 @@ async fn measure(bench: &ReportBench) -> anyhow::Result<()> {
     let globex = TenantId::new("globex")?;
     let mut config = ControllerConfig::new(dir.path().join("controller"));
     config.tenants = vec![acme.clone(), globex.clone()];
-    let fragment = serve::write_nats_config(&config.data_dir, &config)?;
-    let extra_config = std::fs::read_to_string(fragment)?;
-    let nats = tokio::task::block_in_place(|| {
-        warden_natstest::Nats::start(
-            1,
-            warden_natstest::Options {
-                extra_config,
-                ..warden_natstest::Options::default()
-            },
-        )
-    })?;
-    config.nats_url = nats.url(0);
     let clock = ManualClock::new(UnixMillis::now());
-    let mut running = serve::start(&config, Arc::new(clock), Options { tick: None }).await?;
+    let (_nats, mut running) = crate::console::start_controller(&mut config, &clock).await?;
     let controller = running.controller.clone();
 
     let started = Instant::now();

@@ -9,6 +9,7 @@ use chrono::{Datelike, NaiveDate, Utc};
 use serde::Deserialize;
 use warden_controller::controller::FleetError;
 use warden_controller::report::ReportFormat;
+use warden_controller::report::delivery::Month;
 use warden_fleet_identity::TenantId;
 use warden_fleet_wire::UnixMillis;
 
@@ -35,18 +36,9 @@ fn last_month(today: NaiveDate) -> String {
     format!("{y:04}-{m:02}")
 }
 
-/// `[first day, next month's first day)` of `2026-11`, in milliseconds, UTC.
+/// `[first day, next month's first day)` of `2026-11`, UTC.
 fn month_period(text: &str) -> Option<(UnixMillis, UnixMillis)> {
-    let first = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").ok()?;
-    let next = first.checked_add_months(chrono::Months::new(1))?;
-    let ms = |d: NaiveDate| {
-        UnixMillis(
-            d.and_time(chrono::NaiveTime::MIN)
-                .and_utc()
-                .timestamp_millis(),
-        )
-    };
-    Some((ms(first), ms(next)))
+    Month::parse(text)?.period()
 }
 
 pub async fn form(State(c): State<Shared>, headers: HeaderMap) -> Response {

@@ -5,37 +5,13 @@
 //! process beside a real nats-server in operator mode; the two agents are enrolled (so the
 //! target resolves to them) but need not be online: the run's commands wait for them.
 
-use std::path::Path;
-use std::process::{Command as Process, Output};
-
+use crate::common::controller::{ControllerUnderTest, text, warden_fleet as warden};
 use warden_access::token_hash;
 use warden_controller::controller::internal_caller;
-use warden_controller::serve::{self, Options as ServeOptions};
-use warden_controller::{ControllerConfig, SystemClock};
 use warden_fleet_identity::{AgentKey, EnrollmentRequest, TenantId};
-use warden_natstest::{Nats, Options};
 
 const OP_A: &str = "tok-cli-operator-a-0123456789";
 const OP_B: &str = "tok-cli-operator-b-0123456789";
-
-/// `warden fleet <args>` as the holder of `token`, with a data dir of its own.
-fn warden(noc: &Path, addr: &str, token: &str, args: &[&str]) -> Output {
-    Process::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("--data-dir")
-        .arg(noc)
-        .args(["fleet", "--addr", addr])
-        .args(args)
-        .env("WARDEN_TOKEN", token)
-        .output()
-        .expect("warden runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warden_fleet_shows_a_pending_run_and_a_second_operator_approves_it() {
@@ -49,29 +25,8 @@ async fn warden_fleet_shows_a_pending_run_and_a_second_operator_approves_it() {
         token_hash(OP_A),
         token_hash(OP_B)
     );
-    let path = dir.path().join("controller.toml");
-    let mut config = ControllerConfig::parse(&toml, &path).expect("config");
-    let fragment = serve::write_nats_config(&config.data_dir, &config).expect("nats config");
-    let extra_config = std::fs::read_to_string(fragment).expect("fragment");
-    let nats = tokio::task::block_in_place(|| {
-        Nats::start(
-            1,
-            Options {
-                extra_config,
-                ..Options::default()
-            },
-        )
-    })
-    .expect("nats-server in operator mode (run `cargo xtask nats` first)");
-    config.nats_url = nats.url(0);
-    let mut running = serve::start(
-        &config,
-        std::sync::Arc::new(SystemClock),
-        ServeOptions { tick: None },
-    )
-    .await
-    .expect("controller starts");
-    let controller = running.controller.clone();
+    let cut = ControllerUnderTest::start(dir.path(), &toml).await;
+    let controller = cut.running.controller.clone();
     for name in ["db-1", "db-2"] {
         let token = controller
             .issue_enrollment_token(&internal_caller(), &acme, &[], None)
@@ -89,20 +44,7 @@ async fn warden_fleet_shows_a_pending_run_and_a_second_operator_approves_it() {
             .complete_enrollment(&key.answer(&challenge).expect("answer"))
             .expect("enrolled");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let tokens = warden_access::Tokens::new(&config.tokens).expect("tokens");
-    tokio::spawn(warden_controller::grpc::serve(
-        controller.clone(),
-        tokens,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let addr = cut.addr.clone();
 
     let noc = dir.path().join("noc");
     tokio::task::block_in_place(|| {
@@ -178,6 +120,5 @@ async fn warden_fleet_shows_a_pending_run_and_a_second_operator_approves_it() {
             "{stdout}"
         );
     });
-    let _ = stop.send(());
-    running.stop().await;
+    cut.stop().await;
 }

@@ -5,41 +5,19 @@
 //! through the controller's event intake, as they do from NATS. A tenant-scoped viewer gets
 //! its own tenant's report and is refused another's.
 
-use std::path::Path;
 use std::process::{Command as Process, Output};
 
+use crate::common::controller::{ControllerUnderTest, text, warden_fleet as warden};
 use warden_access::token_hash;
 use warden_controller::controller::internal_caller;
-use warden_controller::serve::{self, Options as ServeOptions};
-use warden_controller::{ControllerConfig, SystemClock};
 use warden_fleet_identity::{AgentId, AgentKey, EnrollmentRequest, TenantId};
 use warden_fleet_wire::{AgentEvent, EventKind, UnixMillis};
-use warden_natstest::{Nats, Options};
 
 const ACME_VIEWER: &str = "tok-report-acme-viewer-0123456789";
 const NOC: &str = "tok-report-noc-viewer-0123456789";
 /// 2026-11-01T00:00:00Z.
 const NOVEMBER: i64 = 1_793_491_200_000;
 const MINUTE: i64 = 60_000;
-
-fn warden(noc: &Path, addr: &str, token: &str, args: &[&str]) -> Output {
-    Process::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("--data-dir")
-        .arg(noc)
-        .current_dir(noc)
-        .args(["fleet", "--addr", addr])
-        .args(args)
-        .env("WARDEN_TOKEN", token)
-        .output()
-        .expect("warden runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A poppler tool's output; a clear failure when poppler-utils is not installed.
 fn poppler(tool: &str, args: &[&str]) -> Output {
@@ -139,29 +117,8 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
         token_hash(ACME_VIEWER),
         token_hash(NOC)
     );
-    let path = dir.path().join("controller.toml");
-    let mut config = ControllerConfig::parse(&toml, &path).expect("config");
-    let fragment = serve::write_nats_config(&config.data_dir, &config).expect("nats config");
-    let extra_config = std::fs::read_to_string(fragment).expect("fragment");
-    let nats = tokio::task::block_in_place(|| {
-        Nats::start(
-            1,
-            Options {
-                extra_config,
-                ..Options::default()
-            },
-        )
-    })
-    .expect("nats-server in operator mode (run `cargo xtask nats` first)");
-    config.nats_url = nats.url(0);
-    let mut running = serve::start(
-        &config,
-        std::sync::Arc::new(SystemClock),
-        ServeOptions { tick: None },
-    )
-    .await
-    .expect("controller starts");
-    let controller = running.controller.clone();
+    let cut = ControllerUnderTest::start(dir.path(), &toml).await;
+    let controller = cut.running.controller.clone();
     let db = enroll(&controller, &acme, "db-1");
     let web = enroll(&controller, &acme, "web-1");
     let gx = enroll(&controller, &globex, "gx-1");
@@ -204,20 +161,7 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
         30,
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let tokens = warden_access::Tokens::new(&config.tokens).expect("tokens");
-    tokio::spawn(warden_controller::grpc::serve(
-        controller.clone(),
-        tokens,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let addr = cut.addr.clone();
 
     let noc = dir.path().join("noc");
     std::fs::create_dir_all(&noc).expect("noc dir");
@@ -375,11 +319,10 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
         assert_eq!(bad.status.code(), Some(1));
         assert!(stderr.contains("`2026-13` is not a month"), "{stderr}");
     });
-    let _ = stop.send(());
-    running.stop().await;
+    let data_dir = cut.config.data_dir.clone();
+    cut.stop().await;
     // Each report read is in the controller's audit log, with its caller.
-    let audit =
-        std::fs::read_to_string(config.data_dir.join("audit/audit.log")).expect("audit log");
+    let audit = std::fs::read_to_string(data_dir.join("audit/audit.log")).expect("audit log");
     assert!(
         audit.contains("\"fleet.report\"") && audit.contains("acme-it"),
         "the report reads are audited"
