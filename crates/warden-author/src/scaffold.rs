@@ -1000,9 +1000,15 @@ mod tests {
         scaffold(&opts).expect("scaffolded");
         let cargo: toml::Table = toml::from_str(&read(&opts.dir, "Cargo.toml")).expect("parses");
         let expected = std::fs::canonicalize(sdk()).expect("sdk");
+        // Absolute, or relative when the project and the checkout share a parent (a checkout
+        // under the temp dir): either way it names this tree's SDK from the project.
+        let named = cargo["dependencies"]["warden-sdk"]["path"]
+            .as_str()
+            .expect("a path");
         assert_eq!(
-            cargo["dependencies"]["warden-sdk"]["path"].as_str(),
-            expected.to_str()
+            std::fs::canonicalize(opts.dir.join(named)).expect("the named SDK exists"),
+            expected,
+            "{named}"
         );
         assert!(read(&opts.dir, "src/lib.rs").contains("warden_sdk::discovery!(Plugin);"));
     }
