@@ -3,7 +3,8 @@
 //! idempotent `open` after a lost answer), and the agent end to end: a monitor that escalates
 //! opens exactly one ticket through the outbox, recurrence adds notes, resolve closes it, and a
 //! PSA that is down, or loses an answer, or is down across a restart still gets the ticket
-//! created exactly once.
+//! created exactly once; a drift alert opens a ticket naming what drifted and accepting the
+//! change closes it.
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -671,4 +672,128 @@ pub(crate) fn halo_gets_a_client_credentials_token_then_creates_notes_and_closes
     let (code, message) = plugin_error(call(&runner, "ticket-halo", &wrong, open("acme")));
     assert_eq!(code, "http-401", "{message}");
     assert!(!message.contains("nope"), "{message}");
+}
+
+/// The embedded default policy (the inventory's reads), directory installs allowed, and the
+/// webhook at `origin` on loopback.
+fn drift_policy(origin: &str) -> String {
+    let dev = warden_core::policy::DEFAULT_POLICY
+        .replace("allow-unsigned = false", "allow-unsigned = true")
+        .replacen(
+            "[allow]\n",
+            &format!("[allow]\nhttp = [{origin:?}]\nhttp-networks = [\"127.0.0.0/8\"]\n"),
+            1,
+        );
+    assert!(dev.contains("http-networks"), "the [allow] table was found");
+    dev
+}
+
+#[test]
+fn a_drift_alert_opens_a_ticket_naming_the_change_and_accepting_the_change_closes_it() {
+    use warden_automation::baseline::{Snapshot, record};
+    let hook = FakeWebhook::start();
+    let sb = Sandbox::new();
+    let origin = hook.server.origin();
+    let runner = sb.runner(&drift_policy(&origin));
+    sb.install(&runner, "inventory", None);
+    sb.install(
+        &runner,
+        "ticket-webhook",
+        Some(&connector_manifest("ticket-webhook", &origin)),
+    );
+    // This machine's inventory now; the baseline holds one package more (a tool that was
+    // approved), so the drift check finds it removed. Listening ports are left out of this
+    // inventory: the other tests' servers come and go on this machine while this one runs.
+    let inventory_config = json!({ "listening_ports": false });
+    let report = runner.run(
+        &RunRequest::new("inventory", Invocation::Discover).with_config(inventory_config.clone()),
+    );
+    let Ok(Output::Facts(mut groups)) = report.result else {
+        panic!("no inventory: {:?}", report.result);
+    };
+    let history = warden_history::History::open(&sb.data_dir()).expect("history");
+    let machine = Snapshot::from_facts(&groups);
+    groups.push(
+        serde_json::from_value(json!({
+            "kind": "package",
+            "facts": { "name": "approved-tool", "version": "1.0" }
+        }))
+        .expect("a fact group"),
+    );
+    record::save(
+        &history,
+        &Snapshot::from_facts(&groups),
+        "ada",
+        "golden image",
+        "test",
+    )
+    .expect("baseline 1");
+
+    let text = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+[[api.token]]
+name = "noc"
+role = "viewer"
+sha256 = "{hash}"
+
+[[monitor]]
+name = "config-drift"
+plugin = "builtin:drift"
+config = {{ plugin = "inventory", config = {inventory_config} }}
+interval = "1s"
+failures-to-trigger = 1
+fail-on = "critical"
+
+[tickets]
+plugin = "ticket-webhook"
+tenant = "acme"
+secrets-file = {secrets:?}
+retry-initial = "1s"
+retry-max = "2s"
+
+[tickets.config]
+url = "{origin}/hooks/warden"
+"#,
+        hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
+        secrets = secrets_file(&sb).display().to_string(),
+        // TOML's inline table of the JSON object.
+        inventory_config = "{ listening_ports = false }",
+    );
+    let config = AgentConfig::parse(&text, "test agent.toml", sb.dir.path()).expect("config");
+    let mut agent = Agent::start(runner, config);
+    hook.server
+        .wait_until("the drift ticket", |r| posts_with(r, "open") >= 1);
+    let [ticket] = hook.desk.tickets().try_into().expect("one ticket");
+    assert!(ticket.summary.contains("config-drift"), "{ticket:?}");
+    assert!(
+        ticket.description.contains("since baseline 1")
+            && ticket
+                .description
+                .contains("removed package approved-tool 1.0"),
+        "the ticket names what drifted: {ticket:?}"
+    );
+
+    // The change is accepted (as `warden baseline accept` does: the latest inventory becomes
+    // the next version); the next check is healthy, the incident resolves, the ticket closes.
+    let (_, seen) = record::inventory(&history, "inventory").expect("the check's inventory");
+    assert_eq!(seen, machine, "the check sees the machine as the test did");
+    record::save(&history, &seen, "ada", "tool retired CHG-7", "test").expect("baseline 2");
+    hook.server
+        .wait_until("the close", |r| posts_with(r, "close") >= 1);
+    agent.stop();
+    let [ticket] = hook.desk.tickets().try_into().expect("still one ticket");
+    assert_eq!(ticket.status, "closed", "{ticket:?}");
+    let audit = std::fs::read_to_string(sb.data_dir().join("audit/audit.log")).expect("audit");
+    for kind in [
+        "automation.incident-opened",
+        "ticket.opened",
+        "ticket.closed",
+    ] {
+        assert!(
+            audit.contains(&format!("\"{kind}\"")),
+            "no {kind} in the audit log"
+        );
+    }
 }
