@@ -348,6 +348,23 @@ impl Drop for Agent {
 /// A monitor `flagged` that fails while `flag` exists, escalates at once (no remediation),
 /// and whose escalations go to the webhook at `origin`.
 fn agent_config(sb: &Sandbox, origin: &str, flag: &Path, secrets: &Path) -> AgentConfig {
+    let monitor = format!(
+        r#"
+[[monitor]]
+name = "flagged"
+plugin = "flag"
+config = {{ path = {flag:?} }}
+interval = "1s"
+failures-to-trigger = 2
+"#,
+        flag = flag.display().to_string(),
+    );
+    agent_config_with(sb, origin, secrets, &monitor)
+}
+
+/// An agent config with `monitor` (TOML) and its escalations going to the webhook at
+/// `origin`, signed with the key in `secrets`.
+fn agent_config_with(sb: &Sandbox, origin: &str, secrets: &Path, monitor: &str) -> AgentConfig {
     let text = format!(
         r#"
 [api]
@@ -356,14 +373,7 @@ listen = "127.0.0.1:0"
 name = "noc"
 role = "viewer"
 sha256 = "{hash}"
-
-[[monitor]]
-name = "flagged"
-plugin = "flag"
-config = {{ path = {flag:?} }}
-interval = "1s"
-failures-to-trigger = 2
-
+{monitor}
 [tickets]
 plugin = "ticket-webhook"
 tenant = "acme"
@@ -377,7 +387,6 @@ respond-by-pointer = "/sla/respond_by"
 resolve-by-pointer = "/sla/resolve_by"
 "#,
         hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
-        flag = flag.display().to_string(),
         secrets = secrets.display().to_string(),
     );
     AgentConfig::parse(&text, "test agent.toml", sb.dir.path()).expect("agent config")
@@ -705,9 +714,8 @@ fn a_drift_alert_opens_a_ticket_naming_the_change_and_accepting_the_change_close
     // approved), so the drift check finds it removed. Listening ports are left out of this
     // inventory: the other tests' servers come and go on this machine while this one runs.
     let inventory_config = json!({ "listening_ports": false });
-    let report = runner.run(
-        &RunRequest::new("inventory", Invocation::Discover).with_config(inventory_config.clone()),
-    );
+    let report = runner
+        .run(&RunRequest::new("inventory", Invocation::Discover).with_config(inventory_config));
     let Ok(Output::Facts(mut groups)) = report.result else {
         panic!("no inventory: {:?}", report.result);
     };
@@ -729,39 +737,17 @@ fn a_drift_alert_opens_a_ticket_naming_the_change_and_accepting_the_change_close
     )
     .expect("baseline 1");
 
-    let text = format!(
-        r#"
-[api]
-listen = "127.0.0.1:0"
-[[api.token]]
-name = "noc"
-role = "viewer"
-sha256 = "{hash}"
-
+    // The inventory's config as TOML's inline table.
+    let monitor = r#"
 [[monitor]]
 name = "config-drift"
 plugin = "builtin:drift"
-config = {{ plugin = "inventory", config = {inventory_config} }}
+config = { plugin = "inventory", config = { listening_ports = false } }
 interval = "1s"
 failures-to-trigger = 1
 fail-on = "critical"
-
-[tickets]
-plugin = "ticket-webhook"
-tenant = "acme"
-secrets-file = {secrets:?}
-retry-initial = "1s"
-retry-max = "2s"
-
-[tickets.config]
-url = "{origin}/hooks/warden"
-"#,
-        hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
-        secrets = secrets_file(&sb).display().to_string(),
-        // TOML's inline table of the JSON object.
-        inventory_config = "{ listening_ports = false }",
-    );
-    let config = AgentConfig::parse(&text, "test agent.toml", sb.dir.path()).expect("config");
+"#;
+    let config = agent_config_with(&sb, &origin, &secrets_file(&sb), monitor);
     let mut agent = Agent::start(runner, config);
     hook.server
         .wait_until("the drift ticket", |r| posts_with(r, "open") >= 1);

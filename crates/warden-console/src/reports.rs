@@ -5,7 +5,7 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use warden_controller::controller::FleetError;
 use warden_controller::report::ReportFormat;
@@ -28,12 +28,7 @@ pub struct FileParams {
 
 /// The month before `today`'s, `2026-11` (the report a client gets at the start of a month).
 fn last_month(today: NaiveDate) -> String {
-    let (y, m) = if today.month() == 1 {
-        (today.year() - 1, 12)
-    } else {
-        (today.year(), today.month() - 1)
-    };
-    format!("{y:04}-{m:02}")
+    Month::of(today).previous().name()
 }
 
 /// `[first day, next month's first day)` of `2026-11`, UTC.

@@ -121,11 +121,7 @@ pub fn render(report: &Report) -> String {
     }
     h.push_str("</table>");
     for category in CsfCategory::ALL {
-        let services: Vec<&ServiceReport> = report
-            .services
-            .iter()
-            .filter(|s| s.category == category)
-            .collect();
+        let services = report.services_in(category);
         if services.is_empty() {
             continue;
         }

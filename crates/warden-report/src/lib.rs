@@ -260,6 +260,14 @@ impl Report {
         self
     }
 
+    /// The services of one CSF category, in the report's order.
+    pub fn services_in(&self, category: CsfCategory) -> Vec<&ServiceReport> {
+        self.services
+            .iter()
+            .filter(|s| s.category == category)
+            .collect()
+    }
+
     /// The ticket ids of one service.
     pub fn tickets_of<'a>(
         &'a self,

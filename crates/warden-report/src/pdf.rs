@@ -355,11 +355,7 @@ pub fn render(report: &Report) -> Vec<u8> {
         .collect();
     l.table(&PRIORITY_COLUMNS, &rows);
     for category in CsfCategory::ALL {
-        let services: Vec<&ServiceReport> = report
-            .services
-            .iter()
-            .filter(|s| s.category == category)
-            .collect();
+        let services = report.services_in(category);
         if services.is_empty() {
             continue;
         }

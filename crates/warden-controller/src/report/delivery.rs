@@ -43,14 +43,14 @@ pub struct Month {
 }
 
 impl Month {
-    fn of(date: NaiveDate) -> Month {
+    pub fn of(date: NaiveDate) -> Month {
         Month {
             year: date.year(),
             month: date.month(),
         }
     }
 
-    fn previous(self) -> Month {
+    pub fn previous(self) -> Month {
         if self.month == 1 {
             Month {
                 year: self.year - 1,
@@ -108,14 +108,6 @@ fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn extension(format: ReportFormat) -> &'static str {
-    match format {
-        ReportFormat::Html => "html",
-        ReportFormat::Csv => "csv",
-        ReportFormat::Pdf => "pdf",
-    }
-}
-
 impl Controller {
     /// Write the reports that are due (nothing without `[report-delivery]`); the files written.
     pub fn deliver_reports(&self) -> Result<Vec<PathBuf>, FleetError> {
@@ -141,13 +133,11 @@ impl Controller {
         for tenant in &d.tenants {
             let dir = d.dir.join(tenant.as_str());
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            // One read and computation per tenant, rendered in each format.
+            let report = self.report(&caller, tenant, from, to)?;
             for &format in &d.formats {
-                let file = self.report_file(&caller, tenant, from, to, format)?;
-                let path = dir.join(format!(
-                    "report-{tenant}-{}-01.{}",
-                    month.name(),
-                    extension(format)
-                ));
+                let file = super::render(&report, format);
+                let path = dir.join(&file.file_name);
                 write_atomically(&path, &file.body).map_err(|e| io(&path, e))?;
                 written.push(path);
             }

@@ -26,13 +26,29 @@ pub enum ReportFormat {
 }
 
 impl ReportFormat {
-    pub fn parse(text: &str) -> Option<ReportFormat> {
-        match text {
-            "html" => Some(ReportFormat::Html),
-            "csv" => Some(ReportFormat::Csv),
-            "pdf" => Some(ReportFormat::Pdf),
-            _ => None,
+    const ALL: [ReportFormat; 3] = [ReportFormat::Html, ReportFormat::Csv, ReportFormat::Pdf];
+
+    /// Its name on the command line and in configs, and its file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "html",
+            ReportFormat::Csv => "csv",
+            ReportFormat::Pdf => "pdf",
         }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "text/html; charset=utf-8",
+            ReportFormat::Csv => "text/csv; charset=utf-8",
+            ReportFormat::Pdf => "application/pdf",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReportFormat> {
+        ReportFormat::ALL
+            .into_iter()
+            .find(|f| f.extension() == text)
     }
 }
 
@@ -48,6 +64,27 @@ pub struct ReportFile {
     pub incidents: usize,
 }
 
+/// `report` rendered in `format`.
+pub fn render(report: &Report, format: ReportFormat) -> ReportFile {
+    let body = match format {
+        ReportFormat::Html => warden_report::html::render(report).into_bytes(),
+        ReportFormat::Csv => warden_report::csv::render(report).into_bytes(),
+        ReportFormat::Pdf => warden_report::pdf::render(report),
+    };
+    ReportFile {
+        content_type: format.content_type(),
+        file_name: format!(
+            "report-{}-{}.{}",
+            report.tenant,
+            warden_report::time::date(report.from_ms),
+            format.extension()
+        ),
+        body,
+        services: report.services.len(),
+        incidents: report.services.iter().map(|s| s.incidents.len()).sum(),
+    }
+}
+
 impl Controller {
     /// The report of `tenant` over `[from, to)` rendered in `format` (the API's and the
     /// console's download).
@@ -59,34 +96,7 @@ impl Controller {
         to: UnixMillis,
         format: ReportFormat,
     ) -> Result<ReportFile, FleetError> {
-        let report = self.report(caller, tenant, from, to)?;
-        let (content_type, ext, body) = match format {
-            ReportFormat::Html => (
-                "text/html; charset=utf-8",
-                "html",
-                warden_report::html::render(&report).into_bytes(),
-            ),
-            ReportFormat::Csv => (
-                "text/csv; charset=utf-8",
-                "csv",
-                warden_report::csv::render(&report).into_bytes(),
-            ),
-            ReportFormat::Pdf => (
-                "application/pdf",
-                "pdf",
-                warden_report::pdf::render(&report),
-            ),
-        };
-        Ok(ReportFile {
-            content_type,
-            file_name: format!(
-                "report-{tenant}-{}.{ext}",
-                warden_report::time::date(report.from_ms)
-            ),
-            body,
-            services: report.services.len(),
-            incidents: report.services.iter().map(|s| s.incidents.len()).sum(),
-        })
+        Ok(render(&self.report(caller, tenant, from, to)?, format))
     }
 
     /// The report of `tenant` over `[from, to)`.

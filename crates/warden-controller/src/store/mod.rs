@@ -242,7 +242,7 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// Newest first.
     fn events(&self, limit: usize) -> Result<Vec<AgentEvent>, StoreError>;
     /// The incidents opened and resolved on the agents enrolled in `tenant` before `before`
-    /// (the client report's input), oldest first, each with its agent's host name.
+    /// (the client report's input, which orders them itself), each with its agent's host name.
     fn incident_events(
         &self,
         tenant: &TenantId,

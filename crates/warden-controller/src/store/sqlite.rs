@@ -581,7 +581,7 @@ impl FleetStore for SqliteStore {
                AND json_extract(e.body, '$.kind') IN ('incident-opened', 'incident-resolved')
                AND json_extract(e.body, '$.at') < ?2",
         )?;
-        let mut events = collect(
+        collect(
             &mut stmt,
             params![tenant.as_str(), before.as_millis()],
             |row| {
@@ -594,9 +594,7 @@ impl FleetStore for SqliteStore {
                     monitor: event.subject,
                 })
             },
-        )?;
-        events.sort_by_key(|e| e.at);
-        Ok(events)
+        )
     }
 
     fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError> {
