@@ -688,7 +688,7 @@ fn section_trivial(
     scenarios.push(Scenario::new("Grant::resolve", || {
         black_box(warden_core::grant::Grant::resolve(
             &installed.manifest,
-            runner.policy(),
+            &runner.policy(),
         ));
         Ok(())
     }));

@@ -67,7 +67,7 @@ impl PluginManager {
     /// Install a signed bundle file.
     pub fn install_bundle(&self, path: &Path) -> Result<InstallReport, InstallError> {
         let source = path.display().to_string();
-        let read = Bundle::read(path, self.policy.limits.max_bundle_bytes)
+        let read = Bundle::read(path, self.policy().limits.max_bundle_bytes)
             .map_err(InstallError::from)
             .map_err(|e| self.refuse(&source, e))?;
         self.install_read_bundle(read, &source)
@@ -80,7 +80,7 @@ impl PluginManager {
         bytes: &[u8],
         source: &str,
     ) -> Result<InstallReport, InstallError> {
-        let cap = self.policy.limits.max_bundle_bytes;
+        let cap = self.policy().limits.max_bundle_bytes;
         let parsed = if bytes.len() as u64 > cap {
             Err(BundleError::TooLarge {
                 size: bytes.len() as u64,
@@ -102,7 +102,7 @@ impl PluginManager {
     ) -> Result<InstallReport, InstallError> {
         let attempt = || -> Result<InstallReport, InstallError> {
             let highest = self.high_water.get(&bundle.statement.name)?;
-            let accepted = trust::evaluate(&bundle, &self.policy, highest.as_ref(), now_secs())?;
+            let accepted = trust::evaluate(&bundle, &self.policy(), highest.as_ref(), now_secs())?;
             self.finish(
                 source,
                 &accepted.manifest,
@@ -118,7 +118,7 @@ impl PluginManager {
     pub fn install_dir(&self, dir: &Path) -> Result<InstallReport, InstallError> {
         let source = dir.display().to_string();
         let attempt = || -> Result<InstallReport, InstallError> {
-            if !self.policy.trust.allow_unsigned {
+            if !self.policy().trust.allow_unsigned {
                 return Err(InstallError::DirectoryNeedsDevelopmentMode);
             }
             let (manifest, bytes) = PluginStore::read_plugin_dir(dir)?;
@@ -186,7 +186,7 @@ impl PluginManager {
         if let Some(old) = &replaced {
             self.store.drop_if_unreferenced(old)?;
         }
-        let grant = Grant::resolve(manifest, &self.policy);
+        let grant = Grant::resolve(manifest, &self.policy());
         tracing::info!(plugin = %manifest.name, version = %manifest.version, sha256 = %plugin.sha256, "plugin installed");
         Ok(InstallReport {
             plugin,

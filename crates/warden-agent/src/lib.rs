@@ -10,6 +10,7 @@ pub mod install;
 pub mod metrics;
 pub mod plugins;
 pub mod record_cache;
+pub mod site_policy;
 pub mod store;
 pub mod tickets;
 

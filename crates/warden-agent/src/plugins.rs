@@ -6,6 +6,7 @@
 
 use crate::metrics::AgentMetrics;
 use crate::record_cache::RecordCache;
+use crate::site_policy::{self, InForce, PolicyCell};
 use crate::store::{InstalledPlugin, PluginStore, StoreError};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,11 @@ pub struct WarmUp {
 pub struct PluginManager {
     pub(crate) sandbox: Sandbox,
     pub(crate) store: PluginStore,
-    pub(crate) policy: SitePolicy,
+    /// The policy in force: the agent's file, or a signed policy distributed to it.
+    pub(crate) site_policy: PolicyCell,
+    /// The agent's own file: its root of trust for distributed policies.
+    pub(crate) local_policy: SitePolicy,
+    pub(crate) policy_apply: std::sync::Mutex<()>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) high_water: HighWaterMarks,
     records: RecordCache,
@@ -81,6 +86,11 @@ impl PluginManager {
         quality: CodeQuality,
     ) -> Result<PluginManager, RunError> {
         let store = PluginStore::open(data_dir).map_err(store_error)?;
+        let audit = AuditLog::new(data_dir);
+        let high_water = HighWaterMarks::new(data_dir);
+        let local_policy = policy;
+        let (policy, distributed) =
+            site_policy::at_start(data_dir, &local_policy, &audit, &high_water);
         let cache_dir = policy
             .cache_dir
             .clone()
@@ -92,14 +102,18 @@ impl PluginManager {
             quality,
             env,
         })?;
-        let audit = AuditLog::new(data_dir);
         record_policy(&audit, &policy)?;
         Ok(PluginManager {
             sandbox,
             store,
-            policy,
+            site_policy: PolicyCell::new(InForce {
+                policy: Arc::new(policy),
+                distributed,
+            }),
+            local_policy,
+            policy_apply: Default::default(),
             audit: Arc::new(audit),
-            high_water: HighWaterMarks::new(data_dir),
+            high_water,
             records: Default::default(),
             metrics: Default::default(),
         })
@@ -110,8 +124,10 @@ impl PluginManager {
         &self.metrics
     }
 
-    pub fn policy(&self) -> &SitePolicy {
-        &self.policy
+    /// The site policy in force now (a distributed policy may replace it at any time: a run
+    /// resolves its grant once, against the policy of its start).
+    pub fn policy(&self) -> Arc<SitePolicy> {
+        self.site_policy.read().policy
     }
 
     pub fn store(&self) -> &PluginStore {
@@ -155,7 +171,7 @@ impl PluginManager {
     /// Requested versus granted for an installed plugin.
     pub fn inspect(&self, name: &str) -> Result<(InstalledPlugin, GrantReport), RunError> {
         let installed = self.installed(name)?;
-        let report = Grant::resolve(&installed.manifest, &self.policy);
+        let report = Grant::resolve(&installed.manifest, &self.policy());
         Ok((InstalledPlugin::clone(&installed), report))
     }
 
@@ -281,7 +297,7 @@ impl PluginManager {
         };
         let GrantReport {
             grant, refusals, ..
-        } = Grant::resolve(manifest, &self.policy);
+        } = Grant::resolve(manifest, &self.policy());
         if !refusals.is_empty() {
             return fail(RunError::GrantRefused {
                 plugin: manifest.name.clone(),

@@ -7,6 +7,7 @@
 //! re-serialisation ambiguity: what is verified is what is parsed.
 
 pub mod high_water;
+pub mod policy;
 pub mod trust;
 
 pub use warden_core::keys;

@@ -42,6 +42,18 @@ pub enum TrustError {
         "rollback refused: version {offered} is lower than {highest}, the highest ever installed"
     )]
     Rollback { offered: String, highest: String },
+    #[error(
+        "this agent trusts no policy key (trust.policy-keys in its site policy file): its policy changes only there"
+    )]
+    NoPolicyKeys,
+    #[error(
+        "version {version} of the site policy was applied already with other contents: a change needs a higher version"
+    )]
+    PolicyVersionReused { version: String },
+    #[error("the site policy is invalid: {message}")]
+    PolicyInvalid { message: String },
+    #[error("a distributed site policy may not set `{field}`: it stays in the agent's own file")]
+    PolicyLocalOnly { field: String },
 }
 
 /// One signature, as checked.
@@ -78,11 +90,7 @@ pub fn check_signatures(
         .signatures
         .iter()
         .map(|s| {
-            let key = keys::parse_public(&s.public_key).ok();
-            let key_id = key
-                .as_ref()
-                .map(keys::key_id)
-                .unwrap_or_else(|| "malformed-key".into());
+            let (key, key_id, valid) = verify_one(s, &message);
             let trusted = key.as_ref().and_then(|k| {
                 policy
                     .trust
@@ -91,15 +99,6 @@ pub fn check_signatures(
                     .find(|t| keys::parse_public(&t.public_key).is_ok_and(|tk| tk == *k))
                     .cloned()
             });
-            let valid = match (
-                key,
-                hex::decode(&s.signature)
-                    .ok()
-                    .and_then(|b| Signature::from_slice(&b).ok()),
-            ) {
-                (Some(k), Some(sig)) => k.verify_strict(&message, &sig).is_ok(),
-                _ => false,
-            };
             (
                 SignatureCheck {
                     key_id,
@@ -110,6 +109,27 @@ pub fn check_signatures(
             )
         })
         .collect()
+}
+
+/// One signature over `message` (strict ed25519): the signer's key when it parses, its id, and
+/// whether the signature is valid.
+pub(crate) fn verify_one(
+    s: &crate::BundleSignature,
+    message: &[u8],
+) -> (Option<ed25519_dalek::VerifyingKey>, String, bool) {
+    let key = keys::parse_public(&s.public_key).ok();
+    let key_id = key
+        .as_ref()
+        .map(keys::key_id)
+        .unwrap_or_else(|| "malformed-key".into());
+    let signature = hex::decode(&s.signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok());
+    let valid = match (&key, signature) {
+        (Some(k), Some(sig)) => k.verify_strict(message, &sig).is_ok(),
+        _ => false,
+    };
+    (key, key_id, valid)
 }
 
 /// The trusted keys whose valid signatures count for `name` requesting `requested`, each key

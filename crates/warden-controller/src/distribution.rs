@@ -2,7 +2,8 @@
 //! `warden fleet status <plugin>`.
 //!
 //! Publishing reads only what it needs from the bundle's statement (kind, name, version) and
-//! its SHA-256; it does not decide trust: each agent verifies the publisher signature against
+//! its SHA-256. A plugin bundle is desired under its plugin's name, a signed site policy under
+//! [`POLICY_ITEM`] (the document's `policy`). It does not decide trust: each agent verifies the publisher signature against
 //! its own trust policy and anti-rollback marks, and reports. The order makes a crash safe:
 //! audit, blobs (chunks on `fleet.blob.<t>.<sha256>.<n>`, each acknowledged), the store's
 //! desired rows, then each targeted agent's whole desired document into the KV bucket
@@ -14,9 +15,12 @@
 
 use async_nats::jetstream;
 use warden_access::{Caller, Role};
+use warden_bundle::policy::POLICY_KIND;
 use warden_fleet_identity::{AgentId, TenantId, subjects};
 use warden_fleet_wire::desired::{BLOB_CHUNK_BYTES, MAX_BLOB_BYTES};
-use warden_fleet_wire::{DeployReport, DesiredPlugin, DesiredState, desired_key};
+use warden_fleet_wire::{
+    DeployReport, DesiredPlugin, DesiredPolicy, DesiredState, POLICY_ITEM, desired_key,
+};
 
 use crate::controller::{Controller, FleetError, need};
 use crate::store::{AgentRecord, DeployRecord, DesiredRecord};
@@ -31,7 +35,8 @@ pub struct Artifact {
     pub size: u64,
 }
 
-/// Read the artifact's identity; refused if it is no plugin bundle or too large to distribute.
+/// Read the artifact's identity; refused if it is neither a plugin nor a site policy bundle,
+/// or too large to distribute. A site policy is kept under [`POLICY_ITEM`] beside the plugins.
 pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
     let size = u64::try_from(bundle.len()).unwrap_or(u64::MAX);
     if size > MAX_BLOB_BYTES {
@@ -42,34 +47,57 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
     let parsed = warden_bundle::Bundle::parse(bundle)
         .map_err(|e| FleetError::Invalid(format!("not a bundle: {e}")))?;
     let s = parsed.statement;
-    if s.kind != "plugin" {
-        return Err(FleetError::Invalid(format!(
-            "a {} bundle: only plugins are distributed as desired state yet",
-            s.kind
-        )));
-    }
-    let item = DesiredPlugin {
-        name: s.name.clone(),
-        version: s.version.clone(),
-        sha256: warden_core::sha256_hex(bundle),
-        size,
-    };
-    // The wire's own bounds (name, version), before anything is written.
+    let sha256 = warden_core::sha256_hex(bundle);
+    // The wire's own bounds (name, version, size), before anything is written.
     let mut probe = DesiredState::new(
         TenantId::new("probe").map_err(|e| FleetError::Internal(e.to_string()))?,
         AgentId::new(nkeys::KeyPair::new_user().public_key())
             .map_err(|e| FleetError::Internal(e.to_string()))?,
         warden_fleet_wire::UnixMillis(0),
     );
-    probe.plugins.push(item.clone());
+    let name = match s.kind.as_str() {
+        "plugin" => {
+            probe.plugins.push(DesiredPlugin {
+                name: s.name.clone(),
+                version: s.version.clone(),
+                sha256: sha256.clone(),
+                size,
+            });
+            s.name.clone()
+        }
+        POLICY_KIND => {
+            probe.policy = Some(DesiredPolicy {
+                version: s.version.clone(),
+                sha256: sha256.clone(),
+                size,
+            });
+            POLICY_ITEM.to_string()
+        }
+        other => {
+            return Err(FleetError::Invalid(format!(
+                "a {other} bundle: only plugins and site policies are distributed as desired state yet"
+            )));
+        }
+    };
     warden_fleet_wire::encode(&probe)?;
     Ok(Artifact {
         kind: s.kind,
-        name: item.name,
-        version: item.version,
-        sha256: item.sha256,
+        name,
+        version: s.version,
+        sha256,
         size,
     })
+}
+
+impl Artifact {
+    /// For people: `disk-usage 0.2.0`, `site policy 3.0.0`.
+    pub fn label(&self) -> String {
+        if self.name == POLICY_ITEM {
+            format!("site policy {}", self.version)
+        } else {
+            format!("{} {}", self.name, self.version)
+        }
+    }
 }
 
 /// The result of a publish.
@@ -258,17 +286,22 @@ impl Controller {
         let mut acks = Vec::with_capacity(targets.len());
         for agent in targets {
             let mut doc = DesiredState::new(agent.tenant.clone(), agent.id.clone(), now);
-            doc.plugins = self
-                .store
-                .desired_for(&agent.id)?
-                .into_iter()
-                .map(|d| DesiredPlugin {
-                    name: d.name,
-                    version: d.version,
-                    sha256: d.sha256,
-                    size: d.size,
-                })
-                .collect();
+            for d in self.store.desired_for(&agent.id)? {
+                if d.name == POLICY_ITEM {
+                    doc.policy = Some(DesiredPolicy {
+                        version: d.version,
+                        sha256: d.sha256,
+                        size: d.size,
+                    });
+                } else {
+                    doc.plugins.push(DesiredPlugin {
+                        name: d.name,
+                        version: d.version,
+                        sha256: d.sha256,
+                        size: d.size,
+                    });
+                }
+            }
             let bytes = warden_fleet_wire::encode(&doc)?;
             let key = desired_key(&agent.tenant, &agent.id);
             acks.push(
@@ -349,7 +382,7 @@ impl Controller {
                     "fleet.deploy-report".to_string(),
                     serde_json::json!({
                         "agent": report.agent.as_str(), "tenant": report.tenant.as_str(),
-                        "plugin": report.name, "version": report.version, "sha256": report.sha256,
+                        "plugin": report.item(), "version": report.version, "sha256": report.sha256,
                         "outcome": report.outcome, "error": report.error,
                     }),
                 ));
@@ -447,5 +480,17 @@ mod tests {
             warden_bundle::Bundle::from_runbook("hello", "name = \"hello\"\n", 1).expect("bundle");
         let bytes = runbook.to_bytes().expect("bytes");
         assert!(matches!(artifact(&bytes), Err(FleetError::Invalid(m)) if m.contains("runbook")));
+    }
+
+    #[test]
+    fn a_site_policy_is_kept_under_its_own_item_name() {
+        let version = semver::Version::new(3, 0, 0);
+        let policy = warden_bundle::Bundle::from_policy("[allow]\nkv = true\n", &version, 1)
+            .expect("policy");
+        let bytes = policy.to_bytes().expect("bytes");
+        let a = artifact(&bytes).expect("a policy is distributed");
+        assert_eq!((a.kind.as_str(), a.name.as_str()), ("policy", POLICY_ITEM));
+        assert_eq!(a.version, "3.0.0");
+        assert_eq!(a.label(), "site policy 3.0.0");
     }
 }

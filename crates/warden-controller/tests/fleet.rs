@@ -545,6 +545,7 @@ fn report(
         v: warden_fleet_wire::WIRE_VERSION,
         tenant: a.tenant.clone(),
         agent: a.id.clone(),
+        kind: Default::default(),
         name: "disk-usage".into(),
         version: "0.2.0".into(),
         sha256: sha256.into(),

@@ -47,6 +47,12 @@ pub struct TrustPolicy {
     pub allow_unsigned: bool,
     pub min_signatures: u32,
     pub keys: Vec<TrustedKey>,
+    /// Keys that may sign a site policy distributed to this agent (`warden policy sign`,
+    /// `warden fleet publish`). Only this file's list counts: a distributed policy cannot add,
+    /// remove or change them. Empty: the agent accepts no distributed policy.
+    pub policy_keys: Vec<PolicyKey>,
+    /// Signatures from distinct policy keys a distributed policy needs (at least 1).
+    pub policy_min_signatures: u32,
 }
 
 impl Default for TrustPolicy {
@@ -55,8 +61,21 @@ impl Default for TrustPolicy {
             allow_unsigned: false,
             min_signatures: 1,
             keys: vec![],
+            policy_keys: vec![],
+            policy_min_signatures: 1,
         }
     }
+}
+
+/// A key trusted to sign this agent's site policy: the root of its trust, kept offline by the
+/// MSP's security officers (not the controller's, which must not be able to widen a grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyKey {
+    /// A name for people and audit records, e.g. `acme-msp-policy`.
+    pub name: String,
+    /// Hex ed25519 public key.
+    pub public_key: String,
 }
 
 /// One trusted publisher key.
@@ -280,6 +299,10 @@ impl SitePolicy {
                 glob::Pattern::new(p)
                     .map_err(|e| format!("trust.keys `{}`: plugin pattern `{p}`: {e}", key.name))?;
             }
+        }
+        for key in &self.trust.policy_keys {
+            crate::keys::parse_public(&key.public_key)
+                .map_err(|e| format!("trust.policy-keys `{}`: {e}", key.name))?;
         }
         match (&self.services.backend, &self.services.command) {
             (ServiceBackendKind::Command, None) => {

@@ -32,6 +32,9 @@ pub const BLOB_CHUNK_BYTES: usize = 256 * 1024;
 /// Largest bundle distributed: 64 MiB (an 18 MB Python plugin with room; the agent's own
 /// `max-bundle-bytes` may be lower and is checked by its install path).
 pub const MAX_BLOB_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest signed policy distributed: 2 MiB (a policy file is at most 1 MiB; its signed header
+/// is small).
+pub const MAX_POLICY_BLOB_BYTES: u64 = 2 * 1024 * 1024;
 /// Largest encoded report.
 pub const MAX_REPORT_BYTES: usize = 4 * 1024;
 /// The suffix of the results subject deploy reports use (`fleet.res.<t>.<a>.deploy`).
@@ -46,6 +49,40 @@ pub struct DesiredState {
     pub updated_at: UnixMillis,
     #[serde(default)]
     pub plugins: Vec<DesiredPlugin>,
+    /// A signed site policy for the agent (applied only when signed by a policy key of the
+    /// agent's own file); `None`: the agent keeps the policy it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<DesiredPolicy>,
+}
+
+/// The signed site policy the agent should have, named by its bundle's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredPolicy {
+    pub version: String,
+    /// Hex SHA-256 of the whole bundle file (the blob), lowercase.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The name under which the controller keeps an agent's desired policy beside its plugins
+/// (its store's rows, `warden fleet status @policy`): no plugin name starts with `@`.
+pub const POLICY_ITEM: &str = "@policy";
+/// The name of a policy in a deploy report (the signed statement's name).
+pub const POLICY_REPORT_NAME: &str = "site-policy";
+
+/// What a desired item is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemKind {
+    #[default]
+    Plugin,
+    Policy,
+}
+
+impl ItemKind {
+    fn is_plugin(&self) -> bool {
+        *self == ItemKind::Plugin
+    }
 }
 
 /// One plugin the agent should have: a signed bundle, named by its digest.
@@ -85,6 +122,7 @@ impl DesiredState {
             agent,
             updated_at,
             plugins: Vec::new(),
+            policy: None,
         }
     }
 
@@ -137,6 +175,21 @@ impl Message for DesiredState {
                 ));
             }
         }
+        if let Some(p) = &self.policy {
+            check_text("policy.version", &p.version, MAX_VERSION_LEN)?;
+            if !is_sha256(&p.sha256) {
+                return Err(Malformed::new(
+                    "policy.sha256",
+                    "not a lowercase hex SHA-256",
+                ));
+            }
+            if p.size > MAX_POLICY_BLOB_BYTES {
+                return Err(Malformed::new(
+                    "policy.size",
+                    format!("{} bytes, at most {MAX_POLICY_BLOB_BYTES}", p.size),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -147,6 +200,9 @@ pub struct DeployReport {
     pub v: u32,
     pub tenant: TenantId,
     pub agent: AgentId,
+    /// A plugin's report, or the site policy's (named [`POLICY_REPORT_NAME`]).
+    #[serde(default, skip_serializing_if = "ItemKind::is_plugin")]
+    pub kind: ItemKind,
     pub name: String,
     /// The version the desired document named.
     pub version: String,
@@ -220,6 +276,14 @@ impl DeployRefusal {
 }
 
 impl DeployReport {
+    /// The name the controller keeps this item under: the plugin's, or [`POLICY_ITEM`].
+    pub fn item(&self) -> &str {
+        match self.kind {
+            ItemKind::Plugin => &self.name,
+            ItemKind::Policy => POLICY_ITEM,
+        }
+    }
+
     /// Where it is published: `fleet.res.<tenant>.<agent>.deploy` (the results stream).
     pub fn nats_subject(&self) -> String {
         format!(
@@ -310,6 +374,7 @@ mod tests {
             v: WIRE_VERSION,
             tenant: t,
             agent: a.clone(),
+            kind: ItemKind::Plugin,
             name: "disk-usage".into(),
             version: "0.2.0".into(),
             sha256: "cd".repeat(32),

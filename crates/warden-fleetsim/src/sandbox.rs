@@ -218,4 +218,12 @@ impl FleetAgent for SimAgent {
             "a simulated agent installs nothing",
         ))
     }
+
+    /// Simulated agents share one sandbox and policy: the same refusal.
+    fn apply_policy(&self, _bundle: &[u8], _source: &str) -> Result<bool, InstallRefused> {
+        Err(InstallRefused::new(
+            DeployRefusal::Invalid,
+            "a simulated agent applies no policy",
+        ))
+    }
 }

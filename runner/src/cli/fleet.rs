@@ -104,16 +104,17 @@ pub enum FleetCommand {
         #[arg(long)]
         follow: bool,
     },
-    /// Make a signed plugin bundle the desired version on a target; the agents fetch it,
-    /// verify it against their own trust policy, install it and report.
+    /// Make a signed plugin bundle (or a signed site policy, `warden policy sign`) the desired
+    /// version on a target; the agents fetch it, verify it against their own trust policy
+    /// (a policy: their own policy keys), install or apply it and report.
     Publish {
         bundle: PathBuf,
         /// Which agents: `tenant=acme,role=db,os=linux`, or `*` for all you may see.
         #[arg(long)]
         target: String,
     },
-    /// N of M targeted agents on a plugin's desired version; who refused and why, who has
-    /// not reported. Exits 0 when all are on it, 1 otherwise.
+    /// N of M targeted agents on a plugin's desired version (`@policy`: the site policy's);
+    /// who refused and why, who has not reported. Exits 0 when all are on it, 1 otherwise.
     Status { plugin: String },
     /// Runs waiting for a second operator's approval (four eyes), newest first.
     Approvals {
@@ -389,7 +390,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             } else {
                 println!(
                     "{} {} (sha256 {}) desired on {} agents",
-                    inert(&published.plugin),
+                    item_label(&published.plugin),
                     inert(&published.version),
                     short(&published.sha256),
                     published.agents.len()
@@ -421,7 +422,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             } else {
                 println!(
                     "{}: {installed} of {} agents on the desired version",
-                    inert(&status.plugin),
+                    item_label(&status.plugin),
                     status.agents.len()
                 );
                 let rows: Vec<Vec<String>> = status
@@ -666,5 +667,14 @@ fn run_exit(view: &pb::RunView) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// A desired item for people: the plugin's name, or `site policy` for the policy item.
+fn item_label(name: &str) -> String {
+    if name == warden_fleet_wire::POLICY_ITEM {
+        "site policy".into()
+    } else {
+        inert(name).into_owned()
     }
 }

@@ -135,7 +135,7 @@ pub(crate) struct Fleet {
     ca_file: Option<PathBuf>,
 }
 
-fn warden(args: &[&str], data: &Path) -> std::process::Output {
+pub(crate) fn warden(args: &[&str], data: &Path) -> std::process::Output {
     Process::new(env!("CARGO_BIN_EXE_warden"))
         .arg("--data-dir")
         .arg(data)
@@ -263,13 +263,22 @@ impl Fleet {
         Agent::start_full("", &[], section, &self.trust())
     }
 
+    /// An agent of this fleet (with `fleet-hello`) whose `[trust]` also holds `trust_extra`.
+    pub(crate) fn agent_trusting(&self, trust_extra: &str) -> Agent {
+        self.agent_full(&[], "", trust_extra)
+    }
+
     /// With `runbooks` (plain, for schedules) and `automation` before the `[fleet]` section.
     fn agent_with(&self, runbooks: &[(&str, &str)], automation: &str) -> Agent {
+        self.agent_full(runbooks, automation, "")
+    }
+
+    fn agent_full(&self, runbooks: &[(&str, &str)], automation: &str, trust_extra: &str) -> Agent {
         let agent = Agent::start_full(
             "",
             runbooks,
             &format!("{automation}\n{}", self.fleet_section()),
-            &self.trust(),
+            &format!("{}{trust_extra}", self.trust()),
         );
         let toml = agent.root().join("fleet-hello.toml");
         std::fs::write(&toml, RUNBOOK).expect("runbook");
@@ -287,7 +296,7 @@ impl Fleet {
     }
 
     /// Install `text` as `<name>.wbundle`, signed by the trusted publisher.
-    fn install_signed(&self, agent: &Agent, name: &str, text: &str) {
+    pub(crate) fn install_signed(&self, agent: &Agent, name: &str, text: &str) {
         let toml = agent.root().join(format!("{name}.toml"));
         std::fs::write(&toml, text).expect("runbook");
         let out = agent.root().join(format!("runbooks/{name}.wbundle"));

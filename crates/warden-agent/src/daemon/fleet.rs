@@ -19,6 +19,7 @@ use crate::fleet::seam::{
     RunRefused,
 };
 use crate::install::InstallError;
+use crate::site_policy::PolicyRefused;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use warden_bundle::trust::TrustError;
@@ -44,7 +45,7 @@ fn untrusted(message: impl Into<String>) -> RunRefused {
 fn fleet_source(state: &AgentState, run: &FleetRun) -> Result<RunbookSource, RunRefused> {
     match (&run.bundle, &run.runbook) {
         (Some(bundle), named) => {
-            let loaded = source::load_bytes(bundle, "fleet bundle", state.runner.policy(), true)
+            let loaded = source::load_bytes(bundle, "fleet bundle", &state.runner.policy(), true)
                 .map_err(refusal_of_source)?;
             if let Some(name) = named
                 && &loaded.runbook.name != name
@@ -232,6 +233,28 @@ impl FleetAgent for DaemonFleetAgent {
             }),
             Err(e) => Err(InstallRefused::new(deploy_refusal(&e), e.to_string())),
         }
+    }
+
+    fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused> {
+        self.state
+            .runner
+            .apply_policy_bundle(bundle, source)
+            .map_err(|e| InstallRefused::new(policy_refusal(&e), e.to_string()))
+    }
+}
+
+/// The report's reason for a signed policy the agent refused.
+fn policy_refusal(e: &PolicyRefused) -> DeployRefusal {
+    match e {
+        PolicyRefused::Trust(
+            TrustError::Rollback { .. } | TrustError::PolicyVersionReused { .. },
+        ) => DeployRefusal::Rollback,
+        PolicyRefused::Trust(
+            TrustError::PolicyInvalid { .. } | TrustError::PolicyLocalOnly { .. },
+        )
+        | PolicyRefused::Bundle(_) => DeployRefusal::Invalid,
+        PolicyRefused::Trust(_) => DeployRefusal::Untrusted,
+        PolicyRefused::Agent(_) => DeployRefusal::AgentError,
     }
 }
 

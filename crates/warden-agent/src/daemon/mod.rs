@@ -94,11 +94,11 @@ impl AgentState {
         let signed_only = self.config.runbooks.signed_only;
         let bundle = dir.join(format!("{name}.wbundle"));
         if bundle.is_file() {
-            return source::load_file(&bundle, self.runner.policy(), true);
+            return source::load_file(&bundle, &self.runner.policy(), true);
         }
         let toml = dir.join(format!("{name}.toml"));
         if toml.is_file() {
-            return source::load_file(&toml, self.runner.policy(), signed_only);
+            return source::load_file(&toml, &self.runner.policy(), signed_only);
         }
         Err(missing(format!("no runbook `{name}` in {}", dir.display())))
     }

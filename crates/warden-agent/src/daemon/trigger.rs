@@ -76,10 +76,10 @@ impl AgentState {
         match from {
             RunbookSource::Named(name) => self.load_named_runbook(name),
             RunbookSource::Signed(bytes) => {
-                source::load_bytes(bytes, "inline runbook", policy, true)
+                source::load_bytes(bytes, "inline runbook", &policy, true)
             }
             RunbookSource::File(path) => {
-                source::load_file(path, policy, self.config.runbooks.signed_only)
+                source::load_file(path, &policy, self.config.runbooks.signed_only)
             }
         }
     }

@@ -12,6 +12,10 @@
 //!    a refusal keeps the installed version, is audited, and is reported.
 //! 3. Each outcome goes through the outbox as a [`DeployReport`] (JetStream, `Nats-Msg-Id`).
 //!
+//! A desired site policy comes first (it may trust the key a new plugin is signed with, or
+//! grant what it needs): fetched the same way, applied only when signed by a policy key of
+//! the agent's own file ([`FleetAgent::apply_policy`], `crate::site_policy`).
+//!
 //! Idempotent: a digest settled (installed or refused for good) is remembered for the life of
 //! the process, so a re-announce of the same state does nothing; a transient refusal
 //! (blob missing, agent store failing) is tried again at the next notice. After a restart
@@ -28,11 +32,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use warden_fleet_identity::subjects;
-use warden_fleet_wire::desired::MAX_BLOB_BYTES;
+use warden_fleet_wire::desired::{
+    MAX_BLOB_BYTES, MAX_POLICY_BLOB_BYTES, POLICY_REPORT_NAME, chunk_count,
+};
 use warden_fleet_wire::result::MAX_ERROR_LEN;
 use warden_fleet_wire::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredState, UnixMillis,
-    WIRE_VERSION, decode, encode, one_line,
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredState,
+    ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
 };
 
 /// What the agent decided about one digest in this process.
@@ -113,15 +119,14 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
             return;
         }
     };
-    let pending: Vec<DesiredPlugin> = desired
-        .plugins
-        .into_iter()
-        .filter(|p| !settled.contains_key(&p.sha256))
-        .collect();
+    let mut pending: Vec<Item> = desired.policy.into_iter().map(Item::policy).collect();
+    pending.extend(desired.plugins.into_iter().map(Item::plugin));
+    pending.retain(|item| !settled.contains_key(&item.sha256));
     if pending.is_empty() {
         return;
     }
-    let inventory = {
+    let needs_inventory = pending.iter().any(|i| i.kind == ItemKind::Plugin);
+    let inventory = if needs_inventory {
         let core = core.clone();
         match tokio::task::spawn_blocking(move || core.agent.inventory()).await {
             Ok(inventory) => inventory,
@@ -130,16 +135,19 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
                 return;
             }
         }
+    } else {
+        Default::default()
     };
     for item in pending {
-        let present = inventory
-            .plugins
-            .iter()
-            .any(|p| p.name == item.name && p.version == item.version);
-        let outcome = if present {
-            Ok(())
-        } else {
-            install(core, client, &item).await
+        let present = item.kind == ItemKind::Plugin
+            && inventory
+                .plugins
+                .iter()
+                .any(|p| p.name == item.name && p.version == item.version);
+        let outcome = match item.kind {
+            _ if present => Ok(()),
+            ItemKind::Plugin => install(core, client, &item).await,
+            ItemKind::Policy => apply_policy(core, client, &item).await,
         };
         let (outcome, error) = match outcome {
             Ok(()) => (DeployOutcome::Installed, None),
@@ -157,8 +165,8 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
         core.audit(
             "fleet.deploy",
             json!({
-                "plugin": item.name, "version": item.version, "sha256": item.sha256,
-                "outcome": outcome.name(), "already": present,
+                "kind": item.kind, "plugin": item.name, "version": item.version,
+                "sha256": item.sha256, "outcome": outcome.name(), "already": present,
                 "reason": reason.map(DeployRefusal::name), "error": error,
             }),
         );
@@ -167,6 +175,41 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
             settled.insert(item.sha256.clone(), outcome);
         }
         report(core, &item, outcome, error).await;
+    }
+}
+
+/// One desired item: a plugin, or the site policy.
+struct Item {
+    kind: ItemKind,
+    name: String,
+    version: String,
+    sha256: String,
+    size: u64,
+}
+
+impl Item {
+    fn plugin(p: DesiredPlugin) -> Item {
+        Item {
+            kind: ItemKind::Plugin,
+            name: p.name,
+            version: p.version,
+            sha256: p.sha256,
+            size: p.size,
+        }
+    }
+
+    fn policy(p: DesiredPolicy) -> Item {
+        Item {
+            kind: ItemKind::Policy,
+            name: POLICY_REPORT_NAME.into(),
+            version: p.version,
+            sha256: p.sha256,
+            size: p.size,
+        }
+    }
+
+    fn chunks(&self) -> u32 {
+        chunk_count(self.size)
     }
 }
 
@@ -205,11 +248,43 @@ async fn read_desired(
     Ok(Some(desired))
 }
 
-/// Fetch, check and install one item.
+/// Fetch, check and apply the desired site policy. The agent's policy check decides; the
+/// statement's version must be the one the document names (the controller's view).
+async fn apply_policy(
+    core: &Arc<LinkCore>,
+    client: &async_nats::Client,
+    item: &Item,
+) -> Result<(), InstallRefused> {
+    let bytes = fetch(core, client, item).await?;
+    let parsed = warden_bundle::Bundle::parse(&bytes)
+        .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
+    if parsed.statement.version != item.version {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!(
+                "the bundle is {} `{}` {}, the desired state names the site policy {}",
+                parsed.statement.kind,
+                parsed.statement.name,
+                parsed.statement.version,
+                item.version
+            ),
+        ));
+    }
+    let source = format!("fleet:desired:{}", item.sha256);
+    let core = core.clone();
+    tokio::task::spawn_blocking(move || core.agent.apply_policy(&bytes, &source))
+        .await
+        .map_err(|e| {
+            InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
+        })?
+        .map(drop)
+}
+
+/// Fetch, check and install one plugin.
 async fn install(
     core: &Arc<LinkCore>,
     client: &async_nats::Client,
-    item: &DesiredPlugin,
+    item: &Item,
 ) -> Result<(), InstallRefused> {
     let bytes = fetch(core, client, item).await?;
     let parsed = warden_bundle::Bundle::parse(&bytes)
@@ -254,13 +329,17 @@ async fn install(
 async fn fetch(
     core: &LinkCore,
     client: &async_nats::Client,
-    item: &DesiredPlugin,
+    item: &Item,
 ) -> Result<Vec<u8>, InstallRefused> {
     let unavailable = |m: String| InstallRefused::new(DeployRefusal::Unavailable, m);
-    if item.size > MAX_BLOB_BYTES {
+    let cap = match item.kind {
+        ItemKind::Plugin => MAX_BLOB_BYTES,
+        ItemKind::Policy => MAX_POLICY_BLOB_BYTES,
+    };
+    if item.size > cap {
         return Err(InstallRefused::new(
             DeployRefusal::Mismatch,
-            format!("{} bytes, over {MAX_BLOB_BYTES}", item.size),
+            format!("{} bytes, over {cap}", item.size),
         ));
     }
     let size = usize::try_from(item.size)
@@ -307,16 +386,12 @@ async fn fetch(
     Ok(bytes)
 }
 
-async fn report(
-    core: &Arc<LinkCore>,
-    item: &DesiredPlugin,
-    outcome: DeployOutcome,
-    error: Option<String>,
-) {
+async fn report(core: &Arc<LinkCore>, item: &Item, outcome: DeployOutcome, error: Option<String>) {
     let report = DeployReport {
         v: WIRE_VERSION,
         tenant: core.identity.tenant.clone(),
         agent: core.identity.agent.clone(),
+        kind: item.kind,
         name: item.name.clone(),
         version: item.version.clone(),
         sha256: item.sha256.clone(),

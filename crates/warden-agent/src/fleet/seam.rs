@@ -115,4 +115,9 @@ pub trait FleetAgent: Send + Sync + 'static {
     /// path: the publisher signature against the agent's own trust policy, the anti-rollback
     /// high-water marks, the audit record. `source` names it for the audit log. Blocking.
     fn install(&self, bundle: &[u8], source: &str) -> Result<Installed, InstallRefused>;
+
+    /// Apply a signed site policy of the desired state: its signatures against the policy
+    /// keys of the agent's own file, anti-rollback, the audit record (`site_policy`).
+    /// `Ok(false)`: that policy is in force already. Blocking.
+    fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused>;
 }

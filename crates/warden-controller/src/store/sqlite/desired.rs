@@ -124,7 +124,7 @@ pub(super) fn record_reports(
              WHERE excluded.at_ms > deploy_reports.at_ms",
             params![
                 r.agent.as_str(),
-                r.name,
+                r.item(),
                 r.sha256,
                 state,
                 reason,
