@@ -119,7 +119,7 @@ impl Drop for Controller {
     }
 }
 
-/// NATS, the controller, a publisher key, and a scratch dir for enrollments.
+/// NATS, the controller, a publisher key, a policy key, and a scratch dir for enrollments.
 pub(crate) struct Fleet {
     // Dropped in this order: agents (the tests' own) first, then the controller, then NATS.
     controller: Controller,
@@ -172,16 +172,19 @@ impl Fleet {
         .expect("nats-server in operator mode (run `cargo xtask nats` first)");
         write_config(&nats.url(0));
         let controller = Controller::start(&config);
-        ok(
-            warden()
-                .arg("--data-dir")
-                .arg(dir.path().join("keys-data"))
-                .args(["key", "generate", "--out"])
-                .arg(dir.path().join("publisher"))
-                .output()
-                .expect("warden runs"),
-            "key generate",
-        );
+        // The publisher's key signs plugins and runbooks; the policy key, site policies.
+        for key in ["publisher", "policy"] {
+            ok(
+                warden()
+                    .arg("--data-dir")
+                    .arg(dir.path().join("keys-data"))
+                    .args(["key", "generate", "--out"])
+                    .arg(dir.path().join(key))
+                    .output()
+                    .expect("warden runs"),
+                "key generate",
+            );
+        }
         Fleet {
             controller,
             nats,
@@ -258,11 +261,17 @@ impl Fleet {
     }
 
     fn trust(&self) -> String {
-        let public =
-            std::fs::read_to_string(self.dir.path().join("publisher.pub")).expect("publisher key");
+        let public = |key: &str| {
+            std::fs::read_to_string(self.dir.path().join(format!("{key}.pub")))
+                .expect("key")
+                .trim()
+                .to_string()
+        };
         format!(
-            "[[trust.keys]]\nname = \"publisher\"\npublic-key = {:?}\n",
-            public.trim()
+            "[[trust.keys]]\nname = \"publisher\"\npublic-key = {:?}\n\
+             [[trust.policy-keys]]\nname = \"policy\"\npublic-key = {:?}\n",
+            public("publisher"),
+            public("policy")
         )
     }
 

@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use warden_fleet_wire::POLICY_ITEM;
+
 use crate::fleet_e2e::wait_for;
 use crate::fleet_rollout::{generate_key, online, pack};
 
@@ -109,6 +111,74 @@ fn publish_and_status_print_a_line_an_aligned_table_and_one_json_shape_and_exit_
         "{table}"
     );
     assert_eq!(table.matches("refused (untrusted)").count(), 2, "{table}");
+
+    // A site policy signed by the agents' policy key (their own file's text: it changes
+    // nothing they run) is applied by both; the same text signed by another key is refused.
+    let text = std::fs::read_to_string(agents[0].agent.root().join("warden.toml")).expect("policy");
+    let signed = sign_policy(&fleet, &text, "1.0.0", "policy");
+    let line = fleet.fleet_human(&["publish", &signed, "--target", "tenant=acme"]);
+    assert!(
+        line.starts_with("site policy 1.0.0 (sha256 ")
+            && line.trim_end().ends_with("desired on 2 agents"),
+        "{line}"
+    );
+    wait_for("both agents applied site policy 1.0.0", || {
+        let (code, _) = fleet.fleet_exit(&["status", POLICY_ITEM]);
+        (code == Some(0)).then_some(())
+    });
+    let (code, table) = fleet.fleet_human_exit(&["status", POLICY_ITEM]);
+    assert_eq!(code, Some(0), "{table}");
+    assert!(
+        table.starts_with("site policy: 2 of 2 agents on the desired version"),
+        "{table}"
+    );
+    let forged = sign_policy(&fleet, &text, "2.0.0", "rogue");
+    fleet.fleet_human(&["publish", &forged, "--target", "tenant=acme"]);
+    let (code, status) = wait_for("both agents refused the forged policy", || {
+        let (code, v) = fleet.fleet_exit(&["status", POLICY_ITEM]);
+        let refused = v["status"]["agents"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["version"] == "2.0.0" && a["reason"] == "untrusted")
+            .count();
+        (refused == 2).then_some((code, v))
+    });
+    assert_eq!(code, Some(1), "{status}");
+    for a in &agents {
+        assert_eq!(
+            a.agent
+                .audit_log()
+                .lines()
+                .filter(|l| l.contains("\"policy.refused\""))
+                .count(),
+            1
+        );
+    }
+}
+
+/// `text` signed as site policy `version` by `<scratch>/<key>.key` (`policy` is the key the
+/// agents trust for policies); the bundle's path.
+fn sign_policy(fleet: &crate::fleet_e2e::Fleet, text: &str, version: &str, key: &str) -> String {
+    let scratch = fleet.scratch();
+    let file = scratch.join(format!("policy-{version}.toml"));
+    std::fs::write(&file, text).expect("policy");
+    let key_file = scratch.join(format!("{key}.key"));
+    let out = scratch.join(format!("site-policy-{version}.wbundle"));
+    crate::fleet_e2e::ok(
+        crate::fleet_e2e::warden()
+            .arg("--data-dir")
+            .arg(scratch.join("keys-data"))
+            .args(["policy", "sign"])
+            .arg(&file)
+            .args(["--policy-version", version, "--key"])
+            .arg(key_file)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("warden runs"),
+        "policy sign",
+    );
+    out.display().to_string()
 }
 
 /// The status row of `agent`.
