@@ -1005,3 +1005,129 @@ async fn rollout_fleet(names: &[(&str, &str)]) -> (Fleet, Vec<SimAgent>, Vec<u8>
     let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
     (fleet, agents, bundle)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_policy_rolls_out_as_the_documents_policy_and_a_canary_refusal_halts_it() {
+    use warden_controller::Clock as _;
+    use warden_fleet_wire::{DeployOutcome, DeployRefusal, ItemKind, POLICY_ITEM};
+    let (fleet, agents, _) = rollout_fleet(&[("acme", "db-1"), ("acme", "db-2")]).await;
+    let policy = warden_bundle::Bundle::from_policy(
+        "[allow]\nkv = true\n",
+        &semver::Version::new(3, 0, 0),
+        30,
+    )
+    .expect("policy")
+    .to_bytes()
+    .expect("bytes");
+    let sha256 = warden_core::sha256_hex(&policy);
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let v = api
+        .start_rollout(pb::StartRolloutRequest {
+            bundle: policy.clone(),
+            target: "tenant=acme".into(),
+            canary: 1,
+            waves: "100%".into(),
+            max_failures: "0%".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    assert_eq!(
+        (v.plugin.as_str(), v.version.as_str()),
+        (POLICY_ITEM, "3.0.0")
+    );
+    let canary_id = &v
+        .agents
+        .iter()
+        .find(|a| a.wave == "canary")
+        .expect("a canary")
+        .agent;
+    let canary = agents
+        .iter()
+        .find(|a| a.id.as_str() == canary_id)
+        .expect("one of ours");
+    let other = agents
+        .iter()
+        .find(|a| a.id.as_str() != canary_id)
+        .expect("the other");
+
+    // The canary's document names the policy (not a plugin); the other's names nothing yet.
+    let document = |a: &SimAgent| {
+        let client = a.client.clone();
+        let subject = warden_fleet_identity::subjects::desired_direct_get(&a.tenant, &a.id);
+        async move {
+            let got = client
+                .request(subject, "".into())
+                .await
+                .expect("direct get");
+            warden_fleet_wire::decode::<warden_fleet_wire::DesiredState>(&got.payload).ok()
+        }
+    };
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let doc = document(canary).await.expect("the canary's document");
+    let desired = doc.policy.expect("a desired policy");
+    assert_eq!(
+        (
+            desired.version.as_str(),
+            desired.sha256.as_str(),
+            doc.plugins.len()
+        ),
+        ("3.0.0", sha256.as_str(), 0)
+    );
+    assert!(document(other).await.is_none_or(|d| d.policy.is_none()));
+
+    // The canary refuses it (say, signed by a key it does not hold as a policy key): halted.
+    let before = fleet.progress().results;
+    let mut refusal = report(
+        canary,
+        &sha256,
+        DeployOutcome::Refused {
+            reason: DeployRefusal::Untrusted,
+        },
+        fleet.clock.now().as_millis(),
+    );
+    refusal.kind = ItemKind::Policy;
+    refusal.name = "site-policy".into();
+    refusal.version = "3.0.0".into();
+    publish_report(canary, &refusal).await;
+    fleet
+        .wait_for("the canary's report", |p| p.results > before)
+        .await;
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let halted = api
+        .get_rollout(pb::RolloutRequest { id: v.id.clone() })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        (halted.state.as_str(), halted.wave.as_str()),
+        ("halted", "canary")
+    );
+    assert_eq!(halted.waves[1].released, 0);
+    let status = api
+        .deploy_status(pb::DeployStatusRequest {
+            plugin: POLICY_ITEM.into(),
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.agents.len(), 1, "only the canary was released");
+    assert_eq!(
+        (
+            status.agents[0].state.as_str(),
+            status.agents[0].reason.as_str()
+        ),
+        ("refused", "untrusted")
+    );
+}
