@@ -19,7 +19,8 @@ use warden_bundle::policy::POLICY_KIND;
 use warden_fleet_identity::{AgentId, TenantId, subjects};
 use warden_fleet_wire::desired::{BLOB_CHUNK_BYTES, MAX_BLOB_BYTES};
 use warden_fleet_wire::{
-    DeployReport, DesiredPlugin, DesiredPolicy, DesiredState, POLICY_ITEM, desired_key,
+    DeployReport, DesiredPlugin, DesiredPolicy, DesiredRunbook, DesiredState, POLICY_ITEM,
+    RUNBOOK_ITEM_PREFIX, desired_key,
 };
 
 use crate::controller::{Controller, FleetError, need};
@@ -65,6 +66,25 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
             });
             s.name.clone()
         }
+        "runbook" => {
+            let signed = crate::approvals::flow::rfc3339(warden_fleet_wire::UnixMillis::from_secs(
+                i64::try_from(s.signed_at).unwrap_or(i64::MAX),
+            ));
+            probe.runbooks.push(DesiredRunbook {
+                name: s.name.clone(),
+                signed: signed.clone(),
+                sha256: sha256.clone(),
+                size,
+            });
+            warden_fleet_wire::encode(&probe)?;
+            return Ok(Artifact {
+                kind: s.kind,
+                name: format!("{RUNBOOK_ITEM_PREFIX}{}", s.name),
+                version: signed,
+                sha256,
+                size,
+            });
+        }
         POLICY_KIND => {
             probe.policy = Some(DesiredPolicy {
                 version: s.version.clone(),
@@ -75,7 +95,7 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
         }
         other => {
             return Err(FleetError::Invalid(format!(
-                "a {other} bundle: only plugins and site policies are distributed as desired state yet"
+                "a {other} bundle: only plugins, runbooks and site policies are distributed as desired state"
             )));
         }
     };
@@ -94,6 +114,8 @@ impl Artifact {
     pub fn label(&self) -> String {
         if self.name == POLICY_ITEM {
             format!("site policy {}", self.version)
+        } else if let Some(runbook) = self.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
+            format!("runbook {runbook} signed {}", self.version)
         } else {
             format!("{} {}", self.name, self.version)
         }
@@ -293,6 +315,13 @@ impl Controller {
                         sha256: d.sha256,
                         size: d.size,
                     });
+                } else if let Some(name) = d.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
+                    doc.runbooks.push(DesiredRunbook {
+                        name: name.to_string(),
+                        signed: d.version,
+                        sha256: d.sha256,
+                        size: d.size,
+                    });
                 } else {
                     doc.plugins.push(DesiredPlugin {
                         name: d.name,
@@ -471,15 +500,32 @@ mod tests {
     }
 
     #[test]
-    fn only_plugin_bundles_within_the_size_cap_are_published() {
+    fn plugins_runbooks_and_policies_within_the_size_cap_are_published() {
         assert!(matches!(
             artifact(b"not a bundle"),
             Err(FleetError::Invalid(_))
         ));
         let runbook =
             warden_bundle::Bundle::from_runbook("hello", "name = \"hello\"\n", 1).expect("bundle");
-        let bytes = runbook.to_bytes().expect("bytes");
-        assert!(matches!(artifact(&bytes), Err(FleetError::Invalid(m)) if m.contains("runbook")));
+        let signed_at = runbook.statement.signed_at;
+        let a = artifact(&runbook.to_bytes().expect("bytes")).expect("a runbook");
+        assert_eq!(a.name, "runbook:hello");
+        assert_eq!(
+            a.version,
+            crate::approvals::flow::rfc3339(UnixMillis::from_secs(signed_at as i64))
+        );
+        assert!(
+            a.label().starts_with("runbook hello signed "),
+            "{}",
+            a.label()
+        );
+        let mut big =
+            warden_bundle::Bundle::from_runbook("big", &"#".repeat(300 * 1024), 1).expect("bundle");
+        big.statement.kind = "runbook".into();
+        assert!(matches!(
+            artifact(&big.to_bytes().expect("bytes")),
+            Err(FleetError::Wire(_)) | Err(FleetError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const MAX_BLOB_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest signed policy distributed: 2 MiB (a policy file is at most 1 MiB; its signed header
 /// is small).
 pub const MAX_POLICY_BLOB_BYTES: u64 = 2 * 1024 * 1024;
+/// Largest signed runbook distributed: the size a command may carry inline.
+pub const MAX_RUNBOOK_BLOB_BYTES: u64 = crate::command::MAX_BUNDLE_BYTES as u64;
 /// Largest encoded report.
 pub const MAX_REPORT_BYTES: usize = 4 * 1024;
 /// The suffix of the results subject deploy reports use (`fleet.res.<t>.<a>.deploy`).
@@ -53,7 +55,27 @@ pub struct DesiredState {
     /// agent's own file); `None`: the agent keeps the policy it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<DesiredPolicy>,
+    /// Signed runbooks the agent should hold (in its runbooks directory, where the fleet's
+    /// commands run them by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runbooks: Vec<DesiredRunbook>,
 }
+
+/// A signed runbook the agent should hold, named by its bundle's digest. Runbooks carry no
+/// semver: `signed` (the statement's signing time, RFC 3339) orders them, and an agent refuses
+/// one signed before the copy it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredRunbook {
+    pub name: String,
+    pub signed: String,
+    /// Hex SHA-256 of the whole bundle file (the blob), lowercase.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The prefix under which the controller keeps a desired runbook beside the plugins (its
+/// store's rows, `warden fleet status runbook:<name>`): no plugin name holds a `:`.
+pub const RUNBOOK_ITEM_PREFIX: &str = "runbook:";
 
 /// The signed site policy the agent should have, named by its bundle's digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +99,7 @@ pub enum ItemKind {
     #[default]
     Plugin,
     Policy,
+    Runbook,
 }
 
 impl ItemKind {
@@ -123,6 +146,7 @@ impl DesiredState {
             updated_at,
             plugins: Vec::new(),
             policy: None,
+            runbooks: Vec::new(),
         }
     }
 
@@ -175,6 +199,35 @@ impl Message for DesiredState {
                 ));
             }
         }
+        if self.runbooks.len() > MAX_DESIRED_ITEMS {
+            return Err(Malformed::new(
+                "runbooks",
+                format!("{} items, at most {MAX_DESIRED_ITEMS}", self.runbooks.len()),
+            ));
+        }
+        let mut runbooks = std::collections::BTreeSet::new();
+        for r in &self.runbooks {
+            check_name("runbooks.name", &r.name, MAX_PLUGIN_NAME_LEN)?;
+            check_text("runbooks.signed", &r.signed, MAX_VERSION_LEN)?;
+            if !is_sha256(&r.sha256) {
+                return Err(Malformed::new(
+                    "runbooks.sha256",
+                    "not a lowercase hex SHA-256",
+                ));
+            }
+            if r.size > MAX_RUNBOOK_BLOB_BYTES {
+                return Err(Malformed::new(
+                    "runbooks.size",
+                    format!("{} bytes, at most {MAX_RUNBOOK_BLOB_BYTES}", r.size),
+                ));
+            }
+            if !runbooks.insert(r.name.as_str()) {
+                return Err(Malformed::new(
+                    "runbooks.name",
+                    format!("{} is desired twice", r.name),
+                ));
+            }
+        }
         if let Some(p) = &self.policy {
             check_text("policy.version", &p.version, MAX_VERSION_LEN)?;
             if !is_sha256(&p.sha256) {
@@ -200,7 +253,7 @@ pub struct DeployReport {
     pub v: u32,
     pub tenant: TenantId,
     pub agent: AgentId,
-    /// A plugin's report, or the site policy's (named [`POLICY_REPORT_NAME`]).
+    /// A plugin's report, a runbook's, or the site policy's (named [`POLICY_REPORT_NAME`]).
     #[serde(default, skip_serializing_if = "ItemKind::is_plugin")]
     pub kind: ItemKind,
     pub name: String,
@@ -276,11 +329,13 @@ impl DeployRefusal {
 }
 
 impl DeployReport {
-    /// The name the controller keeps this item under: the plugin's, or [`POLICY_ITEM`].
-    pub fn item(&self) -> &str {
+    /// The name the controller keeps this item under: the plugin's, [`POLICY_ITEM`], or
+    /// [`RUNBOOK_ITEM_PREFIX`] and the runbook's.
+    pub fn item(&self) -> std::borrow::Cow<'_, str> {
         match self.kind {
-            ItemKind::Plugin => &self.name,
-            ItemKind::Policy => POLICY_ITEM,
+            ItemKind::Plugin => self.name.as_str().into(),
+            ItemKind::Policy => POLICY_ITEM.into(),
+            ItemKind::Runbook => format!("{RUNBOOK_ITEM_PREFIX}{}", self.name).into(),
         }
     }
 

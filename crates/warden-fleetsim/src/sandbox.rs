@@ -219,6 +219,19 @@ impl FleetAgent for SimAgent {
         ))
     }
 
+    /// Simulated agents share one runbooks directory: the same refusal.
+    fn install_runbook(
+        &self,
+        _name: &str,
+        _bundle: &[u8],
+        _source: &str,
+    ) -> Result<bool, InstallRefused> {
+        Err(InstallRefused::new(
+            DeployRefusal::Invalid,
+            "a simulated agent installs no runbook",
+        ))
+    }
+
     /// Simulated agents share one sandbox and policy: the same refusal.
     fn apply_policy(&self, _bundle: &[u8], _source: &str) -> Result<bool, InstallRefused> {
         Err(InstallRefused::new(

@@ -670,10 +670,12 @@ fn run_exit(view: &pb::RunView) -> ExitCode {
     }
 }
 
-/// A desired item for people: the plugin's name, or `site policy` for the policy item.
+/// A desired item for people: the plugin's name, `runbook <name>`, or `site policy`.
 fn item_label(name: &str) -> String {
     if name == warden_fleet_wire::POLICY_ITEM {
         "site policy".into()
+    } else if let Some(runbook) = name.strip_prefix(warden_fleet_wire::RUNBOOK_ITEM_PREFIX) {
+        format!("runbook {}", inert(runbook))
     } else {
         inert(name).into_owned()
     }

@@ -289,3 +289,148 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
     assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
     assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.4.0");
 }
+
+const GREET: &str = r#"
+name = "fleet-greet"
+
+[[steps]]
+id = "talk"
+plugin = "calls"
+action = "check"
+config = { kind = "log", calls = 1 }
+"#;
+
+/// `text` as runbook `name`, signed by `keys/<key>.key` (`None`: unsigned), as if signed
+/// `age_secs` ago.
+fn runbook_bundle(
+    fleet: &Fleet,
+    name: &str,
+    text: &str,
+    key: Option<&str>,
+    age_secs: u64,
+) -> Vec<u8> {
+    let mut bundle = warden_bundle::Bundle::from_runbook(name, text, 30).expect("bundle");
+    bundle.statement.signed_at -= age_secs;
+    bundle.statement_text = serde_json::to_string(&bundle.statement).expect("statement");
+    if let Some(key) = key {
+        let secret =
+            warden_bundle::keys::load_secret(&fleet.keys.path().join(format!("{key}.key")))
+                .expect("key");
+        bundle.sign(&secret);
+    }
+    bundle.to_bytes().expect("bytes")
+}
+
+/// The controller's side for a runbook: its chunks, then the agent's document naming it.
+async fn desire_runbook(fleet: &Fleet, name: &str, bundle: &[u8]) -> String {
+    let js = async_nats::jetstream::new(fleet.controller.clone());
+    let sha256 = warden_core::sha256_hex(bundle);
+    for (n, chunk) in (0u32..).zip(bundle.chunks(BLOB_CHUNK_BYTES)) {
+        js.publish(
+            subjects::blob_chunk(&fleet.acme, &sha256, n),
+            chunk.to_vec().into(),
+        )
+        .await
+        .expect("chunk")
+        .await
+        .expect("chunk stored");
+    }
+    let mut doc = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    doc.runbooks.push(warden_fleet_wire::DesiredRunbook {
+        name: name.into(),
+        signed: "2026-12-03T00:00:00Z".into(),
+        sha256: sha256.clone(),
+        size: bundle.len() as u64,
+    });
+    put_desired(fleet, &doc).await;
+    sha256
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desired_runbook_is_held_signed_and_runs_by_name_and_a_compromised_controller_cannot_swap_it()
+ {
+    let fleet = Fleet::start().await;
+    warden_controller::nats::distribution_streams(&fleet.controller, 1)
+        .await
+        .expect("desired bucket and blob stream");
+    let mut heartbeats = fleet.heartbeats().await;
+    let mut reports = fleet
+        .controller
+        .subscribe(format!(
+            "{}.deploy",
+            subjects::result(&fleet.acme, &fleet.agent_id)
+        ))
+        .await
+        .expect("subscribe");
+    round_trip(&fleet.controller).await;
+    let agent = fleet.agent();
+    first_heartbeat(&mut heartbeats).await;
+    let mut copies = fleet.result_copies().await;
+
+    // Not held: a command naming it is refused.
+    let (_, _, result) = fleet.run_by_name(&mut copies, "fleet-greet").await;
+    assert!(
+        matches!(result.status, RunStatus::Refused { .. }),
+        "{result:?}"
+    );
+
+    // Desired, signed by the trusted publisher: held, reported, and it runs by name.
+    let good = runbook_bundle(&fleet, "fleet-greet", GREET, Some("publisher"), 60);
+    let good_sha = desire_runbook(&fleet, "fleet-greet", &good).await;
+    let report = report_for(&mut reports, &good_sha).await;
+    assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
+    assert_eq!(report.kind, warden_fleet_wire::ItemKind::Runbook);
+    let held = agent.root().join("runbooks/fleet-greet.wbundle");
+    assert_eq!(std::fs::read(&held).expect("held"), good);
+    assert_eq!(audited(&agent, "runbook.installed", "fleet-greet"), 1);
+    let (_, _, result) = fleet.run_by_name(&mut copies, "fleet-greet").await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{result:?}");
+
+    // A compromised controller: each swap is refused for its reason, audited, reported, and
+    // the held copy stays, byte for byte.
+    let sneaky = GREET.replace("calls = 1", "calls = 2");
+    let mut widened = warden_bundle::Bundle::parse(&good).expect("parse");
+    widened.component = sneaky.as_bytes().to_vec();
+    let widened = widened.to_bytes().expect("bytes");
+    let hello_as_greet = runbook_bundle(&fleet, "fleet-hello", GREET, Some("publisher"), 0);
+    for (what, bundle, reason) in [
+        (
+            "signed by an untrusted key",
+            runbook_bundle(&fleet, "fleet-greet", &sneaky, Some("stranger"), 0),
+            DeployRefusal::Untrusted,
+        ),
+        (
+            "unsigned",
+            runbook_bundle(&fleet, "fleet-greet", &sneaky, None, 0),
+            DeployRefusal::Untrusted,
+        ),
+        ("changed after signing", widened, DeployRefusal::Untrusted),
+        (
+            "an older signed copy",
+            runbook_bundle(&fleet, "fleet-greet", &sneaky, Some("publisher"), 3600),
+            DeployRefusal::Rollback,
+        ),
+        (
+            "signed for another runbook",
+            hello_as_greet,
+            DeployRefusal::Mismatch,
+        ),
+    ] {
+        let before = audited(&agent, "runbook.install-refused", "fleet-greet");
+        let sha = desire_runbook(&fleet, "fleet-greet", &bundle).await;
+        let report = report_for(&mut reports, &sha).await;
+        assert_eq!(refused(&report), Some(reason), "{what}: {report:?}");
+        assert_eq!(
+            audited(&agent, "runbook.install-refused", "fleet-greet"),
+            before + 1,
+            "{what}: audited once"
+        );
+        assert_eq!(std::fs::read(&held).expect("held"), good, "{what}");
+    }
+    let (_, _, result) = fleet.run_by_name(&mut copies, "fleet-greet").await;
+    assert_eq!(result.status, RunStatus::Succeeded, "{result:?}");
+}

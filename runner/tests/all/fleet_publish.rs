@@ -112,6 +112,27 @@ fn publish_and_status_print_a_line_an_aligned_table_and_one_json_shape_and_exit_
     );
     assert_eq!(table.matches("refused (untrusted)").count(), 2, "{table}");
 
+    // A runbook the agents do not hold reaches both as desired state, then runs by name.
+    let greet = pack_runbook(&fleet, "fleet-greet");
+    let line = fleet.fleet_human(&["publish", &greet, "--target", "tenant=acme"]);
+    assert!(
+        line.starts_with("runbook fleet-greet ")
+            && line.trim_end().ends_with("desired on 2 agents"),
+        "{line}"
+    );
+    wait_for("both agents hold fleet-greet", || {
+        let (code, _) = fleet.fleet_exit(&["status", "runbook:fleet-greet"]);
+        (code == Some(0)).then_some(())
+    });
+    let run = fleet.fleet(&["run", "fleet-greet", "--target", "tenant=acme"]);
+    let states: Vec<&str> = run["run"]["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["state"].as_str())
+        .collect();
+    assert_eq!(states, ["succeeded", "succeeded"], "{run}");
+
     // A site policy signed by the agents' policy key (their own file's text: it changes
     // nothing they run) is applied by both; the same text signed by another key is refused.
     let text = std::fs::read_to_string(agents[0].agent.root().join("warden.toml")).expect("policy");
@@ -187,4 +208,33 @@ fn row<'a>(status: &'a Value, agent: &str) -> &'a Value {
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["agent"] == agent))
         .unwrap_or_else(|| panic!("no row for {agent}: {status}"))
+}
+
+/// A runbook `name` (one step of `calls`) packed signed by the trusted publisher; its path.
+fn pack_runbook(fleet: &crate::fleet_e2e::Fleet, name: &str) -> String {
+    let scratch = fleet.scratch();
+    let file = scratch.join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{name}\"\n[[steps]]\nid = \"talk\"\nplugin = \"calls\"\naction = \"check\"\nconfig = {{ kind = \"log\", calls = 1 }}\n"
+        ),
+    )
+    .expect("runbook");
+    let out = scratch.join(format!("{name}.wbundle"));
+    crate::fleet_e2e::ok(
+        crate::fleet_e2e::warden()
+            .arg("--data-dir")
+            .arg(scratch.join("keys-data"))
+            .args(["runbook", "pack"])
+            .arg(&file)
+            .arg("--key")
+            .arg(scratch.join("publisher.key"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("warden runs"),
+        "runbook pack",
+    );
+    out.display().to_string()
 }

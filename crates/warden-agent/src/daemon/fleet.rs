@@ -235,6 +235,15 @@ impl FleetAgent for DaemonFleetAgent {
         }
     }
 
+    fn install_runbook(
+        &self,
+        name: &str,
+        bundle: &[u8],
+        source: &str,
+    ) -> Result<bool, InstallRefused> {
+        self.state.install_fleet_runbook(name, bundle, source)
+    }
+
     fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused> {
         self.state
             .runner

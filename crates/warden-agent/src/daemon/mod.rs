@@ -9,6 +9,7 @@ pub mod config;
 pub mod events;
 pub mod executor;
 pub mod fleet;
+mod fleet_runbooks;
 pub mod reload;
 pub mod retention;
 pub mod runs;

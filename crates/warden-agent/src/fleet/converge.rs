@@ -12,6 +12,8 @@
 //!    a refusal keeps the installed version, is audited, and is reported.
 //! 3. Each outcome goes through the outbox as a [`DeployReport`] (JetStream, `Nats-Msg-Id`).
 //!
+//! Desired runbooks come last (they may name the new plugins): each is held as
+//! `<runbooks-dir>/<name>.wbundle` after the agent's checks ([`FleetAgent::install_runbook`]).
 //! A desired site policy comes first (it may trust the key a new plugin is signed with, or
 //! grant what it needs): fetched the same way, applied only when signed by a policy key of
 //! the agent's own file ([`FleetAgent::apply_policy`], `crate::site_policy`).
@@ -33,12 +35,12 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use warden_fleet_identity::subjects;
 use warden_fleet_wire::desired::{
-    MAX_BLOB_BYTES, MAX_POLICY_BLOB_BYTES, POLICY_REPORT_NAME, chunk_count,
+    MAX_BLOB_BYTES, MAX_POLICY_BLOB_BYTES, MAX_RUNBOOK_BLOB_BYTES, POLICY_REPORT_NAME, chunk_count,
 };
 use warden_fleet_wire::result::MAX_ERROR_LEN;
 use warden_fleet_wire::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredState,
-    ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRunbook,
+    DesiredState, ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
 };
 
 /// What the agent decided about one digest in this process.
@@ -119,8 +121,11 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
             return;
         }
     };
+    // The policy first (it may trust a new plugin's signer), runbooks last (they may name the
+    // new plugins).
     let mut pending: Vec<Item> = desired.policy.into_iter().map(Item::policy).collect();
     pending.extend(desired.plugins.into_iter().map(Item::plugin));
+    pending.extend(desired.runbooks.into_iter().map(Item::runbook));
     pending.retain(|item| !settled.contains_key(&item.sha256));
     if pending.is_empty() {
         return;
@@ -148,6 +153,7 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
             _ if present => Ok(()),
             ItemKind::Plugin => install(core, client, &item).await,
             ItemKind::Policy => apply_policy(core, client, &item).await,
+            ItemKind::Runbook => install_runbook(core, client, &item).await,
         };
         let (outcome, error) = match outcome {
             Ok(()) => (DeployOutcome::Installed, None),
@@ -205,6 +211,16 @@ impl Item {
             version: p.version,
             sha256: p.sha256,
             size: p.size,
+        }
+    }
+
+    fn runbook(r: DesiredRunbook) -> Item {
+        Item {
+            kind: ItemKind::Runbook,
+            name: r.name,
+            version: r.signed,
+            sha256: r.sha256,
+            size: r.size,
         }
     }
 
@@ -280,6 +296,24 @@ async fn apply_policy(
         .map(drop)
 }
 
+/// Fetch, check and hold one runbook (the agent's checks: `daemon/fleet_runbooks.rs`). A
+/// runbook held already costs its fetch once per process (it is at most 256 KiB).
+async fn install_runbook(
+    core: &Arc<LinkCore>,
+    client: &async_nats::Client,
+    item: &Item,
+) -> Result<(), InstallRefused> {
+    let bytes = fetch(core, client, item).await?;
+    let source = format!("fleet:desired:{}", item.sha256);
+    let (core, name) = (core.clone(), item.name.clone());
+    tokio::task::spawn_blocking(move || core.agent.install_runbook(&name, &bytes, &source))
+        .await
+        .map_err(|e| {
+            InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
+        })?
+        .map(drop)
+}
+
 /// Fetch, check and install one plugin.
 async fn install(
     core: &Arc<LinkCore>,
@@ -335,6 +369,7 @@ async fn fetch(
     let cap = match item.kind {
         ItemKind::Plugin => MAX_BLOB_BYTES,
         ItemKind::Policy => MAX_POLICY_BLOB_BYTES,
+        ItemKind::Runbook => MAX_RUNBOOK_BLOB_BYTES,
     };
     if item.size > cap {
         return Err(InstallRefused::new(

@@ -120,4 +120,14 @@ pub trait FleetAgent: Send + Sync + 'static {
     /// keys of the agent's own file, anti-rollback, the audit record (`site_policy`).
     /// `Ok(false)`: that policy is in force already. Blocking.
     fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused>;
+
+    /// Hold the signed runbook `bundle` as `name` for the fleet's commands, after the same
+    /// checks a fleet run makes and anti-rollback by signing time. `Ok(false)`: held already.
+    /// Blocking.
+    fn install_runbook(
+        &self,
+        name: &str,
+        bundle: &[u8],
+        source: &str,
+    ) -> Result<bool, InstallRefused>;
 }
