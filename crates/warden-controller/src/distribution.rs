@@ -19,8 +19,8 @@ use warden_bundle::policy::POLICY_KIND;
 use warden_fleet_identity::{AgentId, TenantId, subjects};
 use warden_fleet_wire::desired::{BLOB_CHUNK_BYTES, MAX_BLOB_BYTES};
 use warden_fleet_wire::{
-    DeployReport, DesiredPlugin, DesiredPolicy, DesiredRunbook, DesiredState, POLICY_ITEM,
-    RUNBOOK_ITEM_PREFIX, desired_key,
+    DeployReport, DesiredPlugin, DesiredPolicy, DesiredRemoval, DesiredRunbook, DesiredState,
+    ItemKind, POLICY_ITEM, RUNBOOK_ITEM_PREFIX, desired_key,
 };
 
 use crate::controller::{Controller, FleetError, need};
@@ -134,6 +134,8 @@ pub struct Published {
 pub enum DeployState {
     /// Reported installed at the desired digest.
     Installed,
+    /// Reported removed (the desired state is the item's removal).
+    Removed,
     /// Reported refused (reason, one-line error); it keeps what it had.
     Refused {
         reason: String,
@@ -147,6 +149,7 @@ impl DeployState {
     pub fn name(&self) -> &'static str {
         match self {
             DeployState::Installed => "installed",
+            DeployState::Removed => "removed",
             DeployState::Refused { .. } => "refused",
             DeployState::Pending => "pending",
         }
@@ -173,11 +176,12 @@ pub struct DeployStatus {
 }
 
 impl DeployStatus {
-    /// How many agents are on their desired version.
+    /// How many agents are on their desired state: the desired version installed, or the
+    /// item removed.
     pub fn installed(&self) -> usize {
         self.agents
             .iter()
-            .filter(|a| a.state == DeployState::Installed)
+            .filter(|a| matches!(a.state, DeployState::Installed | DeployState::Removed))
             .count()
     }
 }
@@ -197,6 +201,7 @@ pub fn deploy_status(
             let state = match report {
                 None => DeployState::Pending,
                 Some(r) if r.state == "installed" => DeployState::Installed,
+                Some(r) if r.state == "removed" => DeployState::Removed,
                 Some(r) => DeployState::Refused {
                     reason: r.reason.clone().unwrap_or_else(|| "unknown".into()),
                     error: r.error.clone(),
@@ -291,6 +296,7 @@ impl Controller {
                 size: artifact.size,
                 published_at: now,
                 published_by: caller.name.clone(),
+                removed: false,
             })
             .collect();
         self.store.set_desired(&rows)?;
@@ -309,7 +315,17 @@ impl Controller {
         for agent in targets {
             let mut doc = DesiredState::new(agent.tenant.clone(), agent.id.clone(), now);
             for d in self.store.desired_for(&agent.id)? {
-                if d.name == POLICY_ITEM {
+                if d.removed {
+                    let (kind, name) = match d.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
+                        Some(runbook) => (ItemKind::Runbook, runbook.to_string()),
+                        None => (ItemKind::Plugin, d.name),
+                    };
+                    doc.remove.push(DesiredRemoval {
+                        kind,
+                        name,
+                        sha256: d.sha256,
+                    });
+                } else if d.name == POLICY_ITEM {
                     doc.policy = Some(DesiredPolicy {
                         version: d.version,
                         sha256: d.sha256,
@@ -455,6 +471,7 @@ mod tests {
             size: 10,
             published_at: UnixMillis(1),
             published_by: "noc".into(),
+            removed: false,
         }
     }
 

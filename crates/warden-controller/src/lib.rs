@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod nats;
 pub mod noc;
 pub mod presence;
+pub mod removal;
 pub mod renewal;
 pub mod report;
 pub mod rollout;

@@ -603,6 +603,7 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
         .publish(pb::PublishRequest {
             bundle: bundle.clone(),
             target: "*".into(),
+            ..Default::default()
         })
         .await
         .expect("publish")
@@ -729,6 +730,7 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
         .publish(pb::PublishRequest {
             bundle: bundle.clone(),
             target: "*".into(),
+            ..Default::default()
         })
         .await
         .expect_err("a viewer publishes");
@@ -737,6 +739,7 @@ async fn a_publish_reaches_each_targeted_agents_own_key_and_status_counts_their_
         .publish(pb::PublishRequest {
             bundle,
             target: "tenant=globex".into(),
+            ..Default::default()
         })
         .await
         .expect_err("acme publishes to globex");

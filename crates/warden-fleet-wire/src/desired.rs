@@ -59,6 +59,21 @@ pub struct DesiredState {
     /// commands run them by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runbooks: Vec<DesiredRunbook>,
+    /// Plugins and runbooks the agent should no longer hold. Removal keeps the agent's
+    /// anti-rollback marks: a removed plugin comes back only at its highest version or above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<DesiredRemoval>,
+}
+
+/// An item to remove; `sha256` names this removal (not an artifact: a digest the controller
+/// derives from the item and the time of the request), so its report is told apart from the
+/// reports about the bundles the item had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredRemoval {
+    #[serde(default)]
+    pub kind: ItemKind,
+    pub name: String,
+    pub sha256: String,
 }
 
 /// A signed runbook the agent should hold, named by its bundle's digest. Runbooks carry no
@@ -147,6 +162,7 @@ impl DesiredState {
             plugins: Vec::new(),
             policy: None,
             runbooks: Vec::new(),
+            remove: Vec::new(),
         }
     }
 
@@ -228,6 +244,37 @@ impl Message for DesiredState {
                 ));
             }
         }
+        if self.remove.len() > MAX_DESIRED_ITEMS {
+            return Err(Malformed::new(
+                "remove",
+                format!("{} items, at most {MAX_DESIRED_ITEMS}", self.remove.len()),
+            ));
+        }
+        for r in &self.remove {
+            check_name("remove.name", &r.name, MAX_PLUGIN_NAME_LEN)?;
+            if r.kind == ItemKind::Policy {
+                return Err(Malformed::new(
+                    "remove.kind",
+                    "a site policy is replaced by a newer one, never removed",
+                ));
+            }
+            if !is_sha256(&r.sha256) {
+                return Err(Malformed::new(
+                    "remove.sha256",
+                    "not a lowercase hex SHA-256",
+                ));
+            }
+            let desired = match r.kind {
+                ItemKind::Runbook => self.runbooks.iter().any(|d| d.name == r.name),
+                _ => self.plugins.iter().any(|d| d.name == r.name),
+            };
+            if desired {
+                return Err(Malformed::new(
+                    "remove.name",
+                    format!("{} is both desired and removed", r.name),
+                ));
+            }
+        }
         if let Some(p) = &self.policy {
             check_text("policy.version", &p.version, MAX_VERSION_LEN)?;
             if !is_sha256(&p.sha256) {
@@ -272,6 +319,8 @@ pub struct DeployReport {
 pub enum DeployOutcome {
     /// Installed (or was installed already, at this version).
     Installed,
+    /// Removed (or was not there).
+    Removed,
     /// Not installed; the agent keeps what it had.
     Refused { reason: DeployRefusal },
 }
@@ -280,6 +329,7 @@ impl DeployOutcome {
     pub fn name(self) -> &'static str {
         match self {
             DeployOutcome::Installed => "installed",
+            DeployOutcome::Removed => "removed",
             DeployOutcome::Refused { .. } => "refused",
         }
     }
@@ -352,6 +402,7 @@ impl DeployReport {
     pub fn msg_id(&self) -> String {
         let outcome = match self.outcome {
             DeployOutcome::Installed => "installed",
+            DeployOutcome::Removed => "removed",
             DeployOutcome::Refused { reason } => reason.name(),
         };
         format!("{}.deploy.{}.{outcome}", self.agent, self.sha256)
@@ -420,6 +471,42 @@ mod tests {
         let mut path = doc;
         path.plugins[0].name = "../x".into();
         assert!(encode(&path).is_err());
+    }
+
+    #[test]
+    fn a_removal_is_of_a_plugin_or_runbook_not_desired_at_once_and_never_of_the_policy() {
+        let (t, a) = ids();
+        let mut doc = DesiredState::new(t, a, UnixMillis(1));
+        doc.remove.push(DesiredRemoval {
+            kind: ItemKind::Runbook,
+            name: "restart-spooler".into(),
+            sha256: "ab".repeat(32),
+        });
+        let back: DesiredState = decode(&encode(&doc).expect("encode")).expect("decode");
+        assert_eq!(back, doc);
+        let mut both = doc.clone();
+        both.runbooks.push(DesiredRunbook {
+            name: "restart-spooler".into(),
+            signed: "2026-12-03T00:00:00Z".into(),
+            sha256: "cd".repeat(32),
+            size: 10,
+        });
+        assert!(encode(&both).is_err());
+        // The same name as a plugin is another item.
+        let mut plugin = doc.clone();
+        plugin.plugins.push(DesiredPlugin {
+            name: "restart-spooler".into(),
+            version: "1.0.0".into(),
+            sha256: "cd".repeat(32),
+            size: 10,
+        });
+        assert!(encode(&plugin).is_ok());
+        let mut policy = doc.clone();
+        policy.remove[0].kind = ItemKind::Policy;
+        assert!(encode(&policy).is_err());
+        let mut bad = doc;
+        bad.remove[0].sha256 = "x".into();
+        assert!(encode(&bad).is_err());
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub mod time;
 pub use codec::{Malformed, Message, WireError, decode, encode, one_line};
 pub use command::{Bundle, Command, CommandKind, CommandRefusal, RunRunbook, peek_run};
 pub use desired::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRunbook,
-    DesiredState, ItemKind, POLICY_ITEM, RUNBOOK_ITEM_PREFIX, desired_key,
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRemoval,
+    DesiredRunbook, DesiredState, ItemKind, POLICY_ITEM, RUNBOOK_ITEM_PREFIX, desired_key,
 };
 pub use event::{AgentEvent, EventKind};
 pub use heartbeat::{Heartbeat, PluginInfo};

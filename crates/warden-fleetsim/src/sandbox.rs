@@ -232,6 +232,18 @@ impl FleetAgent for SimAgent {
         ))
     }
 
+    /// Simulated agents hold nothing of their own to remove: the same refusal.
+    fn remove(
+        &self,
+        _kind: warden_fleet_wire::ItemKind,
+        _name: &str,
+    ) -> Result<bool, InstallRefused> {
+        Err(InstallRefused::new(
+            DeployRefusal::Invalid,
+            "a simulated agent removes nothing",
+        ))
+    }
+
     /// Simulated agents share one sandbox and policy: the same refusal.
     fn apply_policy(&self, _bundle: &[u8], _source: &str) -> Result<bool, InstallRefused> {
         Err(InstallRefused::new(

@@ -113,6 +113,14 @@ pub enum FleetCommand {
         #[arg(long)]
         target: String,
     },
+    /// Make the removal of a plugin (or `runbook:<name>`) the desired state on a target; the
+    /// agents remove it and report. Their anti-rollback marks stay.
+    Remove {
+        item: String,
+        /// Which agents: `tenant=acme,role=db,os=linux`, or `*` for all you may see.
+        #[arg(long)]
+        target: String,
+    },
     /// N of M targeted agents on a plugin's desired version (`@policy`: the site policy's);
     /// who refused and why, who has not reported. Exits 0 when all are on it, 1 otherwise.
     Status { plugin: String },
@@ -381,6 +389,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                 .publish(pb::PublishRequest {
                     bundle: bytes,
                     target,
+                    remove: String::new(),
                 })
                 .await
                 .map_err(status_error)?
@@ -398,6 +407,27 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        FleetCommand::Remove { item, target } => {
+            let published = client
+                .publish(pb::PublishRequest {
+                    bundle: Vec::new(),
+                    target,
+                    remove: item,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&serde_json::json!({ "removal": published }))?;
+            } else {
+                println!(
+                    "{} removal desired on {} agents",
+                    item_label(&published.plugin),
+                    published.agents.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         FleetCommand::Status { plugin } => {
             let status = client
                 .deploy_status(pb::DeployStatusRequest { plugin })
@@ -407,7 +437,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             let installed = status
                 .agents
                 .iter()
-                .filter(|a| a.state == "installed")
+                .filter(|a| a.state == "installed" || a.state == "removed")
                 .count();
             let all = installed == status.agents.len();
             if cx.json {

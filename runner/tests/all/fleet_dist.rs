@@ -136,7 +136,7 @@ fn audited(agent: &Agent, event: &str, needle: &str) -> usize {
 fn refused(report: &DeployReport) -> Option<DeployRefusal> {
     match report.outcome {
         DeployOutcome::Refused { reason } => Some(reason),
-        DeployOutcome::Installed => None,
+        DeployOutcome::Installed | DeployOutcome::Removed => None,
     }
 }
 
@@ -288,6 +288,32 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
     let report = report_for(&mut reports, &v4_sha).await;
     assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
     assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.4.0");
+
+    // Removal is a desired-state change: the agent removes it (audited) and reports it; its
+    // anti-rollback mark stays, so an older version is still refused afterwards.
+    let removal = "e".repeat(64);
+    let mut removed = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    removed.remove.push(warden_fleet_wire::DesiredRemoval {
+        kind: warden_fleet_wire::ItemKind::Plugin,
+        name: PLUGIN.into(),
+        sha256: removal.clone(),
+    });
+    put_desired(&fleet, &removed).await;
+    let report = report_for(&mut reports, &removal).await;
+    assert_eq!(report.outcome, DeployOutcome::Removed, "{report:?}");
+    assert_eq!(installed_version(&mut heartbeats, report.at).await, "");
+    assert_eq!(audited(&agent, "plugin.removed", PLUGIN), 1);
+    let sha = desire(&fleet, &downgrade, "0.1.0").await;
+    let report = report_for(&mut reports, &sha).await;
+    assert_eq!(
+        refused(&report),
+        Some(DeployRefusal::Rollback),
+        "removal keeps the high-water mark: {report:?}"
+    );
 }
 
 const GREET: &str = r#"
@@ -433,4 +459,27 @@ async fn a_desired_runbook_is_held_signed_and_runs_by_name_and_a_compromised_con
     }
     let (_, _, result) = fleet.run_by_name(&mut copies, "fleet-greet").await;
     assert_eq!(result.status, RunStatus::Succeeded, "{result:?}");
+
+    // Its removal: the file goes (audited), and a command naming it is refused again.
+    let removal = "f".repeat(64);
+    let mut doc = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    doc.remove.push(warden_fleet_wire::DesiredRemoval {
+        kind: warden_fleet_wire::ItemKind::Runbook,
+        name: "fleet-greet".into(),
+        sha256: removal.clone(),
+    });
+    put_desired(&fleet, &doc).await;
+    let report = report_for(&mut reports, &removal).await;
+    assert_eq!(report.outcome, DeployOutcome::Removed, "{report:?}");
+    assert!(!held.exists());
+    assert_eq!(audited(&agent, "runbook.removed", "fleet-greet"), 1);
+    let (_, _, result) = fleet.run_by_name(&mut copies, "fleet-greet").await;
+    assert!(
+        matches!(result.status, RunStatus::Refused { .. }),
+        "{result:?}"
+    );
 }

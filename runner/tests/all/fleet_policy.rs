@@ -143,7 +143,7 @@ async fn disks_granted(fleet: &Fleet) -> bool {
 fn refused(report: &DeployReport) -> Option<DeployRefusal> {
     match report.outcome {
         DeployOutcome::Refused { reason } => Some(reason),
-        DeployOutcome::Installed => None,
+        DeployOutcome::Installed | DeployOutcome::Removed => None,
     }
 }
 

@@ -132,6 +132,32 @@ fn publish_and_status_print_a_line_an_aligned_table_and_one_json_shape_and_exit_
         .filter_map(|a| a["state"].as_str())
         .collect();
     assert_eq!(states, ["succeeded", "succeeded"], "{run}");
+    // Its removal is desired state too: both agents drop it, and it no longer runs.
+    let line = fleet.fleet_human(&["remove", "runbook:fleet-greet", "--target", "tenant=acme"]);
+    assert_eq!(
+        line.trim_end(),
+        "runbook fleet-greet removal desired on 2 agents"
+    );
+    let status = wait_for("both agents removed fleet-greet", || {
+        let (code, v) = fleet.fleet_exit(&["status", "runbook:fleet-greet"]);
+        (code == Some(0)).then_some(v)
+    });
+    let states: Vec<&str> = status["status"]["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["state"].as_str())
+        .collect();
+    assert_eq!(states, ["removed", "removed"], "{status}");
+    let (code, run) = fleet.fleet_exit(&["run", "fleet-greet", "--target", "tenant=acme"]);
+    assert_ne!(code, Some(0), "{run}");
+    let states: Vec<&str> = run["run"]["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["state"].as_str())
+        .collect();
+    assert_eq!(states, ["refused", "refused"], "{run}");
 
     // A site policy signed by the agents' policy key (their own file's text: it changes
     // nothing they run) is applied by both; the same text signed by another key is refused.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use warden_bundle::trust::TrustError;
 use warden_core::RunStatus;
-use warden_fleet_wire::DeployRefusal;
+use warden_fleet_wire::{DeployRefusal, ItemKind};
 use warden_fleet_wire::{PluginInfo, RefusalReason, StepStatus, StepSummary, UnixMillis};
 use warden_runbook::engine::StepStatus as EngineStepStatus;
 use warden_runbook::source::{self, RunbookSourceError};
@@ -242,6 +242,22 @@ impl FleetAgent for DaemonFleetAgent {
         source: &str,
     ) -> Result<bool, InstallRefused> {
         self.state.install_fleet_runbook(name, bundle, source)
+    }
+
+    fn remove(&self, kind: ItemKind, name: &str) -> Result<bool, InstallRefused> {
+        match kind {
+            ItemKind::Runbook => self.state.remove_fleet_runbook(name),
+            ItemKind::Plugin => self
+                .state
+                .runner
+                .remove(name)
+                .map(|removed| removed.is_some())
+                .map_err(|e| InstallRefused::new(DeployRefusal::AgentError, e.to_string())),
+            ItemKind::Policy => Err(InstallRefused::new(
+                DeployRefusal::Invalid,
+                "a site policy is replaced by a newer one, never removed",
+            )),
+        }
     }
 
     fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused> {

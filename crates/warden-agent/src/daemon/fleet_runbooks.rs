@@ -138,4 +138,35 @@ impl AgentState {
         tracing::info!(runbook = %name, sha256 = %sha256, "runbook installed for the fleet");
         Ok(true)
     }
+
+    /// Remove the runbook `name` the fleet's commands run (audited `runbook.removed` first);
+    /// `Ok(false)`: not held.
+    pub(crate) fn remove_fleet_runbook(&self, name: &str) -> Result<bool, InstallRefused> {
+        warden_core::names::validate_plugin_name(name)
+            .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e))?;
+        let Some(dir) = self.config.runbooks.dir.as_ref() else {
+            return Ok(false);
+        };
+        let path = dir.join(format!("{name}.wbundle"));
+        if !path.exists() {
+            return Ok(false);
+        }
+        self.runner
+            .audit()
+            .append(
+                "runbook.removed",
+                json!({ "name": name, "source": "fleet:desired" }),
+            )
+            .map_err(|e| {
+                InstallRefused::new(DeployRefusal::AgentError, format!("the audit log: {e}"))
+            })?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(InstallRefused::new(
+                DeployRefusal::AgentError,
+                format!("{}: {e}", path.display()),
+            )),
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //!    a refusal keeps the installed version, is audited, and is reported.
 //! 3. Each outcome goes through the outbox as a [`DeployReport`] (JetStream, `Nats-Msg-Id`).
 //!
+//! Removals (`remove`) go through the agent's own removal paths and are reported `removed`.
 //! Desired runbooks come last (they may name the new plugins): each is held as
 //! `<runbooks-dir>/<name>.wbundle` after the agent's checks ([`FleetAgent::install_runbook`]).
 //! A desired site policy comes first (it may trust the key a new plugin is signed with, or
@@ -39,8 +40,8 @@ use warden_fleet_wire::desired::{
 };
 use warden_fleet_wire::result::MAX_ERROR_LEN;
 use warden_fleet_wire::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRunbook,
-    DesiredState, ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
+    DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRemoval,
+    DesiredRunbook, DesiredState, ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
 };
 
 /// What the agent decided about one digest in this process.
@@ -126,11 +127,14 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
     let mut pending: Vec<Item> = desired.policy.into_iter().map(Item::policy).collect();
     pending.extend(desired.plugins.into_iter().map(Item::plugin));
     pending.extend(desired.runbooks.into_iter().map(Item::runbook));
+    pending.extend(desired.remove.into_iter().map(Item::removal));
     pending.retain(|item| !settled.contains_key(&item.sha256));
     if pending.is_empty() {
         return;
     }
-    let needs_inventory = pending.iter().any(|i| i.kind == ItemKind::Plugin);
+    let needs_inventory = pending
+        .iter()
+        .any(|i| i.kind == ItemKind::Plugin && !i.removal);
     let inventory = if needs_inventory {
         let core = core.clone();
         match tokio::task::spawn_blocking(move || core.agent.inventory()).await {
@@ -145,18 +149,25 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
     };
     for item in pending {
         let present = item.kind == ItemKind::Plugin
+            && !item.removal
             && inventory
                 .plugins
                 .iter()
                 .any(|p| p.name == item.name && p.version == item.version);
+        let done = if item.removal {
+            DeployOutcome::Removed
+        } else {
+            DeployOutcome::Installed
+        };
         let outcome = match item.kind {
             _ if present => Ok(()),
+            _ if item.removal => remove(core, &item).await,
             ItemKind::Plugin => install(core, client, &item).await,
             ItemKind::Policy => apply_policy(core, client, &item).await,
             ItemKind::Runbook => install_runbook(core, client, &item).await,
         };
         let (outcome, error) = match outcome {
-            Ok(()) => (DeployOutcome::Installed, None),
+            Ok(()) => (done, None),
             Err(refused) => (
                 DeployOutcome::Refused {
                     reason: refused.reason,
@@ -166,7 +177,7 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
         };
         let reason = match outcome {
             DeployOutcome::Refused { reason } => Some(reason),
-            DeployOutcome::Installed => None,
+            DeployOutcome::Installed | DeployOutcome::Removed => None,
         };
         core.audit(
             "fleet.deploy",
@@ -184,9 +195,11 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
     }
 }
 
-/// One desired item: a plugin, or the site policy.
+/// One desired item: a plugin, a runbook, the site policy, or the removal of a plugin or
+/// runbook (`sha256` then names the removal).
 struct Item {
     kind: ItemKind,
+    removal: bool,
     name: String,
     version: String,
     sha256: String,
@@ -197,6 +210,7 @@ impl Item {
     fn plugin(p: DesiredPlugin) -> Item {
         Item {
             kind: ItemKind::Plugin,
+            removal: false,
             name: p.name,
             version: p.version,
             sha256: p.sha256,
@@ -207,6 +221,7 @@ impl Item {
     fn policy(p: DesiredPolicy) -> Item {
         Item {
             kind: ItemKind::Policy,
+            removal: false,
             name: POLICY_REPORT_NAME.into(),
             version: p.version,
             sha256: p.sha256,
@@ -217,10 +232,22 @@ impl Item {
     fn runbook(r: DesiredRunbook) -> Item {
         Item {
             kind: ItemKind::Runbook,
+            removal: false,
             name: r.name,
             version: r.signed,
             sha256: r.sha256,
             size: r.size,
+        }
+    }
+
+    fn removal(r: DesiredRemoval) -> Item {
+        Item {
+            kind: r.kind,
+            removal: true,
+            name: r.name,
+            version: String::new(),
+            sha256: r.sha256,
+            size: 0,
         }
     }
 
@@ -289,6 +316,17 @@ async fn apply_policy(
     let source = format!("fleet:desired:{}", item.sha256);
     let core = core.clone();
     tokio::task::spawn_blocking(move || core.agent.apply_policy(&bytes, &source))
+        .await
+        .map_err(|e| {
+            InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
+        })?
+        .map(drop)
+}
+
+/// Remove a plugin or a runbook through the agent's own paths (audited there).
+async fn remove(core: &Arc<LinkCore>, item: &Item) -> Result<(), InstallRefused> {
+    let (core, kind, name) = (core.clone(), item.kind, item.name.clone());
+    tokio::task::spawn_blocking(move || core.agent.remove(kind, &name))
         .await
         .map_err(|e| {
             InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::oneshot;
-use warden_fleet_wire::{DeployRefusal, PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis};
+use warden_fleet_wire::{
+    DeployRefusal, ItemKind, PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis,
+};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -130,4 +132,8 @@ pub trait FleetAgent: Send + Sync + 'static {
         bundle: &[u8],
         source: &str,
     ) -> Result<bool, InstallRefused>;
+
+    /// Remove a plugin or a runbook of the desired state through the agent's own paths
+    /// (audited; a plugin's anti-rollback mark stays). `Ok(false)`: it was not there. Blocking.
+    fn remove(&self, kind: ItemKind, name: &str) -> Result<bool, InstallRefused>;
 }

@@ -284,11 +284,16 @@ impl Fleet for FleetApi {
         if r.bundle.len() > MAX_PUBLISH_BYTES {
             return Err(Status::invalid_argument("the bundle is too large"));
         }
-        let p = self
-            .0
-            .publish(&caller, &r.bundle, &r.target)
-            .await
-            .map_err(status)?;
+        let p = match (r.remove.is_empty(), r.bundle.is_empty()) {
+            (true, _) => self.0.publish(&caller, &r.bundle, &r.target).await,
+            (false, true) => self.0.unpublish(&caller, &r.remove, &r.target).await,
+            (false, false) => {
+                return Err(Status::invalid_argument(
+                    "a publish carries a bundle or names an item to remove, not both",
+                ));
+            }
+        }
+        .map_err(status)?;
         Ok(Response::new(pb::PublishResponse {
             plugin: p.artifact.name,
             version: p.artifact.version,

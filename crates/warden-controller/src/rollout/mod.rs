@@ -320,7 +320,8 @@ impl Controller {
                 .store
                 .desired_for(&a.agent)?
                 .into_iter()
-                .find(|d| d.name == record.plugin && d.sha256 != record.sha256)
+                // A removal is no version to return to (a rollback then needs --to).
+                .find(|d| d.name == record.plugin && d.sha256 != record.sha256 && !d.removed)
                 .map(|d| Previous {
                     version: d.version,
                     sha256: d.sha256,
@@ -433,6 +434,7 @@ impl Controller {
                 size: prev.size,
                 published_at: now,
                 published_by: publisher.name.clone(),
+                removed: false,
             });
         }
         Ok(rows)

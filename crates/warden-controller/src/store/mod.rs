@@ -151,6 +151,8 @@ pub struct DesiredRecord {
     pub size: u64,
     pub published_at: UnixMillis,
     pub published_by: String,
+    /// The item is to be removed (`sha256` then names the removal, `size` is 0).
+    pub removed: bool,
 }
 
 /// An agent's latest report about one bundle digest of a plugin.

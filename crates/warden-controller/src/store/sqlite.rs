@@ -129,6 +129,7 @@ impl SqliteStore {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(desired::SCHEMA)?;
+        desired::migrate(&db)?;
         db.execute_batch(approvals::SCHEMA)?;
         db.execute_batch(rollouts::SCHEMA)?;
         Ok(SqliteStore { db: Mutex::new(db) })

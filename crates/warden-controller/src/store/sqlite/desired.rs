@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS desired (
     size INTEGER NOT NULL,
     published_ms INTEGER NOT NULL,
     published_by TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE INDEX IF NOT EXISTS desired_by_name ON desired(name);
@@ -35,6 +36,19 @@ CREATE TABLE IF NOT EXISTS deploy_reports (
 );
 ";
 
+/// Migration "desired removals": a store created before removals gains the column (every row
+/// it holds is a desired bundle, `removed = 0`).
+pub(super) fn migrate(db: &Connection) -> Result<(), StoreError> {
+    let mut stmt = db.prepare("SELECT name FROM pragma_table_info('desired')")?;
+    let columns: Vec<String> = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if !columns.iter().any(|c| c == "removed") {
+        db.execute_batch("ALTER TABLE desired ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
 fn id<T>(what: &'static str, r: Result<T, impl std::fmt::Display>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Corrupt {
         what,
@@ -47,8 +61,8 @@ pub(super) fn set_desired(db: &mut Connection, rows: &[DesiredRecord]) -> Result
     for r in rows {
         tx.execute(
             "INSERT OR REPLACE INTO desired
-             (agent, tenant, name, version, sha256, size, published_ms, published_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (agent, tenant, name, version, sha256, size, published_ms, published_by, removed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 r.agent.as_str(),
                 r.tenant.as_str(),
@@ -58,6 +72,7 @@ pub(super) fn set_desired(db: &mut Connection, rows: &[DesiredRecord]) -> Result
                 i64::try_from(r.size).unwrap_or(i64::MAX),
                 r.published_at.as_millis(),
                 r.published_by,
+                r.removed,
             ],
         )?;
     }
@@ -78,11 +93,12 @@ fn desired_row(row: &rusqlite::Row<'_>) -> Result<DesiredRecord, StoreError> {
         size: u64::try_from(size).unwrap_or(0),
         published_at: UnixMillis(row.get(6)?),
         published_by: row.get(7)?,
+        removed: row.get(8)?,
     })
 }
 
 const DESIRED_COLUMNS: &str =
-    "agent, tenant, name, version, sha256, size, published_ms, published_by";
+    "agent, tenant, name, version, sha256, size, published_ms, published_by, removed";
 
 pub(super) fn desired_for(
     db: &Connection,
@@ -112,6 +128,7 @@ pub(super) fn record_reports(
     for r in reports {
         let (state, reason) = match r.outcome {
             DeployOutcome::Installed => ("installed", None),
+            DeployOutcome::Removed => ("removed", None),
             DeployOutcome::Refused { reason } => ("refused", Some(reason.name())),
         };
         // A redelivery (same time) or an older report changes nothing.

@@ -209,3 +209,44 @@ fn spent_tokens_are_rows_kept_until_their_tokens_expire_and_survive_a_reopen() {
     );
     assert_eq!(store.spent_tokens(now + 61).expect("later").len(), 1);
 }
+
+#[test]
+fn a_store_from_before_removals_gains_the_column_and_keeps_its_desired_rows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("fleet.db");
+    let a = agent();
+    {
+        // The desired table as it was created before removals existed.
+        let db = Connection::open(&path).expect("open");
+        db.execute_batch(
+            "CREATE TABLE desired (
+                agent TEXT NOT NULL, tenant TEXT NOT NULL, name TEXT NOT NULL,
+                version TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+                published_ms INTEGER NOT NULL, published_by TEXT NOT NULL,
+                PRIMARY KEY (agent, name));",
+        )
+        .expect("old schema");
+        db.execute(
+            "INSERT INTO desired VALUES (?1, 'acme', 'disk-usage', '0.2.0', ?2, 10, 1, 'noc')",
+            rusqlite::params![a.as_str(), "a".repeat(64)],
+        )
+        .expect("old row");
+    }
+    let store = SqliteStore::open(&path).expect("migrated");
+    let rows = store.desired_for(&a).expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].version.as_str(), rows[0].removed),
+        ("0.2.0", false)
+    );
+    // A removal now replaces the row, and a second open changes nothing.
+    let mut removal = rows[0].clone();
+    removal.removed = true;
+    removal.sha256 = "b".repeat(64);
+    store.set_desired(&[removal]).expect("removal");
+    drop(store);
+    let store = SqliteStore::open(&path).expect("reopened");
+    let rows = store.desired_for(&a).expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].removed);
+}
