@@ -259,6 +259,7 @@ async fn measure(n: usize, bench: &FleetBench, guest: &Path) -> anyhow::Result<M
                 guest: guest.to_path_buf(),
                 hosts: 0,
                 host_command: Vec::new(),
+                trusted: Vec::new(),
             },
             deadline,
         )
@@ -286,6 +287,7 @@ async fn measure(n: usize, bench: &FleetBench, guest: &Path) -> anyhow::Result<M
             guest: guest.to_path_buf(),
             hosts: hosts_for(n),
             host_command: host_command()?,
+            trusted: Vec::new(),
         },
         deadline,
     )

@@ -60,6 +60,9 @@ pub struct FleetOptions {
     /// its spec file's path, which must call [`crate::host::host_main`]. 0: all in this process.
     pub hosts: usize,
     pub host_command: Vec<std::ffi::OsString>,
+    /// Publisher keys (hex ed25519) the agents trust for desired state; none: they refuse
+    /// every bundle as untrusted.
+    pub trusted: Vec<String>,
 }
 
 /// How long setting up took, by phase.
@@ -99,6 +102,11 @@ pub struct SimAgentHandle {
     pub state: PathBuf,
     /// `None` once stopped, or when a child process hosts it.
     pub link: Option<RunningLink>,
+    /// Where it lives (credentials, state, audit log).
+    pub hosted: HostedAgent,
+    /// Its side of the seam, kept across a restart of its link; `None` when a child process
+    /// hosts it.
+    pub agent: Option<Arc<SimAgent>>,
 }
 
 /// What the links left when they stopped.
@@ -120,6 +128,8 @@ pub struct SimFleet {
     pub times: SetupTimes,
     pub grpc: std::net::SocketAddr,
     pub config: ControllerConfig,
+    urls: Vec<String>,
+    heartbeat: Duration,
     hosts: Vec<Host>,
     stop_grpc: Option<oneshot::Sender<()>>,
     // Last: removed after everything above stopped using it.
@@ -170,42 +180,24 @@ pub(crate) async fn start_links(
     let mut starting = JoinSet::new();
     for (agent, identity) in entries {
         let permits = permits.clone();
-        let sandbox = sandbox.clone();
-        let settings = LinkSettings {
-            urls: urls.to_vec(),
-            tls: false,
-            ca_file: None,
-            heartbeat: HeartbeatSettings {
-                interval: heartbeat,
-                tags: [("sim".to_string(), "yes".to_string())].into(),
-                hostname: format!("sim-{:05}", agent.index),
-            },
-            outbox_cap: OUTBOX_CAP,
-            // Fresh credentials, never due for renewal within a benchmark.
-            credentials_file: None,
-        };
+        let sim = Arc::new(SimAgent::new(
+            identity.agent.clone(),
+            sandbox.clone(),
+            agent.gated,
+        ));
+        let urls = urls.to_vec();
         starting.spawn(async move {
             let _permit = permits.acquire_owned().await.map_err(setup)?;
-            let (id, tenant) = (identity.agent.clone(), identity.tenant.clone());
-            let state = agent.state();
-            let link = FleetLink {
-                agent: Arc::new(SimAgent::new(id.clone(), sandbox, agent.gated)),
-                identity,
-                settings,
-                state: state.clone(),
-                audit: Arc::new(AuditLog::new(&agent.dir)),
-                events: None,
-            }
-            .start()
-            .await
-            .map_err(|e| setup(format!("agent {}'s link: {e}", agent.index)))?;
+            let link = start_link(&agent, identity.clone(), sim.clone(), urls, heartbeat).await?;
             Ok::<_, SimError>((
                 agent.index,
                 SimAgentHandle {
-                    id,
-                    tenant,
-                    state,
+                    id: identity.agent.clone(),
+                    tenant: identity.tenant.clone(),
+                    state: agent.state(),
                     link: Some(link),
+                    hosted: agent,
+                    agent: Some(sim),
                 },
             ))
         });
@@ -219,6 +211,40 @@ pub(crate) async fn start_links(
     }
     agents.sort_by_key(|(i, _)| *i);
     Ok(agents.into_iter().map(|(_, a)| a).collect())
+}
+
+/// Start one agent's link on its own identity and state.
+async fn start_link(
+    agent: &HostedAgent,
+    identity: FleetIdentity,
+    sim: Arc<SimAgent>,
+    urls: Vec<String>,
+    heartbeat: Duration,
+) -> Result<RunningLink, SimError> {
+    let settings = LinkSettings {
+        urls,
+        tls: false,
+        ca_file: None,
+        heartbeat: HeartbeatSettings {
+            interval: heartbeat,
+            tags: [("sim".to_string(), "yes".to_string())].into(),
+            hostname: format!("sim-{:05}", agent.index),
+        },
+        outbox_cap: OUTBOX_CAP,
+        // Fresh credentials, never due for renewal within a benchmark.
+        credentials_file: None,
+    };
+    FleetLink {
+        agent: sim,
+        identity,
+        settings,
+        state: agent.state(),
+        audit: Arc::new(AuditLog::new(&agent.dir)),
+        events: None,
+    }
+    .start()
+    .await
+    .map_err(|e| setup(format!("agent {}'s link: {e}", agent.index)))
 }
 
 /// Stop every running link of `agents` (in parallel; each drains its outbox for up to its stop
@@ -262,7 +288,11 @@ impl SimFleet {
                     parent.display()
                 ))
             })?;
-        let sandbox = Arc::new(Sandbox::new(&dir.path().join("sandbox"), &options.guest)?);
+        let sandbox = Arc::new(Sandbox::new(
+            &dir.path().join("sandbox"),
+            &options.guest,
+            &options.trusted,
+        )?);
 
         let tenants: Vec<TenantId> = TENANTS
             .iter()
@@ -406,6 +436,8 @@ impl SimFleet {
                     tenant: identity.tenant.clone(),
                     state: agent.state(),
                     link: None,
+                    hosted: agent.clone(),
+                    agent: None,
                 })
                 .collect();
             let per_host = entries.len().div_ceil(options.hosts).max(1);
@@ -416,6 +448,7 @@ impl SimFleet {
                     heartbeat_ms: u64::try_from(options.heartbeat.as_millis()).unwrap_or(u64::MAX),
                     guest: options.guest.clone(),
                     sandbox: dir.path().join(format!("sandbox-host-{k}")),
+                    trusted: options.trusted.clone(),
                     agents: chunk.to_vec(),
                 };
                 let path = dir.path().join(format!("host-{k}.json"));
@@ -438,6 +471,7 @@ impl SimFleet {
                 ))
             })?;
         times.connected = t.elapsed();
+        let urls = nats.urls();
         Ok(SimFleet {
             nats,
             controller,
@@ -446,10 +480,48 @@ impl SimFleet {
             times,
             grpc,
             config,
+            urls,
+            heartbeat: options.heartbeat,
             hosts,
             stop_grpc: Some(stop_grpc),
             dir,
         })
+    }
+
+    /// Stop agent `i`'s link (its outbox drained for up to its stop allowance), as an agent
+    /// going offline; what it installed stays. Only for agents of this process.
+    pub async fn stop_agent(&mut self, i: usize) -> Result<(), SimError> {
+        let agent = self
+            .agents
+            .get_mut(i)
+            .ok_or_else(|| setup(format!("no agent {i}")))?;
+        if let Some(link) = agent.link.take() {
+            link.stop().await;
+        }
+        Ok(())
+    }
+
+    /// Start agent `i`'s link again on its own identity, state and installs.
+    pub async fn start_agent(&mut self, i: usize) -> Result<(), SimError> {
+        let (urls, heartbeat) = (self.urls.clone(), self.heartbeat);
+        let agent = self
+            .agents
+            .get_mut(i)
+            .ok_or_else(|| setup(format!("no agent {i}")))?;
+        let sim = agent
+            .agent
+            .clone()
+            .ok_or_else(|| setup(format!("agent {i} is hosted by a child process")))?;
+        if agent.link.is_some() {
+            return Ok(());
+        }
+        let identity = FleetIdentity::load(
+            &agent.hosted.dir.join(crate::host::CREDS_FILE),
+            agent.tenant.clone(),
+        )
+        .map_err(setup)?;
+        agent.link = Some(start_link(&agent.hosted, identity, sim, urls, heartbeat).await?);
+        Ok(())
     }
 
     /// Hold the runs of gated agents (in every process) until [`SimFleet::open_gate`]; closed

@@ -53,6 +53,9 @@ pub struct HostSpec {
     pub guest: PathBuf,
     /// The host's own sandbox data dir.
     pub sandbox: PathBuf,
+    /// The publisher keys its agents trust for desired state (hex ed25519).
+    #[serde(default)]
+    pub trusted: Vec<String>,
     pub agents: Vec<HostedAgent>,
 }
 
@@ -164,7 +167,7 @@ pub fn host_main(spec: &Path) -> Result<(), SimError> {
     });
     runtime.block_on(async move {
         let deadline = tokio::time::Instant::now() + HOST_DEADLINE;
-        let sandbox = Arc::new(Sandbox::new(&spec.sandbox, &spec.guest)?);
+        let sandbox = Arc::new(Sandbox::new(&spec.sandbox, &spec.guest, &spec.trusted)?);
         let mut entries = Vec::with_capacity(spec.agents.len());
         for agent in spec.agents {
             let tenant = TenantId::new(agent.tenant.clone()).map_err(setup)?;

@@ -5,7 +5,7 @@
 //! chosen agents' runs at a gate (after the plugin ran, before the result), to put a fault in
 //! the middle of a dispatch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -15,8 +15,11 @@ use warden_agent::fleet::seam::BoxFuture;
 use warden_agent::fleet::{
     FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd, RunOutcome, RunRefused,
 };
+use warden_bundle::Bundle;
+use warden_bundle::trust::{self, TrustError};
+use warden_core::policy::TrustedKey;
 use warden_core::report::CheckStatus;
-use warden_core::{Invocation, Output, RunRequest, SitePolicy};
+use warden_core::{Invocation, Manifest, Output, RunRequest, SitePolicy};
 use warden_fleet_identity::AgentId;
 use warden_fleet_wire::{
     DeployRefusal, PluginInfo, RefusalReason, RunId, StepStatus, StepSummary, UnixMillis,
@@ -43,6 +46,12 @@ pub enum SandboxError {
 pub struct Sandbox {
     runner: PluginManager,
     plugin: PluginInfo,
+    /// What the simulated agents trust for desired state: the publisher keys they were given,
+    /// signed bundles only.
+    trust: SitePolicy,
+    /// Component digests the sandbox checked (compiled against their manifest) for an install:
+    /// once per digest for the whole simulated fleet, as it shares one sandbox.
+    checked: Mutex<HashSet<String>>,
     slots: Semaphore,
     /// Executions per (agent, run): the plugin ran this many times for it.
     executions: Mutex<HashMap<(AgentId, RunId), u32>>,
@@ -58,8 +67,13 @@ impl std::fmt::Debug for Sandbox {
 
 impl Sandbox {
     /// A plugin manager on `data_dir` with the built guest from `guest_dir` (holding
-    /// `plugin.wasm` and `plugin.toml`) installed; the gate open.
-    pub fn new(data_dir: &Path, guest_dir: &Path) -> Result<Sandbox, SandboxError> {
+    /// `plugin.wasm` and `plugin.toml`) installed; the gate open. The agents accept desired
+    /// bundles signed by one of `trusted` (hex ed25519 public keys) only.
+    pub fn new(
+        data_dir: &Path,
+        guest_dir: &Path,
+        trusted: &[String],
+    ) -> Result<Sandbox, SandboxError> {
         if !guest_dir.join("plugin.wasm").is_file() {
             return Err(SandboxError::NotBuilt(guest_dir.display().to_string()));
         }
@@ -87,9 +101,22 @@ impl Sandbox {
                 sha256: p.sha256.clone(),
             })
             .ok_or_else(|| SandboxError::Setup(format!("{GUEST} is not listed after install")))?;
+        let mut trust = SitePolicy::deny_all();
+        trust.trust.keys = trusted
+            .iter()
+            .enumerate()
+            .map(|(i, key)| TrustedKey {
+                name: format!("publisher-{i}"),
+                public_key: key.clone(),
+                plugins: vec!["*".into()],
+                capabilities: None,
+            })
+            .collect();
         let sandbox = Sandbox {
             runner,
             plugin,
+            trust,
+            checked: Mutex::new(HashSet::new()),
             slots: Semaphore::new(RUN_SLOTS),
             executions: Mutex::new(HashMap::new()),
             gate: watch::channel(true).0,
@@ -106,6 +133,24 @@ impl Sandbox {
             Ok(other) => Err(SandboxError::Setup(format!("unexpected output {other:?}"))),
             Err(e) => Err(SandboxError::Setup(format!("the run failed: {e}"))),
         }
+    }
+
+    /// Check a component against its manifest in the shared sandbox, once per digest.
+    fn check_once(&self, manifest: &Manifest, component: &[u8]) -> Result<(), String> {
+        let sha256 = warden_core::sha256_hex(component);
+        let mut checked = self
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if checked.contains(&sha256) {
+            return Ok(());
+        }
+        self.runner
+            .sandbox()
+            .check(manifest, &sha256, || Ok(component.to_vec()))
+            .map_err(|e| e.to_string())?;
+        checked.insert(sha256);
+        Ok(())
     }
 
     /// Hold the runs of gated agents (see [`SimAgent::new`]) until [`Sandbox::open_gate`].
@@ -134,17 +179,44 @@ impl Sandbox {
     }
 }
 
-/// One simulated agent's side of the seam: the shared sandbox and the agent's own id.
+/// One simulated agent's side of the seam: the shared sandbox, the agent's own id, and what
+/// it installed for its desired state with its own anti-rollback marks (in memory: they
+/// survive a restart of its link, as a real agent's store survives a restart).
 pub struct SimAgent {
     id: AgentId,
     sandbox: Arc<Sandbox>,
     gated: bool,
+    installed: Mutex<BTreeMap<String, PluginInfo>>,
+    high_water: Mutex<HashMap<String, semver::Version>>,
+}
+
+impl std::fmt::Debug for SimAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimAgent")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimAgent {
     /// `gated`: this agent's runs wait at the sandbox's gate before they finish.
     pub fn new(id: AgentId, sandbox: Arc<Sandbox>, gated: bool) -> SimAgent {
-        SimAgent { id, sandbox, gated }
+        SimAgent {
+            id,
+            sandbox,
+            gated,
+            installed: Mutex::new(BTreeMap::new()),
+            high_water: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The version of `plugin` this agent installed for its desired state.
+    pub fn installed_version(&self, plugin: &str) -> Option<String> {
+        self.installed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(plugin)
+            .map(|p| p.version.clone())
     }
 }
 
@@ -204,19 +276,69 @@ impl FleetAgent for SimAgent {
     }
 
     fn inventory(&self) -> Inventory {
+        let mut plugins = vec![self.sandbox.plugin.clone()];
+        plugins.extend(
+            self.installed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+                .cloned(),
+        );
         Inventory {
-            plugins: vec![self.sandbox.plugin.clone()],
+            plugins,
             open_incidents: 0,
         }
     }
 
-    /// Simulated agents share one plugin store, so one agent's install would be everyone's:
-    /// they refuse desired state (not yet simulated; docs/FLEET.md, "Distribution").
-    fn install(&self, _bundle: &[u8], _source: &str) -> Result<Installed, InstallRefused> {
-        Err(InstallRefused::new(
-            DeployRefusal::Invalid,
-            "a simulated agent installs nothing",
-        ))
+    /// The agent's own decision, as a real agent's install path makes it: the publisher
+    /// signature against its trust, its own anti-rollback marks; the component checked
+    /// against its manifest in the shared sandbox (once per digest). Recorded in this agent's
+    /// own inventory, not in the shared store (one agent's install must not be everyone's).
+    fn install(&self, bundle: &[u8], _source: &str) -> Result<Installed, InstallRefused> {
+        let bundle = Bundle::parse(bundle)
+            .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
+        let name = bundle.statement.name.clone();
+        let highest = self
+            .high_water
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&name)
+            .cloned();
+        let now = u64::try_from(UnixMillis::now().as_secs()).unwrap_or(0);
+        let accepted = trust::evaluate(&bundle, &self.sandbox.trust, highest.as_ref(), now)
+            .map_err(|e| {
+                let reason = match e {
+                    TrustError::Rollback { .. } => DeployRefusal::Rollback,
+                    _ => DeployRefusal::Untrusted,
+                };
+                InstallRefused::new(reason, e.to_string())
+            })?;
+        self.sandbox
+            .check_once(&accepted.manifest, &bundle.component)
+            .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e))?;
+        let version = accepted.manifest.version.clone();
+        self.installed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                name.clone(),
+                PluginInfo {
+                    name: name.clone(),
+                    version: version.to_string(),
+                    sha256: warden_core::sha256_hex(&bundle.component),
+                },
+            );
+        let mut marks = self
+            .high_water
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if marks.get(&name).is_none_or(|v| *v < version) {
+            marks.insert(name.clone(), version.clone());
+        }
+        Ok(Installed {
+            name,
+            version: version.to_string(),
+        })
     }
 
     /// Simulated agents share one runbooks directory: the same refusal.

@@ -99,6 +99,7 @@ async fn a_link_says_hello_as_soon_as_it_connects() {
             guest: guest(),
             hosts: 0,
             host_command: Vec::new(),
+            trusted: Vec::new(),
         },
         deadline,
     )
@@ -118,6 +119,10 @@ async fn a_link_says_hello_as_soon_as_it_connects() {
 async fn a_thousand_agents_lose_nothing_and_run_nothing_twice_when_a_node_is_killed() {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + DEADLINE;
+    let keys = tempfile::tempdir().expect("tmp");
+    let (secret, _, public) =
+        warden_bundle::keys::generate(&keys.path().join("publisher")).expect("a publisher key");
+    let secret = warden_bundle::keys::load_secret(&secret).expect("the secret key");
     let mut fleet = SimFleet::start(
         FleetOptions {
             nodes: 3,
@@ -129,6 +134,7 @@ async fn a_thousand_agents_lose_nothing_and_run_nothing_twice_when_a_node_is_kil
             guest: guest(),
             hosts: 0,
             host_command: Vec::new(),
+            trusted: vec![hex::encode(public.as_bytes())],
         },
         deadline,
     )
@@ -211,6 +217,45 @@ async fn a_thousand_agents_lose_nothing_and_run_nothing_twice_when_a_node_is_kil
     assert_eq!(results.len(), AGENTS);
     assert!(results.iter().all(|r| r.status == RunStatus::Succeeded));
 
+    // Desired state at scale: a signed plugin published to all converges on every agent, each
+    // deciding by itself (signature, its own anti-rollback marks); one agent offline during the
+    // publish converges when it comes back.
+    fleet.stop_agent(0).await.expect("agent 0 goes offline");
+    let bundle = signed_disk_usage(keys.path(), "0.2.0", &secret);
+    let published_at = Instant::now();
+    let published = fleet
+        .controller
+        .controller
+        .publish(&internal_caller(), &bundle, "*")
+        .await
+        .expect("published");
+    assert_eq!(published.agents.len(), AGENTS, "every agent is targeted");
+    until_converged(&fleet, AGENTS - 1, deadline).await;
+    eprintln!(
+        "fleet_scale: {} of {AGENTS} agents on disk-usage 0.2.0 {:?} after the publish",
+        AGENTS - 1,
+        published_at.elapsed()
+    );
+    let status = deploy_status(&fleet);
+    let offline = fleet.agents[0].id.clone();
+    let row = status
+        .agents
+        .iter()
+        .find(|a| a.agent == offline)
+        .expect("the offline agent's row");
+    assert_eq!(row.state.name(), "pending", "offline during the publish");
+    fleet.start_agent(0).await.expect("agent 0 comes back");
+    until_converged(&fleet, AGENTS, deadline).await;
+    for agent in &fleet.agents {
+        let sim = agent.agent.as_ref().expect("in this process");
+        assert_eq!(
+            sim.installed_version("disk-usage").as_deref(),
+            Some("0.2.0"),
+            "agent {}",
+            agent.id
+        );
+    }
+
     // Nothing left behind: every outbox emptied (the results reached the stream).
     let stopped = fleet.stop_links().await.expect("the links stop");
     assert_eq!(
@@ -243,4 +288,45 @@ async fn a_thousand_agents_lose_nothing_and_run_nothing_twice_when_a_node_is_kil
         started.elapsed()
     );
     fleet.stop().await.expect("the fleet stops");
+}
+
+/// `disk-usage` (the built plugin) at `version`, signed by `key`.
+fn signed_disk_usage(
+    scratch: &std::path::Path,
+    version: &str,
+    key: &warden_bundle::keys::SigningKey,
+) -> Vec<u8> {
+    let dir = crate::fleet_dist::plugin_dir(scratch, version);
+    let mut bundle = warden_bundle::Bundle::from_plugin_dir(&dir, 30).expect("bundle");
+    bundle.sign(key);
+    bundle.to_bytes().expect("bytes")
+}
+
+fn deploy_status(fleet: &SimFleet) -> warden_controller::distribution::DeployStatus {
+    fleet
+        .controller
+        .controller
+        .deploy_status(&internal_caller(), "disk-usage")
+        .expect("status")
+}
+
+/// Await the controller's progress until `want` agents report disk-usage installed.
+async fn until_converged(fleet: &SimFleet, want: usize, deadline: tokio::time::Instant) {
+    let found = progress_until(&fleet.controller, deadline, |_| {
+        deploy_status(fleet).installed() >= want
+    })
+    .await;
+    if let Err(progress) = found {
+        let status = deploy_status(fleet);
+        let refused: Vec<_> = status
+            .agents
+            .iter()
+            .filter(|a| a.state.name() == "refused")
+            .take(3)
+            .collect();
+        panic!(
+            "{} of {want} agents converged before the deadline; refused: {refused:?}; {progress:?}",
+            status.installed()
+        );
+    }
 }
