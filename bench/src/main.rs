@@ -36,6 +36,7 @@ mod bare;
 mod console;
 mod daemon;
 mod fleet;
+mod fleet_publish;
 mod measure;
 mod python;
 mod report;

@@ -267,11 +267,12 @@ mod tests {
         // No policy keys in the file: nothing distributed is accepted.
         let none = SitePolicy::embedded_default();
         assert_eq!(
-            evaluate_policy(&signed(TEXT, "1.0.0", &[&root]), &none, None, now).unwrap_err(),
+            evaluate_policy(&signed(TEXT, "1.0.0", &[&root]), &none, None, now)
+                .expect_err("no policy keys"),
             TrustError::NoPolicyKeys
         );
         assert_eq!(
-            evaluate_policy(&signed(TEXT, "1.0.0", &[]), &mine, None, now).unwrap_err(),
+            evaluate_policy(&signed(TEXT, "1.0.0", &[]), &mine, None, now).expect_err("unsigned"),
             TrustError::Unsigned
         );
         // A publisher key (or the controller's) is not a policy key.
@@ -283,7 +284,7 @@ mod tests {
         let mut widened = signed(TEXT, "1.0.0", &[&root]);
         widened.component = b"[allow]\nkv = true\nservice-control = true\n".to_vec();
         assert_eq!(
-            evaluate_policy(&widened, &mine, None, now).unwrap_err(),
+            evaluate_policy(&widened, &mine, None, now).expect_err("widened"),
             TrustError::ComponentMismatch
         );
         // The statement changed after signing (its digest made to match the new payload).
@@ -349,7 +350,8 @@ mod tests {
             hex::encode(other.verifying_key().as_bytes())
         );
         assert_eq!(
-            evaluate_policy(&signed(&adds_key, "1.0.0", &[&root]), &mine, None, None).unwrap_err(),
+            evaluate_policy(&signed(&adds_key, "1.0.0", &[&root]), &mine, None, None)
+                .expect_err("a policy key added"),
             TrustError::PolicyLocalOnly {
                 field: "trust.policy-keys".into()
             }

@@ -37,6 +37,8 @@ pub const START_PARALLEL: usize = 64;
 /// The tenants the simulated agents are spread over, round robin: more than one, so a dispatch
 /// to `*` crosses tenant accounts as a real MSP fleet's does.
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
+/// Agent `i` is tagged `shard=<i mod SHARDS>`.
+pub const SHARDS: usize = 100;
 /// The outbox cap of every simulated agent: the agent's default.
 pub const OUTBOX_CAP: usize = 10_000;
 
@@ -227,7 +229,13 @@ async fn start_link(
         ca_file: None,
         heartbeat: HeartbeatSettings {
             interval: heartbeat,
-            tags: [("sim".to_string(), "yes".to_string())].into(),
+            // `shard=<i mod 100>`: a target of 1 % of the fleet (`shard=0`), for what would
+            // be too heavy for all of it at once in one process (an 18 MB plugin each).
+            tags: [
+                ("sim".to_string(), "yes".to_string()),
+                ("shard".to_string(), (agent.index % SHARDS).to_string()),
+            ]
+            .into(),
             hostname: format!("sim-{:05}", agent.index),
         },
         outbox_cap: OUTBOX_CAP,

@@ -15,7 +15,8 @@ pub mod host;
 pub mod sandbox;
 
 pub use fleet::{
-    FleetOptions, SetupTimes, SimAgentHandle, SimError, SimFleet, Stopped, ledger, progress_until,
+    FleetOptions, SHARDS, SetupTimes, SimAgentHandle, SimError, SimFleet, Stopped, ledger,
+    progress_until,
 };
 pub use host::host_main;
 pub use sandbox::{RUNBOOK, Sandbox, SimAgent};

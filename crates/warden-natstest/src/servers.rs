@@ -412,6 +412,21 @@ impl Nats {
         format!("http://127.0.0.1:{}", self.node(node).monitor_port)
     }
 
+    /// The body of `GET <path>` (`/varz`, `/connz?limit=100000`, ...) from the node's
+    /// monitoring endpoint; an answer other than 200 is an error naming it.
+    pub fn monitor(&self, node: usize, path: &str) -> Result<String, Error> {
+        let port = self.node(node).monitor_port;
+        let failed = |message: String| Error::Io {
+            what: format!("GET {path} from nats-server {}", self.name(node)),
+            source: std::io::Error::other(message),
+        };
+        let (status, body) = monitor_get(port, path, 256 << 20).map_err(failed)?;
+        if status != "200" {
+            return Err(failed(format!("answered {status}")));
+        }
+        Ok(body)
+    }
+
     /// The node's JetStream store directory, kept across [`Nats::restart`].
     pub fn store_dir(&self, node: usize) -> PathBuf {
         self.node(node).store_dir()
@@ -541,33 +556,43 @@ fn free_ports(count: usize) -> Result<Vec<u16>> {
 }
 
 /// `GET <health path>` on the monitoring port; `Err` says why it is not (yet) healthy.
-fn healthz(port: u16, health: Health) -> Result<(), String> {
+/// `GET path` from the monitoring endpoint on `port`: (status, body), the answer read up to
+/// `cap` bytes.
+fn monitor_get(port: u16, path: &str, cap: u64) -> Result<(String, String), String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
         .map_err(|e| format!("monitoring port {port}: {e}"))?;
-    let timeout = Some(Duration::from_secs(2));
+    let timeout = Some(Duration::from_secs(5));
     stream
         .set_read_timeout(timeout)
         .and_then(|()| stream.set_write_timeout(timeout))
         .map_err(|e| format!("monitoring port {port}: {e}"))?;
     // HTTP/1.0: the server closes the connection after the answer, which ends the read.
-    write!(
-        stream,
-        "GET {} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-        health.path()
-    )
-    .map_err(|e| format!("monitoring port {port}: {e}"))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .map_err(|e| format!("monitoring port {port}: {e}"))?;
     let mut answer = String::new();
     stream
-        .take(64 << 10)
+        .take(cap)
         .read_to_string(&mut answer)
         .map_err(|e| format!("monitoring port {port}: {e}"))?;
-    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    let status = answer.split_whitespace().nth(1).unwrap_or("").to_string();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+fn healthz(port: u16, health: Health) -> Result<(), String> {
+    let (status, body) = monitor_get(port, health.path(), 64 << 10)?;
     if status == "200" {
         return Ok(());
     }
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
-    Err(format!("{} answered {status}: {body}", health.path()))
+    Err(format!(
+        "{} answered {status}: {}",
+        health.path(),
+        body.trim()
+    ))
 }
 
 /// Live processes (zombies excluded) whose command line mentions `needle`, this one excluded:

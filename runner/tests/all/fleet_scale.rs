@@ -3,7 +3,8 @@
 //! NATS connection, ledger and outbox) on a 3-node nats-server cluster with the results stream
 //! R3, driven by a real controller in this process. One dispatch to all; a SIGKILL of the
 //! results stream's leader in the middle of it, then its restart; nothing lost, nothing run
-//! twice.
+//! twice. Then desired state at scale (issue 16): a signed plugin published to all converges on
+//! every agent, one of them offline during the publish and converging when it comes back.
 //!
 //! "The middle" is made exact rather than timed: every second agent's run waits at the
 //! sandbox's gate after its plugin ran; the leader is killed once the controller has stored the
