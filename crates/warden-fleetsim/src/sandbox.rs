@@ -207,6 +207,8 @@ impl FleetAgent for SimAgent {
         Inventory {
             plugins: vec![self.sandbox.plugin.clone()],
             open_incidents: 0,
+            // Simulated agents run no patch discovery.
+            patches: None,
         }
     }
 

@@ -253,6 +253,7 @@ impl SeedAgent {
             tags: self.tags.clone(),
             plugins: self.plugins.clone(),
             open_incidents: self.open_incidents,
+            patches: None,
             sent_at: UnixMillis::now(),
             seq: 1,
             interval_ms: INTERVAL_MS,
