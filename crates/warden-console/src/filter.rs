@@ -99,13 +99,14 @@ mod tests {
         assert_eq!(q.presence, Some(Presence::Offline));
         assert!(q.failing);
         assert!(!q.reboot_required && !q.patches_pending);
-        let q = parse("is:reboot is:patches").expect("parses");
-        assert!(q.reboot_required && q.patches_pending);
-        assert_eq!(q.presence, None, "neither is a presence");
         assert_eq!(q.tags, vec![("role".to_string(), "db".to_string())]);
         assert_eq!(q.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
         assert_eq!(q.words, vec!["web-01".to_string()]);
         assert_eq!(parse("").expect("empty"), AgentQuery::default());
+        let patched = parse("is:reboot is:patches").expect("parses");
+        assert!(patched.reboot_required && patched.patches_pending);
+        assert_eq!(patched.presence, None, "neither is a presence");
+        assert!(!patched.failing);
     }
 
     #[test]
