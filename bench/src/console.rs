@@ -89,6 +89,7 @@ fn heartbeat(i: usize) -> anyhow::Result<Heartbeat> {
         tags,
         plugins: Vec::new(),
         open_incidents: u32::from(i.is_multiple_of(11)),
+        patches: None,
         sent_at: UnixMillis::now(),
         seq: 1,
         interval_ms: 15_000,

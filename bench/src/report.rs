@@ -44,6 +44,7 @@ fn heartbeat(tenant: &TenantId, i: usize) -> Heartbeat {
         tags: Default::default(),
         plugins: Vec::new(),
         open_incidents: 0,
+        patches: None,
         sent_at: UnixMillis::now(),
         seq: 1,
         interval_ms: 15_000,

@@ -4,6 +4,8 @@
 //! | --- | --- |
 //! | `is:online`, `is:overdue`, `is:offline`, `is:never-seen` | that presence |
 //! | `is:failing` | agents with open incidents (what failing checks open) |
+//! | `is:patches` | agents whose latest patch scan found upgradable packages |
+//! | `is:reboot` | agents whose latest patch scan says a reboot is required |
 //! | `tag:role=db` | tag `role` is `db` (`tag:os=linux` also matches the reported OS) |
 //! | `tenant:acme` | one tenant |
 //! | any other word | appears in the host name, name, id, tenant, OS or tags |
@@ -20,7 +22,8 @@ pub const MAX_TERMS: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
     #[error(
-        "unknown state {0:?}: use is:online, is:overdue, is:offline, is:never-seen or is:failing"
+        "unknown state {0:?}: use is:online, is:overdue, is:offline, is:never-seen, is:failing, \
+         is:patches or is:reboot"
     )]
     UnknownState(String),
     #[error("{0:?} is not tag:key=value")]
@@ -51,6 +54,14 @@ pub fn parse(text: &str) -> Result<AgentQuery, FilterError> {
                 "never-seen" => Presence::NeverSeen,
                 "failing" => {
                     q.failing = true;
+                    continue;
+                }
+                "patches" => {
+                    q.patches_pending = true;
+                    continue;
+                }
+                "reboot" => {
+                    q.reboot_required = true;
                     continue;
                 }
                 other => return Err(FilterError::UnknownState(other.to_string())),
@@ -87,10 +98,15 @@ mod tests {
         let q = parse("is:offline tag:role=db  tenant:acme web-01 is:failing").expect("parses");
         assert_eq!(q.presence, Some(Presence::Offline));
         assert!(q.failing);
+        assert!(!q.reboot_required && !q.patches_pending);
         assert_eq!(q.tags, vec![("role".to_string(), "db".to_string())]);
         assert_eq!(q.tenant.as_ref().map(|t| t.as_str()), Some("acme"));
         assert_eq!(q.words, vec!["web-01".to_string()]);
         assert_eq!(parse("").expect("empty"), AgentQuery::default());
+        let patched = parse("is:reboot is:patches").expect("parses");
+        assert!(patched.reboot_required && patched.patches_pending);
+        assert_eq!(patched.presence, None, "neither is a presence");
+        assert!(!patched.failing);
     }
 
     #[test]

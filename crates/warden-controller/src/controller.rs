@@ -120,6 +120,10 @@ pub struct AgentFilter {
     pub tenant: Option<TenantId>,
     pub tags: BTreeMap<String, String>,
     pub offline_only: bool,
+    /// Only agents whose latest patch scan says a reboot is required.
+    pub reboot_required_only: bool,
+    /// Only agents whose latest patch scan found upgradable packages.
+    pub patches_pending_only: bool,
 }
 
 pub struct Controller {
@@ -272,6 +276,12 @@ impl Controller {
                 }
             })
             .filter(|a| !filter.offline_only || !a.presence.is_online())
+            .filter(|a| {
+                !filter.reboot_required_only || a.record.patches.is_some_and(|p| p.reboot_required)
+            })
+            .filter(|a| {
+                !filter.patches_pending_only || a.record.patches.is_some_and(|p| p.pending > 0)
+            })
             .collect())
     }
 

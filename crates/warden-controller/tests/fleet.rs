@@ -41,6 +41,7 @@ async fn presence_goes_online_offline_and_back_with_heartbeats() {
         tenant: "acme".into(),
         tags: vec![],
         offline_only,
+        ..Default::default()
     };
     let agents = api
         .list_agents(list(false))

@@ -31,6 +31,9 @@ pub const MAX_OS_LEN: usize = 64;
 pub const MAX_HEARTBEAT_INTERVAL_MS: i64 = 10 * 60 * 1000;
 /// Shortest: 1 s (a shorter one is a load on the controller, not more presence).
 pub const MIN_HEARTBEAT_INTERVAL_MS: i64 = 1000;
+/// Most pending patches a heartbeat may report: far above any real machine's (a Debian
+/// archive has about 60,000 packages), so a larger count is a broken or lying agent.
+pub const MAX_PATCHES_PENDING: u32 = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -47,6 +50,11 @@ pub struct Heartbeat {
     pub plugins: Vec<PluginInfo>,
     #[serde(default)]
     pub open_incidents: u32,
+    /// The agent's latest patch scan; `None`: it never ran one (or is older than issue 18),
+    /// which is not "nothing pending". Left out of the JSON when `None`, so an older
+    /// controller reads the heartbeat as before and a newer one reads an older agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<PatchSummary>,
     pub sent_at: UnixMillis,
     /// Per agent process, from 1; a restart starts again at 1 (with a later `sent_at`).
     pub seq: u64,
@@ -60,6 +68,57 @@ pub struct PluginInfo {
     pub version: String,
     /// Hex SHA-256 of the installed component.
     pub sha256: String,
+}
+
+/// What the agent's latest patch discovery found (issue 18): the `patch-status` facts of
+/// `apt-updates` (docs/PATCHING.md), as the NOC's fleet table shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchSummary {
+    /// Upgradable packages.
+    pub pending: u32,
+    /// Of them, security updates (at most `pending`).
+    pub security: u32,
+    /// The machine must reboot to finish an upgrade (`/run/reboot-required`).
+    pub reboot_required: bool,
+    /// When the scan ran, by the agent's clock.
+    pub scanned_at: UnixMillis,
+}
+
+impl PatchSummary {
+    /// The counts as the NOC's tables show them: `12 (3 security)`, `4`, `0`.
+    pub fn pending_text(&self) -> String {
+        if self.security == 0 {
+            self.pending.to_string()
+        } else {
+            format!("{} ({} security)", self.pending, self.security)
+        }
+    }
+
+    /// The wire's bounds (see [`Message::check`] of [`Heartbeat`]).
+    pub fn check(&self) -> Result<(), Malformed> {
+        if self.pending > MAX_PATCHES_PENDING {
+            return Err(Malformed::new(
+                "patches.pending",
+                format!("{} pending, at most {MAX_PATCHES_PENDING}", self.pending),
+            ));
+        }
+        if self.security > self.pending {
+            return Err(Malformed::new(
+                "patches.security",
+                format!(
+                    "{} security updates of {} pending",
+                    self.security, self.pending
+                ),
+            ));
+        }
+        if self.scanned_at.as_millis() <= 0 {
+            return Err(Malformed::new(
+                "patches.scanned_at",
+                format!("{} is not a time", self.scanned_at.as_millis()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Heartbeat {
@@ -77,7 +136,7 @@ impl Heartbeat {
         )
     }
 
-    /// A heartbeat with no tags, plugins or incidents.
+    /// A heartbeat with no tags, plugins, incidents or patch scan.
     pub fn new(
         tenant: TenantId,
         agent: AgentId,
@@ -95,6 +154,7 @@ impl Heartbeat {
             tags: BTreeMap::new(),
             plugins: Vec::new(),
             open_incidents: 0,
+            patches: None,
             sent_at,
             seq,
             interval_ms,
@@ -145,6 +205,9 @@ impl Message for Heartbeat {
             if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Malformed::new("plugins.sha256", "not 64 hex digits"));
             }
+        }
+        if let Some(patches) = &self.patches {
+            patches.check()?;
         }
         Ok(())
     }

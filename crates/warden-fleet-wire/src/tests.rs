@@ -319,3 +319,91 @@ fn events_round_trip_with_their_msg_id() {
     e.subject = String::new();
     assert!(matches!(encode(&e), Err(WireError::Malformed(..))));
 }
+
+#[test]
+fn a_patch_summary_round_trips_and_is_absent_when_never_scanned() {
+    let me = agent();
+    let mut hb = Heartbeat::new(tenant("acme"), me, NOW, 1, 30_000);
+    // Never scanned: no `patches` key at all, so an older controller sees the heartbeat it
+    // always saw, and a heartbeat without the key (an older agent's) decodes to `None`.
+    let json = String::from_utf8(encode(&hb).expect("encode")).expect("utf8");
+    assert!(!json.contains("patches"), "{json}");
+    let back: Heartbeat = decode(json.as_bytes()).expect("decode");
+    assert_eq!(back.patches, None);
+
+    hb.patches = Some(PatchSummary {
+        pending: 12,
+        security: 3,
+        reboot_required: true,
+        scanned_at: NOW.plus_millis(-60_000),
+    });
+    let json = String::from_utf8(encode(&hb).expect("encode")).expect("utf8");
+    assert!(
+        json.contains(
+            "\"patches\":{\"pending\":12,\"security\":3,\"reboot_required\":true,\"scanned_at\":1764589940000}"
+        ),
+        "{json}"
+    );
+    let back: Heartbeat = decode(json.as_bytes()).expect("decode");
+    assert_eq!(back, hb);
+    // Nothing pending after a scan is a summary of zeros, not `None`.
+    hb.patches = Some(PatchSummary {
+        pending: 0,
+        security: 0,
+        reboot_required: false,
+        scanned_at: NOW,
+    });
+    let back: Heartbeat = decode(&encode(&hb).expect("encode")).expect("decode");
+    assert_eq!(back.patches.map(|p| p.pending), Some(0));
+}
+
+#[test]
+fn patch_summary_bounds_hold() {
+    let me = agent();
+    let mut hb = Heartbeat::new(tenant("acme"), me, NOW, 1, 30_000);
+    let at_bound = PatchSummary {
+        pending: heartbeat::MAX_PATCHES_PENDING,
+        security: heartbeat::MAX_PATCHES_PENDING,
+        reboot_required: false,
+        scanned_at: NOW,
+    };
+    hb.patches = Some(at_bound);
+    assert!(encode(&hb).is_ok(), "every bound at once is accepted");
+    for (field, bad) in [
+        (
+            "patches.pending",
+            PatchSummary {
+                pending: heartbeat::MAX_PATCHES_PENDING + 1,
+                security: 0,
+                ..at_bound
+            },
+        ),
+        (
+            "patches.security",
+            PatchSummary {
+                pending: 2,
+                security: 3,
+                ..at_bound
+            },
+        ),
+        (
+            "patches.scanned_at",
+            PatchSummary {
+                scanned_at: UnixMillis(0),
+                ..at_bound
+            },
+        ),
+    ] {
+        hb.patches = Some(bad);
+        match encode(&hb) {
+            Err(WireError::Malformed(m, _)) => assert_eq!(m.field, field, "{m}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        // A peer's bytes with the same summary are refused on decode too.
+        let json = serde_json::to_vec(&hb).expect("json");
+        assert!(
+            matches!(decode::<Heartbeat>(&json), Err(WireError::Malformed(..))),
+            "{bad:?}"
+        );
+    }
+}

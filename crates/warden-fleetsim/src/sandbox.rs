@@ -297,6 +297,8 @@ impl FleetAgent for SimAgent {
         Inventory {
             plugins,
             open_incidents: 0,
+            // Simulated agents run no patch discovery.
+            patches: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! API can answer "what is this machine" without re-running discovery.
 
 use super::{History, HistoryError, now_ms};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,21 +30,43 @@ impl History {
         .map(drop)
     }
 
+    /// When each discovery plugin last reported, by plugin name, without the facts: what a
+    /// reader that keeps its own copy of the facts checks before reading them again.
+    pub fn inventory_stamps(&self) -> Result<Vec<(String, i64)>, HistoryError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT plugin, collected_ms FROM inventory ORDER BY plugin")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
+    /// The latest facts of one discovery plugin.
+    pub fn inventory_of(&self, plugin: &str) -> Result<Option<InventoryRow>, HistoryError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT plugin, version, collected_ms, facts FROM inventory WHERE plugin = ?1",
+            )?;
+            stmt.query_row([plugin], row).optional()
+        })
+    }
+
     /// The latest facts of every discovery plugin, by plugin name.
     pub fn inventory(&self) -> Result<Vec<InventoryRow>, HistoryError> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT plugin, version, collected_ms, facts FROM inventory ORDER BY plugin",
             )?;
-            stmt.query_map([], |r| {
-                Ok(InventoryRow {
-                    plugin: r.get(0)?,
-                    version: r.get(1)?,
-                    collected_ms: r.get(2)?,
-                    facts: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
-                })
-            })?
-            .collect()
+            stmt.query_map([], row)?.collect()
         })
     }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InventoryRow> {
+    Ok(InventoryRow {
+        plugin: r.get(0)?,
+        version: r.get(1)?,
+        collected_ms: r.get(2)?,
+        facts: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+    })
 }

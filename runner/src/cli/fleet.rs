@@ -54,6 +54,12 @@ pub enum FleetCommand {
         /// Only agents that are not online.
         #[arg(long)]
         offline: bool,
+        /// Only agents whose latest patch scan says a reboot is required.
+        #[arg(long)]
+        reboot: bool,
+        /// Only agents whose latest patch scan found upgradable packages.
+        #[arg(long)]
+        patches: bool,
     },
     /// Run a runbook on a target and show the results live.
     Run {
@@ -221,6 +227,29 @@ pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) {
     output::print_table(&t);
 }
 
+/// The agent's latest patch scan as the console shows it: `12 (3 security)`, or `-` when it
+/// never reported one (not 0).
+fn patches_cell(p: Option<&pb::PatchesView>) -> String {
+    p.map_or_else(|| "-".to_string(), |p| summary(p).pending_text())
+}
+
+/// `required` when the latest patch scan says so, blank otherwise.
+fn reboot_cell(p: Option<&pb::PatchesView>) -> String {
+    match p {
+        Some(p) if p.reboot_required => paint::status("required"),
+        _ => String::new(),
+    }
+}
+
+fn summary(p: &pb::PatchesView) -> warden_fleet_wire::PatchSummary {
+    warden_fleet_wire::PatchSummary {
+        pending: p.pending,
+        security: p.security,
+        reboot_required: p.reboot_required,
+        scanned_at: warden_fleet_wire::UnixMillis(p.scanned_at),
+    }
+}
+
 pub(super) fn short(agent: &str) -> String {
     agent.chars().take(12).collect()
 }
@@ -237,12 +266,16 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             tenant,
             tags,
             offline,
+            reboot,
+            patches,
         } => {
             let agents = client
                 .list_agents(pb::ListAgentsRequest {
                     tenant: tenant.unwrap_or_default(),
                     tags,
                     offline_only: offline,
+                    reboot_required_only: reboot,
+                    patches_pending_only: patches,
                 })
                 .await
                 .map_err(status_error)?
@@ -271,6 +304,8 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                         inert(&a.version).into_owned(),
                         a.plugins.len().to_string(),
                         a.open_incidents.to_string(),
+                        patches_cell(a.patches.as_ref()),
+                        reboot_cell(a.patches.as_ref()),
                         inert(&tags.join(",")).into_owned(),
                     ]
                 })
@@ -286,6 +321,8 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                     "VERSION",
                     "PLUGINS",
                     "INCIDENTS",
+                    "PATCHES",
+                    "REBOOT",
                     "TAGS",
                 ],
                 &rows,

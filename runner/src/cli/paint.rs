@@ -40,7 +40,7 @@ fn color_of(word: &str) -> Option<&'static str> {
         "failed" | "critical" | "refused" | "offline" | "expired" | "error" | "revoked"
         | "halted" | "denied" => Some(RED),
         "warning" | "unknown" | "running" | "queued" | "missing" | "overdue" | "cancelled"
-        | "interrupted" | "pending" | "paused" => Some(YELLOW),
+        | "interrupted" | "pending" | "paused" | "required" => Some(YELLOW),
         _ => None,
     }
 }

@@ -22,6 +22,7 @@ mod fleet_approvals;
 mod fleet_dist;
 mod fleet_e2e;
 mod fleet_metrics;
+mod fleet_patches;
 mod fleet_policy;
 mod fleet_publish;
 mod fleet_renewal;

@@ -12,6 +12,7 @@
 
 use super::AgentState;
 use super::events::RunEventKind;
+use super::patches::PatchFacts;
 use super::runs::TriggerError;
 use super::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
 use crate::fleet::seam::{
@@ -35,6 +36,8 @@ const MAX_INSTALLED_BUNDLE_BYTES: u64 = warden_fleet_wire::command::MAX_BUNDLE_B
 pub struct DaemonFleetAgent {
     pub state: Arc<AgentState>,
     pub handle: tokio::runtime::Handle,
+    /// What the heartbeat last read of the history's patch facts.
+    pub patches: PatchFacts,
 }
 
 fn untrusted(message: impl Into<String>) -> RunRefused {
@@ -219,9 +222,14 @@ impl FleetAgent for DaemonFleetAgent {
             .iter()
             .filter(|m| matches!(history.open_incident_row(&m.name), Ok(Some(_))))
             .count();
+        let patches = self.patches.latest(history).unwrap_or_else(|e| {
+            tracing::warn!("fleet heartbeat: patch facts unreadable: {e}");
+            None
+        });
         Inventory {
             plugins,
             open_incidents: u32::try_from(open_incidents).unwrap_or(u32::MAX),
+            patches,
         }
     }
 

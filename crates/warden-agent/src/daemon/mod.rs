@@ -10,6 +10,7 @@ pub mod events;
 pub mod executor;
 pub mod fleet;
 mod fleet_runbooks;
+pub mod patches;
 pub mod reload;
 pub mod retention;
 pub mod runs;
@@ -261,6 +262,7 @@ async fn start_fleet_link(
         agent: Arc::new(fleet::DaemonFleetAgent {
             state: state.clone(),
             handle: tokio::runtime::Handle::current(),
+            patches: Default::default(),
         }),
         audit: state.runner.audit_shared(),
         events: Some(state.events.subscribe()),

@@ -8,7 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::oneshot;
 use warden_fleet_wire::{
-    DeployRefusal, ItemKind, PluginInfo, RefusalReason, RunId, StepSummary, UnixMillis,
+    DeployRefusal, ItemKind, PatchSummary, PluginInfo, RefusalReason, RunId, StepSummary,
+    UnixMillis,
 };
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -75,6 +76,8 @@ pub struct RunOutcome {
 pub struct Inventory {
     pub plugins: Vec<PluginInfo>,
     pub open_incidents: u32,
+    /// The latest patch scan's summary; `None`: none ran. Never a scan run for the heartbeat.
+    pub patches: Option<PatchSummary>,
 }
 
 /// A plugin the agent installed for its desired state.
@@ -110,7 +113,8 @@ pub trait FleetAgent: Send + Sync + 'static {
         accepted: oneshot::Sender<UnixMillis>,
     ) -> BoxFuture<Result<RunOutcome, RunRefused>>;
 
-    /// Installed plugins and open incidents. Blocking (store and history reads).
+    /// Installed plugins, open incidents and the latest patch scan. Blocking (store and
+    /// history reads); called every heartbeat interval, so it must stay cheap.
     fn inventory(&self) -> Inventory;
 
     /// Install a signed plugin bundle of the desired state through the agent's one install

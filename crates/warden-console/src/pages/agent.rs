@@ -50,6 +50,14 @@ pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup 
                     tr { th { "Revoked" } td { (when(a.revoked_at, now)) } }
                 }
                 tr { th { "Open incidents" } td { (a.open_incidents) } }
+                @match a.patches {
+                    Some(p) => {
+                        tr { th { "Patches pending" } td #patches { (p.pending_text()) } }
+                        tr { th { "Reboot required" } td #reboot { (if p.reboot_required { "yes" } else { "no" }) } }
+                        tr { th { "Last patch scan" } td { (when(Some(p.scanned_at), now)) } }
+                    }
+                    None => tr { th { "Patches pending" } td #patches { "- (no patch scan reported)" } },
+                }
             }
         }
         section {

@@ -1,13 +1,13 @@
 //! The fleet table: one page of the agents the filter selects, sortable by column.
 //!
-//! Columns are what the controller knows of each agent. Patches pending and reboot required
-//! are not among them yet (no heartbeat carries them), so the table leaves them out; "open
-//! incidents" is what failing checks opened on the agent.
+//! Columns are what the controller knows of each agent from its last heartbeat: "open
+//! incidents" is what failing checks opened on the agent; "patches" and "reboot" are its latest
+//! patch scan (`-`: it never reported one, which is not "nothing pending").
 
 use maud::{Markup, html};
 use warden_controller::noc::FleetPage;
 use warden_controller::store::query::SortKey;
-use warden_fleet_wire::UnixMillis;
+use warden_fleet_wire::{PatchSummary, UnixMillis};
 
 use super::{encode, layout, shown};
 use crate::session::Session;
@@ -61,6 +61,19 @@ fn tags(t: &std::collections::BTreeMap<String, String>) -> Markup {
     }
 }
 
+/// The patch cells: pending (with the scan's time on hover) and reboot.
+fn patches(p: Option<PatchSummary>) -> Markup {
+    html! {
+        @match p {
+            Some(p) => {
+                td.num.patches title=(format!("scanned {}", times::utc(p.scanned_at))) { (p.pending_text()) }
+                td.reboot { @if p.reboot_required { span.state.bad { "required" } } }
+            }
+            None => { td.num.patches { "-" } td.reboot {} }
+        }
+    }
+}
+
 pub fn page(
     session: &Session,
     view: &View,
@@ -77,7 +90,8 @@ pub fn page(
             button #apply type="submit" { "Filter" }
         }
         p.hint { "Filters: " code { "is:online" } ", " code { "is:overdue" } ", " code { "is:offline" } ", "
-            code { "is:failing" } ", " code { "tag:key=value" } ", " code { "tenant:name" } ", or any word." }
+            code { "is:failing" } ", " code { "is:patches" } ", " code { "is:reboot" } ", "
+            code { "tag:key=value" } ", " code { "tenant:name" } ", or any word." }
         @match result {
             Err(message) => p.problem role="alert" { (message) },
             Ok(fleet) => {
@@ -94,6 +108,8 @@ pub fn page(
                         th { "Status" }
                         (view.header(SortKey::LastSeen, "Last seen"))
                         (view.header(SortKey::Incidents, "Open incidents"))
+                        (view.header(SortKey::Patches, "Patches"))
+                        th { "Reboot" }
                     } }
                     tbody {
                         @for a in &fleet.agents {
@@ -111,6 +127,7 @@ pub fn page(
                                     None => "never",
                                 } }
                                 td.num { (r.open_incidents) }
+                                (patches(r.patches))
                             }
                         }
                     }

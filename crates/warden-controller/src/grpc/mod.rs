@@ -164,6 +164,12 @@ fn agent_pb(a: AgentView) -> pb::AgentView {
         presence: a.presence.name().to_string(),
         enrolled_at: r.enrolled_at.map_or(0, |t| t.as_millis()),
         revoked: r.revoked_at.is_some(),
+        patches: r.patches.map(|p| pb::PatchesView {
+            pending: p.pending,
+            security: p.security,
+            reboot_required: p.reboot_required,
+            scanned_at: p.scanned_at.as_millis(),
+        }),
     }
 }
 
@@ -238,6 +244,8 @@ impl Fleet for FleetApi {
             tenant: tenant(&r.tenant)?,
             tags: pairs(&r.tags, "tag")?,
             offline_only: r.offline_only,
+            reboot_required_only: r.reboot_required_only,
+            patches_pending_only: r.patches_pending_only,
         };
         let c = self.0.clone();
         let agents = blocking(move || c.list_agents(&caller, &filter)).await?;

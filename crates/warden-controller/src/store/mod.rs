@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use warden_fleet_identity::{AgentId, TenantId};
 use warden_fleet_wire::{
-    AgentEvent, Heartbeat, PluginInfo, RunId, RunResult, RunStatus, StepSummary, UnixMillis,
+    AgentEvent, Heartbeat, PatchSummary, PluginInfo, RunId, RunResult, RunStatus, StepSummary,
+    UnixMillis,
 };
 
 pub use sqlite::SqliteStore;
@@ -51,6 +52,8 @@ pub struct AgentRecord {
     pub interval_ms: i64,
     pub enrolled_at: Option<UnixMillis>,
     pub revoked_at: Option<UnixMillis>,
+    /// Its latest patch scan, from its last heartbeat; `None`: it never reported one.
+    pub patches: Option<PatchSummary>,
 }
 
 /// An incident event as a client report reads it.

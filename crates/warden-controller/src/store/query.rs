@@ -23,15 +23,18 @@ pub enum SortKey {
     Os,
     LastSeen,
     Incidents,
+    /// Patches pending (never-scanned agents first when ascending).
+    Patches,
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 5] = [
+    pub const ALL: [SortKey; 6] = [
         SortKey::Tenant,
         SortKey::Host,
         SortKey::Os,
         SortKey::LastSeen,
         SortKey::Incidents,
+        SortKey::Patches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl SortKey {
             SortKey::Os => "os",
             SortKey::LastSeen => "last-seen",
             SortKey::Incidents => "incidents",
+            SortKey::Patches => "patches",
         }
     }
 
@@ -56,6 +60,10 @@ pub struct AgentQuery {
     pub presence: Option<Presence>,
     /// Only agents with open incidents (what their failing checks opened).
     pub failing: bool,
+    /// Only agents whose latest patch scan says a reboot is required.
+    pub reboot_required: bool,
+    /// Only agents whose latest patch scan found upgradable packages.
+    pub patches_pending: bool,
     /// Tag `key = value` (the key `os` also matches the reported OS, as target selectors do).
     pub tags: Vec<(String, String)>,
     /// Each word must appear in the host name, name, id, tenant, OS or tags (case-insensitive).

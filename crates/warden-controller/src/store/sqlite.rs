@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 use warden_fleet_identity::{AgentId, TenantId};
 use warden_fleet_wire::{
-    AgentEvent, Heartbeat, RefusalReason, RunId, RunResult, RunStatus, UnixMillis,
+    AgentEvent, Heartbeat, PatchSummary, RefusalReason, RunId, RunResult, RunStatus, UnixMillis,
 };
 
 use super::{
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS agents (
     enrolled_at_ms INTEGER,
     revoked_at_ms INTEGER
 );
+-- Later columns of agents: AGENT_ADDED_COLUMNS.
 CREATE INDEX IF NOT EXISTS agents_tenant ON agents(tenant);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -96,6 +97,40 @@ CREATE TABLE IF NOT EXISTS state (
 );
 ";
 
+/// Columns of `agents` added after its first release, with their types. `CREATE TABLE IF NOT
+/// EXISTS` leaves an existing table as it is, so [`add_missing_columns`] adds these at every
+/// open to a table without them: a new store gets them the same way, an older store file
+/// gains them at its next start, and nothing else in it changes. Append only.
+const AGENT_ADDED_COLUMNS: &[(&str, &str)] = &[
+    // Issue 18, the latest patch scan (`Heartbeat::patches`); NULL: never scanned.
+    ("patches_pending", "INTEGER"),
+    ("patches_security", "INTEGER"),
+    ("reboot_required", "INTEGER"),
+    ("patches_scanned_ms", "INTEGER"),
+];
+
+/// Add to `table` those of `columns` it lacks (by `PRAGMA table_info`), in one transaction.
+fn add_missing_columns(
+    db: &mut Connection,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    let tx = db.transaction()?;
+    let present: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        stmt.query_map([table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for (name, kind) in columns {
+        if !present.iter().any(|p| p == name) {
+            // Names and types are this file's constants, never input.
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {kind};"))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct SqliteStore {
     db: Mutex<Connection>,
@@ -121,13 +156,14 @@ fn ms(v: Option<i64>) -> Option<UnixMillis> {
 impl SqliteStore {
     /// Open (or create) the store at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let db = Connection::open(path)?;
+        let mut db = Connection::open(path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // Every commit is on disk: a result acknowledged to JetStream must not be lost.
         db.pragma_update(None, "synchronous", "FULL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
+        add_missing_columns(&mut db, "agents", AGENT_ADDED_COLUMNS)?;
         db.execute_batch(desired::SCHEMA)?;
         desired::migrate(&db)?;
         db.execute_batch(approvals::SCHEMA)?;
@@ -167,7 +203,8 @@ fn status_from(status: &str, reason: Option<&str>) -> Result<RunStatus, StoreErr
 }
 
 const AGENT_COLUMNS: &str = "id, tenant, name, hostname, os, version, tags, plugins, \
-    open_incidents, last_seen_ms, interval_ms, enrolled_at_ms, revoked_at_ms";
+    open_incidents, last_seen_ms, interval_ms, enrolled_at_ms, revoked_at_ms, \
+    patches_pending, patches_security, reboot_required, patches_scanned_ms";
 
 fn agent_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
     Ok([
@@ -199,6 +236,28 @@ fn agent_from(row: &rusqlite::Row<'_>) -> Result<AgentRecord, StoreError> {
         interval_ms: row.get(10)?,
         enrolled_at: ms(row.get(11)?),
         revoked_at: ms(row.get(12)?),
+        patches: patches_from(row)?,
+    })
+}
+
+/// The patch columns (13 ..= 16 of [`AGENT_COLUMNS`]): all set by a heartbeat with a summary,
+/// all NULL otherwise.
+fn patches_from(row: &rusqlite::Row<'_>) -> Result<Option<PatchSummary>, StoreError> {
+    let pending: Option<u32> = row.get(13)?;
+    let security: Option<u32> = row.get(14)?;
+    let reboot: Option<bool> = row.get(15)?;
+    let scanned: Option<i64> = row.get(16)?;
+    Ok(match (pending, security, reboot, scanned) {
+        (Some(pending), Some(security), Some(reboot_required), Some(scanned)) => {
+            Some(PatchSummary {
+                pending,
+                security,
+                reboot_required,
+                scanned_at: UnixMillis(scanned),
+            })
+        }
+        (None, None, None, None) => None,
+        _ => return Err(corrupt("agent patches")("some columns unset".into())),
     })
 }
 
@@ -692,10 +751,13 @@ fn record_heartbeat_in(
         .optional()?;
     tx.execute(
         "INSERT INTO agents (id, tenant, hostname, os, version, tags, plugins, open_incidents,
-                             last_seen_ms, interval_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                             last_seen_ms, interval_ms, patches_pending, patches_security,
+                             reboot_required, patches_scanned_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT(id) DO UPDATE SET hostname = ?3, os = ?4, version = ?5, tags = ?6,
-             plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10",
+             plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10,
+             patches_pending = ?11, patches_security = ?12, reboot_required = ?13,
+             patches_scanned_ms = ?14",
         params![
             hb.agent.as_str(),
             hb.tenant.as_str(),
@@ -707,6 +769,11 @@ fn record_heartbeat_in(
             hb.open_incidents,
             received.as_millis(),
             hb.interval_ms,
+            // The heartbeat is the agent's whole inventory: no summary clears the last one.
+            hb.patches.map(|p| p.pending),
+            hb.patches.map(|p| p.security),
+            hb.patches.map(|p| p.reboot_required),
+            hb.patches.map(|p| p.scanned_at.as_millis()),
         ],
     )?;
     Ok(match before {

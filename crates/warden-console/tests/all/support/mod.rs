@@ -19,7 +19,7 @@ use warden_controller::rollout::{PlanRequest, RolloutView, StartRollout};
 use warden_controller::serve::{self, Options, Running};
 use warden_controller::{Controller, ControllerConfig, FleetError, ManualClock};
 use warden_fleet_identity::{AgentId, AgentKey, TenantId};
-use warden_fleet_wire::{Heartbeat, PluginInfo, RunResult, UnixMillis, WIRE_VERSION};
+use warden_fleet_wire::{Heartbeat, PatchSummary, PluginInfo, RunResult, UnixMillis, WIRE_VERSION};
 use warden_natstest::{Nats, Options as NatsOptions};
 
 pub const NOC_OPERATOR: &str = "tok-console-noc-operator";
@@ -222,6 +222,7 @@ pub struct SeedAgent {
     pub tags: BTreeMap<String, String>,
     pub plugins: Vec<PluginInfo>,
     pub open_incidents: u32,
+    pub patches: Option<PatchSummary>,
 }
 
 impl SeedAgent {
@@ -234,7 +235,19 @@ impl SeedAgent {
             tags: BTreeMap::new(),
             plugins: Vec::new(),
             open_incidents: 0,
+            patches: None,
         }
+    }
+
+    /// Its latest patch scan found `pending` upgrades (`security` of them security updates).
+    pub fn patched(mut self, pending: u32, security: u32, reboot_required: bool) -> SeedAgent {
+        self.patches = Some(PatchSummary {
+            pending,
+            security,
+            reboot_required,
+            scanned_at: UnixMillis::now().plus_millis(-60_000),
+        });
+        self
     }
 
     pub fn tag(mut self, k: &str, v: &str) -> SeedAgent {
@@ -253,6 +266,7 @@ impl SeedAgent {
             tags: self.tags.clone(),
             plugins: self.plugins.clone(),
             open_incidents: self.open_incidents,
+            patches: self.patches,
             sent_at: UnixMillis::now(),
             seq: 1,
             interval_ms: INTERVAL_MS,

@@ -50,6 +50,13 @@ fn clause(q: &AgentQuery, now: UnixMillis) -> (String, Vec<Value>) {
     if q.failing {
         terms.push("open_incidents > 0".into());
     }
+    // NULL (never scanned) is neither.
+    if q.reboot_required {
+        terms.push("reboot_required = 1".into());
+    }
+    if q.patches_pending {
+        terms.push("patches_pending > 0".into());
+    }
     for (key, value) in &q.tags {
         let tag = "EXISTS (SELECT 1 FROM json_each(agents.tags) j WHERE j.key = ? AND j.value = ?)";
         if key == "os" {
@@ -95,6 +102,7 @@ fn order(q: &AgentQuery) -> String {
         SortKey::Os => &["os", "hostname"],
         SortKey::LastSeen => &["last_seen_ms"],
         SortKey::Incidents => &["open_incidents"],
+        SortKey::Patches => &["patches_pending", "patches_security"],
     };
     let mut parts: Vec<String> = columns.iter().map(|c| format!("{c} {dir}")).collect();
     parts.push(format!("id {dir}"));

@@ -210,6 +210,165 @@ fn spent_tokens_are_rows_kept_until_their_tokens_expire_and_survive_a_reopen() {
     assert_eq!(store.spent_tokens(now + 61).expect("later").len(), 1);
 }
 
+fn agent_columns(path: &std::path::Path) -> Vec<String> {
+    let db = Connection::open(path).expect("db");
+    let mut stmt = db
+        .prepare("SELECT name FROM pragma_table_info('agents')")
+        .expect("table info");
+    stmt.query_map([], |r| r.get(0))
+        .expect("columns")
+        .collect::<Result<_, _>>()
+        .expect("columns")
+}
+
+#[test]
+fn a_store_of_the_old_schema_gains_the_patch_columns_and_keeps_its_agents() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("fleet.db");
+    let a = agent();
+    {
+        // `SCHEMA` is the tables of the first release (later columns are added at open, from
+        // `AGENT_ADDED_COLUMNS`): a store file of before issue 18.
+        let db = Connection::open(&path).expect("old store");
+        db.execute_batch(SCHEMA).expect("old schema");
+        db.execute(
+            "INSERT INTO agents (id, tenant, hostname, os, tags, open_incidents, last_seen_ms,
+                 interval_ms, enrolled_at_ms)
+             VALUES (?1, 'acme', 'db-1', 'linux', '{\"role\":\"db\"}', 2, ?2, 15000, ?2)",
+            params![a.as_str(), NOW.as_millis()],
+        )
+        .expect("an agent of the old store");
+    }
+    let before = agent_columns(&path);
+    assert!(
+        !before.iter().any(|c| c.starts_with("patches_")),
+        "{before:?}"
+    );
+
+    let store = SqliteStore::open(&path).expect("opens the old store");
+    let columns = agent_columns(&path);
+    assert_eq!(
+        columns[..before.len()],
+        before[..],
+        "the old columns as they were"
+    );
+    assert_eq!(
+        columns[before.len()..],
+        [
+            "patches_pending",
+            "patches_security",
+            "reboot_required",
+            "patches_scanned_ms"
+        ]
+    );
+    let old = store.agent(&a).expect("read").expect("the agent is kept");
+    assert_eq!(
+        (old.hostname.as_str(), old.open_incidents, old.last_seen),
+        ("db-1", 2, Some(NOW))
+    );
+    assert_eq!(old.tags.get("role").map(String::as_str), Some("db"));
+    assert_eq!(old.patches, None, "never scanned, not zero");
+
+    // Its next heartbeat's patch summary is stored, and survives a reopen (which adds nothing).
+    let scan = PatchSummary {
+        pending: 12,
+        security: 3,
+        reboot_required: true,
+        scanned_at: NOW.plus_millis(-5_000),
+    };
+    let mut hb = Heartbeat::new(acme(), a.clone(), NOW, 1, 15_000);
+    hb.hostname = "db-1".into();
+    hb.patches = Some(scan);
+    store.record_heartbeat(&hb, NOW).expect("heartbeat");
+    drop(store);
+    let store = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(agent_columns(&path), columns, "a second open adds nothing");
+    assert_eq!(
+        store.agent(&a).expect("read").expect("agent").patches,
+        Some(scan)
+    );
+    // A heartbeat without a summary (an older agent again) clears it.
+    hb.patches = None;
+    store.record_heartbeat(&hb, NOW).expect("heartbeat");
+    assert_eq!(store.agent(&a).expect("read").expect("agent").patches, None);
+}
+
+#[test]
+fn the_patch_filters_select_by_the_latest_scan_and_never_scanned_is_neither() {
+    use crate::store::query::{AgentQuery, SortKey};
+    let (_dir, store) = open();
+    let scan = |pending, security, reboot_required| PatchSummary {
+        pending,
+        security,
+        reboot_required,
+        scanned_at: NOW,
+    };
+    let agents: Vec<(AgentId, Option<PatchSummary>)> = vec![
+        (agent(), None),
+        (agent(), Some(scan(0, 0, false))),
+        (agent(), Some(scan(4, 1, false))),
+        (agent(), Some(scan(0, 0, true))),
+        (agent(), Some(scan(9, 9, true))),
+    ];
+    for (i, (a, patches)) in agents.iter().enumerate() {
+        let mut hb = Heartbeat::new(acme(), a.clone(), NOW, 1, 15_000);
+        hb.hostname = format!("host-{i}");
+        hb.patches = *patches;
+        store.record_heartbeat(&hb, NOW).expect("heartbeat");
+    }
+    let hosts = |q: AgentQuery| -> Vec<String> {
+        let page = store
+            .agent_page(
+                &AgentQuery {
+                    limit: 50,
+                    sort: SortKey::Host,
+                    ..q
+                },
+                NOW,
+            )
+            .expect("page");
+        assert_eq!(page.total, page.agents.len());
+        page.agents.into_iter().map(|a| a.hostname).collect()
+    };
+    assert_eq!(
+        hosts(AgentQuery {
+            reboot_required: true,
+            ..AgentQuery::default()
+        }),
+        ["host-3", "host-4"]
+    );
+    assert_eq!(
+        hosts(AgentQuery {
+            patches_pending: true,
+            ..AgentQuery::default()
+        }),
+        ["host-2", "host-4"]
+    );
+    assert_eq!(
+        hosts(AgentQuery {
+            patches_pending: true,
+            reboot_required: true,
+            ..AgentQuery::default()
+        }),
+        ["host-4"]
+    );
+    // Sorted by patches, most first; never scanned last.
+    let page = store
+        .agent_page(
+            &AgentQuery {
+                sort: SortKey::Patches,
+                descending: true,
+                limit: 50,
+                ..AgentQuery::default()
+            },
+            NOW,
+        )
+        .expect("page");
+    let order: Vec<&str> = page.agents.iter().map(|a| a.hostname.as_str()).collect();
+    assert_eq!(order[..2], ["host-4", "host-2"]);
+    assert_eq!(order[4], "host-0");
+}
+
 #[test]
 fn a_store_from_before_removals_gains_the_column_and_keeps_its_desired_rows() {
     let dir = tempfile::tempdir().expect("tmp");
