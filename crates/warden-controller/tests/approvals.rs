@@ -166,7 +166,9 @@ async fn a_run_above_the_threshold_waits_and_runs_once_a_second_operator_approve
     for agent in [&mut a, &mut b] {
         let c = agent.next_command().await;
         assert_eq!(c.run.as_str(), approved.run_id);
-        let warden_fleet_wire::CommandKind::RunRunbook(r) = &c.kind;
+        let warden_fleet_wire::CommandKind::RunRunbook(r) = &c.kind else {
+            panic!("a run command: {c:?}")
+        };
         assert_eq!(r.runbook.as_deref(), Some("patch"));
         assert_eq!(r.params.get("kb").map(String::as_str), Some("5031356"));
     }

@@ -62,6 +62,10 @@ pub struct Command {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum CommandKind {
     RunRunbook(RunRunbook),
+    /// Cancel the run `run` names (queued or running on this agent). Not a run of its own: it
+    /// takes no place in the ledger, and a replay or a cancel of a finished or unknown run does
+    /// nothing but its audit record.
+    Cancel,
 }
 
 /// Run a runbook: one installed on the agent by name, or a signed bundle carried here (its
@@ -175,6 +179,25 @@ impl Command {
         }
     }
 
+    /// A cancel of run `run` on one agent.
+    pub fn cancel(
+        run: RunId,
+        tenant: TenantId,
+        agent: AgentId,
+        issued_at: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Command {
+        Command {
+            v: WIRE_VERSION,
+            run,
+            tenant,
+            agent,
+            issued_at,
+            expires_at,
+            kind: CommandKind::Cancel,
+        }
+    }
+
     /// Where it is published: `fleet.cmd.<tenant>.<agent>`.
     pub fn nats_subject(&self) -> String {
         subjects::command(&self.tenant, &self.agent)
@@ -237,6 +260,7 @@ impl Message for Command {
         }
         match &self.kind {
             CommandKind::RunRunbook(r) => r.check(),
+            CommandKind::Cancel => Ok(()),
         }
     }
 }

@@ -112,12 +112,16 @@ fn malformed_commands_are_refused_by_encode_decode_and_validate() {
     ));
     // Neither a runbook nor a bundle.
     let mut empty = command(&me, 60_000);
-    let CommandKind::RunRunbook(r) = &mut empty.kind;
+    let CommandKind::RunRunbook(r) = &mut empty.kind else {
+        unreachable!("a run command")
+    };
     r.runbook = None;
     assert!(matches!(encode(&empty), Err(WireError::Malformed(..))));
     // A param value with a newline (a log line or a table cell must stay one line).
     let mut nl = command(&me, 60_000);
-    let CommandKind::RunRunbook(r) = &mut nl.kind;
+    let CommandKind::RunRunbook(r) = &mut nl.kind else {
+        unreachable!("a run command")
+    };
     r.params.insert("x".into(), "a\nb".into());
     assert!(matches!(encode(&nl), Err(WireError::Malformed(..))));
     // A runbook name that is not a name.
@@ -140,17 +144,23 @@ fn malformed_commands_are_refused_by_encode_decode_and_validate() {
 fn a_bundle_travels_as_base64_up_to_its_cap() {
     let me = agent();
     let mut c = command(&me, 60_000);
-    let CommandKind::RunRunbook(r) = &mut c.kind;
+    let CommandKind::RunRunbook(r) = &mut c.kind else {
+        unreachable!("a run command")
+    };
     r.bundle = Some(Bundle::new(vec![0xAB; MAX_BUNDLE_BYTES]));
     let bytes = encode(&c).expect("a bundle at its cap fits the command cap");
     assert!(bytes.len() <= command::MAX_COMMAND_BYTES);
     let back: Command = decode(&bytes).expect("decode");
-    let CommandKind::RunRunbook(r) = &back.kind;
+    let CommandKind::RunRunbook(r) = &back.kind else {
+        unreachable!("a run command")
+    };
     assert_eq!(
         r.bundle.as_ref().map(|b| b.bytes().len()),
         Some(MAX_BUNDLE_BYTES)
     );
-    let CommandKind::RunRunbook(r) = &mut c.kind;
+    let CommandKind::RunRunbook(r) = &mut c.kind else {
+        unreachable!("a run command")
+    };
     r.bundle = Some(Bundle::new(vec![0xAB; MAX_BUNDLE_BYTES + 1]));
     assert!(matches!(encode(&c), Err(WireError::Malformed(..))));
 }

@@ -378,6 +378,11 @@ impl FleetAgent for SimAgent {
         ))
     }
 
+    /// A simulated run is one plugin call, over before a cancel could reach it.
+    fn cancel(&self, _run: &RunId) -> warden_agent::fleet::seam::CancelOutcome {
+        warden_agent::fleet::seam::CancelOutcome::Unknown
+    }
+
     /// Simulated agents share one sandbox and policy: the same refusal.
     fn apply_policy(&self, _bundle: &[u8], _source: &str) -> Result<bool, InstallRefused> {
         Err(InstallRefused::new(

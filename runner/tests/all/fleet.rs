@@ -976,3 +976,65 @@ async fn serve_enrolls_at_its_first_start_with_a_configured_token() {
     assert!(agent.audit_log().contains("\"fleet.enrolled\""));
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_cancel_stops_the_run_and_its_result_says_cancelled() {
+    let fleet = Fleet::start().await;
+    let mut heartbeats = fleet.heartbeats().await;
+    let mut copies = fleet.result_copies().await;
+    let agent = fleet.agent();
+    fleet.install_signed(&agent, "sleepy", &sleepy_runbook("41.25"));
+    first_heartbeat(&mut heartbeats).await;
+    let command = fleet.command(RunRunbook {
+        runbook: Some("sleepy".into()),
+        bundle: None,
+        params: Default::default(),
+        dry_run: false,
+    });
+    // A cancel of a run the agent does not have: nothing happens but its audit record.
+    let early = Command::cancel(
+        command.run.clone(),
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+        UnixMillis::now().plus_millis(60_000),
+    );
+    fleet.send(&early).await;
+    wait_until(|| agent.audit_log().contains("\"outcome\":\"unknown\"")).await;
+    fleet.send(&command).await;
+    loop {
+        let (_, result) = next(&mut copies, "a result", |b| decode::<RunResult>(b).ok()).await;
+        if result.run == command.run {
+            assert_eq!(result.status, RunStatus::Running, "{result:?}");
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
+    let cancel = Command::cancel(
+        command.run.clone(),
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+        UnixMillis::now().plus_millis(60_000),
+    );
+    fleet.send(&cancel).await;
+    let (_, result) = final_result(&mut copies, &command.run).await;
+    assert_eq!(result.status, RunStatus::Cancelled, "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(41),
+        "the sleep was not cut short"
+    );
+    wait_until(|| agent.audit_log().contains("\"outcome\":\"cancelled\"")).await;
+    assert!(agent.audit_log().contains("\"run.cancel\""));
+    // The cancel is not a run: the run was queued once, and cancelled by the fleet.
+    let log = agent.audit_log();
+    let of_run = |event: &str| {
+        log.lines()
+            .filter(|l| l.contains(event) && l.contains(&format!("fleet:{}", command.run)))
+            .count()
+    };
+    assert_eq!((of_run("\"run.queued\""), of_run("\"run.cancel\"")), (1, 1));
+    // Replayed after the run ended: nothing to cancel, audited again.
+    fleet.send(&cancel).await;
+    wait_until(|| agent.audit_log().matches("\"outcome\":\"unknown\"").count() == 2).await;
+}

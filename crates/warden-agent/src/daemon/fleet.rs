@@ -16,17 +16,18 @@ use super::patches::PatchFacts;
 use super::runs::TriggerError;
 use super::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
 use crate::fleet::seam::{
-    BoxFuture, FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd, RunOutcome,
-    RunRefused,
+    BoxFuture, CancelOutcome, FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd,
+    RunOutcome, RunRefused,
 };
 use crate::install::InstallError;
 use crate::site_policy::PolicyRefused;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use warden_bundle::trust::TrustError;
 use warden_core::RunStatus;
 use warden_fleet_wire::{DeployRefusal, ItemKind};
-use warden_fleet_wire::{PluginInfo, RefusalReason, StepStatus, StepSummary, UnixMillis};
+use warden_fleet_wire::{PluginInfo, RefusalReason, RunId, StepStatus, StepSummary, UnixMillis};
 use warden_runbook::engine::StepStatus as EngineStepStatus;
 use warden_runbook::source::{self, RunbookSourceError};
 
@@ -38,6 +39,8 @@ pub struct DaemonFleetAgent {
     pub handle: tokio::runtime::Handle,
     /// What the heartbeat last read of the history's patch facts.
     pub patches: PatchFacts,
+    /// The agent's own run id of each fleet run going on, for a fleet cancel.
+    pub fleet_runs: Arc<std::sync::Mutex<HashMap<RunId, String>>>,
 }
 
 fn untrusted(message: impl Into<String>) -> RunRefused {
@@ -127,6 +130,8 @@ impl FleetAgent for DaemonFleetAgent {
     ) -> BoxFuture<Result<RunOutcome, RunRefused>> {
         let state = self.state.clone();
         let handle = self.handle.clone();
+        let fleet_runs = self.fleet_runs.clone();
+        let run_id = run.run.clone();
         Box::pin(async move {
             let triggered = tokio::task::spawn_blocking(move || {
                 let source = fleet_source(&state, &run)?;
@@ -143,8 +148,12 @@ impl FleetAgent for DaemonFleetAgent {
             .await
             .map_err(|e| RunRefused::new(RefusalReason::Busy, format!("the task failed: {e}")))??;
             let started_at = UnixMillis::now();
-            let _ = accepted.send(started_at);
             let local_run = triggered.live.id.clone();
+            let fleet_run = run_id.clone();
+            lock(&fleet_runs).insert(fleet_run.clone(), local_run.clone());
+            // Forgotten however the run's future ends.
+            let _forget = Forget(fleet_runs.clone(), fleet_run);
+            let _ = accepted.send(started_at);
             let mut events = triggered.live.subscribe();
             let mut steps = Vec::new();
             let mut first_failure = None;
@@ -268,11 +277,42 @@ impl FleetAgent for DaemonFleetAgent {
         }
     }
 
+    fn cancel(&self, run: &RunId) -> CancelOutcome {
+        let Some(local) = lock(&self.fleet_runs).get(run).cloned() else {
+            return CancelOutcome::Unknown;
+        };
+        match self.state.runs.cancel(&local, &format!("fleet:{run}")) {
+            Ok(Some(true)) => CancelOutcome::Cancelled,
+            Ok(Some(false)) => CancelOutcome::Finished,
+            Ok(None) => CancelOutcome::Unknown,
+            Err(e) => {
+                tracing::error!("fleet: cancelling {run} ({local}): {e}");
+                CancelOutcome::Unknown
+            }
+        }
+    }
+
     fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused> {
         self.state
             .runner
             .apply_policy_bundle(bundle, source)
             .map_err(|e| InstallRefused::new(policy_refusal(&e), e.to_string()))
+    }
+}
+
+fn lock(
+    runs: &std::sync::Mutex<HashMap<RunId, String>>,
+) -> std::sync::MutexGuard<'_, HashMap<RunId, String>> {
+    runs.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes a fleet run from the map when its future ends (finished or dropped).
+struct Forget(Arc<std::sync::Mutex<HashMap<RunId, String>>>, RunId);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        lock(&self.0).remove(&self.1);
     }
 }
 

@@ -263,6 +263,7 @@ async fn start_fleet_link(
             state: state.clone(),
             handle: tokio::runtime::Handle::current(),
             patches: Default::default(),
+            fleet_runs: Default::default(),
         }),
         audit: state.runner.audit_shared(),
         events: Some(state.events.subscribe()),

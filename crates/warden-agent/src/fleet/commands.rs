@@ -7,6 +7,9 @@
 //! 4. trust and run through the agent ([`FleetAgent::run`]: its own trust policy, its one
 //!    trigger path), publishing `running` when queued and the final result when done.
 //!
+//! A cancel is no run: after step 2 it goes to the agent ([`FleetAgent::cancel`]), audited
+//! `fleet.cancel`, and takes no place in the ledger.
+//!
 //! Every refusal is audited (`fleet.command-refused`, with the reason) and answered with a
 //! `refused` result, except a busy agent: it releases the run id and stays silent, so the
 //! controller's re-send retries (a final `refused: busy` would be kept as the run's answer).
@@ -41,6 +44,10 @@ impl LinkCore {
         if let Err(refusal) = command.validate(now, &self.identity.agent, &self.identity.tenant) {
             self.refuse(Some(&command.run), refusal.reason(), &refusal.to_string())
                 .await;
+            return;
+        }
+        if command.kind == CommandKind::Cancel {
+            self.cancel(command.run).await;
             return;
         }
         let (run, keep_until) = (command.run.clone(), command.keep_in_ledger_until());
@@ -93,8 +100,26 @@ impl LinkCore {
         }
     }
 
+    /// Cancel a run of this agent (its result then says `cancelled`, through the usual path).
+    async fn cancel(self: &Arc<Self>, run: RunId) {
+        let outcome = {
+            let run = run.clone();
+            self.blocking(move |core| Ok(core.agent.cancel(&run))).await
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome.name(),
+            Err(e) => {
+                tracing::error!("fleet: cancelling {run}: {e}");
+                "error"
+            }
+        };
+        self.audit("fleet.cancel", json!({ "run": run, "outcome": outcome }));
+    }
+
     async fn run(self: &Arc<Self>, command: Command) {
-        let CommandKind::RunRunbook(spec) = command.kind;
+        let CommandKind::RunRunbook(spec) = command.kind else {
+            return;
+        };
         let run = command.run;
         let request = FleetRun {
             run: run.clone(),

@@ -140,4 +140,28 @@ pub trait FleetAgent: Send + Sync + 'static {
     /// Remove a plugin or a runbook of the desired state through the agent's own paths
     /// (audited; a plugin's anti-rollback mark stays). `Ok(false)`: it was not there. Blocking.
     fn remove(&self, kind: ItemKind, name: &str) -> Result<bool, InstallRefused>;
+
+    /// Cancel the run a fleet command started (queued or running). Blocking.
+    fn cancel(&self, run: &RunId) -> CancelOutcome;
+}
+
+/// What a fleet cancel found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It was queued or running, and is cancelled (its result says so).
+    Cancelled,
+    /// It had finished.
+    Finished,
+    /// This agent has no run of that id (never received, or refused).
+    Unknown,
+}
+
+impl CancelOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            CancelOutcome::Cancelled => "cancelled",
+            CancelOutcome::Finished => "finished",
+            CancelOutcome::Unknown => "unknown",
+        }
+    }
 }
