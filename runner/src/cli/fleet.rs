@@ -90,6 +90,8 @@ pub enum FleetCommand {
     },
     /// One run, agent by agent.
     Show { run_id: String },
+    /// Cancel a run on its agents that have not answered or are still running (operator).
+    Cancel { run_id: String },
     /// A single-use enrollment token for one agent of a tenant.
     EnrollToken {
         #[arg(long)]
@@ -525,6 +527,28 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        FleetCommand::Cancel { run_id } => {
+            let sent = client
+                .cancel_run(pb::GetRunRequest {
+                    run_id: run_id.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&serde_json::json!({ "cancel": {
+                    "run_id": run_id, "agents": sent.agents, "settled": sent.settled,
+                }}))?;
+            } else {
+                println!(
+                    "run {}: cancel sent to {} agents ({} had answered)",
+                    inert(&run_id),
+                    sent.agents,
+                    sent.settled
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         FleetCommand::Show { run_id } => {
             let view = client

@@ -991,16 +991,30 @@ async fn a_fleet_cancel_stops_the_run_and_its_result_says_cancelled() {
         params: Default::default(),
         dry_run: false,
     });
-    // A cancel of a run the agent does not have: nothing happens but its audit record.
+    // A cancel that comes before its run's command: the run is taken as cancelled, and the
+    // command, when it comes, gets that answer and never runs.
+    let first = fleet.command(RunRunbook {
+        runbook: Some("sleepy".into()),
+        bundle: None,
+        params: Default::default(),
+        dry_run: false,
+    });
     let early = Command::cancel(
-        command.run.clone(),
+        first.run.clone(),
         fleet.acme.clone(),
         fleet.agent_id.clone(),
         UnixMillis::now(),
-        UnixMillis::now().plus_millis(60_000),
+        first.expires_at,
     );
     fleet.send(&early).await;
-    wait_until(|| agent.audit_log().contains("\"outcome\":\"unknown\"")).await;
+    let (_, result) = final_result(&mut copies, &first.run).await;
+    assert_eq!(result.status, RunStatus::Cancelled, "{result:?}");
+    fleet.send(&first).await;
+    let (_, result) = final_result(&mut copies, &first.run).await;
+    assert_eq!(result.status, RunStatus::Cancelled, "{result:?}");
+    assert_eq!(runs_of(&agent, &first.run), 0, "a cancelled run never runs");
+
+    // A run going on: cut short.
     fleet.send(&command).await;
     loop {
         let (_, result) = next(&mut copies, "a result", |b| decode::<RunResult>(b).ok()).await;
@@ -1034,7 +1048,7 @@ async fn a_fleet_cancel_stops_the_run_and_its_result_says_cancelled() {
             .count()
     };
     assert_eq!((of_run("\"run.queued\""), of_run("\"run.cancel\"")), (1, 1));
-    // Replayed after the run ended: nothing to cancel, audited again.
+    // Replayed after the run ended: the ledger holds it, nothing changes.
     fleet.send(&cancel).await;
-    wait_until(|| agent.audit_log().matches("\"outcome\":\"unknown\"").count() == 2).await;
+    wait_until(|| agent.audit_log().contains("\"outcome\":\"finished\"")).await;
 }

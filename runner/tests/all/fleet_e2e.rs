@@ -712,3 +712,38 @@ fn a_run_dispatched_to_an_offline_agent_survives_a_controller_crash_and_runs_onc
         [("fleet-hello".to_string(), "succeeded".to_string())]
     );
 }
+
+#[test]
+fn warden_fleet_cancel_cuts_a_run_short_and_the_run_shows_cancelled() {
+    let fleet = Fleet::start();
+    let acme = fleet.agent("acme", "acme-db-1", "role = \"db\"", "600.5");
+    let other = fleet.agent("acme", "acme-db-2", "role = \"db\"", "600.5");
+    fleet.wait_presence(&acme, true);
+    fleet.wait_presence(&other, true);
+    let run = fleet.dispatch("sleepy", "tenant=acme");
+    fleet.wait_state(&run, &acme, "running");
+    fleet.wait_state(&run, &other, "running");
+    let line = fleet.fleet_human(&["cancel", &run]);
+    assert_eq!(
+        line.trim_end(),
+        format!("run {run}: cancel sent to 2 agents (0 had answered)")
+    );
+    for a in [&acme, &other] {
+        fleet.wait_state(&run, a, "cancelled");
+        let log = a.agent.audit_log();
+        let of_run = |event: &str| {
+            log.lines()
+                .filter(|l| l.contains(event) && l.contains(&format!("fleet:{run}")))
+                .count()
+        };
+        assert_eq!((of_run("\"run.queued\""), of_run("\"run.cancel\"")), (1, 1));
+    }
+    assert_eq!(fleet.run_view(&run).expect("run")["done"], true);
+    // Nothing left to cancel: sent to none.
+    let again = fleet.fleet(&["cancel", &run]);
+    assert_eq!(
+        (&again["cancel"]["agents"], &again["cancel"]["settled"]),
+        (&0.into(), &2.into())
+    );
+    assert_eq!(fleet.controller_audits("fleet.cancel", &run).len(), 2);
+}

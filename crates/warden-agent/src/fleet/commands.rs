@@ -7,8 +7,9 @@
 //! 4. trust and run through the agent ([`FleetAgent::run`]: its own trust policy, its one
 //!    trigger path), publishing `running` when queued and the final result when done.
 //!
-//! A cancel is no run: after step 2 it goes to the agent ([`FleetAgent::cancel`]), audited
-//! `fleet.cancel`, and takes no place in the ledger.
+//! A cancel is no run of its own: after step 2 it goes to the agent ([`FleetAgent::cancel`]);
+//! a run the agent never took is taken into the ledger as `cancelled` (its command, when it
+//! comes, gets that answer and never runs). Audited `fleet.cancel` with what it found.
 //!
 //! Every refusal is audited (`fleet.command-refused`, with the reason) and answered with a
 //! `refused` result, except a busy agent: it releases the run id and stays silent, so the
@@ -16,7 +17,7 @@
 
 use super::core::{LinkCore, outgoing};
 use super::in_flight::{Seen, Taken};
-use super::seam::{FleetRun, RunEnd, RunOutcome, RunRefused};
+use super::seam::{CancelOutcome, FleetRun, RunEnd, RunOutcome, RunRefused};
 use serde_json::json;
 use std::sync::Arc;
 use warden_fleet_wire::result::{MAX_ERROR_LEN, MAX_STEP_DETAIL_LEN, MAX_STEP_NAME_LEN, MAX_STEPS};
@@ -47,7 +48,8 @@ impl LinkCore {
             return;
         }
         if command.kind == CommandKind::Cancel {
-            self.cancel(command.run).await;
+            let keep_until = command.keep_in_ledger_until();
+            self.cancel(command.run, keep_until, now).await;
             return;
         }
         let (run, keep_until) = (command.run.clone(), command.keep_in_ledger_until());
@@ -100,13 +102,40 @@ impl LinkCore {
         }
     }
 
-    /// Cancel a run of this agent (its result then says `cancelled`, through the usual path).
-    async fn cancel(self: &Arc<Self>, run: RunId) {
+    /// Cancel a run of this agent: a run going on is cancelled (its result then says
+    /// `cancelled`, through the usual path); a run this agent never took is taken now, into the
+    /// ledger, with a `cancelled` result, so its command, when it comes (a re-send), gets that
+    /// answer and never runs; a run the ledger holds already is left as it is.
+    async fn cancel(self: &Arc<Self>, run: RunId, keep_until: UnixMillis, now: UnixMillis) {
         let outcome = {
             let run = run.clone();
             self.blocking(move |core| Ok(core.agent.cancel(&run))).await
         };
         let outcome = match outcome {
+            Ok(CancelOutcome::Unknown) => {
+                let taken = {
+                    let run = run.clone();
+                    self.blocking(move |core| {
+                        core.in_flight.claim(&core.store, &run, keep_until, now)
+                    })
+                    .await
+                };
+                match taken {
+                    Ok(Taken::New) => {
+                        let mut result = self.result(&run, RunStatus::Cancelled);
+                        result.error = Some("cancelled by the fleet before it started".into());
+                        result.finished_at = Some(UnixMillis::now());
+                        self.finish(&run, &result).await;
+                        self.in_flight.done(&run);
+                        "cancelled-before-start"
+                    }
+                    Ok(Taken::Seen(_)) => "finished",
+                    Err(e) => {
+                        tracing::error!("fleet: cancelling {run} (ledger): {e}");
+                        "error"
+                    }
+                }
+            }
             Ok(outcome) => outcome.name(),
             Err(e) => {
                 tracing::error!("fleet: cancelling {run}: {e}");

@@ -45,6 +45,10 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         Access::Bearer(Role::Viewer),
     ),
     (
+        "/warden.fleet.v1.Fleet/CancelRun",
+        Access::Bearer(Role::Operator),
+    ),
+    (
         "/warden.fleet.v1.Fleet/WatchRun",
         Access::Bearer(Role::Viewer),
     ),

@@ -399,6 +399,19 @@ impl Fleet for FleetApi {
         Ok(Response::new(run_pb(view)))
     }
 
+    async fn cancel_run(
+        &self,
+        req: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::CancelRunResponse>, Status> {
+        let caller = caller(&req)?;
+        let id = run_id(&req.get_ref().run_id)?;
+        let sent = self.0.cancel_run(&caller, &id).await.map_err(status)?;
+        Ok(Response::new(pb::CancelRunResponse {
+            agents: u32::try_from(sent.agents).unwrap_or(u32::MAX),
+            settled: u32::try_from(sent.settled).unwrap_or(u32::MAX),
+        }))
+    }
+
     type WatchRunStream = RunStream;
 
     async fn watch_run(
