@@ -49,6 +49,7 @@ pub fn router(console: Shared) -> Router {
         .route("/agents/{id}/runs", post(trigger))
         .route("/runs/{id}", get(run))
         .route("/runs/{id}/live", get(live))
+        .route("/runs/{id}/cancel", post(cancel_run))
         .route("/rollouts", get(rollouts))
         .route("/rollouts/{id}", get(rollout))
         .route("/rollouts/{id}/{action}", post(rollout_action))
@@ -772,6 +773,32 @@ async fn rollout_action(
     }
     match outcome {
         Ok(_) => Redirect::to(&format!("/rollouts/{}", pages::encode(&id))).into_response(),
+        Err(e) => failure(&session, &e),
+    }
+}
+
+/// Cancel a run (operator; the controller decides): back to the run's page.
+async fn cancel_run(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let begun = begin_action(&c, &headers, &form, Some("run-cancel"), ("run", &id)).await;
+    let (session, caller, mut data) = match begun {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(run) = RunId::parse(id.clone()) else {
+        return not_found(&session, "run");
+    };
+    let outcome = c.controller.cancel_run(&caller, &run).await;
+    outcome_into(&mut data, &outcome);
+    if let Err(r) = audit(&c, "console.action", data).await {
+        return r;
+    }
+    match outcome {
+        Ok(_) => Redirect::to(&format!("/runs/{}", pages::encode(&id))).into_response(),
         Err(e) => failure(&session, &e),
     }
 }

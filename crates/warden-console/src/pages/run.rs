@@ -1,7 +1,9 @@
-//! One run: its request and each targeted agent's state, steps and error. The agents' table
+//! One run: its request, each targeted agent's state, steps and error, and for an operator a
+//! cancel of a run still going on. The agents' table
 //! is also what the live stream sends ([`agents_table`]), rendered (and escaped) here.
 
 use maud::{Markup, html};
+use warden_access::Role;
 use warden_controller::runs::RunView;
 use warden_fleet_wire::UnixMillis;
 
@@ -47,6 +49,11 @@ pub fn page(
     now: UnixMillis,
 ) -> Markup {
     let r = &view.run;
+    // Only operators see the button; the controller decides again on the POST.
+    let may_cancel = session
+        .caller
+        .as_ref()
+        .is_some_and(|c| c.role >= Role::Operator);
     let body = html! {
         h1 { "Run " code { (r.id.as_str()) } }
         table.facts {
@@ -56,6 +63,12 @@ pub fn page(
             tr { th { "Started" } td { (times::ago(r.created_at, now)) " (" (times::utc(r.created_at)) ")" } }
             tr { th { "Dry run" } td { (if r.dry_run { "yes" } else { "no" }) } }
             tr { th { "Expires" } td { (times::utc(r.expires_at)) } }
+        }
+        @if !view.done && may_cancel {
+            form.action method="post" action=(format!("/runs/{}/cancel", encode(r.id.as_str()))) {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button #cancel type="submit" { "Cancel the run" }
+            }
         }
         div #live data-live=[(!view.done).then(|| format!("/runs/{}/live", encode(r.id.as_str())))] {
             (agents_table(view, steps))

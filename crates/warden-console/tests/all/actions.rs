@@ -1,7 +1,7 @@
 //! The rollouts and approvals pages over plain HTTP: a viewer reads them but gets no buttons
 //! and a 403 for a POST (nothing changes, the refusal audited); an operator pauses, resumes
-//! and rolls back a rollout and approves another operator's request; self-approval is the
-//! controller's refusal, shown as its message.
+//! and rolls back a rollout, approves another operator's request and cancels a run;
+//! self-approval is the controller's refusal, shown as its message.
 
 use hyper::{StatusCode, header};
 use warden_access::Role;
@@ -322,4 +322,71 @@ async fn a_tenant_scoped_operator_sees_and_pauses_its_tenants_rollouts_only() {
     let r = act(&mut c, &format!("/rollouts/{ours}/pause"), &csrf).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(phase(&h, &ours), Phase::Paused);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_cancels_a_run_from_its_page_and_a_viewer_cannot() {
+    let h = Harness::start().await;
+    h.agents("acme", &["db-1"]);
+    let dispatched = h
+        .controller()
+        .dispatch(
+            &caller("noc-operator", Role::Operator),
+            DispatchRequest {
+                runbook: "disk-check".into(),
+                target: "tenant=acme".into(),
+                params: Default::default(),
+                dry_run: false,
+                ttl_secs: None,
+                bundle: None,
+            },
+        )
+        .await
+        .expect("dispatched");
+    let path = format!("/runs/{}", dispatched.run);
+
+    let mut viewer = Client::new(&h.url);
+    viewer.sign_in(NOC_VIEWER).await;
+    let page = viewer.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("id=\"cancel\""),
+        "no button for a viewer"
+    );
+    let csrf = page.csrf().expect("csrf");
+    let r = act(&mut viewer, &format!("{path}/cancel"), &csrf).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(h.audited("fleet.cancel").is_empty(), "nothing was sent");
+
+    let mut operator = Client::new(&h.url);
+    operator.sign_in(NOC_OPERATOR).await;
+    let page = operator.get(&path).await;
+    assert!(page.body.contains("id=\"cancel\""), "{}", page.body);
+    let csrf = page.csrf().expect("csrf");
+    let r = act(&mut operator, &format!("{path}/cancel"), &csrf).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.header(header::LOCATION).as_deref(), Some(path.as_str()));
+    let sent = h.audited("fleet.cancel");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (&sent[0]["agents"], &sent[0]["caller"]),
+        (&1.into(), &"noc-operator".into())
+    );
+    let actions: Vec<(String, String)> = h
+        .audited("console.action")
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or_default().to_string(),
+                a["decision"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("run-cancel".to_string(), "denied".to_string()),
+            ("run-cancel".to_string(), "done".to_string())
+        ]
+    );
 }
