@@ -289,6 +289,42 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
     assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
     assert_eq!(installed_version(&mut heartbeats, report.at).await, "0.4.0");
 
+    // A blob not there yet (a replica behind, a publish half done): reported unavailable, and
+    // tried again by the agent itself, with no new document or notice, once it is there.
+    let v5 = signed(&fleet, &agent, "0.5.0");
+    let v5_sha = warden_core::sha256_hex(&v5);
+    let mut ahead = DesiredState::new(
+        fleet.acme.clone(),
+        fleet.agent_id.clone(),
+        UnixMillis::now(),
+    );
+    ahead.plugins.push(DesiredPlugin {
+        name: PLUGIN.into(),
+        version: "0.5.0".into(),
+        sha256: v5_sha.clone(),
+        size: v5.len() as u64,
+    });
+    put_desired(&fleet, &ahead).await;
+    let report = report_for(&mut reports, &v5_sha).await;
+    assert_eq!(
+        refused(&report),
+        Some(DeployRefusal::Unavailable),
+        "{report:?}"
+    );
+    let js = async_nats::jetstream::new(fleet.controller.clone());
+    for (n, chunk) in (0u32..).zip(v5.chunks(BLOB_CHUNK_BYTES)) {
+        js.publish(
+            subjects::blob_chunk(&fleet.acme, &v5_sha, n),
+            chunk.to_vec().into(),
+        )
+        .await
+        .expect("chunk")
+        .await
+        .expect("stored");
+    }
+    let report = report_for(&mut reports, &v5_sha).await;
+    assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
+
     // Removal is a desired-state change: the agent removes it (audited) and reports it; its
     // anti-rollback mark stays, so an older version is still refused afterwards.
     let removal = "e".repeat(64);

@@ -1,8 +1,9 @@
 //! Desired state (issue 16): bring the installed plugins to what the agent's desired document
 //! names, on connect and at each notice of its own key.
 //!
-//! 1. Direct-Get the agent's own key `<tenant>.<agent>` of the KV bucket `desired` (no
-//!    consumer, no watcher: the notice on `fleet.desired.<t>.<a>` only says "read again").
+//! 1. The document: the one a notice on `fleet.desired.<t>.<a>` carries (KV RePublish of the
+//!    agent's own key `<tenant>.<agent>` in the bucket `desired`), else a Direct-Get of that
+//!    key (on connect, after a failure, and every 10 minutes); no consumer, no watcher.
 //! 2. For each item not yet settled in this process: if the plugin is installed at the desired
 //!    version, report `installed`; else fetch the bundle's chunks by digest
 //!    (`fleet.blob.<t>.<sha256>.<n>`, Direct-Get), check size and SHA-256, check the statement
@@ -21,7 +22,11 @@
 //!
 //! Idempotent: a digest settled (installed or refused for good) is remembered for the life of
 //! the process, so a re-announce of the same state does nothing; a transient refusal
-//! (blob missing, agent store failing) is tried again at the next notice. After a restart
+//! (blob missing, agent store failing) or a failed read is tried again with backoff (2 s, up to
+//! a minute). A notice carries the document itself (KV RePublish), which is used as it is: a
+//! Direct-Get may be answered by a replica that is behind (seen after a node restart: "not
+//! found" for a document just written). The document is read again every 10 minutes (spread by
+//! agent) whatever happens, since a notice may be lost. After a restart
 //! every item is evaluated once more (the trust policy may have changed); an installed one
 //! costs a version comparison and a report the controller already has.
 
@@ -32,6 +37,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use warden_fleet_identity::subjects;
@@ -58,7 +64,19 @@ enum ReadError {
     Misaddressed { tenant: String, agent: String },
 }
 
-/// The task: converge at each (re)connect and each notice, until `stop`.
+/// After a transient failure (a read or a chunk the server did not answer, the agent's own
+/// store failing), the first retry: 2 s, doubling up to [`RETRY_MAX`]. A follower that has not
+/// caught up after a node restart answers "not found" for a while; so does a server under the
+/// load of a thousand agents fetching at once.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Without a failure, the document is read again this often anyway (plus up to half of it, by
+/// agent, so a fleet does not read at once): a notice is core NATS and may be lost, and a read
+/// may be answered by a replica that is behind. One Direct-Get per agent per 10 minutes.
+const REREAD: Duration = Duration::from_secs(10 * 60);
+
+/// The task: converge at each (re)connect, each notice (from the notice's own document), after
+/// a transient failure (with backoff) and every [`REREAD`], until `stop`.
 pub(crate) async fn run(
     core: Arc<LinkCore>,
     client: async_nats::Client,
@@ -67,26 +85,77 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut settled = Settled::new();
+    let mut given: Option<DesiredState> = None;
+    let mut retry = RETRY_FIRST;
     loop {
-        // Wait until connected, then converge; then for a notice or a reconnect.
+        // Wait until connected, then converge; then for a notice, a reconnect or a timer.
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             ready = connected.wait_for(|c| *c) => if ready.is_err() { break },
         }
-        converge(&core, &client, &mut settled).await;
+        let wait = match converge(&core, &client, &mut settled, given.take()).await {
+            Pass::Done => {
+                retry = RETRY_FIRST;
+                spread(&core, REREAD)
+            }
+            Pass::Retry => {
+                let wait = retry;
+                retry = (retry * 2).min(RETRY_MAX);
+                wait
+            }
+        };
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
-            notice = notices.next() => if notice.is_none() { break },
+            notice = notices.next() => match notice {
+                None => break,
+                Some(m) => given = notice_document(&m),
+            },
             // A reconnect: read again (a notice may have been lost while away).
             changed = async {
                 let _ = connected.wait_for(|c| !*c).await;
                 connected.wait_for(|c| *c).await.map(|_| ())
             } => if changed.is_err() { break },
+            () = tokio::time::sleep(wait) => {}
         }
-        // Notices that came meanwhile are covered by the read that follows.
-        while let Some(Some(_)) = notices.next().now_or_never() {}
+        // Notices that came meanwhile: the last one's document is the newest.
+        while let Some(Some(m)) = notices.next().now_or_never() {
+            given = notice_document(&m);
+        }
     }
     let _ = notices.unsubscribe().await;
+}
+
+/// Whether a pass settled everything it could, or should be tried again soon.
+enum Pass {
+    Done,
+    Retry,
+}
+
+/// `base` plus up to half of it, by agent id: the same agent always waits the same, a fleet
+/// spreads over the interval.
+fn spread(core: &LinkCore, base: Duration) -> Duration {
+    let h = core
+        .identity
+        .agent
+        .as_str()
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    base + base.mul_f64((h % 1000) as f64 / 2000.0)
+}
+
+/// The document a notice carries (KV RePublish sends the value written); `None` (read it
+/// instead) when it carries none, or one that does not decode.
+fn notice_document(m: &async_nats::Message) -> Option<DesiredState> {
+    if m.payload.is_empty() {
+        return None;
+    }
+    match decode::<DesiredState>(&m.payload) {
+        Ok(doc) => Some(doc),
+        Err(e) => {
+            tracing::warn!("fleet: a desired-state notice is unreadable ({e}); reading instead");
+            None
+        }
+    }
 }
 
 /// `Option` of a ready future without waiting.
@@ -103,14 +172,23 @@ trait NowOrNever: std::future::Future + Sized {
 }
 impl<F: std::future::Future> NowOrNever for F {}
 
-async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &mut Settled) {
-    let desired = match read_desired(core, client).await {
+async fn converge(
+    core: &Arc<LinkCore>,
+    client: &async_nats::Client,
+    settled: &mut Settled,
+    given: Option<DesiredState>,
+) -> Pass {
+    let read = match given {
+        Some(doc) => addressed(core, doc).map(Some),
+        None => read_desired(core, client).await,
+    };
+    let desired = match read {
         Ok(Some(desired)) => desired,
-        Ok(None) => return,
-        // The transport: tried again at the next notice or reconnect.
+        Ok(None) => return Pass::Done,
+        // The transport: tried again soon.
         Err(e @ ReadError::Nats(_)) => {
             tracing::warn!("fleet: {e}");
-            return;
+            return Pass::Retry;
         }
         // What the controller wrote is refused: audited.
         Err(e) => {
@@ -119,7 +197,7 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
                 "fleet.desired-refused",
                 json!({ "error": one_line(&e.to_string(), MAX_ERROR_LEN) }),
             );
-            return;
+            return Pass::Done;
         }
     };
     // The policy first (it may trust a new plugin's signer), runbooks last (they may name the
@@ -130,7 +208,7 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
     pending.extend(desired.remove.into_iter().map(Item::removal));
     pending.retain(|item| !settled.contains_key(&item.sha256));
     if pending.is_empty() {
-        return;
+        return Pass::Done;
     }
     let needs_inventory = pending
         .iter()
@@ -141,12 +219,13 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
             Ok(inventory) => inventory,
             Err(e) => {
                 tracing::error!("fleet: the inventory task failed: {e}");
-                return;
+                return Pass::Retry;
             }
         }
     } else {
         Default::default()
     };
+    let mut pass = Pass::Done;
     for item in pending {
         let present = item.kind == ItemKind::Plugin
             && !item.removal
@@ -188,11 +267,14 @@ async fn converge(core: &Arc<LinkCore>, client: &async_nats::Client, settled: &m
             }),
         );
         let transient = reason.is_some_and(DeployRefusal::is_transient);
-        if !transient {
+        if transient {
+            pass = Pass::Retry;
+        } else {
             settled.insert(item.sha256.clone(), outcome);
         }
         report(core, &item, outcome, error).await;
     }
+    pass
 }
 
 /// One desired item: a plugin, a runbook, the site policy, or the removal of a plugin or
@@ -282,13 +364,19 @@ async fn read_desired(
         return Ok(None);
     }
     let desired: DesiredState = decode(&reply.payload)?;
+    addressed(core, desired).map(Some)
+}
+
+/// The document, if it is this agent's own.
+fn addressed(core: &LinkCore, desired: DesiredState) -> Result<DesiredState, ReadError> {
+    let (tenant, agent) = (&core.identity.tenant, &core.identity.agent);
     if &desired.tenant != tenant || &desired.agent != agent {
         return Err(ReadError::Misaddressed {
             tenant: desired.tenant.to_string(),
             agent: desired.agent.to_string(),
         });
     }
-    Ok(Some(desired))
+    Ok(desired)
 }
 
 /// Fetch, check and apply the desired site policy. The agent's policy check decides; the
