@@ -37,24 +37,19 @@ impl Controller {
             }),
         )?;
         let now = self.now();
-        for a in &unsettled {
-            let command = Command::cancel(
-                run.clone(),
-                a.tenant.clone(),
-                a.agent.clone(),
-                now,
-                view.run.expires_at.max(now),
-            );
-            let bytes = warden_fleet_wire::encode(&command)?;
-            self.nats
-                .publish(command.nats_subject(), bytes.into())
-                .await
-                .map_err(|e| FleetError::Nats(e.to_string()))?;
-        }
-        self.nats
-            .flush()
-            .await
-            .map_err(|e| FleetError::Nats(e.to_string()))?;
+        let commands: Vec<Command> = unsettled
+            .iter()
+            .map(|a| {
+                Command::cancel(
+                    run.clone(),
+                    a.tenant.clone(),
+                    a.agent.clone(),
+                    now,
+                    view.run.expires_at.max(now),
+                )
+            })
+            .collect();
+        self.publish_commands(&commands).await?;
         Ok(CancelSent {
             agents: unsettled.len(),
             settled: view.agents.len() - unsettled.len(),

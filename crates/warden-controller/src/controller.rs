@@ -439,18 +439,11 @@ impl Controller {
         if agents.is_empty() {
             return Ok(());
         }
-        for (agent, tenant) in agents {
-            let command = command_for(run, tenant, agent);
-            let bytes = warden_fleet_wire::encode(&command)?;
-            self.nats
-                .publish(command.nats_subject(), bytes.into())
-                .await
-                .map_err(|e| FleetError::Nats(e.to_string()))?;
-        }
-        self.nats
-            .flush()
-            .await
-            .map_err(|e| FleetError::Nats(e.to_string()))?;
+        let commands: Vec<Command> = agents
+            .iter()
+            .map(|(agent, tenant)| command_for(run, tenant, agent))
+            .collect();
+        self.publish_commands(&commands).await?;
         let ids: Vec<AgentId> = agents.iter().map(|(a, _)| a.clone()).collect();
         self.store.record_sends(&run.id, &ids, self.now())?;
         let n = u64::try_from(agents.len()).unwrap_or(u64::MAX);
@@ -460,6 +453,21 @@ impl Controller {
             p.changes += 1;
         });
         Ok(())
+    }
+
+    /// Publish each command on its agent's subject (core NATS), then flush.
+    pub(crate) async fn publish_commands(&self, commands: &[Command]) -> Result<(), FleetError> {
+        for command in commands {
+            let bytes = warden_fleet_wire::encode(command)?;
+            self.nats
+                .publish(command.nats_subject(), bytes.into())
+                .await
+                .map_err(|e| FleetError::Nats(e.to_string()))?;
+        }
+        self.nats
+            .flush()
+            .await
+            .map_err(|e| FleetError::Nats(e.to_string()))
     }
 
     pub fn run_view(&self, caller: &Caller, run: &RunId) -> Result<RunView, FleetError> {

@@ -168,15 +168,14 @@ impl Command {
         expires_at: UnixMillis,
         run_runbook: RunRunbook,
     ) -> Command {
-        Command {
-            v: WIRE_VERSION,
+        let when = (issued_at, expires_at);
+        Command::of(
             run,
             tenant,
             agent,
-            issued_at,
-            expires_at,
-            kind: CommandKind::RunRunbook(run_runbook),
-        }
+            when,
+            CommandKind::RunRunbook(run_runbook),
+        )
     }
 
     /// A cancel of run `run` on one agent.
@@ -187,6 +186,17 @@ impl Command {
         issued_at: UnixMillis,
         expires_at: UnixMillis,
     ) -> Command {
+        let when = (issued_at, expires_at);
+        Command::of(run, tenant, agent, when, CommandKind::Cancel)
+    }
+
+    fn of(
+        run: RunId,
+        tenant: TenantId,
+        agent: AgentId,
+        (issued_at, expires_at): (UnixMillis, UnixMillis),
+        kind: CommandKind,
+    ) -> Command {
         Command {
             v: WIRE_VERSION,
             run,
@@ -194,7 +204,7 @@ impl Command {
             agent,
             issued_at,
             expires_at,
-            kind: CommandKind::Cancel,
+            kind,
         }
     }
 

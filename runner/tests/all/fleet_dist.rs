@@ -57,13 +57,18 @@ fn signed(fleet: &Fleet, agent: &Agent, version: &str) -> Vec<u8> {
     std::fs::read(out).expect("bundle")
 }
 
-/// The controller's side: the bundle's chunks, then the agent's whole desired document.
-async fn desire(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
+/// The controller's side of a blob: the bundle's chunks, stored; its digest.
+pub(crate) async fn put_blob(fleet: &Fleet, bundle: &[u8]) -> String {
+    put_blob_as(fleet, bundle, &warden_core::sha256_hex(bundle)).await;
+    warden_core::sha256_hex(bundle)
+}
+
+/// The chunks of `bundle` stored under the digest `sha256` (a lying controller's may differ).
+async fn put_blob_as(fleet: &Fleet, bundle: &[u8], sha256: &str) {
     let js = async_nats::jetstream::new(fleet.controller.clone());
-    let sha256 = warden_core::sha256_hex(bundle);
     for (n, chunk) in (0u32..).zip(bundle.chunks(BLOB_CHUNK_BYTES)) {
         js.publish(
-            subjects::blob_chunk(&fleet.acme, &sha256, n),
+            subjects::blob_chunk(&fleet.acme, sha256, n),
             chunk.to_vec().into(),
         )
         .await
@@ -71,6 +76,11 @@ async fn desire(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
         .await
         .expect("chunk stored");
     }
+}
+
+/// The controller's side: the bundle's chunks, then the agent's whole desired document.
+async fn desire(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
+    let sha256 = put_blob(fleet, bundle).await;
     let mut doc = DesiredState::new(
         fleet.acme.clone(),
         fleet.agent_id.clone(),
@@ -86,7 +96,7 @@ async fn desire(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
     sha256
 }
 
-async fn put_desired(fleet: &Fleet, doc: &DesiredState) {
+pub(crate) async fn put_desired(fleet: &Fleet, doc: &DesiredState) {
     async_nats::jetstream::new(fleet.controller.clone())
         .publish(
             format!("$KV.{}.{}", subjects::DESIRED_BUCKET, doc.key()),
@@ -99,7 +109,7 @@ async fn put_desired(fleet: &Fleet, doc: &DesiredState) {
 }
 
 /// The next deploy report about `sha256`.
-async fn report_for(sub: &mut async_nats::Subscriber, sha256: &str) -> DeployReport {
+pub(crate) async fn report_for(sub: &mut async_nats::Subscriber, sha256: &str) -> DeployReport {
     loop {
         let (_, report) = next(sub, "a deploy report", |b| decode::<DeployReport>(b).ok()).await;
         if report.sha256 == sha256 {
@@ -133,7 +143,7 @@ fn audited(agent: &Agent, event: &str, needle: &str) -> usize {
         .count()
 }
 
-fn refused(report: &DeployReport) -> Option<DeployRefusal> {
+pub(crate) fn refused(report: &DeployReport) -> Option<DeployRefusal> {
     match report.outcome {
         DeployOutcome::Refused { reason } => Some(reason),
         DeployOutcome::Installed | DeployOutcome::Removed => None,
@@ -252,17 +262,7 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
         sha256: "0".repeat(64),
         size: v2.len() as u64,
     });
-    let js = async_nats::jetstream::new(fleet.controller.clone());
-    for (n, chunk) in (0u32..).zip(v2.chunks(BLOB_CHUNK_BYTES)) {
-        js.publish(
-            subjects::blob_chunk(&fleet.acme, &"0".repeat(64), n),
-            chunk.to_vec().into(),
-        )
-        .await
-        .expect("chunk")
-        .await
-        .expect("stored");
-    }
+    put_blob_as(&fleet, &v2, &"0".repeat(64)).await;
     put_desired(&fleet, &lying).await;
     let report = report_for(&mut reports, &"0".repeat(64)).await;
     assert_eq!(
@@ -311,17 +311,7 @@ async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_co
         Some(DeployRefusal::Unavailable),
         "{report:?}"
     );
-    let js = async_nats::jetstream::new(fleet.controller.clone());
-    for (n, chunk) in (0u32..).zip(v5.chunks(BLOB_CHUNK_BYTES)) {
-        js.publish(
-            subjects::blob_chunk(&fleet.acme, &v5_sha, n),
-            chunk.to_vec().into(),
-        )
-        .await
-        .expect("chunk")
-        .await
-        .expect("stored");
-    }
+    put_blob(&fleet, &v5).await;
     let report = report_for(&mut reports, &v5_sha).await;
     assert_eq!(report.outcome, DeployOutcome::Installed, "{report:?}");
 
@@ -385,18 +375,7 @@ fn runbook_bundle(
 
 /// The controller's side for a runbook: its chunks, then the agent's document naming it.
 async fn desire_runbook(fleet: &Fleet, name: &str, bundle: &[u8]) -> String {
-    let js = async_nats::jetstream::new(fleet.controller.clone());
-    let sha256 = warden_core::sha256_hex(bundle);
-    for (n, chunk) in (0u32..).zip(bundle.chunks(BLOB_CHUNK_BYTES)) {
-        js.publish(
-            subjects::blob_chunk(&fleet.acme, &sha256, n),
-            chunk.to_vec().into(),
-        )
-        .await
-        .expect("chunk")
-        .await
-        .expect("chunk stored");
-    }
+    let sha256 = put_blob(fleet, bundle).await;
     let mut doc = DesiredState::new(
         fleet.acme.clone(),
         fleet.agent_id.clone(),

@@ -7,14 +7,14 @@
 //! policy in force grants `disks` or not.
 
 use warden_fleet_identity::subjects;
-use warden_fleet_wire::desired::BLOB_CHUNK_BYTES;
 use warden_fleet_wire::{
-    DeployOutcome, DeployRefusal, DeployReport, DesiredPolicy, DesiredState, ItemKind,
-    RefusalReason, RunStatus, UnixMillis, decode, encode,
+    DeployOutcome, DeployRefusal, DesiredPolicy, DesiredState, ItemKind, RefusalReason, RunStatus,
+    UnixMillis,
 };
 
 use crate::daemon::{Agent, serve_in_process};
-use crate::fleet::{Fleet, first_heartbeat, next, ok, round_trip, warden};
+use crate::fleet::{Fleet, first_heartbeat, ok, round_trip, warden};
+use crate::fleet_dist::{put_blob, put_desired, refused, report_for};
 
 const DISKS: &str = r#"
 name = "disks"
@@ -72,18 +72,7 @@ fn sign(fleet: &Fleet, agent: &Agent, text: &str, version: &str, key: &str) -> V
 
 /// The controller's side: the bundle's chunks, then the agent's desired document naming it.
 async fn desire_policy(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
-    let js = async_nats::jetstream::new(fleet.controller.clone());
-    let sha256 = warden_core::sha256_hex(bundle);
-    for (n, chunk) in (0u32..).zip(bundle.chunks(BLOB_CHUNK_BYTES)) {
-        js.publish(
-            subjects::blob_chunk(&fleet.acme, &sha256, n),
-            chunk.to_vec().into(),
-        )
-        .await
-        .expect("chunk")
-        .await
-        .expect("chunk stored");
-    }
+    let sha256 = put_blob(fleet, bundle).await;
     let mut doc = DesiredState::new(
         fleet.acme.clone(),
         fleet.agent_id.clone(),
@@ -94,24 +83,8 @@ async fn desire_policy(fleet: &Fleet, bundle: &[u8], version: &str) -> String {
         sha256: sha256.clone(),
         size: bundle.len() as u64,
     });
-    js.publish(
-        format!("$KV.{}.{}", subjects::DESIRED_BUCKET, doc.key()),
-        encode(&doc).expect("encode").into(),
-    )
-    .await
-    .expect("put")
-    .await
-    .expect("stored");
+    put_desired(fleet, &doc).await;
     sha256
-}
-
-async fn report_for(sub: &mut async_nats::Subscriber, sha256: &str) -> DeployReport {
-    loop {
-        let (_, report) = next(sub, "a deploy report", |b| decode::<DeployReport>(b).ok()).await;
-        if report.sha256 == sha256 {
-            return report;
-        }
-    }
 }
 
 fn audited(agent: &Agent, event: &str) -> usize {
@@ -137,13 +110,6 @@ async fn disks_granted(fleet: &Fleet) -> bool {
             false
         }
         other => panic!("the disks run ended {other:?}: {:?}", result.error),
-    }
-}
-
-fn refused(report: &DeployReport) -> Option<DeployRefusal> {
-    match report.outcome {
-        DeployOutcome::Refused { reason } => Some(reason),
-        DeployOutcome::Installed | DeployOutcome::Removed => None,
     }
 }
 

@@ -402,8 +402,16 @@ async fn apply_policy(
         ));
     }
     let source = format!("fleet:desired:{}", item.sha256);
+    on_agent(core, move |agent| agent.apply_policy(&bytes, &source)).await
+}
+
+/// `f` on the agent, on the blocking pool (its installs and removals read and write files).
+async fn on_agent<T: Send + 'static>(
+    core: &Arc<LinkCore>,
+    f: impl FnOnce(&dyn super::seam::FleetAgent) -> Result<T, InstallRefused> + Send + 'static,
+) -> Result<(), InstallRefused> {
     let core = core.clone();
-    tokio::task::spawn_blocking(move || core.agent.apply_policy(&bytes, &source))
+    tokio::task::spawn_blocking(move || f(core.agent.as_ref()))
         .await
         .map_err(|e| {
             InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
@@ -413,13 +421,8 @@ async fn apply_policy(
 
 /// Remove a plugin or a runbook through the agent's own paths (audited there).
 async fn remove(core: &Arc<LinkCore>, item: &Item) -> Result<(), InstallRefused> {
-    let (core, kind, name) = (core.clone(), item.kind, item.name.clone());
-    tokio::task::spawn_blocking(move || core.agent.remove(kind, &name))
-        .await
-        .map_err(|e| {
-            InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
-        })?
-        .map(drop)
+    let (kind, name) = (item.kind, item.name.clone());
+    on_agent(core, move |agent| agent.remove(kind, &name)).await
 }
 
 /// Fetch, check and hold one runbook (the agent's checks: `daemon/fleet_runbooks.rs`). A
@@ -431,13 +434,11 @@ async fn install_runbook(
 ) -> Result<(), InstallRefused> {
     let bytes = fetch(core, client, item).await?;
     let source = format!("fleet:desired:{}", item.sha256);
-    let (core, name) = (core.clone(), item.name.clone());
-    tokio::task::spawn_blocking(move || core.agent.install_runbook(&name, &bytes, &source))
-        .await
-        .map_err(|e| {
-            InstallRefused::new(DeployRefusal::AgentError, format!("the task failed: {e}"))
-        })?
-        .map(drop)
+    let name = item.name.clone();
+    on_agent(core, move |agent| {
+        agent.install_runbook(&name, &bytes, &source)
+    })
+    .await
 }
 
 /// Fetch, check and install one plugin.
