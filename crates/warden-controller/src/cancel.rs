@@ -1,9 +1,11 @@
 //! `warden fleet cancel <run>` (operator; NOC API `CancelRun`): a cancel command to every agent
 //! of the run that has not settled (still missing, or running). An agent cuts a run going on
 //! short (its result says `cancelled`); an agent that has not taken the run yet takes it as
-//! cancelled, so the controller's re-sends get that answer and it never runs. The cancel is sent
-//! once per call, as core NATS (an agent offline then gets the run's re-send and runs it: call
-//! again, or let it expire); its expiry is the run's, so an agent keeps its answer as long.
+//! cancelled, so the controller's re-sends get that answer and it never runs. The request is
+//! recorded first (state key `cancel.<run>`): from then on the run's re-sends to agents that
+//! have not answered are its cancel, not its command, so an agent offline during the cancel
+//! takes the run as cancelled when it comes back instead of running it. The cancel's expiry is
+//! the run's, so an agent keeps its answer as long.
 
 use warden_access::{Caller, Role};
 use warden_fleet_wire::{Command, RunId};
@@ -37,6 +39,11 @@ impl Controller {
             }),
         )?;
         let now = self.now();
+        // Recorded before anything is sent: a crash in between leaves re-sends that cancel.
+        self.store.save_state(
+            &cancel_key(run),
+            &serde_json::json!({ "at": now.as_millis(), "by": caller.name }).to_string(),
+        )?;
         let commands: Vec<Command> = unsettled
             .iter()
             .map(|a| {
@@ -54,5 +61,17 @@ impl Controller {
             agents: unsettled.len(),
             settled: view.agents.len() - unsettled.len(),
         })
+    }
+}
+
+/// The store's state key of a run's cancel request.
+fn cancel_key(run: &RunId) -> String {
+    format!("cancel.{run}")
+}
+
+impl Controller {
+    /// Whether a cancel of `run` was requested.
+    pub(crate) fn cancel_requested(&self, run: &RunId) -> Result<bool, FleetError> {
+        Ok(self.store.load_state(&cancel_key(run))?.is_some())
     }
 }

@@ -428,8 +428,9 @@ impl Controller {
         Ok((selector, targets))
     }
 
-    /// Publish the run's command to each of `agents`, then record the sends.
-    /// Publish `run`'s command to `agents`; `resend`: they were sent it before (counted apart).
+    /// Publish `run`'s command to `agents`, then record the sends; `resend`: they were sent it
+    /// before (counted apart). A run cancelled meanwhile is re-sent as its cancel
+    /// ([`crate::cancel`]): an agent away during the cancel must not run it when it returns.
     pub(crate) async fn send(
         &self,
         run: &RunRecord,
@@ -439,9 +440,23 @@ impl Controller {
         if agents.is_empty() {
             return Ok(());
         }
+        let cancelled = resend && self.cancel_requested(&run.id)?;
         let commands: Vec<Command> = agents
             .iter()
-            .map(|(agent, tenant)| command_for(run, tenant, agent))
+            .map(|(agent, tenant)| {
+                if cancelled {
+                    let now = self.now();
+                    Command::cancel(
+                        run.id.clone(),
+                        tenant.clone(),
+                        agent.clone(),
+                        now,
+                        run.expires_at,
+                    )
+                } else {
+                    command_for(run, tenant, agent)
+                }
+            })
             .collect();
         self.publish_commands(&commands).await?;
         let ids: Vec<AgentId> = agents.iter().map(|(a, _)| a.clone()).collect();

@@ -747,3 +747,33 @@ fn warden_fleet_cancel_cuts_a_run_short_and_the_run_shows_cancelled() {
     );
     assert_eq!(fleet.controller_audits("fleet.cancel", &run).len(), 2);
 }
+
+#[test]
+fn an_agent_offline_during_a_cancel_takes_the_run_as_cancelled_when_it_returns() {
+    let fleet = Fleet::start();
+    let mut acme = fleet.agent("acme", "acme-db-1", "role = \"db\"", "600.75");
+    fleet.wait_presence(&acme, true);
+    assert!(acme.agent.terminate().0.is_ok(), "the agent stops cleanly");
+    fleet.wait_presence(&acme, false);
+    let run = fleet.dispatch("sleepy", "tenant=acme");
+    let line = fleet.fleet_human(&["cancel", &run]);
+    assert_eq!(
+        line.trim_end(),
+        format!("run {run}: cancel sent to 1 agents (0 had answered)")
+    );
+    // Back: the controller's re-send is the cancel, not the run.
+    acme.agent.crash_and_restart();
+    let state = fleet.wait_state(&run, &acme, "cancelled");
+    assert!(
+        state["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("before it started")),
+        "{state}"
+    );
+    assert_eq!(acme.runs_of(&run), 0, "the cancelled run never ran");
+    assert!(
+        acme.agent
+            .audit_log()
+            .contains("\"outcome\":\"cancelled-before-start\"")
+    );
+}
