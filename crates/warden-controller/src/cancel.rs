@@ -39,11 +39,14 @@ impl Controller {
             }),
         )?;
         let now = self.now();
-        // Recorded before anything is sent: a crash in between leaves re-sends that cancel.
-        self.store.save_state(
-            &cancel_key(run),
-            &serde_json::json!({ "at": now.as_millis(), "by": caller.name }).to_string(),
-        )?;
+        // Recorded before anything is sent: a crash in between leaves re-sends that cancel. A
+        // run all of whose agents answered has nothing to re-send, and keeps no request.
+        if !unsettled.is_empty() {
+            self.store.save_state(
+                &cancel_key(run),
+                &serde_json::json!({ "at": now.as_millis(), "by": caller.name }).to_string(),
+            )?;
+        }
         let commands: Vec<Command> = unsettled
             .iter()
             .map(|a| {
@@ -64,8 +67,8 @@ impl Controller {
     }
 }
 
-/// The store's state key of a run's cancel request.
-fn cancel_key(run: &RunId) -> String {
+/// The store's state key of a run's cancel request (deleted when the run closes).
+pub(crate) fn cancel_key(run: &RunId) -> String {
     format!("cancel.{run}")
 }
 

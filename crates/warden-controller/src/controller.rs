@@ -583,6 +583,9 @@ impl Controller {
                     }),
                 )?;
                 self.store.close_run(&run.id, now)?;
+                // No more re-sends: a cancel request has nothing left to turn into cancels.
+                self.store
+                    .delete_state(&crate::cancel::cancel_key(&run.id))?;
                 self.bump(|p| p.changes += 1);
             }
         }

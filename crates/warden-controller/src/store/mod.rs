@@ -300,6 +300,8 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     /// A small named state document (the spent enrollment tokens, the deny list), as JSON.
     fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn save_state(&self, key: &str, json: &str) -> Result<(), StoreError>;
+    /// Forget a state key (nothing when it is not there).
+    fn delete_state(&self, key: &str) -> Result<(), StoreError>;
 
     /// One page of the agents `query` selects, presence judged at `now` (issue 18).
     fn agent_page(

@@ -711,6 +711,12 @@ impl FleetStore for SqliteStore {
         Ok(())
     }
 
+    fn delete_state(&self, key: &str) -> Result<(), StoreError> {
+        self.db()
+            .execute("DELETE FROM state WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     fn agent_page(
         &self,
         query: &super::query::AgentQuery,

@@ -409,3 +409,18 @@ fn a_store_from_before_removals_gains_the_column_and_keeps_its_desired_rows() {
     assert_eq!(rows.len(), 1);
     assert!(rows[0].removed);
 }
+
+#[test]
+fn a_state_key_is_saved_replaced_and_deleted() {
+    let (_dir, store) = open();
+    assert_eq!(store.load_state("cancel.x").expect("load"), None);
+    store.save_state("cancel.x", "{\"at\":1}").expect("save");
+    store.save_state("cancel.x", "{\"at\":2}").expect("replace");
+    assert_eq!(
+        store.load_state("cancel.x").expect("load").as_deref(),
+        Some("{\"at\":2}")
+    );
+    store.delete_state("cancel.x").expect("delete");
+    store.delete_state("cancel.x").expect("a second delete is nothing");
+    assert_eq!(store.load_state("cancel.x").expect("load"), None);
+}
