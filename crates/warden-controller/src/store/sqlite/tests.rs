@@ -421,6 +421,8 @@ fn a_state_key_is_saved_replaced_and_deleted() {
         Some("{\"at\":2}")
     );
     store.delete_state("cancel.x").expect("delete");
-    store.delete_state("cancel.x").expect("a second delete is nothing");
+    store
+        .delete_state("cancel.x")
+        .expect("a second delete is nothing");
     assert_eq!(store.load_state("cancel.x").expect("load"), None);
 }
