@@ -36,8 +36,9 @@ pub struct Artifact {
     pub size: u64,
 }
 
-/// Read the artifact's identity; refused if it is neither a plugin nor a site policy bundle,
-/// or too large to distribute. A site policy is kept under [`POLICY_ITEM`] beside the plugins.
+/// Read the artifact's identity; refused if it is no plugin, runbook or site policy bundle, or
+/// too large to distribute. A runbook is kept as `runbook:<name>`, a site policy under
+/// [`POLICY_ITEM`], beside the plugins.
 pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
     let size = u64::try_from(bundle.len()).unwrap_or(u64::MAX);
     if size > MAX_BLOB_BYTES {
@@ -56,7 +57,7 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
             .map_err(|e| FleetError::Internal(e.to_string()))?,
         warden_fleet_wire::UnixMillis(0),
     );
-    let name = match s.kind.as_str() {
+    let (name, version) = match s.kind.as_str() {
         "plugin" => {
             probe.plugins.push(DesiredPlugin {
                 name: s.name.clone(),
@@ -64,8 +65,9 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
                 sha256: sha256.clone(),
                 size,
             });
-            s.name.clone()
+            (s.name.clone(), s.version.clone())
         }
+        // Runbooks carry no semver: their signing time orders them.
         "runbook" => {
             let signed = crate::approvals::flow::rfc3339(warden_fleet_wire::UnixMillis::from_secs(
                 i64::try_from(s.signed_at).unwrap_or(i64::MAX),
@@ -76,14 +78,7 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
                 sha256: sha256.clone(),
                 size,
             });
-            warden_fleet_wire::encode(&probe)?;
-            return Ok(Artifact {
-                kind: s.kind,
-                name: format!("{RUNBOOK_ITEM_PREFIX}{}", s.name),
-                version: signed,
-                sha256,
-                size,
-            });
+            (format!("{RUNBOOK_ITEM_PREFIX}{}", s.name), signed)
         }
         POLICY_KIND => {
             probe.policy = Some(DesiredPolicy {
@@ -91,7 +86,7 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
                 sha256: sha256.clone(),
                 size,
             });
-            POLICY_ITEM.to_string()
+            (POLICY_ITEM.to_string(), s.version.clone())
         }
         other => {
             return Err(FleetError::Invalid(format!(
@@ -103,7 +98,7 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
     Ok(Artifact {
         kind: s.kind,
         name,
-        version: s.version,
+        version,
         sha256,
         size,
     })

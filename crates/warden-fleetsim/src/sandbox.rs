@@ -148,10 +148,7 @@ impl Sandbox {
     /// Check a component against its manifest in the shared sandbox, once per digest.
     fn check_once(&self, manifest: &Manifest, component: &[u8]) -> Result<(), String> {
         let sha256 = warden_core::sha256_hex(component);
-        let mut checked = self
-            .checked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut checked = lock(&self.checked);
         if checked.contains(&sha256) {
             return Ok(());
         }
@@ -174,17 +171,11 @@ impl Sandbox {
 
     /// How many times the plugin ran for each (agent, run).
     pub fn executions(&self) -> HashMap<(AgentId, RunId), u32> {
-        self.executions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.executions).clone()
     }
 
     fn count(&self, agent: &AgentId, run: &RunId) {
-        let mut map = self
-            .executions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.executions);
         *map.entry((agent.clone(), run.clone())).or_default() += 1;
     }
 }
@@ -222,11 +213,7 @@ impl SimAgent {
 
     /// The version of `plugin` this agent installed for its desired state.
     pub fn installed_version(&self, plugin: &str) -> Option<String> {
-        self.installed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(plugin)
-            .map(|p| p.version.clone())
+        lock(&self.installed).get(plugin).map(|p| p.version.clone())
     }
 }
 
@@ -287,13 +274,7 @@ impl FleetAgent for SimAgent {
 
     fn inventory(&self) -> Inventory {
         let mut plugins = vec![self.sandbox.plugin.clone()];
-        plugins.extend(
-            self.installed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .values()
-                .cloned(),
-        );
+        plugins.extend(lock(&self.installed).values().cloned());
         Inventory {
             plugins,
             open_incidents: 0,
@@ -310,12 +291,7 @@ impl FleetAgent for SimAgent {
         let bundle = Bundle::parse(bundle)
             .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
         let name = bundle.statement.name.clone();
-        let highest = self
-            .high_water
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&name)
-            .cloned();
+        let highest = lock(&self.high_water).get(&name).cloned();
         let now = u64::try_from(UnixMillis::now().as_secs()).unwrap_or(0);
         let accepted = trust::evaluate(&bundle, &self.sandbox.trust, highest.as_ref(), now)
             .map_err(|e| {
@@ -329,21 +305,15 @@ impl FleetAgent for SimAgent {
             .check_once(&accepted.manifest, &bundle.component)
             .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e))?;
         let version = accepted.manifest.version.clone();
-        self.installed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                name.clone(),
-                PluginInfo {
-                    name: name.clone(),
-                    version: version.to_string(),
-                    sha256: warden_core::sha256_hex(&bundle.component),
-                },
-            );
-        let mut marks = self
-            .high_water
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lock(&self.installed).insert(
+            name.clone(),
+            PluginInfo {
+                name: name.clone(),
+                version: version.to_string(),
+                sha256: warden_core::sha256_hex(&bundle.component),
+            },
+        );
+        let mut marks = lock(&self.high_water);
         if marks.get(&name).is_none_or(|v| *v < version) {
             marks.insert(name.clone(), version.clone());
         }
@@ -390,4 +360,10 @@ impl FleetAgent for SimAgent {
             "a simulated agent applies no policy",
         ))
     }
+}
+
+/// A lock of this module's maps: a panic while one is held leaves a map that is still whole
+/// (each change is one insert), so a poisoned lock is taken as it is.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

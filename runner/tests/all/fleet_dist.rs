@@ -57,6 +57,27 @@ fn signed(fleet: &Fleet, agent: &Agent, version: &str) -> Vec<u8> {
     std::fs::read(out).expect("bundle")
 }
 
+/// A fleet with the desired bucket and blob stream, its heartbeats, and a copy of the agent's
+/// deploy reports (subscribed before anything is published).
+pub(crate) async fn distribution_fleet() -> (Fleet, async_nats::Subscriber, async_nats::Subscriber)
+{
+    let fleet = Fleet::start().await;
+    warden_controller::nats::distribution_streams(&fleet.controller, 1)
+        .await
+        .expect("desired bucket and blob stream");
+    let heartbeats = fleet.heartbeats().await;
+    let reports = fleet
+        .controller
+        .subscribe(format!(
+            "{}.deploy",
+            subjects::result(&fleet.acme, &fleet.agent_id)
+        ))
+        .await
+        .expect("subscribe");
+    round_trip(&fleet.controller).await;
+    (fleet, heartbeats, reports)
+}
+
 /// The controller's side of a blob: the bundle's chunks, stored; its digest.
 pub(crate) async fn put_blob(fleet: &Fleet, bundle: &[u8]) -> String {
     put_blob_as(fleet, bundle, &warden_core::sha256_hex(bundle)).await;
@@ -152,20 +173,7 @@ pub(crate) fn refused(report: &DeployReport) -> Option<DeployRefusal> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_converges_on_signed_desired_state_and_refuses_a_compromised_controller() {
-    let fleet = Fleet::start().await;
-    warden_controller::nats::distribution_streams(&fleet.controller, 1)
-        .await
-        .expect("desired bucket and blob stream");
-    let mut heartbeats = fleet.heartbeats().await;
-    let mut reports = fleet
-        .controller
-        .subscribe(format!(
-            "{}.deploy",
-            subjects::result(&fleet.acme, &fleet.agent_id)
-        ))
-        .await
-        .expect("subscribe");
-    round_trip(&fleet.controller).await;
+    let (fleet, mut heartbeats, mut reports) = distribution_fleet().await;
 
     // The harness installs its plugins in development mode; this agent then runs signed-only.
     let mut agent = fleet.agent();
@@ -394,20 +402,7 @@ async fn desire_runbook(fleet: &Fleet, name: &str, bundle: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desired_runbook_is_held_signed_and_runs_by_name_and_a_compromised_controller_cannot_swap_it()
  {
-    let fleet = Fleet::start().await;
-    warden_controller::nats::distribution_streams(&fleet.controller, 1)
-        .await
-        .expect("desired bucket and blob stream");
-    let mut heartbeats = fleet.heartbeats().await;
-    let mut reports = fleet
-        .controller
-        .subscribe(format!(
-            "{}.deploy",
-            subjects::result(&fleet.acme, &fleet.agent_id)
-        ))
-        .await
-        .expect("subscribe");
-    round_trip(&fleet.controller).await;
+    let (fleet, mut heartbeats, mut reports) = distribution_fleet().await;
     let agent = fleet.agent();
     first_heartbeat(&mut heartbeats).await;
     let mut copies = fleet.result_copies().await;

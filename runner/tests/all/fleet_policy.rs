@@ -6,15 +6,14 @@
 //! a runbook of `disk-usage` (which needs `sysinfo = ["disks"]`) succeeds or fails as the
 //! policy in force grants `disks` or not.
 
-use warden_fleet_identity::subjects;
 use warden_fleet_wire::{
     DeployOutcome, DeployRefusal, DesiredPolicy, DesiredState, ItemKind, RefusalReason, RunStatus,
     UnixMillis,
 };
 
 use crate::daemon::{Agent, serve_in_process};
-use crate::fleet::{Fleet, first_heartbeat, ok, round_trip, warden};
-use crate::fleet_dist::{put_blob, put_desired, refused, report_for};
+use crate::fleet::{Fleet, first_heartbeat, ok, warden};
+use crate::fleet_dist::{distribution_fleet, put_blob, put_desired, refused, report_for};
 
 const DISKS: &str = r#"
 name = "disks"
@@ -116,20 +115,7 @@ async fn disks_granted(fleet: &Fleet) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_policy_signed_by_a_policy_key_is_applied_and_a_compromised_controller_widens_nothing()
  {
-    let fleet = Fleet::start().await;
-    warden_controller::nats::distribution_streams(&fleet.controller, 1)
-        .await
-        .expect("desired bucket and blob stream");
-    let mut heartbeats = fleet.heartbeats().await;
-    let mut reports = fleet
-        .controller
-        .subscribe(format!(
-            "{}.deploy",
-            subjects::result(&fleet.acme, &fleet.agent_id)
-        ))
-        .await
-        .expect("subscribe");
-    round_trip(&fleet.controller).await;
+    let (fleet, mut heartbeats, mut reports) = distribution_fleet().await;
 
     // The MSP's policy key, named in the agent's own file: its root of trust.
     generate_key(&fleet, "policy");

@@ -386,9 +386,7 @@ async fn apply_policy(
     client: &async_nats::Client,
     item: &Item,
 ) -> Result<(), InstallRefused> {
-    let bytes = fetch(core, client, item).await?;
-    let parsed = warden_bundle::Bundle::parse(&bytes)
-        .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
+    let (bytes, parsed) = fetch_bundle(core, client, item).await?;
     if parsed.statement.version != item.version {
         return Err(InstallRefused::new(
             DeployRefusal::Mismatch,
@@ -447,9 +445,7 @@ async fn install(
     client: &async_nats::Client,
     item: &Item,
 ) -> Result<(), InstallRefused> {
-    let bytes = fetch(core, client, item).await?;
-    let parsed = warden_bundle::Bundle::parse(&bytes)
-        .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
+    let (bytes, parsed) = fetch_bundle(core, client, item).await?;
     let statement = &parsed.statement;
     if statement.kind != "plugin"
         || statement.name != item.name
@@ -484,6 +480,18 @@ async fn install(
         ));
     }
     Ok(())
+}
+
+/// The blob, and the bundle it is (parsed, not yet trusted).
+async fn fetch_bundle(
+    core: &LinkCore,
+    client: &async_nats::Client,
+    item: &Item,
+) -> Result<(Vec<u8>, warden_bundle::Bundle), InstallRefused> {
+    let bytes = fetch(core, client, item).await?;
+    let parsed = warden_bundle::Bundle::parse(&bytes)
+        .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
+    Ok((bytes, parsed))
 }
 
 /// The blob's chunks by Direct-Get, checked against the desired size and digest.
