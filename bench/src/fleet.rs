@@ -100,6 +100,15 @@ async fn wakeups_per_second(window: Duration) -> Option<f64> {
 struct Round {
     /// Per agent: dispatch to its final result stored.
     latencies: Vec<Duration>,
+    /// Per agent, the same time in its three stages (what bounds the total).
+    stages: Vec<Stages>,
+    /// The controller's `dispatch` call: targets resolved, the run stored and audited, every
+    /// command published.
+    dispatch: Duration,
+    /// CPU used from the dispatch to the last result: this process (controller and agents),
+    /// and the nats-server nodes together.
+    cpu_here: Duration,
+    cpu_nats: Duration,
     last: Duration,
     /// Result messages stored per second, over the round and in its busiest second.
     ingest: f64,
@@ -115,6 +124,40 @@ fn dispatch_request() -> DispatchRequest {
         ttl_secs: None,
         bundle: None,
     }
+}
+
+/// One agent's dispatch-to-result time, split at the times its result carries (the agents
+/// share this process's clock): the command reaching the agent and the run accepted
+/// (`started_at`), the run (`finished_at`), the result's way back to the controller's store
+/// (`received_at`).
+#[derive(Debug, Clone, Copy)]
+struct Stages {
+    accept: Duration,
+    run: Duration,
+    deliver: Duration,
+}
+
+fn between(from: UnixMillis, to: UnixMillis) -> Duration {
+    Duration::from_millis(u64::try_from(to.as_millis() - from.as_millis()).unwrap_or(0))
+}
+
+/// The stages of every final result of `run` dispatched at `at`.
+fn stages(fleet: &SimFleet, run: &RunId, at: UnixMillis) -> anyhow::Result<Vec<Stages>> {
+    Ok(fleet
+        .controller
+        .controller
+        .run_results(&internal_caller(), run)?
+        .into_iter()
+        .filter(|r| r.status.is_final())
+        .filter_map(|r| {
+            let (started, finished) = (r.started_at?, r.finished_at?);
+            Some(Stages {
+                accept: between(at, started),
+                run: between(started, finished),
+                deliver: between(finished, r.received_at),
+            })
+        })
+        .collect())
 }
 
 /// Finals stored for `run`, with their receive times.
@@ -151,13 +194,26 @@ async fn until_all(
 async fn round(fleet: &SimFleet, deadline: tokio::time::Instant) -> anyhow::Result<Round> {
     let n = fleet.agents.len();
     let messages_before = fleet.controller.controller.progress().borrow().results;
+    let cpu_nats = || -> Duration {
+        (0..fleet.nats.len())
+            .filter_map(|node| crate::system::cpu_time(Some(fleet.nats.pid(node)?)))
+            .sum()
+    };
+    let (here_before, nats_before) = (crate::system::cpu_time(None), cpu_nats());
     let at = UnixMillis::now();
+    let call = Instant::now();
     let dispatched = fleet
         .controller
         .controller
         .dispatch(&internal_caller(), dispatch_request())
         .await?;
+    let dispatch = call.elapsed();
     until_all(fleet, &dispatched.run, n, deadline).await?;
+    let cpu_here = match (here_before, crate::system::cpu_time(None)) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
+    let cpu_nats = cpu_nats().saturating_sub(nats_before);
     let messages = fleet.controller.controller.progress().borrow().results - messages_before;
     let times = finals(fleet, &dispatched.run)?;
     let latencies: Vec<Duration> = times
@@ -165,16 +221,20 @@ async fn round(fleet: &SimFleet, deadline: tokio::time::Instant) -> anyhow::Resu
         .map(|t| Duration::from_millis(u64::try_from(t.as_millis() - at.as_millis()).unwrap_or(0)))
         .collect();
     let last = latencies.iter().copied().max().unwrap_or_default();
+    let stages = stages(fleet, &dispatched.run, at)?;
     let mut per_second: HashMap<i64, usize> = HashMap::new();
     for t in &times {
         *per_second.entry(t.as_millis() / 1000).or_default() += 1;
     }
     Ok(Round {
         latencies,
+        stages,
+        dispatch,
+        cpu_here,
+        cpu_nats,
         last,
         ingest: messages as f64 / last.as_secs_f64().max(0.001),
-        // Finals only in the busiest second; each came with its `running`.
-        peak: per_second.values().copied().max().unwrap_or(0) * 2,
+        peak: per_second.values().copied().max().unwrap_or(0),
     })
 }
 
@@ -414,7 +474,7 @@ pub fn run(bench: &FleetBench, plugins: &Path) -> anyhow::Result<()> {
         "p99",
         "last result",
         "ingest msg/s",
-        "busiest second",
+        "finals, busiest second",
         "kill: stall",
         "kill: all in",
         "lost",
@@ -441,10 +501,55 @@ pub fn run(bench: &FleetBench, plugins: &Path) -> anyhow::Result<()> {
     }
     table.print(bench.markdown);
     println!();
+    let mut split = Table::new(&[
+        "agents",
+        "dispatch call",
+        "accept p50",
+        "accept p99",
+        "run p50",
+        "run p99",
+        "deliver p50",
+        "deliver p99",
+        "CPU: here",
+        "CPU: nats",
+    ]);
+    for m in &measured {
+        let all: Vec<Stages> = m.rounds.iter().flat_map(|r| r.stages.clone()).collect();
+        let stat = |f: fn(&Stages) -> Duration| Stats::new(all.iter().map(f).collect());
+        let (accept, run, deliver) = (stat(|s| s.accept), stat(|s| s.run), stat(|s| s.deliver));
+        split.row(vec![
+            m.agents.to_string(),
+            fmt_duration(median(m.rounds.iter().map(|r| r.dispatch).collect())),
+            fmt_duration(accept.median()),
+            fmt_duration(accept.p99()),
+            fmt_duration(run.median()),
+            fmt_duration(run.p99()),
+            fmt_duration(deliver.median()),
+            fmt_duration(deliver.p99()),
+            fmt_duration(median(m.rounds.iter().map(|r| r.cpu_here).collect())),
+            fmt_duration(median(m.rounds.iter().map(|r| r.cpu_nats).collect())),
+        ]);
+    }
+    split.print(bench.markdown);
+    println!();
+    println!(
+        "Where the time goes, per agent (the agents share this process's clock): dispatch \
+         call, the controller's `dispatch` (median of rounds: targets, the run stored and \
+         audited, every command published); accept, the \
+         dispatch to the run's start on the agent (the command's way, its checks, the ledger's \
+         claim, a sandbox slot); run, the run itself; deliver, the end of the run to the result \
+         stored by the controller (the agent's outbox, the PubAck from the R3 stream, the \
+         controller's consumer and commit); CPU: user and system time used from the dispatch \
+         to the last result (median of rounds), by this process (controller and agents) and by \
+         the three nats-server nodes together; against the last result's time, on two cores, \
+         it says whether a round is bound by CPU."
+    );
+    println!();
     println!(
         "p50 / p99: per agent, dispatch to its final result stored by the controller, over every \
          agent of every round; last result and ingest (result messages, `running` and final, \
-         per second of the round): median of rounds; busiest second: messages stored in it; \
+         per second of the round): median of rounds; busiest second: final results stored in \
+         it (a run that ends within 500 ms sends no `running`); \
          RSS / agent: the process's RSS with N links less with 1, over N - 1; wakeups: context \
          switches of every thread over {} idle, with N links less with 1, over N - 1 (measured only when every agent is in this process: above \
          {AGENTS_PER_PROCESS} they run in child processes of {AGENTS_PER_PROCESS}, for want of file \

@@ -42,6 +42,23 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU time (user and system) a process has used so far: this one (`None`) or `pid`, Linux.
+/// Clock ticks of 10 ms (`CLK_TCK` is 100 on Linux), so a figure is good to a few ticks.
+pub fn cpu_time(pid: Option<u32>) -> Option<std::time::Duration> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces): state is the first, utime the
+    // 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
+
 /// Bytes as KiB or MiB.
 pub fn fmt_bytes(bytes: f64) -> String {
     if bytes.abs() >= 1024.0 * 1024.0 {

@@ -5,7 +5,8 @@
 //! 3. the ledger: a run id seen before never runs again; its kept result is re-published (same
 //!    `Nats-Msg-Id`), a run still going gets its `running` again, anything else `replayed`;
 //! 4. trust and run through the agent ([`FleetAgent::run`]: its own trust policy, its one
-//!    trigger path), publishing `running` when queued and the final result when done.
+//!    trigger path), publishing `running` once the run has gone on for [`RUNNING_GRACE`], and
+//!    the final result when done.
 //!
 //! A cancel is no run of its own: after step 2 it goes to the agent ([`FleetAgent::cancel`]);
 //! a run the agent never took is taken into the ledger as `cancelled` (its command, when it
@@ -29,6 +30,14 @@ use warden_fleet_wire::{
 /// The error every run the agent was running when it stopped gets, at its next start.
 pub const INTERRUPTED: &str =
     "interrupted: the agent stopped while the run was in flight; it is not run again";
+
+/// How long a run goes on before the agent says `running`: 500 ms. A run that ends sooner
+/// (most checks and many remediations) sends its final result alone, which halves what the
+/// stream, the controller and the agent's own store carry for it (a `running` costs two
+/// flushed commits here and one stored message there). The notice is not what stops the
+/// controller's re-sends from being needed sooner: the first re-send is seconds away
+/// (`RESEND_FIRST_MS`, 5 s), and a human watching a run does not see half a second.
+pub const RUNNING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl LinkCore {
     pub(crate) async fn handle_command(self: Arc<Self>, bytes: Vec<u8>) {
@@ -158,11 +167,17 @@ impl LinkCore {
             dry_run: spec.dry_run,
         };
         let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
+        // Dropped when the run ends: a run that ends within the grace never says `running`.
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
         let running = {
             let core = self.clone();
             let run = run.clone();
             tokio::spawn(async move {
                 if let Ok(started_at) = accepted_rx.await {
+                    tokio::select! {
+                        _ = tokio::time::sleep(RUNNING_GRACE) => {}
+                        _ = ended_rx => return,
+                    }
                     let mut result = core.result(&run, RunStatus::Running);
                     result.started_at = Some(started_at);
                     match outgoing(&result) {
@@ -173,7 +188,8 @@ impl LinkCore {
             })
         };
         let outcome = self.agent.run(request, accepted_tx).await;
-        // `running` is queued before the final result.
+        drop(ended_tx);
+        // `running`, if it is sent, is queued before the final result.
         let _ = running.await;
         let result = match outcome {
             Ok(outcome) => self.final_result(&run, outcome),

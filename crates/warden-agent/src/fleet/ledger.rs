@@ -30,19 +30,20 @@ impl FleetStore {
     ) -> Result<Claim, StoreError> {
         self.transaction(|tx| {
             let seen: Option<Option<Vec<u8>>> = tx
-                .query_row(
-                    "SELECT result FROM ledger WHERE run = ?1",
-                    params![run.as_str()],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT result FROM ledger WHERE run = ?1")?
+                .query_row(params![run.as_str()], |r| r.get(0))
                 .optional()?;
             if let Some(result) = seen {
                 return Ok(Claim::Seen { result });
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO ledger (run, accepted_ms, keep_until_ms) VALUES (?1, ?2, ?3)",
-                params![run.as_str(), now.as_millis(), keep_until.as_millis()],
-            )?;
+            )?
+            .execute(params![
+                run.as_str(),
+                now.as_millis(),
+                keep_until.as_millis()
+            ])?;
             Ok(Claim::New)
         })
     }
@@ -68,10 +69,8 @@ impl FleetStore {
         now: UnixMillis,
     ) -> Result<u64, StoreError> {
         self.transaction(|tx| {
-            tx.execute(
-                "UPDATE ledger SET result = ?2 WHERE run = ?1",
-                params![run.as_str(), result.payload],
-            )?;
+            tx.prepare_cached("UPDATE ledger SET result = ?2 WHERE run = ?1")?
+                .execute(params![run.as_str(), result.payload])?;
             outbox::insert(tx, result, cap, now.as_millis())
         })
     }

@@ -64,7 +64,9 @@ pub(crate) fn insert(
     cap: usize,
     now_ms: i64,
 ) -> rusqlite::Result<u64> {
-    let count: i64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+    let count: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM outbox")?
+        .query_row([], |r| r.get(0))?;
     let cap = i64::try_from(cap).unwrap_or(i64::MAX);
     let mut dropped = 0u64;
     let over = count + 1 - cap;
@@ -79,11 +81,28 @@ pub(crate) fn insert(
             return Ok(dropped + 1);
         }
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO outbox (kind, subject, msg_id, payload, queued_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![item.kind.as_str(), item.subject, item.msg_id, item.payload, now_ms],
-    )?;
+    )?
+    .execute(params![
+        item.kind.as_str(),
+        item.subject,
+        item.msg_id,
+        item.payload,
+        now_ms
+    ])?;
     Ok(dropped)
+}
+
+/// An outbox row as stored: id, kind, subject, msg id, payload.
+type Row = (i64, String, String, String, Vec<u8>);
+
+fn oldest_row(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Option<Row>> {
+    tx.prepare_cached("SELECT id, kind, subject, msg_id, payload FROM outbox ORDER BY id LIMIT 1")?
+        .query_row([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()
 }
 
 impl FleetStore {
@@ -134,22 +153,23 @@ impl FleetStore {
 
     /// The oldest entry.
     pub fn oldest(&self) -> Result<Option<Queued>, StoreError> {
-        let row = self.transaction(|tx| {
-            tx.query_row(
-                "SELECT id, kind, subject, msg_id, payload FROM outbox ORDER BY id LIMIT 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                },
-            )
-            .optional()
+        let row = self.transaction(oldest_row)?;
+        self.queued(row)
+    }
+
+    /// The server has it: forget it, and say what comes next (one trip to the store where a
+    /// busy publisher took two). Not flushed: lost to a power cut, the entry is only
+    /// published again, and deduplicated by its msg id (the store's module doc).
+    pub fn remove_then_oldest(&self, id: i64) -> Result<Option<Queued>, StoreError> {
+        let row = self.transaction_unsynced(|tx| {
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+                .execute(params![id])?;
+            oldest_row(tx)
         })?;
+        self.queued(row)
+    }
+
+    fn queued(&self, row: Option<Row>) -> Result<Option<Queued>, StoreError> {
         let Some((id, kind, subject, msg_id, payload)) = row else {
             return Ok(None);
         };
@@ -164,12 +184,6 @@ impl FleetStore {
                 payload,
             },
         }))
-    }
-
-    /// The server has it: forget it.
-    pub fn remove(&self, id: i64) -> Result<(), StoreError> {
-        self.transaction(|tx| tx.execute("DELETE FROM outbox WHERE id = ?1", params![id]))
-            .map(|_| ())
     }
 
     /// Entries waiting, by kind: (results, events).
@@ -217,9 +231,36 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(q) = store.oldest().expect("read") {
             seen.push(q.item.msg_id.clone());
-            store.remove(q.id).expect("remove");
+            store.remove_then_oldest(q.id).expect("remove");
         }
         assert_eq!(seen, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_removal_is_unflushed_alone_and_every_other_commit_stays_flushed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fleet.sqlite");
+        let synchronous = |store: &FleetStore| -> i64 {
+            store
+                .transaction(|tx| tx.query_row("PRAGMA synchronous", [], |r| r.get(0)))
+                .expect("pragma")
+        };
+        {
+            let store = FleetStore::open(&path).expect("open");
+            for id in ["a", "b"] {
+                store
+                    .enqueue(&item(OutboxKind::Result, id), 10, 1)
+                    .expect("queued");
+            }
+            let first = store.oldest().expect("read").expect("an entry");
+            let next = store.remove_then_oldest(first.id).expect("remove");
+            assert_eq!(next.map(|q| q.item.msg_id).as_deref(), Some("b"));
+            // 2 = FULL: the claim and the result commits after a removal are flushed again.
+            assert_eq!(synchronous(&store), 2);
+        }
+        let store = FleetStore::open(&path).expect("reopen");
+        let left = store.oldest().expect("read").expect("an entry");
+        assert_eq!(left.item.msg_id, "b", "the removal survived the close");
     }
 
     #[test]
@@ -255,7 +296,7 @@ mod tests {
                 })
                 .expect("queued");
             let q = store.oldest().expect("read").expect("one");
-            store.remove(q.id).expect("remove");
+            store.remove_then_oldest(q.id).expect("remove");
         }
         assert_eq!(seqs, [1, 2]);
     }

@@ -84,6 +84,8 @@ pub(crate) async fn run(
     // Failures in a row: the publisher's whole retry state.
     let mut failures = 0u32;
     let mut deadline: Option<tokio::time::Instant> = None;
+    // The next entry, read with the removal of the one before it.
+    let mut carried: Option<super::outbox::Queued> = None;
     loop {
         if deadline.is_none() && *stop.borrow() {
             deadline = Some(tokio::time::Instant::now() + DRAIN_AT_STOP);
@@ -101,7 +103,10 @@ pub(crate) async fn run(
             }
             continue;
         }
-        let next = core.blocking(|core| core.store.oldest()).await;
+        let next = match carried.take() {
+            Some(queued) => Ok(Some(queued)),
+            None => core.blocking(|core| core.store.oldest()).await,
+        };
         let queued = match next {
             Ok(Some(queued)) => queued,
             Ok(None) => {
@@ -125,12 +130,16 @@ pub(crate) async fn run(
             Ok(()) => {
                 failures = 0;
                 let id = queued.id;
-                if let Err(e) = core.blocking(move |core| core.store.remove(id)).await {
+                match core
+                    .blocking(move |core| core.store.remove_then_oldest(id))
+                    .await
+                {
+                    Ok(next) => carried = next,
                     // Published again at the next pass: deduplicated by its msg id.
-                    tracing::error!(
+                    Err(e) => tracing::error!(
                         "fleet outbox: {} sent but not removed: {e}",
                         queued.item.msg_id
-                    );
+                    ),
                 }
             }
             Err(e) => {
