@@ -323,7 +323,9 @@ fn the_real_inventory_plugin_feeds_a_baseline_and_its_drift() {
 
 /// The inventory plugin on a fake machine (the test harness): the accounts, listening TCP
 /// ports (TCP listening, UDP bound and unconnected; `/proc/net/udp6` absent here: left out)
-/// and enabled services a baseline records come from its files, parsed in the sandbox.
+/// with their owning processes (a scripted `ss`: by socket inode; a forged name on 8080 and a
+/// socket whose owner `ss` cannot see on 53 give no process) and enabled services a baseline
+/// records come from its files, parsed in the sandbox.
 #[test]
 fn the_inventory_plugin_reports_accounts_listening_ports_and_enabled_services() {
     let harness = warden_testkit::Harness::new(
@@ -345,7 +347,7 @@ run = "discover"
 """
 "/proc/net/tcp6" = """
   sl  local_address                         remote_address                        st
-   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1
+   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 9 1
 """
 "/proc/net/udp" = """
    sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
@@ -354,6 +356,15 @@ run = "discover"
 """
 "/etc/systemd/system/multi-user.target.wants/ssh.service" = ""
 "/etc/systemd/system/multi-user.target.wants/cron.service" = ""
+[[exec]]
+program = "/usr/bin/ss"
+args = ["-Hltunpe"]
+stdout = """
+tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=611,fd=3)) ino:1 sk:1 cgroup:/system.slice/ssh.service <->
+tcp LISTEN 0 128 127.0.0.1:631 0.0.0.0:* users:(("cupsd",pid=700,fd=7),("cupsd",pid=701,fd=7)) ino:2 sk:2 <->
+tcp LISTEN 0 5 [::1]:8080 [::]:* users:(("evil\",pid=1,fd=1)),(\"sshd",pid=8,fd=8)) ino:9 sk:3 <->
+udp UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:* uid:990 ino:11 sk:4 <->
+"""
 [sysinfo]
 hostname = "web-01"
 uptime-secs = 86400
@@ -367,9 +378,9 @@ arch = "x86_64"
 [expect]
 facts = [
   { kind = "user", facts = { name = "ada", uid = 1000, shell = "/bin/zsh" } },
-  { kind = "listening-port", facts = { protocol = "tcp", address = "127.0.0.1", port = 631 } },
-  { kind = "listening-port", facts = { protocol = "tcp6", address = "::1", port = 8080 } },
-  { kind = "listening-port", facts = { protocol = "udp", address = "127.0.0.53", port = 53 } },
+  { kind = "listening-port", facts = { protocol = "tcp", address = "127.0.0.1", port = 631, process = "cupsd" } },
+  { kind = "listening-port", facts = { protocol = "tcp6", address = "::1", port = 8080, process = "" } },
+  { kind = "listening-port", facts = { protocol = "udp", address = "127.0.0.53", port = 53, process = "" } },
   { kind = "service", facts = { name = "ssh.service", state = "enabled" } },
 ]
 "#,
@@ -386,6 +397,171 @@ facts = [
     let text = snap.canonical();
     assert_eq!(
         text,
-        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"","tcp/127.0.0.1:631":"","tcp6/[::1]:8080":"","udp/127.0.0.53:53":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
+        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"sshd","tcp/127.0.0.1:631":"cupsd","tcp6/[::1]:8080":"","udp/127.0.0.53:53":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
     );
+}
+
+/// When `ss` fails (or is missing, or not granted) the ports are still reported, each with no
+/// process: an owner is never guessed.
+#[test]
+fn the_inventory_reports_ports_without_owners_when_ss_fails() {
+    let harness = warden_testkit::Harness::new(
+        &plugin_dir("inventory"),
+        &crate::cli::repo().join("target/test-cache"),
+    )
+    .expect("harness");
+    let fixture = warden_testkit::Fixture::parse(
+        r#"
+run = "discover"
+[config]
+packages = false
+accounts = false
+services = false
+[files]
+"/proc/net/tcp" = """
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+"""
+[[exec]]
+program = "/usr/bin/ss"
+args = ["-Hltunpe"]
+exit-code = 1
+stderr = "Cannot open netlink socket: Operation not permitted\n"
+[sysinfo]
+hostname = "web-01"
+unsupported = ["uptime", "os", "cpu", "memory", "disks", "network"]
+[expect]
+facts = [
+  { kind = "listening-port", facts = { protocol = "tcp", address = "0.0.0.0", port = 22, process = "" } },
+]
+calls = ["fs.read /proc/net/tcp", "exec.run /usr/bin/ss -Hltunpe"]
+"#,
+        "inline",
+    )
+    .expect("fixture");
+    let run = harness.run(&fixture).expect("case runs");
+    let verdict = warden_testkit::verdict(&fixture, &run);
+    assert!(verdict.passed, "{verdict:#?}");
+    let warned = run.reports[0].logs.iter().any(|l| {
+        l.level == "warn"
+            && l.message == "ss failed; listening ports reported without their process"
+            && l.fields.contains(&(
+                "stderr".to_string(),
+                "Cannot open netlink socket: Operation not permitted".to_string(),
+            ))
+    });
+    assert!(warned, "{:#?}", run.reports[0].logs);
+}
+
+/// Through the real runner on this machine: a listener this test opens shows this process as
+/// its owner (the test owns it, so `ss` sees it even unprivileged), and when another process
+/// listens on the same port instead, the baseline's drift calls the port `changed`, from this
+/// process to that one.
+#[test]
+fn a_listener_shows_its_owning_process_and_a_new_owner_is_drift_changed() {
+    if !std::path::Path::new("/usr/bin/ss").exists() {
+        eprintln!("skipped: no /usr/bin/ss on this machine");
+        return;
+    }
+    let cli = Cli::new(
+        "[allow]\nfs-read = [\"/proc/net/tcp\", \"/proc/net/tcp6\"]\n\
+         sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
+         exec = [{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }]\n",
+    );
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("inventory").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runbook = cli.tmp.path().join("discover.toml");
+    std::fs::write(
+        &runbook,
+        "name = \"discover\"\n[[steps]]\nid = \"facts\"\nplugin = \"inventory\"\n\
+         action = \"discover\"\n\
+         config = { packages = false, accounts = false, services = false }\n",
+    )
+    .expect("runbook");
+    let discover = || {
+        let out = cli.warden(&["runbook", "run", &runbook.display().to_string()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let item = format!("tcp/127.0.0.1:{port}");
+    let comm = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .expect("comm")
+            .trim_end()
+            .to_string()
+    };
+    let me = comm("self");
+    discover();
+    let history = History::open(&cli.tmp.path().join("data")).expect("history");
+    let row = history
+        .inventory_of("inventory")
+        .expect("history")
+        .expect("an inventory");
+    let ours: Vec<&Value> = row.facts["value"]
+        .as_array()
+        .expect("fact groups, as a discover step stores them")
+        .iter()
+        .filter(|g| g["kind"] == "listening-port" && g["facts"]["port"] == port)
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["facts"]["address"], "127.0.0.1");
+    assert_eq!(
+        ours[0]["facts"]["process"], me,
+        "this test process owns the listener"
+    );
+    let out = cli.warden(&["baseline", "take", "--reason", "with the test's listener"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Another program on the same port: python3, as the tests' toolchain already needs it.
+    drop(listener);
+    let child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+             s.listen()\n\
+             print('ready', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .arg(port.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped the change of owner: no python3 on this machine");
+        return;
+    };
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("python3 answers");
+    assert_eq!(ready.trim(), "ready", "python3 listens on {port}");
+    let other = comm(&child.id().to_string());
+    assert_ne!(other, me);
+    discover();
+    let out = cli.warden(&["--json", "baseline", "diff"]);
+    // Closing its stdin ends python3.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(code(&out), Some(1), "{v}");
+    let change = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["category"] == "listening-port" && c["item"] == item.as_str())
+        .unwrap_or_else(|| panic!("no change of {item}: {v}"));
+    assert_eq!(change["change"], "changed", "{change}");
+    assert_eq!(change["baseline"], me, "{change}");
+    assert_eq!(change["current"], other, "{change}");
 }
