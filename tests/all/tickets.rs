@@ -348,7 +348,12 @@ impl Drop for Agent {
 /// A monitor `flagged` that fails while `flag` exists, escalates at once (no remediation),
 /// and whose escalations go to the webhook at `origin`.
 fn agent_config(sb: &Sandbox, origin: &str, flag: &Path, secrets: &Path) -> AgentConfig {
-    let monitor = format!(
+    agent_config_with(sb, origin, secrets, &flag_monitor(flag))
+}
+
+/// The monitor `flagged` (TOML): failing while `flag` exists, no remediation.
+fn flag_monitor(flag: &Path) -> String {
+    format!(
         r#"
 [[monitor]]
 name = "flagged"
@@ -358,22 +363,14 @@ interval = "1s"
 failures-to-trigger = 2
 "#,
         flag = flag.display().to_string(),
-    );
-    agent_config_with(sb, origin, secrets, &monitor)
+    )
 }
 
 /// An agent config with `monitor` (TOML) and its escalations going to the webhook at
 /// `origin`, signed with the key in `secrets`.
 fn agent_config_with(sb: &Sandbox, origin: &str, secrets: &Path, monitor: &str) -> AgentConfig {
-    let text = format!(
+    let tickets = format!(
         r#"
-[api]
-listen = "127.0.0.1:0"
-[[api.token]]
-name = "noc"
-role = "viewer"
-sha256 = "{hash}"
-{monitor}
 [tickets]
 plugin = "ticket-webhook"
 tenant = "acme"
@@ -386,10 +383,27 @@ url = "{origin}/hooks/warden"
 respond-by-pointer = "/sla/respond_by"
 resolve-by-pointer = "/sla/resolve_by"
 "#,
-        hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
         secrets = secrets.display().to_string(),
     );
-    AgentConfig::parse(&text, "test agent.toml", sb.dir.path()).expect("agent config")
+    agent_config_from(sb, monitor, &tickets)
+}
+
+/// The test agent's API section, then `monitor` and `tickets` (TOML).
+fn agent_config_from(sb: &Sandbox, monitor: &str, tickets: &str) -> AgentConfig {
+    let text = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+[[api.token]]
+name = "noc"
+role = "viewer"
+sha256 = "{hash}"
+{monitor}
+{tickets}"#,
+        hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
+    );
+    AgentConfig::parse(&text, "test agent.toml", sb.dir.path())
+        .unwrap_or_else(|e| panic!("agent config: {e}\n{text}"))
 }
 
 /// The sandbox's agent: the flag check and the webhook connector installed.
@@ -410,12 +424,13 @@ fn agent_runner(sb: &Sandbox, origin: &str) -> PluginManager {
 }
 
 fn secrets_file(sb: &Sandbox) -> PathBuf {
+    secrets_file_of(sb, &json!({ "hmac-key": fake_psa::WEBHOOK_HMAC_KEY }))
+}
+
+/// `secrets` as the agent's secrets file, readable by its owner only (as the agent demands).
+fn secrets_file_of(sb: &Sandbox, secrets: &Value) -> PathBuf {
     let path = sb.dir.path().join("psa-secrets.json");
-    std::fs::write(
-        &path,
-        json!({ "hmac-key": fake_psa::WEBHOOK_HMAC_KEY }).to_string(),
-    )
-    .expect("secrets");
+    std::fs::write(&path, secrets.to_string()).expect("secrets");
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
@@ -640,38 +655,14 @@ fn each_psa_connector_opens_one_ticket_through_the_agent_and_closes_it_on_resolv
             .as_object_mut()
             .and_then(|c| c.remove("secrets"))
             .expect("secrets");
-        let secrets_path = sb.dir.path().join("psa-secrets.json");
-        std::fs::write(&secrets_path, secrets.to_string()).expect("secrets");
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&secrets_path, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod");
         let tickets = format!(
             "[tickets]\nplugin = {:?}\ntenant = \"acme\"\nsecrets-file = {}\n\
              retry-initial = \"1s\"\nretry-max = \"2s\"\nconfig = {}\n",
             case.plugin,
-            json!(secrets_path.display().to_string()),
+            json!(secrets_file_of(&sb, &secrets).display().to_string()),
             inline_toml(&config),
         );
-        let text = format!(
-            r#"
-[api]
-listen = "127.0.0.1:0"
-[[api.token]]
-name = "noc"
-role = "viewer"
-sha256 = "{hash}"
-[[monitor]]
-name = "flagged"
-plugin = "flag"
-config = {{ path = {flag:?} }}
-interval = "1s"
-failures-to-trigger = 2
-{tickets}"#,
-            hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
-            flag = flag.display().to_string(),
-        );
-        let config = AgentConfig::parse(&text, "test agent.toml", sb.dir.path())
-            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", case.plugin));
+        let config = agent_config_from(&sb, &flag_monitor(&flag), &tickets);
         let mut agent = Agent::start(runner, config);
         let desk = &case.desk;
         // The fake wakes this on every request it records; the desk says what it holds.

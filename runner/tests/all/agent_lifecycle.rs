@@ -164,33 +164,43 @@ async fn awaited(
 const SERVICE_SCRIPT: &str =
     "#!/bin/sh\n[ -e \"$(dirname \"$0\")/$1.running\" ] && exit 0\nexit 3\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compliance_monitor_opens_an_incident_when_auditd_stops_and_resolves_it_when_it_runs() {
-    let policy = r#"[allow]
-fs-read = ["/etc/systemd/system/multi-user.target.wants", "/etc/audit/rules.d", "/etc/audit/audit.rules"]
-services = ["auditd"]
+/// An agent whose one monitor `name` runs the check `plugin` every second (an incident on the
+/// first critical result), granted the reads `fs_read` and the `services` (TOML arrays), with
+/// the services answered by [`SERVICE_SCRIPT`] through the site's `command` backend.
+fn service_check_site(name: &str, plugin: &str, fs_read: &str, services: &str) -> Site {
+    let policy = format!(
+        r#"[allow]
+fs-read = {fs_read}
+services = {services}
 [services]
 backend = "command"
 [services.command]
-status = ["{scratch}/svc", "{name}"]
-start = ["/bin/false", "{name}"]
-stop = ["/bin/false", "{name}"]
-restart = ["/bin/false", "{name}"]
-"#;
-    let automation = r#"
-[[monitor]]
-name = "audit-trail"
-plugin = "audit-daemon"
-interval = "1s"
-failures-to-trigger = 1
-fail-on = "critical"
-"#;
-    let site = Site::start(
-        policy,
-        automation,
-        &["audit-daemon"],
+status = ["{{scratch}}/svc", "{{name}}"]
+start = ["/bin/false", "{{name}}"]
+stop = ["/bin/false", "{{name}}"]
+restart = ["/bin/false", "{{name}}"]
+"#
+    );
+    let automation = format!(
+        "[[monitor]]\nname = {name:?}\nplugin = {plugin:?}\ninterval = \"1s\"\n\
+         failures-to-trigger = 1\nfail-on = \"critical\"\n"
+    );
+    Site::start(
+        &policy,
+        &automation,
+        &[plugin],
         &[],
         &[("svc", SERVICE_SCRIPT)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliance_monitor_opens_an_incident_when_auditd_stops_and_resolves_it_when_it_runs() {
+    let site = service_check_site(
+        "audit-trail",
+        "audit-daemon",
+        r#"["/etc/systemd/system/multi-user.target.wants", "/etc/audit/rules.d", "/etc/audit/audit.rules"]"#,
+        r#"["auditd"]"#,
     );
     let mut events = site.events().await;
 
@@ -261,31 +271,11 @@ fail-on = "critical"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firewall_monitor_opens_an_incident_when_none_runs_and_resolves_it_when_nftables_runs() {
-    let policy = r#"[allow]
-fs-read = ["/etc/nftables.conf", "/etc/ufw/ufw.conf", "/etc/firewalld/firewalld.conf"]
-services = ["nftables", "ufw", "firewalld"]
-[services]
-backend = "command"
-[services.command]
-status = ["{scratch}/svc", "{name}"]
-start = ["/bin/false", "{name}"]
-stop = ["/bin/false", "{name}"]
-restart = ["/bin/false", "{name}"]
-"#;
-    let automation = r#"
-[[monitor]]
-name = "firewall"
-plugin = "host-firewall"
-interval = "1s"
-failures-to-trigger = 1
-fail-on = "critical"
-"#;
-    let site = Site::start(
-        policy,
-        automation,
-        &["host-firewall"],
-        &[],
-        &[("svc", SERVICE_SCRIPT)],
+    let site = service_check_site(
+        "firewall",
+        "host-firewall",
+        r#"["/etc/nftables.conf", "/etc/ufw/ufw.conf", "/etc/firewalld/firewalld.conf"]"#,
+        r#"["nftables", "ufw", "firewalld"]"#,
     );
     let mut events = site.events().await;
     let opened = awaited(&mut events, "incident", |e| {

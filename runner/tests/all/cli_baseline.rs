@@ -321,6 +321,18 @@ fn the_real_inventory_plugin_feeds_a_baseline_and_its_drift() {
     }
 }
 
+/// One fixture case of the inventory plugin through the test harness.
+fn inventory_case(text: &str) -> (warden_testkit::Fixture, warden_testkit::CaseRun) {
+    let harness = warden_testkit::Harness::new(
+        &plugin_dir("inventory"),
+        &crate::cli::repo().join("target/test-cache"),
+    )
+    .expect("harness");
+    let fixture = warden_testkit::Fixture::parse(text, "inline").expect("fixture");
+    let run = harness.run(&fixture).expect("case runs");
+    (fixture, run)
+}
+
 /// The inventory plugin on a fake machine (the test harness): the accounts, listening TCP
 /// ports (TCP listening, UDP bound and unconnected; `/proc/net/udp6` absent here: left out)
 /// with their owning processes (a scripted `ss`: by socket inode; a forged name on 8080 and a
@@ -328,12 +340,7 @@ fn the_real_inventory_plugin_feeds_a_baseline_and_its_drift() {
 /// records come from its files, parsed in the sandbox.
 #[test]
 fn the_inventory_plugin_reports_accounts_listening_ports_and_enabled_services() {
-    let harness = warden_testkit::Harness::new(
-        &plugin_dir("inventory"),
-        &crate::cli::repo().join("target/test-cache"),
-    )
-    .expect("harness");
-    let fixture = warden_testkit::Fixture::parse(
+    let (fixture, run) = inventory_case(
         r#"
 run = "discover"
 [files]
@@ -384,10 +391,7 @@ facts = [
   { kind = "service", facts = { name = "ssh.service", state = "enabled" } },
 ]
 "#,
-        "inline",
-    )
-    .expect("fixture");
-    let run = harness.run(&fixture).expect("case runs");
+    );
     let verdict = warden_testkit::verdict(&fixture, &run);
     assert!(verdict.passed, "{verdict:#?}");
     let Ok(warden_core::report::Output::Facts(groups)) = &run.reports[0].result else {
@@ -405,12 +409,7 @@ facts = [
 /// process: an owner is never guessed.
 #[test]
 fn the_inventory_reports_ports_without_owners_when_ss_fails() {
-    let harness = warden_testkit::Harness::new(
-        &plugin_dir("inventory"),
-        &crate::cli::repo().join("target/test-cache"),
-    )
-    .expect("harness");
-    let fixture = warden_testkit::Fixture::parse(
+    let (fixture, run) = inventory_case(
         r#"
 run = "discover"
 [config]
@@ -436,10 +435,7 @@ facts = [
 ]
 calls = ["fs.read /proc/net/tcp", "exec.run /usr/bin/ss -Hltunpe"]
 "#,
-        "inline",
-    )
-    .expect("fixture");
-    let run = harness.run(&fixture).expect("case runs");
+    );
     let verdict = warden_testkit::verdict(&fixture, &run);
     assert!(verdict.passed, "{verdict:#?}");
     let warned = run.reports[0].logs.iter().any(|l| {
