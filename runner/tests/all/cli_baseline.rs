@@ -561,3 +561,112 @@ fn a_listener_shows_its_owning_process_and_a_new_owner_is_drift_changed() {
     assert_eq!(change["baseline"], me, "{change}");
     assert_eq!(change["current"], other, "{change}");
 }
+
+/// Run unprivileged (as `nobody`, when the tests run as root), `ss` sees only that user's own
+/// processes: a listener of another user (this test's) has an empty process, never a guessed
+/// one, and a listener of a `nobody` process shows it.
+#[test]
+fn an_unprivileged_inventory_names_only_its_own_users_listeners() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() || !std::path::Path::new("/usr/bin/ss").exists() {
+        eprintln!("skipped: needs root, /usr/bin/setpriv and /usr/bin/ss");
+        return;
+    }
+    // A directory `nobody` can write, with a policy of its own (and its own component cache).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let policy = tmp.path().join("warden.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "cache-dir = {:?}\n[allow]\nfs-read = [\"/proc/net/tcp\"]\n\
+             sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
+             exec = [{{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }}]\n\
+             [trust]\nallow-unsigned = true\n",
+            tmp.path().join("cache").display().to_string()
+        ),
+    )
+    .expect("policy");
+    let as_nobody = |program: &str| {
+        let mut c = std::process::Command::new(setpriv);
+        c.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            program,
+        ]);
+        c
+    };
+    let warden = |args: &[&str]| {
+        as_nobody(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--config")
+            .arg(&policy)
+            .args(args)
+            .env_remove("WARDEN_DATA_DIR")
+            .output()
+            .expect("warden runs")
+    };
+    let out = warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("inventory").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mine = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let my_port = mine.local_addr().expect("address").port();
+    let child = as_nobody("/usr/bin/python3")
+        .args([
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket()\n\
+             s.bind(('127.0.0.1', 0))\n\
+             s.listen()\n\
+             print(s.getsockname()[1], flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: no python3 on this machine");
+        return;
+    };
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("python3 answers");
+    let nobody_port: u16 = line.trim().parse().expect("python3's port");
+    let out = warden(&[
+        "run",
+        "inventory",
+        "--json",
+        "--config",
+        r#"{"packages": false, "accounts": false, "services": false}"#,
+    ]);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let process_of = |port: u16| {
+        let groups = report["result"]["ok"]["value"].as_array().expect("facts");
+        let found: Vec<&Value> = groups
+            .iter()
+            .filter(|g| g["kind"] == "listening-port" && g["facts"]["port"] == port)
+            .collect();
+        assert_eq!(found.len(), 1, "port {port}: {found:?}");
+        found[0]["facts"]["process"].clone()
+    };
+    assert_eq!(process_of(my_port), "", "another user's listener: no owner");
+    assert_eq!(process_of(nobody_port), "python3", "nobody's own listener");
+    drop(mine);
+}
