@@ -449,6 +449,39 @@ calls = ["fs.read /proc/net/tcp", "exec.run /usr/bin/ss -Hltunpe"]
     assert!(warned, "{:#?}", run.reports[0].logs);
 }
 
+/// `python3` (as `command` starts it) listening on 127.0.0.1:`port` (0: any), once it listens:
+/// the child (its stdin closed ends it) and the port. `None` without python3.
+fn python_listener(
+    mut command: std::process::Command,
+    port: u16,
+) -> Option<(std::process::Child, u16)> {
+    let mut child = command
+        .args([
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+             s.listen()\n\
+             print(s.getsockname()[1], flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .arg(port.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("python3 answers");
+    let listening: u16 = line.trim().parse().expect("python3's port");
+    assert!(port == 0 || listening == port, "python3 listens on {port}");
+    Some((child, listening))
+}
+
 /// Through the real runner on this machine: a listener this test opens shows this process as
 /// its owner (the test owns it, so `ss` sees it even unprivileged), and when another process
 /// listens on the same port instead, the baseline's drift calls the port `changed`, from this
@@ -516,32 +549,10 @@ fn a_listener_shows_its_owning_process_and_a_new_owner_is_drift_changed() {
 
     // Another program on the same port: python3, as the tests' toolchain already needs it.
     drop(listener);
-    let child = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import socket, sys\n\
-             s = socket.socket()\n\
-             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('127.0.0.1', int(sys.argv[1])))\n\
-             s.listen()\n\
-             print('ready', flush=True)\n\
-             sys.stdin.read()\n",
-        ])
-        .arg(port.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
+    let Some((mut child, _)) = python_listener(std::process::Command::new("python3"), port) else {
         eprintln!("skipped the change of owner: no python3 on this machine");
         return;
     };
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut ready,
-    )
-    .expect("python3 answers");
-    assert_eq!(ready.trim(), "ready", "python3 listens on {port}");
     let other = comm(&child.id().to_string());
     assert_ne!(other, me);
     discover();
@@ -622,30 +633,10 @@ fn an_unprivileged_inventory_names_only_its_own_users_listeners() {
 
     let mine = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
     let my_port = mine.local_addr().expect("address").port();
-    let child = as_nobody("/usr/bin/python3")
-        .args([
-            "-c",
-            "import socket, sys\n\
-             s = socket.socket()\n\
-             s.bind(('127.0.0.1', 0))\n\
-             s.listen()\n\
-             print(s.getsockname()[1], flush=True)\n\
-             sys.stdin.read()\n",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
+    let Some((mut child, nobody_port)) = python_listener(as_nobody("/usr/bin/python3"), 0) else {
         eprintln!("skipped: no python3 on this machine");
         return;
     };
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("python3 answers");
-    let nobody_port: u16 = line.trim().parse().expect("python3's port");
     let out = warden(&[
         "run",
         "inventory",
