@@ -348,7 +348,12 @@ impl Drop for Agent {
 /// A monitor `flagged` that fails while `flag` exists, escalates at once (no remediation),
 /// and whose escalations go to the webhook at `origin`.
 fn agent_config(sb: &Sandbox, origin: &str, flag: &Path, secrets: &Path) -> AgentConfig {
-    let monitor = format!(
+    agent_config_with(sb, origin, secrets, &flag_monitor(flag))
+}
+
+/// The monitor `flagged` (TOML): failing while `flag` exists, no remediation.
+fn flag_monitor(flag: &Path) -> String {
+    format!(
         r#"
 [[monitor]]
 name = "flagged"
@@ -358,22 +363,14 @@ interval = "1s"
 failures-to-trigger = 2
 "#,
         flag = flag.display().to_string(),
-    );
-    agent_config_with(sb, origin, secrets, &monitor)
+    )
 }
 
 /// An agent config with `monitor` (TOML) and its escalations going to the webhook at
 /// `origin`, signed with the key in `secrets`.
 fn agent_config_with(sb: &Sandbox, origin: &str, secrets: &Path, monitor: &str) -> AgentConfig {
-    let text = format!(
+    let tickets = format!(
         r#"
-[api]
-listen = "127.0.0.1:0"
-[[api.token]]
-name = "noc"
-role = "viewer"
-sha256 = "{hash}"
-{monitor}
 [tickets]
 plugin = "ticket-webhook"
 tenant = "acme"
@@ -386,10 +383,27 @@ url = "{origin}/hooks/warden"
 respond-by-pointer = "/sla/respond_by"
 resolve-by-pointer = "/sla/resolve_by"
 "#,
-        hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
         secrets = secrets.display().to_string(),
     );
-    AgentConfig::parse(&text, "test agent.toml", sb.dir.path()).expect("agent config")
+    agent_config_from(sb, monitor, &tickets)
+}
+
+/// The test agent's API section, then `monitor` and `tickets` (TOML).
+fn agent_config_from(sb: &Sandbox, monitor: &str, tickets: &str) -> AgentConfig {
+    let text = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+[[api.token]]
+name = "noc"
+role = "viewer"
+sha256 = "{hash}"
+{monitor}
+{tickets}"#,
+        hash = warden_agent::grpc::auth::token_hash("tok-ticket-tests-0123456789"),
+    );
+    AgentConfig::parse(&text, "test agent.toml", sb.dir.path())
+        .unwrap_or_else(|e| panic!("agent config: {e}\n{text}"))
 }
 
 /// The sandbox's agent: the flag check and the webhook connector installed.
@@ -410,12 +424,13 @@ fn agent_runner(sb: &Sandbox, origin: &str) -> PluginManager {
 }
 
 fn secrets_file(sb: &Sandbox) -> PathBuf {
+    secrets_file_of(sb, &json!({ "hmac-key": fake_psa::WEBHOOK_HMAC_KEY }))
+}
+
+/// `secrets` as the agent's secrets file, readable by its owner only (as the agent demands).
+fn secrets_file_of(sb: &Sandbox, secrets: &Value) -> PathBuf {
     let path = sb.dir.path().join("psa-secrets.json");
-    std::fs::write(
-        &path,
-        json!({ "hmac-key": fake_psa::WEBHOOK_HMAC_KEY }).to_string(),
-    )
-    .expect("secrets");
+    std::fs::write(&path, secrets.to_string()).expect("secrets");
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
@@ -550,6 +565,155 @@ fn a_ticket_queued_while_the_psa_is_down_survives_a_restart_and_is_created_once(
     hook.server
         .wait_until("the ticket", |_| !hook.desk.tickets().is_empty());
     assert_eq!(hook.desk.tickets().len(), 1);
+}
+
+/// A JSON value as a TOML inline value (the connector configs: strings, integers, objects).
+fn inline_toml(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let fields: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{} = {}", json!(k), inline_toml(v)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(inline_toml).collect();
+            format!("[{}]", items.join(", "))
+        }
+        // JSON's strings, integers and booleans are TOML's too.
+        other => other.to_string(),
+    }
+}
+
+/// The agent end to end with each PSA connector (the webhook's own tests are above): the
+/// `flagged` monitor escalates, the PSA loses the answer to the first create, and the outbox's
+/// retry finds that ticket instead of making a second; the ticket's id and the SLA due times the
+/// PSA gave are recorded on the incident, and resolving the incident closes the ticket with
+/// the tenant's close status.
+#[test]
+fn each_psa_connector_opens_one_ticket_through_the_agent_and_closes_it_on_resolve() {
+    use warden_tests::fake_psa::{FakeAutotask, FakeHalo};
+    struct Case {
+        plugin: &'static str,
+        desk: std::sync::Arc<fake_psa::Desk>,
+        origin: String,
+        config: Value,
+        closed: &'static str,
+        due: (&'static str, &'static str),
+        server: warden_tests::psa_server::PsaServer,
+    }
+    let cw = FakeConnectWise::start();
+    let at = FakeAutotask::start();
+    let halo = FakeHalo::start();
+    let cases = [
+        Case {
+            plugin: "ticket-connectwise",
+            desk: cw.desk.clone(),
+            origin: cw.server.origin(),
+            config: connectwise_config(&cw.server.origin()),
+            closed: "Closed (resolved)",
+            due: ("2026-12-01T21:00:00Z", "2026-12-02T04:00:00Z"),
+            server: cw.server,
+        },
+        Case {
+            plugin: "ticket-autotask",
+            desk: at.desk.clone(),
+            origin: at.server.origin(),
+            config: autotask_config(&at.server.origin()),
+            closed: "5",
+            due: (fake_psa::AT_RESPOND_BY, fake_psa::AT_RESOLVE_BY),
+            server: at.server,
+        },
+        Case {
+            plugin: "ticket-halo",
+            desk: halo.desk.clone(),
+            origin: halo.server.origin(),
+            config: halo_config(&halo.server.origin()),
+            closed: "9",
+            due: (fake_psa::HALO_RESPOND_BY, fake_psa::HALO_FIX_BY),
+            server: halo.server,
+        },
+    ];
+    for case in cases {
+        case.desk
+            .faults
+            .lose_first_create
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let sb = Sandbox::new();
+        let flag = sb.scratch().join("flag");
+        std::fs::write(&flag, "up").expect("raise the flag");
+        let runner = agent_runner(&sb, &case.origin);
+        sb.install(
+            &runner,
+            case.plugin,
+            Some(&connector_manifest(case.plugin, &case.origin)),
+        );
+        // The credentials go to the secrets file, the rest to `[tickets.config]`.
+        let mut config = case.config.clone();
+        let secrets = config
+            .as_object_mut()
+            .and_then(|c| c.remove("secrets"))
+            .expect("secrets");
+        let tickets = format!(
+            "[tickets]\nplugin = {:?}\ntenant = \"acme\"\nsecrets-file = {}\n\
+             retry-initial = \"1s\"\nretry-max = \"2s\"\nconfig = {}\n",
+            case.plugin,
+            json!(secrets_file_of(&sb, &secrets).display().to_string()),
+            inline_toml(&config),
+        );
+        let config = agent_config_from(&sb, &flag_monitor(&flag), &tickets);
+        let mut agent = Agent::start(runner, config);
+        let desk = &case.desk;
+        // The fake wakes this on every request it records; the desk says what it holds.
+        case.server
+            .wait_until("a ticket", |_| !desk.tickets().is_empty());
+        std::fs::remove_file(&flag).expect("lower the flag");
+        case.server.wait_until("the close", |_| {
+            desk.tickets().iter().any(|t| t.status == case.closed)
+        });
+        agent.stop();
+
+        let [ticket] = case
+            .desk
+            .tickets()
+            .try_into()
+            .unwrap_or_else(|all: Vec<_>| {
+                panic!("{}: not exactly one ticket: {all:?}", case.plugin)
+            });
+        assert!(
+            ticket
+                .summary
+                .contains("flagged: no remediation runbook configured"),
+            "{}: {ticket:?}",
+            case.plugin
+        );
+        let incident = ticket
+            .external_ref
+            .strip_prefix("warden:flagged:")
+            .unwrap_or_else(|| panic!("{}: {ticket:?}", case.plugin))
+            .to_string();
+        let history = warden_history::History::open(&sb.data_dir()).expect("history");
+        let recorded = history
+            .incident_ticket(&incident)
+            .expect("read")
+            .unwrap_or_else(|| panic!("{}: no ticket on {incident}", case.plugin));
+        assert_eq!(recorded.plugin, case.plugin);
+        assert_eq!(recorded.ticket_id, ticket.id.to_string(), "{}", case.plugin);
+        assert_eq!(
+            recorded.respond_by.as_deref(),
+            Some(case.due.0),
+            "{}",
+            case.plugin
+        );
+        assert_eq!(
+            recorded.resolve_by.as_deref(),
+            Some(case.due.1),
+            "{}",
+            case.plugin
+        );
+        assert_eq!(recorded.status, "closed", "{}", case.plugin);
+    }
 }
 
 fn autotask_config(origin: &str) -> Value {

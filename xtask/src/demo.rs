@@ -145,7 +145,9 @@ fn demo_policy(scratch: &Path, publisher: Option<&str>) -> String {
          fs-write = [{s:?}]\n\
          services = [\"dbus\"]\n\
          service-control = true\n\
-         kv = true\n",
+         kv = true\n\
+         # The inventory's owner of each listening port (optional: without it, no owners).\n\
+         exec = [{{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }}]\n",
         s = scratch.display().to_string()
     );
     format!("{allow}\n[trust]\nallow-unsigned = false\n{trust}")

@@ -33,9 +33,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 /// Guest crates whose unit tests run on the host: libraries shared by plugins (`ticket-common`,
 /// `apt-common`: the apt output parser and the patch approval rules), `apt-patch` (the re-check
 /// of a plan in apply), and `inventory`, `auto-logoff` and `screen-lock`, whose parsers (dpkg
-/// status, passwd, the kernel's socket tables, `TMOUT` lines, dconf keyfiles) are pure and whose
-/// test binaries link on the host. Other component crates (`cdylib`) are tested through the
-/// sandbox (`tests/all`).
+/// status, passwd, the kernel's socket tables, `ss` output, `TMOUT` lines, dconf keyfiles) are
+/// pure and whose test binaries link on the host. Other component crates (`cdylib`) are tested
+/// through the sandbox (`tests/all`).
 const GUEST_LIBRARIES: [(&str, &str); 6] = [
     ("plugins", "ticket-common"),
     ("plugins", "apt-common"),

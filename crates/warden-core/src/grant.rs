@@ -169,6 +169,7 @@ impl Grant {
         let allow = &policy.allow;
 
         let mut exec = Vec::new();
+        let mut optional_refused = Vec::new();
         // Several entries for one program are separate argv shapes (`apt-get -s dist-upgrade`
         // and `apt-get install pkg=version`): a call must fit one manifest entry and one policy
         // entry as a whole, so two shapes never mix into a third.
@@ -179,11 +180,21 @@ impl Grant {
                 .filter(|p| p.program == rule.program)
                 .peekable();
             if allowed.peek().is_none() {
-                refuse(
-                    Subject::Capability(Capability::Exec),
-                    rule.program.clone(),
-                    "program not allowed by the site policy",
-                );
+                if rule.optional {
+                    // The plugin runs without it: its calls are denied, the grant narrowed.
+                    optional_refused.push(Refusal {
+                        capability: Capability::Exec.request_name().into(),
+                        of: Some(Capability::Exec),
+                        requested: rule.program.clone(),
+                        reason: "optional program not allowed by the site policy".into(),
+                    });
+                } else {
+                    refuse(
+                        Subject::Capability(Capability::Exec),
+                        rule.program.clone(),
+                        "program not allowed by the site policy",
+                    );
+                }
             }
             for p in allowed {
                 exec.push(ExecGrant {
@@ -326,12 +337,13 @@ impl Grant {
         // A capability of which something is granted still works; the rest of its request is
         // only narrowed. Service control is never required: without it a remediation can still
         // check and plan.
-        let (narrowed, refusals): (Vec<Refusal>, Vec<Refusal>) =
+        let (mut narrowed, refusals): (Vec<Refusal>, Vec<Refusal>) =
             refusals.into_iter().partition(|r| match r.of {
                 Some(Capability::ServiceControl) => true,
                 Some(c) => grant.has_some(c),
                 None => false,
             });
+        narrowed.extend(optional_refused);
         GrantReport {
             grant,
             refusals,
@@ -660,6 +672,60 @@ mod tests {
             2,
             "nothing of sysinfo is granted: {:?}",
             report.refusals
+        );
+    }
+
+    #[test]
+    fn an_optional_program_the_policy_does_not_allow_narrows_the_grant_and_its_calls_are_denied() {
+        let m = manifest(
+            "[capabilities]\nsysinfo = [\"os\"]\n\
+             exec = [{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"], optional = true }]",
+        );
+        let report = Grant::resolve(&m, &policy("sysinfo = [\"os\"]"));
+        assert!(report.refusals.is_empty(), "{:?}", report.refusals);
+        assert_eq!(report.narrowed.len(), 1, "{:?}", report.narrowed);
+        assert_eq!(report.narrowed[0].requested, "/usr/bin/ss");
+        let args = ["-Hltunpe".to_string()];
+        assert!(
+            report
+                .grant
+                .authorize(&Operation::Exec {
+                    program: "/usr/bin/ss",
+                    args: &args,
+                })
+                .is_err(),
+            "optional is not allowed: the call is still denied"
+        );
+        let allowed = policy(
+            "sysinfo = [\"os\"]\nexec = [{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }]",
+        );
+        let g = Grant::resolve(&m, &allowed).grant;
+        assert!(
+            g.authorize(&Operation::Exec {
+                program: "/usr/bin/ss",
+                args: &args,
+            })
+            .is_ok()
+        );
+        // Without `optional` the same request refuses the run.
+        let required = manifest(
+            "[capabilities]\nsysinfo = [\"os\"]\n\
+             exec = [{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }]",
+        );
+        let report = Grant::resolve(&required, &policy("sysinfo = [\"os\"]"));
+        assert_eq!(report.refusals.len(), 1, "{:?}", report.refusals);
+    }
+
+    #[test]
+    fn optional_is_a_manifest_key_and_a_policy_refuses_it() {
+        let err = SitePolicy::parse(
+            "[allow]\nexec = [{ program = \"/usr/bin/ss\", args = [], optional = true }]",
+            "test",
+        )
+        .expect_err("optional in a policy");
+        assert!(
+            err.to_string().contains("belongs in a plugin manifest"),
+            "{err}"
         );
     }
 

@@ -119,6 +119,12 @@ pub struct ExecRule {
     /// Glob patterns (`*`, `?`, `[...]`); every argument must match at least one. Empty: no arguments.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Manifest only: the plugin works without this program (it enriches what the plugin
+    /// reports), so a site policy that does not allow it narrows the grant instead of refusing
+    /// the run; calls to it are then denied and audited like any other. Still deny by default:
+    /// the program runs only where the policy allows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl ExecRule {

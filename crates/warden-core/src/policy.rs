@@ -280,6 +280,13 @@ impl SitePolicy {
         }
         for rule in &self.allow.exec {
             rule.validate().map_err(|e| format!("allow.exec: {e}"))?;
+            if rule.optional {
+                return Err(format!(
+                    "allow.exec: `optional` of `{}` belongs in a plugin manifest (the plugin runs \
+                     without the program), not in the site policy",
+                    rule.program
+                ));
+            }
         }
         for path in self.allow.fs_read.iter().chain(&self.allow.fs_write) {
             if !path.is_absolute() {

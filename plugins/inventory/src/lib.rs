@@ -1,15 +1,17 @@
 //! `inventory`: a discovery plugin that reports the host, its operating system, CPU, memory,
 //! disks, network interfaces and uptime, plus the installed Debian packages read from the dpkg
 //! status database (absent on other systems, which then simply report no packages), the local
-//! accounts, the listening TCP ports and the services enabled at boot: what a baseline
-//! configuration records (docs/AUTOMATION.md, "Baselines and drift").
+//! accounts, the listening TCP and bound UDP ports with the processes that own them (where the
+//! site policy allows `ss` and its user can see them, `owners.rs`) and the services enabled at
+//! boot: what a baseline configuration records (docs/AUTOMATION.md, "Baselines and drift").
 
 mod accounts;
 mod dpkg;
+mod owners;
 mod ports;
 
 use serde::Deserialize;
-use warden_sdk::{CapError, Discovery, FactGroup, PluginError, fs, log, sysinfo};
+use warden_sdk::{CapError, Discovery, FactGroup, PluginError, exec, fs, log, sysinfo};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +27,9 @@ struct Config {
     accounts: bool,
     #[serde(default = "default_true")]
     listening_ports: bool,
+    /// The process owning each listening port, from `ss` (an optional grant).
+    #[serde(default = "default_true")]
+    port_owners: bool,
     #[serde(default = "default_true")]
     services: bool,
 }
@@ -129,17 +134,30 @@ impl Discovery for Inventory {
             }));
         }
         if config.listening_ports {
+            let mut listeners = Vec::new();
             for (protocol, path, transport) in SOCKET_TABLES {
                 let Some(text) = optional_read("listening ports", path)? else {
                     continue;
                 };
-                groups.extend(ports::listeners(&text, transport).into_iter().map(|l| {
-                    FactGroup::new("listening-port")
-                        .fact("protocol", protocol)
-                        .fact("address", l.address)
-                        .fact("port", u32::from(l.port))
-                }));
+                listeners.extend(
+                    ports::listeners(&text, transport)
+                        .into_iter()
+                        .map(|l| (protocol, l)),
+                );
             }
+            // Without a listener there is nothing to own: `ss` is not run at all.
+            let owners = if config.port_owners && !listeners.is_empty() {
+                port_owners()
+            } else {
+                owners::Owners::new()
+            };
+            groups.extend(listeners.into_iter().map(|(protocol, l)| {
+                FactGroup::new("listening-port")
+                    .fact("protocol", protocol)
+                    .fact("address", l.address)
+                    .fact("port", u32::from(l.port))
+                    .fact("process", owners::names(&owners, &l.inodes))
+            }));
         }
         if config.services {
             groups.extend(enabled_services()?);
@@ -217,6 +235,51 @@ fn optional_read(category: &str, path: &str) -> Result<Option<String>, PluginErr
             Ok(None)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The owners of the listening sockets, by inode. Owners only enrich the ports: whatever goes
+/// wrong (`ss` not allowed by the site policy, not installed, failing) is a warning, and every
+/// port's process is then empty, never a failed inventory.
+fn port_owners() -> owners::Owners {
+    let out = exec::Command::new(owners::SS)
+        .args(owners::SS_ARGS)
+        .timeout(std::time::Duration::from_secs(10))
+        .run();
+    match out {
+        Ok(out) if out.success() => {
+            if out.truncated {
+                log::warn(
+                    "ss output cut at the host's cap; ports past it have no process",
+                    &[("program", owners::SS)],
+                );
+            }
+            owners::parse(&out.stdout_lossy())
+        }
+        Ok(out) => {
+            let code = out
+                .exit_code
+                .map_or_else(|| "a signal".to_string(), |c| c.to_string());
+            // Its first line, bounded: the run's log budget is not ss's to spend.
+            let stderr = out.stderr_lossy();
+            let first = stderr.lines().next().unwrap_or_default();
+            let end = (0..=first.len().min(200))
+                .rev()
+                .find(|&i| first.is_char_boundary(i))
+                .unwrap_or(0);
+            log::warn(
+                "ss failed; listening ports reported without their process",
+                &[("exit", &code), ("stderr", &first[..end])],
+            );
+            owners::Owners::new()
+        }
+        Err(e) => {
+            log::warn(
+                "ss not available; listening ports reported without their process",
+                &[("program", owners::SS), ("reason", &e.to_string())],
+            );
+            owners::Owners::new()
+        }
     }
 }
 

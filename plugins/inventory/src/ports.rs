@@ -3,7 +3,8 @@
 //! (`st` `0A`); UDP has no listen, so a UDP socket waits for peers when it is bound and not
 //! connected: state `07` (the kernel's TCP_CLOSE, which UDP reuses) with no remote port (a
 //! connected client socket has one, and is not a service). The addresses are hex in the
-//! kernel's byte order: IPv4 one little-endian 32-bit word, IPv6 four of them.
+//! kernel's byte order: IPv4 one little-endian 32-bit word, IPv6 four of them. Each socket's
+//! inode (the tenth column) is kept: it is how `owners.rs` finds the process that owns it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -19,17 +20,21 @@ pub enum Transport {
     Udp,
 }
 
-/// One listening socket.
+/// One listening port: its address, and the inodes of its sockets (to find their owning
+/// processes, `owners.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: String,
     pub port: u16,
+    /// Sorted, without duplicates; empty when the table's line had no inode column.
+    pub inodes: Vec<u64>,
 }
 
 /// Listening sockets of one table, sorted and without duplicates (one socket per worker
-/// with `SO_REUSEPORT` is still one listening port). Lines that do not parse are skipped.
+/// with `SO_REUSEPORT` is still one listening port, with each socket's inode). Lines that do
+/// not parse are skipped.
 pub fn listeners(table: &str, transport: Transport) -> Vec<Listener> {
-    let mut out: Vec<Listener> = table
+    let mut sockets: Vec<Listener> = table
         .lines()
         .skip(1)
         .filter_map(|line| {
@@ -46,11 +51,30 @@ pub fn listeners(table: &str, transport: Transport) -> Vec<Listener> {
             Some(Listener {
                 address: address(addr)?,
                 port: u16::from_str_radix(port, 16).ok()?,
+                // The tenth column; 0 is no socket file (nothing can own it).
+                inodes: fields
+                    .get(9)
+                    .and_then(|i| i.parse::<u64>().ok())
+                    .filter(|&i| i != 0)
+                    .into_iter()
+                    .collect(),
             })
         })
         .collect();
-    out.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
-    out.dedup();
+    sockets.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+    let mut out: Vec<Listener> = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        match out.last_mut() {
+            Some(last) if last.port == socket.port && last.address == socket.address => {
+                last.inodes.extend(socket.inodes);
+            }
+            _ => out.push(socket),
+        }
+    }
+    for listener in &mut out {
+        listener.inodes.sort_unstable();
+        listener.inodes.dedup();
+    }
     out
 }
 
@@ -95,11 +119,13 @@ mod tests {
             [
                 Listener {
                     address: "0.0.0.0".into(),
-                    port: 22
+                    port: 22,
+                    inodes: vec![1],
                 },
                 Listener {
                     address: "127.0.0.1".into(),
-                    port: 631
+                    port: 631,
+                    inodes: vec![2, 3],
                 },
             ]
         );
@@ -111,13 +137,48 @@ mod tests {
             [
                 Listener {
                     address: "::".into(),
-                    port: 22
+                    port: 22,
+                    inodes: vec![1],
                 },
                 Listener {
                     address: "::1".into(),
-                    port: 8080
+                    port: 8080,
+                    inodes: vec![1],
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_zero_inode_is_no_inode_and_hostile_lines_are_skipped() {
+        let tcp = "header\n\
+   0: 00000000:0016 00000000:0000 0A 0 0 0 0 0 0\n\
+   1: 00000000:0050 00000000:0000 0A 0 0 0 0 0 nope\n\
+   2: 00000000:01BB 00000000:0000 0A\n\
+   3: 00000000:FFFFF 00000000:0000 0A 0 0 0 0 0 5\n\
+   4: 0000000:0016 00000000:0000 0A 0 0 0 0 0 5\n\
+   5: 00000000:0016 00000000:0000 0A 0 0 0 0 0 18446744073709551616\n\
+   6: \u{0}\u{ffff}:: : 0A\n";
+        assert_eq!(
+            listeners(tcp, Transport::Tcp),
+            [
+                Listener {
+                    address: "0.0.0.0".into(),
+                    port: 22,
+                    inodes: vec![]
+                },
+                Listener {
+                    address: "0.0.0.0".into(),
+                    port: 80,
+                    inodes: vec![]
+                },
+                Listener {
+                    address: "0.0.0.0".into(),
+                    port: 443,
+                    inodes: vec![]
+                },
+            ],
+            "a port past 16 bits and a 7-digit address are skipped; an inode past 64 bits is none"
         );
     }
 
@@ -134,11 +195,13 @@ mod tests {
             [
                 Listener {
                     address: "127.0.0.53".into(),
-                    port: 53
+                    port: 53,
+                    inodes: vec![11],
                 },
                 Listener {
                     address: "0.0.0.0".into(),
-                    port: 68
+                    port: 68,
+                    inodes: vec![12],
                 },
             ],
             "the resolver and the DHCP client; not the connected socket to 10.0.2.2:53"

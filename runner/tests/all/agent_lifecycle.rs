@@ -1,6 +1,7 @@
 //! The lifecycle plugins end to end through the agent (`warden_agent::daemon::serve`), as a
-//! site runs them: a compliance check as a monitor that opens an incident when its control
-//! fails and resolves it when the control is back, and apt patching from a maintenance
+//! site runs them: the compliance checks as monitors (the audit daemon and the host firewall
+//! open an incident when their control fails and resolve it when it is back; the checks of the
+//! machine's own files reach the verdict `warden run` reaches), and apt patching from a maintenance
 //! schedule that passes the window slot, applies once in that slot and refuses the slot when
 //! the schedule fires again. Their fixture cases are in `tests/all/compliance.rs` and
 //! `tests/all/patching.rs`; `warden run` of them on this machine in `cli_compliance.rs` and
@@ -163,33 +164,43 @@ async fn awaited(
 const SERVICE_SCRIPT: &str =
     "#!/bin/sh\n[ -e \"$(dirname \"$0\")/$1.running\" ] && exit 0\nexit 3\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compliance_monitor_opens_an_incident_when_auditd_stops_and_resolves_it_when_it_runs() {
-    let policy = r#"[allow]
-fs-read = ["/etc/systemd/system/multi-user.target.wants", "/etc/audit/rules.d", "/etc/audit/audit.rules"]
-services = ["auditd"]
+/// An agent whose one monitor `name` runs the check `plugin` every second (an incident on the
+/// first critical result), granted the reads `fs_read` and the `services` (TOML arrays), with
+/// the services answered by [`SERVICE_SCRIPT`] through the site's `command` backend.
+fn service_check_site(name: &str, plugin: &str, fs_read: &str, services: &str) -> Site {
+    let policy = format!(
+        r#"[allow]
+fs-read = {fs_read}
+services = {services}
 [services]
 backend = "command"
 [services.command]
-status = ["{scratch}/svc", "{name}"]
-start = ["/bin/false", "{name}"]
-stop = ["/bin/false", "{name}"]
-restart = ["/bin/false", "{name}"]
-"#;
-    let automation = r#"
-[[monitor]]
-name = "audit-trail"
-plugin = "audit-daemon"
-interval = "1s"
-failures-to-trigger = 1
-fail-on = "critical"
-"#;
-    let site = Site::start(
-        policy,
-        automation,
-        &["audit-daemon"],
+status = ["{{scratch}}/svc", "{{name}}"]
+start = ["/bin/false", "{{name}}"]
+stop = ["/bin/false", "{{name}}"]
+restart = ["/bin/false", "{{name}}"]
+"#
+    );
+    let automation = format!(
+        "[[monitor]]\nname = {name:?}\nplugin = {plugin:?}\ninterval = \"1s\"\n\
+         failures-to-trigger = 1\nfail-on = \"critical\"\n"
+    );
+    Site::start(
+        &policy,
+        &automation,
+        &[plugin],
         &[],
         &[("svc", SERVICE_SCRIPT)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliance_monitor_opens_an_incident_when_auditd_stops_and_resolves_it_when_it_runs() {
+    let site = service_check_site(
+        "audit-trail",
+        "audit-daemon",
+        r#"["/etc/systemd/system/multi-user.target.wants", "/etc/audit/rules.d", "/etc/audit/audit.rules"]"#,
+        r#"["auditd"]"#,
     );
     let mut events = site.events().await;
 
@@ -256,6 +267,135 @@ fail-on = "critical"
         row["mttr_ms"].as_f64().is_some_and(|ms| ms > 0.0),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firewall_monitor_opens_an_incident_when_none_runs_and_resolves_it_when_nftables_runs() {
+    let site = service_check_site(
+        "firewall",
+        "host-firewall",
+        r#"["/etc/nftables.conf", "/etc/ufw/ufw.conf", "/etc/firewalld/firewalld.conf"]"#,
+        r#"["nftables", "ufw", "firewalld"]"#,
+    );
+    let mut events = site.events().await;
+    let opened = awaited(&mut events, "incident", |e| {
+        e.kind == "incident-opened" && e.detail_json.contains("\"firewall")
+    })
+    .await;
+    let detail: serde_json::Value = serde_json::from_str(&opened.detail_json).expect("json");
+    let check = detail["check"].as_str().unwrap_or_default();
+    assert!(
+        check.starts_with("no host firewall enabled")
+            && ["nftables stopped", "ufw stopped", "firewalld stopped"]
+                .iter()
+                .all(|s| check.contains(s)),
+        "the incident names each firewall's state: {detail}"
+    );
+
+    std::fs::write(site.scratch().join("nftables.running"), "").expect("flag");
+    awaited(&mut events, "resolution", |e| {
+        e.kind == "incident-resolved" && e.detail_json.contains("\"firewall")
+    })
+    .await;
+    let queries: Vec<_> = site
+        .audit_records()
+        .into_iter()
+        .filter(|r| r["event"] == "capability.use" && r["data"]["plugin"] == "host-firewall")
+        .collect();
+    assert!(
+        queries
+            .iter()
+            .any(|r| r.to_string().contains("nftables")
+                && r.to_string().contains("\"allowed\":true")),
+        "the service queries are checked and audited: {queries:?}"
+    );
+}
+
+/// The checks that read the machine's own files (disk encryption, shell logoff, screen lock)
+/// as monitors of the agent on this machine: each runs in the agent's sandbox on its schedule,
+/// and the agent reaches the verdict `warden run` reaches on the same machine: an incident whose
+/// check summary is the plugin's own when it fails, none when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_based_compliance_checks_run_as_monitors_with_the_verdict_of_warden_run() {
+    const PLUGINS: [&str; 3] = ["disk-encryption", "auto-logoff", "screen-lock"];
+    let policy = r#"[allow]
+fs-read = [
+    "/proc/mounts", "/sys/devices/virtual/block", "/etc/crypttab",
+    "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc",
+    "/usr/share/xsessions", "/usr/share/wayland-sessions", "/etc/dconf",
+]
+"#;
+    // What `warden run` says of this machine, from a CLI of its own (its audit log is not the
+    // agent's).
+    let cli = crate::cli::Cli::new(policy);
+    let mut expected = Vec::new();
+    for plugin in PLUGINS {
+        let out = cli.warden(&["plugin", "install", &built(plugin).display().to_string()]);
+        assert!(out.status.success(), "{plugin}: {}", text(&out.stderr));
+        let out = cli.warden(&["run", plugin, "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{plugin}: {e}: {}", text(&out.stderr)));
+        let check = &report["result"]["ok"]["value"];
+        let status = check["status"].as_str().expect("a status").to_string();
+        let summary = check["summary"].as_str().expect("a summary").to_string();
+        expected.push((plugin, status, summary));
+    }
+
+    let automation: String = PLUGINS
+        .iter()
+        .map(|p| {
+            format!(
+                "[[monitor]]\nname = \"{p}-check\"\nplugin = \"{p}\"\ninterval = \"1s\"\n\
+                 failures-to-trigger = 1\nfail-on = \"warning\"\n"
+            )
+        })
+        .collect();
+    let site = Site::start(policy, &automation, &PLUGINS, &[], &[]);
+    // Two finished checks of each: the first one's verdict has been acted on by then (a
+    // monitor's next check starts after its round ends).
+    let checks = |records: &[serde_json::Value], plugin: &str| {
+        records
+            .iter()
+            .filter(|r| {
+                r["event"] == "plugin.run"
+                    && r["data"]["plugin"]["name"] == plugin
+                    && r["data"]["context"]["monitor"] == format!("{plugin}-check")
+            })
+            .count()
+    };
+    crate::fleet::wait_until(|| {
+        let records = site.audit_records();
+        PLUGINS.iter().all(|p| checks(&records, p) >= 2)
+    })
+    .await;
+    let records = site.audit_records();
+    for (plugin, status, summary) in expected {
+        let runs: Vec<_> = records
+            .iter()
+            .filter(|r| r["event"] == "plugin.run" && r["data"]["plugin"]["name"] == plugin)
+            .collect();
+        assert!(
+            runs.iter().all(|r| r["data"]["result"] == "ok"),
+            "{plugin}: every check ran in the sandbox: {runs:?}"
+        );
+        let opened: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                r["event"] == "automation.incident-opened"
+                    && r["data"]["incident"]["monitor"] == format!("{plugin}-check")
+            })
+            .collect();
+        match status.as_str() {
+            "warning" | "critical" => {
+                assert_eq!(opened.len(), 1, "{plugin} is {status}: {opened:?}");
+                assert_eq!(
+                    opened[0]["data"]["check"], summary,
+                    "{plugin}: the incident carries the check's own evidence"
+                );
+            }
+            _ => assert!(opened.is_empty(), "{plugin} is {status}: {opened:?}"),
+        }
+    }
 }
 
 const APT_GET: &str = "/usr/bin/apt-get";

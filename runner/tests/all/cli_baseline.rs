@@ -321,17 +321,26 @@ fn the_real_inventory_plugin_feeds_a_baseline_and_its_drift() {
     }
 }
 
-/// The inventory plugin on a fake machine (the test harness): the accounts, listening TCP
-/// ports (TCP listening, UDP bound and unconnected; `/proc/net/udp6` absent here: left out)
-/// and enabled services a baseline records come from its files, parsed in the sandbox.
-#[test]
-fn the_inventory_plugin_reports_accounts_listening_ports_and_enabled_services() {
+/// One fixture case of the inventory plugin through the test harness.
+fn inventory_case(text: &str) -> (warden_testkit::Fixture, warden_testkit::CaseRun) {
     let harness = warden_testkit::Harness::new(
         &plugin_dir("inventory"),
         &crate::cli::repo().join("target/test-cache"),
     )
     .expect("harness");
-    let fixture = warden_testkit::Fixture::parse(
+    let fixture = warden_testkit::Fixture::parse(text, "inline").expect("fixture");
+    let run = harness.run(&fixture).expect("case runs");
+    (fixture, run)
+}
+
+/// The inventory plugin on a fake machine (the test harness): the accounts, listening TCP
+/// ports (TCP listening, UDP bound and unconnected; `/proc/net/udp6` absent here: left out)
+/// with their owning processes (a scripted `ss`: by socket inode; a forged name on 8080 and a
+/// socket whose owner `ss` cannot see on 53 give no process) and enabled services a baseline
+/// records come from its files, parsed in the sandbox.
+#[test]
+fn the_inventory_plugin_reports_accounts_listening_ports_and_enabled_services() {
+    let (fixture, run) = inventory_case(
         r#"
 run = "discover"
 [files]
@@ -345,7 +354,7 @@ run = "discover"
 """
 "/proc/net/tcp6" = """
   sl  local_address                         remote_address                        st
-   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1
+   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 9 1
 """
 "/proc/net/udp" = """
    sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
@@ -354,6 +363,15 @@ run = "discover"
 """
 "/etc/systemd/system/multi-user.target.wants/ssh.service" = ""
 "/etc/systemd/system/multi-user.target.wants/cron.service" = ""
+[[exec]]
+program = "/usr/bin/ss"
+args = ["-Hltunpe"]
+stdout = """
+tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=611,fd=3)) ino:1 sk:1 cgroup:/system.slice/ssh.service <->
+tcp LISTEN 0 128 127.0.0.1:631 0.0.0.0:* users:(("cupsd",pid=700,fd=7),("cupsd",pid=701,fd=7)) ino:2 sk:2 <->
+tcp LISTEN 0 5 [::1]:8080 [::]:* users:(("evil\",pid=1,fd=1)),(\"sshd",pid=8,fd=8)) ino:9 sk:3 <->
+udp UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:* uid:990 ino:11 sk:4 <->
+"""
 [sysinfo]
 hostname = "web-01"
 uptime-secs = 86400
@@ -367,16 +385,13 @@ arch = "x86_64"
 [expect]
 facts = [
   { kind = "user", facts = { name = "ada", uid = 1000, shell = "/bin/zsh" } },
-  { kind = "listening-port", facts = { protocol = "tcp", address = "127.0.0.1", port = 631 } },
-  { kind = "listening-port", facts = { protocol = "tcp6", address = "::1", port = 8080 } },
-  { kind = "listening-port", facts = { protocol = "udp", address = "127.0.0.53", port = 53 } },
+  { kind = "listening-port", facts = { protocol = "tcp", address = "127.0.0.1", port = 631, process = "cupsd" } },
+  { kind = "listening-port", facts = { protocol = "tcp6", address = "::1", port = 8080, process = "" } },
+  { kind = "listening-port", facts = { protocol = "udp", address = "127.0.0.53", port = 53, process = "" } },
   { kind = "service", facts = { name = "ssh.service", state = "enabled" } },
 ]
 "#,
-        "inline",
-    )
-    .expect("fixture");
-    let run = harness.run(&fixture).expect("case runs");
+    );
     let verdict = warden_testkit::verdict(&fixture, &run);
     assert!(verdict.passed, "{verdict:#?}");
     let Ok(warden_core::report::Output::Facts(groups)) = &run.reports[0].result else {
@@ -386,6 +401,263 @@ facts = [
     let text = snap.canonical();
     assert_eq!(
         text,
-        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"","tcp/127.0.0.1:631":"","tcp6/[::1]:8080":"","udp/127.0.0.53:53":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
+        r#"{"os":{"arch":"x86_64","family":"linux","hostname":"web-01","name":"Debian GNU/Linux","version":"12"},"kernel":{"kernel":"6.1.0-18-amd64"},"package":{"bash:amd64":"5.2.15-2+b2"},"service":{"cron.service":"enabled","ssh.service":"enabled"},"listening-port":{"tcp/0.0.0.0:22":"sshd","tcp/127.0.0.1:631":"cupsd","tcp6/[::1]:8080":"","udp/127.0.0.53:53":""},"user":{"ada":"uid=1000 shell=/bin/zsh","root":"uid=0 shell=/bin/bash"}}"#
     );
+}
+
+/// When `ss` fails (or is missing, or not granted) the ports are still reported, each with no
+/// process: an owner is never guessed.
+#[test]
+fn the_inventory_reports_ports_without_owners_when_ss_fails() {
+    let (fixture, run) = inventory_case(
+        r#"
+run = "discover"
+[config]
+packages = false
+accounts = false
+services = false
+[files]
+"/proc/net/tcp" = """
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+"""
+[[exec]]
+program = "/usr/bin/ss"
+args = ["-Hltunpe"]
+exit-code = 1
+stderr = "Cannot open netlink socket: Operation not permitted\n"
+[sysinfo]
+hostname = "web-01"
+unsupported = ["uptime", "os", "cpu", "memory", "disks", "network"]
+[expect]
+facts = [
+  { kind = "listening-port", facts = { protocol = "tcp", address = "0.0.0.0", port = 22, process = "" } },
+]
+calls = ["fs.read /proc/net/tcp", "exec.run /usr/bin/ss -Hltunpe"]
+"#,
+    );
+    let verdict = warden_testkit::verdict(&fixture, &run);
+    assert!(verdict.passed, "{verdict:#?}");
+    let warned = run.reports[0].logs.iter().any(|l| {
+        l.level == "warn"
+            && l.message == "ss failed; listening ports reported without their process"
+            && l.fields.contains(&(
+                "stderr".to_string(),
+                "Cannot open netlink socket: Operation not permitted".to_string(),
+            ))
+    });
+    assert!(warned, "{:#?}", run.reports[0].logs);
+}
+
+/// `python3` (as `command` starts it) listening on 127.0.0.1:`port` (0: any), once it listens:
+/// the child (its stdin closed ends it) and the port. `None` without python3.
+fn python_listener(
+    mut command: std::process::Command,
+    port: u16,
+) -> Option<(std::process::Child, u16)> {
+    let mut child = command
+        .args([
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+             s.listen()\n\
+             print(s.getsockname()[1], flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .arg(port.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("python3 answers");
+    let listening: u16 = line.trim().parse().expect("python3's port");
+    assert!(port == 0 || listening == port, "python3 listens on {port}");
+    Some((child, listening))
+}
+
+/// Through the real runner on this machine: a listener this test opens shows this process as
+/// its owner (the test owns it, so `ss` sees it even unprivileged), and when another process
+/// listens on the same port instead, the baseline's drift calls the port `changed`, from this
+/// process to that one.
+#[test]
+fn a_listener_shows_its_owning_process_and_a_new_owner_is_drift_changed() {
+    if !std::path::Path::new("/usr/bin/ss").exists() {
+        eprintln!("skipped: no /usr/bin/ss on this machine");
+        return;
+    }
+    let cli = Cli::new(
+        "[allow]\nfs-read = [\"/proc/net/tcp\", \"/proc/net/tcp6\"]\n\
+         sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
+         exec = [{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }]\n",
+    );
+    let out = cli.warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("inventory").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runbook = cli.tmp.path().join("discover.toml");
+    std::fs::write(
+        &runbook,
+        "name = \"discover\"\n[[steps]]\nid = \"facts\"\nplugin = \"inventory\"\n\
+         action = \"discover\"\n\
+         config = { packages = false, accounts = false, services = false }\n",
+    )
+    .expect("runbook");
+    let discover = || {
+        let out = cli.warden(&["runbook", "run", &runbook.display().to_string()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let item = format!("tcp/127.0.0.1:{port}");
+    let comm = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .expect("comm")
+            .trim_end()
+            .to_string()
+    };
+    let me = comm("self");
+    discover();
+    let history = History::open(&cli.tmp.path().join("data")).expect("history");
+    let row = history
+        .inventory_of("inventory")
+        .expect("history")
+        .expect("an inventory");
+    let ours: Vec<&Value> = row.facts["value"]
+        .as_array()
+        .expect("fact groups, as a discover step stores them")
+        .iter()
+        .filter(|g| g["kind"] == "listening-port" && g["facts"]["port"] == port)
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["facts"]["address"], "127.0.0.1");
+    assert_eq!(
+        ours[0]["facts"]["process"], me,
+        "this test process owns the listener"
+    );
+    let out = cli.warden(&["baseline", "take", "--reason", "with the test's listener"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Another program on the same port: python3, as the tests' toolchain already needs it.
+    drop(listener);
+    let Some((mut child, _)) = python_listener(std::process::Command::new("python3"), port) else {
+        eprintln!("skipped the change of owner: no python3 on this machine");
+        return;
+    };
+    let other = comm(&child.id().to_string());
+    assert_ne!(other, me);
+    discover();
+    let out = cli.warden(&["--json", "baseline", "diff"]);
+    // Closing its stdin ends python3.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(code(&out), Some(1), "{v}");
+    let change = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["category"] == "listening-port" && c["item"] == item.as_str())
+        .unwrap_or_else(|| panic!("no change of {item}: {v}"));
+    assert_eq!(change["change"], "changed", "{change}");
+    assert_eq!(change["baseline"], me, "{change}");
+    assert_eq!(change["current"], other, "{change}");
+}
+
+/// Run unprivileged (as `nobody`, when the tests run as root), `ss` sees only that user's own
+/// processes: a listener of another user (this test's) has an empty process, never a guessed
+/// one, and a listener of a `nobody` process shows it.
+#[test]
+fn an_unprivileged_inventory_names_only_its_own_users_listeners() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")));
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() || !std::path::Path::new("/usr/bin/ss").exists() {
+        eprintln!("skipped: needs root, /usr/bin/setpriv and /usr/bin/ss");
+        return;
+    }
+    // A directory `nobody` can write, with a policy of its own (and its own component cache).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let policy = tmp.path().join("warden.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "cache-dir = {:?}\n[allow]\nfs-read = [\"/proc/net/tcp\"]\n\
+             sysinfo = [\"hostname\", \"os\", \"cpu\", \"memory\", \"disks\", \"network\", \"uptime\"]\n\
+             exec = [{{ program = \"/usr/bin/ss\", args = [\"-Hltunpe\"] }}]\n\
+             [trust]\nallow-unsigned = true\n",
+            tmp.path().join("cache").display().to_string()
+        ),
+    )
+    .expect("policy");
+    let as_nobody = |program: &str| {
+        let mut c = std::process::Command::new(setpriv);
+        c.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            program,
+        ]);
+        c
+    };
+    let warden = |args: &[&str]| {
+        as_nobody(env!("CARGO_BIN_EXE_warden"))
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--config")
+            .arg(&policy)
+            .args(args)
+            .env_remove("WARDEN_DATA_DIR")
+            .output()
+            .expect("warden runs")
+    };
+    let out = warden(&[
+        "plugin",
+        "install",
+        &plugin_dir("inventory").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mine = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let my_port = mine.local_addr().expect("address").port();
+    let Some((mut child, nobody_port)) = python_listener(as_nobody("/usr/bin/python3"), 0) else {
+        eprintln!("skipped: no python3 on this machine");
+        return;
+    };
+    let out = warden(&[
+        "run",
+        "inventory",
+        "--json",
+        "--config",
+        r#"{"packages": false, "accounts": false, "services": false}"#,
+    ]);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let process_of = |port: u16| {
+        let groups = report["result"]["ok"]["value"].as_array().expect("facts");
+        let found: Vec<&Value> = groups
+            .iter()
+            .filter(|g| g["kind"] == "listening-port" && g["facts"]["port"] == port)
+            .collect();
+        assert_eq!(found.len(), 1, "port {port}: {found:?}");
+        found[0]["facts"]["process"].clone()
+    };
+    assert_eq!(process_of(my_port), "", "another user's listener: no owner");
+    assert_eq!(process_of(nobody_port), "python3", "nobody's own listener");
+    drop(mine);
 }

@@ -192,8 +192,17 @@ impl Drift {
             .iter()
             .take(shown)
             .map(|c| {
+                // A value may be empty (a port whose owner cannot be seen): say so, or the
+                // line would read `tcp/0.0.0.0:22  -> sshd`.
+                let shown = |v: &str| {
+                    if v.is_empty() {
+                        "(empty)".to_string()
+                    } else {
+                        v.to_string()
+                    }
+                };
                 let value = match (&c.baseline, &c.current) {
-                    (Some(b), Some(a)) => format!(" {b} -> {a}"),
+                    (Some(b), Some(a)) => format!(" {} -> {}", shown(b), shown(a)),
                     (None, Some(v)) | (Some(v), None) if !v.is_empty() => format!(" {v}"),
                     _ => String::new(),
                 };
@@ -310,6 +319,55 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_port_whose_owning_process_changed_is_changed_drift() {
+        let before = snap(&[
+            (ListeningPort, "tcp6/[::]:22", "sshd"),
+            (ListeningPort, "tcp/0.0.0.0:80", ""),
+        ]);
+        let after = snap(&[
+            (ListeningPort, "tcp6/[::]:22", "dropbear"),
+            (ListeningPort, "tcp/0.0.0.0:80", "nginx"),
+        ]);
+        let d = drift(&before, &after);
+        let seen: Vec<(&str, ChangeKind, Option<&str>, Option<&str>)> = d
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.item.as_str(),
+                    c.change,
+                    c.baseline.as_deref(),
+                    c.current.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "tcp/0.0.0.0:80",
+                    ChangeKind::Changed,
+                    Some(""),
+                    Some("nginx")
+                ),
+                (
+                    "tcp6/[::]:22",
+                    ChangeKind::Changed,
+                    Some("sshd"),
+                    Some("dropbear")
+                ),
+            ]
+        );
+        assert_eq!(
+            d.summary(1, 5),
+            "2 changes since baseline 1 (listening-port ~2): \
+             changed listening-port tcp/0.0.0.0:80 (empty) -> nginx; \
+             changed listening-port tcp6/[::]:22 sshd -> dropbear"
+        );
+        assert!(drift(&after, &after).is_empty());
     }
 
     #[test]
