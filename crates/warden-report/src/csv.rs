@@ -309,7 +309,9 @@ mod tests {
         let rest = ",".repeat(HEADER.len() - 18);
         assert_eq!(
             lines[1],
-            format!("acme,1970-01-01T00:00:00Z,1970-01-02T00:00:00Z,Detect,DE.CM,\"db,1\",disk,P3,99.931,60,1,1,0,0,60,,,service{rest}")
+            format!(
+                "acme,1970-01-01T00:00:00Z,1970-01-02T00:00:00Z,Detect,DE.CM,\"db,1\",disk,P3,99.931,60,1,1,0,0,60,,,service{rest}"
+            )
         );
         assert!(lines[2].contains(",web,'=cmd,P3,"), "{}", lines[2]);
         assert!(
@@ -317,5 +319,72 @@ mod tests {
             "{}",
             lines[2]
         );
+    }
+
+    #[test]
+    fn each_section_s_records_fill_their_columns() {
+        let text = render(&crate::tests::with_sections("=db"));
+        let rows: Vec<Vec<&str>> = text
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(',').collect())
+            .collect();
+        assert!(rows.iter().all(|r| r.len() == HEADER.len()), "rectangular");
+        let at = |name: &str| HEADER.iter().position(|c| *c == name).expect(name);
+        let of = |record: &str| -> Vec<&Vec<&str>> {
+            rows.iter().filter(|r| r[at("record")] == record).collect()
+        };
+        let controls = of("control");
+        assert_eq!(
+            controls.len(),
+            12 + 21,
+            "one row per listed control (one check each)"
+        );
+        let uncovered: Vec<_> = controls
+            .iter()
+            .filter(|r| r[at("check")].is_empty())
+            .collect();
+        assert_eq!(uncovered.len(), 11 + 20);
+        let disk = controls
+            .iter()
+            .find(|r| r[at("control")] == "164.312(a)(2)(iv)")
+            .expect("the covered safeguard");
+        assert_eq!(disk[at("check")], "disk-encryption");
+        assert_eq!(
+            [
+                disk[at("passed")],
+                disk[at("failed")],
+                disk[at("latest_outcome")]
+            ],
+            ["1", "1", "fail"]
+        );
+        assert_eq!(disk[at("csf_category")], "GV");
+        let shares = of("patch-share");
+        let compliant = shares
+            .iter()
+            .find(|r| r[at("item")] == "compliant")
+            .expect("compliant share");
+        assert_eq!(
+            [
+                compliant[at("count")],
+                compliant[at("agents")],
+                compliant[at("share_pct")]
+            ],
+            ["1", "4", "25.000"]
+        );
+        assert_eq!(compliant[at("measured_at")], "1970-01-01T23:00:00Z");
+        let patch: Vec<&str> = of("patch").iter().map(|r| r[at("agent")]).collect();
+        assert_eq!(
+            patch,
+            ["'=db", "never-1", "reboot-1"],
+            "the exceptions, defused"
+        );
+        let drift = of("drift");
+        assert_eq!(drift.len(), 1);
+        assert_eq!(
+            [drift[0][at("incidents")], drift[0][at("open_at_end")]],
+            ["1", "yes"]
+        );
+        assert_eq!(of("baseline")[0][at("item")], "7");
     }
 }

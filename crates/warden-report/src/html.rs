@@ -238,6 +238,39 @@ mod tests {
     }
 
     #[test]
+    fn the_new_sections_show_their_figures_and_every_safeguard_escaped() {
+        let html = render(&crate::tests::with_sections("<b>db</b>"));
+        for expected in [
+            "<h2>Govern (GV)</h2><h3>Compliance coverage</h3>",
+            "HIPAA 164.312: 1 of 12 safeguards covered by a check; CMMC: 1 of 21 practices.",
+            // An uncovered safeguard is a row saying so.
+            "<td>HIPAA</td><td>164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>",
+            // The covered one: 1 pass, 1 fail, latest a fail, failing now.
+            "<td>HIPAA</td><td>164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
+             <td>disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
+             <td class=\"n\">1</td><td class=\"n\">0</td><td class=\"breach\">fail on \
+             &lt;b&gt;db&lt;/b&gt; at 1970-01-01T05:00:00Z</td><td class=\"n breach\">1</td>",
+            "<h2>Identify (ID.AM)</h2><h3>Inventory</h3><p>4 agent(s)",
+            "<h3>Patch compliance</h3><p>Measured: the latest scan each agent reported, as held \
+             at 1970-01-01T23:00:00Z.",
+            "<td>Compliant (both)</td><td class=\"n\">1 of 4</td><td class=\"n\">25.00 %</td>",
+            "<td>never-1</td><td class=\"gap\">no scan</td>",
+            "<h3>Baseline drift</h3><p>1 drift incident(s) detected in the period on 1 \
+             monitor(s); 1 still open at its end.</p>",
+            "<td>CHG-1042</td>",
+            "<h2>Respond (RS.MI)</h2><h3>PSA tickets</h3>",
+        ] {
+            assert!(html.contains(expected), "{expected}\n in {html}");
+        }
+        assert!(!html.contains("<b>db"), "escaped: {html}");
+        assert_eq!(
+            html.matches("not covered").count(),
+            12 - 1 + 21 - 1,
+            "every uncovered control listed"
+        );
+    }
+
+    #[test]
     fn an_empty_period_says_so() {
         let report =
             compute("acme", 0, 86_400_000, &[], &TenantSettings::default()).expect("report");

@@ -530,6 +530,37 @@ mod tests {
     }
 
     #[test]
+    fn the_new_sections_are_set_as_text() {
+        let pdf = render(&crate::tests::with_sections("db-1"));
+        let text = String::from_utf8_lossy(&pdf);
+        for expected in [
+            // Balanced parentheses need no escape in a PDF string.
+            "(Govern (GV)) Tj",
+            "(Compliance coverage) Tj",
+            "(HIPAA 164.312 safeguards: 1 of 12 covered by a check) Tj",
+            "(CMMC practices: 1 of 21 covered by a check) Tj",
+            "(164.312(b)) Tj",
+            "(not covered) Tj",
+            "(fail 1970-01-01) Tj",
+            "(Inventory) Tj",
+            "(Patch compliance) Tj",
+            "(25.00 %) Tj",
+            "(no scan) Tj",
+            "(Baseline drift) Tj",
+            "(CHG-1042) Tj",
+            "(PSA tickets) Tj",
+            "(HALO-9) Tj",
+        ] {
+            assert!(text.contains(expected), "{expected} in the PDF");
+        }
+        assert_eq!(
+            text.matches("(not covered) Tj").count(),
+            11 + 20,
+            "every uncovered control has its row"
+        );
+    }
+
+    #[test]
     fn cells_are_cut_to_their_column() {
         let long = "a-very-long-host-name-of-a-client-site.example.internal";
         let cut = fit(long, BODY, 80.0);

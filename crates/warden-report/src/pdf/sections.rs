@@ -22,13 +22,13 @@ fn when(ms: Option<i64>) -> String {
 
 const CONTROL_COLUMNS: [Column; 9] = [
     col("Control", 82.0, Align::Left),
-    col("Safeguard", 108.0, Align::Left),
+    col("Safeguard", 93.0, Align::Left),
     col("Check", 82.0, Align::Left),
     col("Agents", 36.0, Align::Right),
     col("Pass", 30.0, Align::Right),
     col("Fail", 30.0, Align::Right),
     col("Unkn.", 32.0, Align::Right),
-    col("Latest", 60.0, Align::Left),
+    col("Latest", 75.0, Align::Left),
     col("Failing", 35.0, Align::Right),
 ];
 
