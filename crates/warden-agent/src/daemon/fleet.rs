@@ -211,10 +211,16 @@ impl FleetAgent for DaemonFleetAgent {
         let plugins = match self.state.runner.store().list() {
             Ok(list) => list
                 .into_iter()
-                .map(|p| PluginInfo {
-                    name: p.manifest.name.clone(),
-                    version: p.manifest.version.to_string(),
-                    sha256: p.sha256.clone(),
+                .map(|p| {
+                    let mut info = PluginInfo::new(
+                        p.manifest.name.clone(),
+                        p.manifest.version.to_string(),
+                        p.sha256.clone(),
+                    );
+                    // What its `[compliance]` claims, for the controller's client report.
+                    info.hipaa = p.manifest.compliance.hipaa.iter().cloned().collect();
+                    info.cmmc = p.manifest.compliance.cmmc.iter().cloned().collect();
+                    info
                 })
                 .collect(),
             Err(e) => {
