@@ -21,15 +21,15 @@ fn when(ms: Option<i64>) -> String {
 }
 
 const CONTROL_COLUMNS: [Column; 9] = [
-    col("Control", 82.0, Align::Left),
-    col("Safeguard", 93.0, Align::Left),
-    col("Check", 82.0, Align::Left),
-    col("Agents", 36.0, Align::Right),
+    col("Control", 78.0, Align::Left),
+    col("Safeguard", 90.0, Align::Left),
+    col("Check", 80.0, Align::Left),
+    col("Agents", 40.0, Align::Right),
     col("Pass", 30.0, Align::Right),
-    col("Fail", 30.0, Align::Right),
+    col("Fail", 28.0, Align::Right),
     col("Unkn.", 32.0, Align::Right),
-    col("Latest", 75.0, Align::Left),
-    col("Failing", 35.0, Align::Right),
+    col("Latest", 72.0, Align::Left),
+    col("Failing", 45.0, Align::Right),
 ];
 
 pub(super) fn compliance(l: &mut Layout, report: &Report) {
