@@ -21,14 +21,14 @@ fn when(ms: Option<i64>) -> String {
 }
 
 const CONTROL_COLUMNS: [Column; 9] = [
-    col("Control", 78.0, Align::Left),
-    col("Safeguard", 90.0, Align::Left),
-    col("Check", 80.0, Align::Left),
+    col("Control", 76.0, Align::Left),
+    col("Safeguard", 88.0, Align::Left),
+    col("Check", 72.0, Align::Left),
     col("Agents", 40.0, Align::Right),
     col("Pass", 30.0, Align::Right),
     col("Fail", 28.0, Align::Right),
     col("Unkn.", 32.0, Align::Right),
-    col("Latest", 72.0, Align::Left),
+    col("Latest", 84.0, Align::Left),
     col("Failing", 45.0, Align::Right),
 ];
 
