@@ -1,7 +1,10 @@
 //! Client reports for one tenant and one period, from the incident events its agents sent the
-//! controller (`incident-opened`, `incident-resolved`). Pure: the caller reads the events and the
-//! tenant's report settings; this crate computes ([`compute`]) and renders ([`csv`], [`html`],
-//! [`pdf`]).
+//! controller (`incident-opened`, `incident-resolved`), or one agent's own history, with the
+//! sections beside the services: PSA tickets, patch compliance and drift ([`posture`]), HIPAA
+//! 164.312 / CMMC coverage ([`compliance`]). Pure: the caller reads the events, the tenant's
+//! report settings and the sections' inputs; this crate computes ([`compute`], then
+//! [`Report::with_tickets`], [`Report::with_patches`], [`Report::with_drift`],
+//! [`Report::with_compliance`]) and renders ([`csv`], [`html`], [`pdf`]).
 //! No clock, no I/O; [`settings`] reads the SLA settings as written, [`pdf`] writes with
 //! `pdf-writer` (the base-14 fonts: nothing embedded).
 //!
