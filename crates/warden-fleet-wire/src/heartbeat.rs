@@ -152,13 +152,16 @@ impl PatchSummary {
     }
 }
 
-/// A compliance reference's shape on the wire: 1 to [`MAX_COMPLIANCE_REF_LEN`] bytes of
-/// `a-z A-Z 0-9 . - ( )` (the agent checked each against its framework at install).
-fn check_reference(r: &str) -> Result<(), Malformed> {
-    let ok = (1..=MAX_COMPLIANCE_REF_LEN).contains(&r.len())
+/// Whether `r` has a compliance reference's shape on the wire: 1 to [`MAX_COMPLIANCE_REF_LEN`]
+/// bytes of `a-z A-Z 0-9 . - ( )` (the agent checked each against its framework at install).
+pub fn is_compliance_reference(r: &str) -> bool {
+    (1..=MAX_COMPLIANCE_REF_LEN).contains(&r.len())
         && r.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '(' | ')'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '(' | ')'))
+}
+
+fn check_reference(r: &str) -> Result<(), Malformed> {
+    if is_compliance_reference(r) {
         Ok(())
     } else {
         Err(Malformed::new(
