@@ -70,8 +70,8 @@ fn heartbeat(tenant: &TenantId, i: usize) -> Heartbeat {
         // A third with security updates pending, a seventh waiting for a reboot.
         patches: Some(PatchSummary {
             pending: 2 + (i % 5) as u32,
-            security: u32::from(i % 3 == 0),
-            reboot_required: i % 7 == 0,
+            security: u32::from(i.is_multiple_of(3)),
+            reboot_required: i.is_multiple_of(7),
             scanned_at: UnixMillis(NOVEMBER + MONTH_MS - 3_600_000),
         }),
         sent_at: UnixMillis::now(),
