@@ -29,7 +29,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222
 table{border-collapse:collapse;margin:0.5em 0 1.5em}\
 th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
-.breach{color:#b00020;font-weight:600}h2{margin-top:1.5em}.gap{color:#8a5a00}";
+.breach{color:#b00020;font-weight:600}h2{margin-top:1.5em}.gap{color:#8a5a00}.id{white-space:nowrap}";
 
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2} %")).unwrap_or_else(|| "—".into())
@@ -244,10 +244,10 @@ mod tests {
             "<h2>Govern (GV)</h2><h3>Compliance coverage</h3>",
             "HIPAA 164.312: 1 of 12 safeguards covered by a check; CMMC: 1 of 21 practices.",
             // An uncovered safeguard is a row saying so.
-            "<td>HIPAA</td><td>164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>",
+            "<td>HIPAA</td><td class=\"id\">164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>",
             // The covered one: 1 pass, 1 fail, latest a fail, failing now.
-            "<td>HIPAA</td><td>164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
-             <td>disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
+            "<td>HIPAA</td><td class=\"id\">164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
+             <td class=\"id\">disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
              <td class=\"n\">1</td><td class=\"n\">0</td><td class=\"breach\">fail on \
              &lt;b&gt;db&lt;/b&gt; at 1970-01-01T05:00:00Z</td><td class=\"n breach\">1</td>",
             "<h2>Identify (ID.AM)</h2><h3>Inventory</h3><p>4 agent(s)",

@@ -610,15 +610,15 @@ mod tests {
             "HIPAA 164.312: 1 of 12 safeguards covered by a check; CMMC: 1 of 21 practices."
                 .into(),
             format!(
-                "<td>HIPAA</td><td>164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
-                 <td>disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
+                "<td>HIPAA</td><td class=\"id\">164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
+                 <td class=\"id\">disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
                  <td class=\"n\">1</td><td class=\"n\">0</td><td class=\"breach\">fail on \
                  {}",
                 crate::cli::output::inert(&host)
                     .replace('&', "&amp;")
                     .replace('<', "&lt;")
             ),
-            "<td>HIPAA</td><td>164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>".into(),
+            "<td>HIPAA</td><td class=\"id\">164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>".into(),
         ] {
             assert!(html.contains(&expected), "{expected}\n in {html}");
         }

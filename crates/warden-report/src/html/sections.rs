@@ -49,8 +49,9 @@ pub(super) fn compliance(h: &mut String, report: &Report) {
         ],
     );
     for control in &c.controls {
+        // A control id or check name broken over lines is hard to read back against the rule.
         let lead = format!(
-            "<td>{}</td><td>{}</td><td>{}</td>",
+            "<td>{}</td><td class=\"id\">{}</td><td>{}</td>",
             control.framework.name(),
             escape(&control.id),
             escape(&control.title)
@@ -87,7 +88,7 @@ pub(super) fn compliance(h: &mut String, report: &Report) {
             };
             let _ = write!(
                 h,
-                "<tr>{lead}<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                "<tr>{lead}<td class=\"id\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
                  <td class=\"n\">{}</td><td class=\"n\">{}</td><td{latest_class}>{latest}</td>\
                  <td{failing}>{}</td></tr>",
                 escape(&e.check),
