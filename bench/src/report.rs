@@ -1,7 +1,9 @@
 //! `warden-bench --report`: a tenant's client report (issue 18) for a month of 1,000 agents.
 //! A controller on a real nats-server and SQLite store; the tenant's agents registered
-//! through the heartbeat intake, a month of their incidents (and as many of another
-//! tenant's, which the report must skip) through the event intake. Then N reports of each
+//! through the heartbeat intake (each with a patch scan and two compliance checks installed),
+//! a month of their incidents (a drift monitor's and a compliance check's among them, and one
+//! PSA ticket per agent; as many of another tenant's, which the report must skip) through the
+//! event intake. Then N reports of each
 //! format, interleaved: the store read, the computation and the rendering, as `GetReport`
 //! does them (without the gRPC hop).
 //!
@@ -15,14 +17,24 @@ use warden_access::Caller;
 use warden_controller::controller::internal_caller;
 use warden_controller::{ControllerConfig, ManualClock};
 use warden_fleet_identity::{AgentId, AgentKey, TenantId};
-use warden_fleet_wire::{AgentEvent, EventKind, Heartbeat, UnixMillis, WIRE_VERSION};
+use warden_fleet_wire::{
+    AgentEvent, EventKind, EventTicket, Heartbeat, PatchSummary, PluginInfo, UnixMillis,
+    WIRE_VERSION,
+};
 
 use crate::measure::{Stats, Table, fmt_duration};
 
 /// 2026-11-01T00:00:00Z.
 const NOVEMBER: i64 = 1_793_491_200_000;
 const MONTH_MS: i64 = 30 * 86_400_000;
-const MONITORS: [&str; 4] = ["disk", "http", "backup-nightly", "patches"];
+/// Each monitor and the check it runs: a plain one, a compliance check, one with no check
+/// named (an older agent), the drift check.
+const MONITORS: [(&str, &str); 4] = [
+    ("disk", "disk-usage"),
+    ("firewall", "host-firewall"),
+    ("backup-nightly", ""),
+    ("config-drift", "builtin:drift"),
+];
 
 #[derive(Debug, Clone)]
 pub struct ReportBench {
@@ -42,9 +54,26 @@ fn heartbeat(tenant: &TenantId, i: usize) -> Heartbeat {
         hostname: format!("{tenant}-host-{i:05}"),
         os: "linux".into(),
         tags: Default::default(),
-        plugins: Vec::new(),
+        plugins: ["host-firewall", "disk-encryption"]
+            .into_iter()
+            .map(|name| {
+                let mut p = PluginInfo::new(name, "0.1.0", "f".repeat(64));
+                p.hipaa = vec![if name == "host-firewall" {
+                    "164.312(e)(1)".into()
+                } else {
+                    "164.312(a)(2)(iv)".into()
+                }];
+                p
+            })
+            .collect(),
         open_incidents: 0,
-        patches: None,
+        // A third with security updates pending, a seventh waiting for a reboot.
+        patches: Some(PatchSummary {
+            pending: 2 + (i % 5) as u32,
+            security: u32::from(i.is_multiple_of(3)),
+            reboot_required: i.is_multiple_of(7),
+            scanned_at: UnixMillis(NOVEMBER + MONTH_MS - 3_600_000),
+        }),
         sent_at: UnixMillis::now(),
         seq: 1,
         interval_ms: 15_000,
@@ -74,6 +103,25 @@ fn load(
     let mut count = 0;
     for (a, agent) in agents.iter().enumerate() {
         let mut seq = 0;
+        // The backup incident's PSA ticket.
+        seq += 1;
+        let mut ticket = AgentEvent::new(
+            tenant.clone(),
+            agent.clone(),
+            seq,
+            UnixMillis(NOVEMBER + 86_400_000),
+            EventKind::Escalation,
+            "backup-nightly",
+        );
+        ticket.tickets.push(EventTicket {
+            incident: format!("backup-nightly-{a}"),
+            system: "ticket-connectwise".into(),
+            id: format!("CW-{a}"),
+            status: "open".into(),
+            resolve_by: None,
+        });
+        controller.take_event(&ticket.nats_subject(), &warden_fleet_wire::encode(&ticket)?)?;
+        count += 1;
         for (m, monitor) in MONITORS.iter().enumerate() {
             for k in 0..incidents {
                 // Spread over the month; 5 to 120 minutes each, fixed by position.
@@ -86,14 +134,15 @@ fn load(
                     (EventKind::IncidentResolved, opened + minutes * 60_000),
                 ] {
                     seq += 1;
-                    let e = AgentEvent::new(
+                    let mut e = AgentEvent::new(
                         tenant.clone(),
                         agent.clone(),
                         seq,
                         UnixMillis(at),
                         kind,
-                        *monitor,
+                        monitor.0,
                     );
+                    e.check = monitor.1.into();
                     controller.take_event(&e.nats_subject(), &warden_fleet_wire::encode(&e)?)?;
                     count += 1;
                 }

@@ -31,6 +31,7 @@ pub mod files;
 pub mod group;
 pub mod records;
 mod retention;
+mod scan;
 mod verify;
 
 pub use checkpoint::CheckpointSigner;

@@ -20,6 +20,10 @@ struct RunRecord<'a> {
     /// evidence too.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// A check's verdict (`ok`, `warning`, `critical`, `unknown`): each check run is evidence
+    /// for the controls its plugin claims (the client report's compliance section counts them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<warden_core::report::CheckStatus>,
     capability_uses: usize,
     capability_uses_dropped: u64,
 }
@@ -55,6 +59,10 @@ pub fn run_record(
                     None => text,
                 }
             }),
+            status: match &report.result {
+                Ok(warden_core::report::Output::Check(c)) => Some(c.status),
+                _ => None,
+            },
             capability_uses: report.capability_uses.len(),
             capability_uses_dropped: report.capability_uses_dropped,
         },
@@ -75,4 +83,54 @@ pub fn use_record(
             used,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditLog;
+    use warden_core::report::{CheckResult, CheckStatus, Output};
+
+    fn report(result: Output) -> RunReport {
+        RunReport {
+            plugin: Some(PluginRef {
+                name: "disk-encryption".into(),
+                version: "0.1.0".into(),
+                sha256: "d".repeat(64),
+            }),
+            invocation: "check".into(),
+            result: Ok(result),
+            logs: Vec::new(),
+            capability_uses: Vec::new(),
+            capability_uses_dropped: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration_ms: 1.0,
+            cache: None,
+        }
+    }
+
+    #[test]
+    fn a_check_run_s_record_keeps_its_verdict_and_other_runs_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = AuditLog::new(dir.path());
+        let context = serde_json::json!({ "monitor": "disk-crypt" });
+        let check = report(Output::Check(CheckResult {
+            status: CheckStatus::Critical,
+            summary: "/ on /dev/vda has no dm-crypt layer".into(),
+            metrics: Vec::new(),
+        }));
+        let facts = report(Output::Facts(Vec::new()));
+        log.append_now(vec![
+            run_record(&context, &check).expect("record"),
+            run_record(&context, &facts).expect("record"),
+        ])
+        .expect("append");
+        let mut records = Vec::new();
+        log.scan(|_| true, |r| records.push(r.data)).expect("scan");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0]["status"], "critical", "{}", records[0]);
+        assert_eq!(records[0]["plugin"]["name"], "disk-encryption");
+        assert!(records[1].get("status").is_none(), "{}", records[1]);
+    }
 }

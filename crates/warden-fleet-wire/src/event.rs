@@ -29,6 +29,57 @@ pub struct AgentEvent {
     pub subject: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The check the event's monitor runs (`builtin:drift`, `disk-encryption`; issue 18: the
+    /// client report tells drift and compliance evidence by it); empty when the event is not a
+    /// monitor's or the agent is older. Left out of the JSON when empty, as the fields below:
+    /// an older controller reads the event as before, a newer one an older agent's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub check: String,
+    /// The PSA tickets the event reports (an `escalation` event for a ticket opened or closed
+    /// by the agent's ticket outbox: the ticket is the escalation's record at the PSA).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tickets: Vec<EventTicket>,
+}
+
+/// Tickets on one event: one, in practice (a ticket outbox call answers for one).
+pub const MAX_EVENT_TICKETS: usize = 4;
+/// A ticket's id, the incident's id, its due time: short texts.
+pub const MAX_TICKET_FIELD_LEN: usize = 128;
+
+/// A PSA ticket of an incident, as the agent's ticket outbox recorded the PSA's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTicket {
+    /// The incident it is about (the agent's incident id).
+    pub incident: String,
+    /// The ticketing plugin (`ticket-connectwise`).
+    pub system: String,
+    /// The PSA's ticket id.
+    pub id: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// The PSA's resolve-by time, as it answered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_by: Option<String>,
+}
+
+impl EventTicket {
+    fn check(&self) -> Result<(), Malformed> {
+        for (field, value) in [
+            ("tickets.incident", &self.incident),
+            ("tickets.system", &self.system),
+            ("tickets.id", &self.id),
+            ("tickets.status", &self.status),
+        ] {
+            if value.is_empty() {
+                return Err(Malformed::new(field, "empty"));
+            }
+            check_text(field, value, MAX_TICKET_FIELD_LEN)?;
+        }
+        if let Some(due) = &self.resolve_by {
+            check_text("tickets.resolve_by", due, MAX_TICKET_FIELD_LEN)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +120,8 @@ impl AgentEvent {
             kind,
             subject: subject.into(),
             detail: String::new(),
+            check: String::new(),
+            tickets: Vec::new(),
         }
     }
 
@@ -111,6 +164,19 @@ impl Message for AgentEvent {
             .any(|c| c.is_control() && c != '\n' && c != '\t')
         {
             return Err(Malformed::new("detail", "holds control characters"));
+        }
+        check_text("check", &self.check, MAX_EVENT_SUBJECT_LEN)?;
+        if self.tickets.len() > MAX_EVENT_TICKETS {
+            return Err(Malformed::new(
+                "tickets",
+                format!(
+                    "{} tickets, at most {MAX_EVENT_TICKETS}",
+                    self.tickets.len()
+                ),
+            ));
+        }
+        for t in &self.tickets {
+            t.check()?;
         }
         Ok(())
     }

@@ -31,6 +31,12 @@ pub const MAX_OS_LEN: usize = 64;
 pub const MAX_HEARTBEAT_INTERVAL_MS: i64 = 10 * 60 * 1000;
 /// Shortest: 1 s (a shorter one is a load on the controller, not more presence).
 pub const MIN_HEARTBEAT_INTERVAL_MS: i64 = 1000;
+/// Compliance references (HIPAA and CMMC, all plugins together) one heartbeat may carry: the
+/// five first-party checks claim ten; 64 at [`MAX_COMPLIANCE_REF_LEN`] is 2 KiB, which keeps
+/// a heartbeat with every other field at its bound under [`MAX_HEARTBEAT_BYTES`].
+pub const MAX_COMPLIANCE_REFS: usize = 64;
+/// `164.312(a)(2)(iv)`, `SC.L2-3.13.16`: short; a long one is not a reference.
+pub const MAX_COMPLIANCE_REF_LEN: usize = 32;
 /// Most pending patches a heartbeat may report: far above any real machine's (a Debian
 /// archive has about 60,000 packages), so a larger count is a broken or lying agent.
 pub const MAX_PATCHES_PENDING: u32 = 100_000;
@@ -68,6 +74,31 @@ pub struct PluginInfo {
     pub version: String,
     /// Hex SHA-256 of the installed component.
     pub sha256: String,
+    /// The HIPAA 164.312 safeguards its manifest's `[compliance]` claims (issue 18, the
+    /// client report's compliance section); left out of the JSON when empty, so an older
+    /// controller reads the heartbeat as before and a newer one reads an older agent's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hipaa: Vec<String>,
+    /// The CMMC practices it claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmmc: Vec<String>,
+}
+
+impl PluginInfo {
+    /// A plugin that claims no control.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        sha256: impl Into<String>,
+    ) -> PluginInfo {
+        PluginInfo {
+            name: name.into(),
+            version: version.into(),
+            sha256: sha256.into(),
+            hipaa: Vec::new(),
+            cmmc: Vec::new(),
+        }
+    }
 }
 
 /// What the agent's latest patch discovery found (issue 18): the `patch-status` facts of
@@ -118,6 +149,25 @@ impl PatchSummary {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether `r` has a compliance reference's shape on the wire: 1 to [`MAX_COMPLIANCE_REF_LEN`]
+/// bytes of `a-z A-Z 0-9 . - ( )` (the agent checked each against its framework at install).
+pub fn is_compliance_reference(r: &str) -> bool {
+    (1..=MAX_COMPLIANCE_REF_LEN).contains(&r.len())
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '(' | ')'))
+}
+
+fn check_reference(r: &str) -> Result<(), Malformed> {
+    if is_compliance_reference(r) {
+        Ok(())
+    } else {
+        Err(Malformed::new(
+            "plugins.compliance",
+            format!("{r:?} is not 1 to {MAX_COMPLIANCE_REF_LEN} of a-z A-Z 0-9 . - ( )"),
+        ))
     }
 }
 
@@ -205,6 +255,20 @@ impl Message for Heartbeat {
             if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Malformed::new("plugins.sha256", "not 64 hex digits"));
             }
+            for r in p.hipaa.iter().chain(&p.cmmc) {
+                check_reference(r)?;
+            }
+        }
+        let refs: usize = self
+            .plugins
+            .iter()
+            .map(|p| p.hipaa.len() + p.cmmc.len())
+            .sum();
+        if refs > MAX_COMPLIANCE_REFS {
+            return Err(Malformed::new(
+                "plugins.compliance",
+                format!("{refs} references, at most {MAX_COMPLIANCE_REFS}"),
+            ));
         }
         if let Some(patches) = &self.patches {
             patches.check()?;

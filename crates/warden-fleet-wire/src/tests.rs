@@ -254,11 +254,10 @@ fn heartbeat_bounds_hold() {
     hb.hostname = "db-1".into();
     hb.os = "linux".into();
     hb.tags.insert("role".into(), "db".into());
-    hb.plugins.push(PluginInfo {
-        name: "disk".into(),
-        version: "1.0.0".into(),
-        sha256: "a".repeat(64),
-    });
+    let mut disk = PluginInfo::new("disk-encryption", "1.0.0", "a".repeat(64));
+    disk.hipaa = vec!["164.312(a)(2)(iv)".into()];
+    disk.cmmc = vec!["SC.L2-3.13.16".into()];
+    hb.plugins.push(disk);
     let back: Heartbeat = decode(&encode(&hb).expect("encode")).expect("decode");
     assert_eq!(back, hb);
     assert_eq!(hb.nats_subject(), format!("fleet.hb.acme.{me}"));
@@ -274,12 +273,21 @@ fn heartbeat_bounds_hold() {
         })
         .collect();
     full.plugins = (0..heartbeat::MAX_PLUGINS)
-        .map(|i| PluginInfo {
-            name: format!("{i:0>width$}", width = heartbeat::MAX_PLUGIN_NAME_LEN),
-            version: "v".repeat(heartbeat::MAX_VERSION_LEN),
-            sha256: "f".repeat(64),
+        .map(|i| {
+            PluginInfo::new(
+                format!("{i:0>width$}", width = heartbeat::MAX_PLUGIN_NAME_LEN),
+                "v".repeat(heartbeat::MAX_VERSION_LEN),
+                "f".repeat(64),
+            )
         })
         .collect();
+    // The compliance references at their bound, spread over the first plugins.
+    for i in 0..heartbeat::MAX_COMPLIANCE_REFS {
+        full.plugins[i % 8].hipaa.push(format!(
+            "164.{i:0>width$}",
+            width = heartbeat::MAX_COMPLIANCE_REF_LEN - 4
+        ));
+    }
     let bytes = encode(&full).expect("every bound fits");
     assert!(
         bytes.len() <= heartbeat::MAX_HEARTBEAT_BYTES,
@@ -300,6 +308,18 @@ fn heartbeat_bounds_hold() {
         {
             let mut h = hb.clone();
             h.plugins[0].sha256 = "xyz".into();
+            h
+        },
+        {
+            let mut h = hb.clone();
+            h.plugins[0].hipaa.push("164.312 (b); drop".into());
+            h
+        },
+        {
+            let mut h = hb.clone();
+            h.plugins[0].cmmc = (0..=heartbeat::MAX_COMPLIANCE_REFS)
+                .map(|i| format!("AC.L1-{i}"))
+                .collect();
             h
         },
     ] {
@@ -328,6 +348,47 @@ fn events_round_trip_with_their_msg_id() {
     assert_eq!(e.nats_subject(), format!("fleet.evt.acme.{me}"));
     e.subject = String::new();
     assert!(matches!(encode(&e), Err(WireError::Malformed(..))));
+}
+
+#[test]
+fn an_event_s_check_and_tickets_travel_and_are_absent_when_empty() {
+    let me = agent();
+    let mut e = AgentEvent::new(
+        tenant("acme"),
+        me,
+        7,
+        NOW,
+        EventKind::IncidentOpened,
+        "config-drift",
+    );
+    // Without them the JSON is what an older controller reads: neither key is there.
+    let plain = String::from_utf8(encode(&e).expect("encode")).expect("json");
+    assert!(
+        !plain.contains("\"check\"") && !plain.contains("\"tickets\""),
+        "{plain}"
+    );
+    // An older agent's event (no such keys) reads with them empty.
+    let back: AgentEvent = decode(plain.as_bytes()).expect("decode");
+    assert!(back.check.is_empty() && back.tickets.is_empty());
+    e.check = "builtin:drift".into();
+    e.tickets.push(EventTicket {
+        incident: "config-drift-1".into(),
+        system: "ticket-connectwise".into(),
+        id: "CW-4711".into(),
+        status: "open".into(),
+        resolve_by: Some("2026-11-02T10:00:00Z".into()),
+    });
+    let back: AgentEvent = decode(&encode(&e).expect("encode")).expect("decode");
+    assert_eq!(back, e);
+    let mut bad = e.clone();
+    bad.tickets[0].id = String::new();
+    assert!(matches!(encode(&bad), Err(WireError::Malformed(..))));
+    let mut bad = e.clone();
+    bad.tickets = vec![e.tickets[0].clone(); event::MAX_EVENT_TICKETS + 1];
+    assert!(matches!(encode(&bad), Err(WireError::Malformed(..))));
+    let mut bad = e;
+    bad.check = "x\u{1b}[31m".into();
+    assert!(matches!(encode(&bad), Err(WireError::Malformed(..))));
 }
 
 #[test]

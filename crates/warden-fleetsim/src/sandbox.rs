@@ -95,10 +95,12 @@ impl Sandbox {
         let plugin = installed
             .iter()
             .find(|p| p.manifest.name == GUEST)
-            .map(|p| PluginInfo {
-                name: p.manifest.name.clone(),
-                version: p.manifest.version.to_string(),
-                sha256: p.sha256.clone(),
+            .map(|p| {
+                PluginInfo::new(
+                    p.manifest.name.clone(),
+                    p.manifest.version.to_string(),
+                    p.sha256.clone(),
+                )
             })
             .ok_or_else(|| SandboxError::Setup(format!("{GUEST} is not listed after install")))?;
         let mut trust = SitePolicy::deny_all();
@@ -307,11 +309,11 @@ impl FleetAgent for SimAgent {
         let version = accepted.manifest.version.clone();
         lock(&self.installed).insert(
             name.clone(),
-            PluginInfo {
-                name: name.clone(),
-                version: version.to_string(),
-                sha256: warden_core::sha256_hex(&bundle.component),
-            },
+            PluginInfo::new(
+                name.clone(),
+                version.to_string(),
+                warden_core::sha256_hex(&bundle.component),
+            ),
         );
         let mut marks = lock(&self.high_water);
         if marks.get(&name).is_none_or(|v| *v < version) {

@@ -1,11 +1,16 @@
 //! Writes the sample client report of `docs/samples/` (HTML, CSV, PDF) from a fixed, made-up
-//! month of tenant "acme": `cargo run -p warden-report --example sample -- docs/samples`.
-//! The incidents are generated from a fixed seed, so the files change only when the report
-//! does.
+//! month of tenant "acme", as the controller's `warden fleet report` makes it:
+//! `cargo run -p warden-report --example sample -- docs/samples`. The incidents are generated
+//! from a fixed seed, so the files change only when the report does. Beside them: each host's
+//! latest patch scan (as its heartbeat reported it), the drift monitor's incidents, the
+//! first-party compliance checks installed per host (with their `[compliance]` claims) and the
+//! incidents of the monitors running them as their outcomes, two PSA tickets.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use warden_report::compliance::{CheckClaim, CheckOutcome, EvidenceKind, Outcome};
+use warden_report::posture::{PatchScan, PatchState};
 use warden_report::{CsfCategory, Event, EventKind, Priority, ServiceRule, TenantSettings};
 
 const MINUTE: i64 = 60_000;
@@ -84,29 +89,128 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "backup-nightly",
         EventKind::Opened,
     ));
-    let report = warden_report::compute(
-        "acme",
-        NOVEMBER,
-        NOVEMBER + DAYS * 24 * 60 * MINUTE,
-        &events,
-        &settings,
-    )?
-    .with_tickets(vec![
-        ticket(
-            "acme-fs-1",
-            "backup-nightly",
-            "CW-20931",
-            "open",
-            Some("2026-12-01T01:30:00Z"),
+    // One workstation's disk is not encrypted since Nov 27: its check's monitor still fails.
+    events.push(event(
+        NOVEMBER + 26 * 24 * 60 * MINUTE,
+        "acme-ws-022",
+        "disk-encryption",
+        EventKind::Opened,
+    ));
+    let end = NOVEMBER + DAYS * 24 * 60 * MINUTE;
+    // The latest scans, a day before the report: two hosts with security updates pending, one
+    // waiting for its reboot, one that never reported a scan.
+    let patches: Vec<PatchState> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| PatchState {
+            agent: host.to_string(),
+            scan: (*host != "acme-ws-022").then(|| PatchScan {
+                scanned_ms: end - (1 + i as i64) * 60 * MINUTE,
+                pending: [0, 3, 0, 12, 0, 1, 4, 0][i],
+                security: [0, 2, 0, 5, 0, 0, 0, 0][i],
+                reboot_required: *host == "acme-fs-1",
+            }),
+        })
+        .collect();
+    let servers: Vec<&str> = hosts
+        .iter()
+        .copied()
+        .filter(|h| !h.contains("-ws-"))
+        .collect();
+    let workstations: Vec<&str> = hosts
+        .iter()
+        .copied()
+        .filter(|h| h.contains("-ws-"))
+        .collect();
+    let claims = vec![
+        claim("audit-daemon", &["164.312(b)"], &["AU.L2-3.3.1"], &servers),
+        claim(
+            "auto-logoff",
+            &["164.312(a)(2)(iii)"],
+            &["AC.L2-3.1.11"],
+            &servers,
         ),
-        ticket(
-            "acme-web-1",
-            "http",
-            "CW-20544",
-            "closed",
-            Some("2026-11-14T11:00:00Z"),
+        claim(
+            "disk-encryption",
+            &["164.312(a)(2)(iv)"],
+            &["SC.L2-3.13.16"],
+            &[
+                "acme-db-1",
+                "acme-db-2",
+                "acme-fs-1",
+                "acme-ws-014",
+                "acme-ws-022",
+            ],
         ),
-    ]);
+        claim(
+            "host-firewall",
+            &["164.312(e)(1)"],
+            &["SC.L1-3.13.1"],
+            &hosts,
+        ),
+        claim(
+            "screen-lock",
+            &["164.312(a)(2)(iii)"],
+            &["AC.L2-3.1.10"],
+            &workstations,
+        ),
+    ];
+    // The controller's outcomes: the incidents of the monitors running the checks (a monitor
+    // named after its check here).
+    let outcomes: Vec<CheckOutcome> = events
+        .iter()
+        .filter(|e| claims.iter().any(|c| c.check == e.monitor))
+        .map(|e| CheckOutcome {
+            at_ms: e.at_ms,
+            agent: e.agent.clone(),
+            check: e.monitor.clone(),
+            outcome: match e.kind {
+                EventKind::Opened => Outcome::Fail,
+                EventKind::Resolved => Outcome::Pass,
+            },
+        })
+        .collect();
+    let drift_events: Vec<Event> = events
+        .iter()
+        .filter(|e| e.monitor == "baseline-drift")
+        .cloned()
+        .collect();
+    let report = warden_report::compute("acme", NOVEMBER, end, &events, &settings)?
+        .with_tickets(vec![
+            ticket(
+                "acme-fs-1",
+                "backup-nightly",
+                "CW-20931",
+                "open",
+                Some("2026-12-01T01:30:00Z"),
+            ),
+            ticket(
+                "acme-web-1",
+                "http",
+                "CW-20544",
+                "closed",
+                Some("2026-11-14T11:00:00Z"),
+            ),
+        ])
+        .with_patches(warden_report::posture::patch_compliance(
+            &patches,
+            NOVEMBER,
+            end + 2 * 60 * MINUTE,
+            "the latest patch scan each agent reported in its heartbeat",
+        ))
+        .with_drift(warden_report::posture::drift(
+            &drift_events,
+            NOVEMBER,
+            end,
+            None,
+        ))
+        .with_compliance(warden_report::compliance::coverage(
+            &claims,
+            &outcomes,
+            NOVEMBER,
+            end,
+            EvidenceKind::Incidents,
+        ));
     std::fs::write(
         dir.join("client-report.html"),
         warden_report::html::render(&report),
@@ -130,6 +234,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .sum::<usize>()
     );
     Ok(())
+}
+
+fn claim(check: &str, hipaa: &[&str], cmmc: &[&str], agents: &[&str]) -> CheckClaim {
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    CheckClaim {
+        check: check.into(),
+        hipaa: set(hipaa),
+        cmmc: set(cmmc),
+        agents: set(agents),
+    }
 }
 
 fn rule(monitor: &str, priority: Priority, category: CsfCategory) -> ServiceRule {

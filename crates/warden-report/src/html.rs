@@ -5,6 +5,8 @@
 use crate::{CsfCategory, Report, ServiceReport, time};
 use std::fmt::Write as _;
 
+mod sections;
+
 /// Text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -27,9 +29,9 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222
 table{border-collapse:collapse;margin:0.5em 0 1.5em}\
 th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
-.breach{color:#b00020;font-weight:600}h2{margin-top:1.5em}";
+.breach{color:#b00020;font-weight:600}h2{margin-top:1.5em}.gap{color:#8a5a00}.id{white-space:nowrap}";
 
-fn pct(v: Option<f64>) -> String {
+pub(crate) fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2} %")).unwrap_or_else(|| "—".into())
 }
 
@@ -80,6 +82,36 @@ fn uptime_chart(services: &[&ServiceReport]) -> String {
     svg
 }
 
+fn services_table(h: &mut String, services: &[&ServiceReport]) {
+    h.push_str(
+        "<table><tr><th>Agent</th><th>Service</th><th>Priority</th><th>Uptime</th>\
+         <th>Downtime</th><th>Incidents</th><th>Open</th><th>Breached</th><th>MTTR</th></tr>",
+    );
+    for s in services {
+        let class = if s.breaches() > 0 {
+            " class=\"breach\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.3} %</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\"{class}>{}</td><td class=\"n\">{}</td></tr>",
+            escape(&s.agent),
+            escape(&s.monitor),
+            s.priority.name(),
+            s.uptime_pct,
+            time::duration(s.downtime_ms as f64),
+            s.incidents.len(),
+            s.incidents.len() - s.resolved(),
+            s.breaches(),
+            dur(s.mttr_ms)
+        );
+    }
+    h.push_str("</table>");
+}
+
 /// The HTML text.
 pub fn render(report: &Report) -> String {
     let tenant = escape(&report.tenant);
@@ -93,9 +125,8 @@ pub fn render(report: &Report) -> String {
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Service report: {tenant}, {period}</title><style>{STYLE}</style></head><body>\
-         <h1>Service report: {tenant}</h1><p>Period {period} (UTC). Uptime, incidents and time \
-         to restore per monitored service, against the SLA targets per priority, grouped by NIST \
-         CSF 2.0 function.</p>"
+         <h1>Service report: {tenant}</h1><p>Period {period} (UTC). {}</p>",
+        escape(&report.summary())
     );
     h.push_str(
         "<h2>SLA by priority</h2><table><tr><th>Priority</th><th>Target</th><th>Incidents</th>\
@@ -121,64 +152,28 @@ pub fn render(report: &Report) -> String {
     }
     h.push_str("</table>");
     for category in CsfCategory::ALL {
-        let services = report.services_in(category);
-        if services.is_empty() {
+        if !report.has_content(category) {
             continue;
         }
-        let _ = write!(
-            h,
-            "<h2>{} ({})</h2>{}<table><tr><th>Agent</th><th>Service</th><th>Priority</th>\
-             <th>Uptime</th><th>Downtime</th><th>Incidents</th><th>Open</th><th>Breached</th>\
-             <th>MTTR</th></tr>",
-            category.function(),
-            category.id(),
-            uptime_chart(&services)
-        );
-        for s in services {
-            let class = if s.breaches() > 0 {
-                " class=\"breach\""
-            } else {
-                ""
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.3} %</td>\
-                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\"{class}>{}</td><td class=\"n\">{}</td></tr>",
-                escape(&s.agent),
-                escape(&s.monitor),
-                s.priority.name(),
-                s.uptime_pct,
-                time::duration(s.downtime_ms as f64),
-                s.incidents.len(),
-                s.incidents.len() - s.resolved(),
-                s.breaches(),
-                dur(s.mttr_ms)
-            );
+        let services = report.services_in(category);
+        let _ = write!(h, "<h2>{} ({})</h2>", category.function(), category.id());
+        if !services.is_empty() {
+            h.push_str(&uptime_chart(&services));
+            services_table(&mut h, &services);
         }
-        h.push_str("</table>");
+        match category {
+            CsfCategory::Gv => sections::compliance(&mut h, report),
+            CsfCategory::IdAm => sections::inventory(&mut h, report),
+            CsfCategory::PrPs => {
+                sections::patches(&mut h, report);
+                sections::drift(&mut h, report);
+            }
+            CsfCategory::RsMi => sections::tickets(&mut h, report),
+            CsfCategory::DeCm | CsfCategory::RcRp => {}
+        }
     }
     if report.services.is_empty() {
         h.push_str("<p>No incident in this period.</p>");
-    }
-    if !report.tickets.is_empty() {
-        h.push_str(
-            "<h2>PSA tickets</h2><table><tr><th>Agent</th><th>Service</th><th>PSA</th>\
-             <th>Ticket</th><th>Status</th><th>Resolve by</th></tr>",
-        );
-        for t in &report.tickets {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&t.agent),
-                escape(&t.monitor),
-                escape(&t.system),
-                escape(&t.id),
-                escape(&t.status),
-                escape(t.resolve_by.as_deref().unwrap_or("\u{2014}"))
-            );
-        }
-        h.push_str("</table>");
     }
     h.push_str("</body></html>\n");
     h
@@ -230,13 +225,49 @@ mod tests {
                 resolve_by: None,
             }]);
         let html = render(&report);
-        assert!(html.contains("<h2>PSA tickets</h2>"), "{html}");
+        assert!(
+            html.contains("<h2>Respond (RS.MI)</h2><h3>PSA tickets</h3>"),
+            "under RS.MI: {html}"
+        );
         assert!(
             html.contains("<td>halo</td><td>&lt;b&gt;4711&lt;/b&gt;</td><td>open</td>"),
             "{html}"
         );
         let none = compute("acme", 0, 86_400_000, &[], &TenantSettings::default()).expect("r");
         assert!(!render(&none).contains("PSA tickets"), "no empty section");
+    }
+
+    #[test]
+    fn the_new_sections_show_their_figures_and_every_safeguard_escaped() {
+        let html = render(&crate::tests::with_sections("<b>db</b>"));
+        for expected in [
+            "<h2>Govern (GV)</h2><h3>Compliance coverage</h3>",
+            "HIPAA 164.312: 1 of 12 safeguards covered by a check; CMMC: 1 of 21 practices.",
+            // An uncovered safeguard is a row saying so.
+            "<td>HIPAA</td><td class=\"id\">164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>",
+            // The covered one: 1 pass, 1 fail, latest a fail, failing now.
+            "<td>HIPAA</td><td class=\"id\">164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
+             <td class=\"id\">disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
+             <td class=\"n\">1</td><td class=\"n\">0</td><td class=\"breach\">fail on \
+             &lt;b&gt;db&lt;/b&gt; at 1970-01-01T05:00:00Z</td><td class=\"n breach\">1</td>",
+            "<h2>Identify (ID.AM)</h2><h3>Inventory</h3><p>4 agent(s)",
+            "<h3>Patch compliance</h3><p>Measured: the latest scan each agent reported, as held \
+             at 1970-01-01T23:00:00Z.",
+            "<td>Compliant (both)</td><td class=\"n\">1 of 4</td><td class=\"n\">25.00 %</td>",
+            "<td>never-1</td><td class=\"gap\">no scan</td>",
+            "<h3>Baseline drift</h3><p>1 drift incident(s) detected in the period on 1 \
+             monitor(s); 1 still open at its end.</p>",
+            "<td>CHG-1042</td>",
+            "<h2>Respond (RS.MI)</h2><h3>PSA tickets</h3>",
+        ] {
+            assert!(html.contains(expected), "{expected}\n in {html}");
+        }
+        assert!(!html.contains("<b>db"), "escaped: {html}");
+        assert_eq!(
+            html.matches("not covered").count(),
+            12 - 1 + 21 - 1,
+            "every uncovered control listed"
+        );
     }
 
     #[test]

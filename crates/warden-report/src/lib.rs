@@ -1,7 +1,10 @@
 //! Client reports for one tenant and one period, from the incident events its agents sent the
-//! controller (`incident-opened`, `incident-resolved`). Pure: the caller reads the events and the
-//! tenant's report settings; this crate computes ([`compute`]) and renders ([`csv`], [`html`],
-//! [`pdf`]).
+//! controller (`incident-opened`, `incident-resolved`), or one agent's own history, with the
+//! sections beside the services: PSA tickets, patch compliance and drift ([`posture`]), HIPAA
+//! 164.312 / CMMC coverage ([`compliance`]). Pure: the caller reads the events, the tenant's
+//! report settings and the sections' inputs; this crate computes ([`compute`], then
+//! [`Report::with_tickets`], [`Report::with_patches`], [`Report::with_drift`],
+//! [`Report::with_compliance`]) and renders ([`csv`], [`html`], [`pdf`]).
 //! No clock, no I/O; [`settings`] reads the SLA settings as written, [`pdf`] writes with
 //! `pdf-writer` (the base-14 fonts: nothing embedded).
 //!
@@ -28,10 +31,16 @@
 //!   breached) / counted, `None` without incidents.
 //! - **Grouping**: services by CSF function (GV, ID, PR, DE, RS, RC, in that order), then by
 //!   agent and monitor.
+//! - **Sections beside the services**, each under its CSF function and present when the caller
+//!   gave its input: the compliance coverage of HIPAA 164.312 and CMMC ([`compliance`], GV);
+//!   the tenant's agents and their latest patch scans (ID.AM), patch compliance and baseline
+//!   drift ([`posture`], PR.PS); the PSA tickets of the period's incidents (RS.MI).
 
+pub mod compliance;
 pub mod csv;
 pub mod html;
 pub mod pdf;
+pub mod posture;
 pub mod settings;
 pub mod time;
 
@@ -250,6 +259,12 @@ pub struct Report {
     /// By agent, monitor and ticket id ([`Report::with_tickets`]); empty when the caller has
     /// none.
     pub tickets: Vec<Ticket>,
+    /// [`Report::with_patches`]; `None`: the caller has no patch data.
+    pub patches: Option<posture::PatchCompliance>,
+    /// [`Report::with_drift`].
+    pub drift: Option<posture::Drift>,
+    /// [`Report::with_compliance`].
+    pub compliance: Option<compliance::Compliance>,
 }
 
 impl Report {
@@ -258,6 +273,65 @@ impl Report {
         tickets.sort_by(|a, b| (&a.agent, &a.monitor, &a.id).cmp(&(&b.agent, &b.monitor, &b.id)));
         self.tickets = tickets;
         self
+    }
+
+    /// The report with the tenant's patch compliance.
+    pub fn with_patches(mut self, patches: posture::PatchCompliance) -> Report {
+        self.patches = Some(patches);
+        self
+    }
+
+    /// The report with the period's baseline drift.
+    pub fn with_drift(mut self, drift: posture::Drift) -> Report {
+        self.drift = Some(drift);
+        self
+    }
+
+    /// The report with its compliance coverage.
+    pub fn with_compliance(mut self, compliance: compliance::Compliance) -> Report {
+        self.compliance = Some(compliance);
+        self
+    }
+
+    /// The report's opening sentence: what it holds.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            "uptime, incidents and time to restore per monitored service, against the SLA targets per priority",
+        ];
+        if !self.tickets.is_empty() {
+            parts.push("the PSA tickets of the incidents");
+        }
+        if self.patches.is_some() {
+            parts.push("patch compliance");
+        }
+        if self.drift.is_some() {
+            parts.push("baseline drift");
+        }
+        if self.compliance.is_some() {
+            parts.push("the HIPAA 164.312 and CMMC coverage of the checks");
+        }
+        let last = parts.pop().unwrap_or_default();
+        let list = if parts.is_empty() {
+            last.to_string()
+        } else {
+            format!("{}; and {last}", parts.join("; "))
+        };
+        let mut text = format!("{list}, grouped by NIST CSF 2.0 function.");
+        // Capitalised for the start of a sentence; the list starts with ASCII.
+        text[..1].make_ascii_uppercase();
+        text
+    }
+
+    /// Whether the category has anything to show: services, or a section of its own.
+    pub fn has_content(&self, category: CsfCategory) -> bool {
+        let own = match category {
+            CsfCategory::Gv => self.compliance.is_some(),
+            CsfCategory::IdAm => self.patches.is_some(),
+            CsfCategory::PrPs => self.patches.is_some() || self.drift.is_some(),
+            CsfCategory::RsMi => !self.tickets.is_empty(),
+            CsfCategory::DeCm | CsfCategory::RcRp => false,
+        };
+        own || self.services.iter().any(|s| s.category == category)
     }
 
     /// The services of one CSF category, in the report's order.
@@ -326,43 +400,28 @@ pub fn compute(
     let period = to_ms - from_ms;
     let mut services = Vec::new();
     for ((agent, monitor), mut evs) in by_service {
-        evs.sort_by_key(|e| (e.at_ms, e.kind == EventKind::Resolved));
         let (priority, category) = settings.class(monitor);
         let target_ms = settings.targets.get(&priority).copied();
-        let mut open: Option<i64> = None;
-        let mut downtime_ms = 0i64;
-        let mut incidents = Vec::new();
         let breach = |opened: i64, end: i64| {
             target_ms.is_some_and(|t| u64::try_from(end - opened).unwrap_or(0) > t)
         };
-        for e in evs {
-            match (e.kind, open) {
-                (EventKind::Opened, None) => open = Some(e.at_ms),
-                (EventKind::Opened, Some(_)) => {}
-                (EventKind::Resolved, Some(opened)) => {
-                    downtime_ms += e.at_ms.max(from_ms) - opened.max(from_ms);
-                    if opened >= from_ms {
-                        incidents.push(Incident {
-                            opened_ms: opened,
-                            resolved_ms: Some(e.at_ms),
-                            breached: breach(opened, e.at_ms),
-                        });
-                    }
-                    open = None;
-                }
-                (EventKind::Resolved, None) => {}
-            }
-        }
-        if let Some(opened) = open {
-            downtime_ms += to_ms - opened.max(from_ms);
-            if opened >= from_ms {
-                incidents.push(Incident {
-                    opened_ms: opened,
-                    resolved_ms: None,
-                    breached: breach(opened, to_ms),
-                });
-            }
-        }
+        let folded = posture::fold(&mut evs, from_ms, to_ms);
+        let carried = folded.carried_until.map_or(0, |end| end - from_ms);
+        let downtime_ms = carried
+            + folded
+                .incidents
+                .iter()
+                .map(|(opened, resolved)| resolved.unwrap_or(to_ms) - opened)
+                .sum::<i64>();
+        let incidents: Vec<Incident> = folded
+            .incidents
+            .into_iter()
+            .map(|(opened, resolved)| Incident {
+                opened_ms: opened,
+                resolved_ms: resolved,
+                breached: breach(opened, resolved.unwrap_or(to_ms)),
+            })
+            .collect();
         let restores: Vec<i64> = incidents
             .iter()
             .filter_map(|i| i.resolved_ms.map(|r| r - i.opened_ms))
@@ -412,6 +471,9 @@ pub fn compute(
         services,
         priorities,
         tickets: Vec::new(),
+        patches: None,
+        drift: None,
+        compliance: None,
     })
 }
 

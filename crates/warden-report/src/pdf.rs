@@ -1,7 +1,8 @@
 //! The report as PDF: A4 pages, the same sections as [`crate::html`] (the SLA by priority,
-//! then each CSF function with an uptime chart and its services' table, then the PSA tickets),
-//! a footer with the
-//! tenant, the period and "page i of n" on every page.
+//! then each CSF function with an uptime chart and its services' table and its own sections:
+//! compliance coverage under GV, inventory under ID.AM, patch compliance and drift under PR.PS,
+//! the PSA tickets under RS.MI), a footer with the tenant, the period and "page i of n" on
+//! every page.
 //!
 //! Text is set in Helvetica, one of the PDF base-14 fonts every reader has, so no font is
 //! embedded and the file stays small; its WinAnsi encoding covers Latin-1 and the dashes. A
@@ -17,6 +18,8 @@
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use crate::{CsfCategory, Report, ServiceReport, time};
+
+mod sections;
 
 const PAGE_W: f32 = 595.0;
 const PAGE_H: f32 = 842.0;
@@ -308,14 +311,29 @@ const SERVICE_COLUMNS: [Column; 9] = [
     col("MTTR", 64.0, Align::Right),
 ];
 
-const TICKET_COLUMNS: [Column; 6] = [
-    col("Agent", 90.0, Align::Left),
-    col("Service", 85.0, Align::Left),
-    col("PSA", 95.0, Align::Left),
-    col("Ticket", 65.0, Align::Left),
-    col("Status", 45.0, Align::Left),
-    col("Resolve by", 115.0, Align::Left),
-];
+fn service_rows(services: &[&ServiceReport]) -> Vec<(Vec<String>, Vec<bool>)> {
+    services
+        .iter()
+        .map(|s| {
+            let mut red = vec![false; 7];
+            red.push(s.breaches() > 0);
+            (
+                vec![
+                    s.agent.clone(),
+                    s.monitor.clone(),
+                    s.priority.name().to_string(),
+                    format!("{:.3} %", s.uptime_pct),
+                    time::duration(s.downtime_ms as f64),
+                    s.incidents.len().to_string(),
+                    (s.incidents.len() - s.resolved()).to_string(),
+                    s.breaches().to_string(),
+                    dur(s.mttr_ms),
+                ],
+                red,
+            )
+        })
+        .collect()
+}
 
 /// The PDF file.
 pub fn render(report: &Report) -> Vec<u8> {
@@ -331,10 +349,7 @@ pub fn render(report: &Report) -> Vec<u8> {
         8.0,
         &format!("Service report: {}", report.tenant),
     );
-    l.paragraph(&format!(
-        "Period {period} (UTC). Uptime, incidents and time to restore per monitored service, \
-         against the SLA targets per priority, grouped by NIST CSF 2.0 function."
-    ));
+    l.paragraph(&format!("Period {period} (UTC). {}", report.summary()));
     l.line(BOLD, 13.0, 6.0, "SLA by priority");
     let rows: Vec<(Vec<String>, Vec<bool>)> = report
         .priorities
@@ -355,10 +370,10 @@ pub fn render(report: &Report) -> Vec<u8> {
         .collect();
     l.table(&PRIORITY_COLUMNS, &rows);
     for category in CsfCategory::ALL {
-        let services = report.services_in(category);
-        if services.is_empty() {
+        if !report.has_content(category) {
             continue;
         }
+        let services = report.services_in(category);
         l.room(3.0 * ROW + 20.0);
         l.line(
             BOLD,
@@ -366,61 +381,23 @@ pub fn render(report: &Report) -> Vec<u8> {
             6.0,
             &format!("{} ({})", category.function(), category.id()),
         );
-        l.uptime_chart(&services);
-        let rows: Vec<(Vec<String>, Vec<bool>)> = services
-            .iter()
-            .map(|s| {
-                (
-                    vec![
-                        s.agent.clone(),
-                        s.monitor.clone(),
-                        s.priority.name().to_string(),
-                        format!("{:.3} %", s.uptime_pct),
-                        time::duration(s.downtime_ms as f64),
-                        s.incidents.len().to_string(),
-                        (s.incidents.len() - s.resolved()).to_string(),
-                        s.breaches().to_string(),
-                        dur(s.mttr_ms),
-                    ],
-                    vec![
-                        false,
-                        false,
-                        false,
-                        false,
-                        false,
-                        false,
-                        false,
-                        s.breaches() > 0,
-                    ],
-                )
-            })
-            .collect();
-        l.table(&SERVICE_COLUMNS, &rows);
+        if !services.is_empty() {
+            l.uptime_chart(&services);
+            l.table(&SERVICE_COLUMNS, &service_rows(&services));
+        }
+        match category {
+            CsfCategory::Gv => sections::compliance(&mut l, report),
+            CsfCategory::IdAm => sections::inventory(&mut l, report),
+            CsfCategory::PrPs => {
+                sections::patches(&mut l, report);
+                sections::drift(&mut l, report);
+            }
+            CsfCategory::RsMi => sections::tickets(&mut l, report),
+            CsfCategory::DeCm | CsfCategory::RcRp => {}
+        }
     }
     if report.services.is_empty() {
         l.line(REGULAR, BODY + 1.0, 4.0, "No incident in this period.");
-    }
-    if !report.tickets.is_empty() {
-        l.room(3.0 * ROW + 20.0);
-        l.line(BOLD, 13.0, 6.0, "PSA tickets");
-        let rows: Vec<(Vec<String>, Vec<bool>)> = report
-            .tickets
-            .iter()
-            .map(|t| {
-                (
-                    vec![
-                        t.agent.clone(),
-                        t.monitor.clone(),
-                        t.system.clone(),
-                        t.id.clone(),
-                        t.status.clone(),
-                        t.resolve_by.clone().unwrap_or_else(|| "\u{2014}".into()),
-                    ],
-                    Vec::new(),
-                )
-            })
-            .collect();
-        l.table(&TICKET_COLUMNS, &rows);
     }
     write(report, &period, l.finish())
 }
@@ -550,6 +527,37 @@ mod tests {
         assert!(!text.contains("x) Tj"), "no string ended early");
         assert!(!pdf.contains(&0x1b), "no escape byte");
         assert_eq!(win_ansi("a\u{1b}b\u{7}ü—"), b"a?b?\xfc\x97");
+    }
+
+    #[test]
+    fn the_new_sections_are_set_as_text() {
+        let pdf = render(&crate::tests::with_sections("db-1"));
+        let text = String::from_utf8_lossy(&pdf);
+        for expected in [
+            // Balanced parentheses need no escape in a PDF string.
+            "(Govern (GV)) Tj",
+            "(Compliance coverage) Tj",
+            "(HIPAA 164.312 safeguards: 1 of 12 covered by a check) Tj",
+            "(CMMC practices: 1 of 21 covered by a check) Tj",
+            "(164.312(b)) Tj",
+            "(not covered) Tj",
+            "(fail 1970-01-01) Tj",
+            "(Inventory) Tj",
+            "(Patch compliance) Tj",
+            "(25.00 %) Tj",
+            "(no scan) Tj",
+            "(Baseline drift) Tj",
+            "(CHG-1042) Tj",
+            "(PSA tickets) Tj",
+            "(HALO-9) Tj",
+        ] {
+            assert!(text.contains(expected), "{expected} in the PDF");
+        }
+        assert_eq!(
+            text.matches("(not covered) Tj").count(),
+            11 + 20,
+            "every uncovered control has its row"
+        );
     }
 
     #[test]

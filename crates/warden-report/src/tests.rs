@@ -212,3 +212,108 @@ fn names_parse_back() {
     }
     assert_eq!(CsfCategory::parse("XX.YY"), None);
 }
+
+/// A day's report with every section: one patch exception of each kind, a drift still open,
+/// a baseline version, a covered and an uncovered safeguard, a ticket; names an agent could
+/// have sent are hostile.
+pub(crate) fn with_sections(agent: &str) -> Report {
+    use crate::compliance::{CheckClaim, CheckOutcome, EvidenceKind, Outcome, coverage};
+    use crate::posture::{BaselineVersion, PatchScan, PatchState, drift, patch_compliance};
+    const DAY: i64 = 24 * HOUR;
+    let events = [ev(HOUR, agent, "config-drift", EventKind::Opened)];
+    let scan = |security, reboot| {
+        Some(PatchScan {
+            scanned_ms: 2 * HOUR,
+            pending: 4,
+            security,
+            reboot_required: reboot,
+        })
+    };
+    let patches = patch_compliance(
+        &[
+            PatchState {
+                agent: "ok-1".into(),
+                scan: scan(0, false),
+            },
+            PatchState {
+                agent: agent.into(),
+                scan: scan(2, false),
+            },
+            PatchState {
+                agent: "reboot-1".into(),
+                scan: scan(0, true),
+            },
+            PatchState {
+                agent: "never-1".into(),
+                scan: None,
+            },
+        ],
+        0,
+        DAY - HOUR,
+        "the latest scan each agent reported",
+    );
+    let baselines = vec![BaselineVersion {
+        agent: agent.into(),
+        version: 7,
+        taken_ms: 3 * HOUR,
+        taken_by: "ada".into(),
+        reason: "CHG-1042".into(),
+    }];
+    let claims = [CheckClaim {
+        check: "disk-encryption".into(),
+        hipaa: ["164.312(a)(2)(iv)".to_string()].into(),
+        cmmc: ["SC.L2-3.13.16".to_string()].into(),
+        agents: [agent.to_string()].into(),
+    }];
+    let outcomes = [
+        CheckOutcome {
+            at_ms: HOUR,
+            agent: agent.into(),
+            check: "disk-encryption".into(),
+            outcome: Outcome::Pass,
+        },
+        CheckOutcome {
+            at_ms: 5 * HOUR,
+            agent: agent.into(),
+            check: "disk-encryption".into(),
+            outcome: Outcome::Fail,
+        },
+    ];
+    compute("acme", 0, DAY, &events, &TenantSettings::default())
+        .expect("report")
+        .with_tickets(vec![Ticket {
+            agent: agent.into(),
+            monitor: "config-drift".into(),
+            system: "ticket-halo".into(),
+            id: "HALO-9".into(),
+            status: "open".into(),
+            resolve_by: None,
+        }])
+        .with_patches(patches)
+        .with_drift(drift(&events, 0, DAY, Some(baselines)))
+        .with_compliance(coverage(&claims, &outcomes, 0, DAY, EvidenceKind::Runs))
+}
+
+#[test]
+fn the_sections_are_placed_under_their_csf_functions() {
+    let report = with_sections("db-1");
+    assert!(report.has_content(CsfCategory::Gv), "compliance");
+    assert!(report.has_content(CsfCategory::IdAm), "inventory");
+    assert!(report.has_content(CsfCategory::PrPs), "patches, drift");
+    assert!(report.has_content(CsfCategory::RsMi), "tickets");
+    assert!(!report.has_content(CsfCategory::RcRp), "nothing there");
+    let bare = compute("acme", 0, TO, &[], &settings()).expect("report");
+    assert!(CsfCategory::ALL.into_iter().all(|c| !bare.has_content(c)));
+    assert!(
+        report
+            .summary()
+            .contains("patch compliance; baseline drift; and the HIPAA"),
+        "{}",
+        report.summary()
+    );
+    assert!(
+        bare.summary().starts_with("Uptime, incidents") && !bare.summary().contains("patch"),
+        "{}",
+        bare.summary()
+    );
+}

@@ -1,14 +1,19 @@
-//! `warden report --format html|csv`: the client report (`warden-report`) of this agent's own
-//! history: its incidents as opened (the first failing check) and resolved events, classed by
-//! the `--sla` file's services and measured against its targets, with the PSA tickets the
-//! ticket outbox recorded on the period's incidents.
+//! `warden report --format html|csv|pdf`: the client report (`warden-report`) of this agent's
+//! own history: its incidents as opened (the first failing check) and resolved events, classed
+//! by the `--sla` file's services and measured against its targets, with the PSA tickets the
+//! ticket outbox recorded on the period's incidents, and the sections of
+//! [`super::report_evidence`]: patch compliance, drift and the HIPAA / CMMC coverage of the
+//! checks installed here.
 //!
 //! The `--sla` file is a [`warden_report::settings::SlaConfig`] (`[targets]` in minutes per
 //! priority, `[[service]]` rules), the shape of the controller's `[reports.<tenant>]` too.
 
+use super::report_evidence as evidence;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use std::path::Path;
+use warden_agent::store::PluginStore;
+use warden_audit::AuditLog;
 use warden_history::History;
 use warden_report::settings::SlaConfig;
 use warden_report::{Event, EventKind, TenantSettings, Ticket};
@@ -21,8 +26,10 @@ pub enum Format {
     Text,
     /// The client report as one self-contained HTML file.
     Html,
-    /// The client report as CSV, one row per service.
+    /// The client report as CSV, one row per record (service, patch, drift, control, ...).
     Csv,
+    /// The client report as PDF (to standard output: redirect it to a file).
+    Pdf,
 }
 
 /// Largest `--sla` file read.
@@ -72,15 +79,30 @@ fn events(
     Ok(events)
 }
 
-/// The client report of `[from, to)` in `format` (HTML or CSV).
-pub fn render(
-    history: &History,
-    period: (DateTime<Utc>, DateTime<Utc>),
-    monitor: Option<&str>,
-    tenant: &str,
-    settings: &TenantSettings,
-    format: Format,
-) -> Result<String> {
+/// What to report on.
+pub struct Request<'a> {
+    /// `[from, to)`.
+    pub period: (DateTime<Utc>, DateTime<Utc>),
+    /// Only this monitor's incidents.
+    pub monitor: Option<&'a str>,
+    pub tenant: &'a str,
+    pub settings: &'a TenantSettings,
+    pub format: Format,
+    /// When patch compliance is measured.
+    pub now: DateTime<Utc>,
+}
+
+/// The client report of `req` (HTML, CSV or PDF), from the history, the audit log and the
+/// plugin store in `data_dir`.
+pub fn render(data_dir: &Path, history: &History, req: &Request<'_>) -> Result<Vec<u8>> {
+    let Request {
+        period,
+        monitor,
+        tenant,
+        settings,
+        format,
+        now,
+    } = *req;
     let (from, to) = period;
     let agent = warden_agent::daemon::host_name();
     let events = events(history, to, monitor, &agent)?;
@@ -96,16 +118,26 @@ pub fn render(
             resolve_by: t.resolve_by,
         })
         .collect();
-    let report = warden_report::compute(
-        tenant,
-        from.timestamp_millis(),
-        to.timestamp_millis(),
-        &events,
-        settings,
-    )?
-    .with_tickets(tickets);
+    let span = (from.timestamp_millis(), to.timestamp_millis());
+    let runs = evidence::check_runs(&AuditLog::new(data_dir), span.1)?;
+    let report = warden_report::compute(tenant, span.0, span.1, &events, settings)?
+        .with_tickets(tickets)
+        .with_patches(evidence::patches(
+            history,
+            &agent,
+            span.0,
+            now.timestamp_millis(),
+        )?)
+        .with_drift(evidence::drift(history, &events, &runs, &agent, span)?)
+        .with_compliance(evidence::compliance(
+            &PluginStore::existing(data_dir),
+            &runs,
+            &agent,
+            span,
+        )?);
     Ok(match format {
-        Format::Csv => warden_report::csv::render(&report),
-        Format::Html | Format::Text => warden_report::html::render(&report),
+        Format::Csv => warden_report::csv::render(&report).into_bytes(),
+        Format::Pdf => warden_report::pdf::render(&report),
+        Format::Html | Format::Text => warden_report::html::render(&report).into_bytes(),
     })
 }

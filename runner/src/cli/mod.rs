@@ -17,6 +17,7 @@ pub mod pipe;
 mod plugin;
 mod policy;
 mod report;
+mod report_evidence;
 mod run;
 mod run_json;
 mod runbook;

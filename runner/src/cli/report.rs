@@ -22,8 +22,9 @@ pub struct ReportArgs {
     /// A calendar month, UTC: `2026-11`.
     #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
     pub month: Option<String>,
-    /// `html` or `csv`: the client report (uptime per service, SLA per priority, by NIST CSF
-    /// function) instead of the table.
+    /// `html`, `csv` or `pdf`: the client report (uptime per service, SLA per priority, PSA
+    /// tickets, patch compliance, drift, HIPAA / CMMC coverage, by NIST CSF function) instead
+    /// of the table.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// The client report's services and SLA targets (a TOML file; see docs/AUTOMATION.md).
@@ -155,20 +156,34 @@ fn render(from: DateTime<Utc>, to: DateTime<Utc>, rows: &[MonitorSla]) -> String
     out
 }
 
+/// What `warden report` prints: the table (text, JSON) or the client report's file.
+fn output(cx: &Context, args: &ReportArgs, now: DateTime<Utc>) -> Result<Vec<u8>> {
+    if args.format == Format::Text {
+        return Ok(report(cx, args, now)?.into_bytes());
+    }
+    let period = period(args, now)?;
+    let history = History::open(&cx.data_dir)?;
+    let settings = client_report::settings(args.sla.as_deref())?;
+    client_report::render(
+        &cx.data_dir,
+        &history,
+        &client_report::Request {
+            period,
+            monitor: args.monitor.as_deref(),
+            tenant: &args.tenant,
+            settings: &settings,
+            format: args.format,
+            now,
+        },
+    )
+}
+
 fn report(cx: &Context, args: &ReportArgs, now: DateTime<Utc>) -> Result<String> {
+    if args.format != Format::Text {
+        return Ok(String::from_utf8_lossy(&output(cx, args, now)?).into_owned());
+    }
     let (from, to) = period(args, now)?;
     let history = History::open(&cx.data_dir)?;
-    if args.format != Format::Text {
-        let settings = client_report::settings(args.sla.as_deref())?;
-        return client_report::render(
-            &history,
-            (from, to),
-            args.monitor.as_deref(),
-            &args.tenant,
-            &settings,
-            args.format,
-        );
-    }
     let rows = history.sla_report(from, to, args.monitor.as_deref())?;
     let tickets = history.incident_tickets(from, to, args.monitor.as_deref())?;
     if cx.json {
@@ -230,7 +245,12 @@ fn render_tickets(tickets: &[IncidentTicketRow]) -> String {
 }
 
 pub fn run(cx: &Context, args: ReportArgs) -> Result<ExitCode> {
-    print!("{}", report(cx, &args, Utc::now())?);
+    use std::io::Write as _;
+    let bytes = output(cx, &args, Utc::now())?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)
+        .and_then(|()| out.flush())
+        .context("cannot write the report to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -439,7 +459,11 @@ mod tests {
         let csv = report(&cx, &args, t(20, 0)).expect("csv");
         let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
         assert_eq!(lines[0], warden_report::csv::HEADER.join(","));
-        assert_eq!(lines.len(), 3, "{csv}");
+        // The services' records, then the other sections' (this history has no patch scan:
+        // its one agent is an exception).
+        let services = lines.iter().filter(|l| l.contains(",service,")).count();
+        assert_eq!(services, 2, "{csv}");
+        assert!(lines[3].contains(",patch,"), "{csv}");
         // disk: `old` opened May 1 00:00 and d1's opening (May 2 00:00) repeats it: one incident,
         // closed by d1's resolve (+180 s; `old`'s later resolve is stray); d2 is 3780 s. Both
         // are over the 30 min P1 target.
@@ -451,7 +475,7 @@ mod tests {
         assert_eq!(&disk[3..5], ["Protect", "PR.PS"]);
         assert_eq!(&disk[6..8], ["disk", "P1"]);
         assert_eq!(
-            &disk[9..],
+            &disk[9..17],
             [
                 "90360",
                 "2",
@@ -472,7 +496,7 @@ mod tests {
             ("Detect", "DE.CM", "web", "P3")
         );
         assert_eq!(&web[10..14], ["1", "0", "1", "0"], "{}", lines[2]);
-        assert_eq!(web.last(), Some(&""), "web has no ticket: {}", lines[2]);
+        assert_eq!(web[16], "", "web has no ticket: {}", lines[2]);
         args.format = Format::Html;
         let html = report(&cx, &args, t(20, 0)).expect("html");
         assert!(
@@ -486,5 +510,136 @@ mod tests {
         );
         args.month = Some("2026-13".into());
         assert!(report(&cx, &args, t(20, 0)).is_err(), "no 13th month");
+    }
+
+    /// A machine's own evidence: a drift monitor and a compliance check, as the daemon leaves
+    /// them in the history, the audit log and the plugin store.
+    #[test]
+    fn the_agent_s_client_report_has_its_patches_drift_and_compliance_evidence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc::now();
+        let history = History::open(dir.path()).expect("history");
+        // The drift monitor's incident, open since an hour ago, and a baseline accepted.
+        history
+            .save_incident(&Incident {
+                id: "config-drift-1".into(),
+                monitor: "config-drift".into(),
+                detected_at: now - TimeDelta::hours(1),
+                triggered_at: now - TimeDelta::hours(1),
+                remediated_at: None,
+                resolved_at: None,
+                escalated: None,
+                escalated_at: None,
+                attempts: 0,
+                last_run_id: None,
+            })
+            .expect("incident");
+        history
+            .save_baseline(&warden_history::NewBaseline {
+                sha256: "b".repeat(64),
+                taken_ms: now.timestamp_millis() - 600_000,
+                taken_by: "ada".into(),
+                reason: "CHG-1042 status page".into(),
+                source: "inventory 0.1.0".into(),
+                items: "{}".into(),
+            })
+            .expect("baseline");
+        // The latest patch scan: 3 security updates of 7, no reboot.
+        history
+            .record_inventory(
+                "apt-updates",
+                "0.1.0",
+                &serde_json::json!({"type": "facts", "value": [{"kind": "patch-status",
+                    "facts": {"upgradable": 7, "security": 3, "reboot-required": false}}]}),
+            )
+            .expect("inventory");
+        // disk-encryption installed with its [compliance] claims.
+        let manifest = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../plugins/disk-encryption/plugin.toml"),
+        )
+        .expect("the plugin's manifest");
+        let manifest = warden_core::Manifest::parse(&manifest).expect("manifest");
+        warden_agent::store::PluginStore::existing(dir.path())
+            .put(&manifest, b"\0asm")
+            .expect("installed");
+        // Its runs as the host audits them: ok, then critical; a drift check's discovery run.
+        let audit = warden_audit::AuditLog::new(dir.path());
+        let run = |status: &str| {
+            serde_json::json!({"plugin": {"name": "disk-encryption", "version": "0.1.0",
+                "sha256": "d".repeat(64)}, "invocation": "check",
+                "context": {"monitor": "disk-crypt"}, "result": "ok", "status": status,
+                "capability_uses": 3, "capability_uses_dropped": 0})
+        };
+        audit.append("plugin.run", run("ok")).expect("audit");
+        audit.append("plugin.run", run("critical")).expect("audit");
+        audit
+            .append(
+                "plugin.run",
+                serde_json::json!({"plugin": {"name": "inventory", "version": "0.1.0",
+                    "sha256": "e".repeat(64)}, "invocation": "discover",
+                    "context": {"monitor": "config-drift", "check": "builtin:drift"},
+                    "result": "ok", "capability_uses": 9, "capability_uses_dropped": 0}),
+            )
+            .expect("audit");
+        let cx = Context {
+            data_dir: dir.path().to_path_buf(),
+            policy: SitePolicy::embedded_default(),
+            policy_origin: "test".into(),
+            json: false,
+        };
+        let day = TimeDelta::days(1);
+        let when = |t: DateTime<Utc>| t.to_rfc3339();
+        let mut args = ReportArgs {
+            from: Some(when(now - day)),
+            to: Some(when(now + day)),
+            tenant: "acme".into(),
+            format: Format::Html,
+            ..ReportArgs::default()
+        };
+        let html = report(&cx, &args, now).expect("html");
+        let host = warden_agent::daemon::host_name();
+        for expected in [
+            "<h3>Patch compliance</h3>".to_string(),
+            "<td>No security update pending</td><td class=\"n\">0 of 1</td>".into(),
+            "<td>No reboot pending</td><td class=\"n\">1 of 1</td>".into(),
+            "<h3>Baseline drift</h3><p>1 drift incident(s) detected in the period on 1 \
+             monitor(s); 1 still open at its end.</p>"
+                .into(),
+            "<td>CHG-1042 status page</td>".into(),
+            "HIPAA 164.312: 1 of 12 safeguards covered by a check; CMMC: 1 of 21 practices."
+                .into(),
+            format!(
+                "<td>HIPAA</td><td class=\"id\">164.312(a)(2)(iv)</td><td>Encryption and decryption</td>\
+                 <td class=\"id\">disk-encryption</td><td class=\"n\">1</td><td class=\"n\">1</td>\
+                 <td class=\"n\">1</td><td class=\"n\">0</td><td class=\"breach\">fail on \
+                 {}",
+                crate::cli::output::inert(&host)
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+            ),
+            "<td>HIPAA</td><td class=\"id\">164.312(b)</td><td>Audit controls</td><td class=\"gap\">not covered</td>".into(),
+        ] {
+            assert!(html.contains(&expected), "{expected}\n in {html}");
+        }
+        args.format = Format::Pdf;
+        let pdf = output(&cx, &args, now).expect("pdf");
+        assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+        assert!(
+            String::from_utf8_lossy(&pdf).contains("(Compliance coverage) Tj"),
+            "its sections"
+        );
+        // Before the runs and the incident: no outcome, nothing detected, the check still
+        // listed as covering its safeguards.
+        args.from = Some(when(now - day * 3));
+        args.to = Some(when(now - day * 2));
+        args.format = Format::Csv;
+        let csv = report(&cx, &args, now).expect("csv");
+        let disk = csv
+            .lines()
+            .find(|l| l.contains(",control,,HIPAA,164.312(a)(2)(iv),"))
+            .expect("the safeguard's row");
+        assert!(disk.contains(",disk-encryption,1,,,0,0,0,,,0,"), "{disk}");
+        assert!(!csv.contains(",drift,"), "{csv}");
     }
 }

@@ -267,6 +267,57 @@ async fn a_compliance_monitor_opens_an_incident_when_auditd_stops_and_resolves_i
         row["mttr_ms"].as_f64().is_some_and(|ms| ms > 0.0),
         "{report}"
     );
+    // The client report's compliance section: audit-daemon's claims (HIPAA 164.312(b), CMMC
+    // AU.L2-3.3.1) with its runs' verdicts as the host audited them: `critical` while the
+    // daemon was stopped, then `ok` or, on a machine that does not enable auditd at boot,
+    // `warning` (that resolved the incident, the monitor fails on critical, but it is no pass
+    // of the control). The state is stable since, so later runs repeat the last verdict.
+    let verdicts: Vec<String> = site
+        .audit_records()
+        .iter()
+        .filter(|r| r["event"] == "plugin.run" && r["data"]["plugin"]["name"] == "audit-daemon")
+        .map(|r| r["data"]["status"].as_str().unwrap_or("none").to_string())
+        .collect();
+    assert_eq!(
+        verdicts.first().map(String::as_str),
+        Some("critical"),
+        "the stopped daemon: {verdicts:?}"
+    );
+    let out = site.warden(&["report", "--since", "1", "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let rows: Vec<std::collections::HashMap<&str, &str>> = lines
+        .map(|l| header.iter().copied().zip(l.split(',')).collect())
+        .collect();
+    let failed = verdicts.iter().filter(|v| *v != "ok").count();
+    let passed = verdicts.len() - failed;
+    let last = if verdicts.last().map(String::as_str) == Some("ok") {
+        "pass"
+    } else {
+        "fail"
+    };
+    for control in ["164.312(b)", "AU.L2-3.3.1"] {
+        let row = rows
+            .iter()
+            .find(|r| r["record"] == "control" && r["control"] == control)
+            .unwrap_or_else(|| panic!("{control} in {csv}"));
+        assert_eq!(row["check"], "audit-daemon", "{csv}");
+        // Runs after the audit read above may be in the report too: at least as many.
+        let count = |column: &str| row[column].parse::<usize>().unwrap_or(0);
+        assert!(count("failed") >= failed, "{verdicts:?}: {csv}");
+        assert!(count("passed") >= passed, "{verdicts:?}: {csv}");
+        assert_eq!(row["latest_outcome"], last, "{verdicts:?}: {csv}");
+        let failing = if last == "fail" { "1" } else { "0" };
+        assert_eq!(row["failing_now"], failing, "{csv}");
+    }
+    // A safeguard no installed check claims is listed as such.
+    let uncovered = rows
+        .iter()
+        .find(|r| r["record"] == "control" && r["control"] == "164.312(d)")
+        .unwrap_or_else(|| panic!("164.312(d) in {csv}"));
+    assert_eq!(uncovered["check"], "", "not covered: {csv}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

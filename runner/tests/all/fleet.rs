@@ -894,6 +894,39 @@ async fn schedule_firings_reach_the_fleet_as_numbered_events() {
     assert!(seen[1] > seen[0], "numbered in order: {seen:?}");
 }
 
+/// The client report tells drift and compliance evidence by the check a monitor runs: the
+/// agent names it on the monitor's incident events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitors_incident_reaches_the_fleet_naming_its_check() {
+    let fleet = Fleet::start().await;
+    let mut events = fleet
+        .controller
+        .subscribe(subjects::event(&fleet.acme, &fleet.agent_id))
+        .await
+        .expect("subscribe");
+    round_trip(&fleet.controller).await;
+    // Any mounted disk is more than 0 % used: the first check fails.
+    let _agent = fleet.agent_with(
+        &[],
+        "[[monitor]]\nname = \"disk-zero\"\nplugin = \"disk-usage\"\n\
+         config = { warning_percent = 0, critical_percent = 100 }\ninterval = \"1s\"\n\
+         failures-to-trigger = 1\n",
+    );
+    loop {
+        let (_, event) = next(&mut events, "an agent event", |b| {
+            decode::<AgentEvent>(b).ok()
+        })
+        .await;
+        if event.kind != EventKind::IncidentOpened {
+            continue;
+        }
+        assert_eq!(event.subject, "disk-zero");
+        assert_eq!(event.check, "disk-usage", "{event:?}");
+        assert!(event.tickets.is_empty(), "no PSA configured: {event:?}");
+        break;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_in_the_middle_of_a_run_reports_it_interrupted_and_never_reruns_it() {
     let fleet = Fleet::start().await;

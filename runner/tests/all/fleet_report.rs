@@ -1,9 +1,10 @@
 //! `warden fleet report` (issue 18): a tenant's client report from the controller's store,
 //! over the NOC's gRPC API, as PDF (read back with poppler's `pdftotext` and rendered with
 //! `pdftoppm`: `cargo xtask test` installs poppler-utils) and CSV. The controller runs in this
-//! process beside a real nats-server in operator mode; the agents' incident events enter
-//! through the controller's event intake, as they do from NATS. A tenant-scoped viewer gets
-//! its own tenant's report and is refused another's.
+//! process beside a real nats-server in operator mode; the agents' heartbeats (patch scans,
+//! installed checks with their HIPAA / CMMC claims) and events (incidents with their monitor's
+//! check, a PSA ticket) enter through the controller's intake, as they do from NATS. A
+//! tenant-scoped viewer gets its own tenant's report and is refused another's.
 
 use std::process::{Command as Process, Output};
 
@@ -11,7 +12,9 @@ use crate::common::controller::{ControllerUnderTest, text, warden_fleet as warde
 use warden_access::token_hash;
 use warden_controller::controller::internal_caller;
 use warden_fleet_identity::{AgentId, AgentKey, EnrollmentRequest, TenantId};
-use warden_fleet_wire::{AgentEvent, EventKind, UnixMillis};
+use warden_fleet_wire::{
+    AgentEvent, EventKind, EventTicket, Heartbeat, PatchSummary, PluginInfo, UnixMillis,
+};
 
 const ACME_VIEWER: &str = "tok-report-acme-viewer-0123456789";
 const NOC: &str = "tok-report-noc-viewer-0123456789";
@@ -81,14 +84,38 @@ fn outage(
     at: i64,
     minutes: i64,
 ) {
-    for (i, (kind, when)) in [
-        (EventKind::IncidentOpened, at),
-        (EventKind::IncidentResolved, at + minutes * MINUTE),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let event = AgentEvent::new(
+    checked_outage(
+        controller,
+        tenant,
+        agent,
+        seq,
+        (monitor, ""),
+        at,
+        Some(minutes),
+    );
+}
+
+fn take(controller: &warden_controller::Controller, event: &AgentEvent) {
+    let payload = warden_fleet_wire::encode(event).expect("encode");
+    controller
+        .take_event(&event.nats_subject(), &payload)
+        .expect("event taken");
+}
+
+/// An outage of a monitor running `check` (`(monitor, check)`); `None`: still open.
+fn checked_outage(
+    controller: &warden_controller::Controller,
+    tenant: &TenantId,
+    agent: &AgentId,
+    seq: u64,
+    (monitor, check): (&str, &str),
+    at: i64,
+    minutes: Option<i64>,
+) {
+    let mut events = vec![(EventKind::IncidentOpened, at)];
+    events.extend(minutes.map(|m| (EventKind::IncidentResolved, at + m * MINUTE)));
+    for (i, (kind, when)) in events.into_iter().enumerate() {
+        let mut event = AgentEvent::new(
             tenant.clone(),
             agent.clone(),
             seq + i as u64,
@@ -96,11 +123,29 @@ fn outage(
             kind,
             monitor,
         );
-        let payload = warden_fleet_wire::encode(&event).expect("encode");
-        controller
-            .take_event(&event.nats_subject(), &payload)
-            .expect("event taken");
+        event.check = check.into();
+        take(controller, &event);
     }
+}
+
+/// A heartbeat of `agent` with its latest patch scan and installed plugins.
+fn heartbeat(
+    controller: &warden_controller::Controller,
+    tenant: &TenantId,
+    agent: &AgentId,
+    host: &str,
+    patches: PatchSummary,
+    plugins: Vec<PluginInfo>,
+) {
+    let mut hb = Heartbeat::new(tenant.clone(), agent.clone(), UnixMillis::now(), 1, 30_000);
+    hb.hostname = host.into();
+    hb.os = "linux".into();
+    hb.patches = Some(patches);
+    hb.plugins = plugins;
+    let payload = warden_fleet_wire::encode(&hb).expect("encode");
+    controller
+        .take_heartbeat(&hb.nats_subject(), &payload)
+        .expect("heartbeat taken");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,6 +205,55 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
         NOVEMBER + 86_400_000,
         30,
     );
+    // db-1: 2 security updates pending, and the disk-encryption check installed, whose
+    // monitor failed on Nov 20 and still fails; a drift on Nov 5, resolved after 20 min; the
+    // backup incident's PSA ticket. web-1: patched, no reboot pending.
+    let scanned = UnixMillis(NOVEMBER + 29 * 86_400_000);
+    let mut disk = PluginInfo::new("disk-encryption", "0.1.0", "d".repeat(64));
+    disk.hipaa = vec!["164.312(a)(2)(iv)".into()];
+    disk.cmmc = vec!["SC.L2-3.13.16".into()];
+    let scan = |security, reboot_required| PatchSummary {
+        pending: security + 3,
+        security,
+        reboot_required,
+        scanned_at: scanned,
+    };
+    heartbeat(&controller, &acme, &db, "db-1", scan(2, false), vec![disk]);
+    heartbeat(&controller, &acme, &web, "web-1", scan(0, false), vec![]);
+    checked_outage(
+        &controller,
+        &acme,
+        &db,
+        10,
+        ("disk-crypt", "disk-encryption"),
+        NOVEMBER + 19 * 86_400_000,
+        None,
+    );
+    checked_outage(
+        &controller,
+        &acme,
+        &db,
+        20,
+        ("config-drift", "builtin:drift"),
+        NOVEMBER + 4 * 86_400_000,
+        Some(20),
+    );
+    let mut ticket = AgentEvent::new(
+        acme.clone(),
+        db.clone(),
+        30,
+        UnixMillis(NOVEMBER + 2 * 86_400_000 + 10 * MINUTE),
+        EventKind::Escalation,
+        "backup-nightly",
+    );
+    ticket.tickets.push(EventTicket {
+        incident: "backup-nightly-1".into(),
+        system: "ticket-connectwise".into(),
+        id: "CW-4711".into(),
+        status: "open".into(),
+        resolve_by: Some("2026-11-03T10:00:00Z".into()),
+    });
+    take(&controller, &ticket);
 
     let addr = cut.addr.clone();
 
@@ -174,7 +268,7 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
         eprintln!("$ warden fleet {}\n{stdout}{stderr}", args.join(" "));
         assert!(out.status.success(), "{stderr}");
         assert!(
-            stdout.starts_with("wrote report-acme-2026-11-01.pdf: pdf of acme, 2026-11-01 to 2026-11-30 (UTC), 2 services, 2 incidents"),
+            stdout.starts_with("wrote report-acme-2026-11-01.pdf: pdf of acme, 2026-11-01 to 2026-11-30 (UTC), 4 services, 4 incidents"),
             "{stdout}"
         );
         let pdf = noc.join("report-acme-2026-11-01.pdf");
@@ -194,10 +288,56 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
             "99.833 %",
             "1 h 12 min",
             "web-1",
-            "page 1 of 1",
+            "page 1 of ",
+            // The sections the controller's report lacked before issue 18's second half.
+            "Respond (RS.MI)",
+            "PSA tickets",
+            "CW-4711",
+            "ticket-connectwise",
+            "Patch compliance",
+            "the latest patch scan each agent",
+            "Inventory",
+            "2 agent(s) in the inventory",
+            "Baseline drift",
+            "1 drift incident(s) detected in the period on 1 monitor(s); 0 still open at its end.",
+            "Govern (GV)",
+            "Compliance coverage",
+            "HIPAA 164.312 safeguards: 1 of 12 covered by a check",
+            "CMMC practices: 1 of 21 covered by a check",
+            "not covered",
         ] {
             assert!(page.contains(expected), "{expected:?} in\n{page}");
         }
+        // Patch shares: web-1 of the two is compliant (db-1 has security updates pending).
+        let row = |start: &str| -> Vec<String> {
+            page.lines()
+                .find(|l| l.trim_start().starts_with(start))
+                .unwrap_or_else(|| panic!("a {start:?} row in\n{page}"))
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            row("Compliant (both)")[2..],
+            ["1", "of", "2", "50.00", "%"],
+            "one of two agents"
+        );
+        assert_eq!(
+            row("No reboot pending")[3..],
+            ["2", "of", "2", "100.00", "%"]
+        );
+        // The encryption safeguard: one failure (the open incident), failing now, on db-1.
+        let encryption = row("164.312(a)(2)(iv)");
+        assert!(
+            encryption.contains(&"disk-encryption".to_string()),
+            "{encryption:?}"
+        );
+        assert_eq!(
+            encryption[encryption.len() - 6..],
+            ["0", "1", "0", "fail", "2026-11-20", "1"]
+        );
+        let audit = row("164.312(b)");
+        assert!(audit.join(" ").contains("not covered"), "{audit:?}");
         // P1: one incident, breached (0 % met).
         let p1 = page
             .lines()
@@ -245,9 +385,28 @@ async fn a_tenants_month_report_as_pdf_and_csv_and_no_other_tenants_data() {
         let (stdout, stderr) = text(&csv);
         assert!(csv.status.success(), "{stderr}");
         let rows: Vec<&str> = stdout.lines().collect();
-        assert_eq!(rows.len(), 3, "header and two services: {stdout}");
         assert!(
             rows[0].starts_with("tenant,period_start,period_end,csf_function"),
+            "{stdout}"
+        );
+        // By the `record` column, under the header.
+        let rows = &rows[1..];
+        let services = rows.iter().filter(|r| r.contains(",service,")).count();
+        assert_eq!(services, 4, "four services: {stdout}");
+        assert_eq!(
+            rows.iter().filter(|r| r.contains(",control,")).count(),
+            12 + 21,
+            "every listed control, each with its one check or none: {stdout}"
+        );
+        assert!(
+            rows.iter().any(|r| r.contains(",db-1,")
+                && r.contains(",patch,")
+                && r.contains(",2026-11-30T00:00:00Z,5,2,no,no,")),
+            "db-1's scan: {stdout}"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| r.contains(",db-1,config-drift,") && r.contains(",drift,")),
             "{stdout}"
         );
         assert!(

@@ -17,6 +17,9 @@ use warden_core::RunRequest;
 use warden_core::report::{CheckStatus, Invocation, Output};
 use warden_history::{History, now_ms};
 
+/// The key of a monitor event's detail naming the check its monitor runs.
+pub const MONITOR_PLUGIN: &str = "monitor_plugin";
+
 pub struct DaemonExecutor {
     pub state: Arc<AgentState>,
     pub handle: tokio::runtime::Handle,
@@ -80,13 +83,30 @@ impl Executor for DaemonExecutor {
         if let Some(tickets) = &self.state.tickets {
             tickets.on_event(&ev);
         }
-        let detail = ev.to_json();
+        let mut detail = ev.to_json();
         let subject = ["schedule", "monitor"]
             .iter()
             .find_map(|k| detail.get(*k).and_then(|v| v.as_str()))
             .or_else(|| detail.pointer("/incident/monitor").and_then(|v| v.as_str()))
             .unwrap_or_default()
             .to_string();
+        // A monitor's event names the check it runs (`builtin:drift`, a compliance check):
+        // the fleet's client report tells drift and compliance evidence by it.
+        let monitor = detail
+            .get("monitor")
+            .or_else(|| detail.pointer("/incident/monitor"))
+            .and_then(|v| v.as_str());
+        let plugin = monitor.and_then(|name| {
+            self.state
+                .config
+                .monitors
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.plugin.clone())
+        });
+        if let (Some(plugin), Some(map)) = (plugin, detail.as_object_mut()) {
+            map.insert(MONITOR_PLUGIN.into(), plugin.into());
+        }
         let kind = ev.kind().trim_start_matches("automation.").to_string();
         let _ = self.state.events.send(AgentEvent {
             at_ms: now_ms(),

@@ -26,6 +26,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use warden_bundle::trust::TrustError;
 use warden_core::RunStatus;
+use warden_fleet_wire::heartbeat::{
+    MAX_COMPLIANCE_REF_LEN, MAX_COMPLIANCE_REFS, is_compliance_reference,
+};
 use warden_fleet_wire::{DeployRefusal, ItemKind};
 use warden_fleet_wire::{PluginInfo, RefusalReason, RunId, StepStatus, StepSummary, UnixMillis};
 use warden_runbook::engine::StepStatus as EngineStepStatus;
@@ -209,14 +212,22 @@ impl FleetAgent for DaemonFleetAgent {
 
     fn inventory(&self) -> Inventory {
         let plugins = match self.state.runner.store().list() {
-            Ok(list) => list
-                .into_iter()
-                .map(|p| PluginInfo {
-                    name: p.manifest.name.clone(),
-                    version: p.manifest.version.to_string(),
-                    sha256: p.sha256.clone(),
-                })
-                .collect(),
+            Ok(list) => {
+                let mut budget = Claims::default();
+                list.into_iter()
+                    .map(|p| {
+                        let mut info = PluginInfo::new(
+                            p.manifest.name.clone(),
+                            p.manifest.version.to_string(),
+                            p.sha256.clone(),
+                        );
+                        // What its `[compliance]` claims, for the controller's client report.
+                        info.hipaa = budget.take(&p.manifest.name, &p.manifest.compliance.hipaa);
+                        info.cmmc = budget.take(&p.manifest.name, &p.manifest.compliance.cmmc);
+                        info
+                    })
+                    .collect()
+            }
             Err(e) => {
                 tracing::warn!("fleet heartbeat: installed plugins unreadable: {e}");
                 Vec::new()
@@ -344,5 +355,59 @@ fn deploy_refusal(e: &InstallError) -> DeployRefusal {
         InstallError::Store(_) | InstallError::HighWater(_) | InstallError::Audit(_) => {
             DeployRefusal::AgentError
         }
+    }
+}
+
+/// The compliance references a heartbeat can carry ([`MAX_COMPLIANCE_REFS`], each of the
+/// wire's shape): one over the bound would make the whole heartbeat malformed, so what does not
+/// fit is left out (and logged) rather than the agent's presence lost.
+#[derive(Default)]
+struct Claims {
+    taken: usize,
+}
+
+impl Claims {
+    fn take(&mut self, plugin: &str, refs: &std::collections::BTreeSet<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in refs {
+            if !is_compliance_reference(r) || self.taken == MAX_COMPLIANCE_REFS {
+                tracing::warn!(
+                    "fleet heartbeat: {plugin}'s compliance reference {r:?} left out (the \
+                     heartbeat carries at most {MAX_COMPLIANCE_REFS} of at most \
+                     {MAX_COMPLIANCE_REF_LEN} bytes)"
+                );
+                continue;
+            }
+            self.taken += 1;
+            out.push(r.clone());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod claims_tests {
+    use super::*;
+
+    #[test]
+    fn references_beyond_the_wire_s_bound_or_shape_are_left_out() {
+        let mut budget = Claims::default();
+        let many: std::collections::BTreeSet<String> = (0..MAX_COMPLIANCE_REFS + 5)
+            .map(|i| format!("AC.L1-3.1.{i:03}"))
+            .collect();
+        assert_eq!(budget.take("a", &many).len(), MAX_COMPLIANCE_REFS);
+        assert!(
+            budget
+                .take("b", &["164.312(b)".to_string()].into())
+                .is_empty(),
+            "spent"
+        );
+        let mut fresh = Claims::default();
+        let odd = [
+            "164.312(b)".to_string(),
+            "x".repeat(MAX_COMPLIANCE_REF_LEN + 1),
+        ]
+        .into();
+        assert_eq!(fresh.take("c", &odd), ["164.312(b)"]);
     }
 }

@@ -149,11 +149,11 @@ async fn an_operator_triggers_a_run_and_its_result_arrives_live_and_inert() {
         "<script>window.__pwned=1</script>web\u{202e}gpj.exe",
     )
     .tag("note", "<img src=x onerror=\"window.__pwned=2\">");
-    agent.plugins.push(warden_fleet_wire::PluginInfo {
-        name: "inventory".into(),
-        version: "1.0.0".into(),
-        sha256: "ab".repeat(32),
-    });
+    agent.plugins.push(warden_fleet_wire::PluginInfo::new(
+        "inventory",
+        "1.0.0",
+        "ab".repeat(32),
+    ));
     h.heartbeats(std::slice::from_ref(&agent));
     let b = Browser::start().await;
     b.sign_in(&h.url, NOC_OPERATOR).await;

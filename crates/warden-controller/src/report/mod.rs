@@ -1,15 +1,19 @@
 //! Client reports of one tenant over a period (issue 18), from the incident events its agents
 //! sent: read from the store, classed by the tenant's `[reports.<tenant>]` settings and
-//! computed by `warden-report`. A viewer of the tenant may read its report; a tenant-scoped
+//! computed by `warden-report`; with the PSA tickets, patch compliance, drift and the
+//! HIPAA / CMMC coverage the store has the inputs of ([`sections`]). A viewer of the tenant may read its report; a tenant-scoped
 //! caller reads its own tenant's only. Each report read is audited (it is the client's data
 //! leaving the controller).
 
 pub mod delivery;
+pub mod sections;
 
 use warden_access::{Caller, Role};
 use warden_fleet_identity::TenantId;
 use warden_fleet_wire::UnixMillis;
-use warden_report::{Event, EventKind, Report, TenantSettings};
+use warden_report::compliance::coverage;
+use warden_report::posture::{drift, patch_compliance};
+use warden_report::{Event, Report, TenantSettings};
 
 use crate::controller::{Controller, FleetError, covers, need};
 
@@ -121,31 +125,39 @@ impl Controller {
                 span / 86_400_000
             )));
         }
-        let events: Vec<Event> = self
-            .store
-            .incident_events(tenant, to)?
-            .into_iter()
-            .map(|e| Event {
-                at_ms: e.at.as_millis(),
-                agent: e.host,
-                monitor: e.monitor,
-                kind: if e.opened {
-                    EventKind::Opened
-                } else {
-                    EventKind::Resolved
-                },
-            })
-            .collect();
+        let incidents = self.store.incident_events(tenant, to)?;
+        let events: Vec<Event> = incidents.iter().map(sections::event).collect();
         let default = TenantSettings::default();
         let settings = self.reports.get(tenant).unwrap_or(&default);
-        let report = warden_report::compute(
-            tenant.as_str(),
-            from.as_millis(),
-            to.as_millis(),
-            &events,
-            settings,
-        )
-        .map_err(|e| FleetError::Invalid(e.to_string()))?;
+        let (from_ms, to_ms) = (from.as_millis(), to.as_millis());
+        let agents = self.store.agents(Some(tenant))?;
+        let claims = sections::claims(&agents);
+        let report = warden_report::compute(tenant.as_str(), from_ms, to_ms, &events, settings)
+            .map_err(|e| FleetError::Invalid(e.to_string()))?
+            .with_tickets(sections::tickets(
+                &self.store.ticket_events(tenant, to)?,
+                from_ms,
+            ))
+            .with_patches(patch_compliance(
+                &sections::patch_states(&agents),
+                from_ms,
+                self.now().as_millis(),
+                sections::PATCH_SOURCE,
+            ))
+            // The controller does not hear of baseline versions (they stay on the agent).
+            .with_drift(drift(
+                &sections::drift_events(&incidents),
+                from_ms,
+                to_ms,
+                None,
+            ))
+            .with_compliance(coverage(
+                &claims,
+                &sections::outcomes(&incidents, &claims),
+                from_ms,
+                to_ms,
+                sections::EVIDENCE,
+            ));
         self.audit(
             "fleet.report",
             serde_json::json!({
@@ -154,6 +166,7 @@ impl Controller {
                 "from": warden_report::time::rfc3339(from.as_millis()),
                 "to": warden_report::time::rfc3339(to.as_millis()),
                 "services": report.services.len(),
+                "tickets": report.tickets.len(),
             }),
         )?;
         Ok(report)

@@ -65,6 +65,19 @@ pub struct IncidentEvent {
     pub host: String,
     pub monitor: String,
     pub opened: bool,
+    /// The check the monitor runs (`builtin:drift`, a compliance check); empty from an agent
+    /// older than issue 18.
+    pub check: String,
+}
+
+/// A PSA ticket as one event reported it (the client report folds them per ticket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketEvent {
+    pub at: UnixMillis,
+    /// The agent's host name, as in [`IncidentEvent`].
+    pub host: String,
+    pub monitor: String,
+    pub ticket: warden_fleet_wire::EventTicket,
 }
 
 /// A run as requested.
@@ -253,6 +266,13 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
         before: UnixMillis,
     ) -> Result<Vec<IncidentEvent>, StoreError>;
+    /// The PSA tickets the agents enrolled in `tenant` reported before `before`, one per
+    /// ticket per event, with the agent's host name.
+    fn ticket_events(
+        &self,
+        tenant: &TenantId,
+        before: UnixMillis,
+    ) -> Result<Vec<TicketEvent>, StoreError>;
 
     /// Record a spent enrollment token (until its token's expiry), and forget those expired
     /// by `now_secs`: one row per token, so an enrollment costs the same at the 10,000th.

@@ -17,7 +17,7 @@ use warden_fleet_wire::{
 
 use super::{
     AgentRecord, DeployRecord, DesiredRecord, FleetStore, IncidentEvent, NewEnrollment,
-    ResultRecord, RunRecord, Seen, StoreError, Stored, TargetRecord,
+    ResultRecord, RunRecord, Seen, StoreError, Stored, TargetRecord, TicketEvent,
 };
 
 mod approvals;
@@ -652,9 +652,47 @@ impl FleetStore for SqliteStore {
                     host: row.get(1)?,
                     opened: event.kind == warden_fleet_wire::EventKind::IncidentOpened,
                     monitor: event.subject,
+                    check: event.check,
                 })
             },
         )
+    }
+
+    fn ticket_events(
+        &self,
+        tenant: &TenantId,
+        before: UnixMillis,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        // As `incident_events`: the tenant is the agent's enrolled one. The tickets are in the
+        // event's JSON body (no column: events are stored whole), so no schema change.
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT e.body, CASE a.hostname WHEN '' THEN a.name ELSE a.hostname END
+             FROM events e JOIN agents a ON a.id = e.agent
+             WHERE a.tenant = ?1
+               AND json_extract(e.body, '$.tickets') IS NOT NULL
+               AND json_extract(e.body, '$.at') < ?2",
+        )?;
+        let per_event = collect(
+            &mut stmt,
+            params![tenant.as_str(), before.as_millis()],
+            |row| {
+                let body: String = row.get(0)?;
+                let host: String = row.get(1)?;
+                let event = parse::<AgentEvent>("event", &body)?;
+                Ok(event
+                    .tickets
+                    .into_iter()
+                    .map(|ticket| TicketEvent {
+                        at: event.at,
+                        host: host.clone(),
+                        monitor: event.subject.clone(),
+                        ticket,
+                    })
+                    .collect::<Vec<_>>())
+            },
+        )?;
+        Ok(per_event.into_iter().flatten().collect())
     }
 
     fn record_enrollments(&self, batch: &[NewEnrollment], now_secs: i64) -> Result<(), StoreError> {
