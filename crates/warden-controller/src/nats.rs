@@ -130,41 +130,98 @@ pub enum SetupError {
     Desired(String, String),
 }
 
+/// How long the controller's start waits out a JetStream that is not ready yet: 30 s. A
+/// cluster forming (or restarted together with the controller) answers `503` until its meta
+/// leader is elected and the account's JWT has reached it: a few seconds here (docs/FLEET.md,
+/// "Test servers"); longer is a server that is misconfigured, reported then.
+pub const SETUP_PATIENCE: Duration = Duration::from_secs(30);
+/// First pause between attempts, doubled up to [`SETUP_PAUSE_MAX`].
+const SETUP_PAUSE_MIN: Duration = Duration::from_millis(250);
+const SETUP_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// Whether a JetStream API answer says "not ready yet" rather than "no".
+fn not_ready(e: &jetstream::Error) -> bool {
+    e.code() == 503
+}
+
+fn stream_not_ready(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::context::CreateStreamErrorKind as K;
+    match e.kind() {
+        K::JetStreamUnavailable | K::TimedOut => true,
+        K::JetStream(e) => not_ready(&e),
+        _ => false,
+    }
+}
+
+fn consumer_not_ready(e: &jetstream::stream::ConsumerError) -> bool {
+    use jetstream::stream::ConsumerErrorKind as K;
+    match e.kind() {
+        K::TimedOut => true,
+        K::JetStream(e) => not_ready(&e),
+        _ => false,
+    }
+}
+
+/// Run a setup `step` again while it fails with an error `transient` calls "not ready yet",
+/// for at most [`SETUP_PATIENCE`]; any other error, or the last, is returned at once.
+async fn patiently<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    transient: fn(&E) -> bool,
+    mut step: impl FnMut() -> F,
+) -> Result<T, E> {
+    let until = tokio::time::Instant::now() + SETUP_PATIENCE;
+    let mut pause = SETUP_PAUSE_MIN;
+    loop {
+        match step().await {
+            Err(e) if transient(&e) && tokio::time::Instant::now() + pause < until => {
+                tracing::info!("{what}: JetStream not ready yet ({e}); again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(SETUP_PAUSE_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The desired-state bucket and the blob stream, created if absent.
 pub async fn distribution_streams(client: &Client, replicas: usize) -> Result<(), SetupError> {
     use warden_fleet_identity::subjects;
     let js = jetstream::new(client.clone());
     let bucket = subjects::DESIRED_BUCKET;
     let kv = format!("KV_{bucket}");
-    js.get_or_create_stream(stream::Config {
-        name: kv.clone(),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        allow_direct: true,
-        allow_rollup: true,
-        deny_delete: true,
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        max_message_size: i32::try_from(warden_fleet_wire::desired::MAX_DESIRED_BYTES)
-            .unwrap_or(i32::MAX),
-        republish: Some(stream::Republish {
-            source: format!("$KV.{bucket}.>"),
-            destination: format!("{}.>", subjects::DESIRED),
-            headers_only: false,
-        }),
-        ..Default::default()
+    patiently(&kv, stream_not_ready, || {
+        js.get_or_create_stream(stream::Config {
+            name: kv.clone(),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            allow_direct: true,
+            allow_rollup: true,
+            deny_delete: true,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            max_message_size: i32::try_from(warden_fleet_wire::desired::MAX_DESIRED_BYTES)
+                .unwrap_or(i32::MAX),
+            republish: Some(stream::Republish {
+                source: format!("$KV.{bucket}.>"),
+                destination: format!("{}.>", subjects::DESIRED),
+                headers_only: false,
+            }),
+            ..Default::default()
+        })
     })
     .await
-    .map_err(|e| SetupError::Desired(kv, e.to_string()))?;
-    js.get_or_create_stream(stream::Config {
-        name: subjects::BLOBS_STREAM.to_string(),
-        subjects: vec![subjects::blob_stream_subjects()],
-        max_messages_per_subject: 1,
-        allow_direct: true,
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        max_message_size: i32::try_from(BLOB_MAX_MESSAGE).unwrap_or(i32::MAX),
-        ..Default::default()
+    .map_err(|e| SetupError::Desired(kv.clone(), e.to_string()))?;
+    patiently(subjects::BLOBS_STREAM, stream_not_ready, || {
+        js.get_or_create_stream(stream::Config {
+            name: subjects::BLOBS_STREAM.to_string(),
+            subjects: vec![subjects::blob_stream_subjects()],
+            max_messages_per_subject: 1,
+            allow_direct: true,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            max_message_size: i32::try_from(BLOB_MAX_MESSAGE).unwrap_or(i32::MAX),
+            ..Default::default()
+        })
     })
     .await
     .map_err(|e| SetupError::Desired(subjects::BLOBS_STREAM.to_string(), e.to_string()))?;
@@ -177,8 +234,8 @@ pub async fn results_consumer(
     replicas: usize,
 ) -> Result<consumer::PullConsumer, SetupError> {
     let js = jetstream::new(client.clone());
-    let stream = js
-        .get_or_create_stream(stream::Config {
+    let stream = patiently(RESULTS_STREAM, stream_not_ready, || {
+        js.get_or_create_stream(stream::Config {
             name: RESULTS_STREAM.to_string(),
             subjects: vec![warden_fleet_identity::subjects::RESULTS_STREAM_SUBJECTS.to_string()],
             retention: stream::RetentionPolicy::WorkQueue,
@@ -190,10 +247,11 @@ pub async fn results_consumer(
                 .unwrap_or(i32::MAX),
             ..Default::default()
         })
-        .await
-        .map_err(|e| SetupError::Stream(e.to_string()))?;
-    stream
-        .get_or_create_consumer(
+    })
+    .await
+    .map_err(|e| SetupError::Stream(e.to_string()))?;
+    patiently(RESULTS_CONSUMER, consumer_not_ready, || {
+        stream.get_or_create_consumer(
             RESULTS_CONSUMER,
             consumer::pull::Config {
                 durable_name: Some(RESULTS_CONSUMER.to_string()),
@@ -203,6 +261,56 @@ pub async fn results_consumer(
                 ..Default::default()
             },
         )
-        .await
-        .map_err(|e| SetupError::Consumer(e.to_string()))
+    })
+    .await
+    .map_err(|e| SetupError::Consumer(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Debug, PartialEq)]
+    enum Answer {
+        NotReady,
+        No,
+    }
+
+    impl std::fmt::Display for Answer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
+    fn transient(a: &Answer) -> bool {
+        *a == Answer::NotReady
+    }
+
+    #[tokio::test]
+    async fn setup_waits_out_a_jetstream_not_ready_and_stops_at_a_real_refusal() {
+        let calls = AtomicU32::new(0);
+        let ready = patiently("test", transient, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(Answer::NotReady),
+                _ => Ok("stream"),
+            }
+        })
+        .await;
+        assert_eq!(ready, Ok("stream"));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "two retries, then the answer"
+        );
+
+        let calls = AtomicU32::new(0);
+        let refused: Result<(), Answer> = patiently("test", transient, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(Answer::No)
+        })
+        .await;
+        assert_eq!(refused, Err(Answer::No));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a refusal is not retried");
+    }
 }
