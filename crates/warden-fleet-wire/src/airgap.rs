@@ -211,15 +211,7 @@ impl Kit {
 
     /// Read a kit: magic, bounded manifest, each blob's size and SHA-256, nothing left over.
     pub fn parse(bytes: &[u8]) -> Result<Kit, FileError> {
-        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if len > MAX_KIT_BYTES {
-            return Err(FileError::TooLarge {
-                what: "kit",
-                len,
-                max: MAX_KIT_BYTES,
-            });
-        }
-        let rest = strip_magic(bytes, KIT_MAGIC, "warden kit (.wkit)")?;
+        let rest = open_file(bytes, MAX_KIT_BYTES, KIT_MAGIC, "warden kit (.wkit)")?;
         let (manifest, mut rest) = take_framed(rest, MAX_KIT_MANIFEST_BYTES, "kit manifest")?;
         let manifest: KitManifest = decode(manifest)?;
         let mut blobs = Vec::with_capacity(manifest.blobs.len());
@@ -436,15 +428,12 @@ impl ResultsFile {
     /// (its id is its public key). Whether that agent is enrolled and not revoked is the
     /// reader's to check.
     pub fn parse(bytes: &[u8]) -> Result<ResultsFile, FileError> {
-        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if len > MAX_RESULTS_BYTES {
-            return Err(FileError::TooLarge {
-                what: "results file",
-                len,
-                max: MAX_RESULTS_BYTES,
-            });
-        }
-        let rest = strip_magic(bytes, RESULTS_MAGIC, "warden results file (.wres)")?;
+        let rest = open_file(
+            bytes,
+            MAX_RESULTS_BYTES,
+            RESULTS_MAGIC,
+            "warden results file (.wres)",
+        )?;
         let (body_bytes, rest) = take_framed(rest, ResultsBody::MAX_BYTES, "results body")?;
         let signed_len = bytes.len() - rest.len();
         let (signature, rest) = take_framed(rest, SIGNATURE_BYTES, "signature")?;
@@ -498,11 +487,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
 }
 
-fn strip_magic<'a>(
+/// The file's content after its magic, if it is at most `max` bytes and starts with `magic`.
+fn open_file<'a>(
     bytes: &'a [u8],
+    max: u64,
     magic: &[u8; 8],
     expected: &'static str,
 ) -> Result<&'a [u8], FileError> {
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len > max {
+        return Err(FileError::TooLarge {
+            what: expected,
+            len,
+            max,
+        });
+    }
     bytes
         .strip_prefix(magic.as_slice())
         .ok_or(FileError::NotThisFile { expected })
