@@ -76,7 +76,10 @@ fn an_air_gapped_agent_installs_from_a_kit_and_its_signed_results_merge_once() {
 
     // Export: one agent, one bundle, the kit's digest.
     let kit1 = scratch.join("acme-1.wkit");
+    // Each step's wall time (a process each), said once at the end for the record.
+    let timed = std::time::Instant::now();
     let exported = export(&fleet, &kit1);
+    let export_ms = timed.elapsed().as_millis();
     assert_eq!(
         exported["agents"],
         serde_json::json!([gap.id]),
@@ -90,7 +93,9 @@ fn an_air_gapped_agent_installs_from_a_kit_and_its_signed_results_merge_once() {
     assert_eq!(fleet.controller_audits("fleet.export", "").len(), 1);
 
     // Apply: verified against the agent's own trust, installed, reported into the outbox.
+    let timed = std::time::Instant::now();
     let (code, applied) = kit(&gap, &["apply", path(&kit1)]);
+    let apply_ms = timed.elapsed().as_millis();
     assert_eq!(code, Some(0), "{applied}");
     let items = applied["kit"]["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{applied}");
@@ -117,7 +122,9 @@ fn an_air_gapped_agent_installs_from_a_kit_and_its_signed_results_merge_once() {
 
     // Collect: the deploy report (and whatever the link left), signed with the agent's key.
     let res1 = scratch.join("gap-0-1.wres");
+    let timed = std::time::Instant::now();
     let (code, collected) = kit(&gap, &["collect", "--out", path(&res1)]);
+    let collect_ms = timed.elapsed().as_millis();
     assert_eq!(code, Some(0), "{collected}");
     let carried = collected["collect"]["results"].as_u64().expect("results");
     let entries = carried + collected["collect"]["events"].as_u64().expect("events");
@@ -125,7 +132,14 @@ fn an_air_gapped_agent_installs_from_a_kit_and_its_signed_results_merge_once() {
     assert!(collected["collect"]["audit_head"]["seq"].as_u64() > Some(0));
 
     // Import: merged through the NATS ingest; status shows the agent installed.
+    let timed = std::time::Instant::now();
     let imported = fleet.fleet(&["import", path(&res1)])["import"].clone();
+    let import_ms = timed.elapsed().as_millis();
+    eprintln!(
+        "air gap: export {export_ms} ms ({} bytes), apply {apply_ms} ms, collect {collect_ms} ms \
+         ({} bytes), import {import_ms} ms",
+        exported["bytes"], collected["collect"]["bytes"]
+    );
     assert_eq!(imported["agent"], gap.id.as_str(), "{imported}");
     assert!(imported["results_new"].as_u64() >= Some(1), "{imported}");
     assert_eq!(
