@@ -65,6 +65,9 @@ pub enum FleetError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// An air-gapped agent's results file that is not imported ([`crate::airgap`]).
+    #[error(transparent)]
+    ImportRefused(#[from] crate::airgap::ImportRefused),
     /// Refused by the four-eyes rules ([`crate::approvals`]).
     #[error(transparent)]
     Approval(#[from] crate::approvals::ApprovalError),
@@ -782,18 +785,26 @@ impl Controller {
     }
 
     pub fn take_event(&self, subject: &str, payload: &[u8]) -> Result<(), FleetError> {
+        self.take_event_new(subject, payload).map(drop)
+    }
+
+    /// [`Controller::take_event`], saying whether the store did not have it yet.
+    pub(crate) fn take_event_new(&self, subject: &str, payload: &[u8]) -> Result<bool, FleetError> {
         let event: AgentEvent = warden_fleet_wire::decode(payload)?;
         if subject != event.nats_subject()
             && !subject.starts_with(&format!("{}.", event.nats_subject()))
         {
-            return self.audit_forged("event", subject, event.agent.as_str());
+            return self
+                .audit_forged("event", subject, event.agent.as_str())
+                .map(|()| false);
         }
-        if self.store.record_event(&event, self.now())? {
+        let new = self.store.record_event(&event, self.now())?;
+        if new {
             // No watcher is not an error.
             let _ = self.events.send(event);
         }
         self.bump(|p| p.events += 1);
-        Ok(())
+        Ok(new)
     }
 
     fn audit_forged(&self, what: &str, subject: &str, claimed: &str) -> Result<(), FleetError> {

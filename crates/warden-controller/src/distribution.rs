@@ -308,40 +308,7 @@ impl Controller {
         let now = self.now();
         let mut acks = Vec::with_capacity(targets.len());
         for agent in targets {
-            let mut doc = DesiredState::new(agent.tenant.clone(), agent.id.clone(), now);
-            for d in self.store.desired_for(&agent.id)? {
-                if d.removed {
-                    let (kind, name) = match d.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
-                        Some(runbook) => (ItemKind::Runbook, runbook.to_string()),
-                        None => (ItemKind::Plugin, d.name),
-                    };
-                    doc.remove.push(DesiredRemoval {
-                        kind,
-                        name,
-                        sha256: d.sha256,
-                    });
-                } else if d.name == POLICY_ITEM {
-                    doc.policy = Some(DesiredPolicy {
-                        version: d.version,
-                        sha256: d.sha256,
-                        size: d.size,
-                    });
-                } else if let Some(name) = d.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
-                    doc.runbooks.push(DesiredRunbook {
-                        name: name.to_string(),
-                        signed: d.version,
-                        sha256: d.sha256,
-                        size: d.size,
-                    });
-                } else {
-                    doc.plugins.push(DesiredPlugin {
-                        name: d.name,
-                        version: d.version,
-                        sha256: d.sha256,
-                        size: d.size,
-                    });
-                }
-            }
+            let doc = self.desired_document(agent, now)?;
             let bytes = warden_fleet_wire::encode(&doc)?;
             let key = desired_key(&agent.tenant, &agent.id);
             acks.push(
@@ -358,6 +325,50 @@ impl Controller {
         }
         self.bump(|p| p.changes += 1);
         Ok(())
+    }
+
+    /// One agent's whole desired document, from the store's rows (what the KV bucket holds,
+    /// and what an air-gapped kit carries).
+    pub(crate) fn desired_document(
+        &self,
+        agent: &AgentRecord,
+        now: warden_fleet_wire::UnixMillis,
+    ) -> Result<DesiredState, FleetError> {
+        let mut doc = DesiredState::new(agent.tenant.clone(), agent.id.clone(), now);
+        for d in self.store.desired_for(&agent.id)? {
+            if d.removed {
+                let (kind, name) = match d.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
+                    Some(runbook) => (ItemKind::Runbook, runbook.to_string()),
+                    None => (ItemKind::Plugin, d.name),
+                };
+                doc.remove.push(DesiredRemoval {
+                    kind,
+                    name,
+                    sha256: d.sha256,
+                });
+            } else if d.name == POLICY_ITEM {
+                doc.policy = Some(DesiredPolicy {
+                    version: d.version,
+                    sha256: d.sha256,
+                    size: d.size,
+                });
+            } else if let Some(name) = d.name.strip_prefix(RUNBOOK_ITEM_PREFIX) {
+                doc.runbooks.push(DesiredRunbook {
+                    name: name.to_string(),
+                    signed: d.version,
+                    sha256: d.sha256,
+                    size: d.size,
+                });
+            } else {
+                doc.plugins.push(DesiredPlugin {
+                    name: d.name,
+                    version: d.version,
+                    sha256: d.sha256,
+                    size: d.size,
+                });
+            }
+        }
+        Ok(doc)
     }
 
     /// N of M: where every agent the caller may see stands with `plugin`'s desired version.

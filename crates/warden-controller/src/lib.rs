@@ -9,6 +9,7 @@
 //! - [`controller`]: the core every adapter calls; scope checks and audit live there.
 //! - [`store`]: the store seam and the embedded SQLite store.
 //! - [`distribution`]: desired state (`publish`, `status`) and the agents' deploy reports.
+//! - [`airgap`]: air-gapped sites: kits exported, agent-signed results files imported.
 //! - [`rollout`]: staged rollouts, wave by wave, gated on health, halting themselves.
 //! - [`presence`], [`runs`], [`target`]: pure, clock-injected rules.
 //! - [`nats`]: connections, the results stream and its one consumer; [`serve`]: the loops.
@@ -19,6 +20,7 @@
 //! - [`noc`]: what the web console (`warden-console`, issue 18) reads: fleet pages the store
 //!   filters, sorts and pages itself, and one agent's detail.
 
+pub mod airgap;
 pub mod approvals;
 pub mod audit_retention;
 pub mod cancel;

@@ -16,9 +16,13 @@
 //! result per run and agent. Every message carries `"v": 1` ([`WIRE_VERSION`]); see [`codec`]
 //! for how versions and unknown fields are treated.
 //!
+//! Air-gapped sites carry the same messages by hand in two files ([`airgap`]): a kit of desired
+//! state and signed bundles in, a results file signed by the agent out.
+//!
 //! Enrollment does not cross this wire: it goes through the controller's gRPC API (the agent has
 //! no NATS credentials before it), with the identity layer's messages.
 
+pub mod airgap;
 pub mod codec;
 pub mod command;
 pub mod desired;

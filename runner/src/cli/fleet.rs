@@ -21,6 +21,7 @@ use super::Context;
 use super::output::{self, inert, parse_params, print_json};
 use super::{paint, times};
 
+mod airgap;
 mod report;
 mod rollout;
 
@@ -155,6 +156,23 @@ pub enum FleetCommand {
     /// A tenant's client report (uptime, incidents, MTTR against the SLA, by NIST CSF
     /// function) for a month, a quarter or a period, as HTML, CSV or PDF.
     Report(report::ReportArgs),
+    /// Air-gapped sites: write a kit (the desired state of a tenant's agents and the signed
+    /// bundles it names) to carry to agents that may not talk out (`warden kit apply`).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Only these agents of the tenant (repeatable); default: all that are not revoked.
+        #[arg(long = "agent", value_name = "ID")]
+        agents: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Air-gapped sites: verify a results file an agent signed (`warden kit collect`) and
+    /// merge it; importing a file twice changes nothing.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -421,6 +439,12 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
         }
         FleetCommand::Rollout { command } => rollout::run(cx, &mut client, command).await,
         FleetCommand::Report(report) => report::run(cx, &mut client, report).await,
+        FleetCommand::Export {
+            tenant,
+            agents,
+            out,
+        } => airgap::export(cx, &mut client, tenant, agents, out).await,
+        FleetCommand::Import { file } => airgap::import(cx, &mut client, file).await,
         FleetCommand::Publish { bundle, target } => {
             let bytes = std::fs::read(&bundle)
                 .with_context(|| format!("cannot read {}", bundle.display()))?;

@@ -11,6 +11,7 @@ mod enroll;
 mod fleet;
 mod fleet_approvals;
 mod key;
+mod kit;
 mod output;
 mod paint;
 pub mod pipe;
@@ -98,6 +99,9 @@ pub enum Command {
     Fleet(fleet::FleetArgs),
     /// Join the fleet: enroll this agent's new key with the controller, write its credentials.
     Enroll(enroll::EnrollArgs),
+    /// Air-gapped sites: apply a kit carried in, collect the signed results to carry out.
+    #[command(subcommand)]
+    Kit(kit::KitCommand),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -214,5 +218,6 @@ fn dispatch(cx: &Context, command: Command) -> Result<ExitCode> {
         Command::Report(args) => report::run(cx, args),
         Command::Controller(cmd) => controller::run(cx, cmd),
         Command::Fleet(args) => fleet::run(cx, args),
+        Command::Kit(cmd) => kit::run(cx, cmd),
     }
 }

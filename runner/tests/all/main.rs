@@ -18,6 +18,7 @@ mod cli_report;
 mod common;
 mod daemon;
 mod fleet;
+mod fleet_airgap;
 mod fleet_approvals;
 mod fleet_dist;
 mod fleet_e2e;

@@ -12,9 +12,11 @@
 
 use super::AgentState;
 use super::events::RunEventKind;
+use super::fleet_runbooks::FleetRunbooks;
 use super::patches::PatchFacts;
 use super::runs::TriggerError;
 use super::trigger::{RunbookSource, TriggerRefusal, TriggerRequest};
+use crate::PluginManager;
 use crate::fleet::seam::{
     BoxFuture, CancelOutcome, FleetAgent, FleetRun, InstallRefused, Installed, Inventory, RunEnd,
     RunOutcome, RunRefused,
@@ -211,28 +213,7 @@ impl FleetAgent for DaemonFleetAgent {
     }
 
     fn inventory(&self) -> Inventory {
-        let plugins = match self.state.runner.store().list() {
-            Ok(list) => {
-                let mut budget = Claims::default();
-                list.into_iter()
-                    .map(|p| {
-                        let mut info = PluginInfo::new(
-                            p.manifest.name.clone(),
-                            p.manifest.version.to_string(),
-                            p.sha256.clone(),
-                        );
-                        // What its `[compliance]` claims, for the controller's client report.
-                        info.hipaa = budget.take(&p.manifest.name, &p.manifest.compliance.hipaa);
-                        info.cmmc = budget.take(&p.manifest.name, &p.manifest.compliance.cmmc);
-                        info
-                    })
-                    .collect()
-            }
-            Err(e) => {
-                tracing::warn!("fleet heartbeat: installed plugins unreadable: {e}");
-                Vec::new()
-            }
-        };
+        let plugins = installed_plugins(&self.state.runner);
         let history = self.state.runs.history();
         let open_incidents = self
             .state
@@ -254,13 +235,7 @@ impl FleetAgent for DaemonFleetAgent {
     }
 
     fn install(&self, bundle: &[u8], source: &str) -> Result<Installed, InstallRefused> {
-        match self.state.runner.install_bundle_bytes(bundle, source) {
-            Ok(report) => Ok(Installed {
-                name: report.plugin.manifest.name.clone(),
-                version: report.plugin.manifest.version.to_string(),
-            }),
-            Err(e) => Err(InstallRefused::new(deploy_refusal(&e), e.to_string())),
-        }
+        install_desired(&self.state.runner, bundle, source)
     }
 
     fn install_runbook(
@@ -269,23 +244,11 @@ impl FleetAgent for DaemonFleetAgent {
         bundle: &[u8],
         source: &str,
     ) -> Result<bool, InstallRefused> {
-        self.state.install_fleet_runbook(name, bundle, source)
+        self.state.fleet_runbooks().install(name, bundle, source)
     }
 
     fn remove(&self, kind: ItemKind, name: &str) -> Result<bool, InstallRefused> {
-        match kind {
-            ItemKind::Runbook => self.state.remove_fleet_runbook(name),
-            ItemKind::Plugin => self
-                .state
-                .runner
-                .remove(name)
-                .map(|removed| removed.is_some())
-                .map_err(|e| InstallRefused::new(DeployRefusal::AgentError, e.to_string())),
-            ItemKind::Policy => Err(InstallRefused::new(
-                DeployRefusal::Invalid,
-                "a site policy is replaced by a newer one, never removed",
-            )),
-        }
+        remove_desired(&self.state.fleet_runbooks(), kind, name)
     }
 
     fn cancel(&self, run: &RunId) -> CancelOutcome {
@@ -304,10 +267,82 @@ impl FleetAgent for DaemonFleetAgent {
     }
 
     fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused> {
-        self.state
+        apply_desired_policy(&self.state.runner, bundle, source)
+    }
+}
+
+// The agent's paths for desired state, shared by the daemon's link (above) and an air-gapped
+// kit applied off the network (`daemon/offline.rs`): one install path, whoever delivers.
+
+/// Install a signed plugin bundle through the agent's one install path.
+pub(crate) fn install_desired(
+    runner: &PluginManager,
+    bundle: &[u8],
+    source: &str,
+) -> Result<Installed, InstallRefused> {
+    match runner.install_bundle_bytes(bundle, source) {
+        Ok(report) => Ok(Installed {
+            name: report.plugin.manifest.name.clone(),
+            version: report.plugin.manifest.version.to_string(),
+        }),
+        Err(e) => Err(InstallRefused::new(deploy_refusal(&e), e.to_string())),
+    }
+}
+
+/// Apply a signed site policy (`site_policy`).
+pub(crate) fn apply_desired_policy(
+    runner: &PluginManager,
+    bundle: &[u8],
+    source: &str,
+) -> Result<bool, InstallRefused> {
+    runner
+        .apply_policy_bundle(bundle, source)
+        .map_err(|e| InstallRefused::new(policy_refusal(&e), e.to_string()))
+}
+
+/// Remove a plugin or a runbook of the desired state.
+pub(crate) fn remove_desired(
+    runbooks: &FleetRunbooks<'_>,
+    kind: ItemKind,
+    name: &str,
+) -> Result<bool, InstallRefused> {
+    match kind {
+        ItemKind::Runbook => runbooks.remove(name),
+        ItemKind::Plugin => runbooks
             .runner
-            .apply_policy_bundle(bundle, source)
-            .map_err(|e| InstallRefused::new(policy_refusal(&e), e.to_string()))
+            .remove(name)
+            .map(|removed| removed.is_some())
+            .map_err(|e| InstallRefused::new(DeployRefusal::AgentError, e.to_string())),
+        ItemKind::Policy => Err(InstallRefused::new(
+            DeployRefusal::Invalid,
+            "a site policy is replaced by a newer one, never removed",
+        )),
+    }
+}
+
+/// The installed plugins as the fleet lists them, with what each claims for compliance.
+pub(crate) fn installed_plugins(runner: &PluginManager) -> Vec<PluginInfo> {
+    match runner.store().list() {
+        Ok(list) => {
+            let mut budget = Claims::default();
+            list.into_iter()
+                .map(|p| {
+                    let mut info = PluginInfo::new(
+                        p.manifest.name.clone(),
+                        p.manifest.version.to_string(),
+                        p.sha256.clone(),
+                    );
+                    // What its `[compliance]` claims, for the controller's client report.
+                    info.hipaa = budget.take(&p.manifest.name, &p.manifest.compliance.hipaa);
+                    info.cmmc = budget.take(&p.manifest.name, &p.manifest.compliance.cmmc);
+                    info
+                })
+                .collect()
+        }
+        Err(e) => {
+            tracing::warn!("fleet: installed plugins unreadable: {e}");
+            Vec::new()
+        }
     }
 }
 

@@ -16,14 +16,33 @@ use warden_fleet_wire::DeployRefusal;
 use warden_runbook::source::{self, RunbookSourceError};
 
 use super::AgentState;
+use crate::PluginManager;
 use crate::fleet::seam::InstallRefused;
+use std::path::Path;
 
 /// Largest runbook bundle held (the wire's cap for a runbook blob).
 const MAX_RUNBOOK_BYTES: u64 = warden_fleet_wire::desired::MAX_RUNBOOK_BLOB_BYTES;
 
+/// The runbooks the fleet holds: the agent's runner (its trust policy, its audit log) and its
+/// `[runbooks] dir`. The daemon's link and an offline kit (`daemon/offline.rs`) share it.
+pub(crate) struct FleetRunbooks<'a> {
+    pub runner: &'a PluginManager,
+    pub dir: Option<&'a Path>,
+}
+
 impl AgentState {
+    /// The fleet's runbooks of this daemon.
+    pub(crate) fn fleet_runbooks(&self) -> FleetRunbooks<'_> {
+        FleetRunbooks {
+            runner: &self.runner,
+            dir: self.config.runbooks.dir.as_deref(),
+        }
+    }
+}
+
+impl FleetRunbooks<'_> {
     /// Install the signed runbook `bytes` named `name`; `Ok(false)`: held already, byte for byte.
-    pub(crate) fn install_fleet_runbook(
+    pub(crate) fn install(
         &self,
         name: &str,
         bytes: &[u8],
@@ -51,7 +70,7 @@ impl AgentState {
         bytes: &[u8],
         source: &str,
     ) -> Result<bool, InstallRefused> {
-        let dir = self.config.runbooks.dir.as_ref().ok_or_else(|| {
+        let dir = self.dir.ok_or_else(|| {
             InstallRefused::new(
                 DeployRefusal::Invalid,
                 "no [runbooks] dir is configured on this agent",
@@ -141,10 +160,10 @@ impl AgentState {
 
     /// Remove the runbook `name` the fleet's commands run (audited `runbook.removed` first);
     /// `Ok(false)`: not held.
-    pub(crate) fn remove_fleet_runbook(&self, name: &str) -> Result<bool, InstallRefused> {
+    pub(crate) fn remove(&self, name: &str) -> Result<bool, InstallRefused> {
         warden_core::names::validate_plugin_name(name)
             .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e))?;
-        let Some(dir) = self.config.runbooks.dir.as_ref() else {
+        let Some(dir) = self.dir else {
             return Ok(false);
         };
         let path = dir.join(format!("{name}.wbundle"));

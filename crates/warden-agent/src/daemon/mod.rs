@@ -10,6 +10,7 @@ pub mod events;
 pub mod executor;
 pub mod fleet;
 mod fleet_runbooks;
+pub mod offline;
 pub mod patches;
 pub mod reload;
 pub mod retention;

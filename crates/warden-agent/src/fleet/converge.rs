@@ -20,6 +20,9 @@
 //! grant what it needs): fetched the same way, applied only when signed by a policy key of
 //! the agent's own file ([`FleetAgent::apply_policy`], `crate::site_policy`).
 //!
+//! An air-gapped agent applies a kit's document through the same [`apply_desired`], with the
+//! kit's bundles in place of the blob stream ([`Blobs::Kit`], `super::kit`).
+//!
 //! Idempotent: a digest settled (installed or refused for good) is remembered for the life of
 //! the process, so a re-announce of the same state does nothing; a transient refusal
 //! (blob missing, agent store failing) or a failed read is tried again with backoff (2 s, up to
@@ -51,7 +54,7 @@ use warden_fleet_wire::{
 };
 
 /// What the agent decided about one digest in this process.
-type Settled = HashMap<String, DeployOutcome>;
+pub(crate) type Settled = HashMap<String, DeployOutcome>;
 
 /// Why the desired document could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +129,7 @@ pub(crate) async fn run(
 }
 
 /// Whether a pass settled everything it could, or should be tried again soon.
-enum Pass {
+pub(crate) enum Pass {
     Done,
     Retry,
 }
@@ -200,6 +203,41 @@ async fn converge(
             return Pass::Done;
         }
     };
+    apply_desired(core, &Blobs::Nats(client), settled, desired)
+        .await
+        .0
+}
+
+/// Where the bundles a desired document names come from: the fleet's blob stream, or a kit
+/// carried by hand to an air-gapped site (`super::kit`). Everything after the bytes (size,
+/// digest, statement, the agent's install paths, audit, report) is the same for both.
+pub(crate) enum Blobs<'a> {
+    Nats(&'a async_nats::Client),
+    Kit(&'a warden_fleet_wire::airgap::Kit),
+}
+
+/// What the agent did about one item of its desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub kind: ItemKind,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub outcome: DeployOutcome,
+    /// It was there already (installed at the desired version): nothing changed.
+    pub already: bool,
+    pub error: Option<String>,
+}
+
+/// Bring the agent to `desired`: every item not in `settled`, in order (policy, plugins,
+/// runbooks, removals), through the agent's own paths; each audited `fleet.deploy` and
+/// reported through the outbox. What it settled for good is added to `settled`.
+pub(crate) async fn apply_desired(
+    core: &Arc<LinkCore>,
+    blobs: &Blobs<'_>,
+    settled: &mut Settled,
+    desired: DesiredState,
+) -> (Pass, Vec<Applied>) {
     // The policy first (it may trust a new plugin's signer), runbooks last (they may name the
     // new plugins).
     let mut pending: Vec<Item> = desired.policy.into_iter().map(Item::policy).collect();
@@ -207,8 +245,9 @@ async fn converge(
     pending.extend(desired.runbooks.into_iter().map(Item::runbook));
     pending.extend(desired.remove.into_iter().map(Item::removal));
     pending.retain(|item| !settled.contains_key(&item.sha256));
+    let mut applied = Vec::with_capacity(pending.len());
     if pending.is_empty() {
-        return Pass::Done;
+        return (Pass::Done, applied);
     }
     let needs_inventory = pending
         .iter()
@@ -219,7 +258,7 @@ async fn converge(
             Ok(inventory) => inventory,
             Err(e) => {
                 tracing::error!("fleet: the inventory task failed: {e}");
-                return Pass::Retry;
+                return (Pass::Retry, applied);
             }
         }
     } else {
@@ -241,9 +280,9 @@ async fn converge(
         let outcome = match item.kind {
             _ if present => Ok(()),
             _ if item.removal => remove(core, &item).await,
-            ItemKind::Plugin => install(core, client, &item).await,
-            ItemKind::Policy => apply_policy(core, client, &item).await,
-            ItemKind::Runbook => install_runbook(core, client, &item).await,
+            ItemKind::Plugin => install(core, blobs, &item).await,
+            ItemKind::Policy => apply_policy(core, blobs, &item).await,
+            ItemKind::Runbook => install_runbook(core, blobs, &item).await,
         };
         let (outcome, error) = match outcome {
             Ok(()) => (done, None),
@@ -272,9 +311,18 @@ async fn converge(
         } else {
             settled.insert(item.sha256.clone(), outcome);
         }
+        applied.push(Applied {
+            kind: item.kind,
+            name: item.name.clone(),
+            version: item.version.clone(),
+            sha256: item.sha256.clone(),
+            outcome,
+            already: present,
+            error: error.clone(),
+        });
         report(core, &item, outcome, error).await;
     }
-    pass
+    (pass, applied)
 }
 
 /// One desired item: a plugin, a runbook, the site policy, or the removal of a plugin or
@@ -383,10 +431,10 @@ fn addressed(core: &LinkCore, desired: DesiredState) -> Result<DesiredState, Rea
 /// statement's version must be the one the document names (the controller's view).
 async fn apply_policy(
     core: &Arc<LinkCore>,
-    client: &async_nats::Client,
+    blobs: &Blobs<'_>,
     item: &Item,
 ) -> Result<(), InstallRefused> {
-    let (bytes, parsed) = fetch_bundle(core, client, item).await?;
+    let (bytes, parsed) = fetch_bundle(core, blobs, item).await?;
     if parsed.statement.version != item.version {
         return Err(InstallRefused::new(
             DeployRefusal::Mismatch,
@@ -427,10 +475,10 @@ async fn remove(core: &Arc<LinkCore>, item: &Item) -> Result<(), InstallRefused>
 /// runbook held already costs its fetch once per process (it is at most 256 KiB).
 async fn install_runbook(
     core: &Arc<LinkCore>,
-    client: &async_nats::Client,
+    blobs: &Blobs<'_>,
     item: &Item,
 ) -> Result<(), InstallRefused> {
-    let bytes = fetch(core, client, item).await?;
+    let bytes = fetch(core, blobs, item).await?;
     let source = format!("fleet:desired:{}", item.sha256);
     let name = item.name.clone();
     on_agent(core, move |agent| {
@@ -442,10 +490,10 @@ async fn install_runbook(
 /// Fetch, check and install one plugin.
 async fn install(
     core: &Arc<LinkCore>,
-    client: &async_nats::Client,
+    blobs: &Blobs<'_>,
     item: &Item,
 ) -> Result<(), InstallRefused> {
-    let (bytes, parsed) = fetch_bundle(core, client, item).await?;
+    let (bytes, parsed) = fetch_bundle(core, blobs, item).await?;
     let statement = &parsed.statement;
     if statement.kind != "plugin"
         || statement.name != item.name
@@ -485,22 +533,18 @@ async fn install(
 /// The blob, and the bundle it is (parsed, not yet trusted).
 async fn fetch_bundle(
     core: &LinkCore,
-    client: &async_nats::Client,
+    blobs: &Blobs<'_>,
     item: &Item,
 ) -> Result<(Vec<u8>, warden_bundle::Bundle), InstallRefused> {
-    let bytes = fetch(core, client, item).await?;
+    let bytes = fetch(core, blobs, item).await?;
     let parsed = warden_bundle::Bundle::parse(&bytes)
         .map_err(|e| InstallRefused::new(DeployRefusal::Invalid, e.to_string()))?;
     Ok((bytes, parsed))
 }
 
-/// The blob's chunks by Direct-Get, checked against the desired size and digest.
-async fn fetch(
-    core: &LinkCore,
-    client: &async_nats::Client,
-    item: &Item,
-) -> Result<Vec<u8>, InstallRefused> {
-    let unavailable = |m: String| InstallRefused::new(DeployRefusal::Unavailable, m);
+/// The blob (chunks by Direct-Get, or from the kit), checked against the desired size and
+/// digest.
+async fn fetch(core: &LinkCore, blobs: &Blobs<'_>, item: &Item) -> Result<Vec<u8>, InstallRefused> {
     let cap = match item.kind {
         ItemKind::Plugin => MAX_BLOB_BYTES,
         ItemKind::Policy => MAX_POLICY_BLOB_BYTES,
@@ -514,6 +558,39 @@ async fn fetch(
     }
     let size = usize::try_from(item.size)
         .map_err(|_| InstallRefused::new(DeployRefusal::Mismatch, "size too large"))?;
+    let bytes = match blobs {
+        Blobs::Nats(client) => fetch_chunks(core, client, item, size).await?,
+        Blobs::Kit(kit) => kit.blob(&item.sha256).map(<[u8]>::to_vec).ok_or_else(|| {
+            InstallRefused::new(
+                DeployRefusal::Unavailable,
+                format!("the kit does not carry {}", item.sha256),
+            )
+        })?,
+    };
+    if bytes.len() != size {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!("the blob is {} bytes, the desired {size}", bytes.len()),
+        ));
+    }
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != item.sha256 {
+        return Err(InstallRefused::new(
+            DeployRefusal::Mismatch,
+            format!("the blob's sha256 is {digest}, the desired {}", item.sha256),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The blob's chunks by Direct-Get, at most `size` bytes.
+async fn fetch_chunks(
+    core: &LinkCore,
+    client: &async_nats::Client,
+    item: &Item,
+    size: usize,
+) -> Result<Vec<u8>, InstallRefused> {
+    let unavailable = |m: String| InstallRefused::new(DeployRefusal::Unavailable, m);
     let mut bytes = Vec::with_capacity(size);
     let tenant = &core.identity.tenant;
     for n in 0..item.chunks() {
@@ -539,19 +616,6 @@ async fn fetch(
             ));
         }
         bytes.extend_from_slice(&reply.payload);
-    }
-    if bytes.len() != size {
-        return Err(InstallRefused::new(
-            DeployRefusal::Mismatch,
-            format!("the blob is {} bytes, the desired {size}", bytes.len()),
-        ));
-    }
-    let digest = hex::encode(Sha256::digest(&bytes));
-    if digest != item.sha256 {
-        return Err(InstallRefused::new(
-            DeployRefusal::Mismatch,
-            format!("the blob's sha256 is {digest}, the desired {}", item.sha256),
-        ));
     }
     Ok(bytes)
 }

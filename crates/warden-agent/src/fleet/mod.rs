@@ -12,6 +12,9 @@
 //! link reads its desired document, fetches missing bundles by digest, installs them through
 //! the agent's one install path and reports each item through the outbox.
 //!
+//! Air-gapped sites ([`kit`]): the same convergence from a kit carried in by hand, and the
+//! outbox carried out as a results file signed with the agent's own key.
+//!
 //! Wire-free of the gRPC adapter: enrollment (the controller's gRPC API) lives in
 //! `grpc/enroll_client.rs`; this module speaks only NATS and `warden-fleet-wire`.
 
@@ -23,6 +26,7 @@ mod events;
 pub mod heartbeat;
 pub mod identity;
 mod in_flight;
+pub mod kit;
 pub mod ledger;
 pub mod link;
 pub mod outbox;
@@ -34,6 +38,7 @@ pub mod tls;
 
 pub use commands::INTERRUPTED;
 pub use config::FleetConfig;
+pub use converge::Applied;
 pub use events::fleet_kind;
 pub use heartbeat::HeartbeatSettings;
 pub use identity::{FleetIdentity, IdentityError, store_credentials};

@@ -1,5 +1,6 @@
 //! The fleet link's durable state, one SQLite file per agent identity: the [ledger](super::ledger)
-//! of run ids and the [outbox](super::outbox) of messages not yet acknowledged. One file, so a
+//! of run ids, the [outbox](super::outbox) of messages not yet acknowledged, and what the
+//! air-gapped [kits](super::kit) settled. One file, so a
 //! run's final result enters the outbox and the ledger in one transaction: a crash leaves
 //! either both or neither.
 //!
@@ -35,6 +36,11 @@ CREATE INDEX IF NOT EXISTS outbox_by_kind ON outbox (kind, id);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kit_settled (
+    sha256 TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
 );";
 
 #[derive(Debug, thiserror::Error)]

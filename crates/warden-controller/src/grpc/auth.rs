@@ -102,6 +102,15 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         "/warden.fleet.v1.Fleet/GetReport",
         Access::Bearer(Role::Viewer),
     ),
+    // Air-gapped sites.
+    (
+        "/warden.fleet.v1.Fleet/ExportKit",
+        Access::Bearer(Role::Operator),
+    ),
+    (
+        "/warden.fleet.v1.Fleet/ImportResults",
+        Access::Bearer(Role::Operator),
+    ),
     (
         "/warden.fleet.v1.Fleet/PauseRollout",
         Access::Bearer(Role::Operator),

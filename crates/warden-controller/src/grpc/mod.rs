@@ -2,6 +2,7 @@
 //! stop here. [`auth`] guards every method; the handlers turn requests into the core's calls
 //! ([`crate::controller::Controller`]), which check the caller's tenant scope.
 
+mod airgap;
 mod approvals;
 pub mod auth;
 mod report;
@@ -48,7 +49,8 @@ pub async fn serve(
             // The authentication layer runs before decoding: only a caller with a token gets
             // to send a publish-sized body.
             FleetServer::new(FleetApi(controller.clone()))
-                .max_decoding_message_size(MAX_PUBLISH_BYTES),
+                .max_decoding_message_size(MAX_PUBLISH_BYTES)
+                .max_encoding_message_size(airgap::MAX_KIT_RESPONSE_BYTES),
         )
         .add_service(
             EnrollmentServer::new(EnrollmentApi(controller))
@@ -71,6 +73,7 @@ fn status(e: FleetError) -> Status {
         FleetError::Approval(e) => approval_status(e),
         e @ FleetError::NeedsApproval(_) => Status::failed_precondition(e.to_string()),
         FleetError::Enroll(e) => enroll_status(e),
+        FleetError::ImportRefused(e) => Status::failed_precondition(e.to_string()),
         e @ (FleetError::Nats(_) | FleetError::Audit(_) | FleetError::Store(_)) => {
             Status::unavailable(e.to_string())
         }
@@ -309,6 +312,20 @@ impl Fleet for FleetApi {
             size: p.artifact.size,
             agents: p.agents.into_iter().map(|a| a.to_string()).collect(),
         }))
+    }
+
+    async fn export_kit(
+        &self,
+        req: Request<pb::ExportKitRequest>,
+    ) -> Result<Response<pb::KitFile>, Status> {
+        airgap::export(&self.0, req).await
+    }
+
+    async fn import_results(
+        &self,
+        req: Request<pb::ImportResultsRequest>,
+    ) -> Result<Response<pb::ImportResultsResponse>, Status> {
+        airgap::import(&self.0, req).await
     }
 
     async fn start_rollout(
