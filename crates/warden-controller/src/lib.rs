@@ -21,6 +21,7 @@
 
 pub mod approvals;
 pub mod audit_retention;
+pub mod blobs;
 pub mod cancel;
 pub mod clock;
 pub mod config;

@@ -47,7 +47,8 @@ use warden_fleet_wire::desired::{
 use warden_fleet_wire::result::MAX_ERROR_LEN;
 use warden_fleet_wire::{
     DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRemoval,
-    DesiredRunbook, DesiredState, ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
+    DesiredRunbook, DesiredState, ItemKind, OwnCheck, UnixMillis, WIRE_VERSION, decode, encode,
+    one_line,
 };
 
 /// What the agent decided about one digest in this process.
@@ -239,19 +240,20 @@ async fn converge(
             DeployOutcome::Installed
         };
         let outcome = match item.kind {
-            _ if present => Ok(()),
-            _ if item.removal => remove(core, &item).await,
+            _ if present => Ok(None),
+            _ if item.removal => remove(core, &item).await.map(|()| None),
             ItemKind::Plugin => install(core, client, &item).await,
-            ItemKind::Policy => apply_policy(core, client, &item).await,
-            ItemKind::Runbook => install_runbook(core, client, &item).await,
+            ItemKind::Policy => apply_policy(core, client, &item).await.map(|()| None),
+            ItemKind::Runbook => install_runbook(core, client, &item).await.map(|()| None),
         };
-        let (outcome, error) = match outcome {
-            Ok(()) => (done, None),
+        let (outcome, error, check) = match outcome {
+            Ok(check) => (done, None, check),
             Err(refused) => (
                 DeployOutcome::Refused {
                     reason: refused.reason,
                 },
                 Some(one_line(&refused.message, MAX_ERROR_LEN)),
+                None,
             ),
         };
         let reason = match outcome {
@@ -264,6 +266,7 @@ async fn converge(
                 "kind": item.kind, "plugin": item.name, "version": item.version,
                 "sha256": item.sha256, "outcome": outcome.name(), "already": present,
                 "reason": reason.map(DeployRefusal::name), "error": error,
+                "check": check.as_ref().map(|c| c.status.name()),
             }),
         );
         let transient = reason.is_some_and(DeployRefusal::is_transient);
@@ -272,7 +275,7 @@ async fn converge(
         } else {
             settled.insert(item.sha256.clone(), outcome);
         }
-        report(core, &item, outcome, error).await;
+        report(core, &item, outcome, error, check).await;
     }
     pass
 }
@@ -439,12 +442,13 @@ async fn install_runbook(
     .await
 }
 
-/// Fetch, check and install one plugin.
+/// Fetch, check and install one plugin; a check plugin's first run comes back with it
+/// ([`Installed`]).
 async fn install(
     core: &Arc<LinkCore>,
     client: &async_nats::Client,
     item: &Item,
-) -> Result<(), InstallRefused> {
+) -> Result<Option<OwnCheck>, InstallRefused> {
     let (bytes, parsed) = fetch_bundle(core, client, item).await?;
     let statement = &parsed.statement;
     if statement.kind != "plugin"
@@ -479,7 +483,7 @@ async fn install(
             ),
         ));
     }
-    Ok(())
+    Ok(installed.check)
 }
 
 /// The blob, and the bundle it is (parsed, not yet trusted).
@@ -556,7 +560,13 @@ async fn fetch(
     Ok(bytes)
 }
 
-async fn report(core: &Arc<LinkCore>, item: &Item, outcome: DeployOutcome, error: Option<String>) {
+async fn report(
+    core: &Arc<LinkCore>,
+    item: &Item,
+    outcome: DeployOutcome,
+    error: Option<String>,
+    check: Option<OwnCheck>,
+) {
     let report = DeployReport {
         v: WIRE_VERSION,
         tenant: core.identity.tenant.clone(),
@@ -567,6 +577,7 @@ async fn report(core: &Arc<LinkCore>, item: &Item, outcome: DeployOutcome, error
         sha256: item.sha256.clone(),
         outcome,
         error,
+        check,
         at: UnixMillis::now(),
     };
     match encode(&report) {
