@@ -20,15 +20,19 @@ const AGENTS: usize = 5;
 
 /// `disk-usage` at `version`, packed and signed with the key `<scratch>/<key>.key`.
 pub(crate) fn pack(fleet: &Fleet, version: &str, key: &str) -> PathBuf {
+    pack_dir(fleet, &plugin_dir(fleet.scratch(), version), version, key)
+}
+
+/// The plugin directory `dir` (of `disk-usage` at `version`) packed and signed as [`pack`].
+fn pack_dir(fleet: &Fleet, dir: &std::path::Path, version: &str, key: &str) -> PathBuf {
     let scratch = fleet.scratch();
-    let dir = plugin_dir(scratch, version);
     let out = scratch.join(format!("{PLUGIN}-{version}.wbundle"));
     ok(
         warden()
             .arg("--data-dir")
             .arg(scratch.join("keys-data"))
             .args(["plugin", "pack"])
-            .arg(&dir)
+            .arg(dir)
             .arg("--key")
             .arg(scratch.join(format!("{key}.key")))
             .arg("--out")
@@ -405,8 +409,7 @@ fn rollout_audit(fleet: &Fleet, id: &str) -> Vec<String> {
 /// `disk-usage` at `version`, trusted-signed, with a memory limit its component cannot be
 /// instantiated in: a version that installs fine and whose every run fails.
 fn pack_broken(fleet: &Fleet, version: &str) -> PathBuf {
-    let scratch = fleet.scratch();
-    let dir = plugin_dir(scratch, version);
+    let dir = plugin_dir(fleet.scratch(), version);
     let manifest = std::fs::read_to_string(dir.join("plugin.toml")).expect("manifest");
     assert!(manifest.contains("memory-mb = 32"), "{manifest}");
     std::fs::write(
@@ -414,7 +417,7 @@ fn pack_broken(fleet: &Fleet, version: &str) -> PathBuf {
         manifest.replace("memory-mb = 32", "memory-mb = 1"),
     )
     .expect("manifest");
-    pack(fleet, version, "publisher")
+    pack_dir(fleet, &dir, version, "publisher")
 }
 
 #[test]
@@ -448,7 +451,7 @@ fn a_trusted_version_whose_own_check_cannot_run_fails_its_gate_at_the_canary() {
     }
 
     // 0.3.0 is signed by the trusted publisher, so every agent would install it; its check
-    // cannot run. The canary installs it, its first run fails, the gate halts the rollout.
+    // fails. The canary installs it, its first run fails, the gate halts the rollout.
     let bad = pack_broken(&fleet, "0.3.0");
     let (code, started) = rollout(
         &fleet,
@@ -467,6 +470,20 @@ fn a_trusted_version_whose_own_check_cannot_run_fails_its_gate_at_the_canary() {
     );
     assert_eq!(code, Some(0), "{started}");
     let id = started["id"].as_str().expect("an id").to_string();
+    // The canary reports 0.3.0 installed, with its check's failure.
+    let canary_row = wait_for("the canary's report on 0.3.0", || {
+        let (_, v) = fleet.fleet_exit(&["status", PLUGIN]);
+        v["status"]["agents"]
+            .as_array()?
+            .iter()
+            .find(|a| a["version"] == "0.3.0" && a["state"] != "pending")
+            .cloned()
+    });
+    assert_eq!(
+        (&canary_row["state"], &canary_row["check_status"]),
+        (&Value::from("installed"), &Value::from("error")),
+        "{canary_row}"
+    );
     let halted = wait_rollout(&fleet, &id, "halted");
     assert_eq!(halted["wave"], "canary");
     let canary = halted["agents"]

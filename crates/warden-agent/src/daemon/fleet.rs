@@ -52,8 +52,9 @@ fn own_check(state: &AgentState, plugin: &str, version: &str) -> OwnCheck {
         .monitors
         .iter()
         .find(|m| m.plugin == plugin)
-        .map(|m| serde_json::to_value(&m.config).unwrap_or_default())
-        .unwrap_or_default();
+        .and_then(|m| serde_json::to_value(&m.config).ok())
+        // No monitor runs it here: the schema's defaults, as `warden run` without --config.
+        .unwrap_or_else(|| serde_json::json!({}));
     let mut run = RunRequest::new(plugin, Invocation::Check).with_config(config);
     run.audit_context = serde_json::json!({ "fleet": "check after install", "version": version });
     let (status, summary) = match state.runner.run(&run).result {

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use warden_fleet_identity::{AgentId, TenantId};
 use warden_fleet_wire::{
-    AgentEvent, Heartbeat, PatchSummary, PluginInfo, RunId, RunResult, RunStatus, StepSummary,
-    UnixMillis,
+    AgentEvent, Heartbeat, OwnCheck, PatchSummary, PluginInfo, RunId, RunResult, RunStatus,
+    StepSummary, UnixMillis,
 };
 
 pub use sqlite::SqliteStore;
