@@ -155,6 +155,9 @@ pub struct Controller {
     pub(crate) report_delivery: Option<crate::report::delivery::ReportDelivery>,
     /// Serialises every change of every rollout (see `rollout`'s module doc).
     pub(crate) rollouts: tokio::sync::Mutex<()>,
+    /// Held by a publish while it stores a blob and the rows naming it, and by blob
+    /// collection ([`crate::blobs`]): a blob is never collected under a publish of it.
+    pub(crate) blobs: tokio::sync::Mutex<()>,
     /// What `/metrics` shows (docs/METRICS.md).
     pub(crate) metrics: Arc<crate::metrics::ControllerMetrics>,
 }

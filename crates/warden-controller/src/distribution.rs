@@ -161,6 +161,8 @@ pub struct AgentDeploy {
     pub state: DeployState,
     /// The agent's time of its report.
     pub reported_at: Option<warden_fleet_wire::UnixMillis>,
+    /// An installed check plugin's first run on the agent.
+    pub check: Option<warden_fleet_wire::OwnCheck>,
 }
 
 /// `warden fleet status <plugin>`.
@@ -209,6 +211,7 @@ pub fn deploy_status(
                 sha256: d.sha256,
                 state,
                 reported_at: report.map(|r| r.at),
+                check: report.and_then(|r| r.check.clone()),
             }
         })
         .collect();
@@ -260,8 +263,14 @@ impl Controller {
         let mut tenants: Vec<&TenantId> = targets.iter().map(|a| &a.tenant).collect();
         tenants.sort();
         tenants.dedup();
+        // Until the rows naming the blob are in, collection must not take it.
+        let _held = self.blobs.lock().await;
         // Blobs are stored per tenant: an agent may read its own tenant's only.
         for tenant in tenants {
+            // Recorded before its chunks: a crash in between leaves a known blob to collect,
+            // never an unknown one.
+            self.store
+                .record_blob(tenant, &artifact.sha256, artifact.size, self.now())?;
             let mut acks = Vec::new();
             for (n, chunk) in (0u32..).zip(bundle.chunks(BLOB_CHUNK_BYTES.max(1))) {
                 let subject = subjects::blob_chunk(tenant, &artifact.sha256, n);
@@ -489,6 +498,7 @@ mod tests {
             reason: reason.map(str::to_string),
             error: reason.map(|r| format!("because {r}")),
             at: UnixMillis(2),
+            check: None,
         }
     }
 

@@ -23,6 +23,7 @@
 pub mod airgap;
 pub mod approvals;
 pub mod audit_retention;
+pub mod blobs;
 pub mod cancel;
 pub mod clock;
 pub mod config;

@@ -159,6 +159,7 @@ pub async fn start(
         reports: config.reports.clone(),
         report_delivery: config.report_delivery.clone(),
         rollouts: tokio::sync::Mutex::new(()),
+        blobs: tokio::sync::Mutex::new(()),
         metrics: Default::default(),
     });
     controller.audit.set_rotate_bytes(config.audit_rotate_bytes);
@@ -180,6 +181,26 @@ pub async fn start(
         None => None,
     };
     let mut tasks = Vec::new();
+    // Blobs nothing needs: at start and daily (`crate::blobs`).
+    let c = controller.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut daily = tokio::time::interval(crate::blobs::INTERVAL);
+        loop {
+            daily.tick().await;
+            match c
+                .collect_blobs(&crate::controller::internal_caller(), false)
+                .await
+            {
+                Ok(done) if !done.blobs.is_empty() => tracing::info!(
+                    "blobs: {} collected ({} bytes)",
+                    done.blobs.len(),
+                    done.bytes
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!("cannot collect blobs: {e}"),
+            }
+        }
+    }));
     // The audit log's sealed files past the retention: at start (above) and daily.
     let c = controller.clone();
     let retention_days = config.audit_retention_days;

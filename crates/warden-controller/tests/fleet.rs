@@ -552,6 +552,7 @@ fn report(
         sha256: sha256.into(),
         outcome,
         error: None,
+        check: None,
         at: warden_fleet_wire::UnixMillis(at),
     }
 }
@@ -1134,4 +1135,182 @@ async fn a_site_policy_rolls_out_as_the_documents_policy_and_a_canary_refusal_ha
         ),
         ("refused", "untrusted")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_whose_own_check_fails_to_run_halts_the_rollout_and_a_critical_verdict_does_not() {
+    use warden_fleet_wire::{DeployOutcome, OwnCheck, OwnCheckStatus};
+    let (fleet, agents, bundle) =
+        rollout_fleet(&[("acme", "db-1"), ("acme", "db-2"), ("acme", "db-3")]).await;
+    let sha256 = warden_core::sha256_hex(&bundle);
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let v = api
+        .start_rollout(pb::StartRolloutRequest {
+            bundle,
+            target: "tenant=acme".into(),
+            canary: 2,
+            waves: "100%".into(),
+            max_failures: "0%".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let canaries: Vec<&SimAgent> = v
+        .agents
+        .iter()
+        .filter(|a| a.wave == "canary")
+        .map(|c| {
+            agents
+                .iter()
+                .find(|a| a.id.as_str() == c.agent)
+                .expect("one of ours")
+        })
+        .collect();
+    assert_eq!(canaries.len(), 2);
+    let (critical, broken) = (canaries[0], canaries[1]);
+
+    // One canary's check runs and finds the disk full; the other's traps.
+    let before = fleet.progress().results;
+    for (a, status, summary) in [
+        (critical, OwnCheckStatus::Critical, "/ is 97% full"),
+        (broken, OwnCheckStatus::Error, "wasm trap: unreachable"),
+    ] {
+        let mut r = report(a, &sha256, DeployOutcome::Installed, 10);
+        r.check = Some(OwnCheck {
+            status,
+            summary: summary.into(),
+        });
+        publish_report(a, &r).await;
+    }
+    fleet
+        .wait_for("the canaries' reports", |p| p.results >= before + 2)
+        .await;
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let halted = api
+        .get_rollout(pb::RolloutRequest { id: v.id.clone() })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        (halted.state.as_str(), halted.wave.as_str()),
+        ("halted", "canary")
+    );
+    assert_eq!(
+        (
+            halted.waves[0].healthy,
+            halted.waves[0].failed,
+            halted.waves[1].released
+        ),
+        (1, 1, 0)
+    );
+    let detail = |a: &SimAgent| {
+        halted
+            .agents
+            .iter()
+            .find(|r| r.agent == a.id.as_str())
+            .expect("its row")
+            .detail
+            .clone()
+    };
+    assert_eq!(detail(broken), "own check failed: wasm trap: unreachable");
+    assert_eq!(detail(critical), "");
+
+    // `warden fleet status` shows each verdict, as stored.
+    let status = api
+        .deploy_status(pb::DeployStatusRequest {
+            plugin: "disk-usage".into(),
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    let check = |a: &SimAgent| {
+        let row = status
+            .agents
+            .iter()
+            .find(|r| r.agent == a.id.as_str())
+            .expect("its row");
+        (row.check_status.clone(), row.check_summary.clone())
+    };
+    assert_eq!(
+        check(critical),
+        ("critical".to_string(), "/ is 97% full".to_string())
+    );
+    assert_eq!(check(broken).0, "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_nothing_needs_are_purged_after_their_grace_and_the_desired_ones_stay() {
+    let (fleet, agents, old) = rollout_fleet(&[("acme", "db-1"), ("acme", "db-2")]).await;
+    let new = plugin_bundle(&fleet.dir.path().join("plugin-new"), "0.3.0", 300 * 1024);
+    let (old_sha, new_sha) = (warden_core::sha256_hex(&old), warden_core::sha256_hex(&new));
+    let mut api = fleet.api(NOC_ADMIN).await;
+    for bundle in [&old, &new] {
+        api.publish(pb::PublishRequest {
+            bundle: bundle.clone(),
+            target: "tenant=acme".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("publish");
+    }
+    let a = &agents[0];
+    let chunk = |sha: String, n: u32| {
+        let client = a.client.clone();
+        let subject = warden_fleet_identity::subjects::blob_direct_get(&a.tenant, &sha, n);
+        async move {
+            let reply = client
+                .request(subject, "".into())
+                .await
+                .expect("direct get");
+            reply.status != Some(async_nats::StatusCode::NOT_FOUND)
+        }
+    };
+    assert!(chunk(old_sha.clone(), 0).await, "the old blob is stored");
+    let gc = |dry_run: bool| {
+        let mut api = api.clone();
+        async move {
+            api.collect_blobs(pb::CollectBlobsRequest { dry_run })
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+
+    // Within the hour's grace nothing goes, whatever names it.
+    assert!(gc(false).await.expect("gc").blobs.is_empty());
+    // Past it, the superseded version goes; the desired one stays, chunk for chunk.
+    fleet.clock.advance_ms(2 * 60 * 60 * 1000);
+    let dry = gc(true).await.expect("dry run");
+    assert_eq!(
+        dry.blobs
+            .iter()
+            .map(|b| b.sha256.as_str())
+            .collect::<Vec<_>>(),
+        [old_sha.as_str()]
+    );
+    assert!(chunk(old_sha.clone(), 0).await, "a dry run purges nothing");
+    let done = gc(false).await.expect("gc");
+    assert_eq!(done.blobs.len(), 1);
+    assert_eq!(done.bytes, old.len() as u64);
+    assert!(!chunk(old_sha.clone(), 0).await, "purged");
+    assert!(chunk(new_sha.clone(), 0).await && chunk(new_sha.clone(), 1).await);
+    assert!(gc(false).await.expect("gc").blobs.is_empty(), "once");
+    let audit = std::fs::read_to_string(fleet.dir.path().join("controller/audit/audit.log"))
+        .expect("audit");
+    assert_eq!(audit.matches("\"fleet.blobs.collected\"").count(), 1);
+
+    // Only an MSP-wide admin collects: an operator and a tenant's admin are refused.
+    for token in [ACME_OPERATOR, ACME_ADMIN] {
+        let mut api = fleet.api(token).await;
+        let refused = api
+            .collect_blobs(pb::CollectBlobsRequest { dry_run: true })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{token}");
+    }
 }

@@ -82,6 +82,30 @@ pub fn blob_chunk(tenant: &TenantId, sha256: &str, n: u32) -> String {
     format!("{BLOBS}.{tenant}.{sha256}.{n}")
 }
 
+/// Every chunk of one blob: what collecting it purges.
+pub fn blob_chunks(tenant: &TenantId, sha256: &str) -> String {
+    format!("{BLOBS}.{tenant}.{sha256}.>")
+}
+
+/// The first chunk of every blob: one subject per stored blob.
+pub fn blob_first_chunks() -> String {
+    format!("{BLOBS}.*.*.0")
+}
+
+/// The tenant and digest of a blob chunk's subject; `None` for anything else.
+pub fn parse_blob_chunk(subject: &str) -> Option<(TenantId, String)> {
+    let rest = subject.strip_prefix(BLOBS)?.strip_prefix('.')?;
+    let mut parts = rest.split('.');
+    let (tenant, sha256, _n) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || sha256.len() != 64
+        || !sha256.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some((TenantId::new(tenant.to_string()).ok()?, sha256.to_string()))
+}
+
 /// Every chunk subject of the blob stream.
 pub fn blob_stream_subjects() -> String {
     format!("{BLOBS}.>")
@@ -196,6 +220,21 @@ mod tests {
             blob_direct_get(&t, "ab", 3),
             "$JS.API.DIRECT.GET.FLEET_BLOBS.fleet.blob.acme.ab.3"
         );
+        let sha = "c".repeat(64);
+        assert_eq!(
+            parse_blob_chunk(&blob_chunk(&t, &sha, 0)),
+            Some((t.clone(), sha.clone()))
+        );
+        assert_eq!(blob_chunks(&t, &sha), format!("fleet.blob.acme.{sha}.>"));
+        for bad in [
+            "fleet.blob.acme.ab.0".to_string(),
+            format!("fleet.blob.acme.{sha}"),
+            format!("fleet.blob.acme.{sha}.0.1"),
+            format!("fleet.blob.Ac!me.{sha}.0"),
+            format!("fleet.res.acme.{sha}.0"),
+        ] {
+            assert_eq!(parse_blob_chunk(&bad), None, "{bad}");
+        }
         let template = agent_template(&t);
         let all: Vec<&String> = template
             .permissions

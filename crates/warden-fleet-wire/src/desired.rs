@@ -294,6 +294,55 @@ impl Message for DesiredState {
     }
 }
 
+/// Longest summary of an [`OwnCheck`] on the wire.
+pub const MAX_OWN_CHECK_SUMMARY_LEN: usize = 256;
+
+/// What a check plugin said in the one run its agent gives it right after installing it (with
+/// the config of the agent's monitor of that plugin, if it has one): the rolled-out plugin's
+/// own result, which a rollout's health gate reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnCheck {
+    pub status: OwnCheckStatus,
+    /// One line.
+    pub summary: String,
+}
+
+/// The check's verdict, or `error`: the run itself failed (a trap, a timeout, a capability
+/// denied that it needed, output that is no check result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnCheckStatus {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+    Error,
+}
+
+impl OwnCheckStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnCheckStatus::Ok => "ok",
+            OwnCheckStatus::Warning => "warning",
+            OwnCheckStatus::Critical => "critical",
+            OwnCheckStatus::Unknown => "unknown",
+            OwnCheckStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OwnCheckStatus> {
+        [
+            OwnCheckStatus::Ok,
+            OwnCheckStatus::Warning,
+            OwnCheckStatus::Critical,
+            OwnCheckStatus::Unknown,
+            OwnCheckStatus::Error,
+        ]
+        .into_iter()
+        .find(|s| s.name() == text)
+    }
+}
+
 /// What the agent did about one desired item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployReport {
@@ -311,6 +360,10 @@ pub struct DeployReport {
     pub outcome: DeployOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// An installed check plugin's first run ([`OwnCheck`]); absent for anything else (and
+    /// from agents that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<OwnCheck>,
     pub at: UnixMillis,
 }
 
@@ -426,6 +479,15 @@ impl Message for DeployReport {
         if let Some(error) = &self.error {
             check_text("error", error, MAX_ERROR_LEN)?;
         }
+        if let Some(check) = &self.check {
+            if self.outcome != DeployOutcome::Installed || self.kind != ItemKind::Plugin {
+                return Err(Malformed::new(
+                    "check",
+                    "only an installed plugin's report carries its check",
+                ));
+            }
+            check_text("check.summary", &check.summary, MAX_OWN_CHECK_SUMMARY_LEN)?;
+        }
         Ok(())
     }
 }
@@ -524,6 +586,7 @@ mod tests {
                 reason: DeployRefusal::Unavailable,
             },
             error: Some("no blob".into()),
+            check: None,
             at: UnixMillis(5),
         };
         let refused = report.msg_id();
@@ -532,5 +595,46 @@ mod tests {
         assert_eq!(report.nats_subject(), format!("fleet.res.acme.{a}.deploy"));
         let back: DeployReport = decode(&encode(&report).expect("encode")).expect("decode");
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn an_own_check_travels_with_an_installed_plugin_only_and_is_left_out_when_absent() {
+        let (t, a) = ids();
+        let mut report = DeployReport {
+            v: WIRE_VERSION,
+            tenant: t,
+            agent: a,
+            kind: ItemKind::Plugin,
+            name: "disk-usage".into(),
+            version: "0.3.0".into(),
+            sha256: "cd".repeat(32),
+            outcome: DeployOutcome::Installed,
+            error: None,
+            check: None,
+            at: UnixMillis(5),
+        };
+        let bare = String::from_utf8(encode(&report).expect("encode")).expect("utf-8");
+        assert!(!bare.contains("check"), "{bare}");
+        report.check = Some(OwnCheck {
+            status: OwnCheckStatus::Error,
+            summary: "wasm trap: unreachable".into(),
+        });
+        let back: DeployReport = decode(&encode(&report).expect("encode")).expect("decode");
+        assert_eq!(back, report);
+        report.outcome = DeployOutcome::Refused {
+            reason: DeployRefusal::Untrusted,
+        };
+        assert!(encode(&report).is_err(), "a refused install ran no check");
+        report.outcome = DeployOutcome::Installed;
+        report.check = Some(OwnCheck {
+            status: OwnCheckStatus::Ok,
+            summary: "x".repeat(MAX_OWN_CHECK_SUMMARY_LEN + 1),
+        });
+        assert!(encode(&report).is_err(), "a summary past its cap");
+        assert_eq!(
+            OwnCheckStatus::parse("critical"),
+            Some(OwnCheckStatus::Critical)
+        );
+        assert_eq!(OwnCheckStatus::parse("fine"), None);
     }
 }

@@ -36,7 +36,8 @@ pub use codec::{Malformed, Message, WireError, decode, encode, one_line};
 pub use command::{Bundle, Command, CommandKind, CommandRefusal, RunRunbook, peek_run};
 pub use desired::{
     DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRemoval,
-    DesiredRunbook, DesiredState, ItemKind, POLICY_ITEM, RUNBOOK_ITEM_PREFIX, desired_key,
+    DesiredRunbook, DesiredState, ItemKind, OwnCheck, OwnCheckStatus, POLICY_ITEM,
+    RUNBOOK_ITEM_PREFIX, desired_key,
 };
 pub use event::{AgentEvent, EventKind, EventTicket};
 pub use heartbeat::{Heartbeat, PatchSummary, PluginInfo};

@@ -319,9 +319,11 @@ impl FleetAgent for SimAgent {
         if marks.get(&name).is_none_or(|v| *v < version) {
             marks.insert(name.clone(), version.clone());
         }
+        // The shared sandbox runs only its own guest: a simulated install has no first run.
         Ok(Installed {
             name,
             version: version.to_string(),
+            check: None,
         })
     }
 

@@ -173,6 +173,13 @@ pub enum FleetCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Purge the stored bundles (blobs) nothing needs any more: no agent's desired state and
+    /// no rollback names them (the controller also does it daily). Admin, all tenants.
+    Gc {
+        /// List what would go; purge nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Revoke an agent: its connections close and it cannot enroll again with its key.
     Revoke {
         agent: String,
@@ -537,12 +544,23 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                             } else {
                                 ago(a.reported_at)
                             },
+                            if a.check_status.is_empty() {
+                                "-".into()
+                            } else {
+                                format!(
+                                    "{} {}",
+                                    paint::status(&a.check_status),
+                                    inert(&a.check_summary)
+                                )
+                            },
                             inert(&a.error).into_owned(),
                         ]
                     })
                     .collect();
                 table(
-                    &["AGENT", "TENANT", "VERSION", "STATE", "REPORTED", "ERROR"],
+                    &[
+                        "AGENT", "TENANT", "VERSION", "STATE", "REPORTED", "CHECK", "ERROR",
+                    ],
                     &rows,
                 );
             }
@@ -697,6 +715,40 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        FleetCommand::Gc { dry_run } => {
+            let r = client
+                .collect_blobs(pb::CollectBlobsRequest { dry_run })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if cx.json {
+                print_json(&serde_json::json!({ "gc": r }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let verb = if r.dry_run { "would purge" } else { "purged" };
+            println!(
+                "{verb} {} blob{} ({})",
+                r.blobs.len(),
+                if r.blobs.len() == 1 { "" } else { "s" },
+                byte_size(r.bytes)
+            );
+            let rows: Vec<Vec<String>> = r
+                .blobs
+                .iter()
+                .map(|b| {
+                    vec![
+                        b.tenant.clone(),
+                        b.sha256.clone(),
+                        byte_size(b.bytes),
+                        when(b.stored_at),
+                    ]
+                })
+                .collect();
+            if !rows.is_empty() {
+                table(&["TENANT", "SHA-256", "SIZE", "STORED"], &rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         FleetCommand::Revoke { agent, reason } => {
             let r = client
                 .revoke(pb::RevokeRequest { agent, reason })
@@ -716,6 +768,24 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `18.2 MiB`, `512 B`; `-` for 0 (a size the controller never knew).
+fn byte_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes == 0 {
+        return "-".into();
+    }
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn event_line(e: &pb::FleetEvent) -> String {
@@ -793,5 +863,19 @@ fn item_label(name: &str) -> String {
         format!("runbook {}", inert(runbook))
     } else {
         inert(name).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_read_as_people_write_them() {
+        assert_eq!(byte_size(0), "-", "unknown, not empty");
+        assert_eq!(byte_size(512), "512 B");
+        assert_eq!(byte_size(300 * 1024), "300.0 KiB");
+        assert_eq!(byte_size(18 * 1024 * 1024 + 200 * 1024), "18.2 MiB");
+        assert_eq!(byte_size(3 << 40), "3072.0 GiB");
     }
 }

@@ -20,15 +20,19 @@ const AGENTS: usize = 5;
 
 /// `disk-usage` at `version`, packed and signed with the key `<scratch>/<key>.key`.
 pub(crate) fn pack(fleet: &Fleet, version: &str, key: &str) -> PathBuf {
+    pack_dir(fleet, &plugin_dir(fleet.scratch(), version), version, key)
+}
+
+/// The plugin directory `dir` (of `disk-usage` at `version`) packed and signed as [`pack`].
+fn pack_dir(fleet: &Fleet, dir: &std::path::Path, version: &str, key: &str) -> PathBuf {
     let scratch = fleet.scratch();
-    let dir = plugin_dir(scratch, version);
     let out = scratch.join(format!("{PLUGIN}-{version}.wbundle"));
     ok(
         warden()
             .arg("--data-dir")
             .arg(scratch.join("keys-data"))
             .args(["plugin", "pack"])
-            .arg(&dir)
+            .arg(dir)
             .arg("--key")
             .arg(scratch.join(format!("{key}.key")))
             .arg("--out")
@@ -400,4 +404,121 @@ fn rollout_audit(fleet: &Fleet, id: &str) -> Vec<String> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["event"].as_str().map(str::to_string))
         .collect()
+}
+
+/// `disk-usage` at `version`, trusted-signed, with a memory limit its component cannot be
+/// instantiated in: a version that installs fine and whose every run fails.
+fn pack_broken(fleet: &Fleet, version: &str) -> PathBuf {
+    let dir = plugin_dir(fleet.scratch(), version);
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).expect("manifest");
+    assert!(manifest.contains("memory-mb = 32"), "{manifest}");
+    std::fs::write(
+        dir.join("plugin.toml"),
+        manifest.replace("memory-mb = 32", "memory-mb = 1"),
+    )
+    .expect("manifest");
+    pack_dir(fleet, &dir, version, "publisher")
+}
+
+#[test]
+fn a_trusted_version_whose_own_check_cannot_run_fails_its_gate_at_the_canary() {
+    let fleet = Fleet::start();
+    let agents = online(&fleet, "oc", 3);
+    let old = pack(&fleet, "0.2.0", "publisher");
+    let (code, published) = fleet.fleet_exit(&[
+        "publish",
+        old.to_str().expect("path"),
+        "--target",
+        "tenant=acme",
+    ]);
+    assert_eq!(code, Some(0), "{published}");
+    wait_for("every agent on 0.2.0", || {
+        let rows = desired(&fleet);
+        (rows.len() == 3
+            && rows
+                .iter()
+                .all(|(_, v, s)| v == "0.2.0" && s == "installed"))
+        .then_some(())
+    });
+    // 0.2.0 ran its check after installing, and it ran fine.
+    let (_, status) = fleet.fleet_exit(&["status", PLUGIN]);
+    for a in status["status"]["agents"].as_array().expect("agents") {
+        let check = a["check_status"].as_str().unwrap_or_default();
+        assert!(
+            ["ok", "warning", "critical"].contains(&check),
+            "a working check's verdict: {a}"
+        );
+    }
+
+    // 0.3.0 is signed by the trusted publisher, so every agent would install it; its check
+    // fails. The canary installs it, its first run fails, the gate halts the rollout.
+    let bad = pack_broken(&fleet, "0.3.0");
+    let (code, started) = rollout(
+        &fleet,
+        &[
+            "start",
+            bad.to_str().expect("path"),
+            "--target",
+            "tenant=acme",
+            "--canary",
+            "1",
+            "--waves",
+            "100%",
+            "--max-failures",
+            "0%",
+        ],
+    );
+    assert_eq!(code, Some(0), "{started}");
+    let id = started["id"].as_str().expect("an id").to_string();
+    // The canary reports 0.3.0 installed, with its check's failure.
+    let canary_row = wait_for("the canary's report on 0.3.0", || {
+        let (_, v) = fleet.fleet_exit(&["status", PLUGIN]);
+        v["status"]["agents"]
+            .as_array()?
+            .iter()
+            .find(|a| a["version"] == "0.3.0" && a["state"] != "pending")
+            .cloned()
+    });
+    assert_eq!(
+        (&canary_row["state"], &canary_row["check_status"]),
+        (&Value::from("installed"), &Value::from("error")),
+        "{canary_row}"
+    );
+    let halted = wait_rollout(&fleet, &id, "halted");
+    assert_eq!(halted["wave"], "canary");
+    let canary = halted["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["wave"] == "canary")
+        .expect("the canary")
+        .clone();
+    assert!(
+        canary["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("own check failed: ")),
+        "{canary}"
+    );
+    let canary_id = canary["agent"].as_str().expect("id").to_string();
+    let rows = desired(&fleet);
+    for (agent, version, state) in &rows {
+        let want = if *agent == canary_id {
+            "0.3.0"
+        } else {
+            "0.2.0"
+        };
+        assert_eq!((version.as_str(), state.as_str()), (want, "installed"));
+    }
+    // The canary's audit holds the run, as any run, marked as the check after install.
+    let canary_agent = agents
+        .iter()
+        .find(|a| a.id == canary_id)
+        .expect("the canary is ours");
+    let audit = canary_agent.agent.audit_log();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("check after install") && l.contains("0.3.0")),
+        "{audit}"
+    );
 }

@@ -26,18 +26,63 @@ use crate::site_policy::PolicyRefused;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use warden_automation::monitor::config::MonitorConfig;
 use warden_bundle::trust::TrustError;
+use warden_core::RunRequest;
 use warden_core::RunStatus;
+use warden_core::manifest::Role;
+use warden_core::report::{CheckStatus, Invocation, Output};
+use warden_fleet_wire::desired::MAX_OWN_CHECK_SUMMARY_LEN;
 use warden_fleet_wire::heartbeat::{
     MAX_COMPLIANCE_REF_LEN, MAX_COMPLIANCE_REFS, is_compliance_reference,
 };
-use warden_fleet_wire::{DeployRefusal, ItemKind};
+use warden_fleet_wire::{DeployRefusal, ItemKind, OwnCheck, OwnCheckStatus, one_line};
 use warden_fleet_wire::{PluginInfo, RefusalReason, RunId, StepStatus, StepSummary, UnixMillis};
 use warden_runbook::engine::StepStatus as EngineStepStatus;
 use warden_runbook::source::{self, RunbookSourceError};
 
 /// Largest installed runbook bundle read for a command (the wire's own bundle cap).
 const MAX_INSTALLED_BUNDLE_BYTES: u64 = warden_fleet_wire::command::MAX_BUNDLE_BYTES as u64;
+
+/// A check plugin's first run after a fleet install: its `check`, sandboxed and audited like
+/// any run, with the config of the first monitor of this agent that runs it (the plugin as it
+/// will run here), else none. Only checks run: they read and report; a remediation's `apply`
+/// changes the machine, and a discovery's facts say nothing about health. Blocking.
+fn own_check(
+    runner: &PluginManager,
+    monitors: &[MonitorConfig],
+    plugin: &str,
+    version: &str,
+) -> OwnCheck {
+    let config = monitors
+        .iter()
+        .find(|m| m.plugin == plugin)
+        .and_then(|m| serde_json::to_value(&m.config).ok())
+        // No monitor runs it here: the schema's defaults, as `warden run` without --config.
+        .unwrap_or_else(|| serde_json::json!({}));
+    let mut run = RunRequest::new(plugin, Invocation::Check).with_config(config);
+    run.audit_context = serde_json::json!({ "fleet": "check after install", "version": version });
+    let (status, summary) = match runner.run(&run).result {
+        Ok(Output::Check(c)) => (
+            match c.status {
+                CheckStatus::Ok => OwnCheckStatus::Ok,
+                CheckStatus::Warning => OwnCheckStatus::Warning,
+                CheckStatus::Critical => OwnCheckStatus::Critical,
+                CheckStatus::Unknown => OwnCheckStatus::Unknown,
+            },
+            c.summary,
+        ),
+        Ok(_) => (
+            OwnCheckStatus::Error,
+            format!("{plugin} did not return a check result"),
+        ),
+        Err(e) => (OwnCheckStatus::Error, e.to_string()),
+    };
+    OwnCheck {
+        status,
+        summary: one_line(&summary, MAX_OWN_CHECK_SUMMARY_LEN),
+    }
+}
 
 pub struct DaemonFleetAgent {
     pub state: Arc<AgentState>,
@@ -235,7 +280,12 @@ impl FleetAgent for DaemonFleetAgent {
     }
 
     fn install(&self, bundle: &[u8], source: &str) -> Result<Installed, InstallRefused> {
-        install_desired(&self.state.runner, bundle, source)
+        install_desired(
+            &self.state.runner,
+            &self.state.config.automation.monitors,
+            bundle,
+            source,
+        )
     }
 
     fn install_runbook(
@@ -277,14 +327,27 @@ impl FleetAgent for DaemonFleetAgent {
 /// Install a signed plugin bundle through the agent's one install path.
 pub(crate) fn install_desired(
     runner: &PluginManager,
+    monitors: &[MonitorConfig],
     bundle: &[u8],
     source: &str,
 ) -> Result<Installed, InstallRefused> {
     match runner.install_bundle_bytes(bundle, source) {
-        Ok(report) => Ok(Installed {
-            name: report.plugin.manifest.name.clone(),
-            version: report.plugin.manifest.version.to_string(),
-        }),
+        Ok(report) => {
+            let manifest = &report.plugin.manifest;
+            let check = matches!(manifest.role, Role::Check | Role::CheckRemediation).then(|| {
+                own_check(
+                    runner,
+                    monitors,
+                    &manifest.name,
+                    &manifest.version.to_string(),
+                )
+            });
+            Ok(Installed {
+                name: manifest.name.clone(),
+                version: manifest.version.to_string(),
+                check,
+            })
+        }
         Err(e) => Err(InstallRefused::new(deploy_refusal(&e), e.to_string())),
     }
 }

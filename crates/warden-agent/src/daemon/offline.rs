@@ -24,6 +24,8 @@ pub struct OfflineAgent {
     pub runner: Arc<PluginManager>,
     /// `[runbooks] dir`: where the fleet's runbooks are held.
     pub runbooks: Option<PathBuf>,
+    /// The agent's monitors: a check plugin's first run after install uses its monitor's config.
+    pub monitors: Vec<warden_automation::monitor::config::MonitorConfig>,
 }
 
 impl OfflineAgent {
@@ -57,6 +59,7 @@ pub fn offline(runner: Arc<PluginManager>, config: &AgentConfig) -> Result<Offli
         agent: Arc::new(OfflineAgent {
             runner,
             runbooks: config.runbooks.dir.clone(),
+            monitors: config.automation.monitors.clone(),
         }),
     })
 }
@@ -83,7 +86,7 @@ impl FleetAgent for OfflineAgent {
     }
 
     fn install(&self, bundle: &[u8], source: &str) -> Result<Installed, InstallRefused> {
-        install_desired(&self.runner, bundle, source)
+        install_desired(&self.runner, &self.monitors, bundle, source)
     }
 
     fn apply_policy(&self, bundle: &[u8], source: &str) -> Result<bool, InstallRefused> {

@@ -50,7 +50,8 @@ use warden_fleet_wire::desired::{
 use warden_fleet_wire::result::MAX_ERROR_LEN;
 use warden_fleet_wire::{
     DeployOutcome, DeployRefusal, DeployReport, DesiredPlugin, DesiredPolicy, DesiredRemoval,
-    DesiredRunbook, DesiredState, ItemKind, UnixMillis, WIRE_VERSION, decode, encode, one_line,
+    DesiredRunbook, DesiredState, ItemKind, OwnCheck, UnixMillis, WIRE_VERSION, decode, encode,
+    one_line,
 };
 
 /// What the agent decided about one digest in this process.
@@ -278,19 +279,20 @@ pub(crate) async fn apply_desired(
             DeployOutcome::Installed
         };
         let outcome = match item.kind {
-            _ if present => Ok(()),
-            _ if item.removal => remove(core, &item).await,
+            _ if present => Ok(None),
+            _ if item.removal => remove(core, &item).await.map(|()| None),
             ItemKind::Plugin => install(core, blobs, &item).await,
-            ItemKind::Policy => apply_policy(core, blobs, &item).await,
-            ItemKind::Runbook => install_runbook(core, blobs, &item).await,
+            ItemKind::Policy => apply_policy(core, blobs, &item).await.map(|()| None),
+            ItemKind::Runbook => install_runbook(core, blobs, &item).await.map(|()| None),
         };
-        let (outcome, error) = match outcome {
-            Ok(()) => (done, None),
+        let (outcome, error, check) = match outcome {
+            Ok(check) => (done, None, check),
             Err(refused) => (
                 DeployOutcome::Refused {
                     reason: refused.reason,
                 },
                 Some(one_line(&refused.message, MAX_ERROR_LEN)),
+                None,
             ),
         };
         let reason = match outcome {
@@ -303,6 +305,7 @@ pub(crate) async fn apply_desired(
                 "kind": item.kind, "plugin": item.name, "version": item.version,
                 "sha256": item.sha256, "outcome": outcome.name(), "already": present,
                 "reason": reason.map(DeployRefusal::name), "error": error,
+                "check": check.as_ref().map(|c| c.status.name()),
             }),
         );
         let transient = reason.is_some_and(DeployRefusal::is_transient);
@@ -320,7 +323,7 @@ pub(crate) async fn apply_desired(
             already: present,
             error: error.clone(),
         });
-        report(core, &item, outcome, error).await;
+        report(core, &item, outcome, error, check).await;
     }
     (pass, applied)
 }
@@ -487,12 +490,13 @@ async fn install_runbook(
     .await
 }
 
-/// Fetch, check and install one plugin.
+/// Fetch, check and install one plugin; a check plugin's first run comes back with it
+/// ([`Installed`]).
 async fn install(
     core: &Arc<LinkCore>,
     blobs: &Blobs<'_>,
     item: &Item,
-) -> Result<(), InstallRefused> {
+) -> Result<Option<OwnCheck>, InstallRefused> {
     let (bytes, parsed) = fetch_bundle(core, blobs, item).await?;
     let statement = &parsed.statement;
     if statement.kind != "plugin"
@@ -527,7 +531,7 @@ async fn install(
             ),
         ));
     }
-    Ok(())
+    Ok(installed.check)
 }
 
 /// The blob, and the bundle it is (parsed, not yet trusted).
@@ -620,7 +624,13 @@ async fn fetch_chunks(
     Ok(bytes)
 }
 
-async fn report(core: &Arc<LinkCore>, item: &Item, outcome: DeployOutcome, error: Option<String>) {
+async fn report(
+    core: &Arc<LinkCore>,
+    item: &Item,
+    outcome: DeployOutcome,
+    error: Option<String>,
+    check: Option<OwnCheck>,
+) {
     let report = DeployReport {
         v: WIRE_VERSION,
         tenant: core.identity.tenant.clone(),
@@ -631,6 +641,7 @@ async fn report(core: &Arc<LinkCore>, item: &Item, outcome: DeployOutcome, error
         sha256: item.sha256.clone(),
         outcome,
         error,
+        check,
         at: UnixMillis::now(),
     };
     match encode(&report) {

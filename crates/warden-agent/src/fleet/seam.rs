@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::oneshot;
 use warden_fleet_wire::{
-    DeployRefusal, ItemKind, PatchSummary, PluginInfo, RefusalReason, RunId, StepSummary,
+    DeployRefusal, ItemKind, OwnCheck, PatchSummary, PluginInfo, RefusalReason, RunId, StepSummary,
     UnixMillis,
 };
 
@@ -85,6 +85,8 @@ pub struct Inventory {
 pub struct Installed {
     pub name: String,
     pub version: String,
+    /// A check plugin's first run after the install; `None` for other roles.
+    pub check: Option<OwnCheck>,
 }
 
 /// Why the agent did not install a bundle of its desired state.

@@ -123,6 +123,11 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
         "/warden.fleet.v1.Fleet/RollbackRollout",
         Access::Bearer(Role::Operator),
     ),
+    // Blob collection: the controller's call checks the scope (every tenant) too.
+    (
+        "/warden.fleet.v1.Fleet/CollectBlobs",
+        Access::Bearer(Role::Admin),
+    ),
 ];
 
 pub struct Authenticator {

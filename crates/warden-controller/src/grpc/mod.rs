@@ -399,6 +399,11 @@ impl Fleet for FleetApi {
                         reason,
                         error,
                         reported_at: a.reported_at.map_or(0, |t| t.as_millis()),
+                        check_status: a
+                            .check
+                            .as_ref()
+                            .map_or(String::new(), |c| c.status.name().to_string()),
+                        check_summary: a.check.map_or(String::new(), |c| c.summary),
                     }
                 })
                 .collect(),
@@ -601,6 +606,33 @@ impl Fleet for FleetApi {
             agent: agent.to_string(),
             tenant: tenant.to_string(),
             revoked_at: at,
+        }))
+    }
+
+    async fn collect_blobs(
+        &self,
+        req: Request<pb::CollectBlobsRequest>,
+    ) -> Result<Response<pb::CollectBlobsResponse>, Status> {
+        let caller = caller(&req)?;
+        let dry_run = req.into_inner().dry_run;
+        let done = self
+            .0
+            .collect_blobs(&caller, dry_run)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CollectBlobsResponse {
+            blobs: done
+                .blobs
+                .into_iter()
+                .map(|b| pb::CollectedBlob {
+                    tenant: b.tenant.to_string(),
+                    sha256: b.sha256,
+                    bytes: b.size,
+                    stored_at: b.stored_at.as_millis(),
+                })
+                .collect(),
+            bytes: done.bytes,
+            dry_run: done.dry_run,
         }))
     }
 }

@@ -5,8 +5,8 @@
 //! targeted agent): the artifact, the target, the [`Plan`] (canary, cumulative waves, max in
 //! flight, the failure threshold, soak and wave timeout) and the [`State`] of the pure machine
 //! in [`state`]. The controller's tick ([`Controller::tick_rollouts`]) reads the current
-//! wave's agents (their deploy reports about the rollout's digest, their incidents since
-//! release), asks the machine, releases what it says through [`Controller::publish_to`] (the
+//! wave's agents (their deploy reports about the rollout's digest, with a check plugin's own
+//! first run on the agent, and their incidents since release), asks the machine, releases what it says through [`Controller::publish_to`] (the
 //! same path as `warden fleet publish`), and stores and audits every transition. An agent of a
 //! later wave gets nothing before its wave starts, so a halt leaves it on what it had.
 //!
@@ -33,7 +33,7 @@ pub use view::{AgentInRollout, RolloutView, WaveView};
 
 use warden_access::{Caller, Role};
 use warden_fleet_identity::TenantId;
-use warden_fleet_wire::EventKind;
+use warden_fleet_wire::{EventKind, OwnCheckStatus};
 
 use crate::controller::{Controller, FleetError, need, random_bytes};
 use crate::distribution::{Artifact, artifact};
@@ -352,6 +352,12 @@ impl Controller {
     }
 
     /// Each agent's member state in the machine, with a word on why for people.
+    ///
+    /// A member fails on a refused install, on its own check's run failing (`error`: a trap,
+    /// a timeout, output that is no check result: the plugin is broken, whatever the machine
+    /// is like) and on an incident opened since its release. A `critical` or `warning` verdict
+    /// does not fail it: that is the plugin reporting on the machine, which a monitor then
+    /// turns into an incident if it persists.
     fn health(
         &self,
         record: &RolloutRecord,
@@ -379,6 +385,19 @@ impl Controller {
                         Member::Failed,
                         Some(format!("refused: {}", r.reason.as_deref().unwrap_or("?"))),
                     ),
+                    Some(r)
+                        if r.check
+                            .as_ref()
+                            .is_some_and(|c| c.status == OwnCheckStatus::Error) =>
+                    {
+                        (
+                            Member::Failed,
+                            Some(format!(
+                                "own check failed: {}",
+                                r.check.as_ref().map_or("", |c| c.summary.as_str())
+                            )),
+                        )
+                    }
                     Some(_) => match incidents
                         .iter()
                         .find(|e| e.agent == a.agent && e.at.as_millis() >= released.as_millis())

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use warden_fleet_identity::{AgentId, TenantId};
 use warden_fleet_wire::{
-    AgentEvent, Heartbeat, PatchSummary, PluginInfo, RunId, RunResult, RunStatus, StepSummary,
-    UnixMillis,
+    AgentEvent, Heartbeat, OwnCheck, PatchSummary, PluginInfo, RunId, RunResult, RunStatus,
+    StepSummary, UnixMillis,
 };
 
 pub use sqlite::SqliteStore;
@@ -182,6 +182,19 @@ pub struct DeployRecord {
     pub error: Option<String>,
     /// The agent's time of the report.
     pub at: UnixMillis,
+    /// An installed check plugin's first run on the agent.
+    pub check: Option<OwnCheck>,
+}
+
+/// A blob the controller stored in `FLEET_BLOBS` for a tenant (blob collection, issue 16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub tenant: TenantId,
+    /// The bundle's SHA-256: the blob's name.
+    pub sha256: String,
+    pub size: u64,
+    /// When it was (last) stored, the controller's clock.
+    pub stored_at: UnixMillis,
 }
 
 /// The controller's persistent state.
@@ -254,6 +267,29 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<bool>, StoreError>;
     /// Every agent's latest report per digest of plugin `name`.
     fn deploy_reports(&self, name: &str) -> Result<Vec<DeployRecord>, StoreError>;
+
+    /// Record a blob stored for `tenant` at `at` (again: its time moves to `at`).
+    fn record_blob(
+        &self,
+        tenant: &TenantId,
+        sha256: &str,
+        size: u64,
+        at: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Record a blob found in the stream as stored at `at` (size unknown: 0), unless it is
+    /// recorded already.
+    fn record_blob_if_unknown(
+        &self,
+        tenant: &TenantId,
+        sha256: &str,
+        at: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// The recorded blobs stored before `stored_before` that nothing needs: no desired row of
+    /// their tenant names them, nor a rollout that can still be rolled back as an agent's
+    /// previous bundle. Oldest first.
+    fn unused_blobs(&self, stored_before: UnixMillis) -> Result<Vec<BlobRecord>, StoreError>;
+    /// Forget a collected blob; `false` if it was stored again since (then it stays).
+    fn forget_blob(&self, blob: &BlobRecord) -> Result<bool, StoreError>;
 
     /// Store an event; `false` if it was stored already (same agent and seq).
     fn record_event(&self, event: &AgentEvent, received: UnixMillis) -> Result<bool, StoreError>;

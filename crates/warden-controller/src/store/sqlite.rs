@@ -16,11 +16,12 @@ use warden_fleet_wire::{
 };
 
 use super::{
-    AgentRecord, DeployRecord, DesiredRecord, FleetStore, IncidentEvent, NewEnrollment,
+    AgentRecord, BlobRecord, DeployRecord, DesiredRecord, FleetStore, IncidentEvent, NewEnrollment,
     ResultRecord, RunRecord, Seen, StoreError, Stored, TargetRecord, TicketEvent,
 };
 
 mod approvals;
+mod blobs;
 mod console;
 mod desired;
 mod rollouts;
@@ -168,6 +169,7 @@ impl SqliteStore {
         desired::migrate(&db)?;
         db.execute_batch(approvals::SCHEMA)?;
         db.execute_batch(rollouts::SCHEMA)?;
+        db.execute_batch(blobs::SCHEMA)?;
         Ok(SqliteStore { db: Mutex::new(db) })
     }
 
@@ -544,6 +546,33 @@ impl FleetStore for SqliteStore {
 
     fn desired_of(&self, name: &str) -> Result<Vec<DesiredRecord>, StoreError> {
         desired::desired_of(&self.db(), name)
+    }
+
+    fn record_blob(
+        &self,
+        tenant: &TenantId,
+        sha256: &str,
+        size: u64,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        blobs::record(&self.db(), tenant, sha256, size, at)
+    }
+
+    fn record_blob_if_unknown(
+        &self,
+        tenant: &TenantId,
+        sha256: &str,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        blobs::record_if_unknown(&self.db(), tenant, sha256, at)
+    }
+
+    fn unused_blobs(&self, stored_before: UnixMillis) -> Result<Vec<BlobRecord>, StoreError> {
+        blobs::unused(&self.db(), stored_before)
+    }
+
+    fn forget_blob(&self, blob: &BlobRecord) -> Result<bool, StoreError> {
+        blobs::forget(&self.db(), blob)
     }
 
     fn record_deploy_reports(

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, params};
 use warden_fleet_identity::{AgentId, TenantId};
-use warden_fleet_wire::{DeployOutcome, DeployReport, UnixMillis};
+use warden_fleet_wire::{DeployOutcome, DeployReport, OwnCheck, OwnCheckStatus, UnixMillis};
 
 use super::collect;
 use crate::store::{DeployRecord, DesiredRecord, StoreError};
@@ -32,21 +32,39 @@ CREATE TABLE IF NOT EXISTS deploy_reports (
     error TEXT,
     at_ms INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
+    check_status TEXT,
+    check_summary TEXT,
     PRIMARY KEY (agent, name, sha256)
 );
 ";
 
-/// Migration "desired removals": a store created before removals gains the column (every row
-/// it holds is a desired bundle, `removed = 0`).
+/// Migrations, each idempotent:
+/// - "desired removals": a store created before removals gains the column (every row it holds
+///   is a desired bundle, `removed = 0`);
+/// - "own check": deploy reports gain the installed check plugin's first run (`NULL` for
+///   reports received before: they carried none).
 pub(super) fn migrate(db: &Connection) -> Result<(), StoreError> {
-    let mut stmt = db.prepare("SELECT name FROM pragma_table_info('desired')")?;
-    let columns: Vec<String> = stmt
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    if !columns.iter().any(|c| c == "removed") {
+    if !columns(db, "desired")?.iter().any(|c| c == "removed") {
         db.execute_batch("ALTER TABLE desired ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")?;
     }
+    if !columns(db, "deploy_reports")?
+        .iter()
+        .any(|c| c == "check_status")
+    {
+        db.execute_batch(
+            "ALTER TABLE deploy_reports ADD COLUMN check_status TEXT;
+             ALTER TABLE deploy_reports ADD COLUMN check_summary TEXT;",
+        )?;
+    }
     Ok(())
+}
+
+fn columns(db: &Connection, table: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = db.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt
+        .query_map([table], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(names)
 }
 
 fn id<T>(what: &'static str, r: Result<T, impl std::fmt::Display>) -> Result<T, StoreError> {
@@ -133,11 +151,13 @@ pub(super) fn record_reports(
         };
         // A redelivery (same time) or an older report changes nothing.
         let n = tx.execute(
-            "INSERT INTO deploy_reports (agent, name, sha256, state, reason, error, at_ms, received_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO deploy_reports (agent, name, sha256, state, reason, error, at_ms,
+                                         received_ms, check_status, check_summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (agent, name, sha256) DO UPDATE SET
                state = excluded.state, reason = excluded.reason, error = excluded.error,
-               at_ms = excluded.at_ms, received_ms = excluded.received_ms
+               at_ms = excluded.at_ms, received_ms = excluded.received_ms,
+               check_status = excluded.check_status, check_summary = excluded.check_summary
              WHERE excluded.at_ms > deploy_reports.at_ms",
             params![
                 r.agent.as_str(),
@@ -148,6 +168,8 @@ pub(super) fn record_reports(
                 r.error,
                 r.at.as_millis(),
                 received.as_millis(),
+                r.check.as_ref().map(|c| c.status.name()),
+                r.check.as_ref().map(|c| c.summary.as_str()),
             ],
         )?;
         changed.push(n == 1);
@@ -158,10 +180,22 @@ pub(super) fn record_reports(
 
 pub(super) fn reports_of(db: &Connection, name: &str) -> Result<Vec<DeployRecord>, StoreError> {
     let mut stmt = db.prepare(
-        "SELECT agent, sha256, state, reason, error, at_ms FROM deploy_reports WHERE name = ?1",
+        "SELECT agent, sha256, state, reason, error, at_ms, check_status, check_summary
+         FROM deploy_reports WHERE name = ?1",
     )?;
     collect(&mut stmt, [name], |row| {
         let agent: String = row.get(0)?;
+        let status: Option<String> = row.get(6)?;
+        let check = match status {
+            None => None,
+            Some(status) => Some(OwnCheck {
+                status: id(
+                    "report check status",
+                    OwnCheckStatus::parse(&status).ok_or(status),
+                )?,
+                summary: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            }),
+        };
         Ok(DeployRecord {
             agent: id("report agent", AgentId::new(agent))?,
             sha256: row.get(1)?,
@@ -169,6 +203,7 @@ pub(super) fn reports_of(db: &Connection, name: &str) -> Result<Vec<DeployRecord
             reason: row.get(3)?,
             error: row.get(4)?,
             at: UnixMillis(row.get(5)?),
+            check,
         })
     })
 }

@@ -426,3 +426,93 @@ fn a_state_key_is_saved_replaced_and_deleted() {
         .expect("a second delete is nothing");
     assert_eq!(store.load_state("cancel.x").expect("load"), None);
 }
+
+#[test]
+fn a_blob_is_unused_once_no_desired_row_and_no_rollback_names_it_and_its_grace_passed() {
+    let (_dir, store) = open();
+    let (a, t) = (agent(), acme());
+    let globex = TenantId::new("globex").expect("tenant");
+    let (old, new, prev) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    for sha in [&old, &new, &prev] {
+        store.record_blob(&t, sha, 100, NOW).expect("blob");
+    }
+    // The same bundle stored for another tenant is another blob.
+    store.record_blob(&globex, &new, 100, NOW).expect("blob");
+    let desired = |sha: &str, removed: bool| DesiredRecord {
+        agent: a.clone(),
+        tenant: t.clone(),
+        name: "disk-usage".into(),
+        version: "0.3.0".into(),
+        sha256: sha.into(),
+        size: 100,
+        published_at: NOW,
+        published_by: "noc".into(),
+        removed,
+    };
+    store.set_desired(&[desired(&new, false)]).expect("desired");
+    // A rollout that can still be rolled back names `prev` as the agent's previous bundle.
+    store
+        .db()
+        .execute_batch(&format!(
+            "INSERT INTO rollouts VALUES ('ro-1', 'disk-usage', '0.3.0', '{new}', 100, x'00',
+               'tenant=acme', '[\"acme\"]', '{{}}', '{{}}', 'halted', 1, 'noc', 1);
+             INSERT INTO rollout_agents VALUES ('ro-1', '{a}', 'acme', 0, 1, '0.2.0', '{prev}', 100);",
+            a = a.as_str()
+        ))
+        .expect("rollout rows");
+    let unused = |before: UnixMillis| -> Vec<(String, String)> {
+        store
+            .unused_blobs(before)
+            .expect("unused")
+            .into_iter()
+            .map(|b| (b.tenant.to_string(), b.sha256))
+            .collect()
+    };
+    // Within the grace nothing is unused; after it, `old` (named by nothing) and globex's copy
+    // of `new` (no globex agent desires it) are.
+    assert!(unused(NOW).is_empty());
+    let later = NOW.plus_millis(1);
+    assert_eq!(
+        unused(later),
+        [
+            ("acme".to_string(), old.clone()),
+            ("globex".to_string(), new.clone())
+        ]
+    );
+    // Rolled back: its previous bundle is needed no more.
+    store
+        .db()
+        .execute("UPDATE rollouts SET phase = 'rolled-back'", [])
+        .expect("phase");
+    assert_eq!(unused(later).len(), 3);
+    // A removal names no blob: `new` is unused once the agent's row is its removal.
+    store.set_desired(&[desired(&new, true)]).expect("removal");
+    assert_eq!(unused(later).len(), 4);
+
+    // Forgetting one stored again since (a publish racing the collection) keeps it.
+    let blob = store.unused_blobs(later).expect("unused").remove(0);
+    store
+        .record_blob(&blob.tenant, &blob.sha256, 100, later)
+        .expect("stored again");
+    assert!(!store.forget_blob(&blob).expect("forget"), "stored again");
+    let again = (blob.tenant.to_string(), blob.sha256.clone());
+    assert!(
+        !unused(later).contains(&again),
+        "younger than the grace again"
+    );
+    let blob = store.unused_blobs(later).expect("unused").remove(0);
+    assert!(store.forget_blob(&blob).expect("forget"));
+    // One found in the stream is recorded once, as stored when found.
+    store
+        .record_blob_if_unknown(&t, &"d".repeat(64), later)
+        .expect("found");
+    store
+        .record_blob_if_unknown(&t, &"d".repeat(64), NOW)
+        .expect("found again");
+    assert!(unused(later).iter().all(|(_, s)| *s != "d".repeat(64)));
+    assert!(
+        unused(later.plus_millis(1))
+            .iter()
+            .any(|(_, s)| *s == "d".repeat(64))
+    );
+}
