@@ -35,7 +35,7 @@ pub use desired::{
     DesiredRunbook, DesiredState, ItemKind, POLICY_ITEM, RUNBOOK_ITEM_PREFIX, desired_key,
 };
 pub use event::{AgentEvent, EventKind, EventTicket};
-pub use heartbeat::{Heartbeat, PatchSummary, PluginInfo};
+pub use heartbeat::{Heartbeat, PatchSummary, PluginInfo, WindowInfo};
 pub use result::{RefusalReason, RunResult, RunStatus, StepStatus, StepSummary, result_msg_id};
 pub use run_id::{InvalidRunId, RunId};
 pub use time::UnixMillis;
