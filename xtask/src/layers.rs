@@ -205,6 +205,9 @@ const RULES: &[Rule] = &[
             "warden-fleet-wire",
             "warden-metrics",
             "warden-report",
+            // The agent's pure maintenance-window logic, reused by the approvals gate
+            // (issue 16) instead of a second evaluator.
+            "warden-automation",
         ],
         never: &["warden-host", "warden-agent", "wasmtime", "wasmtime-wasi"],
     },

@@ -1,5 +1,5 @@
 //! Who may call a warden API: bearer tokens stored only as SHA-256 hashes, each with a role
-//! (viewer < operator < admin) and a scope (every tenant, or one). Pure: the gRPC adapters
+//! (viewer < approver < operator < admin) and a scope (every tenant, or one). Pure: the gRPC adapters
 //! (the agent's, the controller's) read the `authorization` header, call [`Tokens::identify`],
 //! compare the method's role, and audit the decision.
 //!
@@ -10,12 +10,18 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What a caller may do. Each role may do everything the roles below it may.
+/// What a caller may do. For reading and acting, each role may do everything the roles below
+/// it may (`role >= Role::Operator` acts). Approving a four-eyes request is the one exception:
+/// it is [`Role::may_approve`], which the controller's `[approvals] approvers` setting can
+/// narrow to the approver role alone, so it is not implied by the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Read.
     Viewer,
+    /// Read, and approve or deny another's four-eyes request; never act by itself (no
+    /// dispatch, publish or rollout), so an MSP can name who approves apart from who acts.
+    Approver,
     /// Also act (trigger runs, dispatch to agents).
     Operator,
     /// Also change who and what is trusted (plugins, enrollment, revocation).
@@ -26,8 +32,38 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
+            Role::Approver => "approver",
             Role::Operator => "operator",
             Role::Admin => "admin",
+        }
+    }
+
+    /// Whether this role may approve (or deny) a four-eyes request under `approvers`.
+    pub fn may_approve(self, approvers: Approvers) -> bool {
+        match approvers {
+            Approvers::Operators => self >= Role::Approver,
+            Approvers::ApproversOnly => self == Role::Approver,
+        }
+    }
+}
+
+/// Who approves four-eyes requests (the controller's `[approvals] approvers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Approvers {
+    /// Approvers, operators and admins: what approvals did before the approver role existed.
+    #[default]
+    Operators,
+    /// The approver role only: those who act (operators, admins) cannot also approve, so the
+    /// second pair of eyes is always someone named for it.
+    ApproversOnly,
+}
+
+impl Approvers {
+    pub fn name(self) -> &'static str {
+        match self {
+            Approvers::Operators => "operators",
+            Approvers::ApproversOnly => "approvers-only",
         }
     }
 }
@@ -218,6 +254,26 @@ mod tests {
             assert_eq!(tokens.identify(bad), None, "{bad:?}");
         }
         assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+    }
+
+    #[test]
+    fn an_approver_reads_and_approves_but_does_not_act() {
+        assert!(Role::Approver >= Role::Viewer && Role::Approver < Role::Operator);
+        let json = r#"{"name":"cab","role":"approver","sha256":"00"}"#;
+        let e: TokenEntry = serde_json::from_str(json).expect("an approver entry");
+        assert_eq!((e.role, e.role.name()), (Role::Approver, "approver"));
+        let who = |approvers| {
+            [Role::Viewer, Role::Approver, Role::Operator, Role::Admin]
+                .into_iter()
+                .filter(|r| r.may_approve(approvers))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            who(Approvers::Operators),
+            [Role::Approver, Role::Operator, Role::Admin]
+        );
+        assert_eq!(who(Approvers::ApproversOnly), [Role::Approver]);
+        assert_eq!(Approvers::default(), Approvers::Operators);
     }
 
     #[test]

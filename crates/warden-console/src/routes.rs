@@ -513,7 +513,16 @@ async fn trigger(
     data["agent"] = json!(agent.as_str());
     data["runbook"] = json!(runbook);
     data["dry_run"] = json!(form.dry_run.is_some());
-    if let Err(r) = need_operator(&c, &session, &caller, data.clone(), "running a runbook").await {
+    if let Err(r) = need_role(
+        &c,
+        &session,
+        &caller,
+        data.clone(),
+        "running a runbook",
+        Role::Operator,
+    )
+    .await
+    {
         return r;
     }
     if runbook.is_empty() {
@@ -682,16 +691,18 @@ async fn rollout(State(c): State<Shared>, headers: HeaderMap, Path(id): Path<Str
     read_page(&c, &headers, read, pages::rollouts::page).await
 }
 
-/// The start of an operator action named `action` (`None`: no such action, 404) on
-/// `subject` (its audit field and value): the session, its CSRF token, the audit record begun,
-/// and the operator role checked with a refusal audited. The controller checks the role too;
-/// checking here makes the refusal the console's audited action, as a trigger's is.
+/// The start of an action named `action` (`None`: no such action, 404) on `subject` (its
+/// audit field and value): the session, its CSRF token, the audit record begun, and `role`
+/// checked with a refusal audited. The controller checks the role too (and, for an approval,
+/// its `[approvals] approvers` setting); checking here makes the refusal the console's
+/// audited action, as a trigger's is.
 async fn begin_action(
     c: &Shared,
     headers: &HeaderMap,
     form: &CsrfForm,
     action: Option<&str>,
     subject: (&str, &str),
+    role: Role,
 ) -> Result<(Session, Caller, serde_json::Value), Response> {
     let (_, session, caller) = signed_in(c, headers).await?;
     let Some(action) = action else {
@@ -702,25 +713,27 @@ async fn begin_action(
     data["action"] = json!(action);
     data[subject.0] = json!(subject.1);
     let what = format!("`{action}`");
-    need_operator(c, &session, &caller, data.clone(), &what).await?;
+    need_role(c, &session, &caller, data.clone(), &what, role).await?;
     Ok((session, caller, data))
 }
 
-/// The caller's operator role, or the refusal (audited as `data` denied) for `what`.
-async fn need_operator(
+/// The caller's `role` (or more), or the refusal (audited as `data` denied) for `what`.
+async fn need_role(
     c: &Shared,
     session: &Session,
     caller: &Caller,
     mut data: serde_json::Value,
     what: &str,
+    role: Role,
 ) -> Result<(), Response> {
-    if caller.role >= Role::Operator {
+    if caller.role >= role {
         return Ok(());
     }
     data["decision"] = json!("denied");
     audit(c, "console.action", data).await?;
     let e = FleetError::Forbidden(format!(
-        "{what} needs the operator role; `{}` has {}",
+        "{what} needs the {} role; `{}` has {}",
+        role.name(),
         caller.name,
         caller.role.name()
     ));
@@ -751,7 +764,15 @@ async fn rollout_action(
         _ => None,
     };
     let name = cmd.map(|cmd| format!("rollout-{}", cmd.name()));
-    let begun = begin_action(&c, &headers, &form, name.as_deref(), ("rollout", &id)).await;
+    let begun = begin_action(
+        &c,
+        &headers,
+        &form,
+        name.as_deref(),
+        ("rollout", &id),
+        Role::Operator,
+    )
+    .await;
     let (session, caller, mut data) = match begun {
         Ok(b) => b,
         Err(r) => return r,
@@ -784,7 +805,15 @@ async fn cancel_run(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let begun = begin_action(&c, &headers, &form, Some("run-cancel"), ("run", &id)).await;
+    let begun = begin_action(
+        &c,
+        &headers,
+        &form,
+        Some("run-cancel"),
+        ("run", &id),
+        Role::Operator,
+    )
+    .await;
     let (session, caller, mut data) = match begun {
         Ok(b) => b,
         Err(r) => return r,
@@ -818,7 +847,7 @@ async fn decide(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let name = ["approve", "deny"].into_iter().find(|d| *d == decision);
-    let begun = begin_action(&c, &headers, &form, name, ("request", &id)).await;
+    let begun = begin_action(&c, &headers, &form, name, ("request", &id), Role::Approver).await;
     let (session, caller, mut data) = match begun {
         Ok(b) => b,
         Err(r) => return r,

@@ -11,7 +11,7 @@
 //!
 //! [[tokens]]
 //! name = "noc"
-//! role = "admin"                             # viewer | operator | admin
+//! role = "admin"                             # viewer | approver | operator | admin
 //! sha256 = "<hex sha256 of the token>"
 //! # tenant = "acme"                         # confine to one tenant (co-managed client IT)
 //!

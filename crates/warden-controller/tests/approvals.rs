@@ -3,7 +3,9 @@
 //! dispatches exactly the bound run; the requester cannot approve its own; an expired request,
 //! a viewer and an approver scoped to another tenant are refused; an approval presented for
 //! other parameters, another target or another artifact digest is refused and not spent; a
-//! request whose target now resolves to other agents is void.
+//! request whose target now resolves to other agents is void. The approver role approves and
+//! acts on nothing itself, and `approvers = "approvers-only"` leaves operators out; a
+//! maintenance runbook to an agent outside the windows it reported waits (`outside-window`).
 //!
 //! "Nothing was sent" is the controller's own counter of published commands
 //! ([`Progress::sends`]), which a dispatch moves before it returns.
@@ -12,7 +14,8 @@ mod support;
 
 use support::*;
 use tonic::Code;
-use warden_access::{Caller, Role, Scope};
+use warden_access::{Approvers, Caller, Role, Scope};
+use warden_controller::Clock as _;
 use warden_controller::approvals::{ApprovalError, ApprovalSubject, Gate, SubjectKind};
 use warden_controller::{FleetError, approvals::ApprovalPolicy};
 use warden_proto::fleet as pb;
@@ -20,31 +23,15 @@ use warden_proto::fleet as pb;
 const OP_A: &str = "tok-noc-operator-a";
 const OP_B: &str = "tok-noc-operator-b";
 const GLOBEX_OPERATOR: &str = "tok-globex-operator";
+const APPROVER: &str = "tok-noc-approver";
+const ACME_APPROVER: &str = "tok-acme-approver";
 /// The request lifetime of these tests.
 const REQUEST_TTL_SECS: i64 = 600;
 
-/// A controller whose policy asks for approval above one agent or across tenants, with two
-/// MSP-wide operators and a globex-scoped one besides the support's tokens.
+/// A controller whose policy asks for approval above one agent or across tenants, operators
+/// approving as before the approver role ([`fleet_of`]).
 async fn fleet() -> Fleet {
-    Fleet::start_with(|config| {
-        config.approvals = Some(ApprovalPolicy {
-            max_agents: Some(1),
-            max_percent: None,
-            multi_tenant: true,
-            request_ttl_secs: REQUEST_TTL_SECS,
-        });
-        config.tokens.extend([
-            token("noc-op-a", Role::Operator, OP_A, None),
-            token("noc-op-b", Role::Operator, OP_B, None),
-            token(
-                "globex-operator",
-                Role::Operator,
-                GLOBEX_OPERATOR,
-                Some("globex"),
-            ),
-        ]);
-    })
-    .await
+    fleet_of(Approvers::Operators).await
 }
 
 fn run(target: &str, kb: &str) -> pb::DispatchRequest {
@@ -407,7 +394,7 @@ async fn a_viewer_cannot_approve_and_a_tenant_scoped_approver_cannot_approve_ano
         NOC_VIEWER,
         &acme.id,
         Code::PermissionDenied,
-        "operator",
+        "approver role",
     )
     .await;
     for (token, id) in [
@@ -577,4 +564,259 @@ async fn a_rollout_above_the_threshold_starts_only_with_an_approval_bound_to_its
 async fn refused_self(fleet: &Fleet, id: &str) {
     let status = approve(fleet, OP_A, id).await.expect_err("self-approval");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+}
+
+/// `token` approves the run request `id`, which dispatches it.
+async fn consumed(fleet: &Fleet, token: &str, id: &str) -> pb::ApprovalView {
+    let view = approve(fleet, token, id)
+        .await
+        .unwrap_or_else(|e| panic!("{token} approves {id}: {e:?}"));
+    assert_eq!(view.state, "consumed", "{view:?}");
+    view
+}
+
+/// A policy of `approvers` that asks above one agent or across tenants, with the support's
+/// tokens, two MSP-wide operators and a globex-scoped one, and two approvers (one scoped to
+/// acme).
+async fn fleet_of(approvers: Approvers) -> Fleet {
+    Fleet::start_with(|config| {
+        config.approvals = Some(ApprovalPolicy {
+            max_agents: Some(1),
+            max_percent: None,
+            multi_tenant: true,
+            request_ttl_secs: REQUEST_TTL_SECS,
+            outside_window: true,
+            approvers,
+        });
+        config.tokens.extend([
+            token("noc-op-a", Role::Operator, OP_A, None),
+            token("noc-op-b", Role::Operator, OP_B, None),
+            token(
+                "globex-operator",
+                Role::Operator,
+                GLOBEX_OPERATOR,
+                Some("globex"),
+            ),
+            token("noc-approver", Role::Approver, APPROVER, None),
+            token("acme-approver", Role::Approver, ACME_APPROVER, Some("acme")),
+        ]);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_approves_and_reads_but_cannot_dispatch_publish_or_start_a_rollout() {
+    let fleet = fleet_of(Approvers::Operators).await;
+    let mut a = listening(&fleet, "acme", "db-1").await;
+    let mut b = listening(&fleet, "acme", "db-2").await;
+    let _g = listening(&fleet, "globex", "db-1").await;
+    let mut api = fleet.api(APPROVER).await;
+
+    // Acting is refused at the API, whatever it is.
+    let dispatch = api
+        .dispatch(run(&format!("agent={}", a.id), "1"))
+        .await
+        .expect_err("an approver does not dispatch");
+    assert_eq!(dispatch.code(), Code::PermissionDenied, "{dispatch:?}");
+    assert!(dispatch.message().contains("operator"), "{dispatch:?}");
+    let bundle = plugin_bundle(&fleet.dir.path().join("plugin"), "0.2.0", 1024);
+    let publish = api
+        .publish(pb::PublishRequest {
+            bundle: bundle.clone(),
+            target: "tenant=acme".into(),
+            remove: String::new(),
+        })
+        .await
+        .expect_err("an approver does not publish");
+    assert_eq!(publish.code(), Code::PermissionDenied, "{publish:?}");
+    let start = api
+        .start_rollout(rollout(&bundle, "tenant=acme", "100%", ""))
+        .await
+        .expect_err("an approver does not start a rollout");
+    assert_eq!(start.code(), Code::PermissionDenied, "{start:?}");
+    assert_eq!(fleet.progress().sends, 0, "nothing was sent");
+
+    // It reads what waits, approves, and the bound run goes out as the requester's.
+    let pending = request(&fleet, OP_A, run("tenant=acme", "7")).await;
+    let both = request(&fleet, OP_A, run("*", "7")).await;
+    let seen = list(&fleet, APPROVER, false).await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // Tenant scoping is as for operators: an acme approver does not approve across tenants.
+    refused(
+        &fleet,
+        ACME_APPROVER,
+        &both.id,
+        Code::PermissionDenied,
+        "may act on tenant",
+    )
+    .await;
+    let approved = consumed(&fleet, APPROVER, &pending.id).await;
+    assert_eq!(approved.decided_by, "noc-approver");
+    for agent in [&mut a, &mut b] {
+        assert_eq!(agent.next_command().await.run.as_str(), approved.run_id);
+    }
+    // Under the default setting operators still approve, as before the role existed.
+    consumed(&fleet, OP_B, &both.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_only_leaves_operators_and_admins_out_but_lets_a_requester_withdraw() {
+    let fleet = fleet_of(Approvers::ApproversOnly).await;
+    let _a = listening(&fleet, "acme", "db-1").await;
+    let _b = listening(&fleet, "acme", "db-2").await;
+    let pending = request(&fleet, OP_A, run("tenant=acme", "1")).await;
+    for token in [OP_B, NOC_ADMIN] {
+        refused(
+            &fleet,
+            token,
+            &pending.id,
+            Code::PermissionDenied,
+            "approvers-only",
+        )
+        .await;
+        let denied = fleet
+            .api(token)
+            .await
+            .deny(decide(&pending.id))
+            .await
+            .expect_err("nor deny another's");
+        assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    }
+    assert_eq!(state_of(&fleet, &pending.id).await.state, "pending");
+    assert_eq!(fleet.progress().sends, 0);
+    assert!(
+        audit(&fleet).contains("approvers-only"),
+        "each refusal is audited"
+    );
+
+    // The requester takes its own question back.
+    let other = request(&fleet, OP_A, run("tenant=acme", "2")).await;
+    let withdrawn = fleet
+        .api(OP_A)
+        .await
+        .deny(decide(&other.id))
+        .await
+        .expect("the requester withdraws")
+        .into_inner();
+    assert_eq!(withdrawn.state, "denied");
+
+    // An approver of the tenant approves.
+    consumed(&fleet, ACME_APPROVER, &pending.id).await;
+}
+
+/// A window in UTC opening at `hour` for an hour, every day.
+fn hourly_window(name: &str, hour: u32) -> warden_fleet_wire::WindowInfo {
+    warden_fleet_wire::WindowInfo {
+        name: name.into(),
+        cron: format!("0 {hour} * * *"),
+        timezone: "UTC".into(),
+        duration_secs: 3600,
+    }
+}
+
+fn runbook_bundle(maintenance: bool) -> Vec<u8> {
+    let text = format!("name = \"patch\"\nmaintenance = {maintenance}\n");
+    warden_bundle::Bundle::from_runbook("patch", &text, 1)
+        .expect("bundle")
+        .to_bytes()
+        .expect("bytes")
+}
+
+fn bundled(target: &str, maintenance: bool) -> pb::DispatchRequest {
+    pb::DispatchRequest {
+        bundle: runbook_bundle(maintenance),
+        ..run(target, "1")
+    }
+}
+
+/// The patch runbook (`maintenance` or not) to `agent` as OP_A is sent without approval.
+async fn sent_at_once(fleet: &Fleet, agent: &mut SimAgent, maintenance: bool) {
+    let answer = fleet
+        .api(OP_A)
+        .await
+        .dispatch(bundled(&format!("agent={}", agent.id), maintenance))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert!(answer.approval.is_none(), "{answer:?}");
+    assert_eq!(agent.next_command().await.run.as_str(), answer.run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_runbook_waits_outside_an_agents_reported_window_and_runs_inside_it() {
+    // No blast-radius limit: only the window rule asks.
+    let fleet = Fleet::start_with(|config| {
+        config.approvals = Some(ApprovalPolicy {
+            max_agents: None,
+            max_percent: None,
+            multi_tenant: false,
+            request_ttl_secs: REQUEST_TTL_SECS,
+            outside_window: true,
+            approvers: Approvers::Operators,
+        });
+        config.tokens.extend([
+            token("noc-op-a", Role::Operator, OP_A, None),
+            token("noc-approver", Role::Approver, APPROVER, None),
+        ]);
+    })
+    .await;
+    // The windows are placed around the controller's (manual) clock: `day` is open now,
+    // `night` twelve hours later.
+    let now =
+        chrono::DateTime::from_timestamp_millis(fleet.clock.now().as_millis()).expect("a time");
+    let hour = chrono::Timelike::hour(&now);
+    let mut day = listening(&fleet, "acme", "day-1").await;
+    let mut night = listening(&fleet, "acme", "night-1").await;
+    let mut old = listening(&fleet, "acme", "old-1").await;
+    let before = fleet.progress().heartbeats;
+    for (agent, windows) in [
+        (&mut day, Some(vec![hourly_window("day", hour)])),
+        (
+            &mut night,
+            Some(vec![hourly_window("night", (hour + 12) % 24)]),
+        ),
+        // An agent older than the report sends none: unknown, which asks.
+        (&mut old, None),
+    ] {
+        let mut hb = agent.heartbeat_with("linux", &[]);
+        hb.windows = windows;
+        agent.send_heartbeat(&hb).await;
+    }
+    fleet
+        .wait_for("three heartbeats", |p| p.heartbeats >= before + 3)
+        .await;
+
+    // Inside its window: sent at once.
+    sent_at_once(&fleet, &mut day, true).await;
+
+    // Outside: it waits, the reason says so, and an approval sends exactly it.
+    let waiting = request(&fleet, OP_A, bundled(&format!("agent={}", night.id), true)).await;
+    assert_eq!(
+        waiting.reasons,
+        vec![
+            "maintenance runbook: 1 of 1 agents outside their maintenance windows (outside-window)"
+        ]
+    );
+    let approved = consumed(&fleet, APPROVER, &waiting.id).await;
+    assert_eq!(night.next_command().await.run.as_str(), approved.run_id);
+    // A runbook not marked maintenance is not the window rule's.
+    sent_at_once(&fleet, &mut night, false).await;
+    // The agent that never reported, with one inside: counted, and named as unknown.
+    let old_too = request(&fleet, OP_A, bundled("tenant=acme,os=linux", true)).await;
+    assert_eq!(old_too.agents.len(), 3);
+    assert_eq!(
+        old_too.reasons,
+        vec![
+            "maintenance runbook: 2 of 3 agents outside their maintenance windows (outside-window), 1 of them never reported windows"
+        ]
+    );
+
+    // Twelve hours later the windows have turned: night runs at once, day waits.
+    fleet.clock.advance_ms(12 * 3600 * 1000);
+    sent_at_once(&fleet, &mut night, true).await;
+    let day_waits = request(&fleet, OP_A, bundled(&format!("agent={}", day.id), true)).await;
+    assert!(
+        day_waits.reasons[0].contains("(outside-window)"),
+        "{day_waits:?}"
+    );
 }

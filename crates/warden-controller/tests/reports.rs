@@ -29,6 +29,7 @@ fn agent_with_an_outage(fleet: &Fleet, tenant_name: &str, host: &str, monitor: &
         plugins: Vec::new(),
         open_incidents: 0,
         patches: None,
+        windows: None,
         sent_at: UnixMillis::now(),
         seq: 1,
         interval_ms: 15_000,

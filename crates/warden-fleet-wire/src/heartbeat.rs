@@ -37,6 +37,17 @@ pub const MIN_HEARTBEAT_INTERVAL_MS: i64 = 1000;
 pub const MAX_COMPLIANCE_REFS: usize = 64;
 /// `164.312(a)(2)(iv)`, `SC.L2-3.13.16`: short; a long one is not a reference.
 pub const MAX_COMPLIANCE_REF_LEN: usize = 32;
+/// Maintenance windows one heartbeat may report (issue 16, approvals): an agent has a few;
+/// 16 at their bounds are about 5 KiB, which keeps a heartbeat with every other field at its
+/// bound under [`MAX_HEARTBEAT_BYTES`].
+pub const MAX_WINDOWS: usize = 16;
+pub const MAX_WINDOW_NAME_LEN: usize = 64;
+/// A cron expression of 5 or 6 fields: long lists fit, a paragraph does not.
+pub const MAX_WINDOW_CRON_LEN: usize = 128;
+/// An IANA zone name (`America/Argentina/ComodRivadavia` is 32).
+pub const MAX_WINDOW_TIMEZONE_LEN: usize = 64;
+/// Longest window: 7 days, the agent's own bound on `[[maintenance-window]] duration`.
+pub const MAX_WINDOW_SECS: u64 = 7 * 86_400;
 /// Most pending patches a heartbeat may report: far above any real machine's (a Debian
 /// archive has about 60,000 packages), so a larger count is a broken or lying agent.
 pub const MAX_PATCHES_PENDING: u32 = 100_000;
@@ -61,6 +72,12 @@ pub struct Heartbeat {
     /// controller reads the heartbeat as before and a newer one reads an older agent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patches: Option<PatchSummary>,
+    /// The agent's `[[maintenance-window]]`s, as written in its automation config (issue 16:
+    /// the controller's approvals gate a maintenance runbook outside them). `None`: an agent
+    /// older than this field, which is not "no windows"; `Some(empty)`: it has none. Left out
+    /// of the JSON when `None`, as `patches` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Vec<WindowInfo>>,
     pub sent_at: UnixMillis,
     /// Per agent process, from 1; a restart starts again at 1 (with a later `sent_at`).
     pub seq: u64,
@@ -98,6 +115,35 @@ impl PluginInfo {
             hipaa: Vec::new(),
             cmmc: Vec::new(),
         }
+    }
+}
+
+/// One maintenance window as the agent's config declares it: it opens at each `cron` firing
+/// in `timezone` and stays open `duration_secs`. The controller evaluates it with the agent's
+/// own window logic (`warden-automation`), so both sides read a window the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowInfo {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub duration_secs: u64,
+}
+
+impl WindowInfo {
+    /// The wire's bounds (see [`Message::check`] of [`Heartbeat`]). The cron expression and the
+    /// zone are only checked as text here: the wire does not parse cron; a receiver that cannot
+    /// read one treats that window as never open.
+    pub fn check(&self) -> Result<(), Malformed> {
+        check_name("windows.name", &self.name, MAX_WINDOW_NAME_LEN)?;
+        check_text("windows.cron", &self.cron, MAX_WINDOW_CRON_LEN)?;
+        check_text("windows.timezone", &self.timezone, MAX_WINDOW_TIMEZONE_LEN)?;
+        if !(1..=MAX_WINDOW_SECS).contains(&self.duration_secs) {
+            return Err(Malformed::new(
+                "windows.duration_secs",
+                format!("{} not within 1 ..= {MAX_WINDOW_SECS}", self.duration_secs),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -205,6 +251,7 @@ impl Heartbeat {
             plugins: Vec::new(),
             open_incidents: 0,
             patches: None,
+            windows: None,
             sent_at,
             seq,
             interval_ms,
@@ -272,6 +319,17 @@ impl Message for Heartbeat {
         }
         if let Some(patches) = &self.patches {
             patches.check()?;
+        }
+        if let Some(windows) = &self.windows {
+            if windows.len() > MAX_WINDOWS {
+                return Err(Malformed::new(
+                    "windows",
+                    format!("{} windows, at most {MAX_WINDOWS}", windows.len()),
+                ));
+            }
+            for w in windows {
+                w.check()?;
+            }
         }
         Ok(())
     }

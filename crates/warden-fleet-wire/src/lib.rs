@@ -40,7 +40,7 @@ pub use desired::{
     RUNBOOK_ITEM_PREFIX, desired_key,
 };
 pub use event::{AgentEvent, EventKind, EventTicket};
-pub use heartbeat::{Heartbeat, PatchSummary, PluginInfo};
+pub use heartbeat::{Heartbeat, PatchSummary, PluginInfo, WindowInfo};
 pub use result::{RefusalReason, RunResult, RunStatus, StepStatus, StepSummary, result_msg_id};
 pub use run_id::{InvalidRunId, RunId};
 pub use time::UnixMillis;

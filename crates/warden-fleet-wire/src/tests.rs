@@ -288,6 +288,16 @@ fn heartbeat_bounds_hold() {
             width = heartbeat::MAX_COMPLIANCE_REF_LEN - 4
         ));
     }
+    full.windows = Some(
+        (0..heartbeat::MAX_WINDOWS)
+            .map(|i| WindowInfo {
+                name: format!("{i:0>width$}", width = heartbeat::MAX_WINDOW_NAME_LEN),
+                cron: "*".repeat(heartbeat::MAX_WINDOW_CRON_LEN),
+                timezone: "z".repeat(heartbeat::MAX_WINDOW_TIMEZONE_LEN),
+                duration_secs: heartbeat::MAX_WINDOW_SECS,
+            })
+            .collect(),
+    );
     let bytes = encode(&full).expect("every bound fits");
     assert!(
         bytes.len() <= heartbeat::MAX_HEARTBEAT_BYTES,
@@ -426,6 +436,75 @@ fn a_patch_summary_round_trips_and_is_absent_when_never_scanned() {
     });
     let back: Heartbeat = decode(&encode(&hb).expect("encode")).expect("decode");
     assert_eq!(back.patches.map(|p| p.pending), Some(0));
+}
+
+#[test]
+fn maintenance_windows_round_trip_are_absent_from_an_older_agent_and_bounded() {
+    let mut hb = Heartbeat::new(tenant("acme"), agent(), NOW, 1, 30_000);
+    // An older agent's heartbeat has no key: `None` (unknown), not "no windows".
+    let json = String::from_utf8(encode(&hb).expect("encode")).expect("utf8");
+    assert!(!json.contains("windows"), "{json}");
+    assert_eq!(
+        decode::<Heartbeat>(json.as_bytes())
+            .expect("decode")
+            .windows,
+        None
+    );
+    let nightly = WindowInfo {
+        name: "patch-night".into(),
+        cron: "0 2 * * SAT".into(),
+        timezone: "Europe/Berlin".into(),
+        duration_secs: 4 * 3600,
+    };
+    hb.windows = Some(vec![nightly.clone()]);
+    let back: Heartbeat = decode(&encode(&hb).expect("encode")).expect("decode");
+    assert_eq!(back, hb);
+    hb.windows = Some(Vec::new());
+    let back: Heartbeat = decode(&encode(&hb).expect("encode")).expect("decode");
+    assert_eq!(back.windows, Some(Vec::new()), "none is not unknown");
+    let too_many = vec![nightly.clone(); heartbeat::MAX_WINDOWS + 1];
+    for (field, windows) in [
+        ("windows", too_many),
+        (
+            "windows.name",
+            vec![WindowInfo {
+                name: "../x".into(),
+                ..nightly.clone()
+            }],
+        ),
+        (
+            "windows.cron",
+            vec![WindowInfo {
+                cron: "0 2\n* * *".into(),
+                ..nightly.clone()
+            }],
+        ),
+        (
+            "windows.duration_secs",
+            vec![WindowInfo {
+                duration_secs: 0,
+                ..nightly.clone()
+            }],
+        ),
+        (
+            "windows.duration_secs",
+            vec![WindowInfo {
+                duration_secs: heartbeat::MAX_WINDOW_SECS + 1,
+                ..nightly.clone()
+            }],
+        ),
+    ] {
+        hb.windows = Some(windows);
+        match encode(&hb) {
+            Err(WireError::Malformed(m, _)) => assert_eq!(m.field, field, "{m}"),
+            other => panic!("{field}: {other:?}"),
+        }
+        let json = serde_json::to_vec(&hb).expect("json");
+        assert!(matches!(
+            decode::<Heartbeat>(&json),
+            Err(WireError::Malformed(..))
+        ));
+    }
 }
 
 #[test]

@@ -237,6 +237,7 @@ async fn start_link(
             ]
             .into(),
             hostname: format!("sim-{:05}", agent.index),
+            windows: Vec::new(),
         },
         outbox_cap: OUTBOX_CAP,
         // Fresh credentials, never due for renewal within a benchmark.

@@ -171,6 +171,8 @@ struct RawRunbook {
     #[serde(default)]
     description: String,
     #[serde(default)]
+    maintenance: bool,
+    #[serde(default)]
     params: BTreeMap<String, Spanned<RawParam>>,
     steps: Vec<Spanned<RawStep>>,
 }
@@ -216,6 +218,12 @@ pub struct Runbook {
     pub file: String,
     pub name: String,
     pub description: String,
+    /// `maintenance = true`: the runbook changes machines in ways meant for a maintenance
+    /// window. The fleet controller reads this top-level key from a runbook bundle it holds
+    /// and asks for a second operator's approval before running it on an agent outside its
+    /// reported windows (docs/FLEET.md, "Approvals"); an agent's own schedules keep their
+    /// `[[schedule]] maintenance` key (docs/AUTOMATION.md).
+    pub maintenance: bool,
     pub params: Vec<Param>,
     pub steps: Vec<Step>,
 }
@@ -534,6 +542,7 @@ impl Runbook {
                 file: file.to_string(),
                 name: raw.name.into_inner(),
                 description: raw.description,
+                maintenance: raw.maintenance,
                 params,
                 steps,
             })

@@ -58,6 +58,9 @@ pub enum TokenCommand {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RoleArg {
     Viewer,
+    /// Reads, and approves or denies another's four-eyes request at the controller; acts on
+    /// nothing by itself (an agent's API treats it as a viewer).
+    Approver,
     Operator,
     Admin,
 }
@@ -66,6 +69,7 @@ impl From<RoleArg> for Role {
     fn from(r: RoleArg) -> Role {
         match r {
             RoleArg::Viewer => Role::Viewer,
+            RoleArg::Approver => Role::Approver,
             RoleArg::Operator => Role::Operator,
             RoleArg::Admin => Role::Admin,
         }
@@ -92,6 +96,13 @@ pub fn token(cx: &Context, cmd: TokenCommand) -> Result<ExitCode> {
                 println!();
                 println!("add to agent.toml:");
                 println!("[[api.token]]");
+                println!("name = {name:?}");
+                println!("role = {role_word:?}");
+                println!("sha256 = {hash:?}");
+                // The controller reads the same entry under another table name.
+                println!();
+                println!("or to the controller's config:");
+                println!("[[tokens]]");
                 println!("name = {name:?}");
                 println!("role = {role_word:?}");
                 println!("sha256 = {hash:?}");

@@ -230,6 +230,7 @@ async fn checkpoints(
 async fn start_fleet_link(
     state: &Arc<AgentState>,
     fleet: &crate::fleet::FleetConfig,
+    windows: &[warden_automation::schedule::MaintenanceWindow],
 ) -> Result<crate::fleet::RunningLink, DaemonError> {
     use crate::fleet::{FleetIdentity, FleetLink, HeartbeatSettings, LinkSettings};
     if let Some(enroll) = &fleet.enroll
@@ -255,6 +256,10 @@ async fn start_fleet_link(
                 interval: fleet.heartbeat_interval(),
                 tags: fleet.tags.clone(),
                 hostname: host_id(),
+                windows: windows
+                    .iter()
+                    .map(crate::fleet::heartbeat::window_info)
+                    .collect(),
             },
             outbox_cap: fleet.outbox_cap,
             credentials_file: Some(fleet.credentials.clone()),
@@ -534,7 +539,7 @@ pub async fn serve_reloading(
     // Before any task is spawned, so a link that cannot start leaves nothing running; and
     // subscribed to the agent's events before the automation can send any.
     let fleet_link = match &config.fleet {
-        Some(fleet) => Some(start_fleet_link(&state, fleet).await?),
+        Some(fleet) => Some(start_fleet_link(&state, fleet, &config.automation.windows).await?),
         None => None,
     };
     let metrics_server = metrics_listener.map(|listener| {

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use warden_fleet_wire::heartbeat::{
-    MAX_HOSTNAME_LEN, MAX_OS_LEN, MAX_PLUGIN_NAME_LEN, MAX_PLUGINS, MAX_VERSION_LEN,
+    MAX_HOSTNAME_LEN, MAX_OS_LEN, MAX_PLUGIN_NAME_LEN, MAX_PLUGINS, MAX_VERSION_LEN, MAX_WINDOWS,
 };
-use warden_fleet_wire::{Heartbeat, UnixMillis, encode, one_line};
+use warden_fleet_wire::{Heartbeat, UnixMillis, WindowInfo, encode, one_line};
 
 /// What every heartbeat of this link says about the host.
 #[derive(Debug, Clone)]
@@ -18,6 +18,20 @@ pub struct HeartbeatSettings {
     pub interval: Duration,
     pub tags: BTreeMap<String, String>,
     pub hostname: String,
+    /// The automation config's `[[maintenance-window]]`s ([`window_info`]), reported so the
+    /// controller's approvals know when this agent is inside one.
+    pub windows: Vec<WindowInfo>,
+}
+
+/// A compiled window as the heartbeat reports it: the config's own text (cron, zone), so the
+/// controller evaluates exactly what the agent does.
+pub fn window_info(w: &warden_automation::schedule::MaintenanceWindow) -> WindowInfo {
+    WindowInfo {
+        name: w.name.clone(),
+        cron: w.cron_text.clone(),
+        timezone: w.tz.name().to_string(),
+        duration_secs: w.duration.as_secs(),
+    }
 }
 
 pub(crate) fn build(
@@ -53,6 +67,17 @@ pub(crate) fn build(
     hb.open_incidents = inventory.open_incidents;
     // The same rule for a summary out of the wire's bounds: without it, not without a heartbeat.
     hb.patches = inventory.patches.filter(|p| p.check().is_ok());
+    // A window the wire cannot carry is left out too: the controller then sees this agent as
+    // outside it, which asks for an approval rather than skipping one.
+    hb.windows = Some(
+        settings
+            .windows
+            .iter()
+            .filter(|w| w.check().is_ok())
+            .take(MAX_WINDOWS)
+            .cloned()
+            .collect(),
+    );
     hb
 }
 

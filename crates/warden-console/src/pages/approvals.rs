@@ -24,11 +24,13 @@ fn decide(session: &Session, r: &ApprovalRecord, what: &str, label: &str) -> Mar
 
 pub fn page(session: &Session, approvals: &[ApprovalRecord], now: UnixMillis) -> Markup {
     let caller = session.caller.as_ref();
-    let operator = caller.is_some_and(|c| c.role >= Role::Operator);
+    // The controller decides whether this caller may approve (its `[approvals] approvers`);
+    // the buttons are shown to every role that can under some setting.
+    let operator = caller.is_some_and(|c| c.role >= Role::Approver);
     let body = html! {
         h1 { "Approvals" }
         @if approvals.is_empty() { p #none { "Nothing waits for approval." } }
-        @if !operator { p.hint { "Approving and denying need the operator role." } }
+        @if !operator { p.hint { "Approving and denying need the approver role (or, as the controller is set, operator)." } }
         @for r in approvals {
             @let s = &r.subject;
             section.approval id=(format!("approval-{}", r.id)) {

@@ -1,15 +1,19 @@
 //! The controller's approval calls. Every check is here, in the core, so no adapter can skip
-//! one: the approver holds the operator role (or more), its scope covers every tenant the
-//! request touches, it is not the requester, the request has not expired and is decided once;
-//! and the approved thing is started only if its digest still matches. Each decision and each
-//! refusal is audited.
+//! one: the approver's role may approve under `[approvals] approvers` (the approver role, and
+//! operators and admins unless `approvers-only`), its scope covers every tenant the request
+//! touches, it is not the requester, the request has not expired and is decided once; and the
+//! approved thing is started only if its digest still matches. Each decision and each refusal
+//! is audited.
 
-use warden_access::{Caller, Role};
+use std::collections::HashMap;
+
+use warden_access::{Approvers, Caller, Role};
 use warden_fleet_identity::{AgentId, TenantId};
 use warden_fleet_wire::UnixMillis;
 
 use super::binding::{ApprovalSubject, SubjectKind, digest};
-use super::{ApprovalError, ApprovalRecord, ApprovalState, Gate, RequestId};
+use super::policy::Reason;
+use super::{ApprovalError, ApprovalRecord, ApprovalState, Gate, RequestId, windows};
 use crate::controller::{
     Controller, DispatchRequest, Dispatched, FleetError, covers, internal_caller, need,
     random_bytes,
@@ -105,7 +109,16 @@ impl Controller {
                 .count(),
             None => 0,
         };
-        let reasons = policy.reasons(subject.agents.len(), tenants.len(), fleet);
+        let mut reasons = policy.reasons(subject.agents.len(), tenants.len(), fleet);
+        // Only a run carries a runbook whose marker the controller can read: its inline
+        // bundle (a runbook installed on the agents is theirs to know, see docs/FLEET.md).
+        if policy.outside_window
+            && subject.kind == SubjectKind::Run
+            && bundle.is_some_and(windows::is_maintenance)
+            && let Some(reason) = self.outside_window(&subject)?
+        {
+            reasons.push(reason);
+        }
         if reasons.is_empty() {
             return Ok(Gate::Proceed);
         }
@@ -132,6 +145,33 @@ impl Controller {
         data["reasons"] = serde_json::json!(record.reasons);
         self.audit("fleet.approval.requested", data)?;
         Ok(Gate::Pending(record.id))
+    }
+
+    /// The `outside-window` reason for `subject`'s agents, by the windows each last reported
+    /// and the controller's clock.
+    fn outside_window(&self, subject: &ApprovalSubject) -> Result<Option<Reason>, FleetError> {
+        let now = chrono::DateTime::from_timestamp_millis(self.now().as_millis())
+            .ok_or_else(|| FleetError::Internal("the clock is out of chrono's range".into()))?;
+        let reported: HashMap<_, _> = self
+            .store
+            .agents(None)?
+            .into_iter()
+            .map(|a| (a.id, a.windows))
+            .collect();
+        Ok(windows::outside_window(
+            subject
+                .agents
+                .iter()
+                .map(|(id, _)| reported.get(id).and_then(|w| w.as_deref())),
+            now,
+        ))
+    }
+
+    /// Who approves: the policy's setting, or today's default without a policy.
+    fn approvers(&self) -> Approvers {
+        self.approvals
+            .as_ref()
+            .map_or(Approvers::default(), |p| p.approvers)
     }
 
     /// Requests the caller may see (every tenant of each within its scope), newest first;
@@ -281,10 +321,30 @@ impl Controller {
                 Err(audit) => audit,
             }
         };
-        need(caller, Role::Operator).map_err(refuse)?;
+        let approvers = self.approvers();
+        let may_approve = caller.role.may_approve(approvers);
+        let not_an_approver = || {
+            FleetError::Forbidden(format!(
+                "approving and denying need the approver role{}; `{}` has {}",
+                match approvers {
+                    Approvers::Operators => " (or operator, admin)",
+                    Approvers::ApproversOnly => " ([approvals] approvers = \"approvers-only\")",
+                },
+                caller.name,
+                caller.role.name()
+            ))
+        };
+        // The requester may withdraw its own request under any setting: an operator who
+        // could have not asked may take the question back.
+        if !may_approve && (approving || caller.role < Role::Operator) {
+            return Err(refuse(not_an_approver()));
+        }
         let rec = self.load_approval(id).map_err(refuse)?;
         for t in &rec.tenants {
             covers(caller, t).map_err(refuse)?;
+        }
+        if !may_approve && rec.requested_by != caller.name {
+            return Err(refuse(not_an_approver()));
         }
         if approving && rec.requested_by == caller.name {
             return Err(self.refused(

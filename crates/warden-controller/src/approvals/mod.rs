@@ -1,6 +1,7 @@
 //! Approvals, four eyes (issue 16): a run (or a rollout) whose blast radius is above the
 //! `[approvals]` policy is not sent; it becomes a recorded **request** that a second operator
-//! approves or denies.
+//! approves or denies. A fleet run of a runbook marked `maintenance = true` to an agent
+//! outside its reported maintenance windows waits the same way ([`windows`]).
 //!
 //! A request is bound to exactly what it would do: the artifact (runbook or plugin name, and
 //! its bundle's SHA-256 when the controller holds the bundle), the parameters, the resolved
@@ -11,8 +12,10 @@
 //!
 //! - [`policy`]: the `[approvals]` config and the threshold rule (pure);
 //! - [`binding`]: what a request is bound to, and its digest (pure);
-//! - [`flow`]: the controller's calls (`gate`, `approve`, `deny`, the listing), scope checks
-//!   and audit.
+//! - [`windows`]: a maintenance runbook to agents outside their reported maintenance
+//!   windows (pure, on the agent's own window logic);
+//! - [`flow`]: the controller's calls (`gate`, `approve`, `deny`, the listing), role and
+//!   scope checks, and audit.
 //!
 //! Rollouts call [`crate::Controller::gate`] before they start (the seam): `Proceed`, or
 //! `Pending(id)` until someone else approves, after which the same call with the request's id
@@ -21,6 +24,7 @@
 pub mod binding;
 pub mod flow;
 pub mod policy;
+pub mod windows;
 
 pub use binding::{ApprovalSubject, SubjectKind};
 pub use policy::{ApprovalPolicy, Reason};

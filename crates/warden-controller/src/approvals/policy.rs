@@ -6,6 +6,8 @@
 //! max-percent = 25          # ... or to more than 25 % of the fleet the requester may see
 //! multi-tenant = true       # ... or to more than one tenant
 //! request-ttl-secs = 3600   # an unapproved request expires (default 1 h, at most 7 days)
+//! outside-window = true     # a maintenance runbook to an agent outside its windows (default)
+//! approvers = "operators"   # who approves: "operators" (default) or "approvers-only"
 //! ```
 //!
 //! Without the section every run proceeds (as before approvals existed); with it, each limit
@@ -13,6 +15,7 @@
 //! every run need one.
 
 use serde::Deserialize;
+use warden_access::Approvers;
 
 /// Default lifetime of a request: long enough for a second operator to look, short enough
 /// that a forgotten request does not stay approvable.
@@ -28,6 +31,9 @@ pub struct RawApprovals {
     #[serde(default)]
     multi_tenant: bool,
     request_ttl_secs: Option<i64>,
+    outside_window: Option<bool>,
+    #[serde(default)]
+    approvers: Approvers,
 }
 
 /// A checked `[approvals]` policy.
@@ -38,6 +44,10 @@ pub struct ApprovalPolicy {
     pub max_percent: Option<u32>,
     pub multi_tenant: bool,
     pub request_ttl_secs: i64,
+    /// A run of a maintenance runbook to an agent outside its reported windows waits.
+    pub outside_window: bool,
+    /// Who may approve (and deny another's request).
+    pub approvers: Approvers,
 }
 
 /// Why a run needs approval.
@@ -53,6 +63,15 @@ pub enum Reason {
         max: u32,
     },
     Tenants(usize),
+    /// A maintenance runbook to agents outside their windows ([`super::windows`]).
+    OutsideWindow {
+        /// Agents with no window open now, of `agents`.
+        outside: usize,
+        /// Of them, agents that never reported windows (older agents): unknown counts as
+        /// outside.
+        unreported: usize,
+        agents: usize,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -64,6 +83,20 @@ impl std::fmt::Display for Reason {
                 "{agents} of {fleet} agents in scope, over max-percent {max} %"
             ),
             Reason::Tenants(n) => write!(f, "{n} tenants (multi-tenant)"),
+            Reason::OutsideWindow {
+                outside,
+                unreported,
+                agents,
+            } => {
+                write!(
+                    f,
+                    "maintenance runbook: {outside} of {agents} agents outside their maintenance windows (outside-window)"
+                )?;
+                if *unreported > 0 {
+                    write!(f, ", {unreported} of them never reported windows")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -81,9 +114,15 @@ impl ApprovalPolicy {
                 "[approvals] request-ttl-secs {ttl}: 60 ..= {MAX_REQUEST_TTL_SECS}"
             ));
         }
-        if raw.max_agents.is_none() && raw.max_percent.is_none() && !raw.multi_tenant {
+        // `outside-window` is on by default, but only an explicit `true` counts as the
+        // section's limit: an empty section stays the mistake it always was.
+        if raw.max_agents.is_none()
+            && raw.max_percent.is_none()
+            && !raw.multi_tenant
+            && raw.outside_window != Some(true)
+        {
             return Err(
-                "[approvals] sets no limit: give max-agents, max-percent or multi-tenant = true (or remove the section)"
+                "[approvals] sets no limit: give max-agents, max-percent, multi-tenant = true or outside-window = true (or remove the section)"
                     .into(),
             );
         }
@@ -92,6 +131,8 @@ impl ApprovalPolicy {
             max_percent: raw.max_percent,
             multi_tenant: raw.multi_tenant,
             request_ttl_secs: ttl,
+            outside_window: raw.outside_window.unwrap_or(true),
+            approvers: raw.approvers,
         })
     }
 
@@ -147,6 +188,27 @@ mod tests {
         assert_eq!(p.reasons(10, 2, 10).len(), 3);
         let every = policy("max-agents = 0").expect("policy");
         assert_eq!(every.reasons(1, 1, 1).len(), 1, "max-agents 0: every run");
+        assert!(every.outside_window, "on by default");
+        assert_eq!(every.approvers, Approvers::Operators, "today's approvers");
+    }
+
+    #[test]
+    fn the_window_rule_and_the_approvers_are_set_in_the_section() {
+        let p = policy("outside-window = true\napprovers = \"approvers-only\"").expect("policy");
+        assert!(p.outside_window && p.reasons(1000, 5, 1000).is_empty());
+        assert_eq!(p.approvers, Approvers::ApproversOnly);
+        let off = policy("max-agents = 5\noutside-window = false").expect("policy");
+        assert!(!off.outside_window);
+        let reason = Reason::OutsideWindow {
+            outside: 2,
+            unreported: 1,
+            agents: 3,
+        };
+        assert!(
+            reason.to_string().contains("2 of 3 agents outside"),
+            "{reason}"
+        );
+        assert!(reason.to_string().contains("(outside-window)"), "{reason}");
     }
 
     #[test]
@@ -156,6 +218,9 @@ mod tests {
             "max-percent = 101",
             "max-agents = 5\nrequest-ttl-secs = 10",
             "multi-tenant = false",
+            "outside-window = false",
+            "approvers = \"approvers-only\"",
+            "max-agents = 5\napprovers = \"everyone\"",
             "max-agent = 5",
         ] {
             assert!(policy(bad).is_err(), "{bad}");

@@ -83,11 +83,13 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
     ),
     (
         "/warden.fleet.v1.Fleet/Approve",
-        Access::Bearer(Role::Operator),
+        // The least role that may approve; the core checks `[approvals] approvers`.
+        Access::Bearer(Role::Approver),
     ),
     (
         "/warden.fleet.v1.Fleet/Deny",
-        Access::Bearer(Role::Operator),
+        // The least role that may approve; the core checks `[approvals] approvers`.
+        Access::Bearer(Role::Approver),
     ),
     // Staged rollouts.
     (

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use warden_fleet_identity::{AgentId, TenantId};
 use warden_fleet_wire::{
     AgentEvent, Heartbeat, OwnCheck, PatchSummary, PluginInfo, RunId, RunResult, RunStatus,
-    StepSummary, UnixMillis,
+    StepSummary, UnixMillis, WindowInfo,
 };
 
 pub use sqlite::SqliteStore;
@@ -54,6 +54,9 @@ pub struct AgentRecord {
     pub revoked_at: Option<UnixMillis>,
     /// Its latest patch scan, from its last heartbeat; `None`: it never reported one.
     pub patches: Option<PatchSummary>,
+    /// Its maintenance windows, from its last heartbeat; `None`: it never reported any (an
+    /// older agent, or no heartbeat yet), which the approvals gate treats as unknown.
+    pub windows: Option<Vec<WindowInfo>>,
 }
 
 /// An incident event as a client report reads it.

@@ -69,6 +69,8 @@ impl Harness {
                 max_percent: None,
                 multi_tenant: true,
                 request_ttl_secs: 600,
+                outside_window: true,
+                approvers: warden_access::Approvers::Operators,
             });
         })
         .await
@@ -267,6 +269,7 @@ impl SeedAgent {
             plugins: self.plugins.clone(),
             open_incidents: self.open_incidents,
             patches: self.patches,
+            windows: None,
             sent_at: UnixMillis::now(),
             seq: 1,
             interval_ms: INTERVAL_MS,

@@ -258,7 +258,8 @@ fn a_store_of_the_old_schema_gains_the_patch_columns_and_keeps_its_agents() {
             "patches_pending",
             "patches_security",
             "reboot_required",
-            "patches_scanned_ms"
+            "patches_scanned_ms",
+            "windows"
         ]
     );
     let old = store.agent(&a).expect("read").expect("the agent is kept");
@@ -268,6 +269,7 @@ fn a_store_of_the_old_schema_gains_the_patch_columns_and_keeps_its_agents() {
     );
     assert_eq!(old.tags.get("role").map(String::as_str), Some("db"));
     assert_eq!(old.patches, None, "never scanned, not zero");
+    assert_eq!(old.windows, None, "never reported, not none");
 
     // Its next heartbeat's patch summary is stored, and survives a reopen (which adds nothing).
     let scan = PatchSummary {
@@ -291,6 +293,22 @@ fn a_store_of_the_old_schema_gains_the_patch_columns_and_keeps_its_agents() {
     hb.patches = None;
     store.record_heartbeat(&hb, NOW).expect("heartbeat");
     assert_eq!(store.agent(&a).expect("read").expect("agent").patches, None);
+
+    // Its reported maintenance windows are kept as reported, and replaced by the next report.
+    let nightly = warden_fleet_wire::WindowInfo {
+        name: "nightly".into(),
+        cron: "0 2 * * *".into(),
+        timezone: "Europe/Berlin".into(),
+        duration_secs: 7200,
+    };
+    for windows in [Some(vec![nightly]), Some(Vec::new()), None] {
+        hb.windows = windows.clone();
+        store.record_heartbeat(&hb, NOW).expect("heartbeat");
+        assert_eq!(
+            store.agent(&a).expect("read").expect("agent").windows,
+            windows
+        );
+    }
 }
 
 #[test]
