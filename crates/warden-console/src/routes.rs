@@ -262,7 +262,7 @@ struct SigninForm {
 
 async fn signin(
     State(c): State<Shared>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::Peer(remote)): ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Response {

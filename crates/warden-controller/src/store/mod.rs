@@ -54,6 +54,9 @@ pub struct AgentRecord {
     pub revoked_at: Option<UnixMillis>,
     /// Its latest patch scan, from its last heartbeat; `None`: it never reported one.
     pub patches: Option<PatchSummary>,
+    /// The monitors with an open incident, by name, from its last heartbeat (empty from an
+    /// agent older than issue 18, whose `open_incidents` is then all there is).
+    pub failing: Vec<String>,
 }
 
 /// An incident event as a client report reads it.

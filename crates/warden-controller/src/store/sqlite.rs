@@ -107,6 +107,9 @@ const AGENT_ADDED_COLUMNS: &[(&str, &str)] = &[
     ("patches_security", "INTEGER"),
     ("reboot_required", "INTEGER"),
     ("patches_scanned_ms", "INTEGER"),
+    // Issue 18, the failing checks by name (`Heartbeat::failing`), a JSON array; NULL: no
+    // heartbeat since the column came, read as none named.
+    ("failing", "TEXT"),
 ];
 
 /// Add to `table` those of `columns` it lacks (by `PRAGMA table_info`), in one transaction.
@@ -204,7 +207,7 @@ fn status_from(status: &str, reason: Option<&str>) -> Result<RunStatus, StoreErr
 
 const AGENT_COLUMNS: &str = "id, tenant, name, hostname, os, version, tags, plugins, \
     open_incidents, last_seen_ms, interval_ms, enrolled_at_ms, revoked_at_ms, \
-    patches_pending, patches_security, reboot_required, patches_scanned_ms";
+    patches_pending, patches_security, reboot_required, patches_scanned_ms, failing";
 
 fn agent_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
     Ok([
@@ -237,6 +240,10 @@ fn agent_from(row: &rusqlite::Row<'_>) -> Result<AgentRecord, StoreError> {
         enrolled_at: ms(row.get(11)?),
         revoked_at: ms(row.get(12)?),
         patches: patches_from(row)?,
+        failing: match row.get::<_, Option<String>>(17)? {
+            Some(names) => parse("agent failing checks", &names)?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -796,12 +803,12 @@ fn record_heartbeat_in(
     tx.execute(
         "INSERT INTO agents (id, tenant, hostname, os, version, tags, plugins, open_incidents,
                              last_seen_ms, interval_ms, patches_pending, patches_security,
-                             reboot_required, patches_scanned_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                             reboot_required, patches_scanned_ms, failing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT(id) DO UPDATE SET hostname = ?3, os = ?4, version = ?5, tags = ?6,
              plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10,
              patches_pending = ?11, patches_security = ?12, reboot_required = ?13,
-             patches_scanned_ms = ?14",
+             patches_scanned_ms = ?14, failing = ?15",
         params![
             hb.agent.as_str(),
             hb.tenant.as_str(),
@@ -818,6 +825,7 @@ fn record_heartbeat_in(
             hb.patches.map(|p| p.security),
             hb.patches.map(|p| p.reboot_required),
             hb.patches.map(|p| p.scanned_at.as_millis()),
+            json(&hb.failing),
         ],
     )?;
     Ok(match before {
