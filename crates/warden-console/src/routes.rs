@@ -3,7 +3,6 @@
 //! and audits sign-ins, failed sign-ins, sign-outs, ended sessions, refusals and actions through
 //! the controller's audit log before answering.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 

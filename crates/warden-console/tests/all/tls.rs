@@ -114,22 +114,26 @@ async fn the_console_serves_its_own_tls_to_a_client_trusting_its_ca_only() {
 
 #[test]
 fn bad_certificate_files_are_refused_saying_which_and_why() {
+    let refused = |cert: &Path, key: &Path| match acceptor(cert, key) {
+        Ok(_) => panic!("{} with {} was accepted", cert.display(), key.display()),
+        Err(e) => e,
+    };
     let pki = TestPki::generate("console test CA").expect("CA");
     let server = pki.server("console", &["127.0.0.1"]).expect("server cert");
     let missing = server.cert_file.with_file_name("missing.pem");
     assert!(matches!(
-        acceptor(&missing, &server.key_file),
-        Err(TlsError::Read { .. })
+        refused(&missing, &server.key_file),
+        TlsError::Read { .. }
     ));
     // The certificate where the key should be: no key in it.
-    let err = acceptor(&server.cert_file, &server.cert_file).expect_err("no key");
+    let err = refused(&server.cert_file, &server.cert_file);
     assert!(matches!(err, TlsError::Pem { .. }), "{err}");
     assert!(err.to_string().contains("console.pem"), "{err}");
     // The key where the certificate should be.
-    let err = acceptor(&server.key_file, &server.key_file).expect_err("no certificate");
+    let err = refused(&server.key_file, &server.key_file);
     assert!(matches!(err, TlsError::NoCertificate { .. }), "{err}");
     // A key that is not the certificate's.
     let other = pki.server("other", &["127.0.0.1"]).expect("other cert");
-    let err = acceptor(&server.cert_file, &other.key_file).expect_err("mismatched");
+    let err = refused(&server.cert_file, &other.key_file);
     assert!(matches!(err, TlsError::Config(_)), "{err}");
 }
