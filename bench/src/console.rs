@@ -89,6 +89,11 @@ fn heartbeat(i: usize) -> anyhow::Result<Heartbeat> {
         tags,
         plugins: Vec::new(),
         open_incidents: u32::from(i.is_multiple_of(11)),
+        failing: if i.is_multiple_of(11) {
+            vec!["disk-space".into()]
+        } else {
+            Vec::new()
+        },
         patches: None,
         sent_at: UnixMillis::now(),
         seq: 1,
@@ -185,6 +190,7 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
         tokens,
         options,
         listener,
+        None,
         std::future::pending(),
     ));
     let (_, form_cookie, page) = request(&addr, "GET", "/signin", None, None).await?;

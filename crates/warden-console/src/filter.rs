@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `is:online`, `is:overdue`, `is:offline`, `is:never-seen` | that presence |
 //! | `is:failing` | agents with open incidents (what failing checks open) |
+//! | `check:disk-space` | agents whose monitor `disk-space` has an open incident |
 //! | `is:patches` | agents whose latest patch scan found upgradable packages |
 //! | `is:reboot` | agents whose latest patch scan says a reboot is required |
 //! | `tag:role=db` | tag `role` is `db` (`tag:os=linux` also matches the reported OS) |
@@ -28,6 +29,8 @@ pub enum FilterError {
     UnknownState(String),
     #[error("{0:?} is not tag:key=value")]
     BadTag(String),
+    #[error("check: names no monitor (check:disk-space)")]
+    BadCheck,
     #[error("tenant {0:?}: {1}")]
     BadTenant(String, String),
     #[error("two presence terms ({0} and {1}) select nothing")]
@@ -75,6 +78,11 @@ pub fn parse(text: &str) -> Result<AgentQuery, FilterError> {
                 Some((k, v)) if !k.is_empty() => q.tags.push((k.to_string(), v.to_string())),
                 _ => return Err(FilterError::BadTag(term.to_string())),
             }
+        } else if let Some(name) = term.strip_prefix("check:") {
+            if name.is_empty() {
+                return Err(FilterError::BadCheck);
+            }
+            q.failing_checks.push(name.to_string());
         } else if let Some(t) = term.strip_prefix("tenant:") {
             let tenant = TenantId::new(t.to_string())
                 .map_err(|e| FilterError::BadTenant(t.to_string(), e.to_string()))?;
@@ -107,6 +115,9 @@ mod tests {
         assert!(patched.reboot_required && patched.patches_pending);
         assert_eq!(patched.presence, None, "neither is a presence");
         assert!(!patched.failing);
+        let checks = parse("check:disk-space check:backup").expect("parses");
+        assert_eq!(checks.failing_checks, ["disk-space", "backup"]);
+        assert!(checks.words.is_empty(), "a check term is no free word");
     }
 
     #[test]
@@ -118,6 +129,7 @@ mod tests {
             "tenant:ACME!",
             "is:online is:offline",
             "tenant:acme tenant:globex",
+            "check:",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

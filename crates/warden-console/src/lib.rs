@@ -11,6 +11,7 @@
 //! - [`pages`]: the pages (maud templates: every interpolation is HTML-escaped).
 //! - [`routes`]: the handlers, their role checks and audit records; [`reports`]: the client
 //!   report download.
+//! - [`tls`]: the console over TLS, with its own certificate (`[console] tls-cert`).
 //!
 //! Assets (CSS, one small script) are embedded in the binary: NOCs are often offline, so no
 //! CDN. Every response forbids inline scripts (Content-Security-Policy) as a second line
@@ -24,6 +25,7 @@ pub mod routes;
 pub mod session;
 pub mod throttle;
 pub mod times;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +47,8 @@ pub enum ConsoleError {
     },
     #[error("the console stopped: {0}")]
     Serve(std::io::Error),
+    #[error("the console's TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How sessions behave.
@@ -89,21 +93,39 @@ pub fn router(controller: Arc<Controller>, tokens: Tokens, options: Options) -> 
     routes::router(console)
 }
 
-/// Serve the console on `listener` until `shutdown`.
+/// Serve the console on `listener` until `shutdown`: over TLS with `tls`
+/// ([`tls::acceptor`]), else plain HTTP.
 pub async fn serve(
     controller: Arc<Controller>,
     tokens: Tokens,
     options: Options,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConsoleError> {
     // The peer address goes into the audit records of sign-ins.
-    let app =
-        router(controller, tokens, options).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ConsoleError::Serve)
+    let app = router(controller, tokens, options);
+    match tls {
+        Some(acceptor) => {
+            let listener =
+                tls::TlsListener::new(listener, acceptor).map_err(ConsoleError::Serve)?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<tls::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<tls::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
+    .map_err(ConsoleError::Serve)
 }
 
 /// Bind `addr` for [`serve`].

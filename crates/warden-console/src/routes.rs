@@ -3,7 +3,6 @@
 //! and audits sign-ins, failed sign-ins, sign-outs, ended sessions, refusals and actions through
 //! the controller's audit log before answering.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -262,7 +261,7 @@ struct SigninForm {
 
 async fn signin(
     State(c): State<Shared>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::Peer(remote)): ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Response {

@@ -101,6 +101,8 @@ struct RawConsole {
     absolute_timeout_secs: Option<u64>,
     #[serde(default)]
     secure_cookies: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The web console (`[console]`, issue 18): served beside the gRPC API when configured.
@@ -111,9 +113,20 @@ pub struct ConsoleSettings {
     pub idle_timeout_secs: u64,
     /// A session is signed out this long after sign-in, used or not.
     pub absolute_timeout_secs: u64,
-    /// Mark the session cookie `Secure`: set it when the console is reached over TLS (a
-    /// terminating proxy), so the browser never sends it in the clear.
+    /// Mark the session cookie `Secure`: set it when the console is reached over TLS (its
+    /// own, [`ConsoleSettings::tls`], which sets it, or a terminating proxy's), so the browser
+    /// never sends it in the clear.
     pub secure_cookies: bool,
+    /// Serve TLS with this certificate chain and key (PEM files; relative paths are relative
+    /// to the config file); `None`: plain HTTP.
+    pub tls: Option<ConsoleTls>,
+}
+
+/// The console's own certificate (`[console] tls-cert`, `tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[console] idle-timeout-secs` default: 30 minutes.
@@ -335,11 +348,28 @@ impl ControllerConfig {
                     "[console] idle-timeout-secs {idle} must be at least 1 and at most absolute-timeout-secs {absolute}"
                 )));
             }
+            let tls = match (raw.tls_cert, raw.tls_key) {
+                (Some(cert), Some(key)) => {
+                    let at = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+                    Some(ConsoleTls {
+                        cert: at(cert),
+                        key: at(key),
+                    })
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(invalid(
+                        "[console] tls-cert and tls-key go together: set both, or neither".into(),
+                    ));
+                }
+            };
             config.console = Some(ConsoleSettings {
                 listen,
                 idle_timeout_secs: idle,
                 absolute_timeout_secs: absolute,
-                secure_cookies: raw.secure_cookies,
+                // Over its own TLS the cookie is always Secure.
+                secure_cookies: raw.secure_cookies || tls.is_some(),
+                tls,
             });
         }
         Ok(config)
@@ -395,7 +425,26 @@ mod tests {
         let console = c.console.expect("a console");
         assert_eq!(console.listen.port(), 7480);
         assert_eq!(console.idle_timeout_secs, DEFAULT_CONSOLE_IDLE_SECS);
+        assert_eq!((console.tls, console.secure_cookies), (None, false));
+        // Its own TLS: paths beside the config file, and the cookie always Secure.
+        let c = ControllerConfig::parse(
+            "[console]\nlisten = \"0.0.0.0:7443\"\ntls-cert = \"console.pem\"\n\
+             tls-key = \"/etc/ssl/private/console.key\"",
+            path,
+        )
+        .expect("config");
+        let console = c.console.expect("a console");
+        assert_eq!(
+            console.tls,
+            Some(ConsoleTls {
+                cert: "/etc/warden/console.pem".into(),
+                key: "/etc/ssl/private/console.key".into(),
+            })
+        );
+        assert!(console.secure_cookies);
         for bad in [
+            "[console]\nlisten = \"127.0.0.1:1\"\ntls-cert = \"console.pem\"",
+            "[console]\nlisten = \"127.0.0.1:1\"\ntls-key = \"console.key\"",
             "[console]",
             "[console]\nlisten = \"nowhere\"",
             "[console]\nlisten = \"127.0.0.1:1\"\nidle-timeout-secs = 0",

@@ -28,6 +28,7 @@ fn agent_with_an_outage(fleet: &Fleet, tenant_name: &str, host: &str, monitor: &
         tags: Default::default(),
         plugins: Vec::new(),
         open_incidents: 0,
+        failing: Vec::new(),
         patches: None,
         windows: None,
         sent_at: UnixMillis::now(),

@@ -48,6 +48,14 @@ pub const MAX_WINDOW_CRON_LEN: usize = 128;
 pub const MAX_WINDOW_TIMEZONE_LEN: usize = 64;
 /// Longest window: 7 days, the agent's own bound on `[[maintenance-window]] duration`.
 pub const MAX_WINDOW_SECS: u64 = 7 * 86_400;
+
+/// Most failing checks a heartbeat names ([`Heartbeat::failing`]); `open_incidents` still
+/// counts them all.
+pub const MAX_FAILING: usize = 64;
+/// Longest failing check's name: monitor names are short; 64 of these (8 KiB) leave the rest
+/// of [`MAX_HEARTBEAT_BYTES`] to the plugins and tags.
+pub const MAX_FAILING_NAME_LEN: usize = 128;
+
 /// Most pending patches a heartbeat may report: far above any real machine's (a Debian
 /// archive has about 60,000 packages), so a larger count is a broken or lying agent.
 pub const MAX_PATCHES_PENDING: u32 = 100_000;
@@ -67,6 +75,12 @@ pub struct Heartbeat {
     pub plugins: Vec<PluginInfo>,
     #[serde(default)]
     pub open_incidents: u32,
+    /// The monitors with an open incident, by name (at most [`MAX_FAILING`], each at most
+    /// [`MAX_FAILING_NAME_LEN`] bytes, as their incident events name them): what
+    /// the NOC's fleet table shows as failing checks. Left out when empty, so an older
+    /// controller reads the heartbeat as before, and an older agent's reads as none named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
     /// The agent's latest patch scan; `None`: it never ran one (or is older than issue 18),
     /// which is not "nothing pending". Left out of the JSON when `None`, so an older
     /// controller reads the heartbeat as before and a newer one reads an older agent's.
@@ -250,6 +264,7 @@ impl Heartbeat {
             tags: BTreeMap::new(),
             plugins: Vec::new(),
             open_incidents: 0,
+            failing: Vec::new(),
             patches: None,
             windows: None,
             sent_at,
@@ -316,6 +331,18 @@ impl Message for Heartbeat {
                 "plugins.compliance",
                 format!("{refs} references, at most {MAX_COMPLIANCE_REFS}"),
             ));
+        }
+        if self.failing.len() > MAX_FAILING {
+            return Err(Malformed::new(
+                "failing",
+                format!("{} checks, at most {MAX_FAILING}", self.failing.len()),
+            ));
+        }
+        for name in &self.failing {
+            if name.is_empty() {
+                return Err(Malformed::new("failing", "an empty name"));
+            }
+            check_text("failing", name, MAX_FAILING_NAME_LEN)?;
         }
         if let Some(patches) = &self.patches {
             patches.check()?;

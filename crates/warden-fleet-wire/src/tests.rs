@@ -258,6 +258,8 @@ fn heartbeat_bounds_hold() {
     disk.hipaa = vec!["164.312(a)(2)(iv)".into()];
     disk.cmmc = vec!["SC.L2-3.13.16".into()];
     hb.plugins.push(disk);
+    hb.open_incidents = 1;
+    hb.failing = vec!["disk-space".into()];
     let back: Heartbeat = decode(&encode(&hb).expect("encode")).expect("decode");
     assert_eq!(back, hb);
     assert_eq!(hb.nats_subject(), format!("fleet.hb.acme.{me}"));
@@ -280,6 +282,9 @@ fn heartbeat_bounds_hold() {
                 "f".repeat(64),
             )
         })
+        .collect();
+    full.failing = (0..heartbeat::MAX_FAILING)
+        .map(|i| format!("{i:0>width$}", width = heartbeat::MAX_FAILING_NAME_LEN))
         .collect();
     // The compliance references at their bound, spread over the first plugins.
     for i in 0..heartbeat::MAX_COMPLIANCE_REFS {
@@ -330,6 +335,23 @@ fn heartbeat_bounds_hold() {
             h.plugins[0].cmmc = (0..=heartbeat::MAX_COMPLIANCE_REFS)
                 .map(|i| format!("AC.L1-{i}"))
                 .collect();
+            h
+        },
+        {
+            let mut h = hb.clone();
+            h.failing = (0..=heartbeat::MAX_FAILING)
+                .map(|i| i.to_string())
+                .collect();
+            h
+        },
+        {
+            let mut h = hb.clone();
+            h.failing = vec!["disk\u{1b}[31m".into()];
+            h
+        },
+        {
+            let mut h = hb.clone();
+            h.failing = vec![String::new()];
             h
         },
     ] {

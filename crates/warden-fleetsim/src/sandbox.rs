@@ -280,6 +280,7 @@ impl FleetAgent for SimAgent {
         Inventory {
             plugins,
             open_incidents: 0,
+            failing: Vec::new(),
             // Simulated agents run no patch discovery.
             patches: None,
         }

@@ -94,13 +94,24 @@ fn serve(config: &ControllerConfig) -> Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        // The web console (`[console]`): bound first, so a taken port fails the start.
+        // The web console (`[console]`): bound first, and its certificate read, so a taken
+        // port or a bad certificate fails the start.
         let mut console = match &config.console {
-            Some(settings) => Some((warden_console::bind(settings.listen).await?, settings)),
+            Some(settings) => {
+                let tls = match &settings.tls {
+                    Some(t) => Some(warden_console::tls::acceptor(&t.cert, &t.key)?),
+                    None => None,
+                };
+                Some((warden_console::bind(settings.listen).await?, tls, settings))
+            }
             None => None,
         };
         let console_url = match &console {
-            Some((listener, _)) => format!(", console on http://{}", listener.local_addr()?),
+            Some((listener, tls, _)) => format!(
+                ", console on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
+                listener.local_addr()?
+            ),
             None => String::new(),
         };
         let tokens = warden_access::Tokens::new(&config.tokens)?;
@@ -116,14 +127,15 @@ fn serve(config: &ControllerConfig) -> Result<ExitCode> {
                 );
             },
             |controller| {
-                if let Some((listener, settings)) = console.take() {
+                if let Some((listener, tls, settings)) = console.take() {
                     let options = warden_console::Options::from_settings(settings);
                     let controller = controller.clone();
                     tokio::spawn(async move {
                         // Ends with the runtime, when the API's shutdown returns.
                         let stop = std::future::pending::<()>();
                         if let Err(e) =
-                            warden_console::serve(controller, tokens, options, listener, stop).await
+                            warden_console::serve(controller, tokens, options, listener, tls, stop)
+                                .await
                         {
                             eprintln!("warden controller: {e}");
                         }

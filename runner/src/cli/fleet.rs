@@ -254,6 +254,25 @@ pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) {
     output::print_table(&t);
 }
 
+/// Widest list of failing checks in the agents table (the rest is in `--json` and the console).
+const FAILING_CELL_CHARS: usize = 40;
+
+/// The open incidents and, when the agent names them, their monitors: `2 (disk-space,
+/// backup)`, cut at [`FAILING_CELL_CHARS`] with an ellipsis.
+fn incidents_cell(open: u32, failing: &[String]) -> String {
+    if failing.is_empty() {
+        return open.to_string();
+    }
+    let names = inert(&failing.join(", ")).into_owned();
+    let names = if names.chars().count() > FAILING_CELL_CHARS {
+        let cut: String = names.chars().take(FAILING_CELL_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        names
+    };
+    format!("{open} ({names})")
+}
+
 /// The agent's latest patch scan as the console shows it: `12 (3 security)`, or `-` when it
 /// never reported one (not 0).
 fn patches_cell(p: Option<&pb::PatchesView>) -> String {
@@ -330,7 +349,7 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                         inert(&a.os).into_owned(),
                         inert(&a.version).into_owned(),
                         a.plugins.len().to_string(),
-                        a.open_incidents.to_string(),
+                        incidents_cell(a.open_incidents, &a.failing_checks),
                         patches_cell(a.patches.as_ref()),
                         reboot_cell(a.patches.as_ref()),
                         inert(&tags.join(",")).into_owned(),
@@ -877,5 +896,19 @@ mod tests {
         assert_eq!(byte_size(300 * 1024), "300.0 KiB");
         assert_eq!(byte_size(18 * 1024 * 1024 + 200 * 1024), "18.2 MiB");
         assert_eq!(byte_size(3 << 40), "3072.0 GiB");
+    }
+
+    #[test]
+    fn the_incidents_cell_names_the_failing_checks_within_its_width() {
+        assert_eq!(incidents_cell(0, &[]), "0");
+        assert_eq!(incidents_cell(3, &[]), "3", "an agent that only counts");
+        assert_eq!(
+            incidents_cell(2, &["disk-space".into(), "backup".into()]),
+            "2 (disk-space, backup)"
+        );
+        let many: Vec<String> = (0..20).map(|i| format!("check-{i}")).collect();
+        let cell = incidents_cell(20, &many);
+        assert!(cell.ends_with("…)"), "{cell}");
+        assert_eq!(cell.chars().count(), "20 ()".len() + FAILING_CELL_CHARS);
     }
 }

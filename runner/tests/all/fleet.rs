@@ -900,7 +900,8 @@ async fn schedule_firings_reach_the_fleet_as_numbered_events() {
 }
 
 /// The client report tells drift and compliance evidence by the check a monitor runs: the
-/// agent names it on the monitor's incident events.
+/// agent names it on the monitor's incident events; its heartbeats then name the monitor as
+/// failing (the NOC's fleet table column).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitors_incident_reaches_the_fleet_naming_its_check() {
     let fleet = Fleet::start().await;
@@ -909,6 +910,7 @@ async fn a_monitors_incident_reaches_the_fleet_naming_its_check() {
         .subscribe(subjects::event(&fleet.acme, &fleet.agent_id))
         .await
         .expect("subscribe");
+    let mut heartbeats = fleet.heartbeats().await;
     round_trip(&fleet.controller).await;
     // Any mounted disk is more than 0 % used: the first check fails.
     let _agent = fleet.agent_with(
@@ -929,6 +931,17 @@ async fn a_monitors_incident_reaches_the_fleet_naming_its_check() {
         assert_eq!(event.check, "disk-usage", "{event:?}");
         assert!(event.tickets.is_empty(), "no PSA configured: {event:?}");
         break;
+    }
+    // Heartbeats come every second; one after the incident names the monitor.
+    loop {
+        let (_, hb) = next(&mut heartbeats, "a heartbeat", |b| {
+            decode::<Heartbeat>(b).ok()
+        })
+        .await;
+        if hb.open_incidents > 0 {
+            assert_eq!(hb.failing, ["disk-zero"], "{hb:?}");
+            break;
+        }
     }
 }
 

@@ -260,21 +260,23 @@ impl FleetAgent for DaemonFleetAgent {
     fn inventory(&self) -> Inventory {
         let plugins = installed_plugins(&self.state.runner);
         let history = self.state.runs.history();
-        let open_incidents = self
+        let failing: Vec<String> = self
             .state
             .config
             .automation
             .monitors
             .iter()
             .filter(|m| matches!(history.open_incident_row(&m.name), Ok(Some(_))))
-            .count();
+            .map(|m| m.name.clone())
+            .collect();
         let patches = self.patches.latest(history).unwrap_or_else(|e| {
             tracing::warn!("fleet heartbeat: patch facts unreadable: {e}");
             None
         });
         Inventory {
             plugins,
-            open_incidents: u32::try_from(open_incidents).unwrap_or(u32::MAX),
+            open_incidents: u32::try_from(failing.len()).unwrap_or(u32::MAX),
+            failing,
             patches,
         }
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use warden_fleet_wire::heartbeat::{
-    MAX_HOSTNAME_LEN, MAX_OS_LEN, MAX_PLUGIN_NAME_LEN, MAX_PLUGINS, MAX_VERSION_LEN, MAX_WINDOWS,
+    MAX_FAILING, MAX_FAILING_NAME_LEN, MAX_HOSTNAME_LEN, MAX_OS_LEN, MAX_PLUGIN_NAME_LEN,
+    MAX_PLUGINS, MAX_VERSION_LEN, MAX_WINDOWS,
 };
 use warden_fleet_wire::{Heartbeat, UnixMillis, WindowInfo, encode, one_line};
 
@@ -65,6 +66,15 @@ pub(crate) fn build(
         .take(MAX_PLUGINS)
         .collect();
     hb.open_incidents = inventory.open_incidents;
+    // The count stays whole; the names the wire cannot carry are left out.
+    hb.failing = inventory
+        .failing
+        .into_iter()
+        .filter(|n| {
+            !n.is_empty() && n.len() <= MAX_FAILING_NAME_LEN && !n.chars().any(char::is_control)
+        })
+        .take(MAX_FAILING)
+        .collect();
     // The same rule for a summary out of the wire's bounds: without it, not without a heartbeat.
     hb.patches = inventory.patches.filter(|p| p.check().is_ok());
     // A window the wire cannot carry is left out too: the controller then sees this agent as

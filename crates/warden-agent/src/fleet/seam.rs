@@ -76,6 +76,8 @@ pub struct RunOutcome {
 pub struct Inventory {
     pub plugins: Vec<PluginInfo>,
     pub open_incidents: u32,
+    /// The monitors with an open incident, by name.
+    pub failing: Vec<String>,
     /// The latest patch scan's summary; `None`: none ran. Never a scan run for the heartbeat.
     pub patches: Option<PatchSummary>,
 }

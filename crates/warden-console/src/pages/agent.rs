@@ -1,10 +1,14 @@
-//! One agent: its inventory facts, tags, installed plugins, incidents and recent runs, and
-//! (for operators and above) a form to run a runbook on it.
+//! One agent: its inventory facts, tags, installed plugins (with the HIPAA / CMMC controls a
+//! check gives evidence for), baseline drift, incidents with their PSA tickets and recent runs,
+//! and (for operators and above) a form to run a runbook on it.
+//!
+//! Drift is what the agent's drift monitors (`builtin:drift`) reported: the latest event of
+//! each says whether the machine is off its accepted baseline now, and what changed.
 
 use maud::{Markup, html};
 use warden_access::Role;
 use warden_controller::noc::AgentDetail;
-use warden_fleet_wire::{EventKind, UnixMillis};
+use warden_fleet_wire::{AgentEvent, EventKind, EventTicket, UnixMillis};
 
 use super::{encode, layout, shown};
 use crate::session::Session;
@@ -15,6 +19,33 @@ fn when(t: Option<UnixMillis>, now: UnixMillis) -> Markup {
         @match t {
             Some(t) => span title=(times::utc(t)) { (times::ago(t, now)) " (" (times::utc(t)) ")" },
             None => "—",
+        }
+    }
+}
+
+/// The drift check's name on events (`crates/warden-automation`'s built-in check).
+const DRIFT_CHECK: &str = "builtin:drift";
+
+/// The latest event of each drift monitor, newest first.
+fn drift(events: &[AgentEvent]) -> Vec<&AgentEvent> {
+    let mut latest: Vec<&AgentEvent> = Vec::new();
+    for e in events.iter().filter(|e| e.check == DRIFT_CHECK) {
+        match latest.iter_mut().find(|l| l.subject == e.subject) {
+            Some(l) if (l.at, l.seq) < (e.at, e.seq) => *l = e,
+            Some(_) => {}
+            None => latest.push(e),
+        }
+    }
+    latest.sort_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
+    latest
+}
+
+fn tickets(t: &[EventTicket]) -> Markup {
+    html! {
+        @for t in t {
+            span.ticket { (shown(&t.system)) " #" (shown(&t.id)) " " (shown(&t.status))
+                @if let Some(due) = &t.resolve_by { ", resolve by " (shown(due)) } }
+            " "
         }
     }
 }
@@ -50,6 +81,10 @@ pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup 
                     tr { th { "Revoked" } td { (when(a.revoked_at, now)) } }
                 }
                 tr { th { "Open incidents" } td { (a.open_incidents) } }
+                @if !a.failing.is_empty() {
+                    tr { th { "Failing checks" } td #failing { @for n in &a.failing {
+                        span.check { (shown(n)) } " " } } }
+                }
                 @match a.patches {
                     Some(p) => {
                         tr { th { "Patches pending" } td #patches { (p.pending_text()) } }
@@ -69,9 +104,33 @@ pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup 
             h2 { "Installed plugins" }
             @if a.plugins.is_empty() { p { "None reported." } } @else {
                 table #plugins {
-                    thead { tr { th { "Plugin" } th { "Version" } th { "SHA-256" } } }
+                    thead { tr { th { "Plugin" } th { "Version" } th { "Evidence for" } th { "SHA-256" } } }
                     tbody { @for p in &a.plugins { tr {
-                        td { (shown(&p.name)) } td { (shown(&p.version)) } td { code { (shown(&p.sha256)) } }
+                        td { (shown(&p.name)) } td { (shown(&p.version)) }
+                        td.evidence {
+                            @for r in &p.hipaa { span.control { "HIPAA " (shown(r)) } " " }
+                            @for r in &p.cmmc { span.control { "CMMC " (shown(r)) } " " }
+                        }
+                        td { code { (shown(&p.sha256)) } }
+                    } } }
+                }
+            }
+        }
+        section {
+            h2 { "Baseline drift" }
+            @let drift = drift(&detail.events);
+            @if drift.is_empty() { p { "No drift monitor reported." } } @else {
+                table #drift {
+                    thead { tr { th { "Monitor" } th { "State" } th { "Since" } th { "What changed" } } }
+                    tbody { @for e in &drift { tr {
+                        td { (shown(&e.subject)) }
+                        @if e.kind == EventKind::IncidentOpened {
+                            td { span.state.bad { "drifted" } }
+                        } @else {
+                            td { span.state.online { "on baseline" } }
+                        }
+                        td { (when(Some(e.at), now)) }
+                        td { pre { (shown(&e.detail)) } }
                     } } }
                 }
             }
@@ -80,11 +139,13 @@ pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup 
             h2 { "Incidents" }
             @if detail.events.is_empty() { p { "No incidents reported." } } @else {
                 table #events {
-                    thead { tr { th { "When" } th { "Event" } th { "Subject" } th { "Detail" } } }
+                    thead { tr { th { "When" } th { "Event" } th { "Subject" } th { "Check" } th { "Tickets" } th { "Detail" } } }
                     tbody { @for e in &detail.events { tr {
                         td { (when(Some(e.at), now)) }
                         td class=(if e.kind == EventKind::IncidentOpened { "bad" } else { "" }) { (e.kind.name()) }
                         td { (shown(&e.subject)) }
+                        td { (shown(&e.check)) }
+                        td.tickets { (tickets(&e.tickets)) }
                         td { pre { (shown(&e.detail)) } }
                     } } }
                 }

@@ -1,7 +1,8 @@
 //! The fleet table: one page of the agents the filter selects, sortable by column.
 //!
 //! Columns are what the controller knows of each agent from its last heartbeat: "open
-//! incidents" is what failing checks opened on the agent; "patches" and "reboot" are its latest
+//! incidents" is what failing checks opened on the agent, "failing checks" their monitors by
+//! name (each a link to `check:<name>`); "patches" and "reboot" are its latest
 //! patch scan (`-`: it never reported one, which is not "nothing pending").
 
 use maud::{Markup, html};
@@ -61,6 +62,23 @@ fn tags(t: &std::collections::BTreeMap<String, String>) -> Markup {
     }
 }
 
+/// The failing checks by name, each a link to the fleet filtered on it; "+N" for the open
+/// incidents the heartbeat did not name (an agent older than the names, or past their cap).
+fn failing(names: &[String], open: u32) -> Markup {
+    let unnamed = usize::try_from(open)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(names.len());
+    html! {
+        td.failing {
+            @for n in names {
+                a.check href=(format!("/?q={}", encode(&format!("check:{n}")))) { (shown(n)) }
+                " "
+            }
+            @if unnamed > 0 { span.more { "+" (unnamed) } }
+        }
+    }
+}
+
 /// The patch cells: pending (with the scan's time on hover) and reboot.
 fn patches(p: Option<PatchSummary>) -> Markup {
     html! {
@@ -90,7 +108,7 @@ pub fn page(
             button #apply type="submit" { "Filter" }
         }
         p.hint { "Filters: " code { "is:online" } ", " code { "is:overdue" } ", " code { "is:offline" } ", "
-            code { "is:failing" } ", " code { "is:patches" } ", " code { "is:reboot" } ", "
+            code { "is:failing" } ", " code { "check:name" } ", " code { "is:patches" } ", " code { "is:reboot" } ", "
             code { "tag:key=value" } ", " code { "tenant:name" } ", or any word." }
         @match result {
             Err(message) => p.problem role="alert" { (message) },
@@ -108,6 +126,7 @@ pub fn page(
                         th { "Status" }
                         (view.header(SortKey::LastSeen, "Last seen"))
                         (view.header(SortKey::Incidents, "Open incidents"))
+                        th { "Failing checks" }
                         (view.header(SortKey::Patches, "Patches"))
                         th { "Reboot" }
                     } }
@@ -127,6 +146,7 @@ pub fn page(
                                     None => "never",
                                 } }
                                 td.num { (r.open_incidents) }
+                                (failing(&r.failing, r.open_incidents))
                                 (patches(r.patches))
                             }
                         }

@@ -11,7 +11,7 @@ use crate::support::http::Client;
 use crate::support::*;
 
 /// The fleet table's rows: (host, the row's HTML).
-fn rows(body: &str) -> Vec<(String, String)> {
+pub(crate) fn rows(body: &str) -> Vec<(String, String)> {
     body.split("<tr class=\"agent\"")
         .skip(1)
         .map(|chunk| {
@@ -28,20 +28,20 @@ fn rows(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn hosts(body: &str) -> BTreeSet<String> {
+pub(crate) fn hosts(body: &str) -> BTreeSet<String> {
     rows(body).into_iter().map(|(h, _)| h).collect()
 }
 
-fn set(hosts: &[&str]) -> BTreeSet<String> {
+pub(crate) fn set(hosts: &[&str]) -> BTreeSet<String> {
     hosts.iter().map(|h| h.to_string()).collect()
 }
 
 /// `body` holds `text`, or the test fails showing the page.
-fn holds(body: &str, text: &str) {
+pub(crate) fn holds(body: &str, text: &str) {
     assert!(body.contains(text), "{text:?} not in {body}");
 }
 
-fn row_of(body: &str, host: &str) -> String {
+pub(crate) fn row_of(body: &str, host: &str) -> String {
     rows(body)
         .into_iter()
         .find(|(h, _)| h == host)
@@ -50,7 +50,7 @@ fn row_of(body: &str, host: &str) -> String {
 }
 
 /// The text of the row's cell of class `class`.
-fn cell(row: &str, class: &str) -> String {
+pub(crate) fn cell(row: &str, class: &str) -> String {
     let rest = row
         .split(&format!("class=\"{class}\""))
         .nth(1)

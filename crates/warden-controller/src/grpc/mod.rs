@@ -173,6 +173,7 @@ fn agent_pb(a: AgentView) -> pb::AgentView {
             reboot_required: p.reboot_required,
             scanned_at: p.scanned_at.as_millis(),
         }),
+        failing_checks: r.failing,
     }
 }
 

@@ -57,6 +57,9 @@ pub struct AgentRecord {
     /// Its maintenance windows, from its last heartbeat; `None`: it never reported any (an
     /// older agent, or no heartbeat yet), which the approvals gate treats as unknown.
     pub windows: Option<Vec<WindowInfo>>,
+    /// The monitors with an open incident, by name, from its last heartbeat (empty from an
+    /// agent older than issue 18, whose `open_incidents` is then all there is).
+    pub failing: Vec<String>,
 }
 
 /// An incident event as a client report reads it.

@@ -60,6 +60,8 @@ pub struct AgentQuery {
     pub presence: Option<Presence>,
     /// Only agents with open incidents (what their failing checks opened).
     pub failing: bool,
+    /// Only agents whose last heartbeat names each of these monitors as failing.
+    pub failing_checks: Vec<String>,
     /// Only agents whose latest patch scan says a reboot is required.
     pub reboot_required: bool,
     /// Only agents whose latest patch scan found upgradable packages.

@@ -110,6 +110,9 @@ const AGENT_ADDED_COLUMNS: &[(&str, &str)] = &[
     ("patches_scanned_ms", "INTEGER"),
     // Issue 16, the maintenance windows (`Heartbeat::windows`, JSON); NULL: never reported.
     ("windows", "TEXT"),
+    // Issue 18, the failing checks by name (`Heartbeat::failing`), a JSON array; NULL: no
+    // heartbeat since the column came, read as none named.
+    ("failing", "TEXT"),
 ];
 
 /// Add to `table` those of `columns` it lacks (by `PRAGMA table_info`), in one transaction.
@@ -208,7 +211,7 @@ fn status_from(status: &str, reason: Option<&str>) -> Result<RunStatus, StoreErr
 
 const AGENT_COLUMNS: &str = "id, tenant, name, hostname, os, version, tags, plugins, \
     open_incidents, last_seen_ms, interval_ms, enrolled_at_ms, revoked_at_ms, \
-    patches_pending, patches_security, reboot_required, patches_scanned_ms, windows";
+    patches_pending, patches_security, reboot_required, patches_scanned_ms, windows, failing";
 
 fn agent_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
     Ok([
@@ -244,6 +247,10 @@ fn agent_from(row: &rusqlite::Row<'_>) -> Result<AgentRecord, StoreError> {
         windows: match row.get::<_, Option<String>>(17)? {
             Some(text) => Some(parse("agent windows", &text)?),
             None => None,
+        },
+        failing: match row.get::<_, Option<String>>(18)? {
+            Some(names) => parse("agent failing checks", &names)?,
+            None => Vec::new(),
         },
     })
 }
@@ -831,12 +838,12 @@ fn record_heartbeat_in(
     tx.execute(
         "INSERT INTO agents (id, tenant, hostname, os, version, tags, plugins, open_incidents,
                              last_seen_ms, interval_ms, patches_pending, patches_security,
-                             reboot_required, patches_scanned_ms, windows)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                             reboot_required, patches_scanned_ms, windows, failing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT(id) DO UPDATE SET hostname = ?3, os = ?4, version = ?5, tags = ?6,
              plugins = ?7, open_incidents = ?8, last_seen_ms = ?9, interval_ms = ?10,
              patches_pending = ?11, patches_security = ?12, reboot_required = ?13,
-             patches_scanned_ms = ?14, windows = ?15",
+             patches_scanned_ms = ?14, windows = ?15, failing = ?16",
         params![
             hb.agent.as_str(),
             hb.tenant.as_str(),
@@ -855,6 +862,7 @@ fn record_heartbeat_in(
             hb.patches.map(|p| p.scanned_at.as_millis()),
             // As the summary: what the agent reports now replaces what it reported before.
             hb.windows.as_ref().map(json),
+            json(&hb.failing),
         ],
     )?;
     Ok(match before {

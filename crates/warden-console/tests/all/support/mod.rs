@@ -120,6 +120,7 @@ impl Harness {
             tokens,
             options,
             listener,
+            None,
             std::future::pending(),
         ));
         Harness {
@@ -164,6 +165,14 @@ impl Harness {
         let agents: Vec<SeedAgent> = hosts.iter().map(|h| SeedAgent::new(tenant, h)).collect();
         self.heartbeats(&agents);
         agents
+    }
+
+    /// Take an event as the events loop does.
+    pub fn event(&self, event: &warden_fleet_wire::AgentEvent) {
+        let bytes = warden_fleet_wire::encode(event).expect("encodes");
+        self.controller()
+            .take_event(&event.nats_subject(), &bytes)
+            .expect("event taken");
     }
 
     /// Take a result as the results loop does.
@@ -224,6 +233,8 @@ pub struct SeedAgent {
     pub tags: BTreeMap<String, String>,
     pub plugins: Vec<PluginInfo>,
     pub open_incidents: u32,
+    /// The monitors with those incidents, by name.
+    pub failing: Vec<String>,
     pub patches: Option<PatchSummary>,
 }
 
@@ -237,6 +248,7 @@ impl SeedAgent {
             tags: BTreeMap::new(),
             plugins: Vec::new(),
             open_incidents: 0,
+            failing: Vec::new(),
             patches: None,
         }
     }
@@ -249,6 +261,13 @@ impl SeedAgent {
             reboot_required,
             scanned_at: UnixMillis::now().plus_millis(-60_000),
         });
+        self
+    }
+
+    /// Its monitors `names` each have an open incident.
+    pub fn failing(mut self, names: &[&str]) -> SeedAgent {
+        self.failing = names.iter().map(|n| n.to_string()).collect();
+        self.open_incidents = u32::try_from(names.len()).unwrap_or(u32::MAX);
         self
     }
 
@@ -268,6 +287,7 @@ impl SeedAgent {
             tags: self.tags.clone(),
             plugins: self.plugins.clone(),
             open_incidents: self.open_incidents,
+            failing: self.failing.clone(),
             patches: self.patches,
             windows: None,
             sent_at: UnixMillis::now(),

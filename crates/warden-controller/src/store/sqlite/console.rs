@@ -50,6 +50,10 @@ fn clause(q: &AgentQuery, now: UnixMillis) -> (String, Vec<Value>) {
     if q.failing {
         terms.push("open_incidents > 0".into());
     }
+    for name in &q.failing_checks {
+        terms.push("EXISTS (SELECT 1 FROM json_each(agents.failing) WHERE value = ?)".into());
+        args.push(Value::Text(name.clone()));
+    }
     // NULL (never scanned) is neither.
     if q.reboot_required {
         terms.push("reboot_required = 1".into());
