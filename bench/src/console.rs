@@ -89,6 +89,7 @@ fn heartbeat(i: usize) -> anyhow::Result<Heartbeat> {
         tags,
         plugins: Vec::new(),
         open_incidents: u32::from(i.is_multiple_of(11)),
+        windows: None,
         failing: if i.is_multiple_of(11) {
             vec!["disk-space".into()]
         } else {

@@ -68,6 +68,7 @@ fn heartbeat(tenant: &TenantId, i: usize) -> Heartbeat {
             .collect(),
         open_incidents: 0,
         failing: Vec::new(),
+        windows: None,
         // A third with security updates pending, a seventh waiting for a reboot.
         patches: Some(PatchSummary {
             pending: 2 + (i % 5) as u32,

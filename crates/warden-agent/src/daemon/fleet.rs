@@ -26,7 +26,7 @@ use crate::site_policy::PolicyRefused;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
-use warden_automation::monitor::config::MonitorConfig;
+use warden_automation::monitor::Monitor;
 use warden_bundle::trust::TrustError;
 use warden_core::RunRequest;
 use warden_core::RunStatus;
@@ -50,7 +50,7 @@ const MAX_INSTALLED_BUNDLE_BYTES: u64 = warden_fleet_wire::command::MAX_BUNDLE_B
 /// changes the machine, and a discovery's facts say nothing about health. Blocking.
 fn own_check(
     runner: &PluginManager,
-    monitors: &[MonitorConfig],
+    monitors: &[Monitor],
     plugin: &str,
     version: &str,
 ) -> OwnCheck {
@@ -329,7 +329,7 @@ impl FleetAgent for DaemonFleetAgent {
 /// Install a signed plugin bundle through the agent's one install path.
 pub(crate) fn install_desired(
     runner: &PluginManager,
-    monitors: &[MonitorConfig],
+    monitors: &[Monitor],
     bundle: &[u8],
     source: &str,
 ) -> Result<Installed, InstallRefused> {

@@ -25,7 +25,7 @@ pub struct OfflineAgent {
     /// `[runbooks] dir`: where the fleet's runbooks are held.
     pub runbooks: Option<PathBuf>,
     /// The agent's monitors: a check plugin's first run after install uses its monitor's config.
-    pub monitors: Vec<warden_automation::monitor::config::MonitorConfig>,
+    pub monitors: Vec<warden_automation::monitor::Monitor>,
 }
 
 impl OfflineAgent {
