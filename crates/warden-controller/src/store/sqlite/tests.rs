@@ -259,7 +259,8 @@ fn a_store_of_the_old_schema_gains_the_patch_columns_and_keeps_its_agents() {
             "patches_security",
             "reboot_required",
             "patches_scanned_ms",
-            "windows"
+            "windows",
+            "failing"
         ]
     );
     let old = store.agent(&a).expect("read").expect("the agent is kept");
@@ -270,6 +271,7 @@ fn a_store_of_the_old_schema_gains_the_patch_columns_and_keeps_its_agents() {
     assert_eq!(old.tags.get("role").map(String::as_str), Some("db"));
     assert_eq!(old.patches, None, "never scanned, not zero");
     assert_eq!(old.windows, None, "never reported, not none");
+    assert!(old.failing.is_empty(), "a NULL column reads as none named");
 
     // Its next heartbeat's patch summary is stored, and survives a reopen (which adds nothing).
     let scan = PatchSummary {
