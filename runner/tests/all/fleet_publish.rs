@@ -58,7 +58,9 @@ fn publish_and_status_print_a_line_an_aligned_table_and_one_json_shape_and_exit_
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["AGENT", "TENANT", "VERSION", "STATE", "REPORTED", "ERROR"]
+        [
+            "AGENT", "TENANT", "VERSION", "STATE", "REPORTED", "CHECK", "ERROR"
+        ]
     );
     let column = lines[1].find("VERSION").expect("a VERSION column");
     for a in &agents {
