@@ -1244,6 +1244,98 @@ async fn a_canary_whose_own_check_fails_to_run_halts_the_rollout_and_a_critical_
     assert_eq!(check(broken).0, "error");
 }
 
+/// The gate on a change of verdict: a canary whose new version says `critical` where the
+/// version it held before said `ok` fails (the machine did not change, the plugin did); one
+/// whose previous version said `critical` too does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_whose_verdict_got_worse_than_the_previous_versions_halts_the_rollout() {
+    use warden_fleet_wire::{DeployOutcome, OwnCheck, OwnCheckStatus};
+    let (fleet, agents, new) = rollout_fleet(&[("acme", "db-1"), ("acme", "db-2")]).await;
+    let old = plugin_bundle(&fleet.dir.path().join("plugin-old"), "0.1.0", 1024);
+    let (old_sha, new_sha) = (warden_core::sha256_hex(&old), warden_core::sha256_hex(&new));
+    let mut api = fleet.api(NOC_ADMIN).await;
+    api.publish(pb::PublishRequest {
+        bundle: old,
+        target: "tenant=acme".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("publish the old version");
+    let (was_ok, was_critical) = (&agents[0], &agents[1]);
+    let verdict = |status, summary: &str| {
+        Some(OwnCheck {
+            status,
+            summary: summary.into(),
+        })
+    };
+    let before = fleet.progress().results;
+    for (a, status) in [
+        (was_ok, OwnCheckStatus::Ok),
+        (was_critical, OwnCheckStatus::Critical),
+    ] {
+        let mut r = report(a, &old_sha, DeployOutcome::Installed, 5);
+        r.version = "0.1.0".into();
+        r.check = verdict(status, "as before");
+        publish_report(a, &r).await;
+    }
+    fleet
+        .wait_for("the old version's reports", |p| p.results >= before + 2)
+        .await;
+
+    let v = api
+        .start_rollout(pb::StartRolloutRequest {
+            bundle: new,
+            target: "tenant=acme".into(),
+            canary: 2,
+            waves: "100%".into(),
+            max_failures: "0%".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let before = fleet.progress().results;
+    for a in [was_ok, was_critical] {
+        let mut r = report(a, &new_sha, DeployOutcome::Installed, 10);
+        r.check = verdict(OwnCheckStatus::Critical, "/ is 97% full");
+        publish_report(a, &r).await;
+    }
+    fleet
+        .wait_for("the canaries' reports", |p| p.results >= before + 2)
+        .await;
+    fleet
+        .running
+        .controller
+        .tick_rollouts()
+        .await
+        .expect("tick");
+    let halted = api
+        .get_rollout(pb::RolloutRequest { id: v.id.clone() })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        (halted.state.as_str(), halted.wave.as_str()),
+        ("halted", "canary"),
+        "{halted:?}"
+    );
+    assert_eq!((halted.waves[0].healthy, halted.waves[0].failed), (1, 1));
+    let detail = |a: &SimAgent| {
+        halted
+            .agents
+            .iter()
+            .find(|r| r.agent == a.id.as_str())
+            .expect("its row")
+            .detail
+            .clone()
+    };
+    assert_eq!(
+        detail(was_ok),
+        "own check turned critical (0.1.0 said ok): / is 97% full"
+    );
+    assert_eq!(detail(was_critical), "");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_nothing_needs_are_purged_after_their_grace_and_the_desired_ones_stay() {
     let (fleet, agents, old) = rollout_fleet(&[("acme", "db-1"), ("acme", "db-2")]).await;

@@ -23,6 +23,7 @@ mod approval;
 pub mod plan;
 mod record;
 pub mod state;
+mod verdict;
 mod view;
 
 pub use approval::RolloutRequest;
@@ -33,11 +34,11 @@ pub use view::{AgentInRollout, RolloutView, WaveView};
 
 use warden_access::{Caller, Role};
 use warden_fleet_identity::TenantId;
-use warden_fleet_wire::{EventKind, OwnCheckStatus};
+use warden_fleet_wire::EventKind;
 
 use crate::controller::{Controller, FleetError, need, random_bytes};
 use crate::distribution::{Artifact, artifact};
-use crate::store::{AgentRecord, DesiredRecord};
+use crate::store::{AgentRecord, DeployRecord, DesiredRecord};
 
 /// Events scanned for a wave's incidents.
 const EVENT_SCAN: usize = 5_000;
@@ -345,6 +346,7 @@ impl Controller {
             version: record.version.clone(),
             sha256: record.sha256.clone(),
             size: record.size,
+            maintenance: false,
         };
         let publisher = rollout_caller(record, &record.created_by);
         self.publish_to(&publisher, &record.bundle, &artifact, &targets)
@@ -353,11 +355,9 @@ impl Controller {
 
     /// Each agent's member state in the machine, with a word on why for people.
     ///
-    /// A member fails on a refused install, on its own check's run failing (`error`: a trap,
-    /// a timeout, output that is no check result: the plugin is broken, whatever the machine
-    /// is like) and on an incident opened since its release. A `critical` or `warning` verdict
-    /// does not fail it: that is the plugin reporting on the machine, which a monitor then
-    /// turns into an incident if it persists.
+    /// A member fails on a refused install, on its own check's verdict ([`verdict`]: the run
+    /// failed, or it says worse than the previous version said on that agent) and on an
+    /// incident opened since its release.
     fn health(
         &self,
         record: &RolloutRecord,
@@ -385,26 +385,17 @@ impl Controller {
                         Member::Failed,
                         Some(format!("refused: {}", r.reason.as_deref().unwrap_or("?"))),
                     ),
-                    Some(r)
-                        if r.check
-                            .as_ref()
-                            .is_some_and(|c| c.status == OwnCheckStatus::Error) =>
-                    {
-                        (
-                            Member::Failed,
-                            Some(format!(
-                                "own check failed: {}",
-                                r.check.as_ref().map_or("", |c| c.summary.as_str())
-                            )),
-                        )
+                    Some(r) => {
+                        if let Some(why) = own_check_failure(r, a, &reports) {
+                            return (Member::Failed, Some(why));
+                        }
+                        match incidents.iter().find(|e| {
+                            e.agent == a.agent && e.at.as_millis() >= released.as_millis()
+                        }) {
+                            Some(e) => (Member::Failed, Some(format!("incident: {}", e.subject))),
+                            None => (Member::Healthy, None),
+                        }
                     }
-                    Some(_) => match incidents
-                        .iter()
-                        .find(|e| e.agent == a.agent && e.at.as_millis() >= released.as_millis())
-                    {
-                        Some(e) => (Member::Failed, Some(format!("incident: {}", e.subject))),
-                        None => (Member::Healthy, None),
-                    },
                 }
             })
             .collect())
@@ -454,6 +445,8 @@ impl Controller {
                 published_at: now,
                 published_by: publisher.name.clone(),
                 removed: false,
+                // Rollouts carry plugins; runbooks are published whole.
+                maintenance: false,
             });
         }
         Ok(rows)
@@ -513,6 +506,24 @@ impl Controller {
 }
 
 /// Who the desired rows of a rollout name as their publisher.
+/// Why the new version's own check fails `a` ([`verdict::failure`]), against the verdict the
+/// version `a` held before the rollout reported on it (its report for that digest).
+fn own_check_failure(
+    report: &DeployRecord,
+    a: &RolloutAgent,
+    reports: &[DeployRecord],
+) -> Option<String> {
+    let new = report.check.as_ref()?;
+    let previous = a.previous.as_ref().and_then(|p| {
+        reports
+            .iter()
+            .find(|r| r.agent == a.agent && r.sha256 == p.sha256)
+            .and_then(|r| r.check.as_ref())
+            .map(|c| (p.version.as_str(), c))
+    });
+    verdict::failure(new, previous)
+}
+
 fn rollout_caller(record: &RolloutRecord, by: &str) -> Caller {
     Caller {
         name: format!("rollout {} ({by})", record.id),
