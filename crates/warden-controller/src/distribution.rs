@@ -34,6 +34,8 @@ pub struct Artifact {
     pub version: String,
     pub sha256: String,
     pub size: u64,
+    /// A runbook marked `maintenance = true` ([`crate::approvals::windows::is_maintenance`]).
+    pub maintenance: bool,
 }
 
 /// Read the artifact's identity; refused if it is no plugin, runbook or site policy bundle, or
@@ -95,12 +97,14 @@ pub fn artifact(bundle: &[u8]) -> Result<Artifact, FleetError> {
         }
     };
     warden_fleet_wire::encode(&probe)?;
+    let maintenance = crate::approvals::windows::is_maintenance(bundle);
     Ok(Artifact {
         kind: s.kind,
         name,
         version,
         sha256,
         size,
+        maintenance,
     })
 }
 
@@ -301,6 +305,7 @@ impl Controller {
                 published_at: now,
                 published_by: caller.name.clone(),
                 removed: false,
+                maintenance: artifact.maintenance,
             })
             .collect();
         self.store.set_desired(&rows)?;
@@ -487,6 +492,7 @@ mod tests {
             published_at: UnixMillis(1),
             published_by: "noc".into(),
             removed: false,
+            maintenance: false,
         }
     }
 

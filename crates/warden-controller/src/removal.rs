@@ -65,6 +65,7 @@ impl Controller {
                 published_at: now,
                 published_by: caller.name.clone(),
                 removed: true,
+                maintenance: false,
             })
             .collect();
         self.store.set_desired(&rows)?;
@@ -76,6 +77,7 @@ impl Controller {
                 version: String::new(),
                 sha256,
                 size: 0,
+                maintenance: false,
             },
             agents: targets.into_iter().map(|a| a.id).collect(),
         })

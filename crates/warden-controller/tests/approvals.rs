@@ -820,3 +820,113 @@ async fn a_maintenance_runbook_waits_outside_an_agents_reported_window_and_runs_
         "{day_waits:?}"
     );
 }
+
+/// A run of `patch` by name (no inline bundle) to `agent`, as OP_A.
+fn by_name(agent: &SimAgent, kb: &str) -> pb::DispatchRequest {
+    run(&format!("agent={}", agent.id), kb)
+}
+
+/// The window rule for runbooks the controller published (issue 16): a run by name of a
+/// runbook published marked `maintenance = true` waits outside the agent's window like an
+/// inline one, the request is bound to the published digest (publishing the runbook again
+/// before the approval voids it), and a runbook the controller never published is the agents'
+/// to know (sent at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_maintenance_runbook_run_by_name_waits_outside_the_window_bound_to_its_digest()
+{
+    let fleet = Fleet::start_with(|config| {
+        config.approvals = Some(ApprovalPolicy {
+            max_agents: None,
+            max_percent: None,
+            multi_tenant: false,
+            request_ttl_secs: REQUEST_TTL_SECS,
+            outside_window: true,
+            approvers: Approvers::Operators,
+        });
+        config.tokens.extend([
+            token("noc-op-a", Role::Operator, OP_A, None),
+            token("noc-approver", Role::Approver, APPROVER, None),
+        ]);
+    })
+    .await;
+    let now =
+        chrono::DateTime::from_timestamp_millis(fleet.clock.now().as_millis()).expect("a time");
+    let night_hour = (chrono::Timelike::hour(&now) + 12) % 24;
+    let mut night = listening(&fleet, "acme", "night-1").await;
+    let before = fleet.progress().heartbeats;
+    let mut hb = night.heartbeat_with("linux", &[]);
+    hb.windows = Some(vec![hourly_window("night", night_hour)]);
+    night.send_heartbeat(&hb).await;
+    fleet
+        .wait_for("the heartbeat", |p| p.heartbeats >= before + 1)
+        .await;
+
+    // Never published: the controller cannot read a marker, the run goes out.
+    let answer = fleet
+        .api(OP_A)
+        .await
+        .dispatch(by_name(&night, "0"))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert!(answer.approval.is_none(), "{answer:?}");
+    assert_eq!(night.next_command().await.run.as_str(), answer.run_id);
+
+    let publish = |maintenance: bool, signed_at: u64| {
+        let text = format!("name = \"patch\"\nmaintenance = {maintenance}\n");
+        let bundle = warden_bundle::Bundle::from_runbook("patch", &text, signed_at)
+            .expect("bundle")
+            .to_bytes()
+            .expect("bytes");
+        let fleet = &fleet;
+        async move {
+            fleet
+                .api(OP_A)
+                .await
+                .publish(pb::PublishRequest {
+                    bundle: bundle.clone(),
+                    target: "tenant=acme".into(),
+                    remove: String::new(),
+                })
+                .await
+                .expect("publish");
+            warden_core::sha256_hex(&bundle)
+        }
+    };
+    let marked = publish(true, 1).await;
+
+    // Published marked: outside the window it waits, bound to the published digest.
+    let waiting = request(&fleet, OP_A, by_name(&night, "1")).await;
+    assert_eq!(
+        waiting.reasons,
+        vec![
+            "maintenance runbook: 1 of 1 agents outside their maintenance windows (outside-window)"
+        ]
+    );
+    assert_eq!(waiting.sha256, marked, "{waiting:?}");
+    let approved = consumed(&fleet, APPROVER, &waiting.id).await;
+    assert_eq!(night.next_command().await.run.as_str(), approved.run_id);
+
+    // A request waits; the runbook is published again (unmarked) before the approval: what
+    // would run is no longer what was asked, so the approval is refused and nothing is sent.
+    let stale = request(&fleet, OP_A, by_name(&night, "2")).await;
+    let unmarked = publish(false, 2).await;
+    assert_ne!(unmarked, marked);
+    let sends = fleet.progress().sends;
+    let status = approve(&fleet, APPROVER, &stale.id)
+        .await
+        .expect_err("a request for another digest is refused");
+    assert!(status.message().contains("sha256"), "{status:?}");
+    assert_eq!(fleet.progress().sends, sends, "nothing was sent");
+
+    // Published unmarked: not the window rule's, sent at once.
+    let answer = fleet
+        .api(OP_A)
+        .await
+        .dispatch(by_name(&night, "3"))
+        .await
+        .expect("dispatch")
+        .into_inner();
+    assert!(answer.approval.is_none(), "{answer:?}");
+    assert_eq!(night.next_command().await.run.as_str(), answer.run_id);
+}

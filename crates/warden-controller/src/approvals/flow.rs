@@ -18,10 +18,17 @@ use crate::controller::{
     Controller, DispatchRequest, Dispatched, FleetError, covers, internal_caller, need,
     random_bytes,
 };
+use crate::store::DesiredRecord;
 use crate::store::approvals::Decision;
 
 /// Requests scanned for a listing.
 const LIST_SCAN: usize = 1_000;
+
+/// [`Controller::desired_runbook`]'s answer.
+struct DesiredRunbook {
+    sha256: Option<String>,
+    maintenance: Vec<AgentId>,
+}
 
 /// What an approval did.
 #[derive(Debug, Clone)]
@@ -87,7 +94,16 @@ impl Controller {
         bundle: Option<&[u8]>,
     ) -> Result<Gate, FleetError> {
         need(caller, Role::Operator)?;
-        let subject = subject.normalised();
+        let mut subject = subject.normalised();
+        // A run of a runbook installed by name: what the controller published as that
+        // runbook (if it did) binds the request and says whether it is a maintenance one.
+        let desired = match (subject.kind, bundle) {
+            (SubjectKind::Run, None) => Some(self.desired_runbook(&subject)?),
+            _ => None,
+        };
+        if let Some(d) = &desired {
+            subject.sha256.clone_from(&d.sha256);
+        }
         let tenants = subject.tenants();
         for t in &tenants {
             covers(caller, t)?;
@@ -110,12 +126,20 @@ impl Controller {
             None => 0,
         };
         let mut reasons = policy.reasons(subject.agents.len(), tenants.len(), fleet);
-        // Only a run carries a runbook whose marker the controller can read: its inline
-        // bundle (a runbook installed on the agents is theirs to know, see docs/FLEET.md).
+        // The runbook's marker, where the controller can read it: a run's inline bundle
+        // (every agent runs it), or the runbook it published to some of the agents (those
+        // run that copy). A runbook installed on the agents by hand is theirs to know (see
+        // docs/FLEET.md).
+        let maintenance: Vec<&AgentId> = match (&desired, bundle) {
+            (Some(d), _) => d.maintenance.iter().collect(),
+            (None, Some(b)) if subject.kind == SubjectKind::Run && windows::is_maintenance(b) => {
+                subject.agents.iter().map(|(id, _)| id).collect()
+            }
+            _ => Vec::new(),
+        };
         if policy.outside_window
-            && subject.kind == SubjectKind::Run
-            && bundle.is_some_and(windows::is_maintenance)
-            && let Some(reason) = self.outside_window(&subject)?
+            && !maintenance.is_empty()
+            && let Some(reason) = self.outside_window(&maintenance)?
         {
             reasons.push(reason);
         }
@@ -147,9 +171,46 @@ impl Controller {
         Ok(Gate::Pending(record.id))
     }
 
-    /// The `outside-window` reason for `subject`'s agents, by the windows each last reported
-    /// and the controller's clock.
-    fn outside_window(&self, subject: &ApprovalSubject) -> Result<Option<Reason>, FleetError> {
+    /// What the desired state holds for a run's runbook on the subject's agents: the digest,
+    /// when every agent is to hold the same one (the request is bound to it: a runbook
+    /// published again before the approval voids it), and the agents whose copy is marked
+    /// `maintenance = true`.
+    fn desired_runbook(&self, subject: &ApprovalSubject) -> Result<DesiredRunbook, FleetError> {
+        let item = format!(
+            "{}{}",
+            warden_fleet_wire::RUNBOOK_ITEM_PREFIX,
+            subject.artifact
+        );
+        let rows: HashMap<AgentId, DesiredRecord> = self
+            .store
+            .desired_of(&item)?
+            .into_iter()
+            .filter(|r| !r.removed)
+            .map(|r| (r.agent.clone(), r))
+            .collect();
+        let mut digests = subject
+            .agents
+            .iter()
+            .map(|(id, _)| rows.get(id).map(|r| r.sha256.as_str()));
+        let first = digests.next().flatten();
+        let sha256 = first
+            .filter(|d| digests.all(|o| o == Some(*d)))
+            .map(str::to_string);
+        let maintenance = subject
+            .agents
+            .iter()
+            .filter(|(id, _)| rows.get(id).is_some_and(|r| r.maintenance))
+            .map(|(id, _)| id.clone())
+            .collect();
+        Ok(DesiredRunbook {
+            sha256,
+            maintenance,
+        })
+    }
+
+    /// The `outside-window` reason for `agents`, by the windows each last reported and the
+    /// controller's clock.
+    fn outside_window(&self, agents: &[&AgentId]) -> Result<Option<Reason>, FleetError> {
         let now = chrono::DateTime::from_timestamp_millis(self.now().as_millis())
             .ok_or_else(|| FleetError::Internal("the clock is out of chrono's range".into()))?;
         let reported: HashMap<_, _> = self
@@ -159,10 +220,9 @@ impl Controller {
             .map(|a| (a.id, a.windows))
             .collect();
         Ok(windows::outside_window(
-            subject
-                .agents
+            agents
                 .iter()
-                .map(|(id, _)| reported.get(id).and_then(|w| w.as_deref())),
+                .map(|id| reported.get(*id).and_then(|w| w.as_deref())),
             now,
         ))
     }
@@ -446,8 +506,13 @@ impl Controller {
         };
         let mut current = rec.subject.clone();
         current.agents = agents;
-        current.sha256 = rec.bundle.as_deref().map(warden_core::sha256_hex);
-        Ok(current.normalised())
+        current = current.normalised();
+        current.sha256 = match rec.bundle.as_deref() {
+            Some(b) => Some(warden_core::sha256_hex(b)),
+            None if current.kind == SubjectKind::Run => self.desired_runbook(&current)?.sha256,
+            None => current.sha256,
+        };
+        Ok(current)
     }
 
     /// Apply a decision from `pending`; refused if someone decided first.

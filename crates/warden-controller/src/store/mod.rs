@@ -175,6 +175,9 @@ pub struct DesiredRecord {
     pub published_by: String,
     /// The item is to be removed (`sha256` then names the removal, `size` is 0).
     pub removed: bool,
+    /// A runbook marked `maintenance = true` (issue 16: a run of it outside the agent's
+    /// windows waits for an approval); read from the bundle when it was published.
+    pub maintenance: bool,
 }
 
 /// An agent's latest report about one bundle digest of a plugin.

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS desired (
     published_ms INTEGER NOT NULL,
     published_by TEXT NOT NULL,
     removed INTEGER NOT NULL DEFAULT 0,
+    maintenance INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE INDEX IF NOT EXISTS desired_by_name ON desired(name);
@@ -42,10 +43,16 @@ CREATE TABLE IF NOT EXISTS deploy_reports (
 /// - "desired removals": a store created before removals gains the column (every row it holds
 ///   is a desired bundle, `removed = 0`);
 /// - "own check": deploy reports gain the installed check plugin's first run (`NULL` for
-///   reports received before: they carried none).
+///   reports received before: they carried none);
+/// - "maintenance runbooks": desired rows gain the runbook's marker (`0` for rows published
+///   before; publishing the runbook again records it).
 pub(super) fn migrate(db: &Connection) -> Result<(), StoreError> {
-    if !columns(db, "desired")?.iter().any(|c| c == "removed") {
+    let desired = columns(db, "desired")?;
+    if !desired.iter().any(|c| c == "removed") {
         db.execute_batch("ALTER TABLE desired ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")?;
+    }
+    if !desired.iter().any(|c| c == "maintenance") {
+        db.execute_batch("ALTER TABLE desired ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0")?;
     }
     if !columns(db, "deploy_reports")?
         .iter()
@@ -79,8 +86,9 @@ pub(super) fn set_desired(db: &mut Connection, rows: &[DesiredRecord]) -> Result
     for r in rows {
         tx.execute(
             "INSERT OR REPLACE INTO desired
-             (agent, tenant, name, version, sha256, size, published_ms, published_by, removed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             (agent, tenant, name, version, sha256, size, published_ms, published_by, removed,
+              maintenance)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 r.agent.as_str(),
                 r.tenant.as_str(),
@@ -91,6 +99,7 @@ pub(super) fn set_desired(db: &mut Connection, rows: &[DesiredRecord]) -> Result
                 r.published_at.as_millis(),
                 r.published_by,
                 r.removed,
+                r.maintenance,
             ],
         )?;
     }
@@ -112,11 +121,12 @@ fn desired_row(row: &rusqlite::Row<'_>) -> Result<DesiredRecord, StoreError> {
         published_at: UnixMillis(row.get(6)?),
         published_by: row.get(7)?,
         removed: row.get(8)?,
+        maintenance: row.get(9)?,
     })
 }
 
-const DESIRED_COLUMNS: &str =
-    "agent, tenant, name, version, sha256, size, published_ms, published_by, removed";
+const DESIRED_COLUMNS: &str = "agent, tenant, name, version, sha256, size, published_ms, \
+     published_by, removed, maintenance";
 
 pub(super) fn desired_for(
     db: &Connection,

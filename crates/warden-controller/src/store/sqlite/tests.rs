@@ -468,6 +468,7 @@ fn a_blob_is_unused_once_no_desired_row_and_no_rollback_names_it_and_its_grace_p
         published_at: NOW,
         published_by: "noc".into(),
         removed,
+        maintenance: false,
     };
     store.set_desired(&[desired(&new, false)]).expect("desired");
     // A rollout that can still be rolled back names `prev` as the agent's previous bundle.
