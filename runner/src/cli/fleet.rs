@@ -724,12 +724,15 @@ async fn run_async(cx: &Context, args: FleetArgs) -> Result<ExitCode> {
                         short(&e.agent),
                         e.kind.clone(),
                         inert(&e.subject).into_owned(),
+                        tickets_cell(e),
                         inert(e.detail.lines().next().unwrap_or("")).into_owned(),
                     ]
                 })
                 .collect();
             table(
-                &["AT", "TENANT", "AGENT", "KIND", "SUBJECT", "DETAIL"],
+                &[
+                    "AT", "TENANT", "AGENT", "KIND", "SUBJECT", "TICKETS", "DETAIL",
+                ],
                 &rows,
             );
             Ok(ExitCode::SUCCESS)
@@ -808,15 +811,31 @@ fn byte_size(bytes: u64) -> String {
 }
 
 fn event_line(e: &pb::FleetEvent) -> String {
+    let tickets = tickets_cell(e);
     format!(
-        "{}  {}  {}  {}  {}  {}",
+        "{}  {}  {}  {}  {}  {}{}",
         when(e.at),
         e.tenant,
         short(&e.agent),
         e.kind,
         inert(&e.subject),
+        if tickets.is_empty() {
+            String::new()
+        } else {
+            format!("{tickets}  ")
+        },
         inert(e.detail.lines().next().unwrap_or(""))
     )
+}
+
+/// An event's PSA tickets, `ticket-connectwise #4711 open`, comma-separated; what the PSA
+/// answered is shown inert like the rest of an agent's text.
+fn tickets_cell(e: &pb::FleetEvent) -> String {
+    e.tickets
+        .iter()
+        .map(|t| inert(&format!("{} #{} {}", t.system, t.id, t.status)).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_run(cx: &Context, view: &pb::RunView) -> Result<()> {

@@ -3,7 +3,8 @@
 //! state against a compromised controller), the
 //! whole fleet (`fleet_e2e`: nats-server, controller and agents as processes; `fleet_publish`:
 //! publish and status as the NOC reads them; `fleet_scale`: 1,000
-//! simulated agents on a 3-node cluster) and the agent (`daemon`: in-process on port 0, and a
+//! simulated agents on a 3-node cluster; `fleet_tickets`: a PSA ticket from an agent to the
+//! client report) and the agent (`daemon`: in-process on port 0, and a
 //! spawned binary for signals and crashes; `agent_lifecycle`: compliance and patching plugins
 //! through it). `common` holds what several of them use.
 
@@ -30,5 +31,6 @@ mod fleet_renewal;
 mod fleet_report;
 mod fleet_rollout;
 mod fleet_scale;
+mod fleet_tickets;
 mod fleet_tls;
 mod metrics;

@@ -647,6 +647,18 @@ fn event_pb(e: warden_fleet_wire::AgentEvent) -> pb::FleetEvent {
         kind: e.kind.name().to_string(),
         subject: e.subject,
         detail: e.detail,
+        check: e.check,
+        tickets: e
+            .tickets
+            .into_iter()
+            .map(|t| pb::EventTicket {
+                incident: t.incident,
+                system: t.system,
+                id: t.id,
+                status: t.status,
+                resolve_by: t.resolve_by.unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 
