@@ -170,14 +170,18 @@ impl AuditLog {
         let mut budget = max_bytes;
         // The live file is opened before the sealed ones are listed: a rotation in between
         // lists the file already open again, and its records are skipped by seq below.
-        let mut sources = vec![Lines::open(self.path())?];
-        for sealed in files::list_sealed(self.path())?.iter().rev() {
-            sources.push(Lines::open(&sealed.path)?);
-        }
+        let live = Lines::open(self.path())?;
+        // Each sealed file is opened when the scan reaches it: most scans end in the live one.
+        let sealed = files::list_sealed(self.path())?;
+        let sources =
+            std::iter::once(Ok(live)).chain(sealed.into_iter().rev().map(|s| Lines::open(&s.path)));
         // The last record read (the one after the current line in the chain): its seq and prev.
         let mut after: Option<(u64, Option<String>)> = None;
         let mut oldest_at_ms = None;
-        for mut lines in sources.into_iter().flatten() {
+        for source in sources {
+            let Some(mut lines) = source? else {
+                continue;
+            };
             loop {
                 let (bytes, offset) = match lines.next(&mut budget)? {
                     Next::Line(bytes, offset) => (bytes, offset),

@@ -12,11 +12,11 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
-use warden_access::{Caller, Role};
+use warden_access::Caller;
 use warden_fleet_identity::AgentId;
 use warden_fleet_wire::UnixMillis;
 
-use crate::controller::{Controller, FleetError, need};
+use crate::controller::{Controller, FleetError};
 use crate::noc::AGENT_HISTORY;
 use crate::store::AgentRecord;
 
@@ -72,12 +72,7 @@ impl Controller {
         id: &AgentId,
         limit: usize,
     ) -> Result<AgentAudit, FleetError> {
-        need(caller, Role::Viewer)?;
-        let record = self
-            .store
-            .agent(id)?
-            .filter(|a| caller.scope.covers(a.tenant.as_str()))
-            .ok_or_else(|| FleetError::NotFound(format!("agent {id}")))?;
+        let record = self.seen_agent(caller, id)?;
         self.audit_of(caller, &record, limit)
     }
 
@@ -241,7 +236,7 @@ mod tests {
         assert_eq!(runs_in(line).collect::<Vec<_>>(), vec!["r1", "r2"]);
         let acme = Caller {
             name: "acme-viewer".into(),
-            role: Role::Viewer,
+            role: warden_access::Role::Viewer,
             scope: warden_access::Scope::Tenant("acme".into()),
         };
         assert!(in_scope(&acme, &json!({ "tenant": "acme" })));

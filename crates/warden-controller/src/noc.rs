@@ -11,6 +11,7 @@ use warden_fleet_wire::AgentEvent;
 use crate::agent_audit::AgentAudit;
 use crate::controller::{AgentView, Controller, FleetError, covers, need};
 use crate::presence::presence;
+use crate::store::AgentRecord;
 use crate::store::query::{AgentQuery, AgentRunRow};
 
 /// Runs, events and audit records shown for one agent at most: a page's worth.
@@ -64,15 +65,24 @@ impl Controller {
         })
     }
 
-    /// One agent with its runs, events and audit records; another tenant's agent is "not found" to a scoped
+    /// Agent `id` as `caller` may see it: another tenant's agent is "not found" to a scoped
     /// caller (it does not learn the agent exists).
-    pub fn agent_detail(&self, caller: &Caller, id: &AgentId) -> Result<AgentDetail, FleetError> {
+    pub(crate) fn seen_agent(
+        &self,
+        caller: &Caller,
+        id: &AgentId,
+    ) -> Result<AgentRecord, FleetError> {
         need(caller, Role::Viewer)?;
-        let record = self
-            .store
+        self.store
             .agent(id)?
             .filter(|a| caller.scope.covers(a.tenant.as_str()))
-            .ok_or_else(|| FleetError::NotFound(format!("agent {id}")))?;
+            .ok_or_else(|| FleetError::NotFound(format!("agent {id}")))
+    }
+
+    /// One agent with its runs, events and audit records, as [`Controller::seen_agent`] finds
+    /// it.
+    pub fn agent_detail(&self, caller: &Caller, id: &AgentId) -> Result<AgentDetail, FleetError> {
+        let record = self.seen_agent(caller, id)?;
         let runs = self.store.agent_runs(id, AGENT_HISTORY)?;
         let events = self.store.agent_events(id, AGENT_HISTORY)?;
         let audit = self.audit_of(caller, &record, AGENT_HISTORY)?;
