@@ -19,6 +19,7 @@ use warden_fleet_wire::UnixMillis;
 use crate::controller::{Controller, FleetError};
 use crate::noc::AGENT_HISTORY;
 use crate::store::AgentRecord;
+use crate::store::query::AgentRunRow;
 
 /// Bytes of the log read at most per query, newest first. The controller writes a record per
 /// API call, result and deploy report, of 200 to 400 bytes: 32 MiB is about 100,000 records,
@@ -73,25 +74,22 @@ impl Controller {
         limit: usize,
     ) -> Result<AgentAudit, FleetError> {
         let record = self.seen_agent(caller, id)?;
-        self.audit_of(caller, &record, limit)
+        let runs = self.store.agent_runs(id, AGENT_HISTORY)?;
+        self.audit_of(caller, &record, &runs, limit)
     }
 
-    /// [`Controller::agent_audit`] of an agent already found in `caller`'s scope.
+    /// [`Controller::agent_audit`] of an agent already found in `caller`'s scope, with its
+    /// newest [`AGENT_HISTORY`] runs (the page lists them): a dispatch older than those is
+    /// older than [`AGENT_HISTORY`] dispatches that match, so it could not be shown anyway.
     pub(crate) fn audit_of(
         &self,
         caller: &Caller,
         agent: &AgentRecord,
+        runs: &[AgentRunRow],
         limit: usize,
     ) -> Result<AgentAudit, FleetError> {
         let id = agent.id.as_str();
-        // The runs the page lists: a dispatch older than the newest AGENT_HISTORY of them is
-        // older than AGENT_HISTORY dispatches that match, so it could not be shown anyway.
-        let runs: HashSet<String> = self
-            .store
-            .agent_runs(&agent.id, AGENT_HISTORY)?
-            .into_iter()
-            .map(|r| r.run.as_str().to_string())
-            .collect();
+        let runs: HashSet<&str> = runs.iter().map(|r| r.run.as_str()).collect();
         let found = self.audit.scan_back(
             limit.min(AGENT_HISTORY),
             AUDIT_SCAN_BYTES,

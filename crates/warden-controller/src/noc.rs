@@ -85,7 +85,7 @@ impl Controller {
         let record = self.seen_agent(caller, id)?;
         let runs = self.store.agent_runs(id, AGENT_HISTORY)?;
         let events = self.store.agent_events(id, AGENT_HISTORY)?;
-        let audit = self.audit_of(caller, &record, AGENT_HISTORY)?;
+        let audit = self.audit_of(caller, &record, &runs, AGENT_HISTORY)?;
         Ok(AgentDetail {
             agent: AgentView {
                 presence: presence(record.last_seen, record.interval_ms, self.now()),
