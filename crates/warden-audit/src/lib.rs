@@ -17,7 +17,8 @@
 //! `audit.rotated` record); [`AuditLog::prune`] removes sealed files older than the retention
 //! after an `audit.pruned` record naming them is durable. [`AuditLog::verify`] walks every file
 //! in order and accepts a log whose oldest records are gone only if such a record accounts for
-//! them.
+//! them. [`AuditLog::scan`] reads every file forward; [`AuditLog::scan_back`] reads the newest
+//! records first, within a byte budget ([`backward`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +27,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub mod backward;
 pub mod checkpoint;
 pub mod files;
 pub mod group;
@@ -34,6 +36,7 @@ mod retention;
 mod scan;
 mod verify;
 
+pub use backward::{Backward, Found, Stop};
 pub use checkpoint::CheckpointSigner;
 pub use group::{AuditHealth, Pending};
 pub use retention::Pruned;
@@ -196,6 +199,13 @@ pub enum AuditError {
     Broken {
         path: PathBuf,
         line: u64,
+        message: String,
+    },
+    /// A line found reading backward ([`backward`]), where its line number is not known.
+    #[error("audit log {path} at byte {offset}: {message}")]
+    Unreadable {
+        path: PathBuf,
+        offset: u64,
         message: String,
     },
     #[error("audit record cannot be encoded: {0}")]

@@ -18,8 +18,10 @@
 //! - [`approvals`]: four eyes: runs above a blast-radius threshold wait for a second operator.
 //! - [`grpc`]: the API adapter (protobuf types stop there).
 //! - [`noc`]: what the web console (`warden-console`, issue 18) reads: fleet pages the store
-//!   filters, sorts and pages itself, and one agent's detail.
+//!   filters, sorts and pages itself, and one agent's detail; [`agent_audit`]: the audit
+//!   records about one agent, read from the log's end.
 
+pub mod agent_audit;
 pub mod airgap;
 pub mod approvals;
 pub mod audit_retention;

@@ -1406,3 +1406,85 @@ async fn blobs_nothing_needs_are_purged_after_their_grace_and_the_desired_ones_s
         assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{token}");
     }
 }
+
+/// The agent page's audit records (issue 18): only those about that agent (its enrollment, the
+/// runs dispatched to it, its results), newest first, bounded; a caller scoped to another
+/// tenant is not told the agent exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_s_audit_records_are_its_own_newest_first_bounded_and_tenant_scoped() {
+    use warden_access::{Caller, Role, Scope};
+    use warden_controller::FleetError;
+    let fleet = Fleet::start().await;
+    let mut a = fleet.agent("acme", "db-1").await;
+    let mut b = fleet.agent("acme", "web-1").await;
+    a.listen().await;
+    b.listen().await;
+    let mut api = fleet.api(NOC_ADMIN).await;
+    let mut runs = Vec::new();
+    for agent in [&mut a, &mut b] {
+        let run = api
+            .dispatch(dispatch(&format!("agent={}", agent.id), 0))
+            .await
+            .expect("dispatch")
+            .into_inner()
+            .run_id;
+        let c = agent.next_command().await;
+        let done = RunResult::new(
+            c.run.clone(),
+            agent.tenant.clone(),
+            agent.id.clone(),
+            RunStatus::Succeeded,
+        );
+        assert!(!agent.publish_result(&done, &done.msg_id()).await);
+        runs.push(run);
+    }
+    fleet.wait_for("two results", |p| p.results >= 2).await;
+    let controller = &fleet.running.controller;
+    let caller = |name: &str, scope: Scope| Caller {
+        name: name.into(),
+        role: Role::Viewer,
+        scope,
+    };
+    let noc = caller("noc-viewer", Scope::AllTenants);
+    let trail = controller
+        .agent_audit(&noc, &a.id, 50)
+        .expect("a's audit records");
+    let events: Vec<&str> = trail.entries.iter().map(|e| e.event.as_str()).collect();
+    // Newest first: the result, the dispatch of a's run, a's enrollment.
+    assert_eq!(
+        events,
+        vec!["fleet.result", "fleet.dispatch", "fleet.enrolled"],
+        "{trail:#?}"
+    );
+    assert!(trail.entries.windows(2).all(|w| w[0].seq > w[1].seq));
+    assert!(trail.entries[1].detail.contains(&runs[0]), "{trail:#?}");
+    assert_eq!(trail.entries[0].actor, "agent");
+    assert_eq!(trail.entries[1].actor, "noc-admin");
+    // Nothing of b's: neither its run nor its id.
+    assert!(
+        trail
+            .entries
+            .iter()
+            .all(|e| !e.detail.contains(&runs[1]) && !e.detail.contains(b.id.as_str())),
+        "{trail:#?}"
+    );
+    // Each one's successor in the log names its hash: the chain holds there.
+    assert!(trail.entries.iter().all(|e| e.linked == Some(true)));
+    assert_eq!(trail.searched_back_to, None);
+
+    let newest = controller.agent_audit(&noc, &a.id, 1).expect("one");
+    assert_eq!(newest.entries, trail.entries[..1].to_vec());
+    let acme = caller("acme-viewer", Scope::Tenant("acme".into()));
+    assert_eq!(
+        controller
+            .agent_audit(&acme, &a.id, 50)
+            .expect("acme's own")
+            .entries,
+        trail.entries
+    );
+    let globex = caller("globex-viewer", Scope::Tenant("globex".into()));
+    assert!(matches!(
+        controller.agent_audit(&globex, &a.id, 50),
+        Err(FleetError::NotFound(_))
+    ));
+}

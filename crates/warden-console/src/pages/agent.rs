@@ -1,6 +1,7 @@
 //! One agent: its inventory facts, tags, installed plugins (with the HIPAA / CMMC controls a
 //! check gives evidence for), baseline drift, incidents with their PSA tickets and recent runs,
-//! and (for operators and above) a form to run a runbook on it.
+//! (for operators and above) a form to run a runbook on it, and the controller's audit records
+//! about it ([`super::agent_audit`]).
 //!
 //! Drift is what the agent's drift monitors (`builtin:drift`) reported: the latest event of
 //! each says whether the machine is off its accepted baseline now, and what changed.
@@ -177,6 +178,7 @@ pub fn page(session: &Session, detail: &AgentDetail, now: UnixMillis) -> Markup 
                 }
             }
         }
+        (super::agent_audit::section(&detail.audit, now))
     };
     layout(host, Some(session), body)
 }

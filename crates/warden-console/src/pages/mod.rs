@@ -3,6 +3,7 @@
 //! ([`shown`]).
 
 pub mod agent;
+pub mod agent_audit;
 pub mod approvals;
 pub mod fleet;
 pub mod reports;
