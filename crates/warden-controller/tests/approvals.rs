@@ -858,7 +858,7 @@ async fn a_published_maintenance_runbook_run_by_name_waits_outside_the_window_bo
     hb.windows = Some(vec![hourly_window("night", night_hour)]);
     night.send_heartbeat(&hb).await;
     fleet
-        .wait_for("the heartbeat", |p| p.heartbeats >= before + 1)
+        .wait_for("the heartbeat", |p| p.heartbeats > before)
         .await;
 
     // Never published: the controller cannot read a marker, the run goes out.
