@@ -2,8 +2,10 @@
 //! controller on a real nats-server (one node, operator mode) and SQLite store, its agents
 //! registered through the controller's own heartbeat intake (2/5 of them heard from 10 minutes
 //! ago, offline), the console on loopback; then N requests of each page through a plain
-//! HTTP/1.1 client with a signed-in session: the first page, a filter, a sort and a deep page.
-//! Each response is read to its end; the time is the whole request.
+//! HTTP/1.1 client with a signed-in session: the first page, a filter, a sort and a deep page,
+//! and one agent's page, whose audit section searches the controller's audit log backward (the
+//! log is first filled with [`AUDIT_FILLER`] records about other agents, so the search reads
+//! about its whole byte budget). Each response is read to its end; the time is the whole request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +25,20 @@ use crate::measure::{Stats, Table, fmt_duration};
 
 const TOKEN: &str = "tok-bench-console";
 
+/// Audit records written before the agent page is measured, none about the measured agent:
+/// at about 330 bytes each, 100,000 are about the 32 MiB the agent page's audit search reads
+/// at most, so the page is measured at its worst.
+pub const AUDIT_FILLER: usize = 100_000;
+/// Writers of the filler at once: the log commits concurrent appends together, so the filler
+/// takes seconds rather than one flush per record.
+const FILLER_WRITERS: usize = 32;
+
 #[derive(Debug, Clone)]
 pub struct ConsoleBench {
     pub agents: usize,
     pub requests: usize,
+    /// Audit records written before the agent page is measured ([`AUDIT_FILLER`]).
+    pub audit_records: usize,
     pub markdown: bool,
 }
 
@@ -164,12 +176,18 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
     let controller = running.controller.clone();
 
     let started = Instant::now();
+    let mut ids = Vec::with_capacity(bench.agents);
     let beats: Vec<(String, Vec<u8>)> = (0..bench.agents)
         .map(|i| {
             let hb = heartbeat(i)?;
+            ids.push(hb.agent.to_string());
             Ok((hb.nats_subject(), warden_fleet_wire::encode(&hb)?))
         })
         .collect::<anyhow::Result<_>>()?;
+    let measured = ids
+        .get(bench.agents / 2)
+        .cloned()
+        .context("no agents to measure")?;
     let offline = bench.agents * 2 / 5;
     let (old, new) = beats.split_at(offline);
     take(&controller, old)?;
@@ -177,6 +195,42 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
     clock.advance_ms(10 * 60_000);
     take(&controller, new)?;
     let registered = started.elapsed();
+
+    // Records about other agents (their ids, as a dispatch's result records name them).
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let writers: Vec<_> = (0..FILLER_WRITERS)
+            .map(|w| {
+                let (controller, ids, measured) = (&controller, &ids, &measured);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for n in (w..bench.audit_records).step_by(FILLER_WRITERS) {
+                        let agent = &ids[n % ids.len()];
+                        if agent == measured {
+                            continue;
+                        }
+                        controller.audit(
+                            "fleet.result",
+                            serde_json::json!({
+                                "run": format!("01BENCH{n:019}"),
+                                "agent": agent,
+                                "tenant": format!("tenant-{:02}", n % 40),
+                                "status": "succeeded",
+                                "steps": 3,
+                                "duration_ms": 1234,
+                            }),
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a filler writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    let filled = started.elapsed();
 
     let listener = warden_console::bind("127.0.0.1:0".parse()?).await?;
     let addr = listener.local_addr()?.to_string();
@@ -224,6 +278,10 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
             "sorted by last seen, page 100",
             "/?sort=last-seen&dir=desc&page=100".to_string(),
         ),
+        (
+            "one agent's page (with its audit)",
+            format!("/agents/{measured}"),
+        ),
     ];
     println!();
     println!("## The web console's fleet table (issue 18)");
@@ -235,6 +293,12 @@ async fn measure(bench: &ConsoleBench) -> anyhow::Result<()> {
         bench.agents,
         fmt_duration(registered),
         bench.requests
+    );
+    println!(
+        "the controller's audit log filled with {} records about other agents in {} \
+         ({FILLER_WRITERS} writers); the agent page searches it backward",
+        bench.audit_records,
+        fmt_duration(filled)
     );
     println!();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); pages.len()];

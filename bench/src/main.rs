@@ -178,6 +178,11 @@ fn parse_args() -> anyhow::Result<Option<Options>> {
         o.console = Some(console::ConsoleBench {
             agents: if o.quick { 200 } else { 10_000 },
             requests: iterations.unwrap_or(if o.quick { 5 } else { 100 }),
+            audit_records: if o.quick {
+                1_000
+            } else {
+                console::AUDIT_FILLER
+            },
             markdown: o.markdown,
         });
     }
