@@ -742,10 +742,10 @@ async fn sent_at_once(fleet: &Fleet, agent: &mut SimAgent, maintenance: bool) {
     assert_eq!(agent.next_command().await.run.as_str(), answer.run_id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maintenance_runbook_waits_outside_an_agents_reported_window_and_runs_inside_it() {
-    // No blast-radius limit: only the window rule asks.
-    let fleet = Fleet::start_with(|config| {
+/// A controller whose only approval rule is the window rule (no blast-radius limit), with an
+/// operator and an approver.
+async fn window_fleet() -> Fleet {
+    Fleet::start_with(|config| {
         config.approvals = Some(ApprovalPolicy {
             max_agents: None,
             max_percent: None,
@@ -759,7 +759,12 @@ async fn a_maintenance_runbook_waits_outside_an_agents_reported_window_and_runs_
             token("noc-approver", Role::Approver, APPROVER, None),
         ]);
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_runbook_waits_outside_an_agents_reported_window_and_runs_inside_it() {
+    let fleet = window_fleet().await;
     // The windows are placed around the controller's (manual) clock: `day` is open now,
     // `night` twelve hours later.
     let now =
@@ -834,21 +839,7 @@ fn by_name(agent: &SimAgent, kb: &str) -> pb::DispatchRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_maintenance_runbook_run_by_name_waits_outside_the_window_bound_to_its_digest()
 {
-    let fleet = Fleet::start_with(|config| {
-        config.approvals = Some(ApprovalPolicy {
-            max_agents: None,
-            max_percent: None,
-            multi_tenant: false,
-            request_ttl_secs: REQUEST_TTL_SECS,
-            outside_window: true,
-            approvers: Approvers::Operators,
-        });
-        config.tokens.extend([
-            token("noc-op-a", Role::Operator, OP_A, None),
-            token("noc-approver", Role::Approver, APPROVER, None),
-        ]);
-    })
-    .await;
+    let fleet = window_fleet().await;
     let now =
         chrono::DateTime::from_timestamp_millis(fleet.clock.now().as_millis()).expect("a time");
     let night_hour = (chrono::Timelike::hour(&now) + 12) % 24;

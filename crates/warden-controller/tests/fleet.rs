@@ -1137,6 +1137,16 @@ async fn a_site_policy_rolls_out_as_the_documents_policy_and_a_canary_refusal_ha
     );
 }
 
+/// The word on why for `a`'s row of a rollout's status.
+fn member_detail(v: &pb::RolloutView, a: &SimAgent) -> String {
+    v.agents
+        .iter()
+        .find(|r| r.agent == a.id.as_str())
+        .expect("its row")
+        .detail
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_whose_own_check_fails_to_run_halts_the_rollout_and_a_critical_verdict_does_not() {
     use warden_fleet_wire::{DeployOutcome, OwnCheck, OwnCheckStatus};
@@ -1209,15 +1219,7 @@ async fn a_canary_whose_own_check_fails_to_run_halts_the_rollout_and_a_critical_
         ),
         (1, 1, 0)
     );
-    let detail = |a: &SimAgent| {
-        halted
-            .agents
-            .iter()
-            .find(|r| r.agent == a.id.as_str())
-            .expect("its row")
-            .detail
-            .clone()
-    };
+    let detail = |a: &SimAgent| member_detail(&halted, a);
     assert_eq!(detail(broken), "own check failed: wasm trap: unreachable");
     assert_eq!(detail(critical), "");
 
@@ -1320,15 +1322,7 @@ async fn a_canary_whose_verdict_got_worse_than_the_previous_versions_halts_the_r
         "{halted:?}"
     );
     assert_eq!((halted.waves[0].healthy, halted.waves[0].failed), (1, 1));
-    let detail = |a: &SimAgent| {
-        halted
-            .agents
-            .iter()
-            .find(|r| r.agent == a.id.as_str())
-            .expect("its row")
-            .detail
-            .clone()
-    };
+    let detail = |a: &SimAgent| member_detail(&halted, a);
     assert_eq!(
         detail(was_ok),
         "own check turned critical (0.1.0 said ok): / is 97% full"

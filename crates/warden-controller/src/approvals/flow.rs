@@ -95,15 +95,6 @@ impl Controller {
     ) -> Result<Gate, FleetError> {
         need(caller, Role::Operator)?;
         let mut subject = subject.normalised();
-        // A run of a runbook installed by name: what the controller published as that
-        // runbook (if it did) binds the request and says whether it is a maintenance one.
-        let desired = match (subject.kind, bundle) {
-            (SubjectKind::Run, None) => Some(self.desired_runbook(&subject)?),
-            _ => None,
-        };
-        if let Some(d) = &desired {
-            subject.sha256.clone_from(&d.sha256);
-        }
         let tenants = subject.tenants();
         for t in &tenants {
             covers(caller, t)?;
@@ -114,6 +105,17 @@ impl Controller {
         let Some(policy) = &self.approvals else {
             return Ok(Gate::Proceed);
         };
+        // A run of a runbook installed by name: what the controller published as that
+        // runbook (if it did) binds the request and says whether it is a maintenance one.
+        // Read only here: without a policy nothing is gated or bound, and a dispatch should
+        // not read the desired state it does not use.
+        let desired = match (subject.kind, bundle) {
+            (SubjectKind::Run, None) => Some(self.desired_runbook(&subject)?),
+            _ => None,
+        };
+        if let Some(d) = &desired {
+            subject.sha256.clone_from(&d.sha256);
+        }
         // The fleet in the caller's view, read only when a percent limit needs it: a dispatch
         // should not load every agent record to compare counts it does not use.
         let fleet = match policy.max_percent {
